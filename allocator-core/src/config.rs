@@ -1,0 +1,189 @@
+//! Allocator configuration: the strategy and the consistent-hashing ring's parameters.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{ConfigError, Error};
+
+/// Largest accepted partition count (partition ids must fit the packed records).
+pub const MAX_PARTITIONS: u64 = 1 << 24;
+/// Largest accepted replication factor.
+pub const MAX_REPLICATION: u64 = 1 << 12;
+
+/// The rule that picks a collector for a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// The Go allocator's default: a bounded-load consistent-hash ring over target addresses.
+    ConsistentHashing,
+    /// Sticky; new and orphaned targets go to the least-loaded collector.
+    LeastWeighted,
+    /// Each target goes to the collector on its node; node-less targets use the fallback.
+    PerNode,
+}
+
+impl Strategy {
+    /// Every strategy, in the order `allocate --strategies` prints them.
+    pub const ALL: [Strategy; 3] = [
+        Strategy::ConsistentHashing,
+        Strategy::LeastWeighted,
+        Strategy::PerNode,
+    ];
+
+    /// The name used in configuration files (`allocation_strategy`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::ConsistentHashing => "consistent-hashing",
+            Strategy::LeastWeighted => "least-weighted",
+            Strategy::PerNode => "per-node",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        Strategy::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| ConfigError::UnknownName {
+                what: "strategy",
+                value: s.to_owned(),
+                expected: "consistent-hashing, least-weighted, per-node",
+            })
+    }
+}
+
+/// Which release of `github.com/buraksezer/consistent` the ring reproduces (DESIGN.md §6.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum RingVersion {
+    /// v0.10.0, pinned by the latest Operator release: replica key `name` + `r`,
+    /// average load `ceil(float(P / n) * load)` with integer division.
+    #[default]
+    V0_10_0,
+    /// v1.0.0, on the Operator's main branch: replica key `r` + `:` + `name`,
+    /// average load `ceil(P / n * load)` in floating point.
+    V1_0_0,
+}
+
+impl RingVersion {
+    /// The version string used in configuration (`v0.10.0`, `v1.0.0`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RingVersion::V0_10_0 => "v0.10.0",
+            RingVersion::V1_0_0 => "v1.0.0",
+        }
+    }
+}
+
+impl fmt::Display for RingVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for RingVersion {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "v0.10.0" => Ok(RingVersion::V0_10_0),
+            "v1.0.0" => Ok(RingVersion::V1_0_0),
+            _ => Err(ConfigError::UnknownName {
+                what: "ring version",
+                value: s.to_owned(),
+                expected: "v0.10.0, v1.0.0",
+            }),
+        }
+    }
+}
+
+/// Parameters of the consistent-hashing ring. The defaults are the Operator's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RingConfig {
+    /// Which library release to reproduce.
+    pub version: RingVersion,
+    /// Number of partitions (Go: 1061).
+    pub partition_count: u32,
+    /// Points per collector on the ring (Go: 5).
+    pub replication_factor: u32,
+    /// Bound on partitions per collector relative to the average (Go: 1.1).
+    pub load_factor: f64,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        RingConfig {
+            version: RingVersion::default(),
+            partition_count: 1061,
+            replication_factor: 5,
+            load_factor: 1.1,
+        }
+    }
+}
+
+/// Everything an [`crate::Allocator`] is built from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Config {
+    /// The strategy.
+    pub strategy: Strategy,
+    /// For `per-node` only: how targets without a node are placed (`None`: they stay unassigned).
+    pub fallback: Option<Strategy>,
+    /// The consistent-hashing ring (used by `consistent-hashing` and as a fallback).
+    pub ring: RingConfig,
+    /// `least-weighted` balances target weight instead of target count.
+    pub weighted: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            strategy: Strategy::ConsistentHashing,
+            fallback: None,
+            ring: RingConfig::default(),
+            weighted: false,
+        }
+    }
+}
+
+impl Config {
+    /// A default configuration with the given strategy.
+    pub fn with_strategy(strategy: Strategy) -> Self {
+        Config {
+            strategy,
+            ..Config::default()
+        }
+    }
+
+    /// Check every field; the allocator only ever holds a validated configuration.
+    pub fn validate(&self) -> Result<(), Error> {
+        let ring = &self.ring;
+        if ring.partition_count == 0 {
+            return Err(ConfigError::ZeroPartitions.into());
+        }
+        if u64::from(ring.partition_count) > MAX_PARTITIONS {
+            return Err(ConfigError::TooManyPartitions(ring.partition_count.into()).into());
+        }
+        if ring.replication_factor == 0 {
+            return Err(ConfigError::ZeroReplicationFactor.into());
+        }
+        if u64::from(ring.replication_factor) > MAX_REPLICATION {
+            return Err(ConfigError::TooManyReplicas(ring.replication_factor.into()).into());
+        }
+        if !(ring.load_factor.is_finite() && ring.load_factor >= 1.0) {
+            return Err(ConfigError::LoadFactor(ring.load_factor).into());
+        }
+        match (self.strategy, self.fallback) {
+            (_, None)
+            | (Strategy::PerNode, Some(Strategy::ConsistentHashing))
+            | (Strategy::PerNode, Some(Strategy::LeastWeighted)) => Ok(()),
+            (Strategy::PerNode, Some(_)) => Err(ConfigError::PerNodeFallback.into()),
+            (other, Some(_)) => Err(ConfigError::FallbackWithoutPerNode(other).into()),
+        }
+    }
+}

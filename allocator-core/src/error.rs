@@ -1,0 +1,89 @@
+//! The one error type of the core. Every variant names the input that caused it.
+
+use crate::ids::TargetKey;
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The ring needs at least one partition.
+    #[error("partition_count must be at least 1, got 0")]
+    ZeroPartitions,
+    /// Partition ids are stored in 32 bits.
+    #[error("partition_count {0} is too large (at most {max})", max = crate::config::MAX_PARTITIONS)]
+    TooManyPartitions(u64),
+    /// Every member needs at least one point on the ring.
+    #[error("replication_factor must be at least 1, got 0")]
+    ZeroReplicationFactor,
+    /// Guards against a ring too large to build in reasonable time.
+    #[error("replication_factor {0} is too large (at most {max})", max = crate::config::MAX_REPLICATION)]
+    TooManyReplicas(u64),
+    /// A load factor below 1 cannot place every partition.
+    #[error("load_factor must be a finite number >= 1.0, got {0}")]
+    LoadFactor(f64),
+    /// Only `per-node` takes a fallback strategy.
+    #[error("a fallback strategy is only allowed with per-node, not with {0}")]
+    FallbackWithoutPerNode(crate::config::Strategy),
+    /// `per-node` cannot fall back to itself.
+    #[error("per-node cannot be its own fallback strategy")]
+    PerNodeFallback,
+    /// A strategy or ring version name that is not known.
+    #[error("unknown {what} {value:?}; expected one of: {expected}")]
+    UnknownName {
+        /// What kind of name was parsed ("strategy", "ring version").
+        what: &'static str,
+        /// The text given.
+        value: String,
+        /// The accepted spellings.
+        expected: &'static str,
+    },
+}
+
+/// Errors from building an allocator or applying a diff.
+///
+/// A diff that returns an error has changed nothing: validation happens before any state is touched.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// A collector name must not be empty.
+    #[error("collector name is empty")]
+    EmptyCollectorName,
+    /// A collector was added twice, or added while it already exists.
+    #[error("duplicate collector {0:?}")]
+    DuplicateCollector(String),
+    /// A collector that does not exist was named.
+    #[error("unknown collector {0:?}")]
+    UnknownCollector(String),
+    /// A target that does not exist was removed.
+    #[error("unknown target {0}")]
+    UnknownTarget(TargetKey),
+    /// One diff both upserts and removes the same target.
+    #[error("target {0} is both upserted and removed in one diff")]
+    ConflictingTarget(TargetKey),
+    /// A target's label set has no `__address__`, so it cannot be placed.
+    #[error("target {0} has no __address__ label")]
+    MissingAddress(TargetKey),
+    /// A label set has the same label name twice.
+    #[error("label {0:?} appears more than once in one label set")]
+    DuplicateLabel(String),
+    /// The consistent-hashing ring could not place every partition
+    /// (the Go library panics here: "not enough room to distribute partitions").
+    #[error(
+        "consistent-hashing ring cannot place {partitions} partitions on {collectors} collectors \
+         with load factor {load_factor}: raise the load factor or the partition count's ratio to collectors"
+    )]
+    RingCapacity {
+        /// Partitions to place.
+        partitions: u32,
+        /// Collectors on the ring.
+        collectors: usize,
+        /// Configured load factor.
+        load_factor: f64,
+    },
+    /// More collectors, jobs or nodes than 32-bit ids can hold.
+    #[error("too many {0}: ids are 32-bit")]
+    Capacity(&'static str),
+}

@@ -1,0 +1,157 @@
+//! Label sets as the Go allocator sees them: the relabeling builder whose range order decides
+//! the item hash, and the node a target runs on (for `per-node`).
+
+use crate::error::Error;
+use crate::hashing::KeyHasher;
+use crate::ids::TargetKey;
+
+/// A label set being relabeled, with the semantics of Prometheus' `labels.Builder`.
+///
+/// The Go allocator hashes a target in the builder's range order: the discovered labels in sorted
+/// order (skipping deleted or overwritten ones), **then** the labels set during relabeling in the
+/// order they were first set. Reproducing that order is what makes our keys equal to Go's.
+///
+/// ```
+/// use allocator_core::{LabelBuilder, TargetKey};
+/// let mut b = LabelBuilder::new([("__address__", "10.0.0.1:9100"), ("a", "1")]).unwrap();
+/// b.set("job", "node");
+/// // `job` was added, so it hashes after the sorted discovered labels, not in sorted position.
+/// let order: Vec<_> = b.range().map(|(n, _)| n).collect();
+/// assert_eq!(order, ["__address__", "a", "job"]);
+/// # let _ = b.target_key("node");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelBuilder {
+    base: Vec<(String, String)>,
+    add: Vec<(String, String)>,
+    del: Vec<String>,
+}
+
+impl LabelBuilder {
+    /// A builder over discovered labels (any order; each name once).
+    pub fn new<'a, I>(labels: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut base: Vec<(String, String)> = labels
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        base.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = base.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::DuplicateLabel(w[0].0.clone()));
+        }
+        Ok(LabelBuilder {
+            base,
+            add: Vec::new(),
+            del: Vec::new(),
+        })
+    }
+
+    /// The discovered labels, sorted, as they were before any change.
+    pub fn discovered(&self) -> &[(String, String)] {
+        &self.base
+    }
+
+    /// The current value of a label (`None` when absent or deleted).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        // Set() does not clear a name from `del`, so `add` is checked first, as in Prometheus.
+        if let Some((_, v)) = self.add.iter().find(|(n, _)| n == name) {
+            return Some(v);
+        }
+        if self.del.iter().any(|n| n == name) {
+            return None;
+        }
+        self.base
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.base[i].1.as_str())
+    }
+
+    /// Set a label. An empty value deletes it, as in Prometheus.
+    pub fn set(&mut self, name: &str, value: &str) {
+        if value.is_empty() {
+            self.del(name);
+            return;
+        }
+        if let Some(slot) = self.add.iter_mut().find(|(n, _)| n == name) {
+            value.clone_into(&mut slot.1);
+            return;
+        }
+        self.add.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// Delete a label.
+    pub fn del(&mut self, name: &str) {
+        self.add.retain(|(n, _)| n != name);
+        self.del.push(name.to_owned());
+    }
+
+    /// The labels in the builder's range order (the order the item hash uses).
+    pub fn range(&self) -> impl Iterator<Item = (&str, &str)> {
+        let kept = self.base.iter().filter(move |(n, _)| {
+            !self.del.iter().any(|d| d == n) && !self.add.iter().any(|(a, _)| a == n)
+        });
+        kept.chain(self.add.iter())
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The final label set in sorted order.
+    pub fn labels(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .range()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The target's identity after relabeling (DESIGN.md §6.2, `filter_strategy: relabel-config`).
+    pub fn target_key(&self, job: &str) -> TargetKey {
+        self.target_key_with(&mut KeyHasher::new(), job)
+    }
+
+    /// Like [`LabelBuilder::target_key`], reusing a hasher's buffers.
+    pub fn target_key_with(&self, hasher: &mut KeyHasher, job: &str) -> TargetKey {
+        hasher.key_in_order(self.range(), job)
+    }
+}
+
+/// The node a target runs on, from its discovered (pre-relabel) labels (DESIGN.md §6.5):
+/// the first non-empty of the pod, node and endpoint node names; else the endpoint slice's
+/// target name when its target kind is `Node`; else none.
+///
+/// ```
+/// use allocator_core::node_of;
+/// assert_eq!(node_of([("__meta_kubernetes_pod_node_name", "n1")]), Some("n1"));
+/// assert_eq!(node_of([("__address__", "a:1")]), None);
+/// ```
+pub fn node_of<'a, I>(labels: I) -> Option<&'a str>
+where
+    I: IntoIterator<Item = (&'a str, &'a str)>,
+{
+    const RANKED: [&str; 3] = [
+        "__meta_kubernetes_pod_node_name",
+        "__meta_kubernetes_node_name",
+        "__meta_kubernetes_endpoint_node_name",
+    ];
+    let mut found: [Option<&'a str>; 3] = [None; 3];
+    let mut slice_kind = None;
+    let mut slice_name = None;
+    for (name, value) in labels {
+        if let Some(rank) = RANKED.iter().position(|r| *r == name) {
+            found[rank] = Some(value);
+        } else if name == "__meta_kubernetes_endpointslice_address_target_kind" {
+            slice_kind = Some(value);
+        } else if name == "__meta_kubernetes_endpointslice_address_target_name" {
+            slice_name = Some(value);
+        }
+    }
+    if let Some(node) = found.into_iter().flatten().find(|v| !v.is_empty()) {
+        return Some(node);
+    }
+    match (slice_kind, slice_name) {
+        (Some("Node"), Some(name)) if !name.is_empty() => Some(name),
+        _ => None,
+    }
+}

@@ -1,0 +1,43 @@
+//! # allocator-core
+//!
+//! The allocation engine behind our Target Allocator: it decides which collector scrapes which
+//! Prometheus target. It does no I/O and keeps no global state: callers feed it [`Diff`]s (targets
+//! upserted or removed, collectors added or removed) and get back the [`Move`]s each diff caused.
+//!
+//! In compatibility mode it reproduces the OpenTelemetry Operator's Go Target Allocator bit for
+//! bit: the same target identities ([`TargetKey`], DESIGN.md §6.2) and, for `consistent-hashing`,
+//! the same collector for every target with either ring version the Operator ships (§6.3).
+//!
+//! Entry points: [`Allocator`] (state, diffs, queries), [`TargetKey::from_labels`] and
+//! [`LabelBuilder`] (identity), [`PlacementHash::of_address`] (placement), [`node_of`] (node).
+//!
+//! ## Determinism
+//! Decisions never read hash-map order, process-seeded hashes or timing. `consistent-hashing`
+//! and `per-node` assignments are a function of the current targets and collectors; the sticky
+//! `least-weighted` rule depends on history by nature, but visits targets in key order and breaks
+//! ties by collector name, so the same diffs give the same result everywhere.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod allocator;
+mod collectors;
+mod config;
+mod diff;
+mod error;
+mod hashing;
+mod ids;
+mod intern;
+mod labels;
+mod loads;
+mod ring;
+mod strategy;
+mod targets;
+
+pub use allocator::{Allocator, CollectorStats, LoadSummary, TargetInfo};
+pub use config::{Config, RingConfig, RingVersion, Strategy, MAX_PARTITIONS, MAX_REPLICATION};
+pub use diff::{CollectorSpec, Diff, Move, MoveKind, MoveTotals, TargetSpec};
+pub use error::{ConfigError, Error};
+pub use hashing::KeyHasher;
+pub use ids::{CollectorId, JobId, NodeId, PlacementHash, TargetKey};
+pub use labels::{node_of, LabelBuilder};

@@ -1,0 +1,144 @@
+//! Strategies: the rules that pick a collector. Each rule lives in its own module and acts on
+//! the allocator's state through the same narrow surface:
+//!
+//! - `bucket`: which index bucket a target sits in, so a collector change finds the targets it
+//!   can move without scanning all of them;
+//! - `sticky`: whether a target keeps its collector while that collector lives (`least-weighted`);
+//! - `choose`: the collector for a target that needs one;
+//! - `prepare` / `commit`: compute the rule's tables for a new collector set (fallible, touches
+//!   nothing), then install them and report the buckets whose targets must be re-evaluated.
+
+mod consistent;
+mod least_weighted;
+mod per_node;
+
+use crate::collectors::Collectors;
+use crate::config::{Config, Strategy};
+use crate::error::Error;
+use crate::loads::Loads;
+use crate::targets::TargetRecord;
+
+pub(crate) use consistent::ConsistentHashing;
+pub(crate) use per_node::PerNode;
+
+/// What `choose` may read.
+pub(crate) struct Ctx<'a> {
+    pub collectors: &'a Collectors,
+    pub loads: &'a Loads,
+    pub weighted: bool,
+}
+
+/// A member of the collector set a change produces: its name and node. Tables computed by
+/// `prepare` name members by their index in this list; `commit` maps them to collector ids.
+pub(crate) struct Member<'a> {
+    pub name: &'a str,
+    pub node: u32,
+}
+
+/// Tables for a new collector set, indexed by member.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    ring: Option<Vec<u32>>,
+    by_node: Option<Vec<u32>>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Placer {
+    Consistent(ConsistentHashing),
+    LeastWeighted,
+    PerNode(PerNode),
+}
+
+impl Placer {
+    pub(crate) fn new(config: &Config) -> Placer {
+        match config.strategy {
+            Strategy::ConsistentHashing => Placer::Consistent(ConsistentHashing::new(config.ring)),
+            Strategy::LeastWeighted => Placer::LeastWeighted,
+            Strategy::PerNode => Placer::PerNode(PerNode::new(config)),
+        }
+    }
+
+    /// The consistent-hashing ring in use (the strategy's own, or per-node's fallback).
+    pub(crate) fn ring(&self) -> Option<&ConsistentHashing> {
+        match self {
+            Placer::Consistent(ch) => Some(ch),
+            Placer::LeastWeighted => None,
+            Placer::PerNode(pn) => pn.ring(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn bucket(&self, t: &TargetRecord) -> u32 {
+        match self {
+            Placer::Consistent(ch) => ch.bucket(t),
+            Placer::LeastWeighted => crate::ids::NONE,
+            Placer::PerNode(pn) => pn.bucket(t),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn sticky(&self, t: &TargetRecord) -> bool {
+        match self {
+            Placer::Consistent(_) => false,
+            Placer::LeastWeighted => true,
+            Placer::PerNode(pn) => pn.sticky(t),
+        }
+    }
+
+    /// Whether any target can be sticky: then new targets are placed in key order,
+    /// because a sticky rule's choice depends on the placements before it.
+    pub(crate) fn order_matters(&self) -> bool {
+        match self {
+            Placer::Consistent(_) => false,
+            Placer::LeastWeighted => true,
+            Placer::PerNode(pn) => pn.order_matters(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn choose(&self, t: &TargetRecord, ctx: &Ctx<'_>) -> u32 {
+        match self {
+            Placer::Consistent(ch) => ch.choose(t),
+            Placer::LeastWeighted => least_weighted::choose(t, ctx),
+            Placer::PerNode(pn) => pn.choose(t, ctx),
+        }
+    }
+
+    pub(crate) fn prepare(&self, members: &[Member<'_>], nodes: usize) -> Result<Prepared, Error> {
+        match self {
+            Placer::Consistent(ch) => Ok(Prepared {
+                ring: Some(ch.prepare(members)?),
+                by_node: None,
+            }),
+            Placer::LeastWeighted => Ok(Prepared::default()),
+            Placer::PerNode(pn) => pn.prepare(members, nodes),
+        }
+    }
+
+    /// Install prepared tables; `ids[m]` is the collector id of member `m`.
+    pub(crate) fn commit(&mut self, prepared: Prepared, ids: &[u32], affected: &mut Vec<u32>) {
+        match self {
+            Placer::Consistent(ch) => {
+                if let Some(owners) = prepared.ring {
+                    ch.commit(owners, ids, affected);
+                }
+            }
+            Placer::LeastWeighted => {}
+            Placer::PerNode(pn) => pn.commit(prepared, ids, affected),
+        }
+    }
+}
+
+/// Map a member-indexed table to collector ids.
+pub(crate) fn to_ids(table: Vec<u32>, ids: &[u32]) -> Vec<u32> {
+    table
+        .into_iter()
+        .map(|m| {
+            if m == crate::ids::NONE {
+                m
+            } else {
+                ids[m as usize]
+            }
+        })
+        .collect()
+}
