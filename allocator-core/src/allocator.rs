@@ -473,8 +473,7 @@ impl Allocator {
         // order, because each placement changes the loads the next one reads.
         let any_collectors = self.collectors.len() > 0;
         if self.placer.order_matters()
-            && any_collectors
-            && (!plan.removed.is_empty() || had_unassigned)
+            && (!plan.removed.is_empty() || (had_unassigned && any_collectors))
         {
             let mut orphans: Vec<(u64, u32)> = self
                 .targets

@@ -155,3 +155,73 @@ where
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_ranges_kept_discovered_labels_sorted_then_set_labels_in_set_order() {
+        let mut b =
+            LabelBuilder::new([("z", "1"), ("a", "2"), ("m", "3"), ("__meta_x", "4")]).unwrap();
+        b.set("job", "j");
+        b.set("a", "overwritten"); // moves `a` to the set section
+        b.del("m");
+        b.set("job", "j2"); // keeps its first position
+        let got: Vec<_> = b.range().collect();
+        assert_eq!(
+            got,
+            [
+                ("__meta_x", "4"),
+                ("z", "1"),
+                ("job", "j2"),
+                ("a", "overwritten")
+            ]
+        );
+        assert_eq!(b.get("m"), None);
+        assert_eq!(b.get("a"), Some("overwritten"));
+        // Setting an empty value deletes, and a later set appends at the end.
+        b.set("z", "");
+        assert_eq!(b.get("z"), None);
+        b.set("z", "back");
+        let names: Vec<_> = b.range().map(|(n, _)| n).collect();
+        assert_eq!(names, ["__meta_x", "job", "a", "z"]);
+        assert_eq!(
+            b.labels()
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>(),
+            ["__meta_x", "a", "job", "z"]
+        );
+    }
+
+    #[test]
+    fn item_hash_skips_meta_labels_and_ignores_input_order() {
+        let a = KeyHasher::new()
+            .key_of([("b", "2"), ("a", "1"), ("__meta_k", "v")], "j")
+            .unwrap();
+        let b = KeyHasher::new().key_in_order([("a", "1"), ("b", "2")], "j");
+        assert_eq!(a, b);
+        // The relabel order differs from sorted order, and so does the key.
+        let c = KeyHasher::new().key_in_order([("b", "2"), ("a", "1")], "j");
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn node_follows_the_go_precedence() {
+        let pod = "__meta_kubernetes_pod_node_name";
+        let node = "__meta_kubernetes_node_name";
+        let ep = "__meta_kubernetes_endpoint_node_name";
+        let kind = "__meta_kubernetes_endpointslice_address_target_kind";
+        let tname = "__meta_kubernetes_endpointslice_address_target_name";
+        assert_eq!(node_of([(ep, "e"), (node, "n"), (pod, "p")]), Some("p"));
+        assert_eq!(node_of([(ep, "e"), (node, "n"), (pod, "")]), Some("n"));
+        assert_eq!(
+            node_of([(ep, "e"), (kind, "Node"), (tname, "t")]),
+            Some("e")
+        );
+        assert_eq!(node_of([(kind, "Node"), (tname, "t")]), Some("t"));
+        assert_eq!(node_of([(kind, "Pod"), (tname, "t")]), None);
+        assert_eq!(node_of([(kind, "Node"), (tname, "")]), None);
+    }
+}
