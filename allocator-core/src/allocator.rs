@@ -529,21 +529,20 @@ impl Allocator {
             collector: NONE,
             bucket_pos: 0,
         };
-        match self.targets.find(t.key) {
-            None => {
-                let slot = self.targets.insert(record);
-                self.buckets.insert(
-                    self.placer.bucket(&record),
-                    slot,
-                    self.targets.records_mut(),
-                );
-                self.loads.job_total[job as usize] += 1;
-                self.loads.add(NONE, job, t.weight);
-                let to = self.placer.choose(&record, &self.ctx());
-                self.reassign(slot, to);
-            }
-            Some(slot) => self.update_in_place(slot, record),
+        let (slot, inserted) = self.targets.find_or_insert(record);
+        if !inserted {
+            self.update_in_place(slot, record);
+            return;
         }
+        self.buckets.insert(
+            self.placer.bucket(&record),
+            slot,
+            self.targets.records_mut(),
+        );
+        self.loads.job_total[job as usize] += 1;
+        self.loads.add(NONE, job, t.weight);
+        let to = self.placer.choose(&record, &self.ctx());
+        self.reassign(slot, to);
     }
 
     /// An existing target changed: it keeps its collector (as in the Go allocator); if its rule

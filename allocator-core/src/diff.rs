@@ -3,7 +3,6 @@
 use crate::error::Error;
 use crate::hashing::KeyHasher;
 use crate::ids::{CollectorId, PlacementHash, TargetKey};
-use crate::labels::node_of;
 
 /// A target as the core needs it. Labels stay with the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +42,8 @@ impl<'a> TargetSpec<'a> {
     /// ```
     pub fn from_labels<I>(labels: I, job: &'a str) -> Result<Self, Error>
     where
-        I: IntoIterator<Item = (&'a str, &'a str)> + Clone,
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+        I::IntoIter: Clone,
     {
         Self::from_labels_with(&mut KeyHasher::new(), labels, job)
     }
@@ -55,20 +55,16 @@ impl<'a> TargetSpec<'a> {
         job: &'a str,
     ) -> Result<Self, Error>
     where
-        I: IntoIterator<Item = (&'a str, &'a str)> + Clone,
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+        I::IntoIter: Clone,
     {
-        let key = hasher.key_of(labels.clone(), job)?;
-        let address = labels
-            .clone()
-            .into_iter()
-            .find(|(n, _)| *n == "__address__")
-            .map(|(_, v)| v)
-            .ok_or(Error::MissingAddress(key))?;
+        let scanned = hasher.scan(labels, job)?;
+        let address = scanned.address.ok_or(Error::MissingAddress(scanned.key))?;
         Ok(TargetSpec {
-            key,
+            key: scanned.key,
             placement: PlacementHash::of_address(address),
             job,
-            node: node_of(labels),
+            node: scanned.node,
             weight: 1,
         })
     }

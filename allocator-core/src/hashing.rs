@@ -7,6 +7,7 @@
 
 use crate::error::Error;
 use crate::ids::TargetKey;
+use crate::labels::NodeFinder;
 
 const SEP: u8 = 0xFF;
 const META_PREFIX: &str = "__meta_";
@@ -17,66 +18,105 @@ pub(crate) fn is_hashed(name: &str) -> bool {
     !name.starts_with(META_PREFIX)
 }
 
+/// What one pass over a discovered label set yields.
+pub(crate) struct Scanned<'a> {
+    pub key: TargetKey,
+    pub address: Option<&'a str>,
+    pub node: Option<&'a str>,
+}
+
 /// A reusable buffer for computing many [`TargetKey`]s without allocating per target.
 #[derive(Default, Debug, Clone)]
 pub struct KeyHasher {
     buf: Vec<u8>,
-    stage: Vec<u8>,
-    spans: Vec<(usize, usize, usize)>,
 }
 
 impl KeyHasher {
-    /// A new hasher with empty buffers.
+    /// A new hasher with an empty buffer.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// The key of a discovered label set with no relabeling: labels in sorted bytewise order
-    /// (`filter_strategy` other than `relabel-config`). Label order in the input does not matter.
+    /// (`filter_strategy` other than `relabel-config`). Label order in the input does not matter,
+    /// but sorted input (as Prometheus keeps labels) takes the fast path.
     ///
     /// Fails if a label name appears twice: a label set holds each name once.
     pub fn key_of<'a, I>(&mut self, labels: I, job: &str) -> Result<TargetKey, Error>
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
+        I::IntoIter: Clone,
     {
-        // Stage every label as (name start, name end, value end) offsets into one byte buffer,
-        // so sorting moves three integers per label and nothing is allocated per call.
-        let stage = &mut self.stage;
-        let spans = &mut self.spans;
-        stage.clear();
-        spans.clear();
-        let mut sorted = true;
-        for (name, value) in labels {
-            let start = stage.len();
-            stage.extend_from_slice(name.as_bytes());
-            let name_end = stage.len();
-            stage.extend_from_slice(value.as_bytes());
-            if let Some(&(ps, pe, _)) = spans.last() {
-                sorted &= stage[ps..pe] < stage[start..name_end];
-            }
-            spans.push((start, name_end, stage.len()));
-        }
-        if !sorted {
-            spans.sort_unstable_by(|a, b| stage[a.0..a.1].cmp(&stage[b.0..b.1]));
-            if let Some(w) = spans
-                .windows(2)
-                .find(|w| stage[w[0].0..w[0].1] == stage[w[1].0..w[1].1])
-            {
-                let name = String::from_utf8_lossy(&stage[w[0].0..w[0].1]).into_owned();
-                return Err(Error::DuplicateLabel(name));
-            }
-        }
+        self.scan(labels, job).map(|s| s.key)
+    }
+
+    /// One pass over a label set: its key, its `__address__` and its node.
+    pub(crate) fn scan<'a, I>(&mut self, labels: I, job: &str) -> Result<Scanned<'a>, Error>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+        I::IntoIter: Clone,
+    {
+        let labels = labels.into_iter();
+        let restart = labels.clone();
         self.buf.clear();
-        for &(start, name_end, value_end) in spans.iter() {
-            if !stage[start..name_end].starts_with(META_PREFIX.as_bytes()) {
-                self.buf.extend_from_slice(&stage[start..name_end]);
-                self.buf.push(SEP);
-                self.buf.extend_from_slice(&stage[name_end..value_end]);
-                self.buf.push(SEP);
+        let mut prev: Option<&str> = None;
+        let mut address = None;
+        let mut node = NodeFinder::default();
+        // Fast path: hash while reading, as long as names strictly increase.
+        for (name, value) in labels {
+            if prev.is_some_and(|p| p >= name) {
+                return self.scan_unsorted(restart, job);
             }
+            prev = Some(name);
+            if name == "__address__" {
+                address = Some(value);
+            } else {
+                node.observe(name, value);
+            }
+            self.push_label(name, value);
         }
+        Ok(Scanned {
+            key: self.finish(job),
+            address,
+            node: node.finish(),
+        })
+    }
+
+    #[cold]
+    fn scan_unsorted<'a, I>(&mut self, labels: I, job: &str) -> Result<Scanned<'a>, Error>
+    where
+        I: Iterator<Item = (&'a str, &'a str)>,
+    {
+        let mut pairs: Vec<(&'a str, &'a str)> = labels.collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::DuplicateLabel(w[0].0.to_owned()));
+        }
+        let address = pairs
+            .iter()
+            .find(|(n, _)| *n == "__address__")
+            .map(|&(_, v)| v);
+        Ok(Scanned {
+            key: self.key_in_order(pairs.iter().copied(), job),
+            address,
+            node: crate::labels::node_of(pairs.iter().copied()),
+        })
+    }
+
+    #[inline]
+    fn push_label(&mut self, name: &str, value: &str) {
+        if is_hashed(name) {
+            self.buf.extend_from_slice(name.as_bytes());
+            self.buf.push(SEP);
+            self.buf.extend_from_slice(value.as_bytes());
+            self.buf.push(SEP);
+        }
+    }
+
+    #[inline]
+    fn finish(&mut self, job: &str) -> TargetKey {
         self.buf.extend_from_slice(job.as_bytes());
-        Ok(TargetKey(xxhash_rust::xxh64::xxh64(&self.buf, 0)))
+        TargetKey(xxhash_rust::xxh64::xxh64(&self.buf, 0))
     }
 
     /// The key of labels hashed in exactly the order given (the builder's range order).
@@ -87,15 +127,9 @@ impl KeyHasher {
     {
         self.buf.clear();
         for (name, value) in labels {
-            if is_hashed(name) {
-                self.buf.extend_from_slice(name.as_bytes());
-                self.buf.push(SEP);
-                self.buf.extend_from_slice(value.as_bytes());
-                self.buf.push(SEP);
-            }
+            self.push_label(name, value);
         }
-        self.buf.extend_from_slice(job.as_bytes());
-        TargetKey(xxhash_rust::xxh64::xxh64(&self.buf, 0))
+        self.finish(job)
     }
 }
 
@@ -111,6 +145,7 @@ impl TargetKey {
     pub fn from_labels<'a, I>(labels: I, job: &str) -> Result<TargetKey, Error>
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
+        I::IntoIter: Clone,
     {
         KeyHasher::new().key_of(labels, job)
     }

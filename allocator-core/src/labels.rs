@@ -130,29 +130,47 @@ pub fn node_of<'a, I>(labels: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = (&'a str, &'a str)>,
 {
-    const RANKED: [&str; 3] = [
-        "__meta_kubernetes_pod_node_name",
-        "__meta_kubernetes_node_name",
-        "__meta_kubernetes_endpoint_node_name",
-    ];
-    let mut found: [Option<&'a str>; 3] = [None; 3];
-    let mut slice_kind = None;
-    let mut slice_name = None;
+    let mut finder = NodeFinder::default();
     for (name, value) in labels {
-        if let Some(rank) = RANKED.iter().position(|r| *r == name) {
-            found[rank] = Some(value);
-        } else if name == "__meta_kubernetes_endpointslice_address_target_kind" {
-            slice_kind = Some(value);
-        } else if name == "__meta_kubernetes_endpointslice_address_target_name" {
-            slice_name = Some(value);
+        finder.observe(name, value);
+    }
+    finder.finish()
+}
+
+/// The labels that name a target's node, gathered in one pass over a label set.
+#[derive(Default)]
+pub(crate) struct NodeFinder<'a> {
+    /// Pod, node and endpoint node names, in precedence order.
+    ranked: [Option<&'a str>; 3],
+    slice_kind: Option<&'a str>,
+    slice_name: Option<&'a str>,
+}
+
+impl<'a> NodeFinder<'a> {
+    #[inline]
+    pub(crate) fn observe(&mut self, name: &str, value: &'a str) {
+        // Every label that matters here starts with this; most labels are rejected by it.
+        let Some(rest) = name.strip_prefix("__meta_kubernetes_") else {
+            return;
+        };
+        match rest {
+            "pod_node_name" => self.ranked[0] = Some(value),
+            "node_name" => self.ranked[1] = Some(value),
+            "endpoint_node_name" => self.ranked[2] = Some(value),
+            "endpointslice_address_target_kind" => self.slice_kind = Some(value),
+            "endpointslice_address_target_name" => self.slice_name = Some(value),
+            _ => {}
         }
     }
-    if let Some(node) = found.into_iter().flatten().find(|v| !v.is_empty()) {
-        return Some(node);
-    }
-    match (slice_kind, slice_name) {
-        (Some("Node"), Some(name)) if !name.is_empty() => Some(name),
-        _ => None,
+
+    pub(crate) fn finish(self) -> Option<&'a str> {
+        if let Some(node) = self.ranked.into_iter().flatten().find(|v| !v.is_empty()) {
+            return Some(node);
+        }
+        match (self.slice_kind, self.slice_name) {
+            (Some("Node"), Some(name)) if !name.is_empty() => Some(name),
+            _ => None,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! A record is 40 bytes; with the key index (about 10 bytes a target) and a bucket entry
 //! (4 bytes) the core stays within its 64-bytes-per-target budget. Labels never live here.
 
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 
 use crate::ids::{TargetKey, NONE};
@@ -93,24 +94,34 @@ impl Targets {
         &mut self.slots
     }
 
-    /// Insert a record whose key is not present; returns its slot.
-    pub(crate) fn insert(&mut self, record: TargetRecord) -> u32 {
+    /// The slot of the record's key, inserting the record if the key is new.
+    /// Returns the slot and whether it was inserted.
+    pub(crate) fn find_or_insert(&mut self, record: TargetRecord) -> (u32, bool) {
         debug_assert!(record.is_live());
-        let slot = if self.free_head != NONE {
-            let slot = self.free_head;
-            self.free_head = self.slots[slot as usize].bucket_pos;
-            self.slots[slot as usize] = record;
-            slot
-        } else {
-            self.slots.push(record);
-            (self.slots.len() - 1) as u32
-        };
         let hash = self.hash(record.key);
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index
-            .insert_unique(hash, slot, |&s| hasher.hash_one(slots[s as usize].key));
-        self.len += 1;
-        slot
+        let entry = self.index.entry(
+            hash,
+            |&s| slots[s as usize].key == record.key,
+            |&s| hasher.hash_one(slots[s as usize].key),
+        );
+        match entry {
+            Entry::Occupied(e) => (*e.get(), false),
+            Entry::Vacant(v) => {
+                let slot = if self.free_head != NONE {
+                    let slot = self.free_head;
+                    self.free_head = self.slots[slot as usize].bucket_pos;
+                    self.slots[slot as usize] = record;
+                    slot
+                } else {
+                    self.slots.push(record);
+                    (self.slots.len() - 1) as u32
+                };
+                v.insert(slot);
+                self.len += 1;
+                (slot, true)
+            }
+        }
     }
 
     /// Remove the record in a slot; returns it.

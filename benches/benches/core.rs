@@ -1,0 +1,213 @@
+//! Criterion benchmarks of allocator-core (results and machine in benches/README.md).
+//!
+//! `cargo bench -p allocator-benches --bench core`               the full suite (long)
+//! `BENCH_SCALE=smoke cargo bench -p allocator-benches --bench core -- --test`  CI smoke run
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use allocator_benches::{collector_names, collector_specs, specs, targets};
+use allocator_core::{Allocator, Config, Diff, KeyHasher, Strategy, TargetSpec};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+fn smoke() -> bool {
+    std::env::var("BENCH_SCALE").is_ok_and(|s| s == "smoke")
+}
+
+fn config(strategy: Strategy) -> Config {
+    let mut c = Config::with_strategy(strategy);
+    if strategy == Strategy::PerNode {
+        c.fallback = Some(Strategy::ConsistentHashing);
+    }
+    c
+}
+
+fn strategy_name(s: Strategy) -> &'static str {
+    s.name()
+}
+
+/// Full allocation from nothing, label hashing included: what a restarted allocator does.
+fn full_allocation(c: &mut Criterion) {
+    let sizes: &[usize] = if smoke() {
+        &[1_000]
+    } else {
+        &[10_000, 100_000, 1_000_000]
+    };
+    let fleets: &[usize] = if smoke() { &[10] } else { &[10, 100, 1_000] };
+    let mut group = c.benchmark_group("full_allocation");
+    group.sample_size(10);
+    for &n in sizes {
+        let raw = targets(n, 1_000, 1);
+        for &k in fleets {
+            let names = collector_names(k);
+            for strategy in Strategy::ALL {
+                group.throughput(Throughput::Elements(n as u64));
+                let id = BenchmarkId::new(strategy_name(strategy), format!("{n}/{k}"));
+                group.bench_function(id, |b| {
+                    b.iter(|| {
+                        let mut hasher = KeyHasher::new();
+                        let upsert = specs(&mut hasher, &raw);
+                        let mut alloc = Allocator::new(config(strategy)).unwrap();
+                        alloc
+                            .apply(&Diff {
+                                add_collectors: collector_specs(&names),
+                                ..Diff::default()
+                            })
+                            .unwrap();
+                        alloc
+                            .apply(&Diff {
+                                upsert,
+                                ..Diff::default()
+                            })
+                            .unwrap();
+                        alloc
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+/// A state of the first `n` targets on `k` collectors.
+fn state(strategy: Strategy, n: usize, k: usize, targets: &[TargetSpec<'_>]) -> Allocator {
+    let names = collector_names(k);
+    let mut alloc = Allocator::new(config(strategy)).unwrap();
+    alloc
+        .apply(&Diff {
+            add_collectors: collector_specs(&names),
+            upsert: targets[..n].to_vec(),
+            ..Diff::default()
+        })
+        .unwrap();
+    alloc
+}
+
+/// Time `forward` only, undoing it with `backward` between samples so the state stays the same.
+fn alternate(
+    b: &mut criterion::Bencher<'_>,
+    alloc: &mut Allocator,
+    forward: &Diff<'_>,
+    backward: &Diff<'_>,
+) {
+    b.iter_custom(|iters| {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            let start = Instant::now();
+            black_box(alloc.apply(forward).unwrap().len());
+            total += start.elapsed();
+            alloc.apply(backward).unwrap();
+        }
+        total
+    })
+}
+
+/// Churn diffs on a large state: k targets removed and k new ones added.
+fn churn(c: &mut Criterion) {
+    let n = if smoke() { 2_000 } else { 1_000_000 };
+    let raw = targets(n + n / 10, 1_000, 2);
+    let mut hasher = KeyHasher::new();
+    let all = specs(&mut hasher, &raw);
+    let (base, reserve) = all.split_at(n);
+    let mut group = c.benchmark_group("churn_1M");
+    group.sample_size(20);
+    for strategy in Strategy::ALL {
+        let mut alloc = state(strategy, n, 100, base);
+        let empty = Diff::default();
+        group.bench_function(BenchmarkId::new(strategy_name(strategy), "empty"), |b| {
+            b.iter(|| black_box(alloc.apply(&empty).unwrap().len()))
+        });
+        for permille in [1usize, 10, 100] {
+            let k = n * permille / 1000;
+            let forward = Diff {
+                remove: base[..k].iter().map(|t| t.key).collect(),
+                upsert: reserve[..k].to_vec(),
+                ..Diff::default()
+            };
+            let backward = Diff {
+                remove: reserve[..k].iter().map(|t| t.key).collect(),
+                upsert: base[..k].to_vec(),
+                ..Diff::default()
+            };
+            group.throughput(Throughput::Elements(2 * k as u64));
+            let label = format!("{:.1}%", permille as f64 / 10.0);
+            group.bench_function(BenchmarkId::new(strategy_name(strategy), label), |b| {
+                alternate(b, &mut alloc, &forward, &backward)
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Scale events on a large state of 100 collectors.
+fn scale(c: &mut Criterion) {
+    let n = if smoke() { 2_000 } else { 1_000_000 };
+    let raw = targets(n, 1_000, 3);
+    let mut hasher = KeyHasher::new();
+    let base = specs(&mut hasher, &raw);
+    let extra = collector_names(110);
+    let extra = collector_specs(&extra[100..]);
+    let mut group = c.benchmark_group("scale_1M");
+    group.sample_size(10);
+    for strategy in Strategy::ALL {
+        let mut alloc = state(strategy, n, 100, &base);
+        let names: Vec<&str> = extra.iter().map(|c| c.name).collect();
+        let add1 = Diff {
+            add_collectors: extra[..1].to_vec(),
+            ..Diff::default()
+        };
+        let del1 = Diff {
+            remove_collectors: names[..1].to_vec(),
+            ..Diff::default()
+        };
+        let add10 = Diff {
+            add_collectors: extra.clone(),
+            ..Diff::default()
+        };
+        let del10 = Diff {
+            remove_collectors: names.clone(),
+            ..Diff::default()
+        };
+        let last = collector_names(100).pop().unwrap();
+        let remove_existing = Diff {
+            remove_collectors: vec![last.0.as_str()],
+            ..Diff::default()
+        };
+        let readd_existing = Diff {
+            add_collectors: vec![allocator_core::CollectorSpec::on_node(&last.0, &last.1)],
+            ..Diff::default()
+        };
+        let s = strategy_name(strategy);
+        group.bench_function(BenchmarkId::new(s, "add 1"), |b| {
+            alternate(b, &mut alloc, &add1, &del1)
+        });
+        group.bench_function(BenchmarkId::new(s, "remove 1"), |b| {
+            alternate(b, &mut alloc, &remove_existing, &readd_existing)
+        });
+        group.bench_function(BenchmarkId::new(s, "add 10"), |b| {
+            alternate(b, &mut alloc, &add10, &del10)
+        });
+    }
+    group.finish();
+}
+
+/// Label hashing alone: target keys, placement and node from discovered label sets.
+fn hashing(c: &mut Criterion) {
+    let n = if smoke() { 1_000 } else { 100_000 };
+    let raw = targets(n, 1_000, 4);
+    let mut group = c.benchmark_group("label_hashing");
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function("targets", |b| {
+        let mut hasher = KeyHasher::new();
+        b.iter(|| black_box(specs(&mut hasher, &raw)))
+    });
+    group.throughput(Throughput::Bytes(raw.label_bytes()));
+    group.bench_function("bytes", |b| {
+        let mut hasher = KeyHasher::new();
+        b.iter(|| black_box(specs(&mut hasher, &raw)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, hashing, full_allocation, churn, scale);
+criterion_main!(benches);
