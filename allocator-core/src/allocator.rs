@@ -3,12 +3,14 @@
 use hashbrown::{HashMap, HashSet};
 
 use crate::collectors::Collectors;
-use crate::config::Config;
+use crate::config::{Config, Strategy};
 use crate::diff::{CollectorSpec, Diff, Move, MoveTotals, TargetSpec};
 use crate::error::Error;
+use crate::error::SnapshotError;
 use crate::ids::{opt, CollectorId, JobId, NodeId, PlacementHash, TargetKey, NONE};
 use crate::intern::Interner;
 use crate::loads::Loads;
+use crate::snapshot::{CollectorRec, Payload, TargetRec};
 use crate::strategy::{Ctx, Member, Placer, Prepared};
 use crate::targets::{Buckets, TargetRecord, Targets};
 
@@ -761,6 +763,163 @@ impl Allocator {
     /// Moves counted since the allocator was created.
     pub fn move_totals(&self) -> MoveTotals {
         self.totals
+    }
+
+    /// The whole state as bytes (see [`crate::snapshot`] for the format). The same state gives
+    /// the same bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let (strategy, fallback, ring_version) = Payload::config_parts(&self.config);
+        let collectors = (0..self.collectors.slot_count() as u32)
+            .filter(|&id| self.collectors.is_alive(id))
+            .map(|id| {
+                let slot = self.collectors.get(id).expect("alive");
+                CollectorRec {
+                    id,
+                    name: slot.name.to_string(),
+                    node: slot.node,
+                }
+            })
+            .collect();
+        let mut targets: Vec<TargetRec> = self
+            .targets
+            .iter()
+            .map(|(_, r)| TargetRec {
+                key: r.key,
+                placement: r.placement,
+                job: r.job,
+                node: r.node,
+                weight: r.weight,
+                collector: r.collector,
+            })
+            .collect();
+        targets.sort_unstable_by_key(|t| t.key);
+        let names = |i: &Interner| i.names().iter().map(|n| n.to_string()).collect();
+        crate::snapshot::encode(&Payload {
+            strategy,
+            fallback,
+            ring_version,
+            partition_count: self.config.ring.partition_count,
+            replication_factor: self.config.ring.replication_factor,
+            load_factor: self.config.ring.load_factor,
+            weighted: self.config.weighted,
+            jobs: names(&self.jobs),
+            nodes: names(&self.nodes),
+            collectors,
+            targets,
+            totals: [
+                self.totals.assigned,
+                self.totals.unassigned,
+                self.totals.reassigned,
+            ],
+        })
+    }
+
+    /// An allocator from [`Allocator::snapshot`] bytes: the same assignments, and the same
+    /// behaviour on the next diffs. Truncated, corrupted or foreign bytes are an error.
+    pub fn restore(bytes: &[u8]) -> Result<Allocator, Error> {
+        let payload = crate::snapshot::decode(bytes)?;
+        let invalid = |what: String| Error::Snapshot(SnapshotError::Invalid(what));
+        let mut alloc = Allocator::new(payload.config()?)?;
+        alloc.jobs = Interner::from_names(payload.jobs)
+            .map_err(|n| invalid(format!("job {n:?} listed twice")))?;
+        alloc.nodes = Interner::from_names(payload.nodes)
+            .map_err(|n| invalid(format!("node {n:?} listed twice")))?;
+        let node_count = alloc.nodes.len() as u32;
+        let mut members = Vec::with_capacity(payload.collectors.len());
+        for c in &payload.collectors {
+            if c.name.is_empty() {
+                return Err(invalid("collector with an empty name".into()));
+            }
+            if c.node != NONE && c.node >= node_count {
+                return Err(invalid(format!(
+                    "collector {:?} has node index {} of {node_count}",
+                    c.name, c.node
+                )));
+            }
+            members.push((c.id, c.name.as_str(), c.node));
+        }
+        alloc
+            .collectors
+            .restore(&members)
+            .map_err(|e| invalid(format!("collectors: {e}")))?;
+        // Strategy tables for the collector set, exactly as a collector diff builds them.
+        let sorted: Vec<CollectorId> = alloc.collectors.sorted().to_vec();
+        let view: Vec<Member<'_>> = sorted
+            .iter()
+            .map(|&id| {
+                let slot = alloc.collectors.get(id.0).expect("restored");
+                Member {
+                    name: &slot.name,
+                    node: slot.node,
+                }
+            })
+            .collect();
+        let prepared = alloc.placer.prepare(&view, alloc.nodes.len())?;
+        drop(view);
+        let ids: Vec<u32> = sorted.iter().map(|c| c.0).collect();
+        alloc.placer.commit(prepared, &ids, &mut Vec::new());
+
+        alloc
+            .loads
+            .grow(alloc.collectors.slot_count(), alloc.jobs.len());
+        alloc.targets.reserve(payload.targets.len());
+        let job_count = alloc.jobs.len() as u32;
+        for t in &payload.targets {
+            if t.job >= job_count || (t.node != NONE && t.node >= node_count) {
+                return Err(invalid(format!(
+                    "target {} names a job or node that is not listed",
+                    TargetKey(t.key)
+                )));
+            }
+            if t.collector != NONE && !alloc.collectors.is_alive(t.collector) {
+                return Err(invalid(format!(
+                    "target {} is on collector id {} which is not listed",
+                    TargetKey(t.key),
+                    t.collector
+                )));
+            }
+            let record = TargetRecord {
+                key: t.key,
+                placement: t.placement,
+                job: t.job,
+                node: t.node,
+                weight: t.weight,
+                collector: t.collector,
+                bucket_pos: 0,
+            };
+            let (slot, inserted) = alloc.targets.find_or_insert(record);
+            if !inserted {
+                return Err(invalid(format!("target {} listed twice", TargetKey(t.key))));
+            }
+            alloc.buckets.insert(
+                alloc.placer.bucket(&record),
+                slot,
+                alloc.targets.records_mut(),
+            );
+            alloc.loads.job_total[t.job as usize] += 1;
+            alloc.loads.add(t.collector, t.job, t.weight);
+            let sticky = alloc.placer.sticky(&record);
+            let rule = alloc.placer.choose(&record, &alloc.ctx());
+            // Only states a sequence of diffs can reach: a target lacks a collector only when
+            // its rule has none for it, or (per-node) its node changed in place since.
+            let waiting = alloc.config.strategy == Strategy::PerNode;
+            if t.collector == NONE && rule != NONE && (sticky || !waiting) {
+                return Err(invalid(format!(
+                    "target {} is unassigned although collectors can take it",
+                    TargetKey(t.key)
+                )));
+            }
+            if !sticky && rule != t.collector {
+                alloc.stale.insert(slot);
+            }
+        }
+        let [assigned, unassigned, reassigned] = payload.totals;
+        alloc.totals = MoveTotals {
+            assigned,
+            unassigned,
+            reassigned,
+        };
+        Ok(alloc)
     }
 
     /// Bytes of heap the allocation state holds (labels are never held), for memory reports.

@@ -39,6 +39,39 @@ pub enum ConfigError {
     },
 }
 
+/// Why snapshot bytes were refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// Fewer bytes than the header says.
+    #[error("snapshot is truncated: expected {expected} bytes, got {got}")]
+    Truncated {
+        /// Bytes the header announces.
+        expected: u64,
+        /// Bytes given.
+        got: u64,
+    },
+    /// The bytes do not start with the snapshot magic.
+    #[error("bytes are not an allocator snapshot (bad magic)")]
+    NotASnapshot,
+    /// Written by a format version this build does not read.
+    #[error(
+        "snapshot format version {found} is not supported (this build reads version {supported})"
+    )]
+    Version {
+        /// Version in the header.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+    /// The payload does not match its checksum.
+    #[error("snapshot checksum mismatch: the bytes are corrupted")]
+    Checksum,
+    /// The payload is well-formed bytes but not a valid state.
+    #[error("snapshot is invalid: {0}")]
+    Invalid(String),
+}
+
 /// Errors from building an allocator or applying a diff.
 ///
 /// A diff that returns an error has changed nothing: validation happens before any state is touched.
@@ -83,6 +116,9 @@ pub enum Error {
         /// Configured load factor.
         load_factor: f64,
     },
+    /// Snapshot bytes were refused.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     /// More collectors, jobs or nodes than 32-bit ids can hold.
     #[error("too many {0}: ids are 32-bit")]
     Capacity(&'static str),

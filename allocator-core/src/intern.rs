@@ -11,6 +11,20 @@ pub(crate) struct Interner {
 }
 
 impl Interner {
+    /// An interner holding exactly these names, in id order. Fails on a repeated name.
+    pub(crate) fn from_names(names: Vec<String>) -> Result<Interner, String> {
+        let mut out = Interner::default();
+        for name in names {
+            if out.index.contains_key(name.as_str()) {
+                return Err(name);
+            }
+            out.index
+                .insert(name.as_str().into(), out.names.len() as u32);
+            out.names.push(name.into_boxed_str());
+        }
+        Ok(out)
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<u32> {
         self.index.get(name).copied()
     }

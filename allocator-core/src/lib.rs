@@ -31,13 +31,14 @@ mod intern;
 mod labels;
 mod loads;
 mod ring;
+pub mod snapshot;
 mod strategy;
 mod targets;
 
 pub use allocator::{Allocator, CollectorStats, LoadSummary, TargetInfo};
 pub use config::{Config, RingConfig, RingVersion, Strategy, MAX_PARTITIONS, MAX_REPLICATION};
 pub use diff::{CollectorSpec, Diff, Move, MoveKind, MoveTotals, TargetSpec};
-pub use error::{ConfigError, Error};
+pub use error::{ConfigError, Error, SnapshotError};
 pub use hashing::KeyHasher;
 pub use ids::{CollectorId, JobId, NodeId, PlacementHash, TargetKey};
 pub use labels::{node_of, LabelBuilder};

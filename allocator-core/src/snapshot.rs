@@ -1,0 +1,178 @@
+//! Snapshots: the whole allocation state as bytes, so a restarted allocator resumes without
+//! reshuffling.
+//!
+//! Layout: a 32-byte header — magic `TALLOCSN`, format version (u32 LE), reserved (u32), payload
+//! length (u64 LE), XXH64 of the payload (u64 LE) — then an rkyv archive (little endian, 32-bit
+//! offsets, so the same bytes restore on every platform). Restore checks the header and checksum,
+//! validates the archive with bytecheck, then validates every id and name before building the
+//! indexes; any failure is an [`Error::Snapshot`], never a panic.
+//!
+//! Only what decisions need is stored; loads, buckets, ring tables and the set of targets
+//! awaiting re-placement are derived again on restore, so they cannot disagree with the data.
+
+use rkyv::rancor;
+use xxhash_rust::xxh64::xxh64;
+
+use crate::config::{Config, RingConfig, RingVersion, Strategy};
+use crate::error::{Error, SnapshotError};
+
+pub(crate) const MAGIC: &[u8; 8] = b"TALLOCSN";
+/// Bumped whenever the payload layout changes; older versions are refused with a clear error.
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER: usize = 32;
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub(crate) struct Payload {
+    pub strategy: u8,
+    /// 0xFF: no fallback.
+    pub fallback: u8,
+    pub ring_version: u8,
+    pub partition_count: u32,
+    pub replication_factor: u32,
+    pub load_factor: f64,
+    pub weighted: bool,
+    pub jobs: Vec<String>,
+    pub nodes: Vec<String>,
+    pub collectors: Vec<CollectorRec>,
+    pub targets: Vec<TargetRec>,
+    /// Moves assigned, unassigned, reassigned so far.
+    pub totals: [u64; 3],
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub(crate) struct CollectorRec {
+    pub id: u32,
+    pub name: String,
+    /// Node index or u32::MAX.
+    pub node: u32,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, Copy, PartialEq)]
+pub(crate) struct TargetRec {
+    pub key: u64,
+    pub placement: u64,
+    pub job: u32,
+    pub node: u32,
+    pub weight: u32,
+    pub collector: u32,
+}
+
+fn strategy_code(s: Strategy) -> u8 {
+    match s {
+        Strategy::ConsistentHashing => 0,
+        Strategy::LeastWeighted => 1,
+        Strategy::PerNode => 2,
+    }
+}
+
+fn strategy_from(code: u8) -> Result<Strategy, SnapshotError> {
+    Strategy::ALL
+        .into_iter()
+        .find(|s| strategy_code(*s) == code)
+        .ok_or(SnapshotError::Invalid(format!(
+            "unknown strategy code {code}"
+        )))
+}
+
+impl Payload {
+    pub(crate) fn config_parts(config: &Config) -> (u8, u8, u8) {
+        (
+            strategy_code(config.strategy),
+            config.fallback.map_or(0xFF, strategy_code),
+            match config.ring.version {
+                RingVersion::V0_10_0 => 0,
+                RingVersion::V1_0_0 => 1,
+            },
+        )
+    }
+
+    pub(crate) fn config(&self) -> Result<Config, Error> {
+        let fallback = match self.fallback {
+            0xFF => None,
+            code => Some(strategy_from(code)?),
+        };
+        let version = match self.ring_version {
+            0 => RingVersion::V0_10_0,
+            1 => RingVersion::V1_0_0,
+            v => {
+                return Err(SnapshotError::Invalid(format!("unknown ring version code {v}")).into())
+            }
+        };
+        let config = Config {
+            strategy: strategy_from(self.strategy)?,
+            fallback,
+            ring: RingConfig {
+                version,
+                partition_count: self.partition_count,
+                replication_factor: self.replication_factor,
+                load_factor: self.load_factor,
+            },
+            weighted: self.weighted,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Header and payload, as bytes.
+pub(crate) fn encode(payload: &Payload) -> Vec<u8> {
+    let archive = rkyv::to_bytes::<rancor::Error>(payload)
+        .expect("serializing plain data into memory cannot fail");
+    let mut out = Vec::with_capacity(HEADER + archive.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(archive.len() as u64).to_le_bytes());
+    out.extend_from_slice(&xxh64(&archive, 0).to_le_bytes());
+    out.extend_from_slice(&archive);
+    out
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b.try_into().expect("4 bytes"))
+}
+
+fn le_u64(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b.try_into().expect("8 bytes"))
+}
+
+/// Check the header and checksum, validate and deserialize the archive.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Payload, SnapshotError> {
+    if bytes.len() < HEADER {
+        return Err(SnapshotError::Truncated {
+            expected: HEADER as u64,
+            got: bytes.len() as u64,
+        });
+    }
+    if &bytes[..8] != MAGIC {
+        return Err(SnapshotError::NotASnapshot);
+    }
+    let version = le_u32(&bytes[8..12]);
+    if version != FORMAT_VERSION {
+        return Err(SnapshotError::Version {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if le_u32(&bytes[12..16]) != 0 {
+        return Err(SnapshotError::Invalid(
+            "reserved header field is not zero".into(),
+        ));
+    }
+    let len = le_u64(&bytes[16..24]);
+    let body = &bytes[HEADER..];
+    if body.len() as u64 != len {
+        return Err(SnapshotError::Truncated {
+            expected: HEADER as u64 + len,
+            got: bytes.len() as u64,
+        });
+    }
+    if xxh64(body, 0) != le_u64(&bytes[24..32]) {
+        return Err(SnapshotError::Checksum);
+    }
+    // rkyv needs its archive aligned; a caller's buffer may not be.
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(body.len());
+    aligned.extend_from_slice(body);
+    rkyv::from_bytes::<Payload, rancor::Error>(&aligned)
+        .map_err(|e| SnapshotError::Invalid(format!("archive does not validate: {e}")))
+}
