@@ -769,12 +769,17 @@ impl Allocator {
     /// the same bytes.
     pub fn snapshot(&self) -> Vec<u8> {
         let (strategy, fallback, ring_version) = Payload::config_parts(&self.config);
-        let collectors = (0..self.collectors.slot_count() as u32)
-            .filter(|&id| self.collectors.is_alive(id))
-            .map(|id| {
-                let slot = self.collectors.get(id).expect("alive");
+        // Position in name order, by collector id.
+        let mut position = vec![NONE; self.collectors.slot_count()];
+        let collectors = self
+            .collectors
+            .sorted()
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                position[id.0 as usize] = i as u32;
+                let slot = self.collectors.get(id.0).expect("alive");
                 CollectorRec {
-                    id,
                     name: slot.name.to_string(),
                     node: slot.node,
                 }
@@ -789,7 +794,11 @@ impl Allocator {
                 job: r.job,
                 node: r.node,
                 weight: r.weight,
-                collector: r.collector,
+                collector: if r.collector == NONE {
+                    NONE
+                } else {
+                    position[r.collector as usize]
+                },
             })
             .collect();
         targets.sort_unstable_by_key(|t| t.key);
@@ -825,7 +834,7 @@ impl Allocator {
         alloc.nodes = Interner::from_names(payload.nodes)
             .map_err(|n| invalid(format!("node {n:?} listed twice")))?;
         let node_count = alloc.nodes.len() as u32;
-        let mut members = Vec::with_capacity(payload.collectors.len());
+        let mut ids = Vec::with_capacity(payload.collectors.len());
         for c in &payload.collectors {
             if c.name.is_empty() {
                 return Err(invalid("collector with an empty name".into()));
@@ -836,12 +845,12 @@ impl Allocator {
                     c.name, c.node
                 )));
             }
-            members.push((c.id, c.name.as_str(), c.node));
+            if alloc.collectors.find(&c.name).is_some() {
+                return Err(invalid(format!("collector {:?} listed twice", c.name)));
+            }
+            ids.push(alloc.collectors.add(&c.name, c.node)?.0);
         }
-        alloc
-            .collectors
-            .restore(&members)
-            .map_err(|e| invalid(format!("collectors: {e}")))?;
+        alloc.collectors.resort();
         // Strategy tables for the collector set, exactly as a collector diff builds them.
         let sorted: Vec<CollectorId> = alloc.collectors.sorted().to_vec();
         let view: Vec<Member<'_>> = sorted
@@ -856,8 +865,8 @@ impl Allocator {
             .collect();
         let prepared = alloc.placer.prepare(&view, alloc.nodes.len())?;
         drop(view);
-        let ids: Vec<u32> = sorted.iter().map(|c| c.0).collect();
-        alloc.placer.commit(prepared, &ids, &mut Vec::new());
+        let member_ids: Vec<u32> = sorted.iter().map(|c| c.0).collect();
+        alloc.placer.commit(prepared, &member_ids, &mut Vec::new());
 
         alloc
             .loads
@@ -871,20 +880,23 @@ impl Allocator {
                     TargetKey(t.key)
                 )));
             }
-            if t.collector != NONE && !alloc.collectors.is_alive(t.collector) {
-                return Err(invalid(format!(
-                    "target {} is on collector id {} which is not listed",
-                    TargetKey(t.key),
-                    t.collector
-                )));
-            }
+            let collector = match t.collector {
+                NONE => NONE,
+                i => *ids.get(i as usize).ok_or_else(|| {
+                    invalid(format!(
+                        "target {} is on collector #{i} of {}",
+                        TargetKey(t.key),
+                        ids.len()
+                    ))
+                })?,
+            };
             let record = TargetRecord {
                 key: t.key,
                 placement: t.placement,
                 job: t.job,
                 node: t.node,
                 weight: t.weight,
-                collector: t.collector,
+                collector,
                 bucket_pos: 0,
             };
             let (slot, inserted) = alloc.targets.find_or_insert(record);
@@ -897,19 +909,19 @@ impl Allocator {
                 alloc.targets.records_mut(),
             );
             alloc.loads.job_total[t.job as usize] += 1;
-            alloc.loads.add(t.collector, t.job, t.weight);
+            alloc.loads.add(collector, t.job, t.weight);
             let sticky = alloc.placer.sticky(&record);
             let rule = alloc.placer.choose(&record, &alloc.ctx());
             // Only states a sequence of diffs can reach: a target lacks a collector only when
             // its rule has none for it, or (per-node) its node changed in place since.
             let waiting = alloc.config.strategy == Strategy::PerNode;
-            if t.collector == NONE && rule != NONE && (sticky || !waiting) {
+            if collector == NONE && rule != NONE && (sticky || !waiting) {
                 return Err(invalid(format!(
                     "target {} is unassigned although collectors can take it",
                     TargetKey(t.key)
                 )));
             }
-            if !sticky && rule != t.collector {
+            if !sticky && rule != collector {
                 alloc.stale.insert(slot);
             }
         }

@@ -101,41 +101,6 @@ impl Collectors {
         Ok(CollectorId(id))
     }
 
-    /// Rebuild from (id, name, node) triples, ids kept. Fails on a repeated id or name.
-    pub(crate) fn restore(&mut self, members: &[(u32, &str, u32)]) -> Result<(), String> {
-        let Some(max) = members.iter().map(|m| m.0).max() else {
-            return Ok(());
-        };
-        if max >= NONE {
-            return Err(format!("collector id {max} out of range"));
-        }
-        let free = CollectorSlot {
-            name: "".into(),
-            node: NONE,
-            state: SlotState::Free,
-        };
-        self.slots = vec![free; max as usize + 1];
-        for &(id, name, node) in members {
-            if self.slots[id as usize].state != SlotState::Free {
-                return Err(format!("id {id} listed twice"));
-            }
-            if self.by_name.insert(name.into(), id).is_some() {
-                return Err(format!("{name:?} listed twice"));
-            }
-            self.slots[id as usize] = CollectorSlot {
-                name: name.into(),
-                node,
-                state: SlotState::Alive,
-            };
-        }
-        self.free = (0..=max)
-            .rev()
-            .filter(|&id| self.slots[id as usize].state == SlotState::Free)
-            .collect();
-        self.resort();
-        Ok(())
-    }
-
     pub(crate) fn set_node(&mut self, id: CollectorId, node: u32) {
         self.slots[id.0 as usize].node = node;
     }

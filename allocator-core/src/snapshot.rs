@@ -7,7 +7,9 @@
 //! validates the archive with bytecheck, then validates every id and name before building the
 //! indexes; any failure is an [`Error::Snapshot`], never a panic.
 //!
-//! Only what decisions need is stored; loads, buckets, ring tables and the set of targets
+//! Collectors are stored sorted by name and referenced by position, so collector ids (which
+//! depend on history) never reach the bytes; a restored allocator numbers them afresh. Only what
+//! decisions need is stored; loads, buckets, ring tables and the set of targets
 //! awaiting re-placement are derived again on restore, so they cannot disagree with the data.
 
 use rkyv::rancor;
@@ -41,7 +43,6 @@ pub(crate) struct Payload {
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
 pub(crate) struct CollectorRec {
-    pub id: u32,
     pub name: String,
     /// Node index or u32::MAX.
     pub node: u32,
@@ -54,6 +55,7 @@ pub(crate) struct TargetRec {
     pub job: u32,
     pub node: u32,
     pub weight: u32,
+    /// Index into `collectors` (sorted by name), or u32::MAX.
     pub collector: u32,
 }
 
