@@ -505,46 +505,48 @@ impl Allocator {
         self.reassign(slot, to);
     }
 
+    /// Record every upsert first, then place the new targets: a key repeated in one diff is
+    /// placed once, by its last fields (the last one wins, as in a listing).
     fn upsert_targets(&mut self, upsert: &[TargetSpec<'_>], ids: &[(u32, u32)]) {
         self.targets.reserve(upsert.len());
+        let mut fresh: Vec<u32> = Vec::new();
+        for (t, &(job, node)) in upsert.iter().zip(ids) {
+            let record = TargetRecord {
+                key: t.key.0,
+                placement: t.placement.0,
+                job,
+                node,
+                weight: t.weight,
+                collector: NONE,
+                bucket_pos: 0,
+            };
+            let (slot, inserted) = self.targets.find_or_insert(record);
+            if !inserted {
+                self.update_in_place(slot, record);
+                continue;
+            }
+            self.buckets.insert(
+                self.placer.bucket(&record),
+                slot,
+                self.targets.records_mut(),
+            );
+            self.loads.job_total[job as usize] += 1;
+            self.loads.add(NONE, job, t.weight);
+            fresh.push(slot);
+        }
         if self.placer.order_matters() {
             // Sticky placements depend on the ones before them: visit in key order.
-            let mut order: Vec<u32> = (0..upsert.len() as u32).collect();
-            order.sort_by_key(|&i| upsert[i as usize].key);
-            for i in order {
-                self.upsert_one(&upsert[i as usize], ids[i as usize]);
-            }
-        } else {
-            for (t, &id) in upsert.iter().zip(ids) {
-                self.upsert_one(t, id);
-            }
+            let targets = &self.targets;
+            fresh.sort_unstable_by_key(|&slot| targets.get(slot).key);
         }
-    }
-
-    fn upsert_one(&mut self, t: &TargetSpec<'_>, (job, node): (u32, u32)) {
-        let record = TargetRecord {
-            key: t.key.0,
-            placement: t.placement.0,
-            job,
-            node,
-            weight: t.weight,
-            collector: NONE,
-            bucket_pos: 0,
-        };
-        let (slot, inserted) = self.targets.find_or_insert(record);
-        if !inserted {
-            self.update_in_place(slot, record);
-            return;
+        for slot in fresh {
+            if !self.stale.is_empty() {
+                // A repeat of a new key in this diff may have marked it; it is placed now.
+                self.stale.remove(&slot);
+            }
+            let to = self.placer.choose(self.targets.get(slot), &self.ctx());
+            self.reassign(slot, to);
         }
-        self.buckets.insert(
-            self.placer.bucket(&record),
-            slot,
-            self.targets.records_mut(),
-        );
-        self.loads.job_total[job as usize] += 1;
-        self.loads.add(NONE, job, t.weight);
-        let to = self.placer.choose(&record, &self.ctx());
-        self.reassign(slot, to);
     }
 
     /// An existing target changed: it keeps its collector (as in the Go allocator); if its rule
@@ -771,7 +773,7 @@ impl Allocator {
         let (strategy, fallback, ring_version) = Payload::config_parts(&self.config);
         // Position in name order, by collector id.
         let mut position = vec![NONE; self.collectors.slot_count()];
-        let collectors = self
+        let collectors: Vec<CollectorRec> = self
             .collectors
             .sorted()
             .iter()
@@ -785,14 +787,32 @@ impl Allocator {
                 }
             })
             .collect();
+        // Only names in use, sorted: the bytes depend on the state, not on its history.
+        let jobs = Canonical::new(&self.jobs, self.targets.iter().map(|(_, r)| r.job));
+        let nodes = Canonical::new(
+            &self.nodes,
+            self.targets.iter().map(|(_, r)| r.node).chain(
+                self.collectors
+                    .sorted()
+                    .iter()
+                    .map(|id| self.collectors.get(id.0).expect("alive").node),
+            ),
+        );
+        let collectors = collectors
+            .into_iter()
+            .map(|c: CollectorRec| CollectorRec {
+                node: nodes.map(c.node),
+                ..c
+            })
+            .collect();
         let mut targets: Vec<TargetRec> = self
             .targets
             .iter()
             .map(|(_, r)| TargetRec {
                 key: r.key,
                 placement: r.placement,
-                job: r.job,
-                node: r.node,
+                job: jobs.map(r.job),
+                node: nodes.map(r.node),
                 weight: r.weight,
                 collector: if r.collector == NONE {
                     NONE
@@ -802,7 +822,6 @@ impl Allocator {
             })
             .collect();
         targets.sort_unstable_by_key(|t| t.key);
-        let names = |i: &Interner| i.names().iter().map(|n| n.to_string()).collect();
         crate::snapshot::encode(&Payload {
             strategy,
             fallback,
@@ -811,8 +830,8 @@ impl Allocator {
             replication_factor: self.config.ring.replication_factor,
             load_factor: self.config.ring.load_factor,
             weighted: self.config.weighted,
-            jobs: names(&self.jobs),
-            nodes: names(&self.nodes),
+            jobs: jobs.names,
+            nodes: nodes.names,
             collectors,
             targets,
             totals: [
@@ -937,5 +956,41 @@ impl Allocator {
     /// Bytes of heap the allocation state holds (labels are never held), for memory reports.
     pub fn heap_bytes(&self) -> usize {
         self.targets.heap_bytes() + self.buckets.heap_bytes()
+    }
+}
+
+/// Interned names renumbered for a snapshot: only those in use, in sorted order.
+struct Canonical {
+    names: Vec<String>,
+    /// Old id → new id (NONE where unused).
+    remap: Vec<u32>,
+}
+
+impl Canonical {
+    fn new(interner: &Interner, used: impl Iterator<Item = u32>) -> Canonical {
+        let mut in_use = vec![false; interner.len()];
+        for id in used.filter(|&id| id != NONE) {
+            in_use[id as usize] = true;
+        }
+        let mut ids: Vec<u32> = (0..interner.len() as u32)
+            .filter(|&id| in_use[id as usize])
+            .collect();
+        ids.sort_unstable_by(|a, b| interner.name(*a).cmp(interner.name(*b)));
+        let mut remap = vec![NONE; interner.len()];
+        for (new, &old) in ids.iter().enumerate() {
+            remap[old as usize] = new as u32;
+        }
+        Canonical {
+            names: ids.iter().map(|&id| interner.name(id).to_owned()).collect(),
+            remap,
+        }
+    }
+
+    fn map(&self, id: u32) -> u32 {
+        if id == NONE {
+            NONE
+        } else {
+            self.remap[id as usize]
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use crate::error::{ConfigError, Error};
 
 /// Largest accepted partition count (partition ids must fit the packed records).
-pub const MAX_PARTITIONS: u64 = 1 << 24;
+pub const MAX_PARTITIONS: u64 = 1 << 20;
 /// Largest accepted replication factor.
 pub const MAX_REPLICATION: u64 = 1 << 12;
 

@@ -583,3 +583,25 @@ fn queries_report_targets_per_collector_and_job_and_balance() {
     assert_eq!(s.max_over_mean(), 1.0);
     assert_eq!(TargetKey(0xab).to_string(), "00000000000000ab");
 }
+
+#[test]
+fn a_key_repeated_in_one_diff_is_placed_once_by_its_last_fields() {
+    let mut c = Config::with_strategy(Strategy::PerNode);
+    c.fallback = Some(Strategy::ConsistentHashing);
+    let mut a = Allocator::new(c).unwrap();
+    let moves = a
+        .apply(&Diff {
+            add_collectors: vec![CollectorSpec::on_node("on-n1", "n1")],
+            upsert: vec![
+                t(15, "x", "j").with_node(Some("n1")),
+                t(15, "x", "j").with_node(Some("n0")),
+            ],
+            ..Diff::default()
+        })
+        .unwrap();
+    assert!(
+        moves.is_empty(),
+        "the last fields say n0, which has no collector"
+    );
+    assert_eq!(name_of(&a, 15), None);
+}
