@@ -2,20 +2,24 @@
 SHELL := /bin/bash
 GO_MODULES := testdata/parity-gen/common testdata/parity-gen/v0.10.0 testdata/parity-gen/v1.0.0
 
-.PHONY: test setup lint rust-test parity-check parity run
+.PHONY: test setup lint rust-test fuzz-corpus ffi-test c-example parity-check parity run header bench bench-smoke fuzz
 
-test: setup lint rust-test parity-check
+test: setup lint rust-test fuzz-corpus ffi-test c-example bench-smoke parity-check
 
 # Tools the checks need that a fresh machine of this kind may lack.
 setup:
 	@command -v cargo >/dev/null || { echo "cargo is required (rustup)"; exit 1; }
 	@command -v go >/dev/null || { echo "go is required"; exit 1; }
+	@command -v cc >/dev/null || { echo "a C compiler (cc) is required"; exit 1; }
+	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 	@cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 
 lint:
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --manifest-path fuzz/Cargo.toml -p allocator-fuzz --all-targets -- -D warnings
 	@for m in $(GO_MODULES); do \
 	  test -z "$$(gofmt -l $$m)" || { echo "gofmt: $$m needs formatting"; gofmt -l $$m; exit 1; }; \
 	  (cd $$m && GOFLAGS=-mod=readonly go vet ./...) || exit 1; \
@@ -23,6 +27,33 @@ lint:
 
 rust-test:
 	cargo test --workspace
+
+# Every input the fuzzers kept, and every crash they found, replayed on stable Rust.
+fuzz-corpus:
+	cargo test --manifest-path fuzz/Cargo.toml -p allocator-fuzz
+
+# C tests of the ABI: plain, under ASan+UBSan, under valgrind memcheck.
+ffi-test:
+	allocator-ffi/tests/c/run.sh
+
+c-example:
+	cargo build --release -p allocator-ffi
+	cc -Wall -Wextra -Werror -I allocator-ffi/include examples/c/share.c target/release/libtarget_allocator.a -lpthread -ldl -lm -o target/share
+	target/share
+
+# Each benchmark once, on small inputs: proves they run; numbers come from `make bench`.
+bench-smoke:
+	BENCH_SCALE=smoke cargo bench -p allocator-benches -- --test
+
+bench:
+	cargo bench -p allocator-benches
+
+header:
+	UPDATE_HEADER=1 cargo test -p allocator-ffi --test header
+
+# Fuzz one target for a while (nightly + cargo-fuzz): make fuzz TARGET=diff_sequence SECONDS=600
+fuzz:
+	cd fuzz && cargo +nightly fuzz run $(TARGET) -O -- -max_total_time=$(or $(SECONDS),600)
 
 # The committed vectors must be exactly what the upstream Go modules produce today.
 parity-check:

@@ -477,12 +477,14 @@ impl Allocator {
         if self.placer.order_matters()
             && (!plan.removed.is_empty() || (had_unassigned && any_collectors))
         {
-            let mut orphans: Vec<(u64, u32)> = self
-                .targets
-                .iter()
-                .filter(|(_, r)| self.placer.sticky(r) && !self.collectors.is_alive(r.collector))
-                .map(|(slot, r)| (r.key, slot))
-                .collect();
+            // A plain loop: valgrind flags the optimized `collect` of a filtered iterator here
+            // (a false positive on a stack temporary) and the C tests run under valgrind.
+            let mut orphans: Vec<(u64, u32)> = Vec::new();
+            for (slot, r) in self.targets.iter() {
+                if self.placer.sticky(r) && !self.collectors.is_alive(r.collector) {
+                    orphans.push((r.key, slot));
+                }
+            }
             orphans.sort_unstable();
             for (_, slot) in orphans {
                 let to = self.placer.choose(self.targets.get(slot), &self.ctx());

@@ -49,6 +49,13 @@ macro_rules! dense_id {
             pub fn index(self) -> u32 {
                 self.0
             }
+
+            /// The id with a given dense index, as handed across an FFI boundary. It means
+            /// something only to the allocator that issued it; lookups of an index that names
+            /// nothing return `None`.
+            pub fn from_index(index: u32) -> Self {
+                $name(index)
+            }
         }
     };
 }

@@ -9,8 +9,11 @@ use arbitrary::{Arbitrary, Unstructured};
 
 pub use model::{debug_case, diff_sequence};
 
+/// A fuzz target's body.
+pub type Body = fn(&[u8]);
+
 /// Every fuzz target, by name, as the corpus folders are named.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("diff_sequence", diff_sequence),
     ("snapshot_restore", snapshot_restore),
     ("labels", labels),
@@ -57,7 +60,11 @@ pub fn labels(data: &[u8]) {
     let mut sorted: Vec<(&str, &str)> = pairs().collect();
     sorted.sort();
     let has_duplicates = sorted.windows(2).any(|w| w[0].0 == w[1].0);
-    assert_eq!(key.is_err(), has_duplicates, "duplicates are exactly the error case");
+    assert_eq!(
+        key.is_err(),
+        has_duplicates,
+        "duplicates are exactly the error case"
+    );
     let _ = node_of(pairs());
     if let Ok(key) = key {
         // Any input order gives the key of the sorted order.

@@ -78,14 +78,32 @@ fn spec(op: &TargetOp) -> TargetSpec<'static> {
 }
 
 const ADDRESSES: [&str; 16] = [
-    "10.0.0.1:9100", "10.0.0.2:9100", "10.0.0.3:9100", "10.0.0.4:9100", "10.0.1.1:8080",
-    "10.0.1.2:8080", "10.0.1.3:8080", "10.0.1.4:8080", "a:1", "b:1", "c:1", "d:1", "e:1", "f:1",
-    "g:1", "h:1",
+    "10.0.0.1:9100",
+    "10.0.0.2:9100",
+    "10.0.0.3:9100",
+    "10.0.0.4:9100",
+    "10.0.1.1:8080",
+    "10.0.1.2:8080",
+    "10.0.1.3:8080",
+    "10.0.1.4:8080",
+    "a:1",
+    "b:1",
+    "c:1",
+    "d:1",
+    "e:1",
+    "f:1",
+    "g:1",
+    "h:1",
 ];
 
 fn assignment(a: &Allocator) -> BTreeMap<u64, Option<String>> {
     a.targets()
-        .map(|t| (t.key.0, t.collector.map(|c| a.collector_name(c).unwrap().to_owned())))
+        .map(|t| {
+            (
+                t.key.0,
+                t.collector.map(|c| a.collector_name(c).unwrap().to_owned()),
+            )
+        })
         .collect()
 }
 
@@ -103,7 +121,12 @@ pub fn diff_sequence(data: &[u8]) {
     for step in case.steps.iter().take(24) {
         let diff = Diff {
             upsert: step.upsert.iter().take(40).map(spec).collect(),
-            remove: step.remove.iter().take(20).map(|k| TargetKey(u64::from(k % 48))).collect(),
+            remove: step
+                .remove
+                .iter()
+                .take(20)
+                .map(|k| TargetKey(u64::from(k % 48)))
+                .collect(),
             add_collectors: step
                 .add
                 .iter()
@@ -152,7 +175,10 @@ pub fn diff_sequence(data: &[u8]) {
 fn expect(model: &Model, diff: &Diff<'static>) -> Result<Model, ()> {
     let mut next = model.clone();
     let removed: BTreeSet<u64> = diff.remove.iter().map(|k| k.0).collect();
-    if diff.remove.iter().any(|k| !model.targets.contains_key(&k.0))
+    if diff
+        .remove
+        .iter()
+        .any(|k| !model.targets.contains_key(&k.0))
         || diff.upsert.iter().any(|t| removed.contains(&t.key.0))
     {
         return Err(());
@@ -165,7 +191,9 @@ fn expect(model: &Model, diff: &Diff<'static>) -> Result<Model, ()> {
     }
     let mut adding = BTreeSet::new();
     for c in &diff.add_collectors {
-        if !adding.insert(c.name) || (model.collectors.contains_key(c.name) && !seen.contains(c.name)) {
+        if !adding.insert(c.name)
+            || (model.collectors.contains_key(c.name) && !seen.contains(c.name))
+        {
             return Err(());
         }
     }
@@ -179,7 +207,8 @@ fn expect(model: &Model, diff: &Diff<'static>) -> Result<Model, ()> {
         next.collectors.insert(c.name, c.node);
     }
     for t in &diff.upsert {
-        next.targets.insert(t.key.0, (t.placement.0, t.job, t.node, t.weight));
+        next.targets
+            .insert(t.key.0, (t.placement.0, t.job, t.node, t.weight));
     }
     Ok(next)
 }
@@ -194,7 +223,10 @@ fn check(
     assert_eq!(a.len(), model.targets.len());
     for (key, (placement, job, node, weight)) in &model.targets {
         let t = a.target(TargetKey(*key)).expect("model target present");
-        assert_eq!((t.placement.0, t.job, t.node, t.weight), (*placement, *job, *node, *weight));
+        assert_eq!(
+            (t.placement.0, t.job, t.node, t.weight),
+            (*placement, *job, *node, *weight)
+        );
     }
     let names: BTreeSet<&str> = a.collectors().map(|c| c.name).collect();
     assert_eq!(names, model.collectors.keys().copied().collect());
@@ -205,7 +237,10 @@ fn check(
     let after = assignment(a);
     let mut real = BTreeMap::new();
     for key in before.keys().chain(after.keys()) {
-        let (b, f) = (before.get(key).cloned().flatten(), after.get(key).cloned().flatten());
+        let (b, f) = (
+            before.get(key).cloned().flatten(),
+            after.get(key).cloned().flatten(),
+        );
         if b != f {
             real.insert(*key, (b, f));
         }
@@ -214,7 +249,11 @@ fn check(
         .iter()
         .map(|m| {
             let name = |c: Option<allocator_core::CollectorId>| {
-                c.map(|c| a.collector_name(c).expect("moves name known collectors").to_owned())
+                c.map(|c| {
+                    a.collector_name(c)
+                        .expect("moves name known collectors")
+                        .to_owned()
+                })
             };
             (m.key.0, (name(m.from), name(m.to)))
         })
@@ -227,7 +266,10 @@ fn check(
         match t.collector {
             Some(c) => {
                 let name = a.collector_name(c).unwrap();
-                assert!(model.collectors.contains_key(name), "assigned to a live collector");
+                assert!(
+                    model.collectors.contains_key(name),
+                    "assigned to a live collector"
+                );
                 let e = counts.entry(name).or_default();
                 e.0 += 1;
                 e.1 += u64::from(t.weight);
@@ -239,7 +281,10 @@ fn check(
         }
     }
     for c in a.collectors() {
-        assert_eq!((c.targets, c.weight), counts.get(c.name).copied().unwrap_or_default());
+        assert_eq!(
+            (c.targets, c.weight),
+            counts.get(c.name).copied().unwrap_or_default()
+        );
     }
 }
 
@@ -275,7 +320,11 @@ fn check_fresh(a: &Allocator, model: &Model, config: &Config) {
             ..Diff::default()
         })
         .unwrap();
-    assert_eq!(assignment(&fresh), assignment(a), "same state as a fresh allocator");
+    assert_eq!(
+        assignment(&fresh),
+        assignment(a),
+        "same state as a fresh allocator"
+    );
 }
 
 /// Print a decoded case (for debugging a crash file).
@@ -283,8 +332,29 @@ pub fn debug_case(data: &[u8]) {
     if let Ok(case) = Case::arbitrary(&mut Unstructured::new(data)) {
         eprintln!("{:?}", config(&case));
         for s in case.steps.iter().take(24) {
-            eprintln!("upsert {:?}", s.upsert.iter().take(40).map(spec).map(|t| (t.key.0, t.placement.0 % 13, t.node)).collect::<Vec<_>>());
-            eprintln!("remove {:?} add {:?} rm {:?}", s.remove.iter().take(20).map(|k| k % 48).collect::<Vec<_>>(), s.add.iter().take(4).map(|(n, node)| (NAMES[*n as usize % 10], node.map(|x| NODES[x as usize % 4]))).collect::<Vec<_>>(), s.remove_collectors.iter().take(4).map(|n| NAMES[*n as usize % 10]).collect::<Vec<_>>());
+            eprintln!(
+                "upsert {:?}",
+                s.upsert
+                    .iter()
+                    .take(40)
+                    .map(spec)
+                    .map(|t| (t.key.0, t.placement.0 % 13, t.node))
+                    .collect::<Vec<_>>()
+            );
+            eprintln!(
+                "remove {:?} add {:?} rm {:?}",
+                s.remove.iter().take(20).map(|k| k % 48).collect::<Vec<_>>(),
+                s.add
+                    .iter()
+                    .take(4)
+                    .map(|(n, node)| (NAMES[*n as usize % 10], node.map(|x| NODES[x as usize % 4])))
+                    .collect::<Vec<_>>(),
+                s.remove_collectors
+                    .iter()
+                    .take(4)
+                    .map(|n| NAMES[*n as usize % 10])
+                    .collect::<Vec<_>>()
+            );
         }
     }
 }

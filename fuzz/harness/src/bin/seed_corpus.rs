@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use allocator_core::{Allocator, CollectorSpec, Config, Diff, PlacementHash, Strategy, TargetKey, TargetSpec};
+use allocator_core::{
+    Allocator, CollectorSpec, Config, Diff, PlacementHash, Strategy, TargetKey, TargetSpec,
+};
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus");
@@ -32,8 +34,12 @@ fn main() {
         let mut a = Allocator::new(Config::with_strategy(strategy)).unwrap();
         let upsert = (0..20)
             .map(|k| {
-                TargetSpec::new(TargetKey(k), PlacementHash::of_address(&format!("10.0.0.{k}:9100")), "job")
-                    .with_node(Some(["n0", "n1"][k as usize % 2]))
+                TargetSpec::new(
+                    TargetKey(k),
+                    PlacementHash::of_address(&format!("10.0.0.{k}:9100")),
+                    "job",
+                )
+                .with_node(Some(["n0", "n1"][k as usize % 2]))
             })
             .collect();
         a.apply(&Diff {
@@ -42,10 +48,21 @@ fn main() {
             ..Diff::default()
         })
         .unwrap();
-        write("snapshot_restore", &format!("{strategy}-{i}"), &a.snapshot());
+        write(
+            "snapshot_restore",
+            &format!("{strategy}-{i}"),
+            &a.snapshot(),
+        );
     }
-    write("snapshot_restore", "empty", &Allocator::new(Config::default()).unwrap().snapshot());
-    let sample = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/allocate/sample.json")).unwrap();
+    write(
+        "snapshot_restore",
+        "empty",
+        &Allocator::new(Config::default()).unwrap().snapshot(),
+    );
+    let sample = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/allocate/sample.json"),
+    )
+    .unwrap();
     write("allocate_json", "sample", &sample);
     write(
         "allocate_json",
