@@ -1,10 +1,10 @@
 # One entry point for every check. `make test` is what CI runs (.ci/run).
 SHELL := /bin/bash
-GO_MODULES := testdata/parity-gen/common testdata/parity-gen/v0.10.0 testdata/parity-gen/v1.0.0
+GO_MODULES := allocator-go examples/go-collector testdata/parity-gen/common testdata/parity-gen/v0.10.0 testdata/parity-gen/v1.0.0
 
 .PHONY: test setup lint rust-test fuzz-corpus ffi-test c-example parity-check parity run header bench bench-smoke fuzz
 
-test: setup lint rust-test fuzz-corpus ffi-test c-example bench-smoke parity-check
+test: setup lint rust-test fuzz-corpus ffi-test c-example go-test bench-smoke parity-check
 
 # Tools the checks need that a fresh machine of this kind may lack.
 setup:
@@ -22,11 +22,28 @@ lint:
 	cargo clippy --manifest-path fuzz/Cargo.toml -p allocator-fuzz --all-targets -- -D warnings
 	@for m in $(GO_MODULES); do \
 	  test -z "$$(gofmt -l $$m)" || { echo "gofmt: $$m needs formatting"; gofmt -l $$m; exit 1; }; \
-	  (cd $$m && GOFLAGS=-mod=readonly go vet ./...) || exit 1; \
 	done
 
 rust-test:
 	cargo test --workspace
+
+# The Go package: vet, race tests, the cross-check against the upstream ring on random inputs
+# (in the parity modules, which own the upstream dependencies), the no-cgo build error, the
+# example.
+go-test:
+	allocator-go/build.sh
+	@for m in $(GO_MODULES); do (cd $$m && GOFLAGS=-mod=readonly go vet ./...) || exit 1; done
+	cd allocator-go && GOFLAGS=-mod=readonly go test -race -count=1 ./...
+	cd testdata/parity-gen/v0.10.0 && GOFLAGS=-mod=readonly go test -race -count=1 ./...
+	cd testdata/parity-gen/v1.0.0 && GOFLAGS=-mod=readonly go test -race -count=1 ./...
+	cd allocator-go && ! CGO_ENABLED=0 go build ./... 2>target-nocgo.log && grep -q requires_cgo target-nocgo.log; \
+	  status=$$?; rm -f target-nocgo.log; exit $$status
+	cd examples/go-collector && GOFLAGS=-mod=readonly go run .
+
+# Go benchmarks: the package against the Operator's pure-Go work, same run (benches/README.md).
+go-bench:
+	allocator-go/build.sh
+	cd testdata/parity-gen/v0.10.0 && go test -run '^$$' -bench Allocation -benchtime 3x .
 
 # Every input the fuzzers kept, and every crash they found, replayed on stable Rust.
 fuzz-corpus:

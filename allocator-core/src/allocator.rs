@@ -16,6 +16,9 @@ use crate::targets::{Buckets, TargetRecord, Targets};
 
 type Set<T> = HashSet<T, ahash::RandomState>;
 
+/// Capacity of the moves buffer kept between diffs.
+const MOVES_KEPT: usize = 64 * 1024;
+
 /// Assigns targets to collectors. Diffs in, moves out; every query is pure.
 ///
 /// ```
@@ -183,6 +186,8 @@ impl Allocator {
 
         self.collectors.release_retired();
         self.moves.clear();
+        // A full allocation's moves can be as large as the state; do not keep that buffer.
+        self.moves.shrink_to(MOVES_KEPT);
         self.remove_targets(&diff.remove);
         if let Some(plan) = plan {
             self.change_collectors(plan)?;

@@ -25,9 +25,10 @@
 mod api;
 mod error;
 mod guard;
-pub mod handle;
+mod handle;
 mod types;
 
 pub use api::*;
 pub use error::{ta_error, ta_result};
+pub use handle::ta_allocator;
 pub use types::*;

@@ -1,6 +1,6 @@
 module paritygen/v0.10.0
 
-go 1.22
+go 1.26.7
 
 require (
 	github.com/buraksezer/consistent v0.10.0
@@ -8,4 +8,17 @@ require (
 	paritygen/common v0.0.0
 )
 
+require (
+	github.com/grafana/regexp v0.0.0-20250905093917-f7b3be9d1853 // indirect
+	github.com/prometheus/client_model v0.6.3 // indirect
+	github.com/prometheus/common v0.72.1 // indirect
+	github.com/prometheus/prometheus v0.316.0 // indirect
+	github.com/target-allocator-rs/allocator-go v0.0.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
+
 replace paritygen/common => ../common
+
+// The Go package under test in the cross-check (needs the Rust static library: allocator-go/build.sh).
+replace github.com/target-allocator-rs/allocator-go => ../../../allocator-go

@@ -1,0 +1,286 @@
+package allocator
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+func newOrFail(t testing.TB, cfg Config) *Allocator {
+	t.Helper()
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+func TestDefaultConfigIsTheGoAllocators(t *testing.T) {
+	c := DefaultConfig()
+	if c.Strategy != ConsistentHashing || c.Ring != RingV0_10_0 || c.PartitionCount != 1061 ||
+		c.ReplicationFactor != 5 || c.LoadFactor != 1.1 || c.Fallback != NoStrategy {
+		t.Fatalf("unexpected default %+v", c)
+	}
+	a := newOrFail(t, c)
+	back, err := a.Config()
+	if err != nil || back != c {
+		t.Fatalf("Config() = %+v, %v", back, err)
+	}
+}
+
+func TestInvalidConfigIsAnErrorWithItsCode(t *testing.T) {
+	c := DefaultConfig()
+	c.LoadFactor = 0.5
+	_, err := New(c)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != InvalidConfig {
+		t.Fatalf("want InvalidConfig, got %v", err)
+	}
+	if !errors.Is(err, &Error{Code: InvalidConfig}) {
+		t.Fatal("errors.Is matches on the code")
+	}
+}
+
+func TestCloseIsIdempotentAndUseAfterCloseIsAnError(t *testing.T) {
+	a, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddCollectors(Collector{Name: "x"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("want ErrClosed, got %v", err)
+	}
+	if _, err := a.Lookup([]uint64{1}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("want ErrClosed, got %v", err)
+	}
+	if _, err := a.Snapshot(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("want ErrClosed, got %v", err)
+	}
+}
+
+func TestBatchesMovesStatsAndSnapshot(t *testing.T) {
+	a := newOrFail(t, Config{Strategy: LeastWeighted, Fallback: NoStrategy, Ring: RingV0_10_0, PartitionCount: 1061, ReplicationFactor: 5, LoadFactor: 1.1})
+	if err := a.AddCollectors(Collector{Name: "a"}, Collector{Name: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddCollectors(Collector{Name: "a"}); !errors.Is(err, &Error{Code: DuplicateCollector}) {
+		t.Fatalf("want DuplicateCollector, got %v", err)
+	}
+	ts := make([]Target, 100)
+	keys := make([]uint64, 100)
+	for i := range ts {
+		ts[i] = Target{Key: uint64(1000 + i), Placement: PlacementHash(fmt.Sprintf("10.0.0.%d:80", i)), Job: "j", Weight: 2}
+		keys[i] = ts[i].Key
+	}
+	if err := a.UpsertTargets(ts); err != nil {
+		t.Fatal(err)
+	}
+	moves, err := a.LastMoves()
+	if err != nil || len(moves) != 100 || moves[0].From != "" || moves[0].To == "" {
+		t.Fatalf("moves %v %v", len(moves), err)
+	}
+	stats, err := a.Stats()
+	if err != nil || len(stats) != 2 || stats[0].Targets != 50 || stats[0].Weight != 100 || stats[0].Name != "a" {
+		t.Fatalf("stats %+v %v", stats, err)
+	}
+	mine, err := a.CollectorTargets("a", "")
+	if err != nil || len(mine) != 50 {
+		t.Fatalf("CollectorTargets %d %v", len(mine), err)
+	}
+	if _, err := a.CollectorTargets("nope", ""); !errors.Is(err, &Error{Code: UnknownCollector}) {
+		t.Fatalf("want UnknownCollector, got %v", err)
+	}
+	if err := a.RemoveCollectors("b"); err != nil {
+		t.Fatal(err)
+	}
+	moves, _ = a.LastMoves()
+	for _, m := range moves {
+		if m.From != "b" || m.To != "a" {
+			t.Fatalf("move %+v", m)
+		}
+	}
+	if len(moves) != 50 {
+		t.Fatalf("%d moves", len(moves))
+	}
+	snap, err := a.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Restore(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	x, _ := a.Assignments(keys)
+	y, _ := b.Assignments(keys)
+	for i := range x {
+		if x[i] != y[i] || x[i] != "a" {
+			t.Fatalf("restored assignment %d: %q vs %q", i, x[i], y[i])
+		}
+	}
+	snap[len(snap)/2] ^= 0xff
+	if _, err := Restore(snap); !errors.Is(err, &Error{Code: InvalidSnapshot}) {
+		t.Fatalf("want InvalidSnapshot, got %v", err)
+	}
+	if err := a.RemoveTargets(keys[:10]); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RemoveTargets(keys[:1]); !errors.Is(err, &Error{Code: UnknownTarget}) {
+		t.Fatalf("want UnknownTarget, got %v", err)
+	}
+	s, err := a.Summary()
+	if err != nil || s.Targets != 90 || s.Collectors != 1 || s.MovesReassigned != 50 {
+		t.Fatalf("summary %+v %v", s, err)
+	}
+}
+
+func TestLabelSetsAreHashedLikeTheOperator(t *testing.T) {
+	// The Operator's own test value (shared/parity/operator-crosscheck.json).
+	key, err := TargetKey(labels.FromStrings("test_label", "test-value"), "test-job")
+	if err != nil || key != 11170662653441480747 {
+		t.Fatalf("key %d %v", key, err)
+	}
+	a := newOrFail(t, DefaultConfig())
+	_, err = a.UpsertLabelSets([]LabelSet{{Job: "j", Labels: labels.FromStrings("instance", "x")}})
+	if !errors.Is(err, &Error{Code: MissingAddress}) {
+		t.Fatalf("want MissingAddress, got %v", err)
+	}
+}
+
+type vectors struct {
+	RingVersion string `json:"ring_version"`
+	Scenarios   []struct {
+		Targets []struct {
+			Job    string      `json:"job"`
+			Labels [][2]string `json:"labels"`
+			Key    string      `json:"key"`
+		} `json:"targets"`
+		CollectorSets []struct {
+			Collectors []string `json:"collectors"`
+			Assigned   []int    `json:"assigned"`
+		} `json:"collector_sets"`
+	} `json:"scenarios"`
+}
+
+// The Go vectors of testdata/parity (written by the upstream modules) through this package.
+func TestParityVectors(t *testing.T) {
+	for _, version := range []string{"v0.10.0", "v1.0.0"} {
+		raw, err := os.ReadFile("../testdata/parity/ring-" + version + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v vectors
+		if err := json.Unmarshal(raw, &v); err != nil {
+			t.Fatal(err)
+		}
+		cfg := DefaultConfig()
+		if version == "v1.0.0" {
+			cfg.Ring = RingV1_0_0
+		}
+		checked := 0
+		for _, s := range v.Scenarios {
+			sets := make([]LabelSet, len(s.Targets))
+			for i, tg := range s.Targets {
+				b := labels.NewScratchBuilder(len(tg.Labels))
+				for _, l := range tg.Labels {
+					b.Add(l[0], l[1])
+				}
+				b.Sort()
+				sets[i] = LabelSet{Job: tg.Job, Labels: b.Labels()}
+			}
+			for _, cs := range s.CollectorSets {
+				a := newOrFail(t, cfg)
+				collectors := make([]Collector, len(cs.Collectors))
+				for i, n := range cs.Collectors {
+					collectors[i] = Collector{Name: n}
+				}
+				if err := a.SetCollectors(collectors); err != nil {
+					t.Fatal(err)
+				}
+				keys, err := a.UpsertLabelSets(sets)
+				if err != nil {
+					t.Fatal(err)
+				}
+				names, err := a.Assignments(keys)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, tg := range s.Targets {
+					if strconv.FormatUint(keys[i], 10) != tg.Key {
+						t.Fatalf("%s target %d: key %d, Go %s", version, i, keys[i], tg.Key)
+					}
+					if names[i] != cs.Collectors[cs.Assigned[i]] {
+						t.Fatalf("%s target %d: %s, Go %s", version, i, names[i], cs.Collectors[cs.Assigned[i]])
+					}
+					checked++
+				}
+			}
+		}
+		if checked < 35000 {
+			t.Fatalf("only %d targets checked", checked)
+		}
+	}
+}
+
+func TestConcurrentUseFromManyGoroutines(t *testing.T) {
+	a := newOrFail(t, DefaultConfig())
+	keys := make([]uint64, 500)
+	ts := make([]Target, 500)
+	for i := range ts {
+		ts[i] = Target{Key: uint64(i + 1), Placement: uint64(i) * 0x9E3779B97F4A7C15, Job: "j", Weight: 1}
+		keys[i] = ts[i].Key
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				switch g % 3 {
+				case 0:
+					n := 1 + (i+g)%5
+					cs := make([]Collector, n)
+					for c := range cs {
+						cs[c] = Collector{Name: fmt.Sprintf("c%d", c)}
+					}
+					if err := a.SetCollectors(cs); err != nil {
+						t.Error(err)
+						return
+					}
+				case 1:
+					if err := a.SetTargets(ts[(i*7)%250 : (i*7)%250+250]); err != nil {
+						t.Error(err)
+						return
+					}
+				default:
+					if _, err := a.Assignments(keys); err != nil {
+						t.Error(err)
+						return
+					}
+					if _, err := a.Stats(); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}(g)
+	}
+	// Closing while others run must not crash: they get ErrClosed or finish first.
+	wg.Wait()
+	a.Close()
+	if _, err := a.Stats(); !errors.Is(err, ErrClosed) {
+		t.Fatal("closed")
+	}
+}

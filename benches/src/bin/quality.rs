@@ -1,0 +1,63 @@
+//! Allocation quality report: balance and moves per strategy, for 10, 100 and 1,000 collectors
+//! and 100k targets (the table in benches/README.md).
+//!
+//! `cargo run --release -p allocator-benches --bin quality [TARGETS]`
+
+use allocator_benches::{collector_names, collector_specs, specs, targets, Workload};
+use allocator_core::{Allocator, Config, Diff, KeyHasher, MoveKind, Strategy};
+
+fn config(strategy: Strategy) -> Config {
+    let mut c = Config::with_strategy(strategy);
+    if strategy == Strategy::PerNode {
+        c.fallback = Some(Strategy::ConsistentHashing);
+    }
+    c
+}
+
+fn moved(alloc: &mut Allocator, diff: &Diff<'_>) -> (usize, u64) {
+    let moves = alloc.apply(diff).unwrap().to_vec();
+    let mut count = 0;
+    let mut weight = 0;
+    for m in moves.iter().filter(|m| m.kind() == MoveKind::Reassigned) {
+        count += 1;
+        weight += u64::from(alloc.target(m.key).unwrap().weight);
+    }
+    (count, weight)
+}
+
+fn main() {
+    let k: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    println!("| strategy | collectors | max/mean | min/mean | weight max/mean | weight min/mean | moved on +1 (min K/(n+1)) | moved on −1 (min K/n) | weight moved +1 / min | weight moved −1 / min |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for n in [10usize, 100, 1000] {
+        // Per-node needs targets on the collectors' nodes: as many nodes as collectors.
+        let raw: Workload = targets(k, n, 21);
+        let mut hasher = KeyHasher::new();
+        let upsert = specs(&mut hasher, &raw);
+        let names = collector_names(n + 1);
+        let all = collector_specs(&names);
+        for strategy in Strategy::ALL {
+            let mut alloc = Allocator::new(config(strategy)).unwrap();
+            alloc
+                .apply(&Diff { add_collectors: all[..n].to_vec(), upsert: upsert.clone(), ..Diff::default() })
+                .unwrap();
+            let s = alloc.summary();
+            let total_weight = s.mean_weight * n as f64;
+            let (up, up_w) = moved(&mut alloc, &Diff { add_collectors: vec![all[n]], ..Diff::default() });
+            // Back to n, then remove one of the original collectors.
+            alloc.apply(&Diff { remove_collectors: vec![all[n].name], ..Diff::default() }).unwrap();
+            let (down, down_w) = moved(&mut alloc, &Diff { remove_collectors: vec![all[0].name], ..Diff::default() });
+            println!(
+                "| {strategy} | {n} | {:.2} | {:.2} | {:.2} | {:.2} | {up} ({}) | {down} ({}) | {:.2} | {:.2} |",
+                s.max_over_mean(),
+                s.min_over_mean(),
+                s.max_weight as f64 / s.mean_weight,
+                s.min_weight as f64 / s.mean_weight,
+                k / (n + 1),
+                k / n,
+                up_w as f64 / (total_weight / (n + 1) as f64),
+                down_w as f64 / (total_weight / n as f64),
+            );
+        }
+    }
+}

@@ -1,0 +1,96 @@
+// Package allocatorgo adapts the Go package of this repository (allocator-go) to the
+// cross-check and benchmark harness of common.
+package allocatorgo
+
+import (
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+	allocator "github.com/target-allocator-rs/allocator-go"
+
+	"paritygen/common"
+)
+
+// Engine runs the cross-checks and benchmarks on allocator-go.
+type Engine struct{}
+
+func config(version string) allocator.Config {
+	cfg := allocator.DefaultConfig()
+	if version == "v1.0.0" {
+		cfg.Ring = allocator.RingV1_0_0
+	}
+	return cfg
+}
+
+func labelSets(targets []common.Target) []allocator.LabelSet {
+	sets := make([]allocator.LabelSet, len(targets))
+	for i, tg := range targets {
+		b := labels.NewScratchBuilder(len(tg.Labels))
+		for _, l := range tg.Labels {
+			b.Add(l.Name, l.Value)
+		}
+		sets[i] = allocator.LabelSet{Job: tg.Job, Labels: b.Labels()}
+	}
+	return sets
+}
+
+func collectors(names []string) []allocator.Collector {
+	cs := make([]allocator.Collector, len(names))
+	for i, n := range names {
+		cs[i] = allocator.Collector{Name: n}
+	}
+	return cs
+}
+
+func (Engine) Assign(version string, names []string, targets []common.Target) ([]uint64, []string, error) {
+	a, err := allocator.New(config(version))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer a.Close()
+	if err := a.SetCollectors(collectors(names)); err != nil {
+		return nil, nil, err
+	}
+	keys, err := a.UpsertLabelSets(labelSets(targets))
+	if err != nil {
+		return nil, nil, err
+	}
+	owners, err := a.Assignments(keys)
+	return keys, owners, err
+}
+
+func (Engine) Churn(b *testing.B, version string, names []string, targets, fresh []common.Target) error {
+	a, err := allocator.New(config(version))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.SetCollectors(collectors(names)); err != nil {
+		return err
+	}
+	keys, err := a.UpsertLabelSets(labelSets(targets))
+	if err != nil {
+		return err
+	}
+	gone, goneSets := keys[:len(fresh)], labelSets(targets[:len(fresh)])
+	freshSets := labelSets(fresh)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := a.RemoveTargets(gone); err != nil {
+			return err
+		}
+		freshKeys, err := a.UpsertLabelSets(freshSets)
+		if err != nil {
+			return err
+		}
+		b.StopTimer()
+		if err := a.RemoveTargets(freshKeys); err != nil {
+			return err
+		}
+		if _, err := a.UpsertLabelSets(goneSets); err != nil {
+			return err
+		}
+		b.StartTimer()
+	}
+	return nil
+}

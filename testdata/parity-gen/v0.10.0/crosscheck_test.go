@@ -1,0 +1,18 @@
+package main
+
+import (
+	"testing"
+
+	"paritygen/common"
+	"paritygen/common/allocatorgo"
+)
+
+// The Go package of this repository against github.com/buraksezer/consistent v0.10.0 and the item
+// hash, on thousands of random label sets and collector sets.
+func TestAllocatorGoEqualsUpstreamRing(t *testing.T) {
+	common.CrossCheck(t, "v0.10.0", newRing, allocatorgo.Engine{}, 40, 5)
+}
+
+func BenchmarkAllocation(b *testing.B) {
+	common.BenchAllocation(b, "v0.10.0", newRing, allocatorgo.Engine{})
+}
