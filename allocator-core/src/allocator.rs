@@ -189,10 +189,11 @@ impl Allocator {
         // A full allocation's moves can be as large as the state; do not keep that buffer.
         self.moves.shrink_to(MOVES_KEPT);
         self.remove_targets(&diff.remove);
+        let new = self.update_existing(&diff.upsert, &ids);
         if let Some(plan) = plan {
             self.change_collectors(plan)?;
         }
-        self.upsert_targets(&diff.upsert, &ids);
+        self.insert_new(&diff.upsert, &ids, &new);
         self.totals.count(&self.moves);
         Ok(&self.moves)
     }
@@ -512,23 +513,48 @@ impl Allocator {
         self.reassign(slot, to);
     }
 
-    /// Record every upsert first, then place the new targets: a key repeated in one diff is
-    /// placed once, by its last fields (the last one wins, as in a listing).
-    fn upsert_targets(&mut self, upsert: &[TargetSpec<'_>], ids: &[(u32, u32)]) {
-        self.targets.reserve(upsert.len());
-        let mut fresh: Vec<u32> = Vec::new();
-        for (t, &(job, node)) in upsert.iter().zip(ids) {
-            let record = TargetRecord {
-                key: t.key.0,
-                placement: t.placement.0,
-                job,
-                node,
-                weight: t.weight,
-                collector: NONE,
-                bucket_pos: 0,
-            };
+    fn record(t: &TargetSpec<'_>, (job, node): (u32, u32)) -> TargetRecord {
+        TargetRecord {
+            key: t.key.0,
+            placement: t.placement.0,
+            job,
+            node,
+            weight: t.weight,
+            collector: NONE,
+            bucket_pos: 0,
+        }
+    }
+
+    /// Update the targets that existed before this diff, in place; return the positions of the
+    /// upserts that name new targets. Runs before a collector change, so the change re-places
+    /// any target these updates left off its rule: after a diff that changes collectors, no
+    /// target of a non-sticky rule is left stale.
+    fn update_existing(&mut self, upsert: &[TargetSpec<'_>], ids: &[(u32, u32)]) -> Vec<u32> {
+        if self.targets.len() == 0 {
+            // Nothing exists yet (a full allocation): every upsert is new, no lookups needed.
+            return (0..upsert.len() as u32).collect();
+        }
+        let mut new = Vec::new();
+        for (i, (t, &id)) in upsert.iter().zip(ids).enumerate() {
+            match self.targets.find(t.key) {
+                Some(slot) => self.update_in_place(slot, Self::record(t, id)),
+                None => new.push(i as u32),
+            }
+        }
+        new
+    }
+
+    /// Insert the new targets, then place them: a key repeated in one diff is placed once, by
+    /// its last fields (the last one wins, as in a listing).
+    fn insert_new(&mut self, upsert: &[TargetSpec<'_>], ids: &[(u32, u32)], new: &[u32]) {
+        self.targets.reserve(new.len());
+        let mut fresh: Vec<u32> = Vec::with_capacity(new.len());
+        for &i in new {
+            let (t, id) = (&upsert[i as usize], ids[i as usize]);
+            let record = Self::record(t, id);
             let (slot, inserted) = self.targets.find_or_insert(record);
             if !inserted {
+                // A repeat of a key first inserted by this diff: it takes the later fields.
                 self.update_in_place(slot, record);
                 continue;
             }
@@ -537,8 +563,8 @@ impl Allocator {
                 slot,
                 self.targets.records_mut(),
             );
-            self.loads.job_total[job as usize] += 1;
-            self.loads.add(NONE, job, t.weight);
+            self.loads.job_total[id.0 as usize] += 1;
+            self.loads.add(NONE, id.0, t.weight);
             fresh.push(slot);
         }
         if self.placer.order_matters() {
@@ -941,7 +967,7 @@ impl Allocator {
             // Only states a sequence of diffs can reach: a target lacks a collector only when
             // its rule has none for it, or (per-node) its node changed in place since.
             let waiting = alloc.config.strategy == Strategy::PerNode;
-            if collector == NONE && rule != NONE && (sticky || !waiting) {
+            if collector == NONE && rule != NONE && !waiting {
                 return Err(invalid(format!(
                     "target {} is unassigned although collectors can take it",
                     TargetKey(t.key)

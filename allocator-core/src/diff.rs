@@ -108,9 +108,12 @@ impl<'a> CollectorSpec<'a> {
 
 /// A change to the allocation state.
 ///
-/// Applied in this order: targets removed, collectors removed and added (a name both removed and
-/// added keeps its id and takes the new node), targets upserted. An upserted target that already
-/// exists keeps its collector and takes the new fields, as in the Go allocator.
+/// Applied in this order: targets removed; existing targets updated in place (they keep their
+/// collector and take the new fields, as in the Go allocator); collectors removed and added (a
+/// name both removed and added keeps its id and takes the new node), which re-places every
+/// target whose collector left or whose rule now names another collector; new targets placed.
+/// So a diff that changes collectors leaves every `consistent-hashing` and `per-node` target
+/// where a fresh allocator with the same state would put it.
 #[derive(Clone, Debug, Default)]
 pub struct Diff<'a> {
     /// Targets added, or changed in place (same key). For a repeated key the last one wins.

@@ -605,3 +605,36 @@ fn a_key_repeated_in_one_diff_is_placed_once_by_its_last_fields() {
     );
     assert_eq!(name_of(&a, 15), None);
 }
+
+#[test]
+fn a_diff_that_changes_collectors_also_re_places_targets_it_updates() {
+    let mut c = Config::with_strategy(Strategy::PerNode);
+    c.fallback = Some(Strategy::ConsistentHashing);
+    let mut a = Allocator::new(c).unwrap();
+    a.apply(&Diff {
+        add_collectors: vec![CollectorSpec::new("c0")],
+        upsert: vec![t(15, "x", "j")],
+        ..Diff::default()
+    })
+    .unwrap();
+    assert_eq!(name_of(&a, 15), Some("c0"));
+    // The target moves to node n3 (no collector there) in the same diff that adds a collector:
+    // the collector change re-places it, so it does not stay on c0.
+    let moves = a
+        .apply(&Diff {
+            add_collectors: vec![CollectorSpec::new("c1")],
+            upsert: vec![t(15, "x", "j").with_node(Some("n3"))],
+            ..Diff::default()
+        })
+        .unwrap()
+        .to_vec();
+    assert_eq!(name_of(&a, 15), None);
+    assert_eq!(moves.len(), 1);
+    // Without a collector change, an in-place update keeps the collector (Go's behaviour).
+    a.apply(&Diff {
+        upsert: vec![t(15, "x", "j")],
+        ..Diff::default()
+    })
+    .unwrap();
+    assert_eq!(name_of(&a, 15), None);
+}

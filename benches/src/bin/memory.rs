@@ -28,7 +28,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -50,7 +53,10 @@ fn rss_kib() -> u64 {
 }
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let raw = targets(n, 1_000, 11);
     let mut hasher = KeyHasher::new();
     let upsert = specs(&mut hasher, &raw);
@@ -65,9 +71,17 @@ fn main() {
         let before = LIVE.load(Ordering::Relaxed);
         let mut alloc = Allocator::new(config).unwrap();
         alloc
-            .apply(&Diff { add_collectors: collector_specs(&names), ..Diff::default() })
+            .apply(&Diff {
+                add_collectors: collector_specs(&names),
+                ..Diff::default()
+            })
             .unwrap();
-        alloc.apply(&Diff { upsert: upsert.clone(), ..Diff::default() }).unwrap();
+        alloc
+            .apply(&Diff {
+                upsert: upsert.clone(),
+                ..Diff::default()
+            })
+            .unwrap();
         // The moves of the last diff are a caller-facing buffer, not state: clear them.
         alloc.apply(&Diff::default()).unwrap();
         let live = LIVE.load(Ordering::Relaxed) - before;

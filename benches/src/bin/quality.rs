@@ -26,7 +26,10 @@ fn moved(alloc: &mut Allocator, diff: &Diff<'_>) -> (usize, u64) {
 }
 
 fn main() {
-    let k: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let k: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
     println!("| strategy | collectors | max/mean | min/mean | weight max/mean | weight min/mean | moved on +1 (min K/(n+1)) | moved on −1 (min K/n) | weight moved +1 / min | weight moved −1 / min |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for n in [10usize, 100, 1000] {
@@ -39,14 +42,35 @@ fn main() {
         for strategy in Strategy::ALL {
             let mut alloc = Allocator::new(config(strategy)).unwrap();
             alloc
-                .apply(&Diff { add_collectors: all[..n].to_vec(), upsert: upsert.clone(), ..Diff::default() })
+                .apply(&Diff {
+                    add_collectors: all[..n].to_vec(),
+                    upsert: upsert.clone(),
+                    ..Diff::default()
+                })
                 .unwrap();
             let s = alloc.summary();
             let total_weight = s.mean_weight * n as f64;
-            let (up, up_w) = moved(&mut alloc, &Diff { add_collectors: vec![all[n]], ..Diff::default() });
+            let (up, up_w) = moved(
+                &mut alloc,
+                &Diff {
+                    add_collectors: vec![all[n]],
+                    ..Diff::default()
+                },
+            );
             // Back to n, then remove one of the original collectors.
-            alloc.apply(&Diff { remove_collectors: vec![all[n].name], ..Diff::default() }).unwrap();
-            let (down, down_w) = moved(&mut alloc, &Diff { remove_collectors: vec![all[0].name], ..Diff::default() });
+            alloc
+                .apply(&Diff {
+                    remove_collectors: vec![all[n].name],
+                    ..Diff::default()
+                })
+                .unwrap();
+            let (down, down_w) = moved(
+                &mut alloc,
+                &Diff {
+                    remove_collectors: vec![all[0].name],
+                    ..Diff::default()
+                },
+            );
             println!(
                 "| {strategy} | {n} | {:.2} | {:.2} | {:.2} | {:.2} | {up} ({}) | {down} ({}) | {:.2} | {:.2} |",
                 s.max_over_mean(),
