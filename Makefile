@@ -2,9 +2,9 @@
 SHELL := /bin/bash
 GO_MODULES := allocator-go examples/go-collector testdata/parity-gen/common testdata/parity-gen/v0.10.0 testdata/parity-gen/v1.0.0
 
-.PHONY: test setup lint rust-test fuzz-corpus ffi-test c-example parity-check parity run header bench bench-smoke fuzz
+.PHONY: test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
 
-test: setup lint rust-test fuzz-corpus ffi-test c-example go-test bench-smoke parity-check
+test: setup lint rust-test fuzz-corpus ffi-test c-example go-test py-test bench-smoke parity-check
 
 # Tools the checks need that a fresh machine of this kind may lack.
 setup:
@@ -39,6 +39,11 @@ go-test:
 	cd allocator-go && ! CGO_ENABLED=0 go build ./... 2>target-nocgo.log && grep -q requires_cgo target-nocgo.log; \
 	  status=$$?; rm -f target-nocgo.log; exit $$status
 	cd examples/go-collector && GOFLAGS=-mod=readonly go run .
+
+# The Python module: wheel built by maturin into a venv of its own, pytest, stubtest, mypy, the
+# capacity-planning example in smoke size.
+py-test:
+	allocator-py/test.sh
 
 # Go benchmarks: the package against the Operator's pure-Go work, same run (benches/README.md).
 go-bench:

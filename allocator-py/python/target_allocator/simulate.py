@@ -1,0 +1,177 @@
+"""Scenario simulation: apply a list of events to an allocator and record what each one did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from ._native import Allocator
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step of a scenario. Build with :meth:`scale_to`, :meth:`churn` or :meth:`lose_node`."""
+
+    kind: str
+    collectors: int = 0
+    fraction: float = 0.0
+    node: Optional[str] = None
+
+    @staticmethod
+    def scale_to(collectors: int) -> "Event":
+        """Scale the fleet to ``collectors`` collectors (StatefulSet-style names, kept in order)."""
+        if collectors < 0:
+            raise ValueError("collectors must be >= 0")
+        return Event("scale", collectors=collectors)
+
+    @staticmethod
+    def churn(fraction: float) -> "Event":
+        """Replace ``fraction`` of the targets by new ones (pods rolled)."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError("fraction must be within [0, 1]")
+        return Event("churn", fraction=fraction)
+
+    @staticmethod
+    def lose_node(node: str) -> "Event":
+        """A node disappears: its collectors and the targets running on it are removed."""
+        return Event("node_loss", node=node)
+
+    def label(self) -> str:
+        if self.kind == "scale":
+            return f"scale to {self.collectors}"
+        if self.kind == "churn":
+            return f"churn {self.fraction:.1%}"
+        return f"lose {self.node}"
+
+
+@dataclass
+class SimulationResult:
+    """Per event: moves, balance and per-collector loads. ``rows`` are plain dicts."""
+
+    strategy: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def table(self) -> list[dict[str, Any]]:
+        """The rows without the per-collector arrays (one dict per event)."""
+        return [{k: v for k, v in r.items() if k not in ("loads", "collector_names")} for r in self.rows]
+
+    def to_pandas(self) -> Any:
+        """The table as a pandas DataFrame (needs the ``pandas`` extra)."""
+        import pandas as pd  # optional dependency
+
+        return pd.DataFrame(self.table())
+
+
+def _collector_names(n: int, prefix: str) -> list[str]:
+    return [f"{prefix}-{i}" for i in range(n)]
+
+
+def simulate(
+    strategy: str,
+    keys: npt.NDArray[np.uint64],
+    *,
+    jobs: Union[str, Sequence[str]],
+    collectors: int,
+    events: Sequence[Event],
+    nodes: Optional[Sequence[Optional[str]]] = None,
+    weights: Optional[npt.NDArray[np.uint32]] = None,
+    collector_nodes: Optional[Sequence[str]] = None,
+    collector_prefix: str = "collector",
+    seed: int = 0,
+    **config: Any,
+) -> SimulationResult:
+    """Run a scenario.
+
+    Targets are given by ``keys`` (uint64; also their placement hash) with ``jobs``, optional
+    ``nodes`` and ``weights``. The fleet starts with ``collectors`` collectors; collector ``i``
+    runs on ``collector_nodes[i % len(collector_nodes)]`` when given (needed for ``per-node``).
+    Extra keyword arguments configure the :class:`Allocator` (``fallback``, ``ring``, ...).
+    The first row describes the initial allocation; then one row per event.
+    """
+    rng = np.random.default_rng(seed)
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    n = len(keys)
+    job_list: list[str] = [jobs] * n if isinstance(jobs, str) else list(jobs)
+    node_list: list[Optional[str]] = [None] * n if nodes is None else list(nodes)
+    weight_arr = np.ones(n, dtype=np.uint32) if weights is None else np.ascontiguousarray(weights, dtype=np.uint32)
+    if len(job_list) != n or len(node_list) != n or len(weight_arr) != n:
+        raise ValueError("jobs, nodes and weights need one entry per key")
+
+    alloc = Allocator(strategy, **config)
+    result = SimulationResult(strategy=strategy)
+    fleet: list[tuple[str, Optional[str]]] = []
+
+    def fleet_of(count: int) -> list[tuple[str, Optional[str]]]:
+        names = _collector_names(count, collector_prefix)
+        if not collector_nodes:
+            return [(name, None) for name in names]
+        return [(name, collector_nodes[i % len(collector_nodes)]) for i, name in enumerate(names)]
+
+    def record(label: str, before: dict[str, Any]) -> None:
+        s = alloc.summary()
+        targets, weight = alloc.loads()
+        mean = s["mean_targets"] or 0.0
+        mean_w = s["mean_weight"] or 0.0
+        result.rows.append(
+            {
+                "event": label,
+                "collectors": s["collectors"],
+                "targets": s["targets"],
+                "unassigned": s["unassigned"],
+                "moved": s["moves_reassigned"] - before["moves_reassigned"],
+                "max_over_mean": (s["max_targets"] / mean) if mean else 0.0,
+                "min_over_mean": (s["min_targets"] / mean) if mean else 0.0,
+                "weight_max_over_mean": (s["max_weight"] / mean_w) if mean_w else 0.0,
+                "loads": targets,
+                "weights": weight,
+                "collector_names": alloc.collectors,
+            }
+        )
+
+    start = alloc.summary()
+    fleet = fleet_of(collectors)
+    alloc.set_collectors(fleet)
+    alloc.upsert_keys(keys, jobs=job_list, nodes=node_list, weights=weight_arr)
+    record("initial", start)
+
+    live = keys.copy()
+    live_jobs, live_nodes, live_weights = list(job_list), list(node_list), weight_arr.copy()
+    for event in events:
+        before = alloc.summary()
+        if event.kind == "scale":
+            fleet = fleet_of(event.collectors)
+            alloc.set_collectors(fleet)
+        elif event.kind == "churn":
+            count = int(round(event.fraction * len(live)))
+            if count:
+                idx = rng.choice(len(live), size=count, replace=False)
+                fresh = rng.integers(0, np.iinfo(np.uint64).max, size=count, dtype=np.uint64)
+                alloc.remove(live[idx])
+                alloc.upsert_keys(
+                    fresh,
+                    jobs=[live_jobs[i] for i in idx],
+                    nodes=[live_nodes[i] for i in idx],
+                    weights=live_weights[idx],
+                )
+                live[idx] = fresh
+        elif event.kind == "node_loss":
+            gone = [name for name, node in fleet if node == event.node]
+            fleet = [(name, node) for name, node in fleet if node != event.node]
+            if gone:
+                alloc.remove_collectors(gone)
+            on_node = [i for i, node in enumerate(live_nodes) if node == event.node]
+            if on_node:
+                alloc.remove(live[on_node])
+                keep = np.ones(len(live), dtype=bool)
+                keep[on_node] = False
+                live = live[keep]
+                live_weights = live_weights[keep]
+                live_jobs = [j for j, k in zip(live_jobs, keep) if k]
+                live_nodes = [x for x, k in zip(live_nodes, keep) if k]
+        else:
+            raise ValueError(f"unknown event kind {event.kind!r}")
+        record(event.label(), before)
+    return result

@@ -1,0 +1,464 @@
+//! `target_allocator._native`: the Python face of allocator-core. The pure-Python package
+//! `target_allocator` re-exports it and adds the simulation and plotting helpers.
+//!
+//! Conventions: heavy calls copy their inputs out of Python objects, then release the GIL while
+//! the core works; the `Allocator` class is frozen with an internal read/write lock, so one
+//! instance can be shared between threads; errors are subclasses of `AllocatorError` carrying
+//! the core's message.
+
+use std::collections::HashMap;
+
+use allocator_core::{
+    self as core, CollectorSpec, Config, Diff, KeyHasher, PlacementHash, RingConfig, RingVersion,
+    Strategy, TargetKey, TargetSpec,
+};
+use numpy::{PyArray1, PyReadonlyArray1};
+use parking_lot::RwLock;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString};
+
+create_exception!(_native, AllocatorError, PyException, "Base class of every error of target_allocator.");
+create_exception!(_native, ConfigError, AllocatorError, "The configuration is invalid.");
+create_exception!(_native, CollectorError, AllocatorError, "A collector is unknown, duplicated or has an empty name.");
+create_exception!(_native, TargetError, AllocatorError, "A target is unknown or both upserted and removed.");
+create_exception!(_native, LabelError, AllocatorError, "A label set repeats a label or lacks __address__.");
+create_exception!(_native, RingCapacityError, AllocatorError, "The ring cannot place every partition on these collectors.");
+create_exception!(_native, SnapshotError, AllocatorError, "Snapshot bytes are truncated, corrupted or of another format.");
+
+fn err(e: core::Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        core::Error::Config(_) => ConfigError::new_err(msg),
+        core::Error::EmptyCollectorName
+        | core::Error::DuplicateCollector(_)
+        | core::Error::UnknownCollector(_) => CollectorError::new_err(msg),
+        core::Error::UnknownTarget(_) | core::Error::ConflictingTarget(_) => TargetError::new_err(msg),
+        core::Error::DuplicateLabel(_) | core::Error::MissingAddress(_) => LabelError::new_err(msg),
+        core::Error::RingCapacity { .. } => RingCapacityError::new_err(msg),
+        core::Error::Snapshot(_) => SnapshotError::new_err(msg),
+        _ => AllocatorError::new_err(msg),
+    }
+}
+
+fn config_err(e: core::ConfigError) -> PyErr {
+    err(core::Error::Config(e))
+}
+
+/// Owned target fields, collected from Python before the GIL is released.
+struct Batch {
+    keys: Vec<u64>,
+    placements: Vec<u64>,
+    weights: Vec<u32>,
+    job_names: Vec<String>,
+    jobs: Vec<u32>,
+    node_names: Vec<String>,
+    nodes: Vec<u32>,
+}
+
+const NO_NODE: u32 = u32::MAX;
+
+impl Batch {
+    fn specs(&self) -> Vec<TargetSpec<'_>> {
+        (0..self.keys.len())
+            .map(|i| TargetSpec {
+                key: TargetKey(self.keys[i]),
+                placement: PlacementHash(self.placements[i]),
+                job: &self.job_names[self.jobs[i] as usize],
+                node: match self.nodes[i] {
+                    NO_NODE => None,
+                    n => Some(self.node_names[n as usize].as_str()),
+                },
+                weight: self.weights[i],
+            })
+            .collect()
+    }
+}
+
+/// Strings per target as small integer codes: one String per distinct value.
+fn encode(
+    values: &Bound<'_, PyAny>,
+    n: usize,
+    what: &str,
+    optional: bool,
+) -> PyResult<(Vec<String>, Vec<u32>)> {
+    let mut names: Vec<String> = Vec::new();
+    let mut index: HashMap<String, u32> = HashMap::new();
+    let mut code = |s: String| -> u32 {
+        *index.entry(s).or_insert_with_key(|s| {
+            names.push(s.clone());
+            (names.len() - 1) as u32
+        })
+    };
+    if values.is_none() && optional {
+        return Ok((names, vec![NO_NODE; n]));
+    }
+    if let Ok(s) = values.cast::<PyString>() {
+        let c = code(s.extract::<String>()?);
+        return Ok((names, vec![c; n]));
+    }
+    let mut codes = Vec::with_capacity(n);
+    for item in values.try_iter()? {
+        let item = item?;
+        if optional && item.is_none() {
+            codes.push(NO_NODE);
+        } else {
+            let s: String = item
+                .extract()
+                .map_err(|_| PyTypeError::new_err(format!("{what} must be strings{}", if optional { " or None" } else { "" })))?;
+            codes.push(if optional && s.is_empty() { NO_NODE } else { code(s) });
+        }
+    }
+    if codes.len() != n {
+        return Err(PyValueError::new_err(format!("{what} has {} entries for {n} keys", codes.len())));
+    }
+    Ok((names, codes))
+}
+
+fn parse_strategy(s: &str) -> PyResult<Strategy> {
+    s.parse().map_err(config_err)
+}
+
+/// Assigns Prometheus targets to collectors with the OpenTelemetry Target Allocator's
+/// strategies (bit-compatible with its `consistent-hashing`).
+#[pyclass(frozen, module = "target_allocator._native")]
+struct Allocator {
+    inner: RwLock<core::Allocator>,
+}
+
+impl Allocator {
+    fn write<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut core::Allocator) -> Result<R, core::Error> + Send) -> PyResult<R> {
+        py.detach(|| f(&mut self.inner.write())).map_err(err)
+    }
+
+    fn collector_names(a: &core::Allocator) -> Vec<String> {
+        a.collectors().map(|c| c.name.to_owned()).collect()
+    }
+}
+
+fn collectors_arg(items: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Option<String>)>> {
+    let mut out = Vec::new();
+    for item in items.try_iter()? {
+        let item = item?;
+        if let Ok(name) = item.extract::<String>() {
+            out.push((name, None));
+        } else if let Ok((name, node)) = item.extract::<(String, Option<String>)>() {
+            out.push((name, node));
+        } else {
+            return Err(PyTypeError::new_err("collectors must be names or (name, node) tuples"));
+        }
+    }
+    Ok(out)
+}
+
+fn specs_of(cs: &[(String, Option<String>)]) -> Vec<CollectorSpec<'_>> {
+    cs.iter()
+        .map(|(n, node)| CollectorSpec { name: n, node: node.as_deref() })
+        .collect()
+}
+
+fn keys_arg(keys: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
+    if let Ok(arr) = keys.extract::<PyReadonlyArray1<'_, u64>>() {
+        return Ok(arr.as_array().iter().copied().collect());
+    }
+    if let Ok(k) = keys.extract::<u64>() {
+        return Ok(vec![k]);
+    }
+    keys.try_iter()?
+        .map(|k| k?.extract::<u64>().map_err(|_| PyTypeError::new_err("keys must be unsigned 64-bit integers")))
+        .collect()
+}
+
+#[pymethods]
+impl Allocator {
+    #[new]
+    #[pyo3(signature = (strategy = "consistent-hashing", *, fallback = None, ring = "v0.10.0", partition_count = 1061, replication_factor = 5, load_factor = 1.1, weighted = false))]
+    fn new(
+        strategy: &str,
+        fallback: Option<&str>,
+        ring: &str,
+        partition_count: u32,
+        replication_factor: u32,
+        load_factor: f64,
+        weighted: bool,
+    ) -> PyResult<Self> {
+        let config = Config {
+            strategy: parse_strategy(strategy)?,
+            fallback: fallback.map(parse_strategy).transpose()?,
+            ring: RingConfig {
+                version: ring.parse::<RingVersion>().map_err(config_err)?,
+                partition_count,
+                replication_factor,
+                load_factor,
+            },
+            weighted,
+        };
+        Ok(Allocator { inner: RwLock::new(core::Allocator::new(config).map_err(err)?) })
+    }
+
+    /// The configuration as a dict.
+    #[getter]
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = *self.inner.read().config();
+        let d = PyDict::new(py);
+        d.set_item("strategy", c.strategy.name())?;
+        d.set_item("fallback", c.fallback.map(|s| s.name()))?;
+        d.set_item("ring", c.ring.version.name())?;
+        d.set_item("partition_count", c.ring.partition_count)?;
+        d.set_item("replication_factor", c.ring.replication_factor)?;
+        d.set_item("load_factor", c.ring.load_factor)?;
+        d.set_item("weighted", c.weighted)?;
+        Ok(d)
+    }
+
+    /// Add collectors: names, or (name, node) tuples.
+    fn add_collectors(&self, py: Python<'_>, collectors: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let cs = collectors_arg(collectors)?;
+        self.write(py, |a| a.apply(&Diff { add_collectors: specs_of(&cs), ..Diff::default() }).map(<[_]>::len))
+    }
+
+    /// Remove collectors by name; their targets move. Returns the number of moves.
+    fn remove_collectors(&self, py: Python<'_>, names: Vec<String>) -> PyResult<usize> {
+        self.write(py, |a| {
+            a.apply(&Diff { remove_collectors: names.iter().map(String::as_str).collect(), ..Diff::default() })
+                .map(<[_]>::len)
+        })
+    }
+
+    /// Replace the collector set by a full listing. Returns the number of moves.
+    fn set_collectors(&self, py: Python<'_>, collectors: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let cs = collectors_arg(collectors)?;
+        self.write(py, |a| a.set_collectors(&specs_of(&cs)).map(<[_]>::len))
+    }
+
+    /// Alive collectors, sorted by name (the order of `lookup_many` indexes and `stats`).
+    #[getter]
+    fn collectors(&self) -> Vec<String> {
+        Self::collector_names(&self.inner.read())
+    }
+
+    /// Upsert one target from its discovered labels; returns its key.
+    #[pyo3(signature = (labels, job, weight = 1))]
+    fn upsert(&self, py: Python<'_>, labels: HashMap<String, String>, job: String, weight: u32) -> PyResult<u64> {
+        self.write(py, |a| {
+            let spec = TargetSpec::from_labels(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())), &job)?
+                .with_weight(weight);
+            a.apply(&Diff { upsert: vec![spec], ..Diff::default() })?;
+            Ok(spec.key.0)
+        })
+    }
+
+    /// Upsert many label-dict targets; returns their keys as a uint64 array.
+    #[pyo3(signature = (targets, weights = None))]
+    fn upsert_labels<'py>(
+        &self,
+        py: Python<'py>,
+        targets: Vec<(HashMap<String, String>, String)>,
+        weights: Option<PyReadonlyArray1<'py, u32>>,
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let weights: Option<Vec<u32>> = weights.map(|w| w.as_array().to_vec());
+        if weights.as_ref().is_some_and(|w| w.len() != targets.len()) {
+            return Err(PyValueError::new_err("weights must have one entry per target"));
+        }
+        let keys = self.write(py, |a| {
+            let mut hasher = KeyHasher::new();
+            let mut upsert = Vec::with_capacity(targets.len());
+            for (i, (labels, job)) in targets.iter().enumerate() {
+                let spec = TargetSpec::from_labels_with(&mut hasher, labels.iter().map(|(n, v)| (n.as_str(), v.as_str())), job)?;
+                upsert.push(spec.with_weight(weights.as_ref().map_or(1, |w| w[i])));
+            }
+            a.apply(&Diff { upsert: upsert.clone(), ..Diff::default() })?;
+            Ok(upsert.iter().map(|s| s.key.0).collect::<Vec<u64>>())
+        })?;
+        Ok(PyArray1::from_vec(py, keys))
+    }
+
+    /// Upsert targets in bulk from a uint64 array of keys. `placements` (uint64) defaults to the
+    /// keys; `jobs` and `nodes` are one string for all or one per key (`None`/"" for no node);
+    /// `weights` (uint32) default to 1.
+    #[pyo3(signature = (keys, *, jobs, placements = None, nodes = None, weights = None))]
+    fn upsert_keys(
+        &self,
+        py: Python<'_>,
+        keys: PyReadonlyArray1<'_, u64>,
+        jobs: &Bound<'_, PyAny>,
+        placements: Option<PyReadonlyArray1<'_, u64>>,
+        nodes: Option<&Bound<'_, PyAny>>,
+        weights: Option<PyReadonlyArray1<'_, u32>>,
+    ) -> PyResult<usize> {
+        let keys: Vec<u64> = keys.as_array().to_vec();
+        let n = keys.len();
+        let placements = match placements {
+            Some(p) => p.as_array().to_vec(),
+            None => keys.clone(),
+        };
+        let weights = match weights {
+            Some(w) => w.as_array().to_vec(),
+            None => vec![1; n],
+        };
+        if placements.len() != n || weights.len() != n {
+            return Err(PyValueError::new_err("placements and weights need one entry per key"));
+        }
+        let (job_names, jobs) = encode(jobs, n, "jobs", false)?;
+        let none = py.None().into_bound(py);
+        let (node_names, nodes) = encode(nodes.unwrap_or(&none), n, "nodes", true)?;
+        let batch = Batch { keys, placements, weights, job_names, jobs, node_names, nodes };
+        self.write(py, |a| a.apply(&Diff { upsert: batch.specs(), ..Diff::default() }).map(<[_]>::len))
+    }
+
+    /// Remove targets: a key, an iterable of keys, or a uint64 array. Each must exist.
+    fn remove(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let keys = keys_arg(keys)?;
+        self.write(py, |a| {
+            a.apply(&Diff { remove: keys.iter().map(|&k| TargetKey(k)).collect(), ..Diff::default() })
+                .map(<[_]>::len)
+        })
+    }
+
+    /// The collector of one target (None: unknown or unassigned).
+    fn lookup(&self, key: u64) -> Option<String> {
+        let a = self.inner.read();
+        a.collector_of(TargetKey(key)).and_then(|c| a.collector_name(c)).map(str::to_owned)
+    }
+
+    /// Collector indexes (into `collectors`) of many keys as an int32 array; -1 for none.
+    fn lookup_many<'py>(&self, py: Python<'py>, keys: PyReadonlyArray1<'py, u64>) -> Bound<'py, PyArray1<i32>> {
+        let keys: Vec<u64> = keys.as_array().to_vec();
+        let out = py.detach(|| {
+            let a = self.inner.read();
+            let mut position: HashMap<u32, i32> = HashMap::new();
+            for (i, c) in a.collectors().enumerate() {
+                position.insert(c.id.index(), i as i32);
+            }
+            keys.iter()
+                .map(|&k| a.collector_of(TargetKey(k)).map_or(-1, |c| position[&c.index()]))
+                .collect::<Vec<i32>>()
+        });
+        PyArray1::from_vec(py, out)
+    }
+
+    /// Keys of a collector's targets (sorted), optionally of one job.
+    #[pyo3(signature = (collector, job = None))]
+    fn targets_of<'py>(&self, py: Python<'py>, collector: &str, job: Option<&str>) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let a = self.inner.read();
+        let id = a
+            .collector_id(collector)
+            .ok_or_else(|| err(core::Error::UnknownCollector(collector.to_owned())))?;
+        let keys: Vec<u64> = a.targets_of(id, job).into_iter().map(|k| k.0).collect();
+        Ok(PyArray1::from_vec(py, keys))
+    }
+
+    /// Jobs with their target counts.
+    fn jobs(&self) -> Vec<(String, u32)> {
+        self.inner.read().jobs().into_iter().map(|(j, n)| (j.to_owned(), n)).collect()
+    }
+
+    /// Moves of the last change: (key, from, to) with None for no collector.
+    fn last_moves(&self) -> Vec<(u64, Option<String>, Option<String>)> {
+        let a = self.inner.read();
+        let name = |c: Option<core::CollectorId>| c.and_then(|c| a.collector_name(c)).map(str::to_owned);
+        a.last_moves().iter().map(|m| (m.key.0, name(m.from), name(m.to))).collect()
+    }
+
+    /// Per-collector targets and weight, keyed by collector name.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let a = self.inner.read();
+        let d = PyDict::new(py);
+        for c in a.collectors() {
+            let row = PyDict::new(py);
+            row.set_item("targets", c.targets)?;
+            row.set_item("weight", c.weight)?;
+            row.set_item("node", c.node)?;
+            d.set_item(c.name, row)?;
+        }
+        Ok(d)
+    }
+
+    /// Per-collector target counts and weights as arrays, in `collectors` order.
+    fn loads<'py>(&self, py: Python<'py>) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>) {
+        let a = self.inner.read();
+        let (t, w): (Vec<u32>, Vec<u64>) = a.collectors().map(|c| (c.targets, c.weight)).unzip();
+        (PyArray1::from_vec(py, t), PyArray1::from_vec(py, w))
+    }
+
+    /// Totals, balance and move counters.
+    fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let a = self.inner.read();
+        let s = a.summary();
+        let m = a.move_totals();
+        let d = PyDict::new(py);
+        d.set_item("collectors", s.collectors)?;
+        d.set_item("targets", s.targets)?;
+        d.set_item("unassigned", s.unassigned)?;
+        d.set_item("max_targets", s.max_targets)?;
+        d.set_item("min_targets", s.min_targets)?;
+        d.set_item("mean_targets", s.mean_targets)?;
+        d.set_item("max_weight", s.max_weight)?;
+        d.set_item("min_weight", s.min_weight)?;
+        d.set_item("mean_weight", s.mean_weight)?;
+        d.set_item("moves_assigned", m.assigned)?;
+        d.set_item("moves_unassigned", m.unassigned)?;
+        d.set_item("moves_reassigned", m.reassigned)?;
+        Ok(d)
+    }
+
+    /// The whole state as bytes.
+    fn snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let bytes = py.detach(|| self.inner.read().snapshot());
+        PyBytes::new(py, &bytes)
+    }
+
+    /// An allocator from `snapshot()` bytes.
+    #[staticmethod]
+    fn restore(py: Python<'_>, data: &[u8]) -> PyResult<Allocator> {
+        let data = data.to_vec();
+        let a = py.detach(|| core::Allocator::restore(&data)).map_err(err)?;
+        Ok(Allocator { inner: RwLock::new(a) })
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.read().len()
+    }
+
+    fn __repr__(&self) -> String {
+        let a = self.inner.read();
+        format!(
+            "Allocator(strategy={:?}, collectors={}, targets={})",
+            a.config().strategy.name(),
+            a.collector_count(),
+            a.len()
+        )
+    }
+}
+
+/// The target identity (the Go allocator's item hash, no relabeling) of a label dict and job.
+#[pyfunction]
+fn target_key(labels: HashMap<String, String>, job: &str) -> PyResult<u64> {
+    TargetKey::from_labels(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())), job)
+        .map(|k| k.0)
+        .map_err(err)
+}
+
+/// The consistent-hashing placement hash of a raw `__address__`.
+#[pyfunction]
+fn placement_hash(address: &str) -> u64 {
+    PlacementHash::of_address(address).0
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<Allocator>()?;
+    m.add_function(wrap_pyfunction!(target_key, m)?)?;
+    m.add_function(wrap_pyfunction!(placement_hash, m)?)?;
+    m.add("STRATEGIES", Strategy::ALL.iter().map(|s| s.name()).collect::<Vec<_>>())?;
+    m.add("AllocatorError", py.get_type::<AllocatorError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("CollectorError", py.get_type::<CollectorError>())?;
+    m.add("TargetError", py.get_type::<TargetError>())?;
+    m.add("LabelError", py.get_type::<LabelError>())?;
+    m.add("RingCapacityError", py.get_type::<RingCapacityError>())?;
+    m.add("SnapshotError", py.get_type::<SnapshotError>())?;
+    Ok(())
+}

@@ -1,0 +1,191 @@
+"""Every method of target_allocator.Allocator, its errors, and thread use."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import target_allocator as ta
+
+
+def test_default_config_is_the_go_allocators():
+    a = ta.Allocator()
+    assert a.config == {
+        "strategy": "consistent-hashing",
+        "fallback": None,
+        "ring": "v0.10.0",
+        "partition_count": 1061,
+        "replication_factor": 5,
+        "load_factor": 1.1,
+        "weighted": False,
+    }
+    assert ta.STRATEGIES == ["consistent-hashing", "least-weighted", "per-node"]
+    assert "consistent-hashing" in repr(a)
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"strategy": "round-robin"}, "round-robin"),
+        ({"load_factor": 0.5}, "0.5"),
+        ({"partition_count": 0}, "partition_count"),
+        ({"ring": "v2"}, "v2"),
+        ({"strategy": "consistent-hashing", "fallback": "least-weighted"}, "fallback"),
+    ],
+)
+def test_invalid_config_raises_config_error_naming_the_value(kwargs, needle):
+    with pytest.raises(ta.ConfigError, match=needle) as info:
+        ta.Allocator(**kwargs)
+    assert isinstance(info.value, ta.AllocatorError)
+
+
+def test_collectors_add_remove_set_and_their_errors():
+    a = ta.Allocator("least-weighted")
+    a.add_collectors(["b", ("a", "node-1")])
+    assert a.collectors == ["a", "b"]
+    with pytest.raises(ta.CollectorError, match='"a"'):
+        a.add_collectors(["a"])
+    with pytest.raises(ta.CollectorError, match="empty"):
+        a.add_collectors([""])
+    with pytest.raises(ta.CollectorError, match="nope"):
+        a.remove_collectors(["nope"])
+    with pytest.raises(TypeError):
+        a.add_collectors([42])
+    a.set_collectors(["c"])
+    assert a.collectors == ["c"]
+    assert a.stats()["c"]["node"] is None
+
+
+def test_label_targets_and_single_lookup():
+    a = ta.Allocator()
+    a.add_collectors(["c0", "c1", "c2"])
+    labels = {"__address__": "10.0.0.1:9100", "instance": "x", "__meta_kubernetes_pod_name": "p"}
+    key = a.upsert(labels, "node", weight=3)
+    assert key == ta.target_key(labels, "node")
+    assert a.lookup(key) in a.collectors
+    assert a.lookup(12345) is None
+    assert len(a) == 1
+    assert a.jobs() == [("node", 1)]
+    assert sum(s["weight"] for s in a.stats().values()) == 3
+    with pytest.raises(ta.LabelError, match="__address__"):
+        a.upsert({"instance": "x"}, "node")
+    keys = a.upsert_labels([({"__address__": f"10.1.0.{i}:80"}, "pods") for i in range(10)])
+    assert keys.dtype == np.uint64 and len(keys) == 10
+    # The Operator's own test value (shared/parity/operator-crosscheck.json).
+    assert ta.target_key({"test_label": "test-value"}, "test-job") == 11170662653441480747
+    assert ta.placement_hash("test-url") % 1061 == 828
+
+
+def test_bulk_keys_vectorised_and_single_lookups_agree():
+    a = ta.Allocator()
+    a.add_collectors([f"c{i}" for i in range(7)])
+    keys = np.arange(1, 5001, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    jobs = ["pods" if i % 2 else "nodes" for i in range(len(keys))]
+    assert a.upsert_keys(keys, jobs=jobs, weights=np.full(len(keys), 2, dtype=np.uint32)) == len(keys)
+    idx = a.lookup_many(keys)
+    assert idx.dtype == np.int32 and (idx >= 0).all()
+    names = a.collectors
+    for k, i in zip(keys[:500], idx[:500]):
+        assert a.lookup(int(k)) == names[i]
+    assert a.lookup_many(np.array([7], dtype=np.uint64))[0] == -1
+    counts, weights = a.loads()
+    assert counts.sum() == len(keys) and weights.sum() == 2 * len(keys)
+    c0 = a.targets_of("c0")
+    assert (np.diff(c0.astype(np.float64)) > 0).all()
+    assert len(a.targets_of("c0", "pods")) + len(a.targets_of("c0", "nodes")) == len(c0)
+    with pytest.raises(ta.CollectorError):
+        a.targets_of("missing")
+
+
+def test_bulk_argument_errors():
+    a = ta.Allocator()
+    keys = np.arange(3, dtype=np.uint64)
+    with pytest.raises(ValueError, match="3 keys"):
+        a.upsert_keys(keys, jobs=["a", "b"])
+    with pytest.raises(TypeError):
+        a.upsert_keys(keys, jobs=[1, 2, 3])
+    with pytest.raises(TypeError):
+        a.upsert_keys(np.arange(3, dtype=np.int64), jobs="j")
+    with pytest.raises(ValueError):
+        a.upsert_keys(keys, jobs="j", weights=np.ones(2, dtype=np.uint32))
+    with pytest.raises(ta.TargetError, match="unknown target"):
+        a.remove(99)
+    with pytest.raises(TypeError):
+        a.remove("nope")
+
+
+def test_moves_and_summary_follow_a_scale_out():
+    a = ta.Allocator()
+    a.add_collectors([f"c{i}" for i in range(4)])
+    keys = np.arange(1, 2001, dtype=np.uint64) * np.uint64(2654435761)
+    a.upsert_keys(keys, jobs="j")
+    moved = a.add_collectors(["c4"])
+    moves = a.last_moves()
+    assert len(moves) == moved > 0
+    # Bounded loads can shift a few partitions between old collectors too; most go to c4.
+    assert all(a.lookup(key) == to and frm != to for key, frm, to in moves)
+    assert sum(to == "c4" for _, _, to in moves) > len(moves) / 2
+    s = a.summary()
+    assert s["moves_reassigned"] == moved and s["targets"] == 2000 and s["collectors"] == 5
+    removed = a.remove(keys[:10])
+    assert removed == 10
+    assert all(to is None for _, _, to in a.last_moves())
+
+
+def test_per_node_uses_nodes_and_the_fallback():
+    a = ta.Allocator("per-node", fallback="consistent-hashing")
+    a.add_collectors([("c-a", "node-a"), ("c-b", "node-b")])
+    keys = np.array([1, 2, 3], dtype=np.uint64)
+    a.upsert_keys(keys, jobs="j", nodes=["node-a", None, "node-z"])
+    assert a.lookup(1) == "c-a"
+    assert a.lookup(2) in ("c-a", "c-b")
+    assert a.lookup(3) is None
+    assert a.summary()["unassigned"] == 1
+
+
+def test_snapshot_round_trip_and_corrupt_bytes():
+    a = ta.Allocator("least-weighted")
+    a.add_collectors(["x", "y"])
+    keys = np.arange(1, 101, dtype=np.uint64)
+    a.upsert_keys(keys, jobs="j")
+    data = a.snapshot()
+    assert isinstance(data, bytes)
+    b = ta.Allocator.restore(data)
+    assert (a.lookup_many(keys) == b.lookup_many(keys)).all()
+    with pytest.raises(ta.SnapshotError, match="checksum"):
+        ta.Allocator.restore(data[:40] + bytes([data[40] ^ 1]) + data[41:])
+    with pytest.raises(ta.SnapshotError, match="truncated"):
+        ta.Allocator.restore(data[:10])
+    with pytest.raises(ta.SnapshotError, match="magic"):
+        ta.Allocator.restore(b"x" * 64)
+    with pytest.raises(TypeError):
+        ta.Allocator.restore("not bytes")
+
+
+def test_one_allocator_shared_between_threads():
+    a = ta.Allocator()
+    keys = np.arange(1, 20001, dtype=np.uint64) * np.uint64(11400714819323198485)
+    a.upsert_keys(keys, jobs="j")
+    errors = []
+    stop = threading.Event()
+
+    def reader():
+        try:
+            while not stop.is_set():
+                idx = a.lookup_many(keys)
+                # Indexes into the collector list of that moment: at most 9 collectors exist.
+                assert ((idx >= -1) & (idx < 9)).all()
+                assert a.summary()["targets"] == len(keys)
+        except Exception as e:  # noqa: BLE001 - collected for the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for n in range(1, 30):
+        a.set_collectors([f"c{i}" for i in range(1 + n % 9)])
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert a.summary()["unassigned"] == 0

@@ -1,0 +1,59 @@
+"""simulate(): per-event moves, balance and loads."""
+
+import numpy as np
+import pytest
+
+import target_allocator as ta
+from target_allocator import Event
+
+
+def test_scale_events_report_moves_and_balance():
+    keys = np.random.default_rng(1).integers(0, 2**63, size=20000, dtype=np.uint64)
+    r = ta.simulate(
+        "consistent-hashing",
+        keys,
+        jobs="pods",
+        collectors=10,
+        events=[Event.scale_to(15), Event.scale_to(8), Event.churn(0.05)],
+    )
+    table = r.table()
+    assert [row["event"] for row in table] == ["initial", "scale to 15", "scale to 8", "churn 5.0%"]
+    assert [row["collectors"] for row in table] == [10, 15, 8, 8]
+    assert table[0]["moved"] == 0
+    assert table[1]["moved"] > 0 and table[2]["moved"] > 0
+    assert table[3]["moved"] == 0, "churn never moves existing targets under consistent-hashing"
+    assert all(row["targets"] == 20000 for row in table)
+    assert all(row["max_over_mean"] >= 1.0 for row in table)
+    assert r.rows[1]["loads"].sum() == 20000
+    assert "loads" not in table[0]
+
+
+def test_least_weighted_scale_out_moves_nothing():
+    keys = np.arange(1, 5001, dtype=np.uint64)
+    r = ta.simulate("least-weighted", keys, jobs="j", collectors=4, events=[Event.scale_to(6)])
+    assert r.table()[1]["moved"] == 0
+
+
+def test_node_loss_removes_its_collectors_and_targets():
+    keys = np.arange(1, 3001, dtype=np.uint64)
+    nodes = [f"n{i % 3}" for i in range(3000)]
+    r = ta.simulate(
+        "per-node",
+        keys,
+        jobs="j",
+        nodes=nodes,
+        collectors=3,
+        collector_nodes=["n0", "n1", "n2"],
+        events=[Event.lose_node("n1")],
+    )
+    last = r.table()[-1]
+    assert last["collectors"] == 2 and last["targets"] == 2000 and last["unassigned"] == 0
+
+
+def test_bad_events_are_refused():
+    with pytest.raises(ValueError):
+        Event.churn(1.5)
+    with pytest.raises(ValueError):
+        Event.scale_to(-1)
+    with pytest.raises(ValueError, match="one entry per key"):
+        ta.simulate("least-weighted", np.arange(3, dtype=np.uint64), jobs=["a"], collectors=1, events=[])
