@@ -4,7 +4,6 @@ package allocator
 
 /*
 #include <stdlib.h>
-#include <string.h>
 #include "target_allocator.h"
 */
 import "C"
@@ -58,7 +57,8 @@ func (a *arena) str(s string) C.ta_str {
 		return C.ta_str{}
 	}
 	p := a.alloc(uintptr(len(s)))
-	C.memcpy(p, unsafe.Pointer(unsafe.StringData(s)), C.size_t(len(s)))
+	// A Go copy into C memory: a cgo call per string would cost more than the engine's work.
+	copy(unsafe.Slice((*byte)(p), len(s)), s)
 	return C.ta_str{ptr: (*C.uint8_t)(p), len: C.size_t(len(s))}
 }
 

@@ -627,6 +627,7 @@ impl Allocator {
     }
 
     /// The collector of a target (`None`: unknown or unassigned target).
+    #[inline]
     pub fn collector_of(&self, key: TargetKey) -> Option<CollectorId> {
         let slot = self.targets.find(key)?;
         opt(self.targets.get(slot).collector).map(CollectorId)

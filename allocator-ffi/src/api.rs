@@ -282,46 +282,58 @@ unsafe fn labels<'a>(
             // SAFETY: forwarded contract.
             unsafe {
                 Ok((
-                    handle::string(*n, &format!("names[{i}]"))?,
-                    handle::string(*v, &format!("values[{i}]"))?,
+                    handle::string(*n, format_args!("names[{i}]"))?,
+                    handle::string(*v, format_args!("values[{i}]"))?,
                 ))
             }
         })
         .collect()
 }
 
-/// Turns C targets into core specs, validating each string once per distinct (pointer, length):
-/// batches usually repeat the same job and node buffers.
-struct SpecReader<'a> {
-    last_job: Option<(ta_str, &'a str)>,
-    last_node: Option<(ta_str, Option<&'a str>)>,
+/// Strings already validated in this call, by (pointer, length): batches repeat a few job and
+/// node buffers, and UTF-8 validation of each repeat would cost as much as the allocation.
+/// Direct-mapped; a collision only costs a re-validation.
+struct StrCache<'a> {
+    slots: [Option<(*const u8, usize, &'a str)>; 256],
 }
 
-fn same(a: ta_str, b: ta_str) -> bool {
-    a.ptr == b.ptr && a.len == b.len
+impl<'a> StrCache<'a> {
+    fn new() -> Self {
+        StrCache { slots: [None; 256] }
+    }
+
+    /// # Safety
+    /// As `handle::string` for `s`, valid for `'a`.
+    unsafe fn get(&mut self, s: ta_str, what: impl std::fmt::Display) -> Result<&'a str, FfiError> {
+        let slot = (s.ptr as usize >> 3 ^ s.len) & 255;
+        if let Some((ptr, len, v)) = self.slots[slot] {
+            if ptr == s.ptr && len == s.len {
+                return Ok(v);
+            }
+        }
+        // SAFETY: forwarded contract.
+        let v = unsafe { handle::string(s, what) }?;
+        self.slots[slot] = Some((s.ptr, s.len, v));
+        Ok(v)
+    }
+}
+
+/// Turns C targets into core specs.
+struct SpecReader<'a> {
+    strings: StrCache<'a>,
 }
 
 impl<'a> SpecReader<'a> {
     /// # Safety
     /// The strings of `t` as `handle::string`, valid for `'a`.
     unsafe fn read(&mut self, i: usize, t: &ta_target) -> Result<TargetSpec<'a>, FfiError> {
-        let job = match self.last_job {
-            Some((s, v)) if same(s, t.job) => v,
-            _ => {
-                // SAFETY: forwarded contract.
-                let v = unsafe { handle::string(t.job, &format!("targets[{i}].job")) }?;
-                self.last_job = Some((t.job, v));
-                v
-            }
-        };
-        let node = match self.last_node {
-            Some((s, v)) if same(s, t.node) => v,
-            _ => {
-                // SAFETY: forwarded contract.
-                let v = unsafe { handle::opt_string(t.node, &format!("targets[{i}].node")) }?;
-                self.last_node = Some((t.node, v));
-                v
-            }
+        // SAFETY: forwarded contract.
+        let job = unsafe { self.strings.get(t.job, format_args!("targets[{i}].job")) }?;
+        let node = if t.node.len == 0 {
+            None
+        } else {
+            // SAFETY: forwarded contract.
+            Some(unsafe { self.strings.get(t.node, format_args!("targets[{i}].node")) }?)
         };
         Ok(TargetSpec {
             key: TargetKey(t.key),
@@ -342,8 +354,7 @@ unsafe fn target_specs<'a>(
     // SAFETY: forwarded contract.
     let targets = unsafe { handle::slice(ptr, n, "targets") }?;
     let mut reader = SpecReader {
-        last_job: None,
-        last_node: None,
+        strings: StrCache::new(),
     };
     // SAFETY: forwarded contract.
     targets
@@ -367,8 +378,8 @@ unsafe fn collector_specs<'a>(
             // SAFETY: forwarded contract.
             unsafe {
                 Ok(CollectorSpec {
-                    name: handle::string(c.name, &format!("collectors[{i}].name"))?,
-                    node: handle::opt_string(c.node, &format!("collectors[{i}].node"))?,
+                    name: handle::string(c.name, format_args!("collectors[{i}].name"))?,
+                    node: handle::opt_string(c.node, format_args!("collectors[{i}].node"))?,
                 })
             }
         })
@@ -384,7 +395,7 @@ unsafe fn names<'a>(ptr: *const ta_str, n: usize, what: &str) -> Result<Vec<&'a 
         .iter()
         .enumerate()
         // SAFETY: forwarded contract.
-        .map(|(i, s)| unsafe { handle::string(*s, &format!("{what}[{i}]")) })
+        .map(|(i, s)| unsafe { handle::string(*s, format_args!("{what}[{i}]")) })
         .collect()
 }
 
@@ -502,11 +513,11 @@ pub unsafe extern "C" fn ta_upsert_labeled_targets(
             let mut upsert = Vec::with_capacity(n_targets);
             let mut start = 0usize;
             for (i, (&job, &count)) in jobs.iter().zip(counts).enumerate() {
-                let job = handle::string(job, &format!("jobs[{i}]"))?;
+                let job = handle::string(job, format_args!("jobs[{i}]"))?;
                 let set = &all[start..start + count as usize];
                 start += count as usize;
                 let spec = TargetSpec::from_labels_with(&mut hasher, set.iter().copied(), job)
-                    .map_err(|e| FfiError::from(e).context(&format!("target {i}")))?;
+                    .map_err(|e| FfiError::from(e).context(format_args!("target {i}")))?;
                 upsert.push(spec.with_weight(weights.map_or(1, |w| w[i])));
             }
             if !out_keys.is_null() {

@@ -85,12 +85,12 @@ impl FfiError {
     }
 
     /// The same error with what it concerns in front of its message.
-    pub(crate) fn context(mut self, what: &str) -> FfiError {
+    pub(crate) fn context(mut self, what: impl std::fmt::Display) -> FfiError {
         self.message = format!("{what}: {}", self.message);
         self
     }
 
-    pub(crate) fn null(what: &str) -> FfiError {
+    pub(crate) fn null(what: impl std::fmt::Display) -> FfiError {
         FfiError::new(ta_result::TA_NULL_ARGUMENT, format!("{what} is NULL"))
     }
 }

@@ -3,6 +3,7 @@
 //! Each function checks what can be checked (NULL, alignment, length, UTF-8) and returns an
 //! error naming the argument otherwise.
 
+use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use allocator_core::Allocator;
@@ -83,13 +84,13 @@ pub(crate) unsafe fn borrow<'a>(ptr: *const ta_allocator) -> Result<&'a ta_alloc
 ///
 /// # Safety
 /// `ptr` is NULL or valid for writing a `T`.
-pub(crate) unsafe fn out<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, FfiError> {
-    check_aligned(ptr, what)?;
+pub(crate) unsafe fn out<'a, T>(ptr: *mut T, what: impl Display) -> Result<&'a mut T, FfiError> {
+    check_aligned(ptr, &what)?;
     // SAFETY: non-NULL and aligned (checked); valid for writes per the contract.
-    unsafe { ptr.as_mut() }.ok_or_else(|| FfiError::null(what))
+    unsafe { ptr.as_mut() }.ok_or_else(|| FfiError::null(&what))
 }
 
-fn check_aligned<T>(ptr: *const T, what: &str) -> Result<(), FfiError> {
+fn check_aligned<T>(ptr: *const T, what: impl Display) -> Result<(), FfiError> {
     if (ptr as usize) % std::mem::align_of::<T>() != 0 {
         return Err(FfiError::new(
             ta_result::TA_INVALID_ARGUMENT,
@@ -99,7 +100,7 @@ fn check_aligned<T>(ptr: *const T, what: &str) -> Result<(), FfiError> {
     Ok(())
 }
 
-fn check_len<T>(len: usize, what: &str) -> Result<(), FfiError> {
+fn check_len<T>(len: usize, what: impl Display) -> Result<(), FfiError> {
     if len
         .checked_mul(std::mem::size_of::<T>().max(1))
         .is_none_or(|b| b > isize::MAX as usize)
@@ -119,16 +120,16 @@ fn check_len<T>(len: usize, what: &str) -> Result<(), FfiError> {
 pub(crate) unsafe fn slice<'a, T>(
     ptr: *const T,
     len: usize,
-    what: &str,
+    what: impl Display,
 ) -> Result<&'a [T], FfiError> {
     if len == 0 {
         return Ok(&[]);
     }
     if ptr.is_null() {
-        return Err(FfiError::null(what));
+        return Err(FfiError::null(&what));
     }
-    check_aligned(ptr, what)?;
-    check_len::<T>(len, what)?;
+    check_aligned(ptr, &what)?;
+    check_len::<T>(len, &what)?;
     // SAFETY: non-NULL, aligned, length in bounds (checked); valid per the contract.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
@@ -140,16 +141,16 @@ pub(crate) unsafe fn slice<'a, T>(
 pub(crate) unsafe fn slice_mut<'a, T>(
     ptr: *mut T,
     cap: usize,
-    what: &str,
+    what: impl Display,
 ) -> Result<&'a mut [T], FfiError> {
     if cap == 0 {
         return Ok(&mut []);
     }
     if ptr.is_null() {
-        return Err(FfiError::null(what));
+        return Err(FfiError::null(&what));
     }
-    check_aligned(ptr, what)?;
-    check_len::<T>(cap, what)?;
+    check_aligned(ptr, &what)?;
+    check_len::<T>(cap, &what)?;
     // SAFETY: non-NULL, aligned, length in bounds (checked); writable per the contract.
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
 }
@@ -158,9 +159,9 @@ pub(crate) unsafe fn slice_mut<'a, T>(
 ///
 /// # Safety
 /// As [`slice`] for `s.ptr` and `s.len`.
-pub(crate) unsafe fn string<'a>(s: ta_str, what: &str) -> Result<&'a str, FfiError> {
+pub(crate) unsafe fn string<'a>(s: ta_str, what: impl Display) -> Result<&'a str, FfiError> {
     // SAFETY: forwarded contract.
-    let bytes = unsafe { slice(s.ptr, s.len, what) }?;
+    let bytes = unsafe { slice(s.ptr, s.len, &what) }?;
     std::str::from_utf8(bytes).map_err(|e| {
         FfiError::new(
             ta_result::TA_INVALID_UTF8,
@@ -173,7 +174,10 @@ pub(crate) unsafe fn string<'a>(s: ta_str, what: &str) -> Result<&'a str, FfiErr
 ///
 /// # Safety
 /// As [`string`].
-pub(crate) unsafe fn opt_string<'a>(s: ta_str, what: &str) -> Result<Option<&'a str>, FfiError> {
+pub(crate) unsafe fn opt_string<'a>(
+    s: ta_str,
+    what: impl Display,
+) -> Result<Option<&'a str>, FfiError> {
     // SAFETY: forwarded contract.
     unsafe { string(s, what) }.map(|v| (!v.is_empty()).then_some(v))
 }
@@ -188,7 +192,7 @@ pub(crate) unsafe fn write_output<T: Copy>(
     buf: *mut T,
     cap: usize,
     needed: *mut usize,
-    what: &str,
+    what: impl Display,
 ) -> Result<(), FfiError> {
     // SAFETY: forwarded contract.
     *unsafe { out(needed, "needed") }? = items.len();
@@ -199,7 +203,7 @@ pub(crate) unsafe fn write_output<T: Copy>(
         ));
     }
     // SAFETY: forwarded contract.
-    let dst = unsafe { slice_mut(buf, cap, what) }?;
+    let dst = unsafe { slice_mut(buf, cap, &what) }?;
     dst[..items.len()].copy_from_slice(items);
     Ok(())
 }

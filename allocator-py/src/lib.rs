@@ -19,13 +19,48 @@ use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
-create_exception!(_native, AllocatorError, PyException, "Base class of every error of target_allocator.");
-create_exception!(_native, ConfigError, AllocatorError, "The configuration is invalid.");
-create_exception!(_native, CollectorError, AllocatorError, "A collector is unknown, duplicated or has an empty name.");
-create_exception!(_native, TargetError, AllocatorError, "A target is unknown or both upserted and removed.");
-create_exception!(_native, LabelError, AllocatorError, "A label set repeats a label or lacks __address__.");
-create_exception!(_native, RingCapacityError, AllocatorError, "The ring cannot place every partition on these collectors.");
-create_exception!(_native, SnapshotError, AllocatorError, "Snapshot bytes are truncated, corrupted or of another format.");
+create_exception!(
+    _native,
+    AllocatorError,
+    PyException,
+    "Base class of every error of target_allocator."
+);
+create_exception!(
+    _native,
+    ConfigError,
+    AllocatorError,
+    "The configuration is invalid."
+);
+create_exception!(
+    _native,
+    CollectorError,
+    AllocatorError,
+    "A collector is unknown, duplicated or has an empty name."
+);
+create_exception!(
+    _native,
+    TargetError,
+    AllocatorError,
+    "A target is unknown or both upserted and removed."
+);
+create_exception!(
+    _native,
+    LabelError,
+    AllocatorError,
+    "A label set repeats a label or lacks __address__."
+);
+create_exception!(
+    _native,
+    RingCapacityError,
+    AllocatorError,
+    "The ring cannot place every partition on these collectors."
+);
+create_exception!(
+    _native,
+    SnapshotError,
+    AllocatorError,
+    "Snapshot bytes are truncated, corrupted or of another format."
+);
 
 fn err(e: core::Error) -> PyErr {
     let msg = e.to_string();
@@ -34,7 +69,9 @@ fn err(e: core::Error) -> PyErr {
         core::Error::EmptyCollectorName
         | core::Error::DuplicateCollector(_)
         | core::Error::UnknownCollector(_) => CollectorError::new_err(msg),
-        core::Error::UnknownTarget(_) | core::Error::ConflictingTarget(_) => TargetError::new_err(msg),
+        core::Error::UnknownTarget(_) | core::Error::ConflictingTarget(_) => {
+            TargetError::new_err(msg)
+        }
         core::Error::DuplicateLabel(_) | core::Error::MissingAddress(_) => LabelError::new_err(msg),
         core::Error::RingCapacity { .. } => RingCapacityError::new_err(msg),
         core::Error::Snapshot(_) => SnapshotError::new_err(msg),
@@ -104,14 +141,24 @@ fn encode(
         if optional && item.is_none() {
             codes.push(NO_NODE);
         } else {
-            let s: String = item
-                .extract()
-                .map_err(|_| PyTypeError::new_err(format!("{what} must be strings{}", if optional { " or None" } else { "" })))?;
-            codes.push(if optional && s.is_empty() { NO_NODE } else { code(s) });
+            let s: String = item.extract().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{what} must be strings{}",
+                    if optional { " or None" } else { "" }
+                ))
+            })?;
+            codes.push(if optional && s.is_empty() {
+                NO_NODE
+            } else {
+                code(s)
+            });
         }
     }
     if codes.len() != n {
-        return Err(PyValueError::new_err(format!("{what} has {} entries for {n} keys", codes.len())));
+        return Err(PyValueError::new_err(format!(
+            "{what} has {} entries for {n} keys",
+            codes.len()
+        )));
     }
     Ok((names, codes))
 }
@@ -128,7 +175,11 @@ struct Allocator {
 }
 
 impl Allocator {
-    fn write<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut core::Allocator) -> Result<R, core::Error> + Send) -> PyResult<R> {
+    fn write<R: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut core::Allocator) -> Result<R, core::Error> + Send,
+    ) -> PyResult<R> {
         py.detach(|| f(&mut self.inner.write())).map_err(err)
     }
 
@@ -146,7 +197,9 @@ fn collectors_arg(items: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Option<Stri
         } else if let Ok((name, node)) = item.extract::<(String, Option<String>)>() {
             out.push((name, node));
         } else {
-            return Err(PyTypeError::new_err("collectors must be names or (name, node) tuples"));
+            return Err(PyTypeError::new_err(
+                "collectors must be names or (name, node) tuples",
+            ));
         }
     }
     Ok(out)
@@ -154,7 +207,10 @@ fn collectors_arg(items: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Option<Stri
 
 fn specs_of(cs: &[(String, Option<String>)]) -> Vec<CollectorSpec<'_>> {
     cs.iter()
-        .map(|(n, node)| CollectorSpec { name: n, node: node.as_deref() })
+        .map(|(n, node)| CollectorSpec {
+            name: n,
+            node: node.as_deref(),
+        })
         .collect()
 }
 
@@ -166,7 +222,10 @@ fn keys_arg(keys: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
         return Ok(vec![k]);
     }
     keys.try_iter()?
-        .map(|k| k?.extract::<u64>().map_err(|_| PyTypeError::new_err("keys must be unsigned 64-bit integers")))
+        .map(|k| {
+            k?.extract::<u64>()
+                .map_err(|_| PyTypeError::new_err("keys must be unsigned 64-bit integers"))
+        })
         .collect()
 }
 
@@ -194,7 +253,9 @@ impl Allocator {
             },
             weighted,
         };
-        Ok(Allocator { inner: RwLock::new(core::Allocator::new(config).map_err(err)?) })
+        Ok(Allocator {
+            inner: RwLock::new(core::Allocator::new(config).map_err(err)?),
+        })
     }
 
     /// The configuration as a dict.
@@ -215,14 +276,23 @@ impl Allocator {
     /// Add collectors: names, or (name, node) tuples.
     fn add_collectors(&self, py: Python<'_>, collectors: &Bound<'_, PyAny>) -> PyResult<usize> {
         let cs = collectors_arg(collectors)?;
-        self.write(py, |a| a.apply(&Diff { add_collectors: specs_of(&cs), ..Diff::default() }).map(<[_]>::len))
+        self.write(py, |a| {
+            a.apply(&Diff {
+                add_collectors: specs_of(&cs),
+                ..Diff::default()
+            })
+            .map(<[_]>::len)
+        })
     }
 
     /// Remove collectors by name; their targets move. Returns the number of moves.
     fn remove_collectors(&self, py: Python<'_>, names: Vec<String>) -> PyResult<usize> {
         self.write(py, |a| {
-            a.apply(&Diff { remove_collectors: names.iter().map(String::as_str).collect(), ..Diff::default() })
-                .map(<[_]>::len)
+            a.apply(&Diff {
+                remove_collectors: names.iter().map(String::as_str).collect(),
+                ..Diff::default()
+            })
+            .map(<[_]>::len)
         })
     }
 
@@ -240,11 +310,23 @@ impl Allocator {
 
     /// Upsert one target from its discovered labels; returns its key.
     #[pyo3(signature = (labels, job, weight = 1))]
-    fn upsert(&self, py: Python<'_>, labels: HashMap<String, String>, job: String, weight: u32) -> PyResult<u64> {
+    fn upsert(
+        &self,
+        py: Python<'_>,
+        labels: HashMap<String, String>,
+        job: String,
+        weight: u32,
+    ) -> PyResult<u64> {
         self.write(py, |a| {
-            let spec = TargetSpec::from_labels(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())), &job)?
-                .with_weight(weight);
-            a.apply(&Diff { upsert: vec![spec], ..Diff::default() })?;
+            let spec = TargetSpec::from_labels(
+                labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+                &job,
+            )?
+            .with_weight(weight);
+            a.apply(&Diff {
+                upsert: vec![spec],
+                ..Diff::default()
+            })?;
             Ok(spec.key.0)
         })
     }
@@ -259,16 +341,25 @@ impl Allocator {
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
         let weights: Option<Vec<u32>> = weights.map(|w| w.as_array().to_vec());
         if weights.as_ref().is_some_and(|w| w.len() != targets.len()) {
-            return Err(PyValueError::new_err("weights must have one entry per target"));
+            return Err(PyValueError::new_err(
+                "weights must have one entry per target",
+            ));
         }
         let keys = self.write(py, |a| {
             let mut hasher = KeyHasher::new();
             let mut upsert = Vec::with_capacity(targets.len());
             for (i, (labels, job)) in targets.iter().enumerate() {
-                let spec = TargetSpec::from_labels_with(&mut hasher, labels.iter().map(|(n, v)| (n.as_str(), v.as_str())), job)?;
+                let spec = TargetSpec::from_labels_with(
+                    &mut hasher,
+                    labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+                    job,
+                )?;
                 upsert.push(spec.with_weight(weights.as_ref().map_or(1, |w| w[i])));
             }
-            a.apply(&Diff { upsert: upsert.clone(), ..Diff::default() })?;
+            a.apply(&Diff {
+                upsert: upsert.clone(),
+                ..Diff::default()
+            })?;
             Ok(upsert.iter().map(|s| s.key.0).collect::<Vec<u64>>())
         })?;
         Ok(PyArray1::from_vec(py, keys))
@@ -298,32 +389,57 @@ impl Allocator {
             None => vec![1; n],
         };
         if placements.len() != n || weights.len() != n {
-            return Err(PyValueError::new_err("placements and weights need one entry per key"));
+            return Err(PyValueError::new_err(
+                "placements and weights need one entry per key",
+            ));
         }
         let (job_names, jobs) = encode(jobs, n, "jobs", false)?;
         let none = py.None().into_bound(py);
         let (node_names, nodes) = encode(nodes.unwrap_or(&none), n, "nodes", true)?;
-        let batch = Batch { keys, placements, weights, job_names, jobs, node_names, nodes };
-        self.write(py, |a| a.apply(&Diff { upsert: batch.specs(), ..Diff::default() }).map(<[_]>::len))
+        let batch = Batch {
+            keys,
+            placements,
+            weights,
+            job_names,
+            jobs,
+            node_names,
+            nodes,
+        };
+        self.write(py, |a| {
+            a.apply(&Diff {
+                upsert: batch.specs(),
+                ..Diff::default()
+            })
+            .map(<[_]>::len)
+        })
     }
 
     /// Remove targets: a key, an iterable of keys, or a uint64 array. Each must exist.
     fn remove(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<usize> {
         let keys = keys_arg(keys)?;
         self.write(py, |a| {
-            a.apply(&Diff { remove: keys.iter().map(|&k| TargetKey(k)).collect(), ..Diff::default() })
-                .map(<[_]>::len)
+            a.apply(&Diff {
+                remove: keys.iter().map(|&k| TargetKey(k)).collect(),
+                ..Diff::default()
+            })
+            .map(<[_]>::len)
         })
     }
 
     /// The collector of one target (None: unknown or unassigned).
     fn lookup(&self, key: u64) -> Option<String> {
         let a = self.inner.read();
-        a.collector_of(TargetKey(key)).and_then(|c| a.collector_name(c)).map(str::to_owned)
+        a.collector_of(TargetKey(key))
+            .and_then(|c| a.collector_name(c))
+            .map(str::to_owned)
     }
 
     /// Collector indexes (into `collectors`) of many keys as an int32 array; -1 for none.
-    fn lookup_many<'py>(&self, py: Python<'py>, keys: PyReadonlyArray1<'py, u64>) -> Bound<'py, PyArray1<i32>> {
+    fn lookup_many<'py>(
+        &self,
+        py: Python<'py>,
+        keys: PyReadonlyArray1<'py, u64>,
+    ) -> Bound<'py, PyArray1<i32>> {
         let keys: Vec<u64> = keys.as_array().to_vec();
         let out = py.detach(|| {
             let a = self.inner.read();
@@ -332,7 +448,10 @@ impl Allocator {
                 position.insert(c.id.index(), i as i32);
             }
             keys.iter()
-                .map(|&k| a.collector_of(TargetKey(k)).map_or(-1, |c| position[&c.index()]))
+                .map(|&k| {
+                    a.collector_of(TargetKey(k))
+                        .map_or(-1, |c| position[&c.index()])
+                })
                 .collect::<Vec<i32>>()
         });
         PyArray1::from_vec(py, out)
@@ -340,7 +459,12 @@ impl Allocator {
 
     /// Keys of a collector's targets (sorted), optionally of one job.
     #[pyo3(signature = (collector, job = None))]
-    fn targets_of<'py>(&self, py: Python<'py>, collector: &str, job: Option<&str>) -> PyResult<Bound<'py, PyArray1<u64>>> {
+    fn targets_of<'py>(
+        &self,
+        py: Python<'py>,
+        collector: &str,
+        job: Option<&str>,
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
         let a = self.inner.read();
         let id = a
             .collector_id(collector)
@@ -351,14 +475,23 @@ impl Allocator {
 
     /// Jobs with their target counts.
     fn jobs(&self) -> Vec<(String, u32)> {
-        self.inner.read().jobs().into_iter().map(|(j, n)| (j.to_owned(), n)).collect()
+        self.inner
+            .read()
+            .jobs()
+            .into_iter()
+            .map(|(j, n)| (j.to_owned(), n))
+            .collect()
     }
 
     /// Moves of the last change: (key, from, to) with None for no collector.
     fn last_moves(&self) -> Vec<(u64, Option<String>, Option<String>)> {
         let a = self.inner.read();
-        let name = |c: Option<core::CollectorId>| c.and_then(|c| a.collector_name(c)).map(str::to_owned);
-        a.last_moves().iter().map(|m| (m.key.0, name(m.from), name(m.to))).collect()
+        let name =
+            |c: Option<core::CollectorId>| c.and_then(|c| a.collector_name(c)).map(str::to_owned);
+        a.last_moves()
+            .iter()
+            .map(|m| (m.key.0, name(m.from), name(m.to)))
+            .collect()
     }
 
     /// Per-collector targets and weight, keyed by collector name.
@@ -376,7 +509,10 @@ impl Allocator {
     }
 
     /// Per-collector target counts and weights as arrays, in `collectors` order.
-    fn loads<'py>(&self, py: Python<'py>) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>) {
+    fn loads<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>) {
         let a = self.inner.read();
         let (t, w): (Vec<u32>, Vec<u64>) = a.collectors().map(|c| (c.targets, c.weight)).unzip();
         (PyArray1::from_vec(py, t), PyArray1::from_vec(py, w))
@@ -414,7 +550,9 @@ impl Allocator {
     fn restore(py: Python<'_>, data: &[u8]) -> PyResult<Allocator> {
         let data = data.to_vec();
         let a = py.detach(|| core::Allocator::restore(&data)).map_err(err)?;
-        Ok(Allocator { inner: RwLock::new(a) })
+        Ok(Allocator {
+            inner: RwLock::new(a),
+        })
     }
 
     fn __len__(&self) -> usize {
@@ -452,7 +590,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Allocator>()?;
     m.add_function(wrap_pyfunction!(target_key, m)?)?;
     m.add_function(wrap_pyfunction!(placement_hash, m)?)?;
-    m.add("STRATEGIES", Strategy::ALL.iter().map(|s| s.name()).collect::<Vec<_>>())?;
+    m.add(
+        "STRATEGIES",
+        Strategy::ALL.iter().map(|s| s.name()).collect::<Vec<_>>(),
+    )?;
     m.add("AllocatorError", py.get_type::<AllocatorError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("CollectorError", py.get_type::<CollectorError>())?;

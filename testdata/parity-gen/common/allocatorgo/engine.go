@@ -42,7 +42,10 @@ func collectors(names []string) []allocator.Collector {
 	return cs
 }
 
-func (Engine) Assign(version string, names []string, targets []common.Target) ([]uint64, []string, error) {
+// Prepare turns targets into label sets (labels.Labels), the form a collector's discovery has.
+func (Engine) Prepare(targets []common.Target) any { return labelSets(targets) }
+
+func (Engine) Assign(version string, names []string, prepared any) ([]uint64, []string, error) {
 	a, err := allocator.New(config(version))
 	if err != nil {
 		return nil, nil, err
@@ -51,7 +54,7 @@ func (Engine) Assign(version string, names []string, targets []common.Target) ([
 	if err := a.SetCollectors(collectors(names)); err != nil {
 		return nil, nil, err
 	}
-	keys, err := a.UpsertLabelSets(labelSets(targets))
+	keys, err := a.UpsertLabelSets(prepared.([]allocator.LabelSet))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -59,7 +62,7 @@ func (Engine) Assign(version string, names []string, targets []common.Target) ([
 	return keys, owners, err
 }
 
-func (Engine) Churn(b *testing.B, version string, names []string, targets, fresh []common.Target) error {
+func (Engine) Churn(b *testing.B, version string, names []string, targets, fresh any, n int) error {
 	a, err := allocator.New(config(version))
 	if err != nil {
 		return err
@@ -68,12 +71,13 @@ func (Engine) Churn(b *testing.B, version string, names []string, targets, fresh
 	if err := a.SetCollectors(collectors(names)); err != nil {
 		return err
 	}
-	keys, err := a.UpsertLabelSets(labelSets(targets))
+	sets := targets.([]allocator.LabelSet)
+	keys, err := a.UpsertLabelSets(sets)
 	if err != nil {
 		return err
 	}
-	gone, goneSets := keys[:len(fresh)], labelSets(targets[:len(fresh)])
-	freshSets := labelSets(fresh)
+	gone, goneSets := keys[:n], sets[:n]
+	freshSets := fresh.([]allocator.LabelSet)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := a.RemoveTargets(gone); err != nil {
