@@ -209,5 +209,31 @@ fn hashing(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hashing, full_allocation, churn, scale);
+/// Building the ring for a collector set (a collector change costs at least this).
+fn ring_build(c: &mut Criterion) {
+    let fleets: &[usize] = if smoke() { &[10] } else { &[100, 1_000] };
+    let mut group = c.benchmark_group("ring_build");
+    for &k in fleets {
+        let names = collector_names(k);
+        for version in ["v0.10.0", "v1.0.0"] {
+            let mut config = Config::default();
+            config.ring.version = version.parse().unwrap();
+            group.bench_function(BenchmarkId::new(version, k), |b| {
+                b.iter(|| {
+                    let mut alloc = Allocator::new(config).unwrap();
+                    alloc
+                        .apply(&Diff {
+                            add_collectors: collector_specs(&names),
+                            ..Diff::default()
+                        })
+                        .unwrap();
+                    alloc
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, hashing, ring_build, full_allocation, churn, scale);
 criterion_main!(benches);
