@@ -5,7 +5,9 @@ use allocator_benches::{collector_names, collector_specs, specs, targets};
 use allocator_core::{Allocator, Config, Diff, KeyHasher};
 
 fn main() {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("numbers"));
+    let mut args = std::env::args()
+        .skip(1)
+        .map(|a| a.parse::<usize>().expect("numbers"));
     let n = args.next().unwrap_or(100_000);
     let k = args.next().unwrap_or(10);
     let raw = targets(n, 1_000, 1);
@@ -14,9 +16,21 @@ fn main() {
     let start = std::time::Instant::now();
     let mut alloc = Allocator::new(Config::default()).unwrap();
     alloc
-        .apply(&Diff { add_collectors: collector_specs(&names), ..Diff::default() })
+        .apply(&Diff {
+            add_collectors: collector_specs(&names),
+            ..Diff::default()
+        })
         .unwrap();
-    alloc.apply(&Diff { upsert, ..Diff::default() }).unwrap();
+    alloc
+        .apply(&Diff {
+            upsert,
+            ..Diff::default()
+        })
+        .unwrap();
     let elapsed = start.elapsed();
-    println!("{n} targets on {k} collectors: {:?} ({:.0} ns/target)", elapsed, elapsed.as_nanos() as f64 / n as f64);
+    println!(
+        "{n} targets on {k} collectors: {:?} ({:.0} ns/target)",
+        elapsed,
+        elapsed.as_nanos() as f64 / n as f64
+    );
 }
