@@ -136,10 +136,10 @@ type Summary struct {
 	MovesReassigned                 uint64
 }
 
-// Allocator assigns targets to collectors. It is safe for concurrent use; reads run in
-// parallel and changes are serialized by the engine.
+// Allocator assigns targets to collectors. It is safe for concurrent use: reads run in
+// parallel, changes are serialized, and a read made of several engine calls sees one state.
 type Allocator struct {
-	mu  sync.RWMutex // write-locked only by Close
+	mu  sync.RWMutex // read-locked by reads, write-locked by changes and Close
 	ptr *C.ta_allocator
 }
 
@@ -211,16 +211,42 @@ func (a *Allocator) Close() error {
 	return nil
 }
 
-// with runs f with the handle, unless closed.
-func (a *Allocator) with(f func(ptr *C.ta_allocator, e *C.ta_error) C.ta_result) error {
+// reading runs f under the read lock: several readers at once, never during a change, so a
+// method made of several C calls (lookups, then the names they refer to) sees one state.
+func (a *Allocator) reading(f func() error) error {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.ptr == nil {
 		return ErrClosed
 	}
+	return f()
+}
+
+// writing runs f under the write lock: changes are serialized, as in the engine.
+func (a *Allocator) writing(f func() error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ptr == nil {
+		return ErrClosed
+	}
+	return f()
+}
+
+// c makes one C call with the handle; the caller holds a lock.
+func (a *Allocator) c(f func(ptr *C.ta_allocator, e *C.ta_error) C.ta_result) error {
 	err := call(func(e *C.ta_error) C.ta_result { return f(a.ptr, e) })
 	runtime.KeepAlive(a)
 	return err
+}
+
+// with makes one C call under the read lock.
+func (a *Allocator) with(f func(ptr *C.ta_allocator, e *C.ta_error) C.ta_result) error {
+	return a.reading(func() error { return a.c(f) })
+}
+
+// change makes one C call under the write lock.
+func (a *Allocator) change(f func(ptr *C.ta_allocator, e *C.ta_error) C.ta_result) error {
+	return a.writing(func() error { return a.c(f) })
 }
 
 // Config returns the configuration the Allocator was created with.
@@ -234,7 +260,7 @@ func (a *Allocator) Config() (Config, error) {
 func (a *Allocator) AddCollectors(cs ...Collector) error {
 	ar, arr := collectorsToC(cs)
 	defer ar.free()
-	return a.with(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
+	return a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
 		return C.ta_add_collectors(p, arr, C.size_t(len(cs)), e)
 	})
 }
@@ -243,7 +269,7 @@ func (a *Allocator) AddCollectors(cs ...Collector) error {
 func (a *Allocator) SetCollectors(cs []Collector) error {
 	ar, arr := collectorsToC(cs)
 	defer ar.free()
-	return a.with(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
+	return a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
 		return C.ta_set_collectors(p, arr, C.size_t(len(cs)), e)
 	})
 }
@@ -261,7 +287,7 @@ func (a *Allocator) RemoveCollectors(names ...string) error {
 	for i, n := range names {
 		view[i] = ar.str(n)
 	}
-	return a.with(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
+	return a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
 		return C.ta_remove_collectors(p, arr, C.size_t(len(names)), e)
 	})
 }
@@ -270,7 +296,7 @@ func (a *Allocator) RemoveCollectors(names ...string) error {
 func (a *Allocator) UpsertTargets(ts []Target) error {
 	ar, arr := targetsToC(ts)
 	defer ar.free()
-	return a.with(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
+	return a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
 		return C.ta_upsert_targets(p, arr, C.size_t(len(ts)), e)
 	})
 }
@@ -279,14 +305,14 @@ func (a *Allocator) UpsertTargets(ts []Target) error {
 func (a *Allocator) SetTargets(ts []Target) error {
 	ar, arr := targetsToC(ts)
 	defer ar.free()
-	return a.with(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
+	return a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
 		return C.ta_set_targets(p, arr, C.size_t(len(ts)), e)
 	})
 }
 
 // RemoveTargets removes targets by key; each must exist.
 func (a *Allocator) RemoveTargets(keys []uint64) error {
-	return a.with(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
+	return a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
 		return C.ta_remove_targets(p, (*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)), e)
 	})
 }
@@ -296,7 +322,7 @@ func (a *Allocator) UpsertLabelSets(sets []LabelSet) ([]uint64, error) {
 	ar, flat := labelSetsToC(sets)
 	defer ar.free()
 	keys := make([]uint64, len(sets))
-	err := a.with(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
+	err := a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
 		return C.ta_upsert_labeled_targets(p, flat.jobs, flat.counts, flat.weights, C.size_t(len(sets)),
 			flat.names, flat.values, C.size_t(flat.nLabels), (*C.uint64_t)(unsafe.SliceData(keys)), e)
 	})
@@ -316,30 +342,49 @@ func (a *Allocator) Lookup(keys []uint64) ([]uint32, error) {
 
 // Assignments returns the collector name of each key ("" for unknown or unassigned targets).
 func (a *Allocator) Assignments(keys []uint64) ([]string, error) {
-	ids, err := a.Lookup(keys)
-	if err != nil {
-		return nil, err
-	}
-	names := map[uint32]string{NoCollector: ""}
-	out := make([]string, len(ids))
-	for i, id := range ids {
-		name, ok := names[id]
-		if !ok {
-			if name, err = a.CollectorName(id); err != nil {
-				return nil, err
-			}
-			names[id] = name
+	var out []string
+	err := a.reading(func() error {
+		ids := make([]uint32, len(keys))
+		if err := a.c(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
+			return C.ta_lookup(p, (*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)),
+				(*C.uint32_t)(unsafe.SliceData(ids)), e)
+		}); err != nil {
+			return err
 		}
-		out[i] = name
-	}
-	return out, nil
+		names := map[uint32]string{NoCollector: ""}
+		out = make([]string, len(ids))
+		for i, id := range ids {
+			name, ok := names[id]
+			if !ok {
+				var err error
+				if name, err = a.collectorName(id); err != nil {
+					return err
+				}
+				names[id] = name
+			}
+			out[i] = name
+		}
+		return nil
+	})
+	return out, err
 }
 
 // CollectorName returns the name of a collector id (also of one removed by the last change).
 func (a *Allocator) CollectorName(id uint32) (string, error) {
+	var name string
+	err := a.reading(func() error {
+		var err error
+		name, err = a.collectorName(id)
+		return err
+	})
+	return name, err
+}
+
+// collectorName is CollectorName for a caller holding a lock.
+func (a *Allocator) collectorName(id uint32) (string, error) {
 	var buf [256]C.char
 	var needed C.size_t
-	err := a.with(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
+	err := a.c(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
 		return C.ta_collector_name(p, C.uint32_t(id), &buf[0], C.size_t(len(buf)), &needed, e)
 	})
 	if err == nil {
@@ -350,7 +395,7 @@ func (a *Allocator) CollectorName(id uint32) (string, error) {
 		return "", err
 	}
 	big := make([]C.char, int(needed))
-	err = a.with(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
+	err = a.c(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
 		return C.ta_collector_name(p, C.uint32_t(id), &big[0], needed, &needed, e)
 	})
 	if err != nil {
@@ -364,13 +409,29 @@ func (a *Allocator) CollectorTargets(collector, job string) ([]uint64, error) {
 	ar := newArena(uintptr(len(collector) + len(job)))
 	defer ar.free()
 	name, jobStr := ar.str(collector), ar.str(job)
-	return readArray[uint64](a, func(p *C.ta_allocator, out unsafe.Pointer, cap C.size_t, needed *C.size_t, e *C.ta_error) C.ta_result {
-		return C.ta_collector_targets(p, name, jobStr, (*C.uint64_t)(out), cap, needed, e)
+	var keys []uint64
+	err := a.reading(func() error {
+		var err error
+		keys, err = readArray[uint64](a, func(p *C.ta_allocator, out unsafe.Pointer, cap C.size_t, needed *C.size_t, e *C.ta_error) C.ta_result {
+			return C.ta_collector_targets(p, name, jobStr, (*C.uint64_t)(out), cap, needed, e)
+		})
+		return err
 	})
+	return keys, err
 }
 
 // LastMoves returns the moves of the last change.
 func (a *Allocator) LastMoves() ([]Move, error) {
+	var moves []Move
+	err := a.reading(func() error {
+		var err error
+		moves, err = a.lastMoves()
+		return err
+	})
+	return moves, err
+}
+
+func (a *Allocator) lastMoves() ([]Move, error) {
 	raw, err := readArray[C.ta_move](a, func(p *C.ta_allocator, out unsafe.Pointer, cap C.size_t, needed *C.size_t, e *C.ta_error) C.ta_result {
 		return C.ta_last_moves(p, (*C.ta_move)(out), cap, needed, e)
 	})
@@ -382,7 +443,7 @@ func (a *Allocator) LastMoves() ([]Move, error) {
 		if n, ok := names[uint32(id)]; ok {
 			return n, nil
 		}
-		n, err := a.CollectorName(uint32(id))
+		n, err := a.collectorName(uint32(id))
 		names[uint32(id)] = n
 		return n, err
 	}
@@ -403,6 +464,16 @@ func (a *Allocator) LastMoves() ([]Move, error) {
 
 // Stats returns the load of every collector, sorted by name.
 func (a *Allocator) Stats() ([]CollectorStats, error) {
+	var stats []CollectorStats
+	err := a.reading(func() error {
+		var err error
+		stats, err = a.stats()
+		return err
+	})
+	return stats, err
+}
+
+func (a *Allocator) stats() ([]CollectorStats, error) {
 	raw, err := readArray[C.ta_collector_stats](a, func(p *C.ta_allocator, out unsafe.Pointer, cap C.size_t, needed *C.size_t, e *C.ta_error) C.ta_result {
 		return C.ta_get_collector_stats(p, (*C.ta_collector_stats)(out), cap, needed, e)
 	})
@@ -411,7 +482,7 @@ func (a *Allocator) Stats() ([]CollectorStats, error) {
 	}
 	stats := make([]CollectorStats, len(raw))
 	for i, s := range raw {
-		name, err := a.CollectorName(uint32(s.id))
+		name, err := a.collectorName(uint32(s.id))
 		if err != nil {
 			return nil, err
 		}
@@ -435,18 +506,24 @@ func (a *Allocator) Summary() (Summary, error) {
 
 // Snapshot returns the whole state as bytes, for Restore.
 func (a *Allocator) Snapshot() ([]byte, error) {
-	return readArray[byte](a, func(p *C.ta_allocator, out unsafe.Pointer, cap C.size_t, needed *C.size_t, e *C.ta_error) C.ta_result {
-		return C.ta_snapshot(p, (*C.uint8_t)(out), cap, needed, e)
+	var bytes []byte
+	err := a.reading(func() error {
+		var err error
+		bytes, err = readArray[byte](a, func(p *C.ta_allocator, out unsafe.Pointer, cap C.size_t, needed *C.size_t, e *C.ta_error) C.ta_result {
+			return C.ta_snapshot(p, (*C.uint8_t)(out), cap, needed, e)
+		})
+		return err
 	})
+	return bytes, err
 }
 
-// readArray runs a needed-size call twice if needed: first with a guess, then with the size
-// the engine asked for. The state may change between calls, so it retries until it fits.
+// readArray runs a needed-size call, twice if the first guess is too small; the caller holds
+// the read lock, so the size cannot change between the two calls.
 func readArray[T any](a *Allocator, f func(p *C.ta_allocator, out unsafe.Pointer, cap C.size_t, needed *C.size_t, e *C.ta_error) C.ta_result) ([]T, error) {
 	buf := make([]T, 64)
 	for {
 		var needed C.size_t
-		err := a.with(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
+		err := a.c(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
 			return f(p, unsafe.Pointer(unsafe.SliceData(buf)), C.size_t(len(buf)), &needed, e)
 		})
 		if err == nil {

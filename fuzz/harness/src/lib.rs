@@ -2,11 +2,13 @@
 //! the same functions serve cargo-fuzz (`fuzz/fuzz_targets`, nightly) and the corpus replay test
 //! that runs on stable in `make test` (`tests/corpus.rs`).
 
+mod c_abi;
 mod model;
 
 use allocator_core::{node_of, Allocator, KeyHasher, LabelBuilder, TargetKey};
 use arbitrary::{Arbitrary, Unstructured};
 
+pub use c_abi::c_abi;
 pub use model::{debug_case, diff_sequence};
 
 /// A fuzz target's body.
@@ -18,6 +20,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("snapshot_restore", snapshot_restore),
     ("labels", labels),
     ("allocate_json", allocate_json),
+    ("c_abi", c_abi),
 ];
 
 /// Restore from arbitrary bytes: an error, or an allocator that works and round-trips.
