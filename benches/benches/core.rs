@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use allocator_benches::{collector_names, collector_specs, specs, targets};
+use allocator_benches::{allocated, collector_names, collector_specs, specs, targets};
 use allocator_core::{Allocator, Config, Diff, KeyHasher, Strategy, TargetSpec};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -45,22 +45,11 @@ fn full_allocation(c: &mut Criterion) {
                 let id = BenchmarkId::new(strategy_name(strategy), format!("{n}/{k}"));
                 group.bench_function(id, |b| {
                     b.iter(|| {
-                        let mut hasher = KeyHasher::new();
-                        let upsert = specs(&mut hasher, &raw);
-                        let mut alloc = Allocator::new(config(strategy)).unwrap();
-                        alloc
-                            .apply(&Diff {
-                                add_collectors: collector_specs(&names),
-                                ..Diff::default()
-                            })
-                            .unwrap();
-                        alloc
-                            .apply(&Diff {
-                                upsert,
-                                ..Diff::default()
-                            })
-                            .unwrap();
-                        alloc
+                        allocated(
+                            config(strategy),
+                            &names,
+                            &specs(&mut KeyHasher::new(), &raw),
+                        )
                     })
                 });
             }
@@ -71,16 +60,7 @@ fn full_allocation(c: &mut Criterion) {
 
 /// A state of the first `n` targets on `k` collectors.
 fn state(strategy: Strategy, n: usize, k: usize, targets: &[TargetSpec<'_>]) -> Allocator {
-    let names = collector_names(k);
-    let mut alloc = Allocator::new(config(strategy)).unwrap();
-    alloc
-        .apply(&Diff {
-            add_collectors: collector_specs(&names),
-            upsert: targets[..n].to_vec(),
-            ..Diff::default()
-        })
-        .unwrap();
-    alloc
+    allocated(config(strategy), &collector_names(k), &targets[..n])
 }
 
 /// Time `forward` only, undoing it with `backward` between samples so the state stays the same.

@@ -2,7 +2,7 @@
 //! (5–12 labels), jobs, nodes and heavy-tailed weights, from a fixed-seed generator so every run
 //! measures the same input.
 
-use allocator_core::{CollectorSpec, KeyHasher, TargetSpec};
+use allocator_core::{Allocator, CollectorSpec, Config, Diff, KeyHasher, TargetSpec};
 
 /// xorshift64*: small, fast and reproducible; quality is ample for workload shapes.
 #[derive(Clone, Debug)]
@@ -235,4 +235,21 @@ pub fn specs<'a>(hasher: &mut KeyHasher, w: &'a Workload) -> Vec<TargetSpec<'a>>
                 .with_weight(w.weight(i))
         })
         .collect()
+}
+
+/// An allocator holding `targets` on the collectors `names` (one diff).
+pub fn allocated(
+    config: Config,
+    names: &[(String, String)],
+    targets: &[TargetSpec<'_>],
+) -> Allocator {
+    let mut alloc = Allocator::new(config).expect("valid config");
+    alloc
+        .apply(&Diff {
+            add_collectors: collector_specs(names),
+            upsert: targets.to_vec(),
+            ..Diff::default()
+        })
+        .expect("valid diff");
+    alloc
 }

@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
-use allocator_benches::{collector_names, collector_specs, specs, targets};
+use allocator_benches::{allocated, collector_names, specs, targets};
 use allocator_core::{Allocator, Config, Diff, KeyHasher, Strategy};
 
 /// Counts live heap bytes.
@@ -69,19 +69,7 @@ fn main() {
             config.fallback = Some(Strategy::ConsistentHashing);
         }
         let before = LIVE.load(Ordering::Relaxed);
-        let mut alloc = Allocator::new(config).unwrap();
-        alloc
-            .apply(&Diff {
-                add_collectors: collector_specs(&names),
-                ..Diff::default()
-            })
-            .unwrap();
-        alloc
-            .apply(&Diff {
-                upsert: upsert.clone(),
-                ..Diff::default()
-            })
-            .unwrap();
+        let mut alloc = allocated(config, &names, &upsert);
         // The moves of the last diff are a caller-facing buffer, not state: clear them.
         alloc.apply(&Diff::default()).unwrap();
         let live = LIVE.load(Ordering::Relaxed) - before;

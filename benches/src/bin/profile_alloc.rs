@@ -1,8 +1,8 @@
 //! One full allocation of N pre-hashed targets, for profilers (callgrind, perf):
 //! `cargo run --release -p allocator-benches --bin profile_alloc [N] [COLLECTORS]`
 
-use allocator_benches::{collector_names, collector_specs, specs, targets};
-use allocator_core::{Allocator, Config, Diff, KeyHasher};
+use allocator_benches::{allocated, collector_names, specs, targets};
+use allocator_core::{Config, KeyHasher};
 
 fn main() {
     let mut args = std::env::args()
@@ -14,19 +14,8 @@ fn main() {
     let upsert = specs(&mut KeyHasher::new(), &raw);
     let names = collector_names(k);
     let start = std::time::Instant::now();
-    let mut alloc = Allocator::new(Config::default()).unwrap();
-    alloc
-        .apply(&Diff {
-            add_collectors: collector_specs(&names),
-            ..Diff::default()
-        })
-        .unwrap();
-    alloc
-        .apply(&Diff {
-            upsert,
-            ..Diff::default()
-        })
-        .unwrap();
+    let alloc = allocated(Config::default(), &names, &upsert);
+    assert_eq!(alloc.len(), n);
     let elapsed = start.elapsed();
     println!(
         "{n} targets on {k} collectors: {:?} ({:.0} ns/target)",

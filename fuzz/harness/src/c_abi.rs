@@ -38,11 +38,18 @@ struct Case {
 }
 
 fn s(b: &[u8]) -> ta_str {
-    ta_str { ptr: b.as_ptr(), len: b.len() }
+    ta_str {
+        ptr: b.as_ptr(),
+        len: b.len(),
+    }
 }
 
 fn ok_code(rc: ta_result) {
-    assert_ne!(rc, ta_result::TA_PANIC, "an internal error crossed the boundary");
+    assert_ne!(
+        rc,
+        ta_result::TA_PANIC,
+        "an internal error crossed the boundary"
+    );
 }
 
 /// # Body
@@ -54,9 +61,21 @@ pub fn c_abi(data: &[u8]) {
     strings.push(b"__address__".to_vec());
     strings.push(b"collector".to_vec());
     let pick = |i: u8| -> &[u8] { &strings[i as usize % strings.len()] };
+    let collectors = |cs: &[(u8, Option<u8>)]| -> Vec<ta_collector> {
+        cs.iter()
+            .map(|&(n, node)| ta_collector {
+                name: s(pick(n)),
+                node: node.map_or(s(b""), |x| s(pick(x))),
+            })
+            .collect()
+    };
     let config = ta_config {
         strategy: case.strategy % 4,
-        fallback: if case.fallback % 3 == 2 { TA_STRATEGY_NONE } else { case.fallback % 4 },
+        fallback: if case.fallback % 3 == 2 {
+            TA_STRATEGY_NONE
+        } else {
+            case.fallback % 4
+        },
         ring_version: case.ring % 3,
         partition_count: u32::from(case.partitions % 2048),
         replication_factor: u32::from(case.replication % 8),
@@ -86,7 +105,13 @@ pub fn c_abi(data: &[u8]) {
                             key: key % 64,
                             placement,
                             job: s(pick(job)),
-                            node: node.map_or(ta_str { ptr: std::ptr::null(), len: 0 }, |n| s(pick(n))),
+                            node: node.map_or(
+                                ta_str {
+                                    ptr: std::ptr::null(),
+                                    len: 0,
+                                },
+                                |n| s(pick(n)),
+                            ),
                             weight,
                         })
                         .collect();
@@ -95,7 +120,8 @@ pub fn c_abi(data: &[u8]) {
                 Call::UpsertLabeled(sets) => {
                     let sets: Vec<_> = sets.into_iter().take(16).collect();
                     let jobs: Vec<ta_str> = sets.iter().map(|(j, _)| s(pick(*j))).collect();
-                    let counts: Vec<u32> = sets.iter().map(|(_, l)| l.len().min(8) as u32).collect();
+                    let counts: Vec<u32> =
+                        sets.iter().map(|(_, l)| l.len().min(8) as u32).collect();
                     let mut names = Vec::new();
                     let mut values = Vec::new();
                     for (_, labels) in &sets {
@@ -106,8 +132,16 @@ pub fn c_abi(data: &[u8]) {
                     }
                     let mut keys = vec![0u64; jobs.len()];
                     ta_upsert_labeled_targets(
-                        ta, jobs.as_ptr(), counts.as_ptr(), std::ptr::null(), jobs.len(),
-                        names.as_ptr(), values.as_ptr(), names.len(), keys.as_mut_ptr(), err,
+                        ta,
+                        jobs.as_ptr(),
+                        counts.as_ptr(),
+                        std::ptr::null(),
+                        jobs.len(),
+                        names.as_ptr(),
+                        values.as_ptr(),
+                        names.len(),
+                        keys.as_mut_ptr(),
+                        err,
                     )
                 }
                 Call::Remove(keys) => {
@@ -116,23 +150,11 @@ pub fn c_abi(data: &[u8]) {
                 }
                 Call::Add(cs) | Call::SetCollectors(cs) if cs.len() > 40 => ta_result::TA_OK,
                 Call::Add(cs) => {
-                    let cs: Vec<ta_collector> = cs
-                        .iter()
-                        .map(|&(n, node)| ta_collector {
-                            name: s(pick(n)),
-                            node: node.map_or(s(b""), |x| s(pick(x))),
-                        })
-                        .collect();
+                    let cs = collectors(&cs);
                     ta_add_collectors(ta, cs.as_ptr(), cs.len(), err)
                 }
                 Call::SetCollectors(cs) => {
-                    let cs: Vec<ta_collector> = cs
-                        .iter()
-                        .map(|&(n, node)| ta_collector {
-                            name: s(pick(n)),
-                            node: node.map_or(s(b""), |x| s(pick(x))),
-                        })
-                        .collect();
+                    let cs = collectors(&cs);
                     ta_set_collectors(ta, cs.as_ptr(), cs.len(), err)
                 }
                 Call::RemoveCollectors(ns) => {
@@ -148,7 +170,15 @@ pub fn c_abi(data: &[u8]) {
                     let mut out = vec![0u64; cap as usize];
                     let mut needed = 0usize;
                     let job = job.map_or(s(b""), |j| s(pick(j)));
-                    let rc = ta_collector_targets(ta, s(pick(c)), job, out.as_mut_ptr(), out.len(), &mut needed, err);
+                    let rc = ta_collector_targets(
+                        ta,
+                        s(pick(c)),
+                        job,
+                        out.as_mut_ptr(),
+                        out.len(),
+                        &mut needed,
+                        err,
+                    );
                     assert!(rc != ta_result::TA_OK || needed <= out.len());
                     rc
                 }
@@ -164,7 +194,8 @@ pub fn c_abi(data: &[u8]) {
                     ok_code(ta_get_summary(ta, &mut sum, err));
                     let mut out = vec![ta_collector_stats::default(); cap as usize];
                     let mut needed = 0usize;
-                    let rc = ta_get_collector_stats(ta, out.as_mut_ptr(), out.len(), &mut needed, err);
+                    let rc =
+                        ta_get_collector_stats(ta, out.as_mut_ptr(), out.len(), &mut needed, err);
                     assert_eq!(rc == ta_result::TA_BUFFER_TOO_SMALL, needed > out.len());
                     assert_eq!(needed as u64, sum.collectors);
                     rc

@@ -3,62 +3,23 @@
 package main
 
 import (
-	"flag"
-	"fmt"
-	"os"
-
 	"github.com/buraksezer/consistent"
-	"github.com/cespare/xxhash/v2"
 
 	"paritygen/common"
 )
 
-type hasher struct{}
-
-func (hasher) Sum64(data []byte) uint64 { return xxhash.Sum64(data) }
-
-type member string
-
-func (m member) String() string { return string(m) }
-
-type ring struct{ c *consistent.Consistent }
-
 func newRing(names []string) common.Ring {
+	// nil for no names, as the Operator passes (v0.10.0 panics on an empty non-nil slice).
 	var members []consistent.Member
 	for _, n := range names {
-		members = append(members, member(n))
+		members = append(members, common.Member(n))
 	}
-	return ring{consistent.New(members, consistent.Config{
+	return common.WrapRing[consistent.Member](consistent.New(members, consistent.Config{
 		PartitionCount:    common.PartitionCount,
 		ReplicationFactor: common.ReplicationFactor,
 		Load:              common.Load,
-		Hasher:            hasher{},
-	})}
+		Hasher:            common.Hasher{},
+	}))
 }
 
-func (r ring) Locate(key string) string { return r.c.LocateKey([]byte(key)).String() }
-func (r ring) Partition(key string) int { return r.c.FindPartitionID([]byte(key)) }
-func (r ring) Loads() map[string]int {
-	out := map[string]int{}
-	for m, l := range r.c.LoadDistribution() {
-		out[m] = int(l)
-	}
-	return out
-}
-func (r ring) Owners() []string {
-	out := make([]string, common.PartitionCount)
-	for p := range out {
-		out[p] = r.c.GetPartitionOwner(p).String()
-	}
-	return out
-}
-
-func main() {
-	crosscheck := flag.String("crosscheck", "../../../../shared/parity/operator-crosscheck.json", "the Operator's test values")
-	out := flag.String("out", "../../parity/ring-v1.0.0.json", "where to write the vectors")
-	flag.Parse()
-	if err := common.Run("v1.0.0", "v1.0.0", newRing, *crosscheck, *out); err != nil {
-		fmt.Fprintln(os.Stderr, "parity-gen:", err)
-		os.Exit(1)
-	}
-}
+func main() { common.Main("v1.0.0", newRing) }
