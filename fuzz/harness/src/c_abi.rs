@@ -52,7 +52,7 @@ fn ok_code(rc: ta_result) {
     );
 }
 
-/// # Body
+/// Drive the C ABI with arbitrary arguments (see the module docs).
 pub fn c_abi(data: &[u8]) {
     let Ok(case) = Case::arbitrary(&mut Unstructured::new(data)) else {
         return;
