@@ -58,13 +58,37 @@ impl<'a> TargetSpec<'a> {
         I: IntoIterator<Item = (&'a str, &'a str)>,
         I::IntoIter: Clone,
     {
-        let scanned = hasher.scan(labels, job)?;
+        let bytes = labels
+            .into_iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+        Self::from_label_bytes_with(hasher, bytes, job)
+    }
+
+    /// Like [`TargetSpec::from_labels_with`] for labels given as bytes, as a C or Go caller has
+    /// them: names and values are hashed as bytes, the way the Go allocator hashes them, so only
+    /// the node name (which the allocator keeps) must be UTF-8.
+    pub fn from_label_bytes_with<I>(
+        hasher: &mut KeyHasher,
+        labels: I,
+        job: &'a str,
+    ) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        I::IntoIter: Clone,
+    {
+        let scanned = hasher.scan(labels.into_iter(), job)?;
         let address = scanned.address.ok_or(Error::MissingAddress(scanned.key))?;
+        let node = match scanned.node {
+            Some(bytes) => {
+                Some(std::str::from_utf8(bytes).map_err(|_| Error::InvalidNodeName(scanned.key))?)
+            }
+            None => None,
+        };
         Ok(TargetSpec {
             key: scanned.key,
-            placement: PlacementHash::of_address(address),
+            placement: PlacementHash::of_bytes(address),
             job,
-            node: scanned.node,
+            node,
             weight: 1,
         })
     }

@@ -99,6 +99,9 @@ pub enum Error {
     /// A target's label set has no `__address__`, so it cannot be placed.
     #[error("target {0} has no __address__ label")]
     MissingAddress(TargetKey),
+    /// The node label of a target is not valid UTF-8 (the allocator keeps node names).
+    #[error("target {0} has a node name that is not valid UTF-8")]
+    InvalidNodeName(TargetKey),
     /// A label set has the same label name twice.
     #[error("label {0:?} appears more than once in one label set")]
     DuplicateLabel(String),

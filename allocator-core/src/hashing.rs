@@ -14,15 +14,16 @@ const META_PREFIX: &str = "__meta_";
 
 /// Whether a label takes part in the item hash.
 #[inline]
-pub(crate) fn is_hashed(name: &str) -> bool {
-    !name.starts_with(META_PREFIX)
+pub(crate) fn is_hashed(name: &[u8]) -> bool {
+    !name.starts_with(META_PREFIX.as_bytes())
 }
 
-/// What one pass over a discovered label set yields.
+/// What one pass over a discovered label set yields. Label names and values are hashed as
+/// bytes (as the Go allocator does); only the caller decides whether they must be UTF-8.
 pub(crate) struct Scanned<'a> {
     pub key: TargetKey,
-    pub address: Option<&'a str>,
-    pub node: Option<&'a str>,
+    pub address: Option<&'a [u8]>,
+    pub node: Option<&'a [u8]>,
 }
 
 /// A reusable buffer for computing many [`TargetKey`]s without allocating per target.
@@ -47,19 +48,32 @@ impl KeyHasher {
         I: IntoIterator<Item = (&'a str, &'a str)>,
         I::IntoIter: Clone,
     {
-        self.scan(labels, job).map(|s| s.key)
+        self.scan(
+            labels
+                .into_iter()
+                .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+            job,
+        )
+        .map(|s| s.key)
     }
 
-    /// One pass over a label set: its key, its `__address__` and its node.
-    pub(crate) fn scan<'a, I>(&mut self, labels: I, job: &str) -> Result<Scanned<'a>, Error>
+    /// [`KeyHasher::key_of`] for labels given as bytes (hashed as bytes, like Go does).
+    pub fn key_of_bytes<'a, I>(&mut self, labels: I, job: &str) -> Result<TargetKey, Error>
     where
-        I: IntoIterator<Item = (&'a str, &'a str)>,
+        I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
         I::IntoIter: Clone,
     {
-        let labels = labels.into_iter();
+        self.scan(labels.into_iter(), job).map(|s| s.key)
+    }
+
+    /// One pass over a label set given as bytes: its key, its `__address__` and its node.
+    pub(crate) fn scan<'a, I>(&mut self, labels: I, job: &str) -> Result<Scanned<'a>, Error>
+    where
+        I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    {
         let restart = labels.clone();
         self.buf.clear();
-        let mut prev: Option<&str> = None;
+        let mut prev: Option<&[u8]> = None;
         let mut address = None;
         let mut node = NodeFinder::default();
         // Fast path: hash while reading, as long as names strictly increase.
@@ -68,7 +82,7 @@ impl KeyHasher {
                 return self.scan_unsorted(restart, job);
             }
             prev = Some(name);
-            if name == "__address__" {
+            if name == b"__address__" {
                 address = Some(value);
             } else {
                 node.observe(name, value);
@@ -85,30 +99,39 @@ impl KeyHasher {
     #[cold]
     fn scan_unsorted<'a, I>(&mut self, labels: I, job: &str) -> Result<Scanned<'a>, Error>
     where
-        I: Iterator<Item = (&'a str, &'a str)>,
+        I: Iterator<Item = (&'a [u8], &'a [u8])>,
     {
-        let mut pairs: Vec<(&'a str, &'a str)> = labels.collect();
+        let mut pairs: Vec<(&'a [u8], &'a [u8])> = labels.collect();
         pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
         if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(Error::DuplicateLabel(w[0].0.to_owned()));
+            return Err(Error::DuplicateLabel(
+                String::from_utf8_lossy(w[0].0).into_owned(),
+            ));
         }
-        let address = pairs
-            .iter()
-            .find(|(n, _)| *n == "__address__")
-            .map(|&(_, v)| v);
+        let mut node = NodeFinder::default();
+        let mut address = None;
+        self.buf.clear();
+        for &(name, value) in &pairs {
+            if name == b"__address__" {
+                address = Some(value);
+            } else {
+                node.observe(name, value);
+            }
+            self.push_label(name, value);
+        }
         Ok(Scanned {
-            key: self.key_in_order(pairs.iter().copied(), job),
+            key: self.finish(job),
             address,
-            node: crate::labels::node_of(pairs.iter().copied()),
+            node: node.finish(),
         })
     }
 
     #[inline]
-    fn push_label(&mut self, name: &str, value: &str) {
+    fn push_label(&mut self, name: &[u8], value: &[u8]) {
         if is_hashed(name) {
-            self.buf.extend_from_slice(name.as_bytes());
+            self.buf.extend_from_slice(name);
             self.buf.push(SEP);
-            self.buf.extend_from_slice(value.as_bytes());
+            self.buf.extend_from_slice(value);
             self.buf.push(SEP);
         }
     }
@@ -127,7 +150,7 @@ impl KeyHasher {
     {
         self.buf.clear();
         for (name, value) in labels {
-            self.push_label(name, value);
+            self.push_label(name.as_bytes(), value.as_bytes());
         }
         self.finish(job)
     }

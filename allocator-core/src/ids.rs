@@ -34,7 +34,12 @@ impl PlacementHash {
     /// assert_eq!(PlacementHash::of_address("test-url").0 % 1061, 828);
     /// ```
     pub fn of_address(address: &str) -> Self {
-        PlacementHash(xxhash_rust::xxh64::xxh64(address.as_bytes(), 0))
+        Self::of_bytes(address.as_bytes())
+    }
+
+    /// The placement hash of an address given as bytes.
+    pub fn of_bytes(address: &[u8]) -> Self {
+        PlacementHash(xxhash_rust::xxh64::xxh64(address, 0))
     }
 }
 

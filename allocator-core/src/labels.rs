@@ -132,43 +132,44 @@ where
 {
     let mut finder = NodeFinder::default();
     for (name, value) in labels {
-        finder.observe(name, value);
+        finder.observe(name.as_bytes(), value.as_bytes());
     }
-    finder.finish()
+    // The value came from a `&str`, so it is UTF-8.
+    finder.finish().and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// The labels that name a target's node, gathered in one pass over a label set.
 #[derive(Default)]
 pub(crate) struct NodeFinder<'a> {
     /// Pod, node and endpoint node names, in precedence order.
-    ranked: [Option<&'a str>; 3],
-    slice_kind: Option<&'a str>,
-    slice_name: Option<&'a str>,
+    ranked: [Option<&'a [u8]>; 3],
+    slice_kind: Option<&'a [u8]>,
+    slice_name: Option<&'a [u8]>,
 }
 
 impl<'a> NodeFinder<'a> {
     #[inline]
-    pub(crate) fn observe(&mut self, name: &str, value: &'a str) {
+    pub(crate) fn observe(&mut self, name: &[u8], value: &'a [u8]) {
         // Every label that matters here starts with this; most labels are rejected by it.
-        let Some(rest) = name.strip_prefix("__meta_kubernetes_") else {
+        let Some(rest) = name.strip_prefix(b"__meta_kubernetes_") else {
             return;
         };
         match rest {
-            "pod_node_name" => self.ranked[0] = Some(value),
-            "node_name" => self.ranked[1] = Some(value),
-            "endpoint_node_name" => self.ranked[2] = Some(value),
-            "endpointslice_address_target_kind" => self.slice_kind = Some(value),
-            "endpointslice_address_target_name" => self.slice_name = Some(value),
+            b"pod_node_name" => self.ranked[0] = Some(value),
+            b"node_name" => self.ranked[1] = Some(value),
+            b"endpoint_node_name" => self.ranked[2] = Some(value),
+            b"endpointslice_address_target_kind" => self.slice_kind = Some(value),
+            b"endpointslice_address_target_name" => self.slice_name = Some(value),
             _ => {}
         }
     }
 
-    pub(crate) fn finish(self) -> Option<&'a str> {
+    pub(crate) fn finish(self) -> Option<&'a [u8]> {
         if let Some(node) = self.ranked.into_iter().flatten().find(|v| !v.is_empty()) {
             return Some(node);
         }
         match (self.slice_kind, self.slice_name) {
-            (Some("Node"), Some(name)) if !name.is_empty() => Some(name),
+            (Some(b"Node"), Some(name)) if !name.is_empty() => Some(name),
             _ => None,
         }
     }

@@ -253,7 +253,7 @@ pub unsafe extern "C" fn ta_target_key(
         let labels = unsafe { labels(names, values, n) }?;
         // SAFETY: forwarded contract.
         let job = unsafe { handle::string(job, "job") }?;
-        let key = KeyHasher::new().key_of(labels.iter().copied(), job)?;
+        let key = KeyHasher::new().key_of_bytes(labels.iter().copied(), job)?;
         // SAFETY: forwarded contract.
         *unsafe { handle::out(out, "out") }? = key.0;
         Ok(())
@@ -261,12 +261,12 @@ pub unsafe extern "C" fn ta_target_key(
 }
 
 /// # Safety
-/// `names` and `values` as `handle::slice` for `n` elements, their strings as `handle::string`.
+/// `names` and `values` as `handle::slice` for `n` elements, and each of their strings too.
 unsafe fn labels<'a>(
     names: *const ta_str,
     values: *const ta_str,
     n: usize,
-) -> Result<Vec<(&'a str, &'a str)>, FfiError> {
+) -> Result<Vec<(&'a [u8], &'a [u8])>, FfiError> {
     // SAFETY: forwarded contract.
     let (names, values) = unsafe {
         (
@@ -274,6 +274,7 @@ unsafe fn labels<'a>(
             handle::slice(values, n, "values")?,
         )
     };
+    // Label names and values are hashed as bytes, as the Go allocator does: no UTF-8 check.
     names
         .iter()
         .zip(values)
@@ -282,8 +283,8 @@ unsafe fn labels<'a>(
             // SAFETY: forwarded contract.
             unsafe {
                 Ok((
-                    handle::string(*n, format_args!("names[{i}]"))?,
-                    handle::string(*v, format_args!("values[{i}]"))?,
+                    handle::slice(n.ptr, n.len, format_args!("names[{i}]"))?,
+                    handle::slice(v.ptr, v.len, format_args!("values[{i}]"))?,
                 ))
             }
         })
@@ -516,7 +517,7 @@ pub unsafe extern "C" fn ta_upsert_labeled_targets(
                 let job = handle::string(job, format_args!("jobs[{i}]"))?;
                 let set = &all[start..start + count as usize];
                 start += count as usize;
-                let spec = TargetSpec::from_labels_with(&mut hasher, set.iter().copied(), job)
+                let spec = TargetSpec::from_label_bytes_with(&mut hasher, set.iter().copied(), job)
                     .map_err(|e| FfiError::from(e).context(format_args!("target {i}")))?;
                 upsert.push(spec.with_weight(weights.map_or(1, |w| w[i])));
             }

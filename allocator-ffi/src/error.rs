@@ -105,6 +105,7 @@ impl From<Error> for FfiError {
             Error::UnknownTarget(_) => ta_result::TA_UNKNOWN_TARGET,
             Error::ConflictingTarget(_) => ta_result::TA_CONFLICTING_TARGET,
             Error::MissingAddress(_) => ta_result::TA_MISSING_ADDRESS,
+            Error::InvalidNodeName(_) => ta_result::TA_INVALID_UTF8,
             Error::DuplicateLabel(_) => ta_result::TA_DUPLICATE_LABEL,
             Error::RingCapacity { .. } => ta_result::TA_RING_CAPACITY,
             Error::Snapshot(_) => ta_result::TA_INVALID_SNAPSHOT,

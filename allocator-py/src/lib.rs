@@ -72,7 +72,9 @@ fn err(e: core::Error) -> PyErr {
         core::Error::UnknownTarget(_) | core::Error::ConflictingTarget(_) => {
             TargetError::new_err(msg)
         }
-        core::Error::DuplicateLabel(_) | core::Error::MissingAddress(_) => LabelError::new_err(msg),
+        core::Error::DuplicateLabel(_)
+        | core::Error::MissingAddress(_)
+        | core::Error::InvalidNodeName(_) => LabelError::new_err(msg),
         core::Error::RingCapacity { .. } => RingCapacityError::new_err(msg),
         core::Error::Snapshot(_) => SnapshotError::new_err(msg),
         _ => AllocatorError::new_err(msg),

@@ -11,7 +11,7 @@ use allocator_core::{Allocator, Config, Diff, KeyHasher, TargetKey, TargetSpec};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use target_allocator::{
     ta_allocator, ta_apply, ta_collector, ta_config, ta_config_default, ta_lookup, ta_result,
-    ta_str, ta_target,
+    ta_str, ta_target, ta_upsert_labeled_targets,
 };
 
 const BATCH: usize = 1024;
@@ -149,6 +149,78 @@ fn batches(c: &mut Criterion) {
                         std::ptr::null(),
                         0,
                         keys.as_ptr(),
+                        BATCH,
+                        std::ptr::null(),
+                        0,
+                        std::ptr::null(),
+                        0,
+                        std::ptr::null_mut(),
+                    );
+                    assert_eq!(rc, ta_result::TA_OK);
+                }
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    // Label sets hashed by the library: the core's `from_labels_with` against
+    // `ta_upsert_labeled_targets` on the same flat arrays.
+    let fresh = targets(BATCH, 1_000, 8);
+    let jobs: Vec<ta_str> = (0..BATCH).map(|i| s(fresh.job(i))).collect();
+    let counts: Vec<u32> = (0..BATCH).map(|i| fresh.labels(i).count() as u32).collect();
+    let (names, values): (Vec<ta_str>, Vec<ta_str>) = (0..BATCH)
+        .flat_map(|i| fresh.labels(i))
+        .map(|(n, v)| (s(n), s(v)))
+        .unzip();
+    let mut fresh_keys = vec![0u64; BATCH];
+    group.bench_function("core/labeled upsert+remove", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let mut hasher = KeyHasher::new();
+                let upsert = specs(&mut hasher, &fresh);
+                let keys: Vec<TargetKey> = upsert.iter().map(|t| t.key).collect();
+                core.apply(&Diff {
+                    upsert,
+                    ..Diff::default()
+                })
+                .unwrap();
+                core.apply(&Diff {
+                    remove: keys,
+                    ..Diff::default()
+                })
+                .unwrap();
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    group.bench_function("c_abi/labeled upsert+remove", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                // SAFETY: arrays valid for their lengths during the calls.
+                unsafe {
+                    let rc = ta_upsert_labeled_targets(
+                        ta,
+                        jobs.as_ptr(),
+                        counts.as_ptr(),
+                        std::ptr::null(),
+                        BATCH,
+                        names.as_ptr(),
+                        values.as_ptr(),
+                        names.len(),
+                        fresh_keys.as_mut_ptr(),
+                        std::ptr::null_mut(),
+                    );
+                    assert_eq!(rc, ta_result::TA_OK);
+                    let rc = ta_apply(
+                        ta,
+                        std::ptr::null(),
+                        0,
+                        fresh_keys.as_ptr(),
                         BATCH,
                         std::ptr::null(),
                         0,

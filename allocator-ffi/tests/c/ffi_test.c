@@ -292,6 +292,20 @@ static void test_labels_and_snapshot(void) {
   CHECK_RC(ta_upsert_labeled_targets(ta, jobs, &two, NULL, 1, dn, dv, 1, NULL, err), TA_INVALID_ARGUMENT);
   error_contains(err, "label_counts");
 
+  /* Label values are hashed as bytes (as Go does), so a non-UTF-8 value is fine; a node name
+     is kept by the allocator and must be UTF-8. */
+  const uint8_t raw[] = {0x6e, 0xff};
+  ta_str bn[2] = {S("__address__"), S("blob")};
+  ta_str bv[2] = {S("10.9.9.9:80"), {raw, sizeof raw}};
+  uint64_t bkey = 0;
+  CHECK_RC(ta_upsert_labeled_targets(ta, jobs, &two, NULL, 1, bn, bv, 2, &bkey, err), TA_OK);
+  CHECK(bkey != 0);
+  ta_str nn[2] = {S("__address__"), S("__meta_kubernetes_pod_node_name")};
+  ta_str nv[2] = {S("10.9.9.8:80"), {raw, sizeof raw}};
+  CHECK_RC(ta_upsert_labeled_targets(ta, jobs, &two, NULL, 1, nn, nv, 2, NULL, err), TA_INVALID_UTF8);
+  error_contains(err, "node name");
+  CHECK_RC(ta_remove_targets(ta, &bkey, 1, err), TA_OK);
+
   /* Snapshot round trip, then corrupt bytes. */
   CHECK_RC(ta_snapshot(ta, NULL, 0, &needed, err), TA_BUFFER_TOO_SMALL);
   uint8_t *bytes = malloc(needed);
