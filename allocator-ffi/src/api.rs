@@ -260,13 +260,16 @@ pub unsafe extern "C" fn ta_target_key(
     })
 }
 
+/// A label as bytes: name and value.
+type Label<'a> = (&'a [u8], &'a [u8]);
+
 /// # Safety
 /// `names` and `values` as `handle::slice` for `n` elements, and each of their strings too.
 unsafe fn labels<'a>(
     names: *const ta_str,
     values: *const ta_str,
     n: usize,
-) -> Result<Vec<(&'a [u8], &'a [u8])>, FfiError> {
+) -> Result<Vec<Label<'a>>, FfiError> {
     // SAFETY: forwarded contract.
     let (names, values) = unsafe {
         (
