@@ -323,9 +323,11 @@ func (a *Allocator) UpsertLabelSets(sets []LabelSet) ([]uint64, error) {
 	defer ar.free()
 	keys := make([]uint64, len(sets))
 	err := a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
-		return C.ta_upsert_labeled_targets(p, flat.jobs, flat.counts, flat.weights, C.size_t(len(sets)),
-			flat.names, flat.values, C.size_t(flat.nLabels), (*C.uint64_t)(unsafe.SliceData(keys)), e)
+		return C.ta_upsert_labeled_targets(p, unsafe.SliceData(flat.jobs), unsafe.SliceData(flat.counts),
+			unsafe.SliceData(flat.weights), C.size_t(len(sets)), unsafe.SliceData(flat.names),
+			unsafe.SliceData(flat.values), C.size_t(len(flat.names)), (*C.uint64_t)(unsafe.SliceData(keys)), e)
 	})
+	runtime.KeepAlive(flat)
 	return keys, err
 }
 
@@ -544,8 +546,10 @@ func TargetKey(ls labels.Labels, job string) (uint64, error) {
 	defer ar.free()
 	var key C.uint64_t
 	err := call(func(e *C.ta_error) C.ta_result {
-		return C.ta_target_key(flat.names, flat.values, C.size_t(flat.nLabels), *flat.jobs, &key, e)
+		return C.ta_target_key(unsafe.SliceData(flat.names), unsafe.SliceData(flat.values),
+			C.size_t(len(flat.names)), flat.jobs[0], &key, e)
 	})
+	runtime.KeepAlive(flat)
 	return uint64(key), err
 }
 

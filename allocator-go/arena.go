@@ -109,52 +109,79 @@ func targetsToC(ts []Target) (*arena, *C.ta_target) {
 	return ar, arr
 }
 
-// flatLabels is a batch of label sets as the flat arrays ta_upsert_labeled_targets takes.
-type flatLabels struct {
-	jobs          *C.ta_str
-	counts        *C.uint32_t
-	weights       *C.uint32_t
-	names, values *C.ta_str
-	nLabels       int
+// chunks holds string bytes in C memory blocks, filled in one pass when the total size is not
+// known up front (label sets): a block is added when the current one is full.
+type chunks struct {
+	blocks []*arena
 }
 
-func labelSetsToC(sets []LabelSet) (*arena, flatLabels) {
-	n := uintptr(len(sets))
-	var nLabels uintptr
-	size := n*(unsafe.Sizeof(C.ta_str{})+8) + 64
-	for _, s := range sets {
-		size += strSize(s.Job)
-		s.Labels.Range(func(l labels.Label) {
-			nLabels++
-			size += strSize(l.Name) + strSize(l.Value)
-		})
+const chunkSize = 256 << 10
+
+func (c *chunks) str(s string) C.ta_str {
+	if len(s) == 0 {
+		return C.ta_str{}
 	}
-	size += 2 * nLabels * unsafe.Sizeof(C.ta_str{})
-	ar := newArena(size)
-	f := flatLabels{nLabels: int(nLabels)}
-	f.jobs = (*C.ta_str)(ar.alloc(n * unsafe.Sizeof(C.ta_str{})))
-	f.counts = (*C.uint32_t)(ar.alloc(n * 4))
-	f.weights = (*C.uint32_t)(ar.alloc(n * 4))
-	f.names = (*C.ta_str)(ar.alloc(nLabels * unsafe.Sizeof(C.ta_str{})))
-	f.values = (*C.ta_str)(ar.alloc(nLabels * unsafe.Sizeof(C.ta_str{})))
-	jobs, counts, weights := unsafe.Slice(f.jobs, n), unsafe.Slice(f.counts, n), unsafe.Slice(f.weights, n)
-	names, values := unsafe.Slice(f.names, nLabels), unsafe.Slice(f.values, nLabels)
-	at := 0
+	n := len(c.blocks)
+	if n == 0 || c.blocks[n-1].used+uintptr(len(s)) > c.blocks[n-1].size {
+		size := uintptr(chunkSize)
+		if uintptr(len(s)) > size {
+			size = uintptr(len(s))
+		}
+		c.blocks = append(c.blocks, newArena(size))
+		n++
+	}
+	b := c.blocks[n-1]
+	p := unsafe.Add(b.base, b.used)
+	b.used += uintptr(len(s))
+	copy(unsafe.Slice((*byte)(p), len(s)), s)
+	return C.ta_str{ptr: (*C.uint8_t)(p), len: C.size_t(len(s))}
+}
+
+func (c *chunks) free() {
+	for _, b := range c.blocks {
+		b.free()
+	}
+	c.blocks = nil
+}
+
+// flatLabels is a batch of label sets as the flat arrays ta_upsert_labeled_targets takes. The
+// arrays live in Go memory: they hold only C pointers (into chunks), which cgo allows.
+type flatLabels struct {
+	jobs          []C.ta_str
+	counts        []C.uint32_t
+	weights       []C.uint32_t
+	names, values []C.ta_str
+}
+
+// labelSetsToC copies a batch of label sets to C memory in one pass over each set.
+func labelSetsToC(sets []LabelSet) (*chunks, *flatLabels) {
+	ch := &chunks{}
+	f := &flatLabels{
+		jobs:    make([]C.ta_str, len(sets)),
+		counts:  make([]C.uint32_t, len(sets)),
+		weights: make([]C.uint32_t, len(sets)),
+		names:   make([]C.ta_str, 0, 10*len(sets)),
+		values:  make([]C.ta_str, 0, 10*len(sets)),
+	}
 	for i, s := range sets {
-		jobs[i] = ar.str(s.Job)
+		if i == 0 || s.Job != sets[i-1].Job {
+			f.jobs[i] = ch.str(s.Job)
+		} else {
+			f.jobs[i] = f.jobs[i-1]
+		}
 		weight := s.Weight
 		if weight == 0 {
 			weight = 1
 		}
-		weights[i] = C.uint32_t(weight)
-		start := at
+		f.weights[i] = C.uint32_t(weight)
+		start := len(f.names)
 		s.Labels.Range(func(l labels.Label) {
-			names[at], values[at] = ar.str(l.Name), ar.str(l.Value)
-			at++
+			f.names = append(f.names, ch.str(l.Name))
+			f.values = append(f.values, ch.str(l.Value))
 		})
-		counts[i] = C.uint32_t(at - start)
+		f.counts[i] = C.uint32_t(len(f.names) - start)
 	}
-	return ar, f
+	return ch, f
 }
 
 func asError(err error, target **Error) bool { return errors.As(err, target) }
