@@ -108,22 +108,8 @@ impl KeyHasher {
                 String::from_utf8_lossy(w[0].0).into_owned(),
             ));
         }
-        let mut node = NodeFinder::default();
-        let mut address = None;
-        self.buf.clear();
-        for &(name, value) in &pairs {
-            if name == b"__address__" {
-                address = Some(value);
-            } else {
-                node.observe(name, value);
-            }
-            self.push_label(name, value);
-        }
-        Ok(Scanned {
-            key: self.finish(job),
-            address,
-            node: node.finish(),
-        })
+        // Now strictly increasing, so this takes the fast path.
+        self.scan(pairs.into_iter(), job)
     }
 
     #[inline]

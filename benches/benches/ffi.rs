@@ -4,7 +4,6 @@
 //! `cargo bench -p allocator-benches --bench ffi`
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use allocator_benches::{collector_names, collector_specs, specs, targets};
 use allocator_core::{Allocator, Config, Diff, KeyHasher, TargetKey, TargetSpec};
@@ -105,62 +104,50 @@ fn batches(c: &mut Criterion) {
     let mut group = c.benchmark_group("batch_1024");
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("core/upsert+remove", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                core.apply(&Diff {
-                    upsert: batch.to_vec(),
-                    ..Diff::default()
-                })
-                .unwrap();
-                core.apply(&Diff {
-                    remove: keys.iter().map(|&k| TargetKey(k)).collect(),
-                    ..Diff::default()
-                })
-                .unwrap();
-                total += start.elapsed();
-            }
-            total
+        b.iter(|| {
+            core.apply(&Diff {
+                upsert: batch.to_vec(),
+                ..Diff::default()
+            })
+            .unwrap();
+            core.apply(&Diff {
+                remove: keys.iter().map(|&k| TargetKey(k)).collect(),
+                ..Diff::default()
+            })
+            .unwrap();
         })
     });
     group.bench_function("c_abi/upsert+remove", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                // SAFETY: arrays valid for their lengths during the calls.
-                unsafe {
-                    let rc = ta_apply(
-                        ta,
-                        c_batch.as_ptr(),
-                        BATCH,
-                        std::ptr::null(),
-                        0,
-                        std::ptr::null(),
-                        0,
-                        std::ptr::null(),
-                        0,
-                        std::ptr::null_mut(),
-                    );
-                    assert_eq!(rc, ta_result::TA_OK);
-                    let rc = ta_apply(
-                        ta,
-                        std::ptr::null(),
-                        0,
-                        keys.as_ptr(),
-                        BATCH,
-                        std::ptr::null(),
-                        0,
-                        std::ptr::null(),
-                        0,
-                        std::ptr::null_mut(),
-                    );
-                    assert_eq!(rc, ta_result::TA_OK);
-                }
-                total += start.elapsed();
+        b.iter(|| {
+            // SAFETY: arrays valid for their lengths during the calls.
+            unsafe {
+                let rc = ta_apply(
+                    ta,
+                    c_batch.as_ptr(),
+                    BATCH,
+                    std::ptr::null(),
+                    0,
+                    std::ptr::null(),
+                    0,
+                    std::ptr::null(),
+                    0,
+                    std::ptr::null_mut(),
+                );
+                assert_eq!(rc, ta_result::TA_OK);
+                let rc = ta_apply(
+                    ta,
+                    std::ptr::null(),
+                    0,
+                    keys.as_ptr(),
+                    BATCH,
+                    std::ptr::null(),
+                    0,
+                    std::ptr::null(),
+                    0,
+                    std::ptr::null_mut(),
+                );
+                assert_eq!(rc, ta_result::TA_OK);
             }
-            total
         })
     });
     // Label sets hashed by the library: the core's `from_labels_with` against
@@ -174,65 +161,53 @@ fn batches(c: &mut Criterion) {
         .unzip();
     let mut fresh_keys = vec![0u64; BATCH];
     group.bench_function("core/labeled upsert+remove", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                let mut hasher = KeyHasher::new();
-                let upsert = specs(&mut hasher, &fresh);
-                let keys: Vec<TargetKey> = upsert.iter().map(|t| t.key).collect();
-                core.apply(&Diff {
-                    upsert,
-                    ..Diff::default()
-                })
-                .unwrap();
-                core.apply(&Diff {
-                    remove: keys,
-                    ..Diff::default()
-                })
-                .unwrap();
-                total += start.elapsed();
-            }
-            total
+        b.iter(|| {
+            let mut hasher = KeyHasher::new();
+            let upsert = specs(&mut hasher, &fresh);
+            let keys: Vec<TargetKey> = upsert.iter().map(|t| t.key).collect();
+            core.apply(&Diff {
+                upsert,
+                ..Diff::default()
+            })
+            .unwrap();
+            core.apply(&Diff {
+                remove: keys,
+                ..Diff::default()
+            })
+            .unwrap();
         })
     });
     group.bench_function("c_abi/labeled upsert+remove", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                // SAFETY: arrays valid for their lengths during the calls.
-                unsafe {
-                    let rc = ta_upsert_labeled_targets(
-                        ta,
-                        jobs.as_ptr(),
-                        counts.as_ptr(),
-                        std::ptr::null(),
-                        BATCH,
-                        names.as_ptr(),
-                        values.as_ptr(),
-                        names.len(),
-                        fresh_keys.as_mut_ptr(),
-                        std::ptr::null_mut(),
-                    );
-                    assert_eq!(rc, ta_result::TA_OK);
-                    let rc = ta_apply(
-                        ta,
-                        std::ptr::null(),
-                        0,
-                        fresh_keys.as_ptr(),
-                        BATCH,
-                        std::ptr::null(),
-                        0,
-                        std::ptr::null(),
-                        0,
-                        std::ptr::null_mut(),
-                    );
-                    assert_eq!(rc, ta_result::TA_OK);
-                }
-                total += start.elapsed();
+        b.iter(|| {
+            // SAFETY: arrays valid for their lengths during the calls.
+            unsafe {
+                let rc = ta_upsert_labeled_targets(
+                    ta,
+                    jobs.as_ptr(),
+                    counts.as_ptr(),
+                    std::ptr::null(),
+                    BATCH,
+                    names.as_ptr(),
+                    values.as_ptr(),
+                    names.len(),
+                    fresh_keys.as_mut_ptr(),
+                    std::ptr::null_mut(),
+                );
+                assert_eq!(rc, ta_result::TA_OK);
+                let rc = ta_apply(
+                    ta,
+                    std::ptr::null(),
+                    0,
+                    fresh_keys.as_ptr(),
+                    BATCH,
+                    std::ptr::null(),
+                    0,
+                    std::ptr::null(),
+                    0,
+                    std::ptr::null_mut(),
+                );
+                assert_eq!(rc, ta_result::TA_OK);
             }
-            total
         })
     });
     let lookup_keys: Vec<u64> = base
