@@ -14,6 +14,8 @@ rm -rf "$root/target/wheels"
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$root"/target/wheels/target_allocator-*.whl
 cd "$root"
 "$venv/bin/python" -m pytest -q allocator-py/tests
+echo "== ruff"
+"$venv/bin/ruff" check --config allocator-py/pyproject.toml allocator-py/python allocator-py/tests examples/python
 echo "== stubtest"
 "$venv/bin/python" -m mypy.stubtest target_allocator._native --mypy-config-file allocator-py/mypy.ini
 "$venv/bin/python" -m mypy --config-file allocator-py/mypy.ini allocator-py/python/target_allocator examples/python

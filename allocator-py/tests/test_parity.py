@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 import target_allocator as ta
 
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 import target_allocator as ta
 from target_allocator import Event
 

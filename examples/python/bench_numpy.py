@@ -7,7 +7,6 @@ import sys
 import time
 
 import numpy as np
-
 import target_allocator as ta
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
-
 import target_allocator as ta
 from target_allocator import Event
 from target_allocator.plot import plot_loads, plot_moves
@@ -24,11 +23,11 @@ from target_allocator.plot import plot_loads, plot_moves
 JOBS = ["kubernetes-pods", "kubernetes-service-endpoints", "node-exporter", "cadvisor", "kubelet"]
 
 
-def workload(n: int, seed: int = 7) -> tuple[np.ndarray, list[str], list[Optional[str]], np.ndarray]:
+def workload(n: int, seed: int = 7) -> tuple[np.ndarray, list[str], list[str | None], np.ndarray]:
     rng = np.random.default_rng(seed)
     keys = rng.integers(0, np.iinfo(np.uint64).max, size=n, dtype=np.uint64)
     jobs = [JOBS[j] for j in rng.integers(0, len(JOBS), size=n)]
-    nodes: list[Optional[str]] = [f"node-{x}" for x in rng.integers(0, 40, size=n)]
+    nodes: list[str | None] = [f"node-{x}" for x in rng.integers(0, 40, size=n)]
     # 5% of targets are static (no node), e.g. blackbox probes.
     for i in np.flatnonzero(rng.random(n) < 0.05):
         nodes[i] = None

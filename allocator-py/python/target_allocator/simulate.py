@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,24 +19,24 @@ class Event:
     kind: str
     collectors: int = 0
     fraction: float = 0.0
-    node: Optional[str] = None
+    node: str | None = None
 
     @staticmethod
-    def scale_to(collectors: int) -> "Event":
+    def scale_to(collectors: int) -> Event:
         """Scale the fleet to ``collectors`` collectors (StatefulSet-style names, kept in order)."""
         if collectors < 0:
             raise ValueError("collectors must be >= 0")
         return Event("scale", collectors=collectors)
 
     @staticmethod
-    def churn(fraction: float) -> "Event":
+    def churn(fraction: float) -> Event:
         """Replace ``fraction`` of the targets by new ones (pods rolled)."""
         if not 0.0 <= fraction <= 1.0:
             raise ValueError("fraction must be within [0, 1]")
         return Event("churn", fraction=fraction)
 
     @staticmethod
-    def lose_node(node: str) -> "Event":
+    def lose_node(node: str) -> Event:
         """A node disappears: its collectors and the targets running on it are removed."""
         return Event("node_loss", node=node)
 
@@ -73,12 +74,12 @@ def simulate(
     strategy: str,
     keys: npt.NDArray[np.uint64],
     *,
-    jobs: Union[str, Sequence[str]],
+    jobs: str | Sequence[str],
     collectors: int,
     events: Sequence[Event],
-    nodes: Optional[Sequence[Optional[str]]] = None,
-    weights: Optional[npt.NDArray[np.uint32]] = None,
-    collector_nodes: Optional[Sequence[str]] = None,
+    nodes: Sequence[str | None] | None = None,
+    weights: npt.NDArray[np.uint32] | None = None,
+    collector_nodes: Sequence[str] | None = None,
     collector_prefix: str = "collector",
     seed: int = 0,
     **config: Any,
@@ -95,16 +96,16 @@ def simulate(
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     n = len(keys)
     job_list: list[str] = [jobs] * n if isinstance(jobs, str) else list(jobs)
-    node_list: list[Optional[str]] = [None] * n if nodes is None else list(nodes)
+    node_list: list[str | None] = [None] * n if nodes is None else list(nodes)
     weight_arr = np.ones(n, dtype=np.uint32) if weights is None else np.ascontiguousarray(weights, dtype=np.uint32)
     if len(job_list) != n or len(node_list) != n or len(weight_arr) != n:
         raise ValueError("jobs, nodes and weights need one entry per key")
 
     alloc = Allocator(strategy, **config)
     result = SimulationResult(strategy=strategy)
-    fleet: list[tuple[str, Optional[str]]] = []
+    fleet: list[tuple[str, str | None]] = []
 
-    def fleet_of(count: int) -> list[tuple[str, Optional[str]]]:
+    def fleet_of(count: int) -> list[tuple[str, str | None]]:
         names = _collector_names(count, collector_prefix)
         if not collector_nodes:
             return [(name, None) for name in names]
