@@ -26,6 +26,9 @@ const (
 	ConsistentHashing Strategy = C.TA_STRATEGY_CONSISTENT_HASHING
 	LeastWeighted     Strategy = C.TA_STRATEGY_LEAST_WEIGHTED
 	PerNode           Strategy = C.TA_STRATEGY_PER_NODE
+	// BoundedHashing is ours: weight-aware bounded loads and even jobs, a function of the
+	// state (see the core's strategy docs).
+	BoundedHashing Strategy = C.TA_STRATEGY_BOUNDED_HASHING
 	// NoStrategy as a fallback: per-node leaves node-less targets unassigned.
 	NoStrategy Strategy = C.TA_STRATEGY_NONE
 )
@@ -51,6 +54,10 @@ type Config struct {
 	ReplicationFactor uint32
 	LoadFactor        float64
 	Weighted          bool // least-weighted balances target weight instead of count
+	// Epsilon is bounded-hashing's slack: no collector past ⌈(1+ε)·W/n⌉ weight (default 0.05).
+	Epsilon float64
+	// MaxWeight is bounded-hashing's absolute cap on one collector's weight (0: none).
+	MaxWeight uint64
 }
 
 // DefaultConfig is the Go Target Allocator's configuration: consistent-hashing on the
@@ -70,6 +77,8 @@ func configFromC(c C.ta_config) Config {
 		ReplicationFactor: uint32(c.replication_factor),
 		LoadFactor:        float64(c.load_factor),
 		Weighted:          c.weighted != 0,
+		Epsilon:           float64(c.epsilon),
+		MaxWeight:         uint64(c.max_weight),
 	}
 }
 
@@ -86,6 +95,8 @@ func (c Config) toC() C.ta_config {
 		replication_factor: C.uint32_t(c.ReplicationFactor),
 		load_factor:        C.double(c.LoadFactor),
 		weighted:           weighted,
+		epsilon:            C.double(c.Epsilon),
+		max_weight:         C.uint64_t(c.MaxWeight),
 	}
 }
 

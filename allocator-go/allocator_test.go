@@ -284,3 +284,63 @@ func TestConcurrentUseFromManyGoroutines(t *testing.T) {
 		t.Fatal("closed")
 	}
 }
+
+func TestBoundedHashingIsAFunctionOfTheStateAndCapsWeight(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Strategy = BoundedHashing
+	if cfg.Epsilon != 0.05 || cfg.MaxWeight != 0 {
+		t.Fatalf("bounded defaults %+v", cfg)
+	}
+	collectors := []Collector{{Name: "c0"}, {Name: "c1"}, {Name: "c2"}, {Name: "c3"}, {Name: "c4"}}
+	ts := make([]Target, 2000)
+	keys := make([]uint64, len(ts))
+	var total uint64
+	for i := range ts {
+		w := uint32(1 + (i*7919)%500)
+		ts[i] = Target{Key: uint64(i)*0x9E3779B97F4A7C15 + 1, Job: fmt.Sprintf("job-%d", i%3), Weight: w}
+		keys[i] = ts[i].Key
+		total += uint64(w)
+	}
+	// One allocator built in one go, one built collector by collector with targets in halves
+	// (reversed): the same state must give the same assignment.
+	a := newOrFail(t, cfg)
+	if err := a.AddCollectors(collectors...); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.UpsertTargets(ts); err != nil {
+		t.Fatal(err)
+	}
+	b := newOrFail(t, cfg)
+	if err := b.UpsertTargets(ts[1000:]); err != nil {
+		t.Fatal(err)
+	}
+	for i := len(collectors) - 1; i >= 0; i-- {
+		if err := b.AddCollectors(collectors[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.UpsertTargets(ts[:1000]); err != nil {
+		t.Fatal(err)
+	}
+	x, _ := a.Assignments(keys)
+	y, _ := b.Assignments(keys)
+	for i := range x {
+		if x[i] != y[i] || x[i] == "" {
+			t.Fatalf("target %d: %q vs %q", i, x[i], y[i])
+		}
+	}
+	stats, err := a.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := (total*105 + 500 - 1) / 500 // ⌈1.05·W/5⌉
+	for _, s := range stats {
+		if s.Weight > limit {
+			t.Fatalf("%s carries %d, over %d", s.Name, s.Weight, limit)
+		}
+	}
+	cfg.Epsilon = -1
+	if _, err := New(cfg); !errors.Is(err, &Error{Code: InvalidConfig}) {
+		t.Fatalf("want InvalidConfig for a negative epsilon, got %v", err)
+	}
+}

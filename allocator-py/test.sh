@@ -25,3 +25,6 @@ out="$root/target/capacity-planning"
 for f in loads.png moves.png summary.md; do
   test -s "$out/$f" || { echo "missing $out/$f"; exit 1; }
 done
+echo "== strategy comparison example (smoke size)"
+"$venv/bin/python" examples/python/compare_strategies.py --targets 20000 --collectors 20 --out "$out/strategy-loads.png"
+test -s "$out/strategy-loads.png" || { echo "missing $out/strategy-loads.png"; exit 1; }

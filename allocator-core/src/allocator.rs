@@ -194,6 +194,11 @@ impl Allocator {
             self.change_collectors(plan)?;
         }
         self.insert_new(&diff.upsert, &ids, &new);
+        self.settle();
+        debug_assert!(self
+            .targets
+            .iter()
+            .all(|(_, r)| r.collector == NONE || self.collectors.is_alive(r.collector)));
         self.totals.count(&self.moves);
         Ok(&self.moves)
     }
@@ -430,6 +435,7 @@ impl Allocator {
             self.buckets
                 .remove(bucket, slot, self.targets.records_mut());
             self.stale.remove(&slot);
+            self.placer.touch(slot);
             self.targets.remove(slot);
         }
     }
@@ -497,11 +503,21 @@ impl Allocator {
                 self.reassign(slot, to);
             }
         }
-        debug_assert!(self
-            .targets
-            .iter()
-            .all(|(_, r)| r.collector == NONE || self.collectors.is_alive(r.collector)));
         Ok(())
+    }
+
+    /// Let a strategy that decides after the whole diff (`bounded-hashing`) move its targets.
+    fn settle(&mut self) {
+        let mut changes = Vec::new();
+        self.placer.settle(
+            &self.targets,
+            self.jobs.names(),
+            &self.loads.job_total,
+            &mut changes,
+        );
+        for (slot, to) in changes {
+            self.reassign(slot, to);
+        }
     }
 
     fn reevaluate(&mut self, slot: u32) {
@@ -565,6 +581,7 @@ impl Allocator {
             );
             self.loads.job_total[id.0 as usize] += 1;
             self.loads.add(NONE, id.0, t.weight);
+            self.placer.touch(slot);
             fresh.push(slot);
         }
         if self.placer.order_matters() {
@@ -591,6 +608,7 @@ impl Allocator {
         if old == record {
             return;
         }
+        self.placer.touch(slot);
         self.loads.sub(old.collector, old.job, old.weight);
         self.loads.job_total[old.job as usize] -= 1;
         let (old_bucket, new_bucket) = (self.placer.bucket(&old), self.placer.bucket(&record));
@@ -864,6 +882,8 @@ impl Allocator {
             replication_factor: self.config.ring.replication_factor,
             load_factor: self.config.ring.load_factor,
             weighted: self.config.weighted,
+            epsilon_ppm: self.config.bounded.epsilon_ppm(),
+            max_weight: self.config.bounded.max_weight,
             jobs: jobs.names,
             nodes: nodes.names,
             collectors,
@@ -978,6 +998,26 @@ impl Allocator {
                 alloc.stale.insert(slot);
             }
         }
+        if alloc.config.strategy == Strategy::BoundedHashing {
+            // The assignment is a function of the state: the stored one must be it.
+            let slots: Vec<u32> = alloc.targets.iter().map(|(s, _)| s).collect();
+            for slot in slots {
+                alloc.placer.touch(slot);
+            }
+            let mut changes = Vec::new();
+            alloc.placer.settle(
+                &alloc.targets,
+                alloc.jobs.names(),
+                &alloc.loads.job_total,
+                &mut changes,
+            );
+            if let Some(&(slot, _)) = changes.first() {
+                return Err(invalid(format!(
+                    "target {} is not where bounded-hashing places it",
+                    TargetKey(alloc.targets.get(slot).key)
+                )));
+            }
+        }
         let [assigned, unassigned, reassigned] = payload.totals;
         alloc.totals = MoveTotals {
             assigned,
@@ -989,7 +1029,7 @@ impl Allocator {
 
     /// Bytes of heap the allocation state holds (labels are never held), for memory reports.
     pub fn heap_bytes(&self) -> usize {
-        self.targets.heap_bytes() + self.buckets.heap_bytes()
+        self.targets.heap_bytes() + self.buckets.heap_bytes() + self.placer.heap_bytes()
     }
 }
 

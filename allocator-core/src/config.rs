@@ -20,14 +20,18 @@ pub enum Strategy {
     LeastWeighted,
     /// Each target goes to the collector on its node; node-less targets use the fallback.
     PerNode,
+    /// Ours: deterministic, weight-aware consistent hashing with bounded loads and even per-job
+    /// spread (see the `strategy::bounded` module docs for the design and its sources).
+    BoundedHashing,
 }
 
 impl Strategy {
     /// Every strategy, in the order `allocate --strategies` prints them.
-    pub const ALL: [Strategy; 3] = [
+    pub const ALL: [Strategy; 4] = [
         Strategy::ConsistentHashing,
         Strategy::LeastWeighted,
         Strategy::PerNode,
+        Strategy::BoundedHashing,
     ];
 
     /// The name used in configuration files (`allocation_strategy`).
@@ -36,6 +40,7 @@ impl Strategy {
             Strategy::ConsistentHashing => "consistent-hashing",
             Strategy::LeastWeighted => "least-weighted",
             Strategy::PerNode => "per-node",
+            Strategy::BoundedHashing => "bounded-hashing",
         }
     }
 }
@@ -55,7 +60,7 @@ impl FromStr for Strategy {
             .ok_or_else(|| ConfigError::UnknownName {
                 what: "strategy",
                 value: s.to_owned(),
-                expected: "consistent-hashing, least-weighted, per-node",
+                expected: "consistent-hashing, least-weighted, per-node, bounded-hashing",
             })
     }
 }
@@ -127,6 +132,36 @@ impl Default for RingConfig {
     }
 }
 
+/// Largest accepted `bounded-hashing` slack ε.
+pub const MAX_EPSILON: f64 = 100.0;
+
+/// Parameters of `bounded-hashing`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BoundedConfig {
+    /// Slack over the mean: no collector is filled past ⌈(1+ε)·W/n⌉ weight (W the total weight,
+    /// n the collectors). Resolved to millionths, so every platform computes the same bound.
+    pub epsilon: f64,
+    /// An absolute cap on the weight of one collector (0: none). Targets that fit under it
+    /// nowhere stay unassigned.
+    pub max_weight: u64,
+}
+
+impl Default for BoundedConfig {
+    fn default() -> Self {
+        BoundedConfig {
+            epsilon: 0.05,
+            max_weight: 0,
+        }
+    }
+}
+
+impl BoundedConfig {
+    /// ε in millionths (the exact integer the bound is computed from).
+    pub fn epsilon_ppm(&self) -> u64 {
+        (self.epsilon * 1e6).round() as u64
+    }
+}
+
 /// Everything an [`crate::Allocator`] is built from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Config {
@@ -138,6 +173,8 @@ pub struct Config {
     pub ring: RingConfig,
     /// `least-weighted` balances target weight instead of target count.
     pub weighted: bool,
+    /// Parameters of `bounded-hashing`.
+    pub bounded: BoundedConfig,
 }
 
 impl Default for Config {
@@ -147,6 +184,7 @@ impl Default for Config {
             fallback: None,
             ring: RingConfig::default(),
             weighted: false,
+            bounded: BoundedConfig::default(),
         }
     }
 }
@@ -178,11 +216,15 @@ impl Config {
         if !(ring.load_factor.is_finite() && ring.load_factor >= 1.0) {
             return Err(ConfigError::LoadFactor(ring.load_factor).into());
         }
+        let eps = self.bounded.epsilon;
+        if !(eps.is_finite() && (0.0..=MAX_EPSILON).contains(&eps)) {
+            return Err(ConfigError::Epsilon(eps).into());
+        }
         match (self.strategy, self.fallback) {
             (_, None)
             | (Strategy::PerNode, Some(Strategy::ConsistentHashing))
             | (Strategy::PerNode, Some(Strategy::LeastWeighted)) => Ok(()),
-            (Strategy::PerNode, Some(_)) => Err(ConfigError::PerNodeFallback.into()),
+            (Strategy::PerNode, Some(other)) => Err(ConfigError::PerNodeFallback(other).into()),
             (other, Some(_)) => Err(ConfigError::FallbackWithoutPerNode(other).into()),
         }
     }

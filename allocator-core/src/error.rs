@@ -24,9 +24,12 @@ pub enum ConfigError {
     /// Only `per-node` takes a fallback strategy.
     #[error("a fallback strategy is only allowed with per-node, not with {0}")]
     FallbackWithoutPerNode(crate::config::Strategy),
-    /// `per-node` cannot fall back to itself.
-    #[error("per-node cannot be its own fallback strategy")]
-    PerNodeFallback,
+    /// `per-node` falls back to `consistent-hashing` or `least-weighted` only.
+    #[error("per-node can fall back to consistent-hashing or least-weighted, not to {0}")]
+    PerNodeFallback(crate::config::Strategy),
+    /// The `bounded-hashing` slack must be a finite number in range.
+    #[error("bounded-hashing epsilon must be a finite number in [0, {max}], got {0}", max = crate::config::MAX_EPSILON)]
+    Epsilon(f64),
     /// A strategy or ring version name that is not known.
     #[error("unknown {what} {value:?}; expected one of: {expected}")]
     UnknownName {

@@ -12,8 +12,9 @@
 //! [`LabelBuilder`] (identity), [`PlacementHash::of_address`] (placement), [`node_of`] (node).
 //!
 //! ## Determinism
-//! Decisions never read hash-map order, process-seeded hashes or timing. `consistent-hashing`
-//! and `per-node` assignments are a function of the current targets and collectors; the sticky
+//! Decisions never read hash-map order, process-seeded hashes or timing. `consistent-hashing`,
+//! `per-node` and `bounded-hashing` assignments are a function of the current targets and
+//! collectors; the sticky
 //! `least-weighted` rule depends on history by nature, but visits targets in key order and breaks
 //! ties by collector name, so the same diffs give the same result everywhere.
 
@@ -36,7 +37,10 @@ mod strategy;
 mod targets;
 
 pub use allocator::{Allocator, CollectorStats, LoadSummary, TargetInfo};
-pub use config::{Config, RingConfig, RingVersion, Strategy, MAX_PARTITIONS, MAX_REPLICATION};
+pub use config::{
+    BoundedConfig, Config, RingConfig, RingVersion, Strategy, MAX_EPSILON, MAX_PARTITIONS,
+    MAX_REPLICATION,
+};
 pub use diff::{CollectorSpec, Diff, Move, MoveKind, MoveTotals, TargetSpec};
 pub use error::{ConfigError, Error, SnapshotError};
 pub use hashing::KeyHasher;

@@ -15,12 +15,12 @@
 use rkyv::rancor;
 use xxhash_rust::xxh64::xxh64;
 
-use crate::config::{Config, RingConfig, RingVersion, Strategy};
+use crate::config::{BoundedConfig, Config, RingConfig, RingVersion, Strategy};
 use crate::error::{Error, SnapshotError};
 
 pub(crate) const MAGIC: &[u8; 8] = b"TALLOCSN";
 /// Bumped whenever the payload layout changes; older versions are refused with a clear error.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER: usize = 32;
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
@@ -33,6 +33,9 @@ pub(crate) struct Payload {
     pub replication_factor: u32,
     pub load_factor: f64,
     pub weighted: bool,
+    /// `bounded-hashing` ε in millionths.
+    pub epsilon_ppm: u64,
+    pub max_weight: u64,
     pub jobs: Vec<String>,
     pub nodes: Vec<String>,
     pub collectors: Vec<CollectorRec>,
@@ -64,6 +67,7 @@ fn strategy_code(s: Strategy) -> u8 {
         Strategy::ConsistentHashing => 0,
         Strategy::LeastWeighted => 1,
         Strategy::PerNode => 2,
+        Strategy::BoundedHashing => 3,
     }
 }
 
@@ -110,6 +114,11 @@ impl Payload {
                 load_factor: self.load_factor,
             },
             weighted: self.weighted,
+            bounded: BoundedConfig {
+                // Exact: ppm values are whole numbers far below 2^53.
+                epsilon: self.epsilon_ppm as f64 / 1e6,
+                max_weight: self.max_weight,
+            },
         };
         config.validate()?;
         Ok(config)

@@ -36,6 +36,7 @@ fn configs() -> Vec<Config> {
 
 fn order_free(c: &Config) -> bool {
     c.strategy == Strategy::ConsistentHashing
+        || c.strategy == Strategy::BoundedHashing
         || (c.strategy == Strategy::PerNode && c.fallback != Some(Strategy::LeastWeighted))
 }
 
@@ -135,7 +136,7 @@ proptest! {
     }
 
     #[test]
-    fn consistent_hashing_and_per_node_results_independent_of_diff_order(
+    fn consistent_hashing_bounded_hashing_and_per_node_results_independent_of_diff_order(
         (seed, script) in script(),
         shuffle_seed in any::<u64>(),
     ) {

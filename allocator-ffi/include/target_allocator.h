@@ -40,6 +40,11 @@
 #define TA_STRATEGY_PER_NODE 2
 
 /**
+ * `bounded-hashing` (ours: weight-aware bounded loads, even jobs, a function of the state).
+ */
+#define TA_STRATEGY_BOUNDED_HASHING 3
+
+/**
  * No fallback strategy (`ta_config.fallback`).
  */
 #define TA_STRATEGY_NONE 4294967295
@@ -191,6 +196,14 @@ typedef struct {
    * least-weighted balances weight instead of count (0 or 1).
    */
   uint8_t weighted;
+  /**
+   * bounded-hashing: slack ε over the mean weight (default 0.05; 0 to 100).
+   */
+  double epsilon;
+  /**
+   * bounded-hashing: absolute cap on one collector's weight (0: none).
+   */
+  uint64_t max_weight;
 } ta_config;
 
 /**

@@ -1,6 +1,6 @@
 //! The plain C structs of the API.
 
-use allocator_core::{Config, RingConfig, RingVersion, Strategy};
+use allocator_core::{BoundedConfig, Config, RingConfig, RingVersion, Strategy};
 
 use crate::error::{ta_result, FfiError};
 
@@ -21,6 +21,8 @@ pub const TA_STRATEGY_CONSISTENT_HASHING: u32 = 0;
 pub const TA_STRATEGY_LEAST_WEIGHTED: u32 = 1;
 /// `per-node`.
 pub const TA_STRATEGY_PER_NODE: u32 = 2;
+/// `bounded-hashing` (ours: weight-aware bounded loads, even jobs, a function of the state).
+pub const TA_STRATEGY_BOUNDED_HASHING: u32 = 3;
 /// No fallback strategy (`ta_config.fallback`).
 pub const TA_STRATEGY_NONE: u32 = 0xFFFF_FFFF;
 /// Ring of `github.com/buraksezer/consistent` v0.10.0 (latest Operator release).
@@ -49,6 +51,10 @@ pub struct ta_config {
     pub load_factor: f64,
     /// least-weighted balances weight instead of count (0 or 1).
     pub weighted: u8,
+    /// bounded-hashing: slack ε over the mean weight (default 0.05; 0 to 100).
+    pub epsilon: f64,
+    /// bounded-hashing: absolute cap on one collector's weight (0: none).
+    pub max_weight: u64,
 }
 
 fn strategy(code: u32, field: &str) -> Result<Strategy, FfiError> {
@@ -56,6 +62,7 @@ fn strategy(code: u32, field: &str) -> Result<Strategy, FfiError> {
         TA_STRATEGY_CONSISTENT_HASHING => Ok(Strategy::ConsistentHashing),
         TA_STRATEGY_LEAST_WEIGHTED => Ok(Strategy::LeastWeighted),
         TA_STRATEGY_PER_NODE => Ok(Strategy::PerNode),
+        TA_STRATEGY_BOUNDED_HASHING => Ok(Strategy::BoundedHashing),
         other => Err(FfiError::new(
             ta_result::TA_INVALID_CONFIG,
             format!("ta_config.{field}: unknown strategy code {other}"),
@@ -68,6 +75,7 @@ impl ta_config {
         let code = |s: Strategy| match s {
             Strategy::LeastWeighted => TA_STRATEGY_LEAST_WEIGHTED,
             Strategy::PerNode => TA_STRATEGY_PER_NODE,
+            Strategy::BoundedHashing => TA_STRATEGY_BOUNDED_HASHING,
             _ => TA_STRATEGY_CONSISTENT_HASHING,
         };
         ta_config {
@@ -81,6 +89,8 @@ impl ta_config {
             replication_factor: c.ring.replication_factor,
             load_factor: c.ring.load_factor,
             weighted: u8::from(c.weighted),
+            epsilon: c.bounded.epsilon,
+            max_weight: c.bounded.max_weight,
         }
     }
 
@@ -119,6 +129,10 @@ impl ta_config {
                 load_factor: self.load_factor,
             },
             weighted,
+            bounded: BoundedConfig {
+                epsilon: self.epsilon,
+                max_weight: self.max_weight,
+            },
         };
         config.validate()?;
         Ok(config)

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 
 use allocator_core::{
-    self as core, CollectorSpec, Config, Diff, KeyHasher, PlacementHash, RingConfig, RingVersion,
-    Strategy, TargetKey, TargetSpec,
+    self as core, BoundedConfig, CollectorSpec, Config, Diff, KeyHasher, PlacementHash, RingConfig,
+    RingVersion, Strategy, TargetKey, TargetSpec,
 };
 use numpy::{PyArray1, PyReadonlyArray1};
 use parking_lot::RwLock;
@@ -234,7 +234,9 @@ fn keys_arg(keys: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
 #[pymethods]
 impl Allocator {
     #[new]
-    #[pyo3(signature = (strategy = "consistent-hashing", *, fallback = None, ring = "v0.10.0", partition_count = 1061, replication_factor = 5, load_factor = 1.1, weighted = false))]
+    // One parameter per Python keyword argument: the signature is the Python API.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (strategy = "consistent-hashing", *, fallback = None, ring = "v0.10.0", partition_count = 1061, replication_factor = 5, load_factor = 1.1, weighted = false, epsilon = 0.05, max_weight = 0))]
     fn new(
         strategy: &str,
         fallback: Option<&str>,
@@ -243,6 +245,8 @@ impl Allocator {
         replication_factor: u32,
         load_factor: f64,
         weighted: bool,
+        epsilon: f64,
+        max_weight: u64,
     ) -> PyResult<Self> {
         let config = Config {
             strategy: parse_strategy(strategy)?,
@@ -254,6 +258,10 @@ impl Allocator {
                 load_factor,
             },
             weighted,
+            bounded: BoundedConfig {
+                epsilon,
+                max_weight,
+            },
         };
         Ok(Allocator {
             inner: RwLock::new(core::Allocator::new(config).map_err(err)?),
@@ -272,6 +280,8 @@ impl Allocator {
         d.set_item("replication_factor", c.ring.replication_factor)?;
         d.set_item("load_factor", c.ring.load_factor)?;
         d.set_item("weighted", c.weighted)?;
+        d.set_item("epsilon", c.bounded.epsilon)?;
+        d.set_item("max_weight", c.bounded.max_weight)?;
         Ok(d)
     }
 

@@ -17,8 +17,10 @@ def test_default_config_is_the_go_allocators():
         "replication_factor": 5,
         "load_factor": 1.1,
         "weighted": False,
+        "epsilon": 0.05,
+        "max_weight": 0,
     }
-    assert ta.STRATEGIES == ["consistent-hashing", "least-weighted", "per-node"]
+    assert ta.STRATEGIES == ["consistent-hashing", "least-weighted", "per-node", "bounded-hashing"]
     assert "consistent-hashing" in repr(a)
 
 
@@ -30,6 +32,7 @@ def test_default_config_is_the_go_allocators():
         ({"partition_count": 0}, "partition_count"),
         ({"ring": "v2"}, "v2"),
         ({"strategy": "consistent-hashing", "fallback": "least-weighted"}, "fallback"),
+        ({"strategy": "bounded-hashing", "epsilon": -0.5}, "epsilon"),
     ],
 )
 def test_invalid_config_raises_config_error_naming_the_value(kwargs, needle):
@@ -188,3 +191,23 @@ def test_one_allocator_shared_between_threads():
         t.join()
     assert errors == []
     assert a.summary()["unassigned"] == 0
+
+
+def test_bounded_hashing_caps_weight_and_does_not_depend_on_the_order_of_diffs():
+    rng = np.random.default_rng(7)
+    keys = rng.integers(1, 2**63, size=5000, dtype=np.uint64)
+    weights = np.clip(rng.lognormal(6.0, 1.0, size=5000), 1, 50_000).astype(np.uint32)
+    jobs = ["pods" if i % 2 else "nodes" for i in range(5000)]
+    names = [f"otel-{i}" for i in range(8)]
+    a = ta.Allocator("bounded-hashing")
+    a.add_collectors(names)
+    a.upsert_keys(keys, jobs=jobs, weights=weights)
+    b = ta.Allocator("bounded-hashing")
+    b.upsert_keys(keys[2500:], jobs=jobs[2500:], weights=weights[2500:])
+    b.add_collectors(names[::-1])
+    b.upsert_keys(keys[:2500], jobs=jobs[:2500], weights=weights[:2500])
+    ca, cb = a.collectors, b.collectors
+    la, lb = a.lookup_many(keys), b.lookup_many(keys)
+    assert [ca[i] for i in la] == [cb[i] for i in lb]
+    cap = -(-int(weights.sum()) * 105 // (100 * len(names)))
+    assert max(s["weight"] for s in a.stats().values()) <= cap

@@ -119,6 +119,48 @@ fn churn(c: &mut Criterion) {
     group.finish();
 }
 
+/// The strategy comparison of benches/README.md (issue #10): full allocation of already-hashed
+/// targets and a 1% churn diff, on 100k targets at 10, 100 and 1,000 collectors.
+fn strategies_100k(c: &mut Criterion) {
+    let n = if smoke() { 2_000 } else { 100_000 };
+    let fleets: &[usize] = if smoke() { &[10] } else { &[10, 100, 1_000] };
+    let raw = targets(n + n / 100, 1_000, 21);
+    let mut hasher = KeyHasher::new();
+    let all = specs(&mut hasher, &raw);
+    let (base, reserve) = all.split_at(n);
+    let k = n / 100;
+    let forward = Diff {
+        remove: base[..k].iter().map(|t| t.key).collect(),
+        upsert: reserve[..k].to_vec(),
+        ..Diff::default()
+    };
+    let backward = Diff {
+        remove: reserve[..k].iter().map(|t| t.key).collect(),
+        upsert: base[..k].to_vec(),
+        ..Diff::default()
+    };
+    let mut group = c.benchmark_group("strategies_100k");
+    group.sample_size(10);
+    for &fleet in fleets {
+        let names = collector_names(fleet);
+        for strategy in [
+            Strategy::ConsistentHashing,
+            Strategy::LeastWeighted,
+            Strategy::BoundedHashing,
+        ] {
+            let s = strategy_name(strategy);
+            group.bench_function(BenchmarkId::new(s, format!("full/{fleet}")), |b| {
+                b.iter(|| allocated(config(strategy), &names, base))
+            });
+            let mut alloc = allocated(config(strategy), &names, base);
+            group.bench_function(BenchmarkId::new(s, format!("churn 1%/{fleet}")), |b| {
+                alternate(b, &mut alloc, &forward, &backward)
+            });
+        }
+    }
+    group.finish();
+}
+
 /// Scale events on a large state of 100 collectors.
 fn scale(c: &mut Criterion) {
     let n = if smoke() { 2_000 } else { 1_000_000 };
@@ -215,5 +257,13 @@ fn ring_build(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hashing, ring_build, full_allocation, churn, scale);
+criterion_group!(
+    benches,
+    hashing,
+    ring_build,
+    full_allocation,
+    churn,
+    strategies_100k,
+    scale
+);
 criterion_main!(benches);

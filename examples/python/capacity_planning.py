@@ -50,6 +50,7 @@ def main() -> None:
         ("consistent-hashing", {}),
         ("least-weighted", {}),
         ("per-node", {"fallback": "consistent-hashing"}),
+        ("bounded-hashing", {}),
     ]
     for strategy, extra in configs:
         results.append(

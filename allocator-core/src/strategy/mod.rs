@@ -8,6 +8,7 @@
 //! - `prepare` / `commit`: compute the rule's tables for a new collector set (fallible, touches
 //!   nothing), then install them and report the buckets whose targets must be re-evaluated.
 
+pub(crate) mod bounded;
 mod consistent;
 mod least_weighted;
 mod per_node;
@@ -16,8 +17,9 @@ use crate::collectors::Collectors;
 use crate::config::{Config, Strategy};
 use crate::error::Error;
 use crate::loads::Loads;
-use crate::targets::TargetRecord;
+use crate::targets::{TargetRecord, Targets};
 
+pub(crate) use bounded::Bounded;
 pub(crate) use consistent::ConsistentHashing;
 pub(crate) use per_node::PerNode;
 
@@ -40,6 +42,7 @@ pub(crate) struct Member<'a> {
 pub(crate) struct Prepared {
     ring: Option<Vec<u32>>,
     by_node: Option<Vec<u32>>,
+    probes: Option<bounded::ProbeRing>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +50,8 @@ pub(crate) enum Placer {
     Consistent(ConsistentHashing),
     LeastWeighted,
     PerNode(PerNode),
+    /// Decides in one canonical visit after each diff ([`Placer::settle`]), not per target.
+    Bounded(Bounded),
 }
 
 impl Placer {
@@ -55,6 +60,7 @@ impl Placer {
             Strategy::ConsistentHashing => Placer::Consistent(ConsistentHashing::new(config.ring)),
             Strategy::LeastWeighted => Placer::LeastWeighted,
             Strategy::PerNode => Placer::PerNode(PerNode::new(config)),
+            Strategy::BoundedHashing => Placer::Bounded(Bounded::new(config.bounded)),
         }
     }
 
@@ -62,7 +68,7 @@ impl Placer {
     pub(crate) fn ring(&self) -> Option<&ConsistentHashing> {
         match self {
             Placer::Consistent(ch) => Some(ch),
-            Placer::LeastWeighted => None,
+            Placer::LeastWeighted | Placer::Bounded(_) => None,
             Placer::PerNode(pn) => pn.ring(),
         }
     }
@@ -71,7 +77,7 @@ impl Placer {
     pub(crate) fn bucket(&self, t: &TargetRecord) -> u32 {
         match self {
             Placer::Consistent(ch) => ch.bucket(t),
-            Placer::LeastWeighted => crate::ids::NONE,
+            Placer::LeastWeighted | Placer::Bounded(_) => crate::ids::NONE,
             Placer::PerNode(pn) => pn.bucket(t),
         }
     }
@@ -80,7 +86,8 @@ impl Placer {
     pub(crate) fn sticky(&self, t: &TargetRecord) -> bool {
         match self {
             Placer::Consistent(_) => false,
-            Placer::LeastWeighted => true,
+            // Bounded targets move only in `settle`.
+            Placer::LeastWeighted | Placer::Bounded(_) => true,
             Placer::PerNode(pn) => pn.sticky(t),
         }
     }
@@ -89,7 +96,7 @@ impl Placer {
     /// because a sticky rule's choice depends on the placements before it.
     pub(crate) fn order_matters(&self) -> bool {
         match self {
-            Placer::Consistent(_) => false,
+            Placer::Consistent(_) | Placer::Bounded(_) => false,
             Placer::LeastWeighted => true,
             Placer::PerNode(pn) => pn.order_matters(),
         }
@@ -101,6 +108,7 @@ impl Placer {
             Placer::Consistent(ch) => ch.choose(t),
             Placer::LeastWeighted => least_weighted::choose(t, ctx),
             Placer::PerNode(pn) => pn.choose(t, ctx),
+            Placer::Bounded(_) => crate::ids::NONE,
         }
     }
 
@@ -108,10 +116,14 @@ impl Placer {
         match self {
             Placer::Consistent(ch) => Ok(Prepared {
                 ring: Some(ch.prepare(members)?),
-                by_node: None,
+                ..Prepared::default()
             }),
             Placer::LeastWeighted => Ok(Prepared::default()),
             Placer::PerNode(pn) => pn.prepare(members, nodes),
+            Placer::Bounded(_) => Ok(Prepared {
+                probes: Some(bounded::ProbeRing::build(members)),
+                ..Prepared::default()
+            }),
         }
     }
 
@@ -125,6 +137,41 @@ impl Placer {
             }
             Placer::LeastWeighted => {}
             Placer::PerNode(pn) => pn.commit(prepared, ids, affected),
+            Placer::Bounded(b) => {
+                if let Some(ring) = prepared.probes {
+                    b.commit(ring, ids);
+                }
+            }
+        }
+    }
+
+    /// A target in this slot was added, changed or removed (only strategies that decide after
+    /// the diff need to know).
+    #[inline]
+    pub(crate) fn touch(&mut self, slot: u32) {
+        if let Placer::Bounded(b) = self {
+            b.touch(slot);
+        }
+    }
+
+    /// After a diff: push `(slot, collector)` for every target the strategy now puts elsewhere.
+    pub(crate) fn settle(
+        &mut self,
+        targets: &Targets,
+        job_names: &[Box<str>],
+        job_total: &[u32],
+        out: &mut Vec<(u32, u32)>,
+    ) {
+        if let Placer::Bounded(b) = self {
+            b.settle(targets, job_names, job_total, out);
+        }
+    }
+
+    /// Heap held by the strategy's own tables, for memory reports.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match self {
+            Placer::Bounded(b) => b.heap_bytes(),
+            _ => 0,
         }
     }
 }

@@ -99,6 +99,7 @@ impl PerNode {
         Ok(Prepared {
             ring,
             by_node: Some(by_node),
+            probes: None,
         })
     }
 

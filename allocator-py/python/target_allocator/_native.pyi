@@ -42,6 +42,8 @@ class Allocator:
         replication_factor: int = 5,
         load_factor: float = 1.1,
         weighted: bool = False,
+        epsilon: float = 0.05,
+        max_weight: int = 0,
     ) -> Allocator: ...
     @property
     def config(self) -> dict[str, Any]: ...

@@ -17,22 +17,25 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_loads(results: Sequence[SimulationResult], path: str, event: int = -1) -> None:
+def plot_loads(results: Sequence[SimulationResult], path: str, event: int = -1, by: str = "targets") -> None:
     """Per-collector load after one event (default: the last), one panel per strategy, sorted
-    from busiest to idlest, with the mean as a line."""
+    from busiest to idlest, with the mean as a line. ``by`` is ``"targets"`` or ``"weight"``."""
+    if by not in ("targets", "weight"):
+        raise ValueError(f"by must be 'targets' or 'weight', not {by!r}")
+    column, ratio = ("loads", "max_over_mean") if by == "targets" else ("weights", "weight_max_over_mean")
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 3.6), sharey=True, squeeze=False)
     for ax, result in zip(axes[0], results):
         row = result.rows[event]
-        loads = sorted((int(x) for x in row["loads"]), reverse=True)
+        loads = sorted((int(x) for x in row[column]), reverse=True)
         ax.bar(range(len(loads)), loads, width=1.0, color="#4c78a8")
         if loads:
             mean = sum(loads) / len(loads)
             ax.axhline(mean, color="#e45756", linewidth=1, label=f"mean {mean:.0f}")
             ax.legend(loc="upper right", fontsize=8)
-        ax.set_title(f"{result.strategy}\n{row['event']}: max/mean {row['max_over_mean']:.2f}", fontsize=9)
+        ax.set_title(f"{result.strategy}\n{row['event']}: max/mean {row[ratio]:.2f}", fontsize=9)
         ax.set_xlabel("collectors (busiest first)")
-    axes[0][0].set_ylabel("targets")
+    axes[0][0].set_ylabel(by)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -14,6 +14,24 @@ fn config(strategy: Strategy) -> Config {
     c
 }
 
+/// The widest spread of one job over the collectors (max − min targets), over the jobs with at
+/// least as many targets as collectors.
+fn job_spread(alloc: &Allocator) -> u32 {
+    let n = alloc.collector_count() as u32;
+    let ids: Vec<_> = alloc.collectors().map(|c| c.id).collect();
+    alloc
+        .jobs()
+        .into_iter()
+        .filter(|&(_, count)| count >= n)
+        .map(|(name, _)| {
+            let job = alloc.job_id(name).unwrap();
+            let counts = ids.iter().map(|&c| alloc.job_targets_on(job, c));
+            counts.clone().max().unwrap_or(0) - counts.min().unwrap_or(0)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 fn moved(alloc: &mut Allocator, diff: &Diff<'_>) -> (usize, u64) {
     let moves = alloc.apply(diff).unwrap().to_vec();
     let mut count = 0;
@@ -30,8 +48,8 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
-    println!("| strategy | collectors | max/mean | min/mean | weight max/mean | weight min/mean | moved on +1 (min K/(n+1)) | moved on −1 (min K/n) | weight moved +1 / min | weight moved −1 / min |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| strategy | collectors | max/mean | min/mean | weight max/mean | weight min/mean | weight max / ⌈1.05·W/n⌉ | job spread | moved on +1 (min K/(n+1)) | moved on −1 (min K/n) | weight moved +1 / min | weight moved −1 / min |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for n in [10usize, 100, 1000] {
         // Per-node needs targets on the collectors' nodes: as many nodes as collectors.
         let raw: Workload = targets(k, n, 21);
@@ -50,6 +68,9 @@ fn main() {
                 .unwrap();
             let s = alloc.summary();
             let total_weight = s.mean_weight * n as f64;
+            let spread = job_spread(&alloc);
+            let total: u64 = alloc.targets().map(|t| u64::from(t.weight)).sum();
+            let bound = (total * 105).div_ceil(100 * n as u64);
             let (up, up_w) = moved(
                 &mut alloc,
                 &Diff {
@@ -72,11 +93,12 @@ fn main() {
                 },
             );
             println!(
-                "| {strategy} | {n} | {:.2} | {:.2} | {:.2} | {:.2} | {up} ({}) | {down} ({}) | {:.2} | {:.2} |",
+                "| {strategy} | {n} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {spread} | {up} ({}) | {down} ({}) | {:.2} | {:.2} |",
                 s.max_over_mean(),
                 s.min_over_mean(),
                 s.max_weight as f64 / s.mean_weight,
                 s.min_weight as f64 / s.mean_weight,
+                s.max_weight as f64 / bound as f64,
                 k / (n + 1),
                 k / n,
                 up_w as f64 / (total_weight / (n + 1) as f64),

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use allocator_core::{Config, RingConfig, RingVersion, Strategy};
+use allocator_core::{BoundedConfig, Config, RingConfig, RingVersion, Strategy};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
@@ -23,6 +23,12 @@ pub struct Input {
     /// least-weighted balances weight instead of target count.
     #[serde(default)]
     pub weighted: bool,
+    /// bounded-hashing: slack over the mean weight (default 0.05).
+    #[serde(default)]
+    pub epsilon: Option<f64>,
+    /// bounded-hashing: absolute cap on one collector's weight (default none).
+    #[serde(default)]
+    pub max_weight: Option<u64>,
     pub collectors: Vec<Collector>,
     pub targets: Vec<Target>,
 }
@@ -104,6 +110,10 @@ impl Input {
                 load_factor: self.load_factor.unwrap_or(defaults.load_factor),
             },
             weighted: self.weighted,
+            bounded: BoundedConfig {
+                epsilon: self.epsilon.unwrap_or(BoundedConfig::default().epsilon),
+                max_weight: self.max_weight.unwrap_or(0),
+            },
         };
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)

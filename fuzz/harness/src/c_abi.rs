@@ -33,6 +33,8 @@ struct Case {
     replication: u8,
     load: f64,
     weighted: u8,
+    epsilon: f64,
+    max_weight: u16,
     strings: Vec<Vec<u8>>,
     calls: Vec<Call>,
 }
@@ -70,7 +72,7 @@ pub fn c_abi(data: &[u8]) {
             .collect()
     };
     let config = ta_config {
-        strategy: case.strategy % 4,
+        strategy: case.strategy % 5,
         fallback: if case.fallback % 3 == 2 {
             TA_STRATEGY_NONE
         } else {
@@ -81,6 +83,8 @@ pub fn c_abi(data: &[u8]) {
         replication_factor: u32::from(case.replication % 8),
         load_factor: case.load,
         weighted: case.weighted % 3,
+        epsilon: case.epsilon,
+        max_weight: u64::from(case.max_weight),
     };
     let mut err: *mut ta_error = std::ptr::null_mut();
     // SAFETY: every pointer passed below points to live Rust data of the length given.

@@ -47,11 +47,12 @@ struct Model {
 }
 
 fn config(case: &Case) -> Config {
-    let (strategy, fallback) = match case.strategy % 5 {
+    let (strategy, fallback) = match case.strategy % 6 {
         0 => (Strategy::ConsistentHashing, None),
         1 => (Strategy::LeastWeighted, None),
         2 => (Strategy::PerNode, None),
         3 => (Strategy::PerNode, Some(Strategy::ConsistentHashing)),
+        4 => (Strategy::BoundedHashing, None),
         _ => (Strategy::PerNode, Some(Strategy::LeastWeighted)),
     };
     let mut c = Config::with_strategy(strategy);
