@@ -110,7 +110,12 @@ fn strategies_flag_lists_every_strategy() {
     assert_eq!(code, 0);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        ["consistent-hashing", "least-weighted", "per-node"]
+        [
+            "consistent-hashing",
+            "least-weighted",
+            "per-node",
+            "bounded-hashing"
+        ]
     );
 }
 

@@ -1,0 +1,274 @@
+//! The configuration file: the Go Target Allocator's keys where they apply (DESIGN.md §8.1), plus
+//! the file-discovery keys of this service. Unknown keys are errors that name the key and line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use allocator_core::{BoundedConfig, Config, Strategy};
+use serde::Deserialize;
+
+use crate::relabel::{Rule, RuleSpec};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    #[serde(default)]
+    pub listen_addr: Option<String>,
+    #[serde(default = "default_strategy")]
+    pub allocation_strategy: String,
+    #[serde(default)]
+    pub allocation_fallback_strategy: Option<String>,
+    #[serde(default)]
+    pub filter_strategy: Option<String>,
+    /// Accepted for compatibility; used by Kubernetes discovery only.
+    #[serde(default)]
+    pub collector_selector: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub collector_namespace: Option<String>,
+    #[serde(default)]
+    pub allow_insecure_auth_secrets: bool,
+    #[serde(default)]
+    pub prometheus_cr: Option<PrometheusCr>,
+    #[serde(default)]
+    pub https: Option<Https>,
+    /// `file` (default). Kubernetes discovery is not part of this build.
+    #[serde(default)]
+    pub discovery: Option<String>,
+    /// Collectors, by name (file discovery).
+    #[serde(default)]
+    pub collectors: Vec<String>,
+    /// A file with one collector name per line (re-read on change).
+    #[serde(default)]
+    pub collectors_file: Option<PathBuf>,
+    /// bounded-hashing's slack and absolute cap.
+    #[serde(default)]
+    pub bounded: Option<Bounded>,
+    pub config: PromConfig,
+}
+
+fn default_strategy() -> String {
+    "consistent-hashing".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounded {
+    #[serde(default)]
+    pub epsilon: Option<f64>,
+    #[serde(default)]
+    pub max_weight: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PrometheusCr {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Https {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub listen_addr: Option<String>,
+    #[serde(default)]
+    pub ca_file_path: Option<String>,
+    #[serde(default)]
+    pub tls_cert_file_path: Option<String>,
+    #[serde(default)]
+    pub tls_key_file_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromConfig {
+    #[serde(default)]
+    pub global: Global,
+    #[serde(default)]
+    pub scrape_configs: Vec<ScrapeConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Global {
+    #[serde(default = "default_interval")]
+    pub scrape_interval: String,
+    #[serde(default = "default_timeout")]
+    pub scrape_timeout: String,
+    #[serde(default)]
+    pub evaluation_interval: Option<String>,
+    #[serde(default)]
+    pub external_labels: BTreeMap<String, String>,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            scrape_interval: default_interval(),
+            scrape_timeout: default_timeout(),
+            evaluation_interval: None,
+            external_labels: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_interval() -> String {
+    "1m".into()
+}
+fn default_timeout() -> String {
+    "10s".into()
+}
+
+/// A Prometheus scrape config: the fields discovery and relabeling read are typed; the rest is
+/// kept as written and handed to collectors on `/scrape_configs`.
+#[derive(Debug, Deserialize)]
+pub struct ScrapeConfig {
+    pub job_name: String,
+    #[serde(default)]
+    pub scrape_interval: Option<String>,
+    #[serde(default)]
+    pub scrape_timeout: Option<String>,
+    #[serde(default)]
+    pub metrics_path: Option<String>,
+    #[serde(default)]
+    pub scheme: Option<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
+    #[serde(default)]
+    pub file_sd_configs: Vec<FileSdConfig>,
+    #[serde(default)]
+    pub relabel_configs: Vec<RuleSpec>,
+    #[serde(default)]
+    pub metric_relabel_configs: Vec<RuleSpec>,
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    #[serde(default)]
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSdConfig {
+    pub files: Vec<PathBuf>,
+    #[serde(default)]
+    pub refresh_interval: Option<String>,
+}
+
+/// A validated configuration: everything a bad file can get wrong is caught here.
+pub struct Loaded {
+    pub file: File,
+    pub core: Config,
+    /// Compiled relabel rules per scrape config (same order).
+    pub rules: Vec<Vec<Rule>>,
+    /// Where relative paths in the file are resolved.
+    pub base: PathBuf,
+}
+
+impl Loaded {
+    pub fn listen_addr(&self) -> Option<&str> {
+        self.file.listen_addr.as_deref()
+    }
+
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+}
+
+/// Read and validate a configuration file.
+pub fn load(path: &Path) -> Result<Loaded, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    parse(&text, path.parent().unwrap_or(Path::new(".")))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Parse and validate configuration text; relative paths resolve against `base`.
+pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
+    let file: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let strategy: Strategy = file
+        .allocation_strategy
+        .parse()
+        .map_err(|e| format!("allocation_strategy: {e}"))?;
+    let fallback = match file.allocation_fallback_strategy.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            s.parse::<Strategy>()
+                .map_err(|e| format!("allocation_fallback_strategy: {e}"))?,
+        ),
+    };
+    let mut core = Config::with_strategy(strategy);
+    core.fallback = fallback;
+    if let Some(b) = &file.bounded {
+        core.bounded = BoundedConfig {
+            epsilon: b.epsilon.unwrap_or(core.bounded.epsilon),
+            max_weight: b.max_weight.unwrap_or(0),
+        };
+    }
+    core.validate().map_err(|e| e.to_string())?;
+    match file.discovery.as_deref() {
+        None | Some("file") => {}
+        Some(other) => {
+            return Err(format!(
+                "discovery: {other:?} is not available in this build (only \"file\")"
+            ))
+        }
+    }
+    if file.prometheus_cr.as_ref().is_some_and(|p| p.enabled) {
+        return Err(
+            "prometheus_cr.enabled: needs Kubernetes discovery, which this build does not have"
+                .into(),
+        );
+    }
+    if file.https.as_ref().is_some_and(|h| h.enabled) {
+        return Err("https.enabled: TLS listeners are not available in this build".into());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut rules = Vec::new();
+    for (i, sc) in file.config.scrape_configs.iter().enumerate() {
+        if sc.job_name.is_empty() {
+            return Err(format!("config.scrape_configs[{i}].job_name is empty"));
+        }
+        if !seen.insert(sc.job_name.as_str()) {
+            return Err(format!(
+                "config.scrape_configs[{i}]: job_name {:?} is used twice",
+                sc.job_name
+            ));
+        }
+        let compiled = sc
+            .relabel_configs
+            .iter()
+            .enumerate()
+            .map(|(r, spec)| {
+                Rule::compile(spec).map_err(|e| {
+                    format!(
+                        "config.scrape_configs[{i}] (job {:?}).relabel_configs[{r}]: {e}",
+                        sc.job_name
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rules.push(compiled);
+    }
+    Ok(Loaded {
+        file,
+        core,
+        rules,
+        base: base.to_path_buf(),
+    })
+}

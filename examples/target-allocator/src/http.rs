@@ -1,0 +1,257 @@
+//! The Go allocator's routes and JSON shapes (DESIGN.md §8.1), and the dashboard.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use crate::state::{Shared, View};
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/jobs", get(jobs))
+        .route("/jobs/{*rest}", get(job_targets))
+        .route("/scrape_configs", get(scrape_configs))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(shared)
+}
+
+fn observe(s: &Shared, path: &str, start: Instant) {
+    s.metrics.http(path).observe(start.elapsed().as_secs_f64());
+}
+
+/// Query-unescape (`+` is a space), as Go's `url.QueryUnescape`; invalid escapes stay as written.
+pub fn query_unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn link(job: &str) -> String {
+    let mut s = String::from("/jobs/");
+    for b in job.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            s.push(b as char);
+        } else if b == b' ' {
+            s.push('+');
+        } else {
+            let _ = write!(s, "%{b:02X}");
+        }
+    }
+    s.push_str("/targets");
+    s
+}
+
+async fn jobs(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let start = Instant::now();
+    let v = s.view();
+    let out: Map<String, Value> = v
+        .jobs
+        .iter()
+        .filter(|(_, ts)| !ts.is_empty())
+        .map(|(j, _)| (j.clone(), json!({ "_link": link(j) })))
+        .collect();
+    observe(&s, "/jobs", start);
+    Json(Value::Object(out))
+}
+
+fn groups(v: &View, job: &str, collector: Option<&str>) -> Vec<Value> {
+    v.jobs
+        .get(job)
+        .map(|ts| {
+            ts.iter()
+                .filter(|(_, owner)| collector.is_none() || owner.as_deref() == collector)
+                .map(|(t, _)| json!({ "targets": [t.address], "labels": t.labels }))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn job_targets(
+    State(s): State<Arc<Shared>>,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let start = Instant::now();
+    let raw = uri.path().trim_start_matches("/jobs/");
+    let Some(job) = raw.strip_suffix("/targets") else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    let job = query_unescape(job);
+    let v = s.view();
+    let resp = match q.get("collector_id") {
+        // Unknown job or collector: an empty list with 200, never 404.
+        Some(c) => Json(Value::Array(groups(&v, &job, Some(c)))).into_response(),
+        None => {
+            let mut out = Map::new();
+            for (c, _) in &v.collectors {
+                let ts: Vec<Value> = v
+                    .jobs
+                    .get(&job)
+                    .map(|ts| {
+                        ts.iter()
+                            .filter(|(_, o)| o.as_deref() == Some(c.as_str()))
+                            .map(|(t, _)| json!({ "targets": [t.address], "labels": t.labels }))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.insert(
+                    c.clone(),
+                    json!({ "_link": format!("{}?collector_id={c}", link(&job)), "targets": ts }),
+                );
+            }
+            Json(Value::Object(out)).into_response()
+        }
+    };
+    observe(&s, "/jobs/:job/targets", start);
+    resp
+}
+
+async fn scrape_configs(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let start = Instant::now();
+    let v = s.view();
+    observe(&s, "/scrape_configs", start);
+    Json(Value::Object(v.scrape_configs.clone()))
+}
+
+async fn readyz(State(s): State<Arc<Shared>>) -> Response {
+    if s.view().ready {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "scrape configs not computed yet",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    let body = s.metrics.encode();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Server-rendered dashboard: totals, per-collector bar chart (inline SVG), jobs, and each
+/// collector's targets. No JavaScript.
+async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {
+    let v = s.view();
+    let targets: usize = v.jobs.values().map(Vec::len).sum();
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=utf-8><title>Target Allocator</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 8px;text-align:left}}</style></head><body>\
+         <h1>Target Allocator</h1><p>strategy <b id=strategy>{}</b></p>\
+         <table><tr><th>scrape configs</th><td id=scrape-configs>{}</td></tr>\
+         <tr><th>jobs</th><td id=jobs>{}</td></tr><tr><th>targets</th><td id=targets>{targets}</td></tr>\
+         <tr><th>collectors</th><td id=collectors>{}</td></tr><tr><th>unassigned</th><td id=unassigned>{}</td></tr>\
+         <tr><th>moves</th><td id=moves>{}</td></tr></table>",
+        esc(&v.strategy),
+        v.scrape_configs.len(),
+        v.jobs.len(),
+        v.collectors.len(),
+        v.unassigned,
+        v.moves_total
+    );
+    let max = v.collectors.iter().map(|c| c.1).max().unwrap_or(0).max(1);
+    let bar_h = 22;
+    let _ = write!(
+        h,
+        "<h2>Targets per collector</h2><svg id=distribution width=640 height={} role=img>",
+        v.collectors.len() * bar_h + 4
+    );
+    for (i, (name, n)) in v.collectors.iter().enumerate() {
+        let w = 400 * n / max;
+        let y = i * bar_h;
+        let _ = write!(
+            h,
+            "<text x=0 y={} font-size=12>{}</text><rect x=180 y={} width={w} height={} fill=#4c78a8></rect>\
+             <text class=count data-collector=\"{}\" x={} y={} font-size=12>{n}</text>",
+            y + 15,
+            esc(name),
+            y + 3,
+            bar_h - 6,
+            esc(name),
+            185 + w,
+            y + 15
+        );
+    }
+    h.push_str("</svg><h2>Collectors</h2><table id=collector-table><tr><th>collector</th><th>status</th><th>jobs</th><th>targets</th></tr>");
+    for (name, n) in &v.collectors {
+        let jobs = v
+            .jobs
+            .values()
+            .filter(|ts| ts.iter().any(|(_, o)| o.as_deref() == Some(name)))
+            .count();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>ready</td><td>{jobs}</td><td class=targets>{n}</td></tr>",
+            esc(name)
+        );
+    }
+    h.push_str("</table><h2>Jobs</h2><table><tr><th>job</th><th>targets</th></tr>");
+    for (job, ts) in &v.jobs {
+        let _ = write!(
+            h,
+            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td></tr>",
+            esc(&link(job)),
+            esc(job),
+            ts.len()
+        );
+    }
+    h.push_str("</table><h2>Targets by collector</h2>");
+    for (name, _) in &v.collectors {
+        let _ = write!(h, "<details><summary>{}</summary><ul>", esc(name));
+        for (job, ts) in &v.jobs {
+            for (t, _) in ts
+                .iter()
+                .filter(|(_, o)| o.as_deref() == Some(name.as_str()))
+            {
+                let _ = write!(h, "<li>{} — {}</li>", esc(job), esc(&t.address));
+            }
+        }
+        h.push_str("</ul></details>");
+    }
+    h.push_str("</body></html>");
+    Html(h)
+}

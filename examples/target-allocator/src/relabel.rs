@@ -1,0 +1,325 @@
+//! Prometheus `relabel_configs`, applied where the Go allocator applies them: on a target's
+//! discovered labels (with the scrape-layer labels seeded), before hashing. The label set is the
+//! core's `LabelBuilder`, so the hash order matches the Go allocator's.
+
+use allocator_core::LabelBuilder;
+use md5::{Digest, Md5};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// A rule as written in the configuration.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub separator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modulus: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Replace,
+    Keep,
+    Drop,
+    KeepEqual,
+    DropEqual,
+    HashMod,
+    LabelMap,
+    LabelDrop,
+    LabelKeep,
+    Lowercase,
+    Uppercase,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    action: Action,
+    source_labels: Vec<String>,
+    separator: String,
+    regex: Regex,
+    modulus: u64,
+    target_label: String,
+    replacement: String,
+}
+
+impl Rule {
+    /// Compile a rule with Prometheus' defaults; errors name the field at fault.
+    pub fn compile(spec: &RuleSpec) -> Result<Rule, String> {
+        let action = match spec
+            .action
+            .as_deref()
+            .unwrap_or("replace")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "replace" => Action::Replace,
+            "keep" => Action::Keep,
+            "drop" => Action::Drop,
+            "keepequal" => Action::KeepEqual,
+            "dropequal" => Action::DropEqual,
+            "hashmod" => Action::HashMod,
+            "labelmap" => Action::LabelMap,
+            "labeldrop" => Action::LabelDrop,
+            "labelkeep" => Action::LabelKeep,
+            "lowercase" => Action::Lowercase,
+            "uppercase" => Action::Uppercase,
+            other => return Err(format!("unknown action {other:?}")),
+        };
+        let raw = spec.regex.as_deref().unwrap_or("(.*)");
+        // Prometheus anchors every relabel regex at both ends.
+        let regex =
+            Regex::new(&format!("^(?s:{raw})$")).map_err(|e| format!("regex {raw:?}: {e}"))?;
+        let target_label = spec.target_label.clone().unwrap_or_default();
+        let needs_target = matches!(
+            action,
+            Action::Replace
+                | Action::HashMod
+                | Action::KeepEqual
+                | Action::DropEqual
+                | Action::Lowercase
+                | Action::Uppercase
+        );
+        if needs_target && target_label.is_empty() {
+            return Err(format!(
+                "action {:?} needs a target_label",
+                spec.action.as_deref().unwrap_or("replace")
+            ));
+        }
+        let modulus = spec.modulus.unwrap_or(0);
+        if action == Action::HashMod && modulus == 0 {
+            return Err("hashmod needs a modulus above 0".into());
+        }
+        Ok(Rule {
+            action,
+            source_labels: spec.source_labels.clone(),
+            separator: spec.separator.clone().unwrap_or_else(|| ";".into()),
+            regex,
+            modulus,
+            target_label,
+            replacement: spec.replacement.clone().unwrap_or_else(|| "$1".into()),
+        })
+    }
+}
+
+/// Apply rules in order; false when the target is dropped.
+pub fn apply(rules: &[Rule], b: &mut LabelBuilder) -> bool {
+    for rule in rules {
+        if !apply_one(rule, b) {
+            return false;
+        }
+    }
+    true
+}
+
+fn apply_one(r: &Rule, b: &mut LabelBuilder) -> bool {
+    let value = r
+        .source_labels
+        .iter()
+        .map(|n| b.get(n).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join(&r.separator);
+    match r.action {
+        Action::Keep => return r.regex.is_match(&value),
+        Action::Drop => return !r.regex.is_match(&value),
+        Action::KeepEqual => return b.get(&r.target_label).unwrap_or("") == value,
+        Action::DropEqual => return b.get(&r.target_label).unwrap_or("") != value,
+        Action::Replace => {
+            if let Some(caps) = r.regex.captures(&value) {
+                let mut target = String::new();
+                caps.expand(&r.target_label, &mut target);
+                let mut out = String::new();
+                caps.expand(&r.replacement, &mut out);
+                if valid_name(&target) {
+                    if out.is_empty() {
+                        b.del(&target);
+                    } else {
+                        b.set(&target, &out);
+                    }
+                }
+            }
+        }
+        Action::Lowercase => b.set(&r.target_label, &value.to_lowercase()),
+        Action::Uppercase => b.set(&r.target_label, &value.to_uppercase()),
+        Action::HashMod => {
+            let sum = Md5::digest(value.as_bytes());
+            let tail = u64::from_be_bytes(sum[8..16].try_into().expect("16-byte digest"));
+            b.set(&r.target_label, &(tail % r.modulus).to_string());
+        }
+        Action::LabelMap => {
+            let renamed: Vec<(String, String)> = b
+                .range()
+                .filter(|(n, _)| r.regex.is_match(n))
+                .map(|(n, v)| {
+                    (
+                        r.regex.replace(n, r.replacement.as_str()).into_owned(),
+                        v.to_owned(),
+                    )
+                })
+                .collect();
+            for (n, v) in renamed {
+                b.set(&n, &v);
+            }
+        }
+        Action::LabelDrop | Action::LabelKeep => {
+            let drop_if_match = r.action == Action::LabelDrop;
+            let names: Vec<String> = b
+                .range()
+                .filter(|(n, _)| r.regex.is_match(n) == drop_if_match)
+                .map(|(n, _)| n.to_owned())
+                .collect();
+            for n in names {
+                b.del(&n);
+            }
+        }
+    }
+    true
+}
+
+/// A valid Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn valid_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(yaml: &str) -> Rule {
+        Rule::compile(&serde_yaml::from_str(yaml).unwrap()).unwrap()
+    }
+
+    fn run(rules: &[&str], labels: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
+        let rules: Vec<Rule> = rules.iter().map(|y| rule(y)).collect();
+        let mut b = LabelBuilder::new(labels.iter().copied()).unwrap();
+        apply(&rules, &mut b).then(|| {
+            let mut l = b.labels();
+            l.sort();
+            l
+        })
+    }
+
+    fn l(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut v: Vec<_> = pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn replace_uses_anchored_regex_captures_and_deletes_on_empty() {
+        let base = [("__address__", "10.0.0.1:9100"), ("app", "api")];
+        let out = run(
+            &["{source_labels: [__address__], regex: '(.+):(\\d+)', target_label: host, replacement: '${1}'}"],
+            &base,
+        );
+        assert_eq!(
+            out,
+            Some(l(&[
+                ("__address__", "10.0.0.1:9100"),
+                ("app", "api"),
+                ("host", "10.0.0.1")
+            ]))
+        );
+        // Anchored: "pi" does not match "api".
+        let out = run(
+            &["{source_labels: [app], regex: pi, target_label: x, replacement: y}"],
+            &base,
+        );
+        assert_eq!(out, Some(l(&base)));
+        let out = run(
+            &["{source_labels: [app], regex: api, target_label: app, replacement: ''}"],
+            &base,
+        );
+        assert_eq!(out, Some(l(&[("__address__", "10.0.0.1:9100")])));
+    }
+
+    #[test]
+    fn keep_drop_and_their_equal_forms() {
+        let base = [("__address__", "a:1"), ("x", "1"), ("y", "1"), ("z", "2")];
+        assert!(run(&["{source_labels: [x], regex: '1', action: keep}"], &base).is_some());
+        assert!(run(&["{source_labels: [x], regex: '2', action: keep}"], &base).is_none());
+        assert!(run(&["{source_labels: [x], regex: '1', action: drop}"], &base).is_none());
+        assert!(run(
+            &["{source_labels: [x], target_label: y, action: keepequal}"],
+            &base
+        )
+        .is_some());
+        assert!(run(
+            &["{source_labels: [x], target_label: z, action: keepequal}"],
+            &base
+        )
+        .is_none());
+        assert!(run(
+            &["{source_labels: [x], target_label: y, action: dropequal}"],
+            &base
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn hashmod_matches_prometheus() {
+        // Prometheus takes the last 8 bytes of the MD5 digest, big-endian, modulo `modulus`.
+        // Checked on the published digest of the empty string:
+        // md5("") = d41d8cd98f00b204e9800998ecf8427e, so the tail is 0xe9800998ecf8427e.
+        let out = run(
+            &["{source_labels: [nothing], modulus: 1000, target_label: shard, action: hashmod}"],
+            &[("a", "b")],
+        );
+        let expected = 0xe980_0998_ecf8_427e_u64 % 1000;
+        assert_eq!(
+            out.unwrap().iter().find(|(n, _)| n == "shard").unwrap().1,
+            expected.to_string()
+        );
+    }
+
+    #[test]
+    fn labelmap_labeldrop_labelkeep_lowercase_uppercase() {
+        let base = [
+            ("__meta_kubernetes_pod_label_app", "API"),
+            ("__address__", "a:1"),
+            ("tmp_x", "1"),
+        ];
+        let out = run(
+            &["{regex: '__meta_kubernetes_pod_label_(.+)', action: labelmap}"],
+            &base,
+        )
+        .unwrap();
+        assert!(out.contains(&("app".into(), "API".into())));
+        let out = run(&["{regex: 'tmp_.*', action: labeldrop}"], &base).unwrap();
+        assert!(!out.iter().any(|(n, _)| n == "tmp_x"));
+        let out = run(&["{regex: '__.*', action: labelkeep}"], &base).unwrap();
+        assert_eq!(out.len(), 2);
+        let out = run(&["{source_labels: [__meta_kubernetes_pod_label_app], target_label: lo, action: lowercase}"], &base).unwrap();
+        assert!(out.contains(&("lo".into(), "api".into())));
+        let out = run(&["{source_labels: [tmp_x, __address__], separator: '-', target_label: up, action: uppercase}"], &base).unwrap();
+        assert!(out.contains(&("up".into(), "1-A:1".into())));
+    }
+
+    #[test]
+    fn bad_rules_are_errors_naming_the_problem() {
+        let e = Rule::compile(&serde_yaml::from_str("{regex: '(', action: keep}").unwrap())
+            .unwrap_err();
+        assert!(e.contains("regex"), "{e}");
+        let e = Rule::compile(&serde_yaml::from_str("{action: explode}").unwrap()).unwrap_err();
+        assert!(e.contains("explode"), "{e}");
+        let e = Rule::compile(&serde_yaml::from_str("{action: hashmod, target_label: s}").unwrap())
+            .unwrap_err();
+        assert!(e.contains("modulus"), "{e}");
+    }
+}

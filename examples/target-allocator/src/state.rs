@@ -1,0 +1,244 @@
+//! The allocation loop's output: an immutable view that request handlers read (an `Arc` swapped
+//! under a lock held only for the swap, so handlers never wait for an allocation).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use allocator_core::{Allocator, CollectorSpec, MoveKind, TargetSpec};
+use parking_lot::RwLock;
+use serde_json::{json, Map, Value};
+
+use crate::config::Loaded;
+use crate::discovery::{Files, Found, Target};
+use crate::metrics::Metrics;
+
+/// What the HTTP API serves.
+#[derive(Default)]
+pub struct View {
+    pub ready: bool,
+    pub strategy: String,
+    pub scrape_configs: Map<String, Value>,
+    /// Targets per job, with their collector.
+    pub jobs: BTreeMap<String, Vec<(Target, Option<String>)>>,
+    /// Every collector with its target count, sorted by name.
+    pub collectors: Vec<(String, usize)>,
+    pub unassigned: usize,
+    pub moves_total: u64,
+}
+
+pub struct Shared {
+    pub view: RwLock<Arc<View>>,
+    pub metrics: Metrics,
+}
+
+impl Shared {
+    pub fn view(&self) -> Arc<View> {
+        self.view.read().clone()
+    }
+}
+
+/// The allocation state owned by the loop.
+pub struct Engine {
+    cfg: Loaded,
+    files: Files,
+    alloc: Allocator,
+    first: bool,
+}
+
+impl Engine {
+    pub fn new(cfg: Loaded) -> Engine {
+        let alloc = Allocator::new(cfg.core).expect("validated when loaded");
+        Engine {
+            cfg,
+            files: Files::default(),
+            alloc,
+            first: true,
+        }
+    }
+
+    /// One refresh: re-read changed files; when anything changed, apply it and publish a view.
+    pub fn tick(&mut self, shared: &Shared) {
+        let found = self.files.refresh(&self.cfg);
+        if !found.changed && !self.first {
+            return;
+        }
+        self.first = false;
+        let strategy = self.cfg.core.strategy.name();
+        let m = &shared.metrics;
+        for (job, n) in &found.discovered {
+            m.targets(job).set(*n as i64);
+        }
+        let names: Vec<CollectorSpec<'_>> = found
+            .collectors
+            .iter()
+            .map(|n| CollectorSpec::new(n))
+            .collect();
+        let start = Instant::now();
+        match self.alloc.set_collectors(&names) {
+            Ok(moves) => {
+                let moved = moves
+                    .iter()
+                    .filter(|mv| mv.kind() == MoveKind::Reassigned)
+                    .count();
+                m.time_to_allocate("SetCollectors", strategy)
+                    .observe(start.elapsed().as_secs_f64());
+                tracing::info!(collectors = names.len(), moved, "collectors applied");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "collector list refused; keeping the previous collectors")
+            }
+        }
+        let specs: Vec<TargetSpec<'_>> = found.targets.iter().map(spec).collect();
+        let start = Instant::now();
+        match self.alloc.set_targets(&specs) {
+            Ok(moves) => {
+                let moved = moves
+                    .iter()
+                    .filter(|mv| mv.kind() == MoveKind::Reassigned)
+                    .count();
+                m.time_to_allocate("SetTargets", strategy)
+                    .observe(start.elapsed().as_secs_f64());
+                tracing::info!(
+                    targets = specs.len(),
+                    changes = moves.len(),
+                    moved,
+                    "targets applied"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "target list refused; keeping the previous targets")
+            }
+        }
+        let totals = self.alloc.move_totals();
+        m.moves("assigned").set(totals.assigned as i64);
+        m.moves("unassigned").set(totals.unassigned as i64);
+        m.moves("reassigned").set(totals.reassigned as i64);
+        shared.metrics.events("file").inc();
+        let view = self.view(found);
+        m.publish(&view);
+        *shared.view.write() = Arc::new(view);
+    }
+
+    fn view(&self, found: Found) -> View {
+        let a = &self.alloc;
+        let mut jobs: BTreeMap<String, Vec<(Target, Option<String>)>> = BTreeMap::new();
+        for t in found.targets {
+            // A target the allocator refused (e.g. a bad label) is not served.
+            let Some(info) = a.target(t.key) else {
+                continue;
+            };
+            let owner = info
+                .collector
+                .and_then(|c| a.collector_name(c))
+                .map(str::to_owned);
+            jobs.entry(t.job.clone()).or_default().push((t, owner));
+        }
+        let collectors = a
+            .collectors()
+            .map(|c| {
+                (
+                    a.collector_name(c.id).unwrap_or_default().to_owned(),
+                    c.targets as usize,
+                )
+            })
+            .collect();
+        View {
+            ready: true,
+            strategy: self.cfg.core.strategy.name().to_owned(),
+            scrape_configs: scrape_configs(&self.cfg),
+            jobs,
+            collectors,
+            unassigned: a.summary().unassigned,
+            moves_total: a.move_totals().reassigned,
+        }
+    }
+}
+
+fn spec(t: &Target) -> TargetSpec<'_> {
+    TargetSpec::new(
+        t.key,
+        allocator_core::PlacementHash::of_address(&t.address),
+        &t.job,
+    )
+    .with_node(allocator_core::node_of(
+        t.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+    ))
+}
+
+/// Job name → scrape config as JSON with Prometheus' defaults filled in; `regex` removed from
+/// keepequal/dropequal rules (the collector cannot parse it otherwise).
+pub fn scrape_configs(cfg: &Loaded) -> Map<String, Value> {
+    let global = &cfg.file.config.global;
+    let mut out = Map::new();
+    for sc in &cfg.file.config.scrape_configs {
+        let mut m = Map::new();
+        m.insert("job_name".into(), json!(sc.job_name));
+        m.insert("honor_timestamps".into(), json!(true));
+        m.insert(
+            "scrape_interval".into(),
+            json!(sc
+                .scrape_interval
+                .clone()
+                .unwrap_or_else(|| global.scrape_interval.clone())),
+        );
+        m.insert(
+            "scrape_timeout".into(),
+            json!(sc
+                .scrape_timeout
+                .clone()
+                .unwrap_or_else(|| global.scrape_timeout.clone())),
+        );
+        m.insert(
+            "metrics_path".into(),
+            json!(sc.metrics_path.clone().unwrap_or_else(|| "/metrics".into())),
+        );
+        m.insert(
+            "scheme".into(),
+            json!(sc.scheme.clone().unwrap_or_else(|| "http".into())),
+        );
+        m.insert("enable_http2".into(), json!(true));
+        m.insert("follow_redirects".into(), json!(true));
+        if !sc.params.is_empty() {
+            m.insert("params".into(), json!(sc.params));
+        }
+        let rules = |rules: &[crate::relabel::RuleSpec]| -> Value {
+            Value::Array(
+                rules
+                    .iter()
+                    .map(|r| {
+                        let mut r = r.clone();
+                        let action = r
+                            .action
+                            .clone()
+                            .unwrap_or_else(|| "replace".into())
+                            .to_ascii_lowercase();
+                        if action == "keepequal" || action == "dropequal" {
+                            r.regex = None;
+                        } else {
+                            r.regex.get_or_insert_with(|| "(.*)".into());
+                            r.separator.get_or_insert_with(|| ";".into());
+                            if action == "replace" {
+                                r.replacement.get_or_insert_with(|| "$1".into());
+                            }
+                        }
+                        r.action = Some(action);
+                        serde_json::to_value(r).expect("plain data")
+                    })
+                    .collect(),
+            )
+        };
+        m.insert("relabel_configs".into(), rules(&sc.relabel_configs));
+        m.insert(
+            "metric_relabel_configs".into(),
+            rules(&sc.metric_relabel_configs),
+        );
+        for (k, v) in &sc.rest {
+            if let Ok(v) = serde_json::to_value(v) {
+                m.insert(k.clone(), v);
+            }
+        }
+        out.insert(sc.job_name.clone(), Value::Object(m));
+    }
+    out
+}

@@ -1,0 +1,270 @@
+//! The service on a loopback port with the sample configuration: every route's status and JSON
+//! shape, then a file_sd change and a collector change seen through the API and metrics; and bad
+//! configurations refused with errors that name the problem.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn sample_copy(name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("ta-service-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::copy(src.join("config.yaml"), dir.join("config.yaml")).unwrap();
+    for f in ["collectors.txt", "pods.json"] {
+        std::fs::copy(src.join("data").join(f), dir.join("data").join(f)).unwrap();
+    }
+    dir
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    // Bodies may come chunked; our answers are small enough to arrive as one chunk.
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let (_, rest) = body.split_once("\r\n").unwrap();
+        rest.rsplit_once("\r\n0\r\n")
+            .map_or(rest, |(b, _)| b)
+            .to_owned()
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+async fn json(addr: std::net::SocketAddr, path: &str) -> Value {
+    let (status, body) = get(addr, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+async fn wait_for(
+    addr: std::net::SocketAddr,
+    what: &str,
+    mut ok: impl FnMut(&Value) -> bool,
+    path: &str,
+) -> Value {
+    for _ in 0..100 {
+        let v = json(addr, path).await;
+        if ok(&v) {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn total_targets(by_collector: &Value) -> usize {
+    by_collector
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["targets"].as_array().unwrap().len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_with_the_go_allocators_shapes_and_follows_changes() {
+    let dir = sample_copy("routes");
+    let cfg = target_allocator::load(&dir.join("config.yaml")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(target_allocator::serve(cfg, listener, async {
+        let _ = rx.await;
+    }));
+
+    assert_eq!(get(addr, "/livez").await.0, 200);
+    wait_for(addr, "ready", |_| true, "/jobs").await;
+    for _ in 0..50 {
+        if get(addr, "/readyz").await.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(get(addr, "/readyz").await.0, 200);
+
+    // /jobs: job → {"_link": "/jobs/<job>/targets"}.
+    let jobs = wait_for(
+        addr,
+        "two jobs",
+        |v| v.as_object().unwrap().len() == 2,
+        "/jobs",
+    )
+    .await;
+    assert_eq!(
+        jobs["node-exporter"]["_link"],
+        "/jobs/node-exporter/targets"
+    );
+    assert_eq!(
+        jobs["kubernetes-pods"]["_link"],
+        "/jobs/kubernetes-pods/targets"
+    );
+
+    // /jobs/<job>/targets: every collector, each with its link and target groups; together they
+    // hold every target once (24 pods, 4 with scrape=false dropped by the keep rule).
+    let all = json(addr, "/jobs/kubernetes-pods/targets").await;
+    let collectors: Vec<&String> = all.as_object().unwrap().keys().collect();
+    assert_eq!(
+        collectors,
+        ["otel-collector-0", "otel-collector-1", "otel-collector-2"]
+    );
+    assert_eq!(
+        all["otel-collector-1"]["_link"],
+        "/jobs/kubernetes-pods/targets?collector_id=otel-collector-1"
+    );
+    assert_eq!(total_targets(&all), 20);
+
+    // ?collector_id=: the HTTP SD array, labels before relabeling (no `namespace`, no `job`).
+    let mine = json(
+        addr,
+        "/jobs/kubernetes-pods/targets?collector_id=otel-collector-1",
+    )
+    .await;
+    let groups = mine.as_array().unwrap();
+    assert_eq!(
+        groups.len(),
+        all["otel-collector-1"]["targets"].as_array().unwrap().len()
+    );
+    let g = &groups[0];
+    assert_eq!(g["targets"].as_array().unwrap().len(), 1);
+    assert_eq!(g["labels"]["__address__"], g["targets"][0]);
+    assert!(g["labels"].get("__meta_kubernetes_pod_name").is_some());
+    assert!(g["labels"].get("namespace").is_none() && g["labels"].get("job").is_none());
+    // Unknown job or collector: [] with 200.
+    assert_eq!(
+        json(addr, "/jobs/nope/targets?collector_id=otel-collector-1").await,
+        Value::Array(vec![])
+    );
+    assert_eq!(
+        json(addr, "/jobs/kubernetes-pods/targets?collector_id=ghost").await,
+        Value::Array(vec![])
+    );
+
+    // /scrape_configs: job → config with defaults filled.
+    let sc = json(addr, "/scrape_configs").await;
+    assert_eq!(sc["node-exporter"]["job_name"], "node-exporter");
+    assert_eq!(sc["node-exporter"]["scrape_interval"], "30s");
+    assert_eq!(sc["node-exporter"]["metrics_path"], "/metrics");
+    assert_eq!(
+        sc["kubernetes-pods"]["relabel_configs"][0]["action"],
+        "keep"
+    );
+
+    // /metrics: the Go allocator's names.
+    let (status, metrics) = get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    for name in [
+        "opentelemetry_allocator_targets{job_name=\"kubernetes-pods\"} 24",
+        "opentelemetry_allocator_targets_per_collector{",
+        "opentelemetry_allocator_collectors_allocatable{strategy=\"consistent-hashing\"} 3",
+        "opentelemetry_allocator_time_to_allocate_count{method=\"SetTargets\"",
+        "opentelemetry_allocator_targets_unassigned 0",
+    ] {
+        assert!(metrics.contains(name), "missing {name} in\n{metrics}");
+    }
+
+    // Dashboard: totals and per-collector numbers.
+    let (status, html) = get(addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<td id=targets>24</td>"), "{html}");
+    assert!(html.contains("<svg id=distribution"));
+
+    // file_sd change: 8 pods left, all scraped.
+    let pods: Vec<Value> = (0..8)
+        .map(|i| serde_json::json!({"targets": [format!("10.9.0.{i}:8080")], "labels": {"__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true"}}))
+        .collect();
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(
+        dir.join("data/pods.json"),
+        serde_json::to_string(&pods).unwrap(),
+    )
+    .unwrap();
+    wait_for(
+        addr,
+        "the file_sd change",
+        |v| total_targets(v) == 8,
+        "/jobs/kubernetes-pods/targets",
+    )
+    .await;
+
+    // Collector change: a fourth collector takes some targets; moves show in the metrics.
+    std::fs::write(
+        dir.join("data/collectors.txt"),
+        "otel-collector-0\notel-collector-1\notel-collector-2\notel-collector-3\n",
+    )
+    .unwrap();
+    let all = wait_for(
+        addr,
+        "the fourth collector",
+        |v| v.as_object().unwrap().len() == 4,
+        "/jobs/node-exporter/targets",
+    )
+    .await;
+    assert_eq!(total_targets(&all), 4);
+    let (_, metrics) = get(addr, "/metrics").await;
+    assert!(metrics.contains("otel-collector-3"), "{metrics}");
+    assert!(
+        metrics.contains("opentelemetry_allocator_moves{kind=\"reassigned\"}"),
+        "{metrics}"
+    );
+
+    // An unreadable file_sd file keeps the previous targets.
+    std::fs::write(dir.join("data/pods.json"), "{ not json").unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        total_targets(&json(addr, "/jobs/kubernetes-pods/targets").await),
+        8
+    );
+
+    tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[test]
+fn bad_configurations_are_errors_that_name_the_problem() {
+    let base = Path::new(".");
+    let bad = |yaml: &str, needle: &str| {
+        let err = match target_allocator::parse(yaml, base) {
+            Ok(_) => panic!("accepted: {yaml}"),
+            Err(e) => e,
+        };
+        assert!(err.contains(needle), "{err:?} should name {needle:?}");
+    };
+    bad("config: {scrape_configs: [}", "line");
+    bad(
+        "allocation_strategy: round-robin\nconfig: {}",
+        "round-robin",
+    );
+    bad("colectors: [a]\nconfig: {}", "colectors");
+    bad("config: {}\nunknown_key: 1", "line 2");
+    bad(
+        "config:\n  scrape_configs:\n    - job_name: j\n      relabel_configs: [{regex: '(', action: keep}]",
+        "relabel_configs[0]",
+    );
+    bad(
+        "config:\n  scrape_configs:\n    - job_name: j\n    - job_name: j",
+        "used twice",
+    );
+    bad("https: {enabled: true}\nconfig: {}", "https");
+    bad(
+        "allocation_strategy: bounded-hashing\nbounded: {epsilon: -1}\nconfig: {}",
+        "epsilon",
+    );
+    assert!(
+        target_allocator::parse("allocation_strategy: bounded-hashing\nconfig: {}", base).is_ok()
+    );
+}
