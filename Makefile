@@ -2,9 +2,9 @@
 SHELL := /bin/bash
 GO_MODULES := allocator-go examples/go-collector testdata/parity-gen/common testdata/parity-gen/v0.10.0 testdata/parity-gen/v1.0.0
 
-.PHONY: test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
+.PHONY: service-test loadtest test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
 
-test: setup lint rust-test fuzz-corpus ffi-test c-example go-test py-test bench-smoke parity-check
+test: setup lint rust-test fuzz-corpus ffi-test c-example go-test py-test service-test bench-smoke parity-check
 
 # Tools the checks need that a fresh machine of this kind may lack.
 setup:
@@ -85,4 +85,14 @@ parity:
 	scripts/parity.sh
 
 run:
-	cargo run -q --release --bin allocate < examples/allocate/sample.json
+	cargo run --release --bin target-allocator -- --config-file examples/target-allocator/config.yaml
+
+# The service end to end: the dashboard in headless Chromium (screenshot in target/dashboard/),
+# then a bounded load test on loopback (zero errors required; p50/p99 and req/s printed).
+service-test:
+	examples/target-allocator/tests/dashboard.sh
+	cargo run -q -p target-allocator --bin ta-loadtest -- --targets 5000 --clients 16 --seconds 3
+
+# The full load test (release build): 20k targets, 10 collectors, 64 clients, 10 s.
+loadtest:
+	cargo run -q --release -p target-allocator --bin ta-loadtest

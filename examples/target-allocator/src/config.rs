@@ -181,6 +181,20 @@ impl Loaded {
         self.file.listen_addr.as_deref()
     }
 
+    /// The HTTPS listener's address and files, when `https.enabled`.
+    pub fn https(&self) -> Option<(String, crate::tls::TlsFiles)> {
+        let h = self.file.https.as_ref().filter(|h| h.enabled)?;
+        let path = |p: &Option<String>| self.resolve(Path::new(p.as_deref().unwrap_or_default()));
+        Some((
+            h.listen_addr.clone().unwrap_or_else(|| ":8443".into()),
+            crate::tls::TlsFiles {
+                ca: path(&h.ca_file_path),
+                cert: path(&h.tls_cert_file_path),
+                key: path(&h.tls_key_file_path),
+            },
+        ))
+    }
+
     pub fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
@@ -235,8 +249,18 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
                 .into(),
         );
     }
-    if file.https.as_ref().is_some_and(|h| h.enabled) {
-        return Err("https.enabled: TLS listeners are not available in this build".into());
+    if let Some(h) = file.https.as_ref().filter(|h| h.enabled) {
+        for (key, value) in [
+            ("ca_file_path", &h.ca_file_path),
+            ("tls_cert_file_path", &h.tls_cert_file_path),
+            ("tls_key_file_path", &h.tls_key_file_path),
+        ] {
+            if value.as_deref().unwrap_or("").is_empty() {
+                return Err(format!(
+                    "https.{key} is required when https.enabled is true"
+                ));
+            }
+        }
     }
     let mut seen = std::collections::BTreeSet::new();
     let mut rules = Vec::new();

@@ -5,16 +5,22 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Query, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::extract::{MatchedPath, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 
-use crate::state::{Shared, View};
+use crate::state::Shared;
 
-pub fn router(shared: Arc<Shared>) -> Router {
+/// Whether a request came over the TLS listener (secrets are shown only there).
+#[derive(Clone, Copy)]
+struct Secure(bool);
+
+/// The routes; `secure` for the HTTPS listener.
+pub fn router(shared: Arc<Shared>, secure: bool) -> Router {
     Router::new()
         .route("/", get(dashboard))
         .route("/jobs", get(jobs))
@@ -23,11 +29,22 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(shared.clone(), timed))
+        .layer(Extension(Secure(secure)))
         .with_state(shared)
 }
 
-fn observe(s: &Shared, path: &str, start: Instant) {
-    s.metrics.http(path).observe(start.elapsed().as_secs_f64());
+/// `http_duration_seconds{path}` for every route (the route pattern, not the raw path).
+async fn timed(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    s.metrics.http(&path).observe(start.elapsed().as_secs_f64());
+    resp
 }
 
 /// Query-unescape (`+` is a space), as Go's `url.QueryUnescape`; invalid escapes stay as written.
@@ -69,7 +86,6 @@ fn link(job: &str) -> String {
 }
 
 async fn jobs(State(s): State<Arc<Shared>>) -> Json<Value> {
-    let start = Instant::now();
     let v = s.view();
     let out: Map<String, Value> = v
         .jobs
@@ -77,20 +93,7 @@ async fn jobs(State(s): State<Arc<Shared>>) -> Json<Value> {
         .filter(|(_, ts)| !ts.is_empty())
         .map(|(j, _)| (j.clone(), json!({ "_link": link(j) })))
         .collect();
-    observe(&s, "/jobs", start);
     Json(Value::Object(out))
-}
-
-fn groups(v: &View, job: &str, collector: Option<&str>) -> Vec<Value> {
-    v.jobs
-        .get(job)
-        .map(|ts| {
-            ts.iter()
-                .filter(|(_, owner)| collector.is_none() || owner.as_deref() == collector)
-                .map(|(t, _)| json!({ "targets": [t.address], "labels": t.labels }))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 async fn job_targets(
@@ -98,7 +101,6 @@ async fn job_targets(
     uri: Uri,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let start = Instant::now();
     let raw = uri.path().trim_start_matches("/jobs/");
     let Some(job) = raw.strip_suffix("/targets") else {
         return (StatusCode::NOT_FOUND, "not found").into_response();
@@ -107,37 +109,83 @@ async fn job_targets(
     let v = s.view();
     let resp = match q.get("collector_id") {
         // Unknown job or collector: an empty list with 200, never 404.
-        Some(c) => Json(Value::Array(groups(&v, &job, Some(c)))).into_response(),
+        Some(c) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            v.sd_of(&job, c),
+        )
+            .into_response(),
         None => {
-            let mut out = Map::new();
-            for (c, _) in &v.collectors {
-                let ts: Vec<Value> = v
-                    .jobs
-                    .get(&job)
-                    .map(|ts| {
-                        ts.iter()
-                            .filter(|(_, o)| o.as_deref() == Some(c.as_str()))
-                            .map(|(t, _)| json!({ "targets": [t.address], "labels": t.labels }))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.insert(
-                    c.clone(),
-                    json!({ "_link": format!("{}?collector_id={c}", link(&job)), "targets": ts }),
-                );
+            // {"<collector>": {"_link": ..., "targets": [...]}} for every collector, assembled
+            // from the serialized per-collector answers.
+            let mut out = Vec::from(&b"{"[..]);
+            for (i, (c, _)) in v.collectors.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let link = format!("{}?collector_id={c}", link(&job));
+                out.extend_from_slice(&serde_json::to_vec(c).expect("a string"));
+                out.extend_from_slice(b":{\"_link\":");
+                out.extend_from_slice(&serde_json::to_vec(&link).expect("a string"));
+                out.extend_from_slice(b",\"targets\":");
+                out.extend_from_slice(&v.sd_of(&job, c));
+                out.push(b'}');
             }
-            Json(Value::Object(out)).into_response()
+            out.push(b'}');
+            ([(header::CONTENT_TYPE, "application/json")], out).into_response()
         }
     };
-    observe(&s, "/jobs/:job/targets", start);
     resp
 }
 
-async fn scrape_configs(State(s): State<Arc<Shared>>) -> Json<Value> {
-    let start = Instant::now();
+/// Keys whose values Prometheus treats as secrets.
+const SECRET_KEYS: [&str; 5] = [
+    "password",
+    "credentials",
+    "bearer_token",
+    "client_secret",
+    "key",
+];
+
+fn redact(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if SECRET_KEYS.contains(&k.as_str()) && x.as_str().is_some_and(|s| !s.is_empty()) {
+                    *x = Value::String("<secret>".into());
+                } else {
+                    redact(x);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+async fn scrape_configs(
+    State(s): State<Arc<Shared>>,
+    Extension(Secure(secure)): Extension<Secure>,
+    headers: HeaderMap,
+) -> Response {
     let v = s.view();
-    observe(&s, "/scrape_configs", start);
-    Json(Value::Object(v.scrape_configs.clone()))
+    let mut body = Value::Object(v.scrape_configs.clone());
+    if !secure && !s.allow_insecure_secrets {
+        redact(&mut body);
+    }
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html {
+        let pretty = serde_json::to_string_pretty(&body).expect("plain data");
+        return Html(format!(
+            "<!doctype html><html><head><meta charset=utf-8><title>Scrape configs</title></head>\
+             <body><h1>Scrape configs</h1><pre>{}</pre></body></html>",
+            esc(&pretty)
+        ))
+        .into_response();
+    }
+    Json(body).into_response()
 }
 
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {

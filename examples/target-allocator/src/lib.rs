@@ -7,6 +7,7 @@ pub mod http;
 pub mod metrics;
 pub mod relabel;
 pub mod state;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,31 +21,60 @@ use state::{Engine, Shared, View};
 /// How often watched files are checked for changes.
 pub const REFRESH: Duration = Duration::from_millis(500);
 
-/// Serve on `listener` until `shutdown` resolves: the allocation loop re-reads changed files every
-/// [`REFRESH`] and publishes a new view; handlers read the latest view without waiting for it.
+/// Go's `:8080` means every interface.
+pub fn bind_addr(addr: &str) -> String {
+    if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_owned()
+    }
+}
+
+/// Serve plain HTTP on `listener` (and HTTPS with client certificates on `tls`, when given) until
+/// `shutdown` resolves: the allocation loop re-reads changed files every [`REFRESH`] and
+/// publishes a new view; handlers read the latest view without waiting for it.
 pub async fn serve(
     cfg: Loaded,
     listener: tokio::net::TcpListener,
+    tls: Option<tls::TlsListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
         view: RwLock::new(Arc::new(View::default())),
         metrics: metrics::Metrics::new(),
+        allow_insecure_secrets: cfg.file.allow_insecure_auth_secrets,
     });
     let mut engine = Engine::new(cfg);
     let loop_shared = shared.clone();
-    let allocation = tokio::task::spawn_blocking(move || {
-        // A blocking thread: allocation is CPU work and must not stall the request handlers.
-        while Arc::strong_count(&loop_shared) > 1 {
-            engine.tick(&loop_shared);
-            std::thread::sleep(REFRESH);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let allocation = tokio::task::spawn_blocking({
+        let stop = stop_rx.clone();
+        move || {
+            // A blocking thread: allocation is CPU work and must not stall the request handlers.
+            while !*stop.borrow() {
+                engine.tick(&loop_shared);
+                std::thread::sleep(REFRESH);
+            }
         }
     });
-    let app = http::router(shared.clone());
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    drop(shared);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let plain = axum::serve(listener, http::router(shared.clone(), false))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let result = match tls {
+        Some(tls) => {
+            let secure = axum::serve(tls, http::router(shared.clone(), true))
+                .with_graceful_shutdown(stopped(stop_rx.clone()));
+            let (a, b) = tokio::join!(plain, secure);
+            a.and(b)
+        }
+        None => plain.await,
+    };
     let _ = allocation.await;
     result
 }

@@ -59,6 +59,29 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        let tls = match cfg.https() {
+            Some((https_addr, files)) => {
+                let https_addr = target_allocator::bind_addr(&https_addr);
+                let tcp = match tokio::net::TcpListener::bind(&https_addr).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("target-allocator: cannot listen on {https_addr}: {e}");
+                        return ExitCode::from(1);
+                    }
+                };
+                match target_allocator::tls::TlsListener::new(tcp, files) {
+                    Ok(l) => {
+                        tracing::info!(addr = %https_addr, "serving https (client certificates required)");
+                        Some(l)
+                    }
+                    Err(e) => {
+                        eprintln!("target-allocator: https: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+            None => None,
+        };
         tracing::info!(%addr, "serving");
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
@@ -73,7 +96,7 @@ fn main() -> ExitCode {
             let _ = ctrl_c.await;
             tracing::info!("shutting down");
         };
-        match target_allocator::serve(cfg, listener, shutdown).await {
+        match target_allocator::serve(cfg, listener, tls, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("target-allocator: {e}");

@@ -1,11 +1,12 @@
 //! The allocation loop's output: an immutable view that request handlers read (an `Arc` swapped
 //! under a lock held only for the swap, so handlers never wait for an allocation).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
 use allocator_core::{Allocator, CollectorSpec, MoveKind, TargetSpec};
+use axum::body::Bytes;
 use parking_lot::RwLock;
 use serde_json::{json, Map, Value};
 
@@ -25,11 +26,57 @@ pub struct View {
     pub collectors: Vec<(String, usize)>,
     pub unassigned: usize,
     pub moves_total: u64,
+    /// The HTTP SD answer of every (job, collector) with targets, serialized once per view so
+    /// that a poll costs a map lookup and a reference-count increment.
+    pub sd: HashMap<(String, String), Bytes>,
+}
+
+impl View {
+    /// `[{"targets": [...], "labels": {...}}, ...]` of one job's targets on one collector.
+    pub fn sd_of(&self, job: &str, collector: &str) -> Bytes {
+        // Tuple keys of owned strings: build the probe key (allocates two small strings).
+        self.sd
+            .get(&(job.to_owned(), collector.to_owned()))
+            .cloned()
+            .unwrap_or_else(|| Bytes::from_static(b"[]"))
+    }
+}
+
+/// Serialize the HTTP SD answers of a view.
+fn sd_answers(
+    jobs: &BTreeMap<String, Vec<(Target, Option<String>)>>,
+) -> HashMap<(String, String), Bytes> {
+    let mut parts: HashMap<(String, String), Vec<u8>> = HashMap::new();
+    for (job, ts) in jobs {
+        for (t, owner) in ts {
+            let Some(owner) = owner else { continue };
+            let buf = parts
+                .entry((job.clone(), owner.clone()))
+                .or_insert_with(|| b"[".to_vec());
+            if buf.len() > 1 {
+                buf.push(b',');
+            }
+            serde_json::to_writer(
+                &mut *buf,
+                &json!({ "targets": [t.address], "labels": t.labels }),
+            )
+            .expect("plain data");
+        }
+    }
+    parts
+        .into_iter()
+        .map(|(k, mut v)| {
+            v.push(b']');
+            (k, Bytes::from(v))
+        })
+        .collect()
 }
 
 pub struct Shared {
     pub view: RwLock<Arc<View>>,
     pub metrics: Metrics,
+    /// `allow_insecure_auth_secrets`: show secrets over plain HTTP too.
+    pub allow_insecure_secrets: bool,
 }
 
 impl Shared {
@@ -143,7 +190,9 @@ impl Engine {
                 )
             })
             .collect();
+        let sd = sd_answers(&jobs);
         View {
+            sd,
             ready: true,
             strategy: self.cfg.core.strategy.name().to_owned(),
             scrape_configs: scrape_configs(&self.cfg),

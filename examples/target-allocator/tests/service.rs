@@ -83,7 +83,7 @@ async fn every_route_answers_with_the_go_allocators_shapes_and_follows_changes()
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(target_allocator::serve(cfg, listener, async {
+    let server = tokio::spawn(target_allocator::serve(cfg, listener, None, async {
         let _ = rx.await;
     }));
 
@@ -259,7 +259,7 @@ fn bad_configurations_are_errors_that_name_the_problem() {
         "config:\n  scrape_configs:\n    - job_name: j\n    - job_name: j",
         "used twice",
     );
-    bad("https: {enabled: true}\nconfig: {}", "https");
+    bad("https: {enabled: true}\nconfig: {}", "https.ca_file_path");
     bad(
         "allocation_strategy: bounded-hashing\nbounded: {epsilon: -1}\nconfig: {}",
         "epsilon",

@@ -1,0 +1,77 @@
+//! Golden answers: the JSON shapes of DESIGN.md §8.1 for a one-collector configuration (so no
+//! answer depends on hashing), compared as JSON values with `tests/golden/*.json`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn body(addr: std::net::SocketAddr, path: &str) -> Value {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{path}: {head}"
+    );
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+fn golden(name: &str) -> Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_match_the_golden_shapes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let cfg = target_allocator::load(&dir.join("config.yaml")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(target_allocator::serve(cfg, listener, None, async {
+        let _ = rx.await;
+    }));
+    for _ in 0..50 {
+        if body(addr, "/jobs")
+            .await
+            .as_object()
+            .is_some_and(|m| m.len() == 2)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(body(addr, "/jobs").await, golden("jobs.json"));
+    // The job segment is query-unescaped: `+` and `%20` are both a space.
+    for path in [
+        "/jobs/node+exporter/targets?collector_id=otel-collector-0",
+        "/jobs/node%20exporter/targets?collector_id=otel-collector-0",
+    ] {
+        assert_eq!(
+            body(addr, path).await,
+            golden("node-exporter-targets-collector.json"),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        body(addr, "/jobs/blackbox/targets").await,
+        golden("blackbox-targets.json")
+    );
+    assert_eq!(
+        body(addr, "/scrape_configs").await,
+        golden("scrape-configs.json")
+    );
+    tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
