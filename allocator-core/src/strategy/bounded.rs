@@ -33,8 +33,10 @@
 //! first of its candidates that has room under `cap` and a slot in its job's quota (the full
 //! preference is in `Bounded::visit`). The candidates are probes of a ring: probe `k` hashes the
 //! target key with seed `k` (xxHash64) and takes the owner of the next of the collectors' points
-//! (1,024 per collector, hashed from the name: with 128 the collectors' shares of the circle
-//! differ by ±9%, which showed up directly as uneven loads and extra moves). Heaviest first is the longest-processing-time rule:
+//! (1,024 per collector up to 256 collectors, then fewer — a power of two, at least 128 — so the
+//! ring stays near 2^18 points and cache-sized; with 128 points per collector at 10 collectors
+//! the shares of the circle differ by ±9%, which showed up directly as uneven loads and extra
+//! moves). Each target's first probe is cached in its entry: most targets take it. Heaviest first is the longest-processing-time rule:
 //! the big targets land while everything is empty and the small ones fill the gaps, which keeps
 //! the maximum at the cap with ~100 targets per collector.
 //!
@@ -76,6 +78,22 @@ use crate::targets::Targets;
 
 /// Points per collector on the probe ring.
 const VNODES: u64 = 1024;
+/// Points on the whole ring at most (fewer per collector past 256 collectors), so the ring
+/// stays cache-sized: a probe into a ring of megabytes is a cache miss.
+const MAX_POINTS: u64 = 1 << 18;
+
+/// Points per collector for a ring of `n` collectors: a power of two, so it changes only when
+/// n crosses a power of two (a collector's points are a prefix of one fixed sequence, so even
+/// then only the dropped or added points' arcs change hands).
+fn vnodes(n: usize) -> u64 {
+    let fair = MAX_POINTS / n.max(1) as u64;
+    let pow2 = if fair == 0 {
+        1
+    } else {
+        1 << (63 - fair.leading_zeros())
+    };
+    pow2.clamp(128, VNODES)
+}
 /// Probes tried before the least-loaded fallback.
 const PROBES: u64 = 16;
 
@@ -94,9 +112,10 @@ pub(crate) struct ProbeRing {
 
 impl ProbeRing {
     pub(crate) fn build(members: &[Member<'_>]) -> ProbeRing {
-        let mut pts: Vec<(u64, u32)> = Vec::with_capacity(members.len() * VNODES as usize);
+        let per = vnodes(members.len());
+        let mut pts: Vec<(u64, u32)> = Vec::with_capacity(members.len() * per as usize);
         for (m, member) in members.iter().enumerate() {
-            for v in 0..VNODES {
+            for v in 0..per {
                 pts.push((xxh64(member.name.as_bytes(), v), m as u32));
             }
         }
@@ -151,6 +170,9 @@ struct Entry {
     slot: u32,
     /// The collector id the target has now (NONE: none).
     collector: u32,
+    /// Member owning the target's first probe, cached: most targets take it, and with a large
+    /// ring each lookup is a cache miss. Refreshed whenever the collectors change.
+    first: u32,
 }
 
 impl Entry {
@@ -213,8 +235,25 @@ impl Bounded {
             return;
         }
         self.merge_dirty(targets);
-        self.collectors_changed = false;
+        if std::mem::take(&mut self.collectors_changed) {
+            for i in 0..self.order.len() {
+                self.order[i].first = self.first_probe(self.order[i].key);
+            }
+        }
         self.visit(job_names, job_total, out);
+    }
+
+    #[inline]
+    fn probe(key: u64, k: u64) -> u64 {
+        xxh64(&key.to_le_bytes(), k)
+    }
+
+    fn first_probe(&self, key: u64) -> u32 {
+        if self.ids.is_empty() {
+            NONE
+        } else {
+            self.ring.owner(Self::probe(key, 0)) as u32
+        }
     }
 
     /// Drop the entries of dirty slots and merge in the current records of those still live.
@@ -228,7 +267,8 @@ impl Bounded {
         }
         self.order.retain(|e| !mark[e.slot as usize]);
         let mut fresh = Vec::new();
-        for s in self.dirty.drain(..) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &s in &dirty {
             if !std::mem::take(&mut mark[s as usize]) {
                 continue; // listed twice
             }
@@ -240,9 +280,13 @@ impl Bounded {
                     job: r.job,
                     slot: s,
                     collector: r.collector,
+                    first: self.first_probe(r.key),
                 });
             }
         }
+        // Keep the buffer for the next diff.
+        self.dirty = dirty;
+        self.dirty.clear();
         fresh.sort_unstable_by_key(Entry::rank);
         if self.order.is_empty() {
             self.order = fresh;
@@ -311,6 +355,20 @@ impl Bounded {
                 }
             }
         }
+        // Per job, the collectors with quota left (and each one's position in that list), so
+        // the search for "any collector the quota allows" shrinks as the job fills.
+        let jobs = left.len() / n;
+        let mut open: Vec<Vec<u32>> = Vec::with_capacity(jobs);
+        let mut pos = vec![NONE; left.len()];
+        for d in 0..jobs {
+            let list: Vec<u32> = (0..n as u32)
+                .filter(|&m| left[d * n + m as usize] > 0)
+                .collect();
+            for (i, &m) in list.iter().enumerate() {
+                pos[d * n + m as usize] = i as u32;
+            }
+            open.push(list);
+        }
         let mut loads = vec![0u64; n];
         for e in &mut self.order {
             let d = dense[e.job as usize] as usize;
@@ -327,7 +385,11 @@ impl Bounded {
             let mut pick = None;
             let (mut first_fit, mut spare): (Option<usize>, Option<usize>) = (None, None);
             for k in 0..PROBES {
-                let m = self.ring.owner(xxh64(&e.key.to_le_bytes(), k));
+                let m = if k == 0 {
+                    e.first as usize
+                } else {
+                    self.ring.owner(Self::probe(e.key, k))
+                };
                 if fits(m) {
                     if allowed(m) {
                         pick = Some(m);
@@ -343,13 +405,28 @@ impl Bounded {
                 (0..n).filter(|&m| ok(m)).min_by_key(|&m| (loads[m], m))
             };
             let pick = pick
-                .or_else(|| least(&|m| fits(m) && allowed(m)))
+                .or_else(|| {
+                    open[d]
+                        .iter()
+                        .map(|&m| m as usize)
+                        .filter(|&m| fits(m))
+                        .min_by_key(|&m| (loads[m], m))
+                })
                 .or(first_fit)
                 .or_else(|| least(&fits))
                 .or(spare)
                 .or_else(|| least(&|m| loads[m] + w <= hard));
             let to = match pick {
                 Some(m) => {
+                    if row[m] == 1 {
+                        // The job's quota on m is used up: drop m from its open list.
+                        let list = &mut open[d];
+                        let i = pos[d * n + m] as usize;
+                        list.swap_remove(i);
+                        if let Some(&moved) = list.get(i) {
+                            pos[d * n + moved as usize] = i as u32;
+                        }
+                    }
                     row[m] = row[m].saturating_sub(1);
                     loads[m] += w;
                     self.ids[m]
@@ -410,7 +487,11 @@ mod tests {
             })
             .collect();
         let ring = ProbeRing::build(&members);
-        assert_eq!(ring.points.len(), 7 * VNODES as usize);
+        assert_eq!(ring.points.len(), 7 * vnodes(7) as usize);
+        assert_eq!(vnodes(1000), 256);
+        assert_eq!(vnodes(1001), 256);
+        assert_eq!(vnodes(256), 1024);
+        assert_eq!(vnodes(5000), 128);
         assert!(ring.points.windows(2).all(|w| w[0] <= w[1]));
         for p in [0, 1, u64::MAX, 1 << 63, ring.points[5], ring.points[5] + 1] {
             // The owner is the first point at or after p, found by a plain scan.

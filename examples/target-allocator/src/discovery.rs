@@ -58,14 +58,98 @@ pub struct Found {
     pub changed: bool,
 }
 
+/// What a job contributes to the target pipeline: its name, scrape-layer labels and rules.
+pub struct JobSpec<'a> {
+    pub name: &'a str,
+    pub scrape_interval: &'a str,
+    pub scrape_timeout: &'a str,
+    pub metrics_path: &'a str,
+    pub scheme: &'a str,
+    pub params: &'a BTreeMap<String, Vec<String>>,
+    pub rules: &'a [relabel::Rule],
+}
+
+/// The target pipeline shared by every discovery source: seed the scrape-layer labels a target
+/// does not set, relabel, drop what the rules drop, and keep one target per relabeled set.
+#[derive(Default)]
+pub struct Collect {
+    pub targets: Vec<Target>,
+    pub discovered: BTreeMap<String, usize>,
+    seen: std::collections::BTreeSet<(String, allocator_core::TargetKey)>,
+}
+
+impl Collect {
+    pub fn add(
+        &mut self,
+        job: &JobSpec<'_>,
+        groups: impl IntoIterator<Item = BTreeMap<String, String>>,
+    ) {
+        let mut seeds: Vec<(String, String)> = vec![
+            ("job".into(), job.name.to_owned()),
+            ("__scrape_interval__".into(), job.scrape_interval.to_owned()),
+            ("__scrape_timeout__".into(), job.scrape_timeout.to_owned()),
+            ("__metrics_path__".into(), job.metrics_path.to_owned()),
+            ("__scheme__".into(), job.scheme.to_owned()),
+        ];
+        for (k, v) in job.params {
+            if let Some(first) = v.first() {
+                seeds.push((format!("__param_{k}"), first.clone()));
+            }
+        }
+        let count = self.discovered.entry(job.name.to_owned()).or_insert(0);
+        for labels in groups {
+            *count += 1;
+            let Some(address) = labels.get("__address__").cloned() else {
+                continue;
+            };
+            let Ok(mut b) = LabelBuilder::new(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            else {
+                continue;
+            };
+            for (n, v) in &seeds {
+                if b.get(n).is_none() {
+                    b.set(n, v);
+                }
+            }
+            if !relabel::apply(job.rules, &mut b) {
+                continue;
+            }
+            let key = b.target_key(job.name);
+            if !self.seen.insert((job.name.to_owned(), key)) {
+                continue;
+            }
+            self.targets.push(Target {
+                job: job.name.to_owned(),
+                address,
+                labels,
+                key,
+            });
+        }
+    }
+}
+
+/// Static groups as label sets (`__address__` merged into each group's labels).
+pub fn expand(groups: &[StaticConfig]) -> impl Iterator<Item = BTreeMap<String, String>> + '_ {
+    groups.iter().flat_map(|g| {
+        g.targets.iter().map(move |address| {
+            let mut labels = g.labels.clone();
+            labels.insert("__address__".into(), address.clone());
+            labels
+        })
+    })
+}
+
 impl Files {
-    /// Re-read changed files and rebuild the target list.
-    pub fn refresh(&mut self, cfg: &Loaded) -> Found {
+    /// Re-read changed files and rebuild the target list of the configured scrape configs;
+    /// `extra` adds more groups per scrape config (Kubernetes discovery).
+    pub fn refresh(
+        &mut self,
+        cfg: &Loaded,
+        mut extra: impl FnMut(&crate::config::ScrapeConfig) -> Vec<BTreeMap<String, String>>,
+    ) -> Found {
         let mut changed = false;
         let global = &cfg.file.config.global;
-        let mut targets = Vec::new();
-        let mut discovered = BTreeMap::new();
-        let mut seen = std::collections::BTreeSet::new();
+        let mut collect = Collect::default();
         for (sc, rules) in cfg.file.config.scrape_configs.iter().zip(&cfg.rules) {
             let mut groups: Vec<StaticConfig> = sc.static_configs.clone();
             for fsd in &sc.file_sd_configs {
@@ -75,68 +159,28 @@ impl Files {
                     groups.extend(self.cache[&path].groups.iter().cloned());
                 }
             }
-            // Scrape-layer labels the target does not set itself are seeded before relabeling.
-            let mut seeds: Vec<(String, String)> = vec![
-                ("job".into(), sc.job_name.clone()),
-                (
-                    "__scrape_interval__".into(),
-                    sc.scrape_interval
-                        .clone()
-                        .unwrap_or_else(|| global.scrape_interval.clone()),
-                ),
-                (
-                    "__scrape_timeout__".into(),
-                    sc.scrape_timeout
-                        .clone()
-                        .unwrap_or_else(|| global.scrape_timeout.clone()),
-                ),
-                (
-                    "__metrics_path__".into(),
-                    sc.metrics_path.clone().unwrap_or_else(|| "/metrics".into()),
-                ),
-                (
-                    "__scheme__".into(),
-                    sc.scheme.clone().unwrap_or_else(|| "http".into()),
-                ),
-            ];
-            for (k, v) in &sc.params {
-                if let Some(first) = v.first() {
-                    seeds.push((format!("__param_{k}"), first.clone()));
-                }
-            }
-            let count = discovered.entry(sc.job_name.clone()).or_insert(0);
-            for group in &groups {
-                for address in &group.targets {
-                    *count += 1;
-                    let mut labels = group.labels.clone();
-                    labels.insert("__address__".into(), address.clone());
-                    let Ok(mut b) =
-                        LabelBuilder::new(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-                    else {
-                        continue;
-                    };
-                    for (n, v) in &seeds {
-                        if b.get(n).is_none() {
-                            b.set(n, v);
-                        }
-                    }
-                    if !relabel::apply(rules, &mut b) {
-                        continue;
-                    }
-                    let key = b.target_key(&sc.job_name);
-                    // Targets that relabel to the same set are one target.
-                    if !seen.insert((sc.job_name.clone(), key)) {
-                        continue;
-                    }
-                    targets.push(Target {
-                        job: sc.job_name.clone(),
-                        address: address.clone(),
-                        labels,
-                        key,
-                    });
-                }
-            }
+            let job = JobSpec {
+                name: &sc.job_name,
+                scrape_interval: sc
+                    .scrape_interval
+                    .as_deref()
+                    .unwrap_or(&global.scrape_interval),
+                scrape_timeout: sc
+                    .scrape_timeout
+                    .as_deref()
+                    .unwrap_or(&global.scrape_timeout),
+                metrics_path: sc.metrics_path.as_deref().unwrap_or("/metrics"),
+                scheme: sc.scheme.as_deref().unwrap_or("http"),
+                params: &sc.params,
+                rules,
+            };
+            collect.add(&job, expand(&groups).chain(extra(sc)));
         }
+        let Collect {
+            targets,
+            discovered,
+            ..
+        } = collect;
         let collectors = match &cfg.file.collectors_file {
             Some(p) => {
                 changed |= self.read_collectors(&cfg.resolve(p));

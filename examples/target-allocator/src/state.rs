@@ -106,7 +106,7 @@ impl Engine {
 
     /// One refresh: re-read changed files; when anything changed, apply it and publish a view.
     pub fn tick(&mut self, shared: &Shared) {
-        let found = self.files.refresh(&self.cfg);
+        let found = self.files.refresh(&self.cfg, |_| Vec::new());
         if !found.changed && !self.first {
             return;
         }
