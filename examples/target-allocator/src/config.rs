@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use allocator_core::{BoundedConfig, Config, Strategy};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use crate::k8s::selector::LabelSelector;
 use crate::relabel::{Rule, RuleSpec};
 
 #[derive(Debug, Deserialize)]
@@ -20,11 +21,19 @@ pub struct File {
     pub allocation_fallback_strategy: Option<String>,
     #[serde(default)]
     pub filter_strategy: Option<String>,
-    /// Accepted for compatibility; used by Kubernetes discovery only.
+    /// Kubernetes discovery: collector pods are those matching this selector in
+    /// `collector_namespace` (env `OTELCOL_NAMESPACE`).
     #[serde(default)]
-    pub collector_selector: Option<serde_yaml::Value>,
+    pub collector_selector: Option<LabelSelector>,
     #[serde(default)]
     pub collector_namespace: Option<String>,
+    /// How long a collector pod may be not Running or not Ready before it stops counting.
+    #[serde(default)]
+    pub collector_not_ready_grace_period: Option<String>,
+    /// Kubeconfig for Kubernetes discovery outside a cluster (default: in-cluster, then the
+    /// usual kubeconfig).
+    #[serde(default)]
+    pub kube_config_file_path: Option<PathBuf>,
     #[serde(default)]
     pub allow_insecure_auth_secrets: bool,
     #[serde(default)]
@@ -59,12 +68,35 @@ pub struct Bounded {
     pub max_weight: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `prometheus_cr`: which Prometheus Operator resources are turned into jobs. An absent resource
+/// selector selects nothing, `{}` selects all; namespace selectors default to all namespaces.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PrometheusCr {
     #[serde(default)]
     pub enabled: bool,
-    #[serde(flatten)]
-    pub rest: BTreeMap<String, serde_yaml::Value>,
+    #[serde(default)]
+    pub scrape_interval: Option<String>,
+    #[serde(default)]
+    pub service_monitor_selector: Option<LabelSelector>,
+    #[serde(default)]
+    pub pod_monitor_selector: Option<LabelSelector>,
+    #[serde(default)]
+    pub scrape_config_selector: Option<LabelSelector>,
+    #[serde(default)]
+    pub probe_selector: Option<LabelSelector>,
+    #[serde(default)]
+    pub service_monitor_namespace_selector: Option<LabelSelector>,
+    #[serde(default)]
+    pub pod_monitor_namespace_selector: Option<LabelSelector>,
+    #[serde(default)]
+    pub scrape_config_namespace_selector: Option<LabelSelector>,
+    #[serde(default)]
+    pub probe_namespace_selector: Option<LabelSelector>,
+    #[serde(default)]
+    pub allow_namespaces: Vec<String>,
+    #[serde(default)]
+    pub deny_namespaces: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +174,8 @@ pub struct ScrapeConfig {
     #[serde(default)]
     pub file_sd_configs: Vec<FileSdConfig>,
     #[serde(default)]
+    pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
+    #[serde(default)]
     pub relabel_configs: Vec<RuleSpec>,
     #[serde(default)]
     pub metric_relabel_configs: Vec<RuleSpec>,
@@ -166,6 +200,59 @@ pub struct FileSdConfig {
     pub refresh_interval: Option<String>,
 }
 
+/// `kubernetes_sd_configs` entry: the roles the allocator discovers itself.
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSdConfig {
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<SdNamespaces>,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SdNamespaces {
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+/// A Prometheus duration (`30s`, `1m30s`, `2h`, `500ms`).
+pub fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("duration {s:?} lacks a unit"))?;
+        if digits == 0 {
+            return Err(format!("duration {s:?}: expected a number"));
+        }
+        let n: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("duration {s:?}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            "w" => 604800.0,
+            "y" => 31536000.0,
+            u => return Err(format!("duration {s:?}: unknown unit {u:?}")),
+        };
+        total += n * scale;
+        rest = &rest[unit_len..];
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
+}
+
 /// A validated configuration: everything a bad file can get wrong is caught here.
 pub struct Loaded {
     pub file: File,
@@ -174,6 +261,11 @@ pub struct Loaded {
     pub rules: Vec<Vec<Rule>>,
     /// Where relative paths in the file are resolved.
     pub base: PathBuf,
+    /// Kubernetes discovery is on (`discovery: kubernetes`).
+    pub kubernetes: bool,
+    pub collector_namespace: String,
+    pub collector_selector: LabelSelector,
+    pub grace: std::time::Duration,
 }
 
 impl Loaded {
@@ -235,17 +327,66 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         };
     }
     core.validate().map_err(|e| e.to_string())?;
-    match file.discovery.as_deref() {
-        None | Some("file") => {}
+    let kubernetes = match file.discovery.as_deref() {
+        None | Some("file") => false,
+        Some("kubernetes") => true,
         Some(other) => {
             return Err(format!(
-                "discovery: {other:?} is not available in this build (only \"file\")"
+                "discovery: unknown mode {other:?}; expected \"file\" or \"kubernetes\""
             ))
         }
+    };
+    if !kubernetes && file.prometheus_cr.as_ref().is_some_and(|p| p.enabled) {
+        return Err("prometheus_cr.enabled needs discovery: kubernetes".into());
     }
-    if file.prometheus_cr.as_ref().is_some_and(|p| p.enabled) {
+    if let Some(cr) = &file.prometheus_cr {
+        if !cr.allow_namespaces.is_empty() && !cr.deny_namespaces.is_empty() {
+            return Err("prometheus_cr: allow_namespaces and deny_namespaces are exclusive".into());
+        }
+        for (key, sel) in [
+            ("service_monitor_selector", &cr.service_monitor_selector),
+            ("pod_monitor_selector", &cr.pod_monitor_selector),
+            ("scrape_config_selector", &cr.scrape_config_selector),
+            ("probe_selector", &cr.probe_selector),
+            (
+                "service_monitor_namespace_selector",
+                &cr.service_monitor_namespace_selector,
+            ),
+            (
+                "pod_monitor_namespace_selector",
+                &cr.pod_monitor_namespace_selector,
+            ),
+            (
+                "scrape_config_namespace_selector",
+                &cr.scrape_config_namespace_selector,
+            ),
+            ("probe_namespace_selector", &cr.probe_namespace_selector),
+        ] {
+            if let Some(s) = sel {
+                s.validate()
+                    .map_err(|e| format!("prometheus_cr.{key}: {e}"))?;
+            }
+        }
+        if let Some(i) = &cr.scrape_interval {
+            duration(i).map_err(|e| format!("prometheus_cr.scrape_interval: {e}"))?;
+        }
+    }
+    let collector_selector = file.collector_selector.clone().unwrap_or_default();
+    collector_selector
+        .validate()
+        .map_err(|e| format!("collector_selector: {e}"))?;
+    let grace = match &file.collector_not_ready_grace_period {
+        Some(g) => duration(g).map_err(|e| format!("collector_not_ready_grace_period: {e}"))?,
+        None => std::time::Duration::from_secs(30),
+    };
+    let collector_namespace = file
+        .collector_namespace
+        .clone()
+        .or_else(|| std::env::var("OTELCOL_NAMESPACE").ok())
+        .unwrap_or_default();
+    if kubernetes && collector_namespace.is_empty() {
         return Err(
-            "prometheus_cr.enabled: needs Kubernetes discovery, which this build does not have"
+            "collector_namespace (or env OTELCOL_NAMESPACE) is required with discovery: kubernetes"
                 .into(),
         );
     }
@@ -267,6 +408,20 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
     for (i, sc) in file.config.scrape_configs.iter().enumerate() {
         if sc.job_name.is_empty() {
             return Err(format!("config.scrape_configs[{i}].job_name is empty"));
+        }
+        for (k, sd) in sc.kubernetes_sd_configs.iter().enumerate() {
+            if !kubernetes {
+                return Err(format!(
+                    "config.scrape_configs[{i}] (job {:?}).kubernetes_sd_configs needs discovery: kubernetes",
+                    sc.job_name
+                ));
+            }
+            if !matches!(sd.role.as_str(), "pod" | "service" | "endpointslice") {
+                return Err(format!(
+                    "config.scrape_configs[{i}] (job {:?}).kubernetes_sd_configs[{k}].role: {:?} is not supported; use pod, service or endpointslice",
+                    sc.job_name, sd.role
+                ));
+            }
         }
         if !seen.insert(sc.job_name.as_str()) {
             return Err(format!(
@@ -294,5 +449,9 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         core,
         rules,
         base: base.to_path_buf(),
+        kubernetes,
+        collector_namespace,
+        collector_selector,
+        grace,
     })
 }

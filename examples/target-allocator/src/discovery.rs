@@ -53,7 +53,8 @@ pub struct Found {
     pub targets: Vec<Target>,
     /// Targets discovered per job, before relabeling filters them.
     pub discovered: BTreeMap<String, usize>,
-    pub collectors: Vec<String>,
+    /// Collector names with their node (Kubernetes discovery only).
+    pub collectors: Vec<(String, Option<String>)>,
     /// Whether any watched file changed since the last refresh.
     pub changed: bool,
 }
@@ -192,6 +193,7 @@ impl Files {
             }
             None => cfg.file.collectors.clone(),
         };
+        let collectors = collectors.into_iter().map(|n| (n, None)).collect();
         Found {
             targets,
             discovered,

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod discovery;
 pub mod http;
+pub mod k8s;
 pub mod metrics;
 pub mod relabel;
 pub mod state;
@@ -37,6 +38,7 @@ pub async fn serve(
     cfg: Loaded,
     listener: tokio::net::TcpListener,
     tls: Option<tls::TlsListener>,
+    kube: Option<kube::Client>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
@@ -44,7 +46,19 @@ pub async fn serve(
         metrics: metrics::Metrics::new(),
         allow_insecure_secrets: cfg.file.allow_insecure_auth_secrets,
     });
-    let mut engine = Engine::new(cfg);
+    let cluster = match (cfg.kubernetes, kube) {
+        (true, Some(client)) => {
+            let cr = cfg.file.prometheus_cr.as_ref().is_some_and(|c| c.enabled);
+            Some(Arc::new(k8s::Cluster::start(client, cr)))
+        }
+        (true, None) => {
+            return Err(std::io::Error::other(
+                "discovery: kubernetes needs a Kubernetes client",
+            ))
+        }
+        (false, _) => None,
+    };
+    let mut engine = Engine::new(cfg, cluster);
     let loop_shared = shared.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let allocation = tokio::task::spawn_blocking({

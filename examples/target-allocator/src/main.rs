@@ -82,6 +82,17 @@ fn main() -> ExitCode {
             }
             None => None,
         };
+        let kube = if cfg.kubernetes {
+            match target_allocator::k8s::client(&cfg).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!("target-allocator: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        } else {
+            None
+        };
         tracing::info!(%addr, "serving");
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
@@ -96,7 +107,7 @@ fn main() -> ExitCode {
             let _ = ctrl_c.await;
             tracing::info!("shutting down");
         };
-        match target_allocator::serve(cfg, listener, tls, shutdown).await {
+        match target_allocator::serve(cfg, listener, tls, kube, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("target-allocator: {e}");

@@ -12,7 +12,9 @@ use serde_json::{json, Map, Value};
 
 use crate::config::Loaded;
 use crate::discovery::{Files, Found, Target};
+use crate::k8s::Cluster;
 use crate::metrics::Metrics;
+use crate::relabel::RuleSpec;
 
 /// What the HTTP API serves.
 #[derive(Default)]
@@ -91,26 +93,78 @@ pub struct Engine {
     files: Files,
     alloc: Allocator,
     first: bool,
+    cluster: Option<Arc<Cluster>>,
+    /// What the last published view was built from (Kubernetes discovery).
+    last_generation: u64,
+    last_collectors: Vec<(String, Option<String>)>,
 }
 
 impl Engine {
-    pub fn new(cfg: Loaded) -> Engine {
+    pub fn new(cfg: Loaded, cluster: Option<Arc<Cluster>>) -> Engine {
         let alloc = Allocator::new(cfg.core).expect("validated when loaded");
         Engine {
             cfg,
             files: Files::default(),
             alloc,
             first: true,
+            cluster,
+            last_generation: u64::MAX,
+            last_collectors: Vec::new(),
         }
     }
 
     /// One refresh: re-read changed files; when anything changed, apply it and publish a view.
     pub fn tick(&mut self, shared: &Shared) {
-        let found = self.files.refresh(&self.cfg, |_| Vec::new());
-        if !found.changed && !self.first {
+        let cluster = self.cluster.clone();
+        if cluster.as_ref().is_some_and(|c| !c.synced()) {
+            // Not ready (503) until every watch has listed once.
+            return;
+        }
+        let generation = cluster.as_ref().map_or(0, |c| c.generation());
+        let mut found = self.files.refresh(&self.cfg, |sc| match &cluster {
+            Some(c) => sc
+                .kubernetes_sd_configs
+                .iter()
+                .flat_map(|sd| c.sd_groups(sd))
+                .collect(),
+            None => Vec::new(),
+        });
+        let mut generated = Vec::new();
+        if let Some(c) = &cluster {
+            found.collectors = c.collectors(
+                &self.cfg.collector_namespace,
+                &self.cfg.collector_selector,
+                self.cfg.grace,
+            );
+            generated = c.monitor_jobs(&self.cfg);
+            let mut extra = crate::discovery::Collect::default();
+            for job in &generated {
+                let spec = crate::discovery::JobSpec {
+                    name: &job.name,
+                    scrape_interval: &job.interval,
+                    scrape_timeout: &job.timeout,
+                    metrics_path: &job.path,
+                    scheme: &job.scheme,
+                    params: &job.params,
+                    rules: &job.rules,
+                };
+                extra.add(&spec, job.groups.iter().cloned());
+            }
+            found.targets.append(&mut extra.targets);
+            found.discovered.append(&mut extra.discovered);
+        }
+        let changed = found.changed
+            || generation != self.last_generation
+            || found.collectors != self.last_collectors;
+        if !changed && !self.first {
             return;
         }
         self.first = false;
+        self.last_generation = generation;
+        self.last_collectors = found.collectors.clone();
+        if cluster.is_some() {
+            shared.metrics.events("kubernetes").inc();
+        }
         let strategy = self.cfg.core.strategy.name();
         let m = &shared.metrics;
         for (job, n) in &found.discovered {
@@ -119,7 +173,10 @@ impl Engine {
         let names: Vec<CollectorSpec<'_>> = found
             .collectors
             .iter()
-            .map(|n| CollectorSpec::new(n))
+            .map(|(n, node)| match node {
+                Some(node) => CollectorSpec::on_node(n, node),
+                None => CollectorSpec::new(n),
+            })
             .collect();
         let start = Instant::now();
         match self.alloc.set_collectors(&names) {
@@ -162,7 +219,22 @@ impl Engine {
         m.moves("unassigned").set(totals.unassigned as i64);
         m.moves("reassigned").set(totals.reassigned as i64);
         shared.metrics.events("file").inc();
-        let view = self.view(found);
+        let mut view = self.view(found);
+        for job in &generated {
+            view.scrape_configs.insert(
+                job.name.clone(),
+                job_config(&JobConfig {
+                    name: &job.name,
+                    interval: &job.interval,
+                    timeout: &job.timeout,
+                    path: &job.path,
+                    scheme: &job.scheme,
+                    params: &job.params,
+                    relabel: &job.rule_specs,
+                    metric_relabel: &[],
+                }),
+            );
+        }
         m.publish(&view);
         *shared.view.write() = Arc::new(view);
     }
@@ -215,79 +287,103 @@ fn spec(t: &Target) -> TargetSpec<'_> {
     ))
 }
 
-/// Job name → scrape config as JSON with Prometheus' defaults filled in; `regex` removed from
-/// keepequal/dropequal rules (the collector cannot parse it otherwise).
+/// What `/scrape_configs` shows of one job.
+pub struct JobConfig<'a> {
+    pub name: &'a str,
+    pub interval: &'a str,
+    pub timeout: &'a str,
+    pub path: &'a str,
+    pub scheme: &'a str,
+    pub params: &'a BTreeMap<String, Vec<String>>,
+    pub relabel: &'a [RuleSpec],
+    pub metric_relabel: &'a [RuleSpec],
+}
+
+/// Relabel rules with Prometheus' defaults filled in; `regex` removed from keepequal/dropequal
+/// (the collector cannot parse it otherwise).
+fn rules_json(rules: &[RuleSpec]) -> Value {
+    Value::Array(
+        rules
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                let action = r
+                    .action
+                    .clone()
+                    .unwrap_or_else(|| "replace".into())
+                    .to_ascii_lowercase();
+                if action == "keepequal" || action == "dropequal" {
+                    r.regex = None;
+                } else {
+                    r.regex.get_or_insert_with(|| "(.*)".into());
+                    r.separator.get_or_insert_with(|| ";".into());
+                    if action == "replace" {
+                        r.replacement.get_or_insert_with(|| "$1".into());
+                    }
+                }
+                r.action = Some(action);
+                serde_json::to_value(r).expect("plain data")
+            })
+            .collect(),
+    )
+}
+
+/// One job's scrape config as JSON with Prometheus' defaults filled in.
+pub fn job_config(j: &JobConfig<'_>) -> Value {
+    let mut m = Map::new();
+    m.insert("job_name".into(), json!(j.name));
+    m.insert("honor_timestamps".into(), json!(true));
+    m.insert("scrape_interval".into(), json!(j.interval));
+    m.insert("scrape_timeout".into(), json!(j.timeout));
+    m.insert("metrics_path".into(), json!(j.path));
+    m.insert("scheme".into(), json!(j.scheme));
+    m.insert("enable_http2".into(), json!(true));
+    m.insert("follow_redirects".into(), json!(true));
+    if !j.params.is_empty() {
+        m.insert("params".into(), json!(j.params));
+    }
+    m.insert("relabel_configs".into(), rules_json(j.relabel));
+    m.insert(
+        "metric_relabel_configs".into(),
+        rules_json(j.metric_relabel),
+    );
+    Value::Object(m)
+}
+
+/// Job name → scrape config of every configured scrape config.
 pub fn scrape_configs(cfg: &Loaded) -> Map<String, Value> {
     let global = &cfg.file.config.global;
     let mut out = Map::new();
     for sc in &cfg.file.config.scrape_configs {
-        let mut m = Map::new();
-        m.insert("job_name".into(), json!(sc.job_name));
-        m.insert("honor_timestamps".into(), json!(true));
-        m.insert(
-            "scrape_interval".into(),
-            json!(sc
+        let mut v = job_config(&JobConfig {
+            name: &sc.job_name,
+            interval: sc
                 .scrape_interval
-                .clone()
-                .unwrap_or_else(|| global.scrape_interval.clone())),
-        );
-        m.insert(
-            "scrape_timeout".into(),
-            json!(sc
+                .as_deref()
+                .unwrap_or(&global.scrape_interval),
+            timeout: sc
                 .scrape_timeout
-                .clone()
-                .unwrap_or_else(|| global.scrape_timeout.clone())),
-        );
-        m.insert(
-            "metrics_path".into(),
-            json!(sc.metrics_path.clone().unwrap_or_else(|| "/metrics".into())),
-        );
-        m.insert(
-            "scheme".into(),
-            json!(sc.scheme.clone().unwrap_or_else(|| "http".into())),
-        );
-        m.insert("enable_http2".into(), json!(true));
-        m.insert("follow_redirects".into(), json!(true));
-        if !sc.params.is_empty() {
-            m.insert("params".into(), json!(sc.params));
+                .as_deref()
+                .unwrap_or(&global.scrape_timeout),
+            path: sc.metrics_path.as_deref().unwrap_or("/metrics"),
+            scheme: sc.scheme.as_deref().unwrap_or("http"),
+            params: &sc.params,
+            relabel: &sc.relabel_configs,
+            metric_relabel: &sc.metric_relabel_configs,
+        });
+        let m = v.as_object_mut().expect("an object");
+        if !sc.kubernetes_sd_configs.is_empty() {
+            m.insert(
+                "kubernetes_sd_configs".into(),
+                json!(sc.kubernetes_sd_configs),
+            );
         }
-        let rules = |rules: &[crate::relabel::RuleSpec]| -> Value {
-            Value::Array(
-                rules
-                    .iter()
-                    .map(|r| {
-                        let mut r = r.clone();
-                        let action = r
-                            .action
-                            .clone()
-                            .unwrap_or_else(|| "replace".into())
-                            .to_ascii_lowercase();
-                        if action == "keepequal" || action == "dropequal" {
-                            r.regex = None;
-                        } else {
-                            r.regex.get_or_insert_with(|| "(.*)".into());
-                            r.separator.get_or_insert_with(|| ";".into());
-                            if action == "replace" {
-                                r.replacement.get_or_insert_with(|| "$1".into());
-                            }
-                        }
-                        r.action = Some(action);
-                        serde_json::to_value(r).expect("plain data")
-                    })
-                    .collect(),
-            )
-        };
-        m.insert("relabel_configs".into(), rules(&sc.relabel_configs));
-        m.insert(
-            "metric_relabel_configs".into(),
-            rules(&sc.metric_relabel_configs),
-        );
-        for (k, v) in &sc.rest {
-            if let Ok(v) = serde_json::to_value(v) {
-                m.insert(k.clone(), v);
+        for (k, x) in &sc.rest {
+            if let Ok(x) = serde_json::to_value(x) {
+                m.insert(k.clone(), x);
             }
         }
-        out.insert(sc.job_name.clone(), Value::Object(m));
+        out.insert(sc.job_name.clone(), v);
     }
     out
 }

@@ -39,7 +39,7 @@ async fn answers_match_the_golden_shapes() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(target_allocator::serve(cfg, listener, None, async {
+    let server = tokio::spawn(target_allocator::serve(cfg, listener, None, None, async {
         let _ = rx.await;
     }));
     for _ in 0..50 {

@@ -122,9 +122,15 @@ config:
     let tls_addr = tcp.local_addr().unwrap();
     let tls = target_allocator::tls::TlsListener::new(tcp, files).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(target_allocator::serve(cfg, plain, Some(tls), async {
-        let _ = rx.await;
-    }));
+    let server = tokio::spawn(target_allocator::serve(
+        cfg,
+        plain,
+        Some(tls),
+        None,
+        async {
+            let _ = rx.await;
+        },
+    ));
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     let served = get_tls(

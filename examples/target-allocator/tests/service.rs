@@ -83,7 +83,7 @@ async fn every_route_answers_with_the_go_allocators_shapes_and_follows_changes()
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(target_allocator::serve(cfg, listener, None, async {
+    let server = tokio::spawn(target_allocator::serve(cfg, listener, None, None, async {
         let _ = rx.await;
     }));
 

@@ -118,7 +118,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(target_allocator::serve(cfg, listener, None, async {
+    let server = tokio::spawn(target_allocator::serve(cfg, listener, None, None, async {
         let _ = stop_rx.await;
     }));
     // Wait until the first allocation is served.

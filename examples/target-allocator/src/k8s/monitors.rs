@@ -1,0 +1,278 @@
+//! Prometheus Operator resources (ServiceMonitor, PodMonitor, ScrapeConfig), written by hand for
+//! the fields the allocator reads, and their translation into jobs the way the operator
+//! generates scrape configs: job names `serviceMonitor/<ns>/<name>/<i>`,
+//! `podMonitor/<ns>/<name>/<i>`, `scrapeConfig/<ns>/<name>`, the operator's target labels
+//! (`namespace`, `service`, `pod`, `container`, `endpoint`, `job`) set by relabeling, then the
+//! resource's own relabelings. Selection (label selector, namespaces, port) is done directly on
+//! the discovered objects rather than with keep rules, which selects the same targets.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::selector::LabelSelector;
+use crate::relabel::RuleSpec;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceSelector {
+    #[serde(default)]
+    pub any: bool,
+    #[serde(default)]
+    pub match_names: Vec<String>,
+}
+
+impl NamespaceSelector {
+    /// Whether targets in `ns` are selected by a resource living in `own`.
+    pub fn selects(&self, own: &str, ns: &str) -> bool {
+        if self.any {
+            true
+        } else if self.match_names.is_empty() {
+            ns == own
+        } else {
+            self.match_names.iter().any(|n| n == ns)
+        }
+    }
+}
+
+/// A relabeling as the operator's CRDs spell it (camelCase).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrRelabel {
+    #[serde(default)]
+    pub source_labels: Vec<String>,
+    pub separator: Option<String>,
+    pub target_label: Option<String>,
+    pub regex: Option<String>,
+    pub modulus: Option<u64>,
+    pub replacement: Option<String>,
+    pub action: Option<String>,
+}
+
+impl From<&CrRelabel> for RuleSpec {
+    fn from(r: &CrRelabel) -> RuleSpec {
+        RuleSpec {
+            source_labels: r.source_labels.clone(),
+            separator: r.separator.clone(),
+            regex: r.regex.clone(),
+            modulus: r.modulus,
+            target_label: r.target_label.clone(),
+            replacement: r.replacement.clone(),
+            action: r.action.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    pub port: Option<String>,
+    pub target_port: Option<serde_json::Value>,
+    pub path: Option<String>,
+    pub scheme: Option<String>,
+    pub interval: Option<String>,
+    pub scrape_timeout: Option<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub relabelings: Vec<CrRelabel>,
+    #[serde(default)]
+    pub metric_relabelings: Vec<CrRelabel>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceMonitorSpec {
+    pub job_label: Option<String>,
+    #[serde(default)]
+    pub selector: LabelSelector,
+    #[serde(default)]
+    pub namespace_selector: NamespaceSelector,
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodMonitorSpec {
+    pub job_label: Option<String>,
+    #[serde(default)]
+    pub selector: LabelSelector,
+    #[serde(default)]
+    pub namespace_selector: NamespaceSelector,
+    #[serde(default)]
+    pub pod_metrics_endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrStaticConfig {
+    #[serde(default)]
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScrapeConfigSpec {
+    #[serde(default)]
+    pub static_configs: Vec<CrStaticConfig>,
+    #[serde(default)]
+    pub relabelings: Vec<CrRelabel>,
+    #[serde(default)]
+    pub metric_relabelings: Vec<CrRelabel>,
+    pub metrics_path: Option<String>,
+    pub scheme: Option<String>,
+    pub scrape_interval: Option<String>,
+    pub scrape_timeout: Option<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<String>>,
+}
+
+fn replace(source: &str, target: &str) -> RuleSpec {
+    RuleSpec {
+        source_labels: vec![source.into()],
+        target_label: Some(target.into()),
+        action: Some("replace".into()),
+        ..RuleSpec::default()
+    }
+}
+
+fn set(target: &str, value: &str) -> RuleSpec {
+    RuleSpec {
+        target_label: Some(target.into()),
+        replacement: Some(value.into()),
+        action: Some("replace".into()),
+        ..RuleSpec::default()
+    }
+}
+
+/// The operator's target-label rules for a ServiceMonitor endpoint, then the endpoint's own.
+pub fn service_monitor_rules(spec: &ServiceMonitorSpec, ep: &Endpoint) -> Vec<RuleSpec> {
+    let mut rules = vec![
+        replace("__meta_kubernetes_namespace", "namespace"),
+        replace("__meta_kubernetes_service_name", "service"),
+        replace("__meta_kubernetes_pod_name", "pod"),
+        replace("__meta_kubernetes_pod_container_name", "container"),
+        replace("__meta_kubernetes_service_name", "job"),
+    ];
+    if let Some(label) = &spec.job_label {
+        rules.push(RuleSpec {
+            regex: Some("(.+)".into()),
+            ..replace(
+                &format!(
+                    "__meta_kubernetes_service_label_{}",
+                    super::meta::sanitize(label)
+                ),
+                "job",
+            )
+        });
+    }
+    if let Some(port) = &ep.port {
+        rules.push(set("endpoint", port));
+    }
+    rules.extend(ep.relabelings.iter().map(RuleSpec::from));
+    rules
+}
+
+/// The operator's target-label rules for a PodMonitor endpoint, then the endpoint's own.
+pub fn pod_monitor_rules(
+    ns: &str,
+    name: &str,
+    spec: &PodMonitorSpec,
+    ep: &Endpoint,
+) -> Vec<RuleSpec> {
+    let mut rules = vec![
+        replace("__meta_kubernetes_namespace", "namespace"),
+        replace("__meta_kubernetes_pod_container_name", "container"),
+        replace("__meta_kubernetes_pod_name", "pod"),
+        set("job", &format!("{ns}/{name}")),
+    ];
+    if let Some(label) = &spec.job_label {
+        rules.push(RuleSpec {
+            regex: Some("(.+)".into()),
+            ..replace(
+                &format!(
+                    "__meta_kubernetes_pod_label_{}",
+                    super::meta::sanitize(label)
+                ),
+                "job",
+            )
+        });
+    }
+    if let Some(port) = &ep.port {
+        rules.push(set("endpoint", port));
+    }
+    rules.extend(ep.relabelings.iter().map(RuleSpec::from));
+    rules
+}
+
+/// Whether an EndpointSlice port (name, number) is the one a ServiceMonitor endpoint names.
+pub fn port_matches(ep: &Endpoint, name: &str, number: &str) -> bool {
+    match (&ep.port, &ep.target_port) {
+        (Some(p), _) => p == name,
+        (None, Some(serde_json::Value::Number(n))) => n.to_string() == number,
+        (None, Some(serde_json::Value::String(s))) => s == name || s == number,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_selector_defaults_to_the_resources_own_namespace() {
+        let own = NamespaceSelector::default();
+        assert!(own.selects("shop", "shop") && !own.selects("shop", "other"));
+        let any = NamespaceSelector {
+            any: true,
+            ..Default::default()
+        };
+        assert!(any.selects("shop", "other"));
+        let names = NamespaceSelector {
+            match_names: vec!["a".into(), "b".into()],
+            ..Default::default()
+        };
+        assert!(names.selects("shop", "b") && !names.selects("shop", "shop"));
+    }
+
+    #[test]
+    fn crd_specs_parse_from_operator_json_and_give_the_operators_target_labels() {
+        let spec: ServiceMonitorSpec = serde_json::from_value(serde_json::json!({
+            "jobLabel": "app.kubernetes.io/name",
+            "selector": {"matchLabels": {"app": "api"}},
+            "namespaceSelector": {"matchNames": ["shop"]},
+            "endpoints": [{"port": "metrics", "interval": "15s", "path": "/metrics",
+                "relabelings": [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}],
+                "unknownField": true}]
+        }))
+        .unwrap();
+        let rules = service_monitor_rules(&spec, &spec.endpoints[0]);
+        let targets: Vec<_> = rules
+            .iter()
+            .filter_map(|r| r.target_label.clone())
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                "namespace",
+                "service",
+                "pod",
+                "container",
+                "job",
+                "job",
+                "endpoint",
+                "node"
+            ]
+        );
+        assert!(port_matches(&spec.endpoints[0], "metrics", "9090"));
+        assert!(!port_matches(&spec.endpoints[0], "web", "80"));
+        let by_number = Endpoint {
+            target_port: Some(serde_json::json!(9090)),
+            ..Default::default()
+        };
+        assert!(port_matches(&by_number, "x", "9090") && !port_matches(&by_number, "x", "80"));
+    }
+}

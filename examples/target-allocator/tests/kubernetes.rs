@@ -1,0 +1,574 @@
+//! Kubernetes discovery against a fake API server on loopback (tests/mock_kube): collector pods
+//! becoming ready, unready and deleted; ServiceMonitor / PodMonitor / ScrapeConfig added, changed
+//! and removed; selector and namespace-selector matching; EndpointSlice changes; `410 Gone` with
+//! a re-list and cut watches with reconnects. Every check reads the service's HTTP API.
+
+mod mock_kube;
+
+use std::time::Duration;
+
+use mock_kube::MockApi;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let (_, rest) = body.split_once("\r\n").unwrap();
+        rest.rsplit_once("\r\n0\r\n")
+            .map_or(rest, |(b, _)| b)
+            .to_owned()
+    } else {
+        body.to_owned()
+    };
+    (head.split(' ').nth(1).unwrap().parse().unwrap(), body)
+}
+
+async fn json_of(addr: std::net::SocketAddr, path: &str) -> Value {
+    let (status, body) = get(addr, path).await;
+    assert_eq!(status, 200, "{path}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Poll `path` until `ok` holds (10 s at most).
+async fn until(
+    addr: std::net::SocketAddr,
+    path: &str,
+    what: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    for _ in 0..200 {
+        if get(addr, "/readyz").await.0 == 200 {
+            let v = json_of(addr, path).await;
+            if ok(&v) {
+                return v;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "timed out waiting for {what}: {}",
+        json_of(addr, path).await
+    );
+}
+
+fn namespace(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+}
+
+fn pod(
+    ns: &str,
+    name: &str,
+    labels: Value,
+    ip: &str,
+    node: &str,
+    ready: bool,
+    port: Option<(&str, u16)>,
+) -> Value {
+    let ports = port.map_or(json!([]), |(n, p)| json!([{"name": n, "containerPort": p}]));
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels, "uid": format!("uid-{name}")},
+        "spec": {"nodeName": node, "containers": [{"name": "main", "image": "img", "ports": ports}]},
+        "status": {"phase": "Running", "podIP": ip,
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
+                "lastTransitionTime": "2020-01-01T00:00:00Z"}]}})
+}
+
+fn service(ns: &str, name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"ports": [{"name": "metrics", "port": 9090}]}})
+}
+
+fn slice(ns: &str, name: &str, svc: &str, endpoints: &[(&str, &str)]) -> Value {
+    let eps: Vec<Value> = endpoints
+        .iter()
+        .map(|(ip, pod)| {
+            json!({"addresses": [ip], "conditions": {"ready": true},
+            "targetRef": {"kind": "Pod", "name": pod, "namespace": ns}})
+        })
+        .collect();
+    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": name, "namespace": ns, "labels": {"kubernetes.io/service-name": svc}},
+        "addressType": "IPv4", "endpoints": eps,
+        "ports": [{"name": "metrics", "port": 9090, "protocol": "TCP"}, {"name": "web", "port": 8080}]})
+}
+
+fn monitor(
+    kind: &str,
+    api_version: &str,
+    ns: &str,
+    name: &str,
+    labels: Value,
+    spec: Value,
+) -> Value {
+    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": ns, "labels": labels}, "spec": spec})
+}
+
+fn collectors_of(v: &Value) -> Vec<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+fn count(v: &Value) -> usize {
+    v.as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["targets"].as_array().unwrap().len())
+        .sum()
+}
+
+const CONFIG: &str = r#"
+discovery: kubernetes
+collector_namespace: observability
+collector_selector:
+  matchLabels: {app.kubernetes.io/component: opentelemetry-collector}
+collector_not_ready_grace_period: 1s
+prometheus_cr:
+  enabled: true
+  scrape_interval: 15s
+  service_monitor_selector: {}
+  service_monitor_namespace_selector:
+    matchExpressions: [{key: team, operator: In, values: [shop]}]
+  pod_monitor_selector:
+    matchLabels: {release: otel}
+  scrape_config_selector: {}
+config:
+  scrape_configs:
+    - job_name: annotated-pods
+      kubernetes_sd_configs: [{role: pod, namespaces: {names: [shop]}}]
+      relabel_configs:
+        - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
+          regex: "true"
+          action: keep
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_changes_flow_through_discovery_into_assignments() {
+    let api = MockApi::new();
+    let collector = json!({"app.kubernetes.io/component": "opentelemetry-collector"});
+    api.apply("namespaces", namespace("shop", json!({"team": "shop"})));
+    api.apply("namespaces", namespace("other", json!({"team": "other"})));
+    api.apply("namespaces", namespace("observability", json!({})));
+    api.apply(
+        "pods",
+        pod(
+            "observability",
+            "otel-0",
+            collector.clone(),
+            "10.9.0.1",
+            "node-a",
+            true,
+            None,
+        ),
+    );
+    api.apply(
+        "pods",
+        pod(
+            "observability",
+            "otel-1",
+            collector.clone(),
+            "10.9.0.2",
+            "node-b",
+            true,
+            None,
+        ),
+    );
+    // Not ready since 2020: past the grace period, so not a collector.
+    api.apply(
+        "pods",
+        pod(
+            "observability",
+            "otel-2",
+            collector.clone(),
+            "10.9.0.3",
+            "node-c",
+            false,
+            None,
+        ),
+    );
+    // Matches the selector but in another namespace: not a collector.
+    api.apply(
+        "pods",
+        pod(
+            "shop",
+            "otel-elsewhere",
+            collector.clone(),
+            "10.1.0.99",
+            "node-a",
+            true,
+            None,
+        ),
+    );
+    for i in 0..4 {
+        let mut p = pod(
+            "shop",
+            &format!("api-{i}"),
+            json!({"app": "api"}),
+            &format!("10.1.0.{i}"),
+            "node-a",
+            true,
+            Some(("metrics", 9090)),
+        );
+        if i < 2 {
+            p["metadata"]["annotations"] = json!({"prometheus.io/scrape": "true"});
+        }
+        api.apply("pods", p);
+    }
+    api.apply(
+        "pods",
+        pod(
+            "other",
+            "worker-0",
+            json!({"app": "worker"}),
+            "10.2.0.1",
+            "node-b",
+            true,
+            Some(("metrics", 9100)),
+        ),
+    );
+    api.apply("services", service("shop", "api", json!({"app": "api"})));
+    api.apply("services", service("other", "api", json!({"app": "api"})));
+    api.apply(
+        "endpointslices",
+        slice(
+            "shop",
+            "api-abc",
+            "api",
+            &[
+                ("10.1.0.0", "api-0"),
+                ("10.1.0.1", "api-1"),
+                ("10.1.0.2", "api-2"),
+            ],
+        ),
+    );
+    api.apply(
+        "endpointslices",
+        slice("other", "api-xyz", "api", &[("10.2.0.9", "ghost")]),
+    );
+    let sm_spec =
+        json!({"selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]});
+    api.apply(
+        "servicemonitors",
+        monitor(
+            "ServiceMonitor",
+            "monitoring.coreos.com/v1",
+            "shop",
+            "api",
+            json!({}),
+            sm_spec.clone(),
+        ),
+    );
+    // Same monitor in a namespace the namespace selector does not pick.
+    api.apply(
+        "servicemonitors",
+        monitor(
+            "ServiceMonitor",
+            "monitoring.coreos.com/v1",
+            "other",
+            "api",
+            json!({}),
+            sm_spec.clone(),
+        ),
+    );
+    let pm_spec = json!({"selector": {"matchLabels": {"app": "worker"}}, "podMetricsEndpoints": [{"port": "metrics"}]});
+    api.apply(
+        "podmonitors",
+        monitor(
+            "PodMonitor",
+            "monitoring.coreos.com/v1",
+            "other",
+            "workers",
+            json!({"release": "otel"}),
+            pm_spec.clone(),
+        ),
+    );
+    // Not selected: lacks the release label.
+    api.apply(
+        "podmonitors",
+        monitor(
+            "PodMonitor",
+            "monitoring.coreos.com/v1",
+            "other",
+            "unlabeled",
+            json!({}),
+            pm_spec.clone(),
+        ),
+    );
+    api.apply("scrapeconfigs", monitor("ScrapeConfig", "monitoring.coreos.com/v1alpha1", "shop", "external", json!({}),
+        json!({"staticConfigs": [{"targets": ["example.org:443", "example.net:443"], "labels": {"site": "public"}}]})));
+
+    let mock = api.clone().serve().await;
+    let cfg = target_allocator::parse(CONFIG, std::path::Path::new(".")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(target_allocator::serve(
+        cfg,
+        listener,
+        None,
+        Some(mock_kube::client(mock)),
+        async {
+            let _ = rx.await;
+        },
+    ));
+
+    // Jobs: the selected resources and the kubernetes_sd job; not the unselected ones.
+    let jobs = until(addr, "/jobs", "the jobs", |v| {
+        v.as_object().unwrap().len() == 4
+    })
+    .await;
+    let mut names: Vec<&String> = jobs.as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "annotated-pods",
+            "podMonitor/other/workers/0",
+            "scrapeConfig/shop/external",
+            "serviceMonitor/shop/api/0"
+        ]
+    );
+
+    // Collectors: ready pods matching the selector in the collector namespace.
+    let sm = json_of(addr, "/jobs/serviceMonitor%2Fshop%2Fapi%2F0/targets").await;
+    assert_eq!(collectors_of(&sm), ["otel-0", "otel-1"]);
+    // The ServiceMonitor's targets: the api slice's endpoints on the `metrics` port only.
+    assert_eq!(count(&sm), 3);
+    let group = sm
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|c| c["targets"].as_array().unwrap().clone())
+        .next()
+        .unwrap();
+    assert_eq!(group["labels"]["__meta_kubernetes_service_name"], "api");
+    assert_eq!(
+        group["labels"]["__meta_kubernetes_endpointslice_port_name"],
+        "metrics"
+    );
+    assert!(group["labels"]["__meta_kubernetes_pod_name"]
+        .as_str()
+        .unwrap()
+        .starts_with("api-"));
+    assert_eq!(
+        count(&json_of(addr, "/jobs/annotated-pods/targets").await),
+        2
+    );
+    assert_eq!(
+        count(&json_of(addr, "/jobs/podMonitor%2Fother%2Fworkers%2F0/targets").await),
+        1
+    );
+    assert_eq!(
+        count(&json_of(addr, "/jobs/scrapeConfig%2Fshop%2Fexternal/targets").await),
+        2
+    );
+    // The generated scrape config carries the operator's target labels.
+    let sc = json_of(addr, "/scrape_configs").await;
+    let rules = sc["serviceMonitor/shop/api/0"]["relabel_configs"]
+        .as_array()
+        .unwrap();
+    assert!(rules.iter().any(|r| r["target_label"] == "namespace"));
+    assert_eq!(sc["serviceMonitor/shop/api/0"]["scrape_interval"], "15s");
+
+    // A collector becomes ready, one is deleted: the collector set follows, targets move.
+    api.apply(
+        "pods",
+        pod(
+            "observability",
+            "otel-2",
+            collector.clone(),
+            "10.9.0.3",
+            "node-c",
+            true,
+            None,
+        ),
+    );
+    api.delete("pods", "observability", "otel-0");
+    let sm = until(
+        addr,
+        "/jobs/serviceMonitor%2Fshop%2Fapi%2F0/targets",
+        "otel-2 in, otel-0 out",
+        |v| collectors_of(v) == ["otel-1", "otel-2"],
+    )
+    .await;
+    assert_eq!(count(&sm), 3, "no target lost or doubled");
+    // A collector turns unready (long ago): it leaves after the grace period.
+    api.apply(
+        "pods",
+        pod(
+            "observability",
+            "otel-1",
+            collector.clone(),
+            "10.9.0.2",
+            "node-b",
+            false,
+            None,
+        ),
+    );
+    until(
+        addr,
+        "/jobs/serviceMonitor%2Fshop%2Fapi%2F0/targets",
+        "otel-1 unready",
+        |v| collectors_of(v) == ["otel-2"],
+    )
+    .await;
+
+    // Endpoint change: a fourth address joins the slice.
+    api.apply(
+        "endpointslices",
+        slice(
+            "shop",
+            "api-abc",
+            "api",
+            &[
+                ("10.1.0.0", "api-0"),
+                ("10.1.0.1", "api-1"),
+                ("10.1.0.2", "api-2"),
+                ("10.1.0.3", "api-3"),
+            ],
+        ),
+    );
+    until(
+        addr,
+        "/jobs/serviceMonitor%2Fshop%2Fapi%2F0/targets",
+        "a fourth endpoint",
+        |v| count(v) == 4,
+    )
+    .await;
+
+    // Monitor changed to select nothing, then the PodMonitor removed: their jobs go away.
+    let none = json!({"selector": {"matchLabels": {"app": "nothing"}}, "endpoints": [{"port": "metrics"}]});
+    api.apply(
+        "servicemonitors",
+        monitor(
+            "ServiceMonitor",
+            "monitoring.coreos.com/v1",
+            "shop",
+            "api",
+            json!({}),
+            none,
+        ),
+    );
+    api.delete("podmonitors", "other", "workers");
+    until(addr, "/jobs", "monitor jobs gone", |v| {
+        let m = v.as_object().unwrap();
+        !m.contains_key("serviceMonitor/shop/api/0")
+            && !m.contains_key("podMonitor/other/workers/0")
+    })
+    .await;
+    // The ServiceMonitor selects again.
+    api.apply(
+        "servicemonitors",
+        monitor(
+            "ServiceMonitor",
+            "monitoring.coreos.com/v1",
+            "shop",
+            "api",
+            json!({}),
+            sm_spec.clone(),
+        ),
+    );
+    until(
+        addr,
+        "/jobs/serviceMonitor%2Fshop%2Fapi%2F0/targets",
+        "monitor back",
+        |v| count(v) == 4,
+    )
+    .await;
+
+    // 410 Gone: the pod watch's history is compacted and its watches cut; a pod added meanwhile
+    // shows up after the re-list, and one deleted meanwhile disappears.
+    let before = api.watch_count("pods");
+    api.expire("pods");
+    let mut p = pod(
+        "shop",
+        "api-9",
+        json!({"app": "api"}),
+        "10.1.0.9",
+        "node-a",
+        true,
+        Some(("metrics", 9090)),
+    );
+    p["metadata"]["annotations"] = json!({"prometheus.io/scrape": "true"});
+    api.apply("pods", p);
+    api.delete("pods", "shop", "api-0");
+    let annotated = until(
+        addr,
+        "/jobs/annotated-pods/targets",
+        "re-list after 410",
+        |v| count(v) == 2 && v.to_string().contains("10.1.0.9"),
+    )
+    .await;
+    assert!(
+        !annotated.to_string().contains("\"10.1.0.0:9090\""),
+        "{annotated}"
+    );
+    assert!(api.watch_count("pods") > before, "the watch reconnected");
+
+    // A cut connection (no 410): the watcher resumes from its resourceVersion.
+    api.cut("endpointslices");
+    api.apply(
+        "endpointslices",
+        slice("shop", "api-abc", "api", &[("10.1.0.1", "api-1")]),
+    );
+    until(
+        addr,
+        "/jobs/serviceMonitor%2Fshop%2Fapi%2F0/targets",
+        "resume after a cut",
+        |v| count(v) == 1,
+    )
+    .await;
+
+    let (_, metrics) = get(addr, "/metrics").await;
+    assert!(
+        metrics.contains("opentelemetry_allocator_events_total{source=\"kubernetes\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "opentelemetry_allocator_collectors_allocatable{strategy=\"consistent-hashing\"} 1"
+        ),
+        "{metrics}"
+    );
+
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn kubernetes_configuration_errors_name_the_problem() {
+    let base = std::path::Path::new(".");
+    let bad = |yaml: &str, needle: &str| {
+        let err = target_allocator::parse(yaml, base)
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {yaml}"));
+        assert!(err.contains(needle), "{err:?} should name {needle:?}");
+    };
+    bad("discovery: kubernetes\nconfig: {}", "collector_namespace");
+    bad("discovery: kubernetes\ncollector_namespace: o\ncollector_selector: {matchExpressions: [{key: a, operator: Near}]}\nconfig: {}", "collector_selector");
+    bad("discovery: kubernetes\ncollector_namespace: o\nprometheus_cr: {enabled: true, allow_namespaces: [a], deny_namespaces: [b]}\nconfig: {}", "exclusive");
+    bad(
+        "prometheus_cr: {enabled: true}\nconfig: {}",
+        "discovery: kubernetes",
+    );
+    bad(
+        "config: {scrape_configs: [{job_name: j, kubernetes_sd_configs: [{role: pod}]}]}",
+        "discovery: kubernetes",
+    );
+    bad("discovery: kubernetes\ncollector_namespace: o\nconfig: {scrape_configs: [{job_name: j, kubernetes_sd_configs: [{role: node}]}]}", "role");
+    bad("discovery: kubernetes\ncollector_namespace: o\ncollector_not_ready_grace_period: soon\nconfig: {}", "collector_not_ready_grace_period");
+    bad("discovery: cloud\nconfig: {}", "cloud");
+}

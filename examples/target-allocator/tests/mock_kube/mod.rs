@@ -1,0 +1,275 @@
+//! A faithful fake of the Kubernetes API server on loopback for the resources the service
+//! watches: lists with a resourceVersion, watches that replay events after the requested
+//! version and then stream live ones, bookmarks when asked for, `410 Gone` on demand, and watch
+//! streams that can be cut to force reconnects.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+/// (plural, apiVersion, list kind)
+const KINDS: [(&str, &str, &str); 7] = [
+    ("pods", "v1", "PodList"),
+    ("services", "v1", "ServiceList"),
+    ("namespaces", "v1", "NamespaceList"),
+    ("endpointslices", "discovery.k8s.io/v1", "EndpointSliceList"),
+    (
+        "servicemonitors",
+        "monitoring.coreos.com/v1",
+        "ServiceMonitorList",
+    ),
+    ("podmonitors", "monitoring.coreos.com/v1", "PodMonitorList"),
+    (
+        "scrapeconfigs",
+        "monitoring.coreos.com/v1alpha1",
+        "ScrapeConfigList",
+    ),
+];
+
+#[derive(Default)]
+struct Kind {
+    objects: BTreeMap<(String, String), Value>,
+    log: Vec<(u64, &'static str, Value)>,
+    gone_next: bool,
+}
+
+struct Inner {
+    rv: u64,
+    kinds: HashMap<&'static str, Kind>,
+}
+
+#[derive(Clone)]
+pub struct MockApi {
+    inner: Arc<Mutex<Inner>>,
+    events: broadcast::Sender<(&'static str, u64)>,
+    cut: broadcast::Sender<&'static str>,
+    pub watches: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+fn plural_of(p: &str) -> &'static str {
+    KINDS
+        .iter()
+        .find(|k| k.0 == p)
+        .map(|k| k.0)
+        .unwrap_or("unknown")
+}
+
+impl MockApi {
+    pub fn new() -> MockApi {
+        let kinds = KINDS.iter().map(|k| (k.0, Kind::default())).collect();
+        MockApi {
+            inner: Arc::new(Mutex::new(Inner { rv: 1, kinds })),
+            events: broadcast::channel(4096).0,
+            cut: broadcast::channel(64).0,
+            watches: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Create or replace an object (ADDED or MODIFIED).
+    pub fn apply(&self, plural: &str, mut obj: Value) {
+        let plural = plural_of(plural);
+        let mut g = self.inner.lock();
+        g.rv += 1;
+        let rv = g.rv;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let key = (
+            obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+            obj["metadata"]["name"].as_str().unwrap().to_owned(),
+        );
+        let kind = g.kinds.get_mut(plural).unwrap();
+        let ty = if kind.objects.insert(key, obj.clone()).is_some() {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        kind.log.push((rv, ty, obj));
+        drop(g);
+        let _ = self.events.send((plural, rv));
+    }
+
+    pub fn delete(&self, plural: &str, ns: &str, name: &str) {
+        let plural = plural_of(plural);
+        let mut g = self.inner.lock();
+        g.rv += 1;
+        let rv = g.rv;
+        let kind = g.kinds.get_mut(plural).unwrap();
+        if let Some(mut obj) = kind.objects.remove(&(ns.to_owned(), name.to_owned())) {
+            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+            kind.log.push((rv, "DELETED", obj));
+        }
+        drop(g);
+        let _ = self.events.send((plural, rv));
+    }
+
+    /// The next watch of `plural` answers 410 Gone (its history is "compacted"), and every open
+    /// watch of it is cut: the client must re-list.
+    pub fn expire(&self, plural: &str) {
+        let plural = plural_of(plural);
+        let mut g = self.inner.lock();
+        let kind = g.kinds.get_mut(plural).unwrap();
+        kind.gone_next = true;
+        kind.log.clear();
+        drop(g);
+        let _ = self.cut.send(plural);
+    }
+
+    /// Cut the open watches of `plural` (a network drop); the client reconnects and resumes.
+    pub fn cut(&self, plural: &str) {
+        let _ = self.cut.send(plural_of(plural));
+    }
+
+    pub fn watch_count(&self, plural: &str) -> usize {
+        self.watches.lock().get(plural).copied().unwrap_or(0)
+    }
+
+    pub async fn serve(self) -> std::net::SocketAddr {
+        let app = Router::new()
+            .route("/api/v1/{plural}", get(handle_core))
+            .route("/apis/{group}/{version}/{plural}", get(handle_group))
+            .with_state(self);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr
+    }
+}
+
+async fn handle_core(
+    State(api): State<MockApi>,
+    Path(plural): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    handle(api, plural, q).await
+}
+
+async fn handle_group(
+    State(api): State<MockApi>,
+    Path((_g, _v, plural)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    handle(api, plural, q).await
+}
+
+fn line(v: &Value) -> Bytes {
+    let mut b = serde_json::to_vec(v).unwrap();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+async fn handle(api: MockApi, plural: String, q: HashMap<String, String>) -> Response {
+    let plural = plural_of(&plural);
+    if plural == "unknown" {
+        return (axum::http::StatusCode::NOT_FOUND, "no such resource").into_response();
+    }
+    let (_, api_version, list_kind) = *KINDS.iter().find(|k| k.0 == plural).unwrap();
+    let watching = matches!(q.get("watch").map(String::as_str), Some("true") | Some("1"));
+    if !watching {
+        let g = api.inner.lock();
+        let items: Vec<Value> = g.kinds[plural].objects.values().cloned().collect();
+        let body = json!({"apiVersion": api_version, "kind": list_kind,
+            "metadata": {"resourceVersion": g.rv.to_string()}, "items": items});
+        return ([("content-type", "application/json")], body.to_string()).into_response();
+    }
+    *api.watches.lock().entry(plural.to_owned()).or_default() += 1;
+    let from: u64 = q
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+    let mut events = api.events.subscribe();
+    let mut cut = api.cut.subscribe();
+    let (replay, gone) = {
+        let mut g = api.inner.lock();
+        let kind = g.kinds.get_mut(plural).unwrap();
+        let gone = std::mem::take(&mut kind.gone_next);
+        let replay: Vec<Value> = kind
+            .log
+            .iter()
+            .filter(|(rv, _, _)| *rv > from)
+            .map(|(_, ty, o)| json!({"type": ty, "object": o}))
+            .collect();
+        (replay, gone)
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(256);
+    tokio::spawn(async move {
+        if gone {
+            let status = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                "status": "Failure", "message": "too old resource version", "reason": "Expired", "code": 410}});
+            let _ = tx.send(Ok(line(&status))).await;
+            return;
+        }
+        for ev in replay {
+            if tx.send(Ok(line(&ev))).await.is_err() {
+                return;
+            }
+        }
+        let mut last = from;
+        let mut tick = tokio::time::interval(Duration::from_millis(300));
+        loop {
+            tokio::select! {
+                ev = events.recv() => {
+                    let Ok((p, rv)) = ev else { return };
+                    if p != plural || rv <= last { continue; }
+                    let found = {
+                        let g = api.inner.lock();
+                        g.kinds[plural].log.iter().find(|(r, _, _)| *r == rv).map(|(_, ty, o)| json!({"type": ty, "object": o}))
+                    };
+                    if let Some(ev) = found {
+                        last = rv;
+                        if tx.send(Ok(line(&ev))).await.is_err() { return; }
+                    }
+                }
+                c = cut.recv() => {
+                    if c.map_or(true, |p| p == plural) { return; }
+                }
+                _ = tick.tick() => {
+                    if bookmarks {
+                        let rv = api.inner.lock().rv;
+                        let kind = plural_kind(plural);
+                        let bm = json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version,
+                            "metadata": {"resourceVersion": rv.to_string()}}});
+                        if tx.send(Ok(line(&bm))).await.is_err() { return; }
+                    }
+                }
+            }
+        }
+    });
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    (
+        [("content-type", "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+fn plural_kind(plural: &str) -> &'static str {
+    match plural {
+        "pods" => "Pod",
+        "services" => "Service",
+        "namespaces" => "Namespace",
+        "endpointslices" => "EndpointSlice",
+        "servicemonitors" => "ServiceMonitor",
+        "podmonitors" => "PodMonitor",
+        _ => "ScrapeConfig",
+    }
+}
+
+/// A client of the mock.
+pub fn client(addr: std::net::SocketAddr) -> kube::Client {
+    let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+    kube::Client::try_from(config).unwrap()
+}
