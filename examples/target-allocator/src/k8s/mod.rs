@@ -28,6 +28,18 @@ use self::selector::LabelSelector;
 use crate::config::{KubernetesSdConfig, Loaded, PrometheusCr};
 use crate::relabel::{Rule, RuleSpec};
 
+/// Every resource the watchers read, as (API group, resource): the RBAC rules of
+/// `examples/k8s/01-rbac.yaml` must grant get, list and watch on each (a test checks).
+pub const WATCHED: [(&str, &str); 7] = [
+    ("", "pods"),
+    ("", "services"),
+    ("", "namespaces"),
+    ("discovery.k8s.io", "endpointslices"),
+    ("monitoring.coreos.com", "servicemonitors"),
+    ("monitoring.coreos.com", "podmonitors"),
+    ("monitoring.coreos.com", "scrapeconfigs"),
+];
+
 /// A job generated from a Prometheus Operator resource.
 pub struct GeneratedJob {
     pub name: String,
