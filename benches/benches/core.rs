@@ -82,6 +82,26 @@ fn alternate(
     })
 }
 
+/// A churn diff that swaps the first `k` targets of `base` for the first `k` of `reserve`, and
+/// the diff that undoes it.
+fn swap_diffs<'a>(
+    base: &[TargetSpec<'a>],
+    reserve: &[TargetSpec<'a>],
+    k: usize,
+) -> (Diff<'a>, Diff<'a>) {
+    let forward = Diff {
+        remove: base[..k].iter().map(|t| t.key).collect(),
+        upsert: reserve[..k].to_vec(),
+        ..Diff::default()
+    };
+    let backward = Diff {
+        remove: reserve[..k].iter().map(|t| t.key).collect(),
+        upsert: base[..k].to_vec(),
+        ..Diff::default()
+    };
+    (forward, backward)
+}
+
 /// Churn diffs on a large state: k targets removed and k new ones added.
 fn churn(c: &mut Criterion) {
     let n = if smoke() { 2_000 } else { 1_000_000 };
@@ -99,16 +119,7 @@ fn churn(c: &mut Criterion) {
         });
         for permille in [1usize, 10, 100] {
             let k = n * permille / 1000;
-            let forward = Diff {
-                remove: base[..k].iter().map(|t| t.key).collect(),
-                upsert: reserve[..k].to_vec(),
-                ..Diff::default()
-            };
-            let backward = Diff {
-                remove: reserve[..k].iter().map(|t| t.key).collect(),
-                upsert: base[..k].to_vec(),
-                ..Diff::default()
-            };
+            let (forward, backward) = swap_diffs(base, reserve, k);
             group.throughput(Throughput::Elements(2 * k as u64));
             let label = format!("{:.1}%", permille as f64 / 10.0);
             group.bench_function(BenchmarkId::new(strategy_name(strategy), label), |b| {
@@ -128,17 +139,7 @@ fn strategies_100k(c: &mut Criterion) {
     let mut hasher = KeyHasher::new();
     let all = specs(&mut hasher, &raw);
     let (base, reserve) = all.split_at(n);
-    let k = n / 100;
-    let forward = Diff {
-        remove: base[..k].iter().map(|t| t.key).collect(),
-        upsert: reserve[..k].to_vec(),
-        ..Diff::default()
-    };
-    let backward = Diff {
-        remove: reserve[..k].iter().map(|t| t.key).collect(),
-        upsert: base[..k].to_vec(),
-        ..Diff::default()
-    };
+    let (forward, backward) = swap_diffs(base, reserve, n / 100);
     let mut group = c.benchmark_group("strategies_100k");
     group.sample_size(10);
     for &fleet in fleets {

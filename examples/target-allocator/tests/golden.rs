@@ -5,24 +5,19 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+mod common;
 
 async fn body(addr: std::net::SocketAddr, path: &str) -> Value {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+    let a = common::get(addr, path).await;
+    assert_eq!(a.status, 200, "{path}: {}", a.head);
     assert!(
-        head.to_ascii_lowercase()
+        a.head
+            .to_ascii_lowercase()
             .contains("content-type: application/json"),
-        "{path}: {head}"
+        "{path}: {}",
+        a.head
     );
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    serde_json::from_str(&a.body).unwrap_or_else(|e| panic!("{path}: {e}: {}", a.body))
 }
 
 fn golden(name: &str) -> Value {

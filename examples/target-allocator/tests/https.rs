@@ -2,6 +2,8 @@
 //! secrets); a client without one, or with one from another CA, is refused; plain HTTP shows
 //! `<secret>`. Certificates are generated here with rcgen.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,16 +76,6 @@ async fn get_tls(
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-async fn get_plain(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    String::from_utf8(buf).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +154,7 @@ config:
     }
 
     // Plain HTTP hides the secret.
-    let plain = get_plain(plain_addr, "/scrape_configs").await;
+    let plain = common::get(plain_addr, "/scrape_configs").await.body;
     assert!(
         plain.contains("<secret>") && !plain.contains("hunter2"),
         "{plain}"

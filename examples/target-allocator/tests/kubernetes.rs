@@ -3,41 +3,21 @@
 //! and removed; selector and namespace-selector matching; EndpointSlice changes; `410 Gone` with
 //! a re-list and cut watches with reconnects. Every check reads the service's HTTP API.
 
+mod common;
 mod mock_kube;
 
 use std::time::Duration;
 
 use mock_kube::MockApi;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let (_, rest) = body.split_once("\r\n").unwrap();
-        rest.rsplit_once("\r\n0\r\n")
-            .map_or(rest, |(b, _)| b)
-            .to_owned()
-    } else {
-        body.to_owned()
-    };
-    (head.split(' ').nth(1).unwrap().parse().unwrap(), body)
+    let a = common::get(addr, path).await;
+    (a.status, a.body)
 }
 
 async fn json_of(addr: std::net::SocketAddr, path: &str) -> Value {
-    let (status, body) = get(addr, path).await;
-    assert_eq!(status, 200, "{path}");
-    serde_json::from_str(&body).unwrap()
+    common::json(addr, path).await
 }
 
 /// Poll `path` until `ok` holds (10 s at most).

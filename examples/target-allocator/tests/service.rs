@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
+use common::json;
 
 fn sample_copy(name: &str) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -20,35 +22,9 @@ fn sample_copy(name: &str) -> PathBuf {
     dir
 }
 
-async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    // Bodies may come chunked; our answers are small enough to arrive as one chunk.
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let (_, rest) = body.split_once("\r\n").unwrap();
-        rest.rsplit_once("\r\n0\r\n")
-            .map_or(rest, |(b, _)| b)
-            .to_owned()
-    } else {
-        body.to_owned()
-    };
-    (status, body)
-}
-
-async fn json(addr: std::net::SocketAddr, path: &str) -> Value {
-    let (status, body) = get(addr, path).await;
-    assert_eq!(status, 200, "{path}: {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+async fn get2(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let a = common::get(addr, path).await;
+    (a.status, a.body)
 }
 
 async fn wait_for(
@@ -87,15 +63,15 @@ async fn every_route_answers_with_the_go_allocators_shapes_and_follows_changes()
         let _ = rx.await;
     }));
 
-    assert_eq!(get(addr, "/livez").await.0, 200);
+    assert_eq!(get2(addr, "/livez").await.0, 200);
     wait_for(addr, "ready", |_| true, "/jobs").await;
     for _ in 0..50 {
-        if get(addr, "/readyz").await.0 == 200 {
+        if get2(addr, "/readyz").await.0 == 200 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(get(addr, "/readyz").await.0, 200);
+    assert_eq!(get2(addr, "/readyz").await.0, 200);
 
     // /jobs: job → {"_link": "/jobs/<job>/targets"}.
     let jobs = wait_for(
@@ -165,7 +141,7 @@ async fn every_route_answers_with_the_go_allocators_shapes_and_follows_changes()
     );
 
     // /metrics: the Go allocator's names.
-    let (status, metrics) = get(addr, "/metrics").await;
+    let (status, metrics) = get2(addr, "/metrics").await;
     assert_eq!(status, 200);
     for name in [
         "opentelemetry_allocator_targets{job_name=\"kubernetes-pods\"} 24",
@@ -178,7 +154,7 @@ async fn every_route_answers_with_the_go_allocators_shapes_and_follows_changes()
     }
 
     // Dashboard: totals and per-collector numbers.
-    let (status, html) = get(addr, "/").await;
+    let (status, html) = get2(addr, "/").await;
     assert_eq!(status, 200);
     assert!(html.contains("<td id=targets>24</td>"), "{html}");
     assert!(html.contains("<svg id=distribution"));
@@ -215,7 +191,7 @@ async fn every_route_answers_with_the_go_allocators_shapes_and_follows_changes()
     )
     .await;
     assert_eq!(total_targets(&all), 4);
-    let (_, metrics) = get(addr, "/metrics").await;
+    let (_, metrics) = get2(addr, "/metrics").await;
     assert!(metrics.contains("otel-collector-3"), "{metrics}");
     assert!(
         metrics.contains("opentelemetry_allocator_moves{kind=\"reassigned\"}"),

@@ -91,7 +91,7 @@ where
         + Send
         + Sync
         + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone + Default + Send + Sync,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let store = writer.as_reader();
     let synced = Arc::new(AtomicBool::new(false));
@@ -126,31 +126,16 @@ fn spawn_dynamic(
     what: &'static str,
 ) -> Watched<DynamicObject> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-    let writer = reflector::store::Writer::new(ar.clone());
-    let store = writer.as_reader();
-    let synced = Arc::new(AtomicBool::new(false));
-    let flag = synced.clone();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(watcher::Event::InitDone) => {
-                    flag.store(true, Ordering::Release);
-                    generation.fetch_add(1, Ordering::AcqRel);
-                    tracing::info!(resource = what, "listed");
-                }
-                Ok(watcher::Event::Init) => tracing::info!(resource = what, "re-listing"),
-                Ok(_) => {
-                    generation.fetch_add(1, Ordering::AcqRel);
-                }
-                Err(e) => tracing::warn!(resource = what, error = %e, "watch error; retrying"),
-            }
-        }
-    });
-    Watched { store, synced }
+    spawn_watch(api, reflector::store::Writer::new(ar), generation, what)
+}
+
+/// The `spec` of an operator resource; an unreadable one is logged and skipped.
+fn spec_of<T: serde::de::DeserializeOwned>(obj: &DynamicObject) -> Option<T> {
+    let (name, ns) = name_ns(&obj.metadata);
+    let kind = obj.types.as_ref().map_or("resource", |t| t.kind.as_str());
+    serde_json::from_value(obj.data.get("spec").cloned().unwrap_or_default())
+        .map_err(|e| tracing::warn!(%kind, object = %format!("{ns}/{name}"), error = %e, "unreadable spec; skipped"))
+        .ok()
 }
 
 fn name_ns(m: &kube::api::ObjectMeta) -> (&str, &str) {
@@ -459,14 +444,8 @@ impl Cluster {
             &cr.service_monitor_namespace_selector,
         ) {
             let (name, ns) = name_ns(&sm.metadata);
-            let spec: ServiceMonitorSpec = match serde_json::from_value(
-                sm.data.get("spec").cloned().unwrap_or_default(),
-            ) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(servicemonitor = %format!("{ns}/{name}"), error = %e, "unreadable spec; skipped");
-                    continue;
-                }
+            let Some(spec) = spec_of::<ServiceMonitorSpec>(&sm) else {
+                continue;
             };
             for (i, ep) in spec.endpoints.iter().enumerate() {
                 let mut groups = Vec::new();
@@ -519,14 +498,8 @@ impl Cluster {
             &cr.pod_monitor_namespace_selector,
         ) {
             let (name, ns) = name_ns(&pm.metadata);
-            let spec: PodMonitorSpec = match serde_json::from_value(
-                pm.data.get("spec").cloned().unwrap_or_default(),
-            ) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(podmonitor = %format!("{ns}/{name}"), error = %e, "unreadable spec; skipped");
-                    continue;
-                }
+            let Some(spec) = spec_of::<PodMonitorSpec>(&pm) else {
+                continue;
             };
             for (i, ep) in spec.pod_metrics_endpoints.iter().enumerate() {
                 let groups: Vec<Labels> = pods
@@ -559,14 +532,8 @@ impl Cluster {
             &cr.scrape_config_namespace_selector,
         ) {
             let (name, ns) = name_ns(&sc.metadata);
-            let spec: ScrapeConfigSpec = match serde_json::from_value(
-                sc.data.get("spec").cloned().unwrap_or_default(),
-            ) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(scrapeconfig = %format!("{ns}/{name}"), error = %e, "unreadable spec; skipped");
-                    continue;
-                }
+            let Some(spec) = spec_of::<ScrapeConfigSpec>(&sc) else {
+                continue;
             };
             let groups = spec
                 .static_configs

@@ -150,23 +150,32 @@ fn set(target: &str, value: &str) -> RuleSpec {
 
 /// The operator's target-label rules for a ServiceMonitor endpoint, then the endpoint's own.
 pub fn service_monitor_rules(spec: &ServiceMonitorSpec, ep: &Endpoint) -> Vec<RuleSpec> {
-    let mut rules = vec![
+    let rules = vec![
         replace("__meta_kubernetes_namespace", "namespace"),
         replace("__meta_kubernetes_service_name", "service"),
         replace("__meta_kubernetes_pod_name", "pod"),
         replace("__meta_kubernetes_pod_container_name", "container"),
         replace("__meta_kubernetes_service_name", "job"),
     ];
-    if let Some(label) = &spec.job_label {
+    finish(rules, "service", spec.job_label.as_deref(), ep)
+}
+
+/// The rules every generated job ends with: `job` from the object's `jobLabel` label when it has
+/// one, `endpoint` from the port name, then the endpoint's own relabelings.
+fn finish(
+    mut rules: Vec<RuleSpec>,
+    object: &str,
+    job_label: Option<&str>,
+    ep: &Endpoint,
+) -> Vec<RuleSpec> {
+    if let Some(label) = job_label {
+        let source = format!(
+            "__meta_kubernetes_{object}_label_{}",
+            super::meta::sanitize(label)
+        );
         rules.push(RuleSpec {
             regex: Some("(.+)".into()),
-            ..replace(
-                &format!(
-                    "__meta_kubernetes_service_label_{}",
-                    super::meta::sanitize(label)
-                ),
-                "job",
-            )
+            ..replace(&source, "job")
         });
     }
     if let Some(port) = &ep.port {
@@ -183,29 +192,13 @@ pub fn pod_monitor_rules(
     spec: &PodMonitorSpec,
     ep: &Endpoint,
 ) -> Vec<RuleSpec> {
-    let mut rules = vec![
+    let rules = vec![
         replace("__meta_kubernetes_namespace", "namespace"),
         replace("__meta_kubernetes_pod_container_name", "container"),
         replace("__meta_kubernetes_pod_name", "pod"),
         set("job", &format!("{ns}/{name}")),
     ];
-    if let Some(label) = &spec.job_label {
-        rules.push(RuleSpec {
-            regex: Some("(.+)".into()),
-            ..replace(
-                &format!(
-                    "__meta_kubernetes_pod_label_{}",
-                    super::meta::sanitize(label)
-                ),
-                "job",
-            )
-        });
-    }
-    if let Some(port) = &ep.port {
-        rules.push(set("endpoint", port));
-    }
-    rules.extend(ep.relabelings.iter().map(RuleSpec::from));
-    rules
+    finish(rules, "pod", spec.job_label.as_deref(), ep)
 }
 
 /// Whether an EndpointSlice port (name, number) is the one a ServiceMonitor endpoint names.
