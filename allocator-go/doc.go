@@ -1,6 +1,7 @@
 // Package allocator is the Go binding of the target allocation engine: it decides which
 // collector scrapes which Prometheus target, with the same results as the OpenTelemetry
-// Operator's Target Allocator (consistent-hashing, least-weighted, per-node), through the
+// Operator's Target Allocator (consistent-hashing, least-weighted, per-node), plus the engine's
+// own bounded-hashing (weight-capped, even per job, a function of the state), through the
 // engine's C ABI (cgo).
 //
 // # Building
