@@ -55,8 +55,6 @@ pub struct Found {
     pub discovered: BTreeMap<String, usize>,
     /// Collector names with their node (Kubernetes discovery only).
     pub collectors: Vec<(String, Option<String>)>,
-    /// Whether any watched file changed since the last refresh.
-    pub changed: bool,
 }
 
 /// What a job contributes to the target pipeline: its name, scrape-layer labels and rules.
@@ -141,23 +139,49 @@ pub fn expand(groups: &[StaticConfig]) -> impl Iterator<Item = BTreeMap<String, 
 }
 
 impl Files {
-    /// Re-read changed files and rebuild the target list of the configured scrape configs;
-    /// `extra` adds more groups per scrape config (Kubernetes discovery).
-    pub fn refresh(
-        &mut self,
+    /// Re-read the watched files that changed (file_sd files and the collectors file); true
+    /// when any content was replaced. Cheap when nothing changed: one `stat` per file.
+    pub fn poll(&mut self, cfg: &Loaded) -> bool {
+        let mut changed = false;
+        for sc in &cfg.file.config.scrape_configs {
+            for f in sc.file_sd_configs.iter().flat_map(|fsd| &fsd.files) {
+                changed |= self.read_targets(&cfg.resolve(f));
+            }
+        }
+        if let Some(p) = &cfg.file.collectors_file {
+            changed |= self.read_collectors(&cfg.resolve(p));
+        }
+        changed
+    }
+
+    /// The collectors of file discovery (listed, or from the collectors file).
+    pub fn collectors(&self, cfg: &Loaded) -> Vec<(String, Option<String>)> {
+        let names = match &cfg.file.collectors_file {
+            Some(_) => self
+                .collectors
+                .groups
+                .first()
+                .map(|g| g.targets.clone())
+                .unwrap_or_default(),
+            None => cfg.file.collectors.clone(),
+        };
+        names.into_iter().map(|n| (n, None)).collect()
+    }
+
+    /// The target list of the configured scrape configs from the last read files; `extra` adds
+    /// more groups per scrape config (Kubernetes discovery).
+    pub fn targets(
+        &self,
         cfg: &Loaded,
         mut extra: impl FnMut(&crate::config::ScrapeConfig) -> Vec<BTreeMap<String, String>>,
-    ) -> Found {
-        let mut changed = false;
+    ) -> Collect {
         let global = &cfg.file.config.global;
         let mut collect = Collect::default();
         for (sc, rules) in cfg.file.config.scrape_configs.iter().zip(&cfg.rules) {
             let mut groups: Vec<StaticConfig> = sc.static_configs.clone();
-            for fsd in &sc.file_sd_configs {
-                for f in &fsd.files {
-                    let path = cfg.resolve(f);
-                    changed |= self.read_targets(&path);
-                    groups.extend(self.cache[&path].groups.iter().cloned());
+            for f in sc.file_sd_configs.iter().flat_map(|fsd| &fsd.files) {
+                if let Some(cached) = self.cache.get(&cfg.resolve(f)) {
+                    groups.extend(cached.groups.iter().cloned());
                 }
             }
             let job = JobSpec {
@@ -177,29 +201,7 @@ impl Files {
             };
             collect.add(&job, expand(&groups).chain(extra(sc)));
         }
-        let Collect {
-            targets,
-            discovered,
-            ..
-        } = collect;
-        let collectors = match &cfg.file.collectors_file {
-            Some(p) => {
-                changed |= self.read_collectors(&cfg.resolve(p));
-                self.collectors
-                    .groups
-                    .first()
-                    .map(|g| g.targets.clone())
-                    .unwrap_or_default()
-            }
-            None => cfg.file.collectors.clone(),
-        };
-        let collectors = collectors.into_iter().map(|n| (n, None)).collect();
-        Found {
-            targets,
-            discovered,
-            collectors,
-            changed,
-        }
+        collect
     }
 
     /// Re-read a file_sd file if it changed; true when its contents were replaced.

@@ -101,10 +101,14 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    pub fn targets(&self, job: &str) -> Gauge {
-        self.targets
-            .get_or_create(&vec![("job_name".into(), job.into())])
-            .clone()
+    /// `targets{job_name}` for exactly these jobs (jobs that went away are dropped).
+    pub fn set_discovered(&self, per_job: &std::collections::BTreeMap<String, usize>) {
+        self.targets.clear();
+        for (job, n) in per_job {
+            self.targets
+                .get_or_create(&vec![("job_name".into(), job.clone())])
+                .set(*n as i64);
+        }
     }
 
     pub fn time_to_allocate(&self, method: &str, strategy: &str) -> Histogram {

@@ -120,8 +120,29 @@ impl Engine {
             // Not ready (503) until every watch has listed once.
             return;
         }
+        // Cheap checks first: a stat per watched file, the caches' change counter, and the
+        // collector set (which also changes with time, as grace periods expire).
+        let files_changed = self.files.poll(&self.cfg);
         let generation = cluster.as_ref().map_or(0, |c| c.generation());
-        let mut found = self.files.refresh(&self.cfg, |sc| match &cluster {
+        let collectors = match &cluster {
+            Some(c) => c.collectors(
+                &self.cfg.collector_namespace,
+                &self.cfg.collector_selector,
+                self.cfg.grace,
+            ),
+            None => self.files.collectors(&self.cfg),
+        };
+        if !self.first
+            && !files_changed
+            && generation == self.last_generation
+            && collectors == self.last_collectors
+        {
+            return;
+        }
+        self.first = false;
+        self.last_generation = generation;
+        self.last_collectors = collectors.clone();
+        let mut collect = self.files.targets(&self.cfg, |sc| match &cluster {
             Some(c) => sc
                 .kubernetes_sd_configs
                 .iter()
@@ -129,47 +150,36 @@ impl Engine {
                 .collect(),
             None => Vec::new(),
         });
-        let mut generated = Vec::new();
-        if let Some(c) = &cluster {
-            found.collectors = c.collectors(
-                &self.cfg.collector_namespace,
-                &self.cfg.collector_selector,
-                self.cfg.grace,
-            );
-            generated = c.monitor_jobs(&self.cfg);
-            let mut extra = crate::discovery::Collect::default();
-            for job in &generated {
-                let spec = crate::discovery::JobSpec {
-                    name: &job.name,
-                    scrape_interval: &job.interval,
-                    scrape_timeout: &job.timeout,
-                    metrics_path: &job.path,
-                    scheme: &job.scheme,
-                    params: &job.params,
-                    rules: &job.rules,
-                };
-                extra.add(&spec, job.groups.iter().cloned());
-            }
-            found.targets.append(&mut extra.targets);
-            found.discovered.append(&mut extra.discovered);
+        let generated = cluster
+            .as_ref()
+            .map(|c| c.monitor_jobs(&self.cfg))
+            .unwrap_or_default();
+        for job in &generated {
+            let spec = crate::discovery::JobSpec {
+                name: &job.name,
+                scrape_interval: &job.interval,
+                scrape_timeout: &job.timeout,
+                metrics_path: &job.path,
+                scheme: &job.scheme,
+                params: &job.params,
+                rules: &job.rules,
+            };
+            collect.add(&spec, job.groups.iter().cloned());
         }
-        let changed = found.changed
-            || generation != self.last_generation
-            || found.collectors != self.last_collectors;
-        if !changed && !self.first {
-            return;
-        }
-        self.first = false;
-        self.last_generation = generation;
-        self.last_collectors = found.collectors.clone();
-        if cluster.is_some() {
-            shared.metrics.events("kubernetes").inc();
-        }
+        let found = Found {
+            targets: collect.targets,
+            discovered: collect.discovered,
+            collectors,
+        };
         let strategy = self.cfg.core.strategy.name();
         let m = &shared.metrics;
-        for (job, n) in &found.discovered {
-            m.targets(job).set(*n as i64);
-        }
+        m.events(if cluster.is_some() {
+            "kubernetes"
+        } else {
+            "file"
+        })
+        .inc();
+        m.set_discovered(&found.discovered);
         let names: Vec<CollectorSpec<'_>> = found
             .collectors
             .iter()
@@ -218,7 +228,6 @@ impl Engine {
         m.moves("assigned").set(totals.assigned as i64);
         m.moves("unassigned").set(totals.unassigned as i64);
         m.moves("reassigned").set(totals.reassigned as i64);
-        shared.metrics.events("file").inc();
         let mut view = self.view(found);
         for job in &generated {
             view.scrape_configs.insert(

@@ -194,6 +194,10 @@ async fn every_route_answers_with_the_go_allocators_shapes_and_follows_changes()
     let (_, metrics) = get2(addr, "/metrics").await;
     assert!(metrics.contains("otel-collector-3"), "{metrics}");
     assert!(
+        metrics.contains("opentelemetry_allocator_targets{job_name=\"kubernetes-pods\"} 8"),
+        "the per-job gauge follows the file_sd change: {metrics}"
+    );
+    assert!(
         metrics.contains("opentelemetry_allocator_moves{kind=\"reassigned\"}"),
         "{metrics}"
     );
