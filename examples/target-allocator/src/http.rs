@@ -219,6 +219,13 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// What the dashboard shows of one collector: its jobs and the first of its targets.
+#[derive(Default)]
+struct Owned<'a> {
+    jobs: std::collections::BTreeSet<&'a str>,
+    listed: Vec<(&'a str, &'a str)>,
+}
+
 /// Server-rendered dashboard: totals, per-collector bar chart (inline SVG), jobs, and each
 /// collector's targets. No JavaScript.
 async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {
@@ -264,13 +271,23 @@ async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {
             y + 15
         );
     }
+    // One pass over the targets: each collector's jobs and (the first few of) its targets.
+    const LISTED: usize = 200;
+    let mut per: HashMap<&str, Owned<'_>> = HashMap::new();
+    for (job, ts) in &v.jobs {
+        for (t, owner) in ts {
+            if let Some(owner) = owner {
+                let entry = per.entry(owner.as_str()).or_default();
+                entry.jobs.insert(job.as_str());
+                if entry.listed.len() < LISTED {
+                    entry.listed.push((job.as_str(), t.address.as_str()));
+                }
+            }
+        }
+    }
     h.push_str("</svg><h2>Collectors</h2><table id=collector-table><tr><th>collector</th><th>status</th><th>jobs</th><th>targets</th></tr>");
     for (name, n) in &v.collectors {
-        let jobs = v
-            .jobs
-            .values()
-            .filter(|ts| ts.iter().any(|(_, o)| o.as_deref() == Some(name)))
-            .count();
+        let jobs = per.get(name.as_str()).map_or(0, |p| p.jobs.len());
         let _ = write!(
             h,
             "<tr><td>{}</td><td>ready</td><td>{jobs}</td><td class=targets>{n}</td></tr>",
@@ -288,15 +305,13 @@ async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {
         );
     }
     h.push_str("</table><h2>Targets by collector</h2>");
-    for (name, _) in &v.collectors {
+    for (name, n) in &v.collectors {
         let _ = write!(h, "<details><summary>{}</summary><ul>", esc(name));
-        for (job, ts) in &v.jobs {
-            for (t, _) in ts
-                .iter()
-                .filter(|(_, o)| o.as_deref() == Some(name.as_str()))
-            {
-                let _ = write!(h, "<li>{} — {}</li>", esc(job), esc(&t.address));
-            }
+        for (job, address) in per.get(name.as_str()).map_or(&[][..], |p| &p.listed[..]) {
+            let _ = write!(h, "<li>{} — {}</li>", esc(job), esc(address));
+        }
+        if *n > LISTED {
+            let _ = write!(h, "<li>… and {} more (see the JSON API)</li>", n - LISTED);
         }
         h.push_str("</ul></details>");
     }
