@@ -62,3 +62,10 @@ for collector, n in per.items():
 print(f"dashboard: {total} targets, {len(jobs)} jobs, per collector {per} (DOM = API)")
 PY
 echo "screenshot: $out/dashboard.png"
+
+# Graceful shutdown: SIGTERM ends the service with status 0.
+kill -TERM $pid
+for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+if kill -0 $pid 2>/dev/null; then echo "still running 10 s after SIGTERM"; exit 1; fi
+wait $pid
+echo "SIGTERM: exited with status 0"
