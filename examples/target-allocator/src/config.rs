@@ -250,7 +250,7 @@ pub fn duration(s: &str) -> Result<std::time::Duration, String> {
         total += n * scale;
         rest = &rest[unit_len..];
     }
-    Ok(std::time::Duration::from_secs_f64(total))
+    std::time::Duration::try_from_secs_f64(total).map_err(|_| format!("duration {s:?} is too long"))
 }
 
 /// A validated configuration: everything a bad file can get wrong is caught here.
