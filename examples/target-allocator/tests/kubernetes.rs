@@ -121,6 +121,7 @@ prometheus_cr:
   pod_monitor_selector:
     matchLabels: {release: otel}
   scrape_config_selector: {}
+  probe_selector: {}
 config:
   scrape_configs:
     - job_name: annotated-pods
@@ -286,6 +287,19 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
     api.apply("scrapeconfigs", monitor("ScrapeConfig", "monitoring.coreos.com/v1alpha1", "shop", "external", json!({}),
         json!({"staticConfigs": [{"targets": ["example.org:443", "example.net:443"], "labels": {"site": "public"}}]})));
 
+    api.apply(
+        "probes",
+        monitor(
+            "Probe",
+            "monitoring.coreos.com/v1",
+            "shop",
+            "site",
+            json!({}),
+            json!({"prober": {"url": "blackbox-exporter.observability.svc:9115"}, "module": "http_2xx",
+                "targets": {"staticConfig": {"static": ["https://shop.example", "https://api.shop.example"],
+                    "labels": {"env": "prod"}}}}),
+        ),
+    );
     let mock = api.clone().serve().await;
     let cfg = target_allocator::parse(CONFIG, std::path::Path::new(".")).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -303,7 +317,7 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
 
     // Jobs: the selected resources and the kubernetes_sd job; not the unselected ones.
     let jobs = until(addr, "/jobs", "the jobs", |v| {
-        v.as_object().unwrap().len() == 4
+        v.as_object().unwrap().len() == 5
     })
     .await;
     let mut names: Vec<&String> = jobs.as_object().unwrap().keys().collect();
@@ -313,6 +327,7 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
         [
             "annotated-pods",
             "podMonitor/other/workers/0",
+            "probe/shop/site",
             "scrapeConfig/shop/external",
             "serviceMonitor/shop/api/0"
         ]
@@ -351,6 +366,20 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
         count(&json_of(addr, "/jobs/scrapeConfig%2Fshop%2Fexternal/targets").await),
         2
     );
+    // The static Probe: one target per probed URL, labels as discovered; the scrape config
+    // rewrites the address to the prober and passes the module.
+    let probe = json_of(addr, "/jobs/probe%2Fshop%2Fsite/targets").await;
+    assert_eq!(count(&probe), 2);
+    let sc = json_of(addr, "/scrape_configs").await;
+    let p = &sc["probe/shop/site"];
+    assert_eq!(p["metrics_path"], "/probe");
+    assert_eq!(p["params"]["module"][0], "http_2xx");
+    assert!(p["relabel_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["target_label"] == "__address__"
+            && r["replacement"] == "blackbox-exporter.observability.svc:9115"));
     // The generated scrape config carries the operator's target labels.
     let sc = json_of(addr, "/scrape_configs").await;
     let rules = sc["serviceMonitor/shop/api/0"]["relabel_configs"]

@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde::Deserialize;
 use serde_json::Value;
-use target_allocator::k8s::monitors::{PodMonitorSpec, ScrapeConfigSpec, ServiceMonitorSpec};
+use target_allocator::k8s::monitors::{
+    PodMonitorSpec, ProbeSpec, ScrapeConfigSpec, ServiceMonitorSpec,
+};
 
 fn documents() -> Vec<(String, Value)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s");
@@ -113,6 +115,10 @@ fn every_manifest_is_a_valid_object_and_rbac_covers_the_watchers() {
             "ScrapeConfig" => assert!(!parse::<ScrapeConfigSpec>(file, &v["spec"])
                 .static_configs
                 .is_empty()),
+            "Probe" => assert!(parse::<ProbeSpec>(file, &v["spec"])
+                .targets
+                .static_config
+                .is_some()),
             other => panic!("{file}: unexpected kind {other}"),
         }
     }

@@ -23,14 +23,14 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
 
 use self::meta::Labels;
-use self::monitors::{PodMonitorSpec, ScrapeConfigSpec, ServiceMonitorSpec};
+use self::monitors::{PodMonitorSpec, ProbeSpec, ScrapeConfigSpec, ServiceMonitorSpec};
 use self::selector::LabelSelector;
 use crate::config::{KubernetesSdConfig, Loaded, PrometheusCr};
 use crate::relabel::{Rule, RuleSpec};
 
 /// Every resource the watchers read, as (API group, resource): the RBAC rules of
 /// `examples/k8s/01-rbac.yaml` must grant get, list and watch on each (a test checks).
-pub const WATCHED: [(&str, &str); 7] = [
+pub const WATCHED: [(&str, &str); 8] = [
     ("", "pods"),
     ("", "services"),
     ("", "namespaces"),
@@ -38,6 +38,7 @@ pub const WATCHED: [(&str, &str); 7] = [
     ("monitoring.coreos.com", "servicemonitors"),
     ("monitoring.coreos.com", "podmonitors"),
     ("monitoring.coreos.com", "scrapeconfigs"),
+    ("monitoring.coreos.com", "probes"),
 ];
 
 /// A job generated from a Prometheus Operator resource.
@@ -70,6 +71,7 @@ pub struct Cluster {
     service_monitors: Option<Watched<DynamicObject>>,
     pod_monitors: Option<Watched<DynamicObject>>,
     scrape_configs: Option<Watched<DynamicObject>>,
+    probes: Option<Watched<DynamicObject>>,
     generation: Arc<AtomicU64>,
 }
 
@@ -178,7 +180,7 @@ impl Cluster {
             g(),
             "namespaces",
         );
-        let (service_monitors, pod_monitors, scrape_configs) = if cr_enabled {
+        let (service_monitors, pod_monitors, scrape_configs, probes) = if cr_enabled {
             (
                 Some(spawn_dynamic(
                     &client,
@@ -208,9 +210,15 @@ impl Cluster {
                     g(),
                     "scrapeconfigs",
                 )),
+                Some(spawn_dynamic(
+                    &client,
+                    crd("monitoring.coreos.com", "v1", "Probe", "probes"),
+                    g(),
+                    "probes",
+                )),
             )
         } else {
-            (None, None, None)
+            (None, None, None, None)
         };
         Cluster {
             pods,
@@ -220,6 +228,7 @@ impl Cluster {
             service_monitors,
             pod_monitors,
             scrape_configs,
+            probes,
             generation,
         }
     }
@@ -242,6 +251,7 @@ impl Cluster {
                 &self.service_monitors,
                 &self.pod_monitors,
                 &self.scrape_configs,
+                &self.probes,
             ]
             .iter()
             .all(|w| w.as_ref().is_none_or(|w| w.synced.load(Ordering::Acquire)))
@@ -555,6 +565,45 @@ impl Cluster {
                 spec.scheme.as_ref(),
                 &spec.params,
                 rules,
+                groups,
+            );
+        }
+        for probe in self.selected(
+            cr,
+            &self.probes,
+            &cr.probe_selector,
+            &cr.probe_namespace_selector,
+        ) {
+            let (name, ns) = name_ns(&probe.metadata);
+            let Some(spec) = spec_of::<ProbeSpec>(&probe) else {
+                continue;
+            };
+            let Some(statics) = &spec.targets.static_config else {
+                tracing::info!(probe = %format!("{ns}/{name}"), "only static probe targets are supported; skipped");
+                continue;
+            };
+            let groups = statics
+                .targets
+                .iter()
+                .map(|t| {
+                    let mut l = statics.labels.clone();
+                    l.insert("namespace".into(), ns.to_owned());
+                    l.insert("__address__".into(), t.clone());
+                    l
+                })
+                .collect();
+            let mut params = BTreeMap::new();
+            if let Some(module) = &spec.module {
+                params.insert("module".to_owned(), vec![module.clone()]);
+            }
+            push(
+                format!("probe/{ns}/{name}"),
+                spec.interval.as_ref(),
+                spec.scrape_timeout.as_ref(),
+                Some(&spec.prober.path.clone().unwrap_or_else(|| "/probe".into())),
+                spec.prober.scheme.as_ref(),
+                &params,
+                monitors::probe_rules(&spec),
                 groups,
             );
         }

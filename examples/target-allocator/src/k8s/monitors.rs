@@ -130,6 +130,57 @@ pub struct ScrapeConfigSpec {
     pub params: BTreeMap<String, Vec<String>>,
 }
 
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Prober {
+    pub url: String,
+    pub scheme: Option<String>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeStatic {
+    #[serde(default, rename = "static")]
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub relabeling_configs: Vec<CrRelabel>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeTargets {
+    pub static_config: Option<ProbeStatic>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeSpec {
+    #[serde(default)]
+    pub prober: Prober,
+    pub module: Option<String>,
+    pub interval: Option<String>,
+    pub scrape_timeout: Option<String>,
+    #[serde(default)]
+    pub targets: ProbeTargets,
+}
+
+/// A static Probe as the operator generates it: the probed address becomes `__param_target`
+/// and `instance`, the prober becomes `__address__`, then the probe's own relabelings.
+pub fn probe_rules(spec: &ProbeSpec) -> Vec<RuleSpec> {
+    let mut rules = vec![
+        replace("__address__", "__param_target"),
+        replace("__param_target", "instance"),
+        set("__address__", &spec.prober.url),
+    ];
+    if let Some(s) = &spec.targets.static_config {
+        rules.extend(s.relabeling_configs.iter().map(RuleSpec::from));
+    }
+    rules
+}
+
 fn replace(source: &str, target: &str) -> RuleSpec {
     RuleSpec {
         source_labels: vec![source.into()],

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 /// (plural, apiVersion, list kind)
-const KINDS: [(&str, &str, &str); 7] = [
+const KINDS: [(&str, &str, &str); 8] = [
     ("pods", "v1", "PodList"),
     ("services", "v1", "ServiceList"),
     ("namespaces", "v1", "NamespaceList"),
@@ -34,6 +34,7 @@ const KINDS: [(&str, &str, &str); 7] = [
         "monitoring.coreos.com/v1alpha1",
         "ScrapeConfigList",
     ),
+    ("probes", "monitoring.coreos.com/v1", "ProbeList"),
 ];
 
 #[derive(Default)]
@@ -264,6 +265,7 @@ fn plural_kind(plural: &str) -> &'static str {
         "endpointslices" => "EndpointSlice",
         "servicemonitors" => "ServiceMonitor",
         "podmonitors" => "PodMonitor",
+        "probes" => "Probe",
         _ => "ScrapeConfig",
     }
 }
