@@ -74,6 +74,8 @@ pub struct JobSpec<'a> {
 pub struct Collect {
     pub targets: Vec<Target>,
     pub discovered: BTreeMap<String, usize>,
+    /// Seconds spent relabeling and hashing each job's groups.
+    pub seconds: BTreeMap<String, f64>,
     seen: std::collections::BTreeSet<(String, allocator_core::TargetKey)>,
 }
 
@@ -83,6 +85,7 @@ impl Collect {
         job: &JobSpec<'_>,
         groups: impl IntoIterator<Item = BTreeMap<String, String>>,
     ) {
+        let start = std::time::Instant::now();
         let mut seeds: Vec<(String, String)> = vec![
             ("job".into(), job.name.to_owned()),
             ("__scrape_interval__".into(), job.scrape_interval.to_owned()),
@@ -124,6 +127,7 @@ impl Collect {
                 key,
             });
         }
+        *self.seconds.entry(job.name.to_owned()).or_default() += start.elapsed().as_secs_f64();
     }
 }
 

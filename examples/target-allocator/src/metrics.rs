@@ -26,6 +26,8 @@ pub struct Metrics {
     time_to_allocate: Family<Labels, Histogram, fn() -> Histogram>,
     http: Family<Labels, Histogram, fn() -> Histogram>,
     events: Family<Labels, Counter>,
+    process_targets: Histogram,
+    process_groups: Family<Labels, Histogram, fn() -> Histogram>,
     moves: Family<Labels, Gauge>,
     max_over_mean: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
@@ -48,6 +50,8 @@ impl Metrics {
             time_to_allocate: Family::new_with_constructor(histogram),
             http: Family::new_with_constructor(histogram),
             events: Family::default(),
+            process_targets: histogram(),
+            process_groups: Family::new_with_constructor(histogram),
             moves: Family::default(),
             max_over_mean: Gauge::default(),
             registry: Registry::default(),
@@ -87,6 +91,16 @@ impl Metrics {
             "Seconds to answer a request, per route",
             m.http.clone(),
         );
+        registry.register(
+            "process_targets_duration_seconds",
+            "Seconds to turn discovered groups into the target list",
+            m.process_targets.clone(),
+        );
+        registry.register(
+            "process_target_groups_duration_seconds",
+            "Seconds to relabel and hash one job's target groups",
+            m.process_groups.clone(),
+        );
         registry.register("events", "Discovery events applied", m.events.clone());
         registry.register(
             "moves",
@@ -99,6 +113,16 @@ impl Metrics {
             m.max_over_mean.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// Time to build the target list, in all and per job.
+    pub fn processed(&self, total: f64, per_job: &std::collections::BTreeMap<String, f64>) {
+        self.process_targets.observe(total);
+        for (job, secs) in per_job {
+            self.process_groups
+                .get_or_create(&vec![("job_name".into(), job.clone())])
+                .observe(*secs);
+        }
     }
 
     /// `targets{job_name}` for exactly these jobs (jobs that went away are dropped).

@@ -142,6 +142,7 @@ impl Engine {
         self.first = false;
         self.last_generation = generation;
         self.last_collectors = collectors.clone();
+        let processing = Instant::now();
         let mut collect = self.files.targets(&self.cfg, |sc| match &cluster {
             Some(c) => sc
                 .kubernetes_sd_configs
@@ -166,6 +167,9 @@ impl Engine {
             };
             collect.add(&spec, job.groups.iter().cloned());
         }
+        shared
+            .metrics
+            .processed(processing.elapsed().as_secs_f64(), &collect.seconds);
         let found = Found {
             targets: collect.targets,
             discovered: collect.discovered,

@@ -149,6 +149,10 @@ async fn every_route_answers_with_the_go_allocators_shapes_and_follows_changes()
         "opentelemetry_allocator_collectors_allocatable{strategy=\"consistent-hashing\"} 3",
         "opentelemetry_allocator_time_to_allocate_count{method=\"SetTargets\"",
         "opentelemetry_allocator_targets_unassigned 0",
+        "opentelemetry_allocator_process_targets_duration_seconds_count",
+        "opentelemetry_allocator_process_target_groups_duration_seconds_count{job_name=\"kubernetes-pods\"}",
+        "opentelemetry_allocator_http_duration_seconds_count{path=\"/jobs\"}",
+        "opentelemetry_allocator_events_total{source=\"file\"}",
     ] {
         assert!(metrics.contains(name), "missing {name} in\n{metrics}");
     }
