@@ -506,8 +506,9 @@ impl Allocator {
         Ok(())
     }
 
-    /// Let a strategy that decides after the whole diff (`bounded-hashing`) move its targets.
-    fn settle(&mut self) {
+    /// What a strategy that decides after the whole diff (`bounded-hashing`) changes:
+    /// `(slot, collector)` per target it now puts elsewhere.
+    fn settled(&mut self) -> Vec<(u32, u32)> {
         let mut changes = Vec::new();
         self.placer.settle(
             &self.targets,
@@ -515,7 +516,12 @@ impl Allocator {
             &self.loads.job_total,
             &mut changes,
         );
-        for (slot, to) in changes {
+        changes
+    }
+
+    /// Let a strategy that decides after the whole diff (`bounded-hashing`) move its targets.
+    fn settle(&mut self) {
+        for (slot, to) in self.settled() {
             self.reassign(slot, to);
         }
     }
@@ -1004,14 +1010,7 @@ impl Allocator {
             for slot in slots {
                 alloc.placer.touch(slot);
             }
-            let mut changes = Vec::new();
-            alloc.placer.settle(
-                &alloc.targets,
-                alloc.jobs.names(),
-                &alloc.loads.job_total,
-                &mut changes,
-            );
-            if let Some(&(slot, _)) = changes.first() {
+            if let Some(&(slot, _)) = alloc.settled().first() {
                 return Err(invalid(format!(
                     "target {} is not where bounded-hashing places it",
                     TargetKey(alloc.targets.get(slot).key)

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
 
@@ -301,21 +301,15 @@ impl Cluster {
         out
     }
 
+    // Lookups by name go through the reflector's own index (a hash map), not a scan: they run
+    // once per endpoint and once per EndpointSlice.
     fn pod_labels_of(&self, ns: &str, name: &str) -> Option<Labels> {
-        self.pods
-            .store
-            .state()
-            .iter()
-            .find(|p| name_ns(&p.metadata) == (name, ns))
-            .map(|p| meta::pod_labels(p))
+        let key = ObjectRef::<Pod>::new(name).within(ns);
+        self.pods.store.get(&key).map(|p| meta::pod_labels(&p))
     }
 
     fn service(&self, ns: &str, name: &str) -> Option<Arc<Service>> {
-        self.services
-            .store
-            .state()
-            .into_iter()
-            .find(|s| name_ns(&s.metadata) == (name, ns))
+        self.services.store.get(&ObjectRef::new(name).within(ns))
     }
 
     /// Target groups of a `kubernetes_sd_configs` entry.
@@ -375,9 +369,7 @@ impl Cluster {
             Some(sel) => self
                 .namespaces
                 .store
-                .state()
-                .iter()
-                .find(|n| n.metadata.name.as_deref() == Some(ns))
+                .get(&ObjectRef::<Namespace>::new(ns))
                 .is_some_and(|n| sel.matches(&labels_of(&n.metadata))),
         }
     }
