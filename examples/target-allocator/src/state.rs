@@ -97,12 +97,16 @@ pub struct Engine {
     /// What the last published view was built from (Kubernetes discovery).
     last_generation: u64,
     last_collectors: Vec<(String, Option<String>)>,
+    /// `/scrape_configs` of the configured jobs: fixed by the configuration, built once.
+    configured: Map<String, Value>,
 }
 
 impl Engine {
     pub fn new(cfg: Loaded, cluster: Option<Arc<Cluster>>) -> Engine {
         let alloc = Allocator::new(cfg.core).expect("validated when loaded");
+        let configured = scrape_configs(&cfg);
         Engine {
+            configured,
             cfg,
             files: Files::default(),
             alloc,
@@ -280,7 +284,7 @@ impl Engine {
             sd,
             ready: true,
             strategy: self.cfg.core.strategy.name().to_owned(),
-            scrape_configs: scrape_configs(&self.cfg),
+            scrape_configs: self.configured.clone(),
             jobs,
             collectors,
             unassigned: a.summary().unassigned,
