@@ -31,12 +31,8 @@ fn golden(name: &str) -> Value {
 async fn answers_match_the_golden_shapes() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let cfg = target_allocator::load(&dir.join("config.yaml")).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(target_allocator::serve(cfg, listener, None, None, async {
-        let _ = rx.await;
-    }));
+    let service = common::start(cfg, None).await;
+    let addr = service.addr;
     for _ in 0..50 {
         if body(addr, "/jobs")
             .await
@@ -67,6 +63,5 @@ async fn answers_match_the_golden_shapes() {
         body(addr, "/scrape_configs").await,
         golden("scrape-configs.json")
     );
-    tx.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    service.stop().await;
 }

@@ -302,18 +302,8 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
     );
     let mock = api.clone().serve().await;
     let cfg = target_allocator::parse(CONFIG, std::path::Path::new(".")).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(target_allocator::serve(
-        cfg,
-        listener,
-        None,
-        Some(mock_kube::client(mock)),
-        async {
-            let _ = rx.await;
-        },
-    ));
+    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let addr = service.addr;
 
     // Jobs: the selected resources and the kubernetes_sd job; not the unselected ones.
     let jobs = until(addr, "/jobs", "the jobs", |v| {
@@ -549,12 +539,7 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
         "{metrics}"
     );
 
-    tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    service.stop().await;
 }
 
 #[test]

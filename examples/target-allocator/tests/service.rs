@@ -56,12 +56,8 @@ fn total_targets(by_collector: &Value) -> usize {
 async fn every_route_answers_with_the_go_allocators_shapes_and_follows_changes() {
     let dir = sample_copy("routes");
     let cfg = target_allocator::load(&dir.join("config.yaml")).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(target_allocator::serve(cfg, listener, None, None, async {
-        let _ = rx.await;
-    }));
+    let service = common::start(cfg, None).await;
+    let addr = service.addr;
 
     assert_eq!(get2(addr, "/livez").await.0, 200);
     wait_for(addr, "ready", |_| true, "/jobs").await;
@@ -214,8 +210,7 @@ async fn every_route_answers_with_the_go_allocators_shapes_and_follows_changes()
         8
     );
 
-    tx.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    service.stop().await;
 }
 
 #[test]

@@ -55,3 +55,33 @@ pub async fn json(addr: std::net::SocketAddr, path: &str) -> Value {
     assert_eq!(a.status, 200, "{path}: {}", a.body);
     serde_json::from_str(&a.body).unwrap_or_else(|e| panic!("{path}: {e}: {}", a.body))
 }
+
+/// The service running on a loopback port.
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serve `cfg` on 127.0.0.1 (plain HTTP; Kubernetes discovery through `kube` when given).
+pub async fn start(cfg: target_allocator::Loaded, kube: Option<kube::Client>) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(target_allocator::serve(cfg, listener, None, kube, async {
+        let _ = rx.await;
+    }));
+    Running { addr, stop, task }
+}
+
+impl Running {
+    /// Shut down gracefully; the service must end cleanly within 10 s.
+    pub async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.task)
+            .await
+            .expect("the service stops within 10 s")
+            .unwrap()
+            .unwrap();
+    }
+}
