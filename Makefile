@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO_MODULES := allocator-go examples/go-collector testdata/parity-gen/common testdata/parity-gen/v0.10.0 testdata/parity-gen/v1.0.0
 
-.PHONY: service-test loadtest test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
+.PHONY: dist service-test loadtest test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
 
 test: setup lint rust-test fuzz-corpus ffi-test c-example go-test py-test service-test bench-smoke parity-check
 
@@ -60,7 +60,7 @@ ffi-test:
 
 c-example:
 	cargo build --release -p allocator-ffi
-	cc -Wall -Wextra -Werror -I allocator-ffi/include examples/c/share.c target/release/libtarget_allocator.a -lpthread -ldl -lm -o target/share
+	cc -Wall -Wextra -Werror -I include examples/c/share.c target/release/libtarget_allocator.a -lpthread -ldl -lm -o target/share
 	target/share
 
 # Each benchmark once, on small inputs: proves they run; numbers come from `make bench`.
@@ -69,6 +69,10 @@ bench-smoke:
 
 bench:
 	cargo bench -p allocator-benches
+
+# The shipped C library (static and shared), with LTO: target/dist/libtarget_allocator.{a,so}.
+dist:
+	cargo build --profile dist -p allocator-ffi
 
 header:
 	UPDATE_HEADER=1 cargo test -p allocator-ffi --test header
@@ -85,14 +89,14 @@ parity:
 	scripts/parity.sh
 
 run:
-	cargo run --release --bin target-allocator -- --config-file examples/target-allocator/config.yaml
+	cargo run --release --bin target-allocator -- --config-file allocator-service/config.yaml
 
 # The service end to end: the dashboard in headless Chromium (screenshot in target/dashboard/),
 # then a bounded load test on loopback (zero errors required; p50/p99 and req/s printed).
 service-test:
-	examples/target-allocator/tests/dashboard.sh
-	cargo run -q -p target-allocator --bin ta-loadtest -- --targets 5000 --clients 16 --seconds 3
+	allocator-service/tests/dashboard.sh
+	cargo run -q -p allocator-service --bin ta-loadtest -- --targets 5000 --clients 16 --seconds 3
 
 # The full load test (release build): 20k targets, 10 collectors, 64 clients, 10 s.
 loadtest:
-	cargo run -q --release -p target-allocator --bin ta-loadtest
+	cargo run -q --release -p allocator-service --bin ta-loadtest

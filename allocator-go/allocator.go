@@ -3,8 +3,8 @@
 package allocator
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../allocator-ffi/include
-#cgo LDFLAGS: ${SRCDIR}/../target/release/libtarget_allocator.a -ldl -lm -lpthread
+#cgo CFLAGS: -I${SRCDIR}/../include
+#cgo LDFLAGS: ${SRCDIR}/../target/dist/libtarget_allocator.a -ldl -lm -lpthread
 #include <stdlib.h>
 #include "target_allocator.h"
 */

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the static library the Go package links (target/release/libtarget_allocator.a).
+# Build the static library the Go package links (target/dist/libtarget_allocator.a: the `dist` profile, with LTO).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release -p allocator-ffi --manifest-path "$root/Cargo.toml"
+cargo build --profile dist -p allocator-ffi --manifest-path "$root/Cargo.toml"

@@ -11,7 +11,7 @@
 //	allocator-go/build.sh        # cargo build --release -p allocator-ffi
 //
 // then build or test Go code as usual (cgo must be enabled). The cgo directives point at
-// ../target/release/libtarget_allocator.a and ../allocator-ffi/include; a collector build that
+// ../target/dist/libtarget_allocator.a and ../include; a collector build that
 // vendors this package elsewhere sets CGO_CFLAGS/CGO_LDFLAGS to the header and library instead.
 //
 // # Use

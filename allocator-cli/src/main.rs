@@ -1,7 +1,7 @@
 //! `allocate`: read targets and collectors as JSON on stdin, print each target's collector.
 //!
 //! ```text
-//! cargo run -q --release --bin allocate < examples/allocate/sample.json
+//! cargo run -q --release --bin allocate < allocator-cli/sample.json
 //! cargo run -q --release --bin allocate -- --strategies
 //! ```
 //! The input and output documents are a stable contract, described in the repository README.

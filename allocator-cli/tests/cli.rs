@@ -26,12 +26,12 @@ fn run(args: &[&str], input: &str) -> (i32, String, String) {
 }
 
 fn repo_file(path: &str) -> String {
-    std::fs::read_to_string(format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
 #[test]
 fn sample_runs_and_every_target_gets_a_hash_and_a_collector() {
-    let (code, out, err) = run(&[], &repo_file("examples/allocate/sample.json"));
+    let (code, out, err) = run(&[], &repo_file("allocator-cli/sample.json"));
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let targets = v["targets"].as_array().unwrap();

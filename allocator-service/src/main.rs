@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         }
     }
     let Some(file) = file else { return usage() };
-    let cfg = match target_allocator::load(&file) {
+    let cfg = match allocator_service::load(&file) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("target-allocator: {e}");
@@ -61,7 +61,7 @@ fn main() -> ExitCode {
         };
         let tls = match cfg.https() {
             Some((https_addr, files)) => {
-                let https_addr = target_allocator::bind_addr(&https_addr);
+                let https_addr = allocator_service::bind_addr(&https_addr);
                 let tcp = match tokio::net::TcpListener::bind(&https_addr).await {
                     Ok(l) => l,
                     Err(e) => {
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
                         return ExitCode::from(1);
                     }
                 };
-                match target_allocator::tls::TlsListener::new(tcp, files) {
+                match allocator_service::tls::TlsListener::new(tcp, files) {
                     Ok(l) => {
                         tracing::info!(addr = %https_addr, "serving https (client certificates required)");
                         Some(l)
@@ -83,7 +83,7 @@ fn main() -> ExitCode {
             None => None,
         };
         let kube = if cfg.kubernetes {
-            match target_allocator::k8s::client(&cfg).await {
+            match allocator_service::k8s::client(&cfg).await {
                 Ok(c) => Some(c),
                 Err(e) => {
                     eprintln!("target-allocator: {e}");
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
             let _ = ctrl_c.await;
             tracing::info!("shutting down");
         };
-        match target_allocator::serve(cfg, listener, tls, kube, shutdown).await {
+        match allocator_service::serve(cfg, listener, tls, kube, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("target-allocator: {e}");

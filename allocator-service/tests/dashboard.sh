@@ -4,7 +4,7 @@
 # count (as the JSON API reports them), and save a screenshot as a test artifact
 # (target/dashboard/dashboard.png). Installs Debian's chromium when it is missing.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../../.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 out="$root/target/dashboard"
 rm -rf "$out" && mkdir -p "$out/run/data"
@@ -16,9 +16,9 @@ if ! command -v chromium >/dev/null; then
   }
 fi
 
-cargo build -q -p target-allocator --bin target-allocator
-cp examples/target-allocator/config.yaml "$out/run/"
-cp examples/target-allocator/data/* "$out/run/data/"
+cargo build -q -p allocator-service --bin target-allocator
+cp allocator-service/config.yaml "$out/run/"
+cp allocator-service/data/* "$out/run/data/"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 target/debug/target-allocator --config-file "$out/run/config.yaml" --listen-addr "127.0.0.1:$port" \
   >"$out/service.log" 2>&1 &

@@ -30,7 +30,7 @@ fn golden(name: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_match_the_golden_shapes() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let cfg = target_allocator::load(&dir.join("config.yaml")).unwrap();
+    let cfg = allocator_service::load(&dir.join("config.yaml")).unwrap();
     let service = common::start(cfg, None).await;
     let addr = service.addr;
     for _ in 0..50 {

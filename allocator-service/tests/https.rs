@@ -106,15 +106,15 @@ config:
       static_configs: [{targets: ["10.0.0.1:9100"]}]
 "#;
     std::fs::write(dir.join("config.yaml"), yaml).unwrap();
-    let cfg = target_allocator::load(&dir.join("config.yaml")).unwrap();
+    let cfg = allocator_service::load(&dir.join("config.yaml")).unwrap();
     let (_, files) = cfg.https().expect("https enabled");
     let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let plain_addr = plain.local_addr().unwrap();
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls_addr = tcp.local_addr().unwrap();
-    let tls = target_allocator::tls::TlsListener::new(tcp, files).unwrap();
+    let tls = allocator_service::tls::TlsListener::new(tcp, files).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(target_allocator::serve(
+    let server = tokio::spawn(allocator_service::serve(
         cfg,
         plain,
         Some(tls),
@@ -166,7 +166,7 @@ config:
 
 #[test]
 fn a_missing_certificate_file_is_an_error_naming_it() {
-    let files = target_allocator::tls::TlsFiles {
+    let files = allocator_service::tls::TlsFiles {
         ca: "/nonexistent/ca.pem".into(),
         cert: "/nonexistent/tls.crt".into(),
         key: "/nonexistent/tls.key".into(),

@@ -301,7 +301,7 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
         ),
     );
     let mock = api.clone().serve().await;
-    let cfg = target_allocator::parse(CONFIG, std::path::Path::new(".")).unwrap();
+    let cfg = allocator_service::parse(CONFIG, std::path::Path::new(".")).unwrap();
     let service = common::start(cfg, Some(mock_kube::client(mock))).await;
     let addr = service.addr;
 
@@ -546,7 +546,7 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
 fn kubernetes_configuration_errors_name_the_problem() {
     let base = std::path::Path::new(".");
     let bad = |yaml: &str, needle: &str| {
-        let err = target_allocator::parse(yaml, base)
+        let err = allocator_service::parse(yaml, base)
             .err()
             .unwrap_or_else(|| panic!("accepted: {yaml}"));
         assert!(err.contains(needle), "{err:?} should name {needle:?}");

@@ -10,12 +10,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde::Deserialize;
 use serde_json::Value;
-use target_allocator::k8s::monitors::{
+use allocator_service::k8s::monitors::{
     PodMonitorSpec, ProbeSpec, ScrapeConfigSpec, ServiceMonitorSpec,
 };
 
 fn documents() -> Vec<(String, Value)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/k8s");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -77,7 +77,7 @@ fn every_manifest_is_a_valid_object_and_rbac_covers_the_watchers() {
             "ConfigMap" => {
                 let cm: ConfigMap = parse(file, v);
                 if let Some(ta) = cm.data.as_ref().and_then(|d| d.get("targetallocator.yaml")) {
-                    let cfg = target_allocator::parse(ta, Path::new("."))
+                    let cfg = allocator_service::parse(ta, Path::new("."))
                         .unwrap_or_else(|e| panic!("{file}: {e}"));
                     assert!(
                         cfg.kubernetes,
@@ -152,7 +152,7 @@ fn every_manifest_is_a_valid_object_and_rbac_covers_the_watchers() {
         !ta_roles.is_empty(),
         "no ClusterRole bound to observability/ta"
     );
-    for (group, resource) in target_allocator::k8s::WATCHED {
+    for (group, resource) in allocator_service::k8s::WATCHED {
         for verb in ["get", "list", "watch"] {
             let granted = ta_roles
                 .iter()

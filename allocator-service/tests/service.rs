@@ -55,7 +55,7 @@ fn total_targets(by_collector: &Value) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_with_the_go_allocators_shapes_and_follows_changes() {
     let dir = sample_copy("routes");
-    let cfg = target_allocator::load(&dir.join("config.yaml")).unwrap();
+    let cfg = allocator_service::load(&dir.join("config.yaml")).unwrap();
     let service = common::start(cfg, None).await;
     let addr = service.addr;
 
@@ -217,7 +217,7 @@ async fn every_route_answers_with_the_go_allocators_shapes_and_follows_changes()
 fn bad_configurations_are_errors_that_name_the_problem() {
     let base = Path::new(".");
     let bad = |yaml: &str, needle: &str| {
-        let err = match target_allocator::parse(yaml, base) {
+        let err = match allocator_service::parse(yaml, base) {
             Ok(_) => panic!("accepted: {yaml}"),
             Err(e) => e,
         };
@@ -244,6 +244,6 @@ fn bad_configurations_are_errors_that_name_the_problem() {
         "epsilon",
     );
     assert!(
-        target_allocator::parse("allocation_strategy: bounded-hashing\nconfig: {}", base).is_ok()
+        allocator_service::parse("allocation_strategy: bounded-hashing\nconfig: {}", base).is_ok()
     );
 }

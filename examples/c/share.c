@@ -3,7 +3,7 @@
  * collector's share, then what moves when a fourth collector joins.
  *
  *   cargo build --release -p allocator-ffi
- *   cc -I allocator-ffi/include examples/c/share.c target/release/libtarget_allocator.a \
+ *   cc -I include examples/c/share.c target/release/libtarget_allocator.a \
  *      -lpthread -ldl -lm -o target/share && target/share
  */
 #include <stdio.h>

@@ -11,7 +11,7 @@ for v in v0.10.0 v1.0.0; do
   python3 "$root/scripts/parity_tsv.py" "$root/testdata/parity/ring-$v.json" > "$out/parity-$v.tsv"
 done
 src="$root/allocator-ffi/tests/c/ffi_test.c"
-cflags=(-std=c11 -Wall -Wextra -Werror -g -I "$root/allocator-ffi/include")
+cflags=(-std=c11 -Wall -Wextra -Werror -g -I "$root/include")
 libs=("$lib" -lpthread -ldl -lm)
 args=("$out/parity-v0.10.0.tsv" "$out/parity-v1.0.0.tsv")
 

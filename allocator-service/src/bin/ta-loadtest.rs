@@ -4,7 +4,7 @@
 //! requests/s; exits 1 on any error (a non-200 answer, a body that is not a JSON array, a
 //! dropped connection). Clients and service share the machine, so the numbers are a floor.
 //!
-//! `cargo run --release -p target-allocator --bin ta-loadtest -- [--targets N] [--collectors N]
+//! `cargo run --release -p allocator-service --bin ta-loadtest -- [--targets N] [--collectors N]
 //!  [--clients N] [--seconds S]`
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -114,11 +114,11 @@ async fn main() {
         "collectors: {collectors:?}\nconfig:\n  scrape_configs:\n    - job_name: pods\n      file_sd_configs: [{{files: [{}]}}]\n",
         pods.display()
     );
-    let cfg = target_allocator::parse(&yaml, &dir).unwrap();
+    let cfg = allocator_service::parse(&yaml, &dir).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(target_allocator::serve(cfg, listener, None, None, async {
+    let server = tokio::spawn(allocator_service::serve(cfg, listener, None, None, async {
         let _ = stop_rx.await;
     }));
     // Wait until the first allocation is served.

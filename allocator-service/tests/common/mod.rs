@@ -64,11 +64,11 @@ pub struct Running {
 }
 
 /// Serve `cfg` on 127.0.0.1 (plain HTTP; Kubernetes discovery through `kube` when given).
-pub async fn start(cfg: target_allocator::Loaded, kube: Option<kube::Client>) -> Running {
+pub async fn start(cfg: allocator_service::Loaded, kube: Option<kube::Client>) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(target_allocator::serve(cfg, listener, None, kube, async {
+    let task = tokio::spawn(allocator_service::serve(cfg, listener, None, kube, async {
         let _ = rx.await;
     }));
     Running { addr, stop, task }

@@ -60,7 +60,7 @@ fn main() {
         &Allocator::new(Config::default()).unwrap().snapshot(),
     );
     let sample = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/allocate/sample.json"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../allocator-cli/sample.json"),
     )
     .unwrap();
     write("allocate_json", "sample", &sample);
