@@ -66,7 +66,8 @@ fn every_export_is_wrapped_in_the_panic_guard() {
         }
     }
     assert!(exports.len() >= 25, "found {} exports", exports.len());
-    let header = std::fs::read_to_string(crate_dir().join("../include/target_allocator.h")).unwrap();
+    let header =
+        std::fs::read_to_string(crate_dir().join("../include/target_allocator.h")).unwrap();
     let mut declared = Vec::new();
     for line in header.lines() {
         // Declarations start at column 0 with a return type; comments and fields are indented.

@@ -5,14 +5,14 @@
 
 use std::path::Path;
 
+use allocator_service::k8s::monitors::{
+    PodMonitorSpec, ProbeSpec, ScrapeConfigSpec, ServiceMonitorSpec,
+};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde::Deserialize;
 use serde_json::Value;
-use allocator_service::k8s::monitors::{
-    PodMonitorSpec, ProbeSpec, ScrapeConfigSpec, ServiceMonitorSpec,
-};
 
 fn documents() -> Vec<(String, Value)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/k8s");
