@@ -128,4 +128,7 @@ pub enum Error {
     /// More collectors, jobs or nodes than 32-bit ids can hold.
     #[error("too many {0}: ids are 32-bit")]
     Capacity(&'static str),
+    /// A [`crate::TargetBatch`]'s columns disagree in length, or an index names no table entry.
+    #[error("invalid target batch: {0}")]
+    InvalidBatch(String),
 }

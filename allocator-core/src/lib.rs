@@ -8,7 +8,8 @@
 //! bit: the same target identities ([`TargetKey`], DESIGN.md §6.2) and, for `consistent-hashing`,
 //! the same collector for every target with either ring version the Operator ships (§6.3).
 //!
-//! Entry points: [`Allocator`] (state, diffs, queries), [`TargetKey::from_labels`] and
+//! Entry points: [`Allocator`] (state, diffs, queries), [`TargetBatch`] and [`BatchDiff`] (bulk
+//! input in columns), [`TargetKey::from_labels`] and
 //! [`LabelBuilder`] (identity), [`PlacementHash::of_address`] (placement), [`node_of`] (node).
 //!
 //! ## Determinism
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod allocator;
+mod batch;
 mod collectors;
 mod config;
 mod diff;
@@ -37,6 +39,7 @@ mod strategy;
 mod targets;
 
 pub use allocator::{Allocator, CollectorStats, LoadSummary, TargetInfo};
+pub use batch::{BatchDiff, TargetBatch, NO_NODE};
 pub use config::{
     BoundedConfig, Config, RingConfig, RingVersion, Strategy, MAX_EPSILON, MAX_PARTITIONS,
     MAX_REPLICATION,

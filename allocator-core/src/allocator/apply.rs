@@ -1,7 +1,8 @@
 //! The diff engine: everything that can fail is validated first, then removals, in-place
 //! updates, the collector change and new placements run, each recording the moves it causes.
 
-use crate::diff::{Diff, Move, TargetSpec};
+use crate::batch::{BatchDiff, Columns, TargetBatch, NO_NODE};
+use crate::diff::{CollectorSpec, Diff, Move};
 use crate::error::Error;
 use crate::ids::{opt, CollectorId, TargetKey, NONE};
 use crate::strategy::{Ctx, Member, Prepared};
@@ -28,30 +29,79 @@ enum MemberRef {
     Added(usize),
 }
 
+/// A batch's upserts with its job and node tables resolved to the allocator's interned ids.
+struct Rows<'b> {
+    batch: TargetBatch<'b>,
+    /// Interned job id of each entry of `batch.job_names`.
+    jobs: Vec<u32>,
+    /// Interned node id (or NONE) of each entry of `batch.node_names`.
+    nodes: Vec<u32>,
+}
+
+impl Rows<'_> {
+    fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// The record row `i` describes, not yet assigned.
+    #[inline]
+    fn record(&self, i: usize) -> TargetRecord {
+        let b = &self.batch;
+        let node = match b.nodes.get(i) {
+            Some(&n) if n != NO_NODE => self.nodes[n as usize],
+            _ => NONE,
+        };
+        TargetRecord {
+            key: b.keys[i],
+            placement: b.placements[i],
+            job: self.jobs[b.jobs[i] as usize],
+            node,
+            weight: b.weight(i),
+            collector: NONE,
+            bucket_pos: 0,
+        }
+    }
+}
+
 impl Allocator {
     /// Apply a diff; returns the moves it caused (also readable later with
-    /// [`Allocator::last_moves`]). On error nothing has changed.
+    /// [`Allocator::last_moves`]). On error nothing has changed. A convenience over
+    /// [`Allocator::apply_batch`], which takes the targets in columns.
     pub fn apply(&mut self, diff: &Diff<'_>) -> Result<&[Move], Error> {
+        let columns = Columns::from_specs(&diff.upsert);
+        let remove: Vec<u64> = diff.remove.iter().map(|k| k.0).collect();
+        self.apply_batch(&BatchDiff {
+            upsert: columns.batch(),
+            remove: &remove,
+            add_collectors: &diff.add_collectors,
+            remove_collectors: &diff.remove_collectors,
+        })
+    }
+
+    /// Apply a diff whose targets are in columns; returns the moves it caused. On error nothing
+    /// has changed.
+    pub fn apply_batch(&mut self, diff: &BatchDiff<'_>) -> Result<&[Move], Error> {
         // Validation: everything that can fail happens before any state changes. Interning
         // names is the one exception, and an unused name changes no decision.
+        diff.upsert.validate()?;
         let plan = if diff.add_collectors.is_empty() && diff.remove_collectors.is_empty() {
             None
         } else {
-            Some(self.plan_collectors(diff)?)
+            Some(self.plan_collectors(diff.add_collectors, diff.remove_collectors)?)
         };
-        self.validate_removals(diff)?;
-        let ids = self.intern_targets(&diff.upsert)?;
+        self.validate_removals(diff.remove, &diff.upsert)?;
+        let rows = self.intern_tables(diff.upsert)?;
 
         self.collectors.release_retired();
         self.moves.clear();
         // A full allocation's moves can be as large as the state; do not keep that buffer.
         self.moves.shrink_to(MOVES_KEPT);
-        self.remove_targets(&diff.remove);
-        let new = self.update_existing(&diff.upsert, &ids);
+        self.remove_targets(diff.remove);
+        let new = self.update_existing(&rows);
         if let Some(plan) = plan {
             self.change_collectors(plan)?;
         }
-        self.insert_new(&diff.upsert, &ids, &new);
+        self.insert_new(&rows, &new);
         self.settle();
         debug_assert!(self
             .targets
@@ -61,9 +111,13 @@ impl Allocator {
         Ok(&self.moves)
     }
 
-    fn plan_collectors<'d>(&mut self, diff: &Diff<'d>) -> Result<CollectorPlan<'d>, Error> {
+    fn plan_collectors<'d>(
+        &mut self,
+        add_collectors: &[CollectorSpec<'d>],
+        remove_collectors: &[&'d str],
+    ) -> Result<CollectorPlan<'d>, Error> {
         let mut removing: Set<&str> = Set::default();
-        for &name in &diff.remove_collectors {
+        for &name in remove_collectors {
             if self.collectors.find(name).is_none() {
                 return Err(Error::UnknownCollector(name.to_owned()));
             }
@@ -74,7 +128,7 @@ impl Allocator {
         let mut adding: Set<&str> = Set::default();
         let mut added = Vec::new();
         let mut renoded = Vec::new();
-        for c in &diff.add_collectors {
+        for c in add_collectors {
             if c.name.is_empty() {
                 return Err(Error::EmptyCollectorName);
             }
@@ -91,8 +145,7 @@ impl Allocator {
                 None => added.push((c.name, node)),
             }
         }
-        let removed: Vec<CollectorId> = diff
-            .remove_collectors
+        let removed: Vec<CollectorId> = remove_collectors
             .iter()
             .filter(|n| !adding.contains(*n))
             .filter_map(|n| self.collectors.find(n))
@@ -135,44 +188,37 @@ impl Allocator {
         })
     }
 
-    fn validate_removals(&self, diff: &Diff<'_>) -> Result<(), Error> {
-        for &key in &diff.remove {
-            if self.targets.find(key).is_none() {
-                return Err(Error::UnknownTarget(key));
+    fn validate_removals(&self, remove: &[u64], upsert: &TargetBatch<'_>) -> Result<(), Error> {
+        for &key in remove {
+            if self.targets.find(TargetKey(key)).is_none() {
+                return Err(Error::UnknownTarget(TargetKey(key)));
             }
         }
-        if !diff.remove.is_empty() && !diff.upsert.is_empty() {
-            let removed: Set<TargetKey> = diff.remove.iter().copied().collect();
-            if let Some(t) = diff.upsert.iter().find(|t| removed.contains(&t.key)) {
-                return Err(Error::ConflictingTarget(t.key));
+        if !remove.is_empty() && !upsert.is_empty() {
+            let removed: Set<u64> = remove.iter().copied().collect();
+            if let Some(&key) = upsert.keys.iter().find(|k| removed.contains(*k)) {
+                return Err(Error::ConflictingTarget(TargetKey(key)));
             }
         }
         Ok(())
     }
 
-    /// Job and node ids of every upserted target.
-    fn intern_targets(&mut self, upsert: &[TargetSpec<'_>]) -> Result<Vec<(u32, u32)>, Error> {
-        let mut ids = Vec::with_capacity(upsert.len());
-        // Consecutive targets usually share a job: one comparison instead of a map lookup.
-        let mut last: Option<(&str, u32)> = None;
-        for t in upsert {
-            let job = match last {
-                Some((name, id)) if name == t.job => id,
-                _ => {
-                    let id = self.jobs.intern(t.job, "jobs")?;
-                    last = Some((t.job, id));
-                    id
-                }
-            };
-            let node = match t.node.filter(|n| !n.is_empty()) {
-                Some(n) => self.nodes.intern(n, "nodes")?,
-                None => NONE,
-            };
-            ids.push((job, node));
+    /// Intern the batch's job and node tables: each name once per batch.
+    fn intern_tables<'b>(&mut self, batch: TargetBatch<'b>) -> Result<Rows<'b>, Error> {
+        let mut jobs = Vec::with_capacity(batch.job_names.len());
+        for &name in batch.job_names {
+            jobs.push(self.jobs.intern(name, "jobs")?);
+        }
+        let mut nodes = Vec::with_capacity(batch.node_names.len());
+        for &name in batch.node_names {
+            nodes.push(match name {
+                "" => NONE,
+                n => self.nodes.intern(n, "nodes")?,
+            });
         }
         self.loads
             .grow(self.collectors.slot_count(), self.jobs.len());
-        Ok(ids)
+        Ok(Rows { batch, jobs, nodes })
     }
 
     // ---- mutation ---------------------------------------------------------------------------
@@ -203,10 +249,10 @@ impl Allocator {
         });
     }
 
-    fn remove_targets(&mut self, keys: &[TargetKey]) {
+    fn remove_targets(&mut self, keys: &[u64]) {
         for &key in keys {
             // A key listed twice is removed once.
-            let Some(slot) = self.targets.find(key) else {
+            let Some(slot) = self.targets.find(TargetKey(key)) else {
                 continue;
             };
             self.reassign(slot, NONE);
@@ -317,31 +363,19 @@ impl Allocator {
         self.reassign(slot, to);
     }
 
-    fn record(t: &TargetSpec<'_>, (job, node): (u32, u32)) -> TargetRecord {
-        TargetRecord {
-            key: t.key.0,
-            placement: t.placement.0,
-            job,
-            node,
-            weight: t.weight,
-            collector: NONE,
-            bucket_pos: 0,
-        }
-    }
-
     /// Update the targets that existed before this diff, in place; return the positions of the
     /// upserts that name new targets. Runs before a collector change, so the change re-places
     /// any target these updates left off its rule: after a diff that changes collectors, no
     /// target of a non-sticky rule is left stale.
-    fn update_existing(&mut self, upsert: &[TargetSpec<'_>], ids: &[(u32, u32)]) -> Vec<u32> {
+    fn update_existing(&mut self, rows: &Rows<'_>) -> Vec<u32> {
         if self.targets.len() == 0 {
             // Nothing exists yet (a full allocation): every upsert is new, no lookups needed.
-            return (0..upsert.len() as u32).collect();
+            return (0..rows.len() as u32).collect();
         }
         let mut new = Vec::new();
-        for (i, (t, &id)) in upsert.iter().zip(ids).enumerate() {
-            match self.targets.find(t.key) {
-                Some(slot) => self.update_in_place(slot, Self::record(t, id)),
+        for i in 0..rows.len() {
+            match self.targets.find(rows.batch.key(i)) {
+                Some(slot) => self.update_in_place(slot, rows.record(i)),
                 None => new.push(i as u32),
             }
         }
@@ -350,12 +384,11 @@ impl Allocator {
 
     /// Insert the new targets, then place them: a key repeated in one diff is placed once, by
     /// its last fields (the last one wins, as in a listing).
-    fn insert_new(&mut self, upsert: &[TargetSpec<'_>], ids: &[(u32, u32)], new: &[u32]) {
+    fn insert_new(&mut self, rows: &Rows<'_>, new: &[u32]) {
         self.targets.reserve(new.len());
         let mut fresh: Vec<u32> = Vec::with_capacity(new.len());
         for &i in new {
-            let (t, id) = (&upsert[i as usize], ids[i as usize]);
-            let record = Self::record(t, id);
+            let record = rows.record(i as usize);
             let (slot, inserted) = self.targets.find_or_insert(record);
             if !inserted {
                 // A repeat of a key first inserted by this diff: it takes the later fields.
@@ -367,8 +400,8 @@ impl Allocator {
                 slot,
                 self.targets.records_mut(),
             );
-            self.loads.job_total[id.0 as usize] += 1;
-            self.loads.add(NONE, id.0, t.weight);
+            self.loads.job_total[record.job as usize] += 1;
+            self.loads.add(NONE, record.job, record.weight);
             self.placer.touch(slot);
             fresh.push(slot);
         }
