@@ -97,7 +97,7 @@ proptest! {
         let u = Universe::new(seed, TARGETS, COLLECTORS);
         for strategy in Strategy::ALL {
             let config = Config::with_strategy(strategy);
-            let mut by_spec = Allocator::new(config.clone()).unwrap();
+            let mut by_spec = Allocator::new(config).unwrap();
             let mut by_batch = Allocator::new(config).unwrap();
             let (mut pt, mut pc) = (vec![false; TARGETS], vec![false; COLLECTORS]);
             for (tt, tc) in &script {
