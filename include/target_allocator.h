@@ -164,49 +164,6 @@ typedef struct ta_allocator ta_allocator;
 typedef struct ta_error ta_error;
 
 /**
- * Allocator configuration. Fill it with `ta_config_default`, then change fields.
- */
-typedef struct {
-  /**
-   * One of `TA_STRATEGY_*` (not `TA_STRATEGY_NONE`).
-   */
-  uint32_t strategy;
-  /**
-   * For per-node only: `TA_STRATEGY_CONSISTENT_HASHING`, `TA_STRATEGY_LEAST_WEIGHTED` or
-   * `TA_STRATEGY_NONE`.
-   */
-  uint32_t fallback;
-  /**
-   * `TA_RING_V0_10_0` or `TA_RING_V1_0_0`.
-   */
-  uint32_t ring_version;
-  /**
-   * Ring partitions (Go: 1061).
-   */
-  uint32_t partition_count;
-  /**
-   * Ring points per collector (Go: 5).
-   */
-  uint32_t replication_factor;
-  /**
-   * Bound on partitions per collector relative to the average (Go: 1.1).
-   */
-  double load_factor;
-  /**
-   * least-weighted balances weight instead of count (0 or 1).
-   */
-  uint8_t weighted;
-  /**
-   * bounded-hashing: slack ε over the mean weight (default 0.05; 0 to 100).
-   */
-  double epsilon;
-  /**
-   * bounded-hashing: absolute cap on one collector's weight (0: none).
-   */
-  uint64_t max_weight;
-} ta_config;
-
-/**
  * A UTF-8 string: pointer and length in bytes, not NUL-terminated. `ptr` may be NULL when
  * `len` is 0. The library reads it during the call only.
  */
@@ -260,6 +217,49 @@ typedef struct {
    */
   ta_str node;
 } ta_collector;
+
+/**
+ * Allocator configuration. Fill it with `ta_config_default`, then change fields.
+ */
+typedef struct {
+  /**
+   * One of `TA_STRATEGY_*` (not `TA_STRATEGY_NONE`).
+   */
+  uint32_t strategy;
+  /**
+   * For per-node only: `TA_STRATEGY_CONSISTENT_HASHING`, `TA_STRATEGY_LEAST_WEIGHTED` or
+   * `TA_STRATEGY_NONE`.
+   */
+  uint32_t fallback;
+  /**
+   * `TA_RING_V0_10_0` or `TA_RING_V1_0_0`.
+   */
+  uint32_t ring_version;
+  /**
+   * Ring partitions (Go: 1061).
+   */
+  uint32_t partition_count;
+  /**
+   * Ring points per collector (Go: 5).
+   */
+  uint32_t replication_factor;
+  /**
+   * Bound on partitions per collector relative to the average (Go: 1.1).
+   */
+  double load_factor;
+  /**
+   * least-weighted balances weight instead of count (0 or 1).
+   */
+  uint8_t weighted;
+  /**
+   * bounded-hashing: slack ε over the mean weight (default 0.05; 0 to 100).
+   */
+  double epsilon;
+  /**
+   * bounded-hashing: absolute cap on one collector's weight (0: none).
+   */
+  uint64_t max_weight;
+} ta_config;
 
 /**
  * A change of one target's collector. `TA_NO_COLLECTOR` on a side means none
@@ -355,114 +355,6 @@ typedef struct {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
-
-/**
- * The static, NUL-terminated message of a result code ("unknown result code" for values not
- * in the list). Never NULL; never freed.
- */
-const char *ta_result_message(uint32_t code);
-
-/**
- * The library version, NUL-terminated, static.
- */
-const char *ta_version(void);
-
-/**
- * Create an error object. `*out` receives it; free it with `ta_error_free`.
- *
- * # Safety
- * `out` is NULL or writable.
- */
-ta_result ta_error_new(ta_error **out);
-
-/**
- * Free an error object. NULL is ignored.
- *
- * # Safety
- * `err` is NULL or from `ta_error_new`, not used afterwards.
- */
-void ta_error_free(ta_error *err);
-
-/**
- * The code of the last failure recorded in `err` (`TA_OK` after a success or when NULL).
- *
- * # Safety
- * `err` is NULL or a live error object.
- */
-ta_result ta_error_code(const ta_error *err);
-
-/**
- * Copy the detailed message of `err`, NUL-terminated, into `buf`. `*needed` receives the
- * bytes needed including the NUL; `TA_BUFFER_TOO_SMALL` if `cap` is less.
- *
- * # Safety
- * `err` live; `buf` NULL or writable for `cap` bytes; `needed` NULL or writable.
- */
-ta_result ta_error_message(const ta_error *err,
-                           char *buf,
-                           size_t cap,
-                           size_t *needed);
-
-/**
- * Fill `*out` with the Go allocator's defaults: consistent-hashing, ring v0.10.0, 1061
- * partitions, replication factor 5, load factor 1.1, no fallback, unweighted.
- *
- * # Safety
- * `out` is NULL or writable.
- */
-ta_result ta_config_default(ta_config *out);
-
-/**
- * Create an allocator. `*out` receives the handle; free it with `ta_allocator_free`.
- *
- * # Safety
- * `config` readable; `out` writable; `err` NULL or live.
- */
-ta_result ta_allocator_new(const ta_config *config,
-                           ta_allocator **out,
-                           ta_error *err);
-
-/**
- * Free an allocator. NULL is ignored. No other thread may be using it.
- *
- * # Safety
- * `ta` is NULL or a live handle, not used afterwards.
- */
-void ta_allocator_free(ta_allocator *ta);
-
-/**
- * The configuration an allocator was created with.
- *
- * # Safety
- * See the module contract.
- */
-ta_result ta_allocator_config(const ta_allocator *ta,
-                              ta_config *out,
-                              ta_error *err);
-
-/**
- * The placement hash of a raw `__address__` (XXH64, as the Go allocator's ring).
- *
- * # Safety
- * See the module contract.
- */
-ta_result ta_placement_hash(ta_str address,
-                            uint64_t *out,
-                            ta_error *err);
-
-/**
- * The target key (the Go allocator's item hash, no relabeling) of one label set given as
- * parallel arrays of `n` names and values, in any order.
- *
- * # Safety
- * See the module contract.
- */
-ta_result ta_target_key(const ta_str *names,
-                        const ta_str *values,
-                        size_t n,
-                        ta_str job,
-                        uint64_t *out,
-                        ta_error *err);
 
 /**
  * Apply one change atomically: remove targets, remove then add collectors, upsert targets.
@@ -569,6 +461,114 @@ ta_result ta_set_collectors(const ta_allocator *ta,
                             const ta_collector *collectors,
                             size_t n,
                             ta_error *err);
+
+/**
+ * The static, NUL-terminated message of a result code ("unknown result code" for values not
+ * in the list). Never NULL; never freed.
+ */
+const char *ta_result_message(uint32_t code);
+
+/**
+ * The library version, NUL-terminated, static.
+ */
+const char *ta_version(void);
+
+/**
+ * Create an error object. `*out` receives it; free it with `ta_error_free`.
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+ta_result ta_error_new(ta_error **out);
+
+/**
+ * Free an error object. NULL is ignored.
+ *
+ * # Safety
+ * `err` is NULL or from `ta_error_new`, not used afterwards.
+ */
+void ta_error_free(ta_error *err);
+
+/**
+ * The code of the last failure recorded in `err` (`TA_OK` after a success or when NULL).
+ *
+ * # Safety
+ * `err` is NULL or a live error object.
+ */
+ta_result ta_error_code(const ta_error *err);
+
+/**
+ * Copy the detailed message of `err`, NUL-terminated, into `buf`. `*needed` receives the
+ * bytes needed including the NUL; `TA_BUFFER_TOO_SMALL` if `cap` is less.
+ *
+ * # Safety
+ * `err` live; `buf` NULL or writable for `cap` bytes; `needed` NULL or writable.
+ */
+ta_result ta_error_message(const ta_error *err,
+                           char *buf,
+                           size_t cap,
+                           size_t *needed);
+
+/**
+ * The placement hash of a raw `__address__` (XXH64, as the Go allocator's ring).
+ *
+ * # Safety
+ * See the module contract.
+ */
+ta_result ta_placement_hash(ta_str address,
+                            uint64_t *out,
+                            ta_error *err);
+
+/**
+ * The target key (the Go allocator's item hash, no relabeling) of one label set given as
+ * parallel arrays of `n` names and values, in any order.
+ *
+ * # Safety
+ * See the module contract.
+ */
+ta_result ta_target_key(const ta_str *names,
+                        const ta_str *values,
+                        size_t n,
+                        ta_str job,
+                        uint64_t *out,
+                        ta_error *err);
+
+/**
+ * Fill `*out` with the Go allocator's defaults: consistent-hashing, ring v0.10.0, 1061
+ * partitions, replication factor 5, load factor 1.1, no fallback, unweighted.
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+ta_result ta_config_default(ta_config *out);
+
+/**
+ * Create an allocator. `*out` receives the handle; free it with `ta_allocator_free`.
+ *
+ * # Safety
+ * `config` readable; `out` writable; `err` NULL or live.
+ */
+ta_result ta_allocator_new(const ta_config *config,
+                           ta_allocator **out,
+                           ta_error *err);
+
+/**
+ * Free an allocator. NULL is ignored. No other thread may be using it.
+ *
+ * # Safety
+ * `ta` is NULL or a live handle, not used afterwards.
+ */
+void ta_allocator_free(ta_allocator *ta);
+
+/**
+ * The configuration an allocator was created with.
+ *
+ * # Safety
+ * See the module contract.
+ */
+ta_result ta_allocator_config(const ta_allocator *ta,
+                              ta_config *out,
+                              ta_error *err);
 
 /**
  * The collector id of each of `n` keys into `out` (`n` elements): `TA_NO_COLLECTOR` for an

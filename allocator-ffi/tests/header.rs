@@ -19,6 +19,20 @@ fn generate() -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// Every `.rs` file under `dir`, recursively.
+fn sources(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}
+
 #[test]
 fn checked_in_header_is_what_cbindgen_generates() {
     let path = crate_dir().join("../include/target_allocator.h");
@@ -38,8 +52,7 @@ fn checked_in_header_is_what_cbindgen_generates() {
 #[test]
 fn every_export_is_wrapped_in_the_panic_guard() {
     let mut exports = Vec::new();
-    for entry in std::fs::read_dir(crate_dir().join("src")).unwrap() {
-        let path = entry.unwrap().path();
+    for path in sources(&crate_dir().join("src")) {
         let src = std::fs::read_to_string(&path).unwrap();
         let mut rest = src.as_str();
         while let Some(at) = rest.find("extern \"C\" fn ") {
