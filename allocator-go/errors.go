@@ -5,29 +5,25 @@ import (
 	"fmt"
 )
 
-// ResultCode is a result code of the C ABI (ta_result). Values never change meaning.
+// ResultCode is a result code of the C ABI (ta_result); the values, names and messages are
+// generated from the library's one table (codes.go).
 type ResultCode uint32
 
-// Result codes, as in target_allocator.h.
-const (
-	OK                 ResultCode = 0
-	NullArgument       ResultCode = 1
-	InvalidUTF8        ResultCode = 2
-	InvalidConfig      ResultCode = 3
-	UnknownCollector   ResultCode = 4
-	DuplicateCollector ResultCode = 5
-	EmptyCollectorName ResultCode = 6
-	UnknownTarget      ResultCode = 7
-	ConflictingTarget  ResultCode = 8
-	DuplicateLabel     ResultCode = 9
-	MissingAddress     ResultCode = 10
-	RingCapacity       ResultCode = 11
-	Capacity           ResultCode = 12
-	BufferTooSmall     ResultCode = 13
-	InvalidSnapshot    ResultCode = 14
-	InternalError      ResultCode = 15
-	InvalidArgument    ResultCode = 16
-)
+// String is the code's name as in target_allocator.h ("TA_UNKNOWN_TARGET").
+func (c ResultCode) String() string {
+	if int(c) < len(codeNames) {
+		return codeNames[c]
+	}
+	return fmt.Sprintf("ResultCode(%d)", uint32(c))
+}
+
+// Message is a short sentence saying what the code means.
+func (c ResultCode) Message() string {
+	if int(c) < len(codeMessages) {
+		return codeMessages[c]
+	}
+	return "unknown result code"
+}
 
 // Error is a failure reported by the engine: its result code and a message naming the input
 // that caused it.
@@ -37,7 +33,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("allocator: %s (code %d)", e.Message, e.Code)
+	return fmt.Sprintf("allocator: %s (%s)", e.Message, e.Code)
 }
 
 // Is lets errors.Is match on the code: errors.Is(err, &allocator.Error{Code: allocator.UnknownCollector}).

@@ -25,48 +25,8 @@
 #include <stdlib.h>
 
 /**
- * `consistent-hashing` (the Go allocator's default).
- */
-#define TA_STRATEGY_CONSISTENT_HASHING 0
-
-/**
- * `least-weighted`.
- */
-#define TA_STRATEGY_LEAST_WEIGHTED 1
-
-/**
- * `per-node`.
- */
-#define TA_STRATEGY_PER_NODE 2
-
-/**
- * `bounded-hashing` (ours: weight-aware bounded loads, even jobs, a function of the state).
- */
-#define TA_STRATEGY_BOUNDED_HASHING 3
-
-/**
- * No fallback strategy (`ta_config.fallback`).
- */
-#define TA_STRATEGY_NONE 4294967295
-
-/**
- * Ring of `github.com/buraksezer/consistent` v0.10.0 (latest Operator release).
- */
-#define TA_RING_V0_10_0 0
-
-/**
- * Ring of `github.com/buraksezer/consistent` v1.0.0 (Operator main branch).
- */
-#define TA_RING_V1_0_0 1
-
-/**
- * "No collector": an unknown or unassigned target, or the side of a move with no collector.
- */
-#define TA_NO_COLLECTOR 4294967295
-
-/**
  * Every result code. Values are part of the ABI: never reused, never renumbered; new codes are
- * added at the end.
+ * added at the end. `ta_result_name` and `ta_result_message` give a code's name and message.
  */
 enum ta_result
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -139,7 +99,8 @@ enum ta_result
    */
   TA_PANIC = 15,
   /**
-   * An argument is out of range (e.g. a length that does not match).
+   * An argument is out of range (e.g. a length that does not match, or a batch whose
+   * columns disagree).
    */
   TA_INVALID_ARGUMENT = 16,
 };
@@ -150,6 +111,47 @@ typedef enum ta_result ta_result;
 typedef uint32_t ta_result;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+
+/**
+ * `consistent-hashing` (the Go allocator's default).
+ */
+#define TA_STRATEGY_CONSISTENT_HASHING 0
+
+/**
+ * `least-weighted`.
+ */
+#define TA_STRATEGY_LEAST_WEIGHTED 1
+
+/**
+ * `per-node`.
+ */
+#define TA_STRATEGY_PER_NODE 2
+
+/**
+ * `bounded-hashing` (ours: weight-aware bounded loads, even jobs, a function of the state).
+ */
+#define TA_STRATEGY_BOUNDED_HASHING 3
+
+/**
+ * No fallback strategy (`ta_config.fallback`).
+ */
+#define TA_STRATEGY_NONE 4294967295
+
+/**
+ * Ring of `github.com/buraksezer/consistent` v0.10.0 (latest Operator release).
+ */
+#define TA_RING_V0_10_0 0
+
+/**
+ * Ring of `github.com/buraksezer/consistent` v1.0.0 (Operator main branch).
+ */
+#define TA_RING_V1_0_0 1
+
+/**
+ * "No collector": an unknown or unassigned target, or the side of a move with no collector.
+ */
+#define TA_NO_COLLECTOR 4294967295
 
 /**
  * An allocator shared across threads: many readers or one writer at a time.
@@ -463,10 +465,16 @@ ta_result ta_set_collectors(const ta_allocator *ta,
                             ta_error *err);
 
 /**
- * The static, NUL-terminated message of a result code ("unknown result code" for values not
- * in the list). Never NULL; never freed.
+ * The static, NUL-terminated message of a result code (e.g. "unknown target"), or "unknown
+ * result code" for a value not in the list. Never NULL; never freed.
  */
 const char *ta_result_message(uint32_t code);
+
+/**
+ * The static, NUL-terminated name of a result code (e.g. "TA_UNKNOWN_TARGET"), or "unknown
+ * result code" for a value not in the list. Never NULL; never freed.
+ */
+const char *ta_result_name(uint32_t code);
 
 /**
  * The library version, NUL-terminated, static.

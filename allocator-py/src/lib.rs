@@ -18,6 +18,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
+use target_allocator::ta_result as ResultCode;
 
 create_exception!(
     _native,
@@ -62,23 +63,33 @@ create_exception!(
     "Snapshot bytes are truncated, corrupted or of another format."
 );
 
+/// A core error as the exception of its result code (the C ABI's one table of codes): the
+/// class groups codes, and the instance carries `code` (the value) and `code_name`.
 fn err(e: core::Error) -> PyErr {
+    let code = ResultCode::of(&e);
     let msg = e.to_string();
-    match e {
-        core::Error::Config(_) => ConfigError::new_err(msg),
-        core::Error::EmptyCollectorName
-        | core::Error::DuplicateCollector(_)
-        | core::Error::UnknownCollector(_) => CollectorError::new_err(msg),
-        core::Error::UnknownTarget(_) | core::Error::ConflictingTarget(_) => {
+    let exc = match code {
+        ResultCode::TA_INVALID_CONFIG => ConfigError::new_err(msg),
+        ResultCode::TA_EMPTY_COLLECTOR_NAME
+        | ResultCode::TA_DUPLICATE_COLLECTOR
+        | ResultCode::TA_UNKNOWN_COLLECTOR => CollectorError::new_err(msg),
+        ResultCode::TA_UNKNOWN_TARGET | ResultCode::TA_CONFLICTING_TARGET => {
             TargetError::new_err(msg)
         }
-        core::Error::DuplicateLabel(_)
-        | core::Error::MissingAddress(_)
-        | core::Error::InvalidNodeName(_) => LabelError::new_err(msg),
-        core::Error::RingCapacity { .. } => RingCapacityError::new_err(msg),
-        core::Error::Snapshot(_) => SnapshotError::new_err(msg),
+        ResultCode::TA_DUPLICATE_LABEL
+        | ResultCode::TA_MISSING_ADDRESS
+        | ResultCode::TA_INVALID_UTF8 => LabelError::new_err(msg),
+        ResultCode::TA_RING_CAPACITY => RingCapacityError::new_err(msg),
+        ResultCode::TA_INVALID_SNAPSHOT => SnapshotError::new_err(msg),
         _ => AllocatorError::new_err(msg),
-    }
+    };
+    Python::attach(|py| {
+        let value = exc.value(py);
+        // Setting attributes on a fresh exception instance cannot fail short of memory.
+        let _ = value.setattr("code", code as u32);
+        let _ = value.setattr("code_name", code.name());
+    });
+    exc
 }
 
 fn config_err(e: core::ConfigError) -> PyErr {

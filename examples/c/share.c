@@ -20,7 +20,7 @@ static int fail(ta_result rc, ta_error *err) {
   char msg[256];
   size_t needed;
   ta_error_message(err, msg, sizeof msg, &needed);
-  fprintf(stderr, "error %s: %s\n", ta_result_message(rc), msg);
+  fprintf(stderr, "error %s: %s\n", ta_result_name(rc), msg);
   return 1;
 }
 

@@ -1,6 +1,7 @@
 //! Result-code messages, the version, and the caller-owned error object.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, CStr};
+use std::panic::UnwindSafe;
 
 use crate::error::{ta_error, ta_result};
 use crate::guard::call;
@@ -8,46 +9,27 @@ use crate::handle;
 
 use super::convert::write_c_string;
 
-/// The static, NUL-terminated message of a result code ("unknown result code" for values not
-/// in the list). Never NULL; never freed.
+/// The static, NUL-terminated message of a result code (e.g. "unknown target"), or "unknown
+/// result code" for a value not in the list. Never NULL; never freed.
 #[no_mangle]
 pub extern "C" fn ta_result_message(code: u32) -> *const c_char {
-    let text: &'static [u8] = match std::panic::catch_unwind(|| message_bytes(code)) {
-        Ok(t) => t,
-        Err(_) => b"internal error\0",
-    };
-    text.as_ptr().cast()
+    static_text(|| ta_result::from_u32(code).map(ta_result::message_c))
 }
 
-fn message_bytes(code: u32) -> &'static [u8] {
-    macro_rules! nul {
-        ($($code:ident),*) => {
-            match code {
-                $(c if c == ta_result::$code as u32 => concat!(stringify!($code), "\0").as_bytes(),)*
-                _ => b"unknown result code\0",
-            }
-        };
-    }
-    // The code's name keeps this table in step with the enum; `ta_result::message` has prose.
-    nul!(
-        TA_OK,
-        TA_NULL_ARGUMENT,
-        TA_INVALID_UTF8,
-        TA_INVALID_CONFIG,
-        TA_UNKNOWN_COLLECTOR,
-        TA_DUPLICATE_COLLECTOR,
-        TA_EMPTY_COLLECTOR_NAME,
-        TA_UNKNOWN_TARGET,
-        TA_CONFLICTING_TARGET,
-        TA_DUPLICATE_LABEL,
-        TA_MISSING_ADDRESS,
-        TA_RING_CAPACITY,
-        TA_CAPACITY,
-        TA_BUFFER_TOO_SMALL,
-        TA_INVALID_SNAPSHOT,
-        TA_PANIC,
-        TA_INVALID_ARGUMENT
-    )
+/// The static, NUL-terminated name of a result code (e.g. "TA_UNKNOWN_TARGET"), or "unknown
+/// result code" for a value not in the list. Never NULL; never freed.
+#[no_mangle]
+pub extern "C" fn ta_result_name(code: u32) -> *const c_char {
+    static_text(|| ta_result::from_u32(code).map(ta_result::name_c))
+}
+
+/// The panic guard of the exports that return a static string instead of a code.
+fn static_text(f: impl FnOnce() -> Option<&'static CStr> + UnwindSafe) -> *const c_char {
+    std::panic::catch_unwind(f)
+        .ok()
+        .flatten()
+        .unwrap_or(c"unknown result code")
+        .as_ptr()
 }
 
 /// The library version, NUL-terminated, static.
@@ -63,8 +45,10 @@ pub extern "C" fn ta_version() -> *const c_char {
 #[no_mangle]
 pub unsafe extern "C" fn ta_error_new(out: *mut *mut ta_error) -> ta_result {
     call(std::ptr::null_mut(), || {
+        // The slot is checked before the object is made: a NULL `out` must not leak one.
         // SAFETY: forwarded contract.
-        *unsafe { handle::out(out, "out") }? = handle::error_into_raw();
+        let slot = unsafe { handle::out(out, "out") }?;
+        *slot = handle::error_into_raw();
         Ok(())
     })
 }
