@@ -4,12 +4,19 @@
  * Every function returns a ta_result (see the list below; codes are never reused) unless it
  * frees or returns a static string. Failures write a detailed message to the optional, caller-
  * owned ta_error passed last. Strings are ta_str (pointer + length, UTF-8). Arrays are pointer +
- * length and may be NULL when the length is 0. Outputs go to caller buffers: *needed receives
- * the element count needed, and the buffer is written only if it is large enough
- * (TA_BUFFER_TOO_SMALL otherwise). The library never keeps a caller's pointer after a call.
+ * length and may be NULL when the length is 0. The library never keeps a caller's pointer after
+ * a call.
  *
- * Threads: one ta_allocator may be used from many threads at once; reads (lookups, lists,
- * stats, snapshots) run concurrently, changes are serialized. A ta_error must not be shared by
+ * One diff in, its moves out: ta_apply takes one ta_diff (targets in columns with per-batch job
+ * and node tables, and/or label sets the library hashes) and fills an optional, caller-created
+ * ta_view with the moves of that change and the collectors they name, under the same lock.
+ * ta_read fills a view with one consistent picture: every collector with its load, the totals,
+ * and the owners of the keys asked. Other outputs go to caller buffers: *needed receives the
+ * element count needed, and the buffer is written only if it is large enough
+ * (TA_BUFFER_TOO_SMALL otherwise).
+ *
+ * Threads: one ta_allocator may be used from many threads at once; reads (ta_read, lists,
+ * snapshots) run concurrently, changes are serialized. A ta_error or ta_view must not be used by
  * two threads at once. Free a handle only when no other thread uses it.
  */
 
@@ -154,6 +161,11 @@ typedef uint32_t ta_result;
 #define TA_NO_COLLECTOR 4294967295
 
 /**
+ * In `ta_target_batch.nodes`: this target has no node.
+ */
+#define TA_NO_NODE 4294967295
+
+/**
  * An allocator shared across threads: many readers or one writer at a time.
  */
 typedef struct ta_allocator ta_allocator;
@@ -164,6 +176,13 @@ typedef struct ta_allocator ta_allocator;
  * One error object must not be used by two threads at once.
  */
 typedef struct ta_error ta_error;
+
+/**
+ * A view: create it with `ta_view_new`, pass it to changes and reads, look at it with
+ * `ta_view_get`, free it with `ta_view_free`. Filling it again replaces what it held. One view
+ * must not be used by two threads at once.
+ */
+typedef struct ta_view ta_view;
 
 /**
  * A UTF-8 string: pointer and length in bytes, not NUL-terminated. `ptr` may be NULL when
@@ -181,30 +200,101 @@ typedef struct {
 } ta_str;
 
 /**
- * A target with its key computed by the caller (or by `ta_target_key`).
+ * Targets in columns: row `i` is one target. Jobs and nodes are indexes into the batch's own
+ * name tables, so each distinct name crosses the boundary once per batch. Every column has
+ * `len` entries; `weights` and `nodes` may be NULL (every weight 1; no target has a node).
  */
 typedef struct {
   /**
-   * Identity (the Go allocator's item hash).
+   * Number of targets.
    */
-  uint64_t key;
+  size_t len;
   /**
-   * Placement hash: `ta_placement_hash` of the raw `__address__`.
+   * Identities (the Go allocator's item hash). A key repeated in one batch is one target
+   * with its last row's fields.
    */
-  uint64_t placement;
+  const uint64_t *keys;
   /**
-   * Job name.
+   * Placement hashes: `ta_placement_hash` of each raw `__address__`.
    */
-  ta_str job;
+  const uint64_t *placements;
   /**
-   * Node name; length 0 for none.
+   * Weights, or NULL for all 1.
    */
-  ta_str node;
+  const uint32_t *weights;
   /**
-   * Weight (1 unless the caller knows better, e.g. its series count).
+   * Index into `job_names` of each target.
    */
-  uint32_t weight;
-} ta_target;
+  const uint32_t *jobs;
+  /**
+   * The batch's job names.
+   */
+  const ta_str *job_names;
+  /**
+   * Entries of `job_names`.
+   */
+  size_t n_job_names;
+  /**
+   * Index into `node_names` (or `TA_NO_NODE`) of each target, or NULL for no nodes.
+   */
+  const uint32_t *nodes;
+  /**
+   * The batch's node names.
+   */
+  const ta_str *node_names;
+  /**
+   * Entries of `node_names`.
+   */
+  size_t n_node_names;
+} ta_target_batch;
+
+/**
+ * Targets given as discovered label sets, hashed by the library (key from the sorted labels
+ * and the job, placement from `__address__`, node from the Kubernetes labels).
+ *
+ * Label set `i` is `data[ends[i-1] .. ends[i]]` (from 0 for the first) in the encoding of
+ * Prometheus' default `labels.Labels` (stringlabels): for each label its name then its value,
+ * each preceded by its length in one byte (0 to 254) or, for longer strings, the byte 255 and
+ * the length in 3 bytes little-endian. A Go caller hands over its label sets as they are.
+ */
+typedef struct {
+  /**
+   * Number of label sets.
+   */
+  size_t len;
+  /**
+   * The encoded label sets, back to back.
+   */
+  const uint8_t *data;
+  /**
+   * Bytes in `data`.
+   */
+  size_t data_len;
+  /**
+   * End offset in `data` of each label set (`len` entries, non-decreasing).
+   */
+  const uint64_t *ends;
+  /**
+   * Index into `job_names` of each label set.
+   */
+  const uint32_t *jobs;
+  /**
+   * The batch's job names.
+   */
+  const ta_str *job_names;
+  /**
+   * Entries of `job_names`.
+   */
+  size_t n_job_names;
+  /**
+   * Weights, or NULL for all 1.
+   */
+  const uint32_t *weights;
+  /**
+   * If not NULL, receives the `len` keys the library computed (written only on success).
+   */
+  uint64_t *keys_out;
+} ta_label_batch;
 
 /**
  * A collector: its name (the id it presents, e.g. the pod name) and node (length 0 for none).
@@ -219,6 +309,45 @@ typedef struct {
    */
   ta_str node;
 } ta_collector;
+
+/**
+ * One change, applied atomically by `ta_apply`: remove targets, remove then add collectors,
+ * upsert targets. Arrays may be NULL when their length is 0; a zeroed `ta_diff` changes nothing.
+ */
+typedef struct {
+  /**
+   * Targets added or changed in place (same key), in columns.
+   */
+  ta_target_batch upsert;
+  /**
+   * More targets to upsert, as label sets (`len` 0 for none).
+   */
+  ta_label_batch upsert_labels;
+  /**
+   * Keys of removed targets; each must exist.
+   */
+  const uint64_t *remove;
+  /**
+   * Entries of `remove`.
+   */
+  size_t n_remove;
+  /**
+   * Collectors added.
+   */
+  const ta_collector *add_collectors;
+  /**
+   * Entries of `add_collectors`.
+   */
+  size_t n_add_collectors;
+  /**
+   * Names of collectors removed; each must exist.
+   */
+  const ta_str *remove_collectors;
+  /**
+   * Entries of `remove_collectors`.
+   */
+  size_t n_remove_collectors;
+} ta_diff;
 
 /**
  * Allocator configuration. Fill it with `ta_config_default`, then change fields.
@@ -264,8 +393,9 @@ typedef struct {
 } ta_config;
 
 /**
- * A change of one target's collector. `TA_NO_COLLECTOR` on a side means none
- * (a new or removed target, or one that no collector can take).
+ * A change of one target's collector, in a `ta_view`. `from` and `to` index the view's
+ * `collectors` table; `TA_NO_COLLECTOR` on a side means none (a new or removed target, or one
+ * that no collector can take).
  */
 typedef struct {
   /**
@@ -273,35 +403,39 @@ typedef struct {
    */
   uint64_t key;
   /**
-   * Collector id before, or `TA_NO_COLLECTOR`.
+   * Index of the collector before, or `TA_NO_COLLECTOR`.
    */
   uint32_t from;
   /**
-   * Collector id after, or `TA_NO_COLLECTOR`.
+   * Index of the collector after, or `TA_NO_COLLECTOR`.
    */
   uint32_t to;
 } ta_move;
 
 /**
- * Load of one collector (from `ta_get_collector_stats`). Its name: `ta_collector_name(id)`.
+ * A collector as a `ta_view` shows it. The strings live in the view.
  */
 typedef struct {
   /**
-   * Collector id (valid until the collector is removed and one more change is applied).
+   * Name.
    */
-  uint32_t id;
+  ta_str name;
   /**
-   * Targets assigned to it.
+   * Node (length 0 for none).
+   */
+  ta_str node;
+  /**
+   * Targets assigned to it (0 for a collector this change removed).
    */
   uint32_t targets;
   /**
    * Sum of their weights.
    */
   uint64_t weight;
-} ta_collector_stats;
+} ta_collector_info;
 
 /**
- * Totals, balance and move counters (from `ta_get_summary`).
+ * Totals, balance and move counters (in a `ta_view`).
  */
 typedef struct {
   /**
@@ -354,107 +488,69 @@ typedef struct {
   uint64_t moves_reassigned;
 } ta_summary;
 
+/**
+ * What a `ta_view` holds, from `ta_view_get`. Pointers stay valid until the view is filled
+ * again or freed.
+ */
+typedef struct {
+  /**
+   * The moves of the change that filled the view (none after `ta_read`).
+   */
+  const ta_move *moves;
+  /**
+   * Entries of `moves`.
+   */
+  size_t n_moves;
+  /**
+   * After a change: the collectors its moves reference. After `ta_read`: every collector,
+   * sorted by name.
+   */
+  const ta_collector_info *collectors;
+  /**
+   * Entries of `collectors`.
+   */
+  size_t n_collectors;
+  /**
+   * Totals after the change, or at the read.
+   */
+  ta_summary summary;
+} ta_view_data;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
- * Apply one change atomically: remove targets, remove then add collectors, upsert targets.
- * On failure nothing changed. Read the moves with `ta_last_moves`.
+ * Apply one change atomically: remove targets, remove then add collectors, upsert targets
+ * (the columns of `diff->upsert`, then the label sets of `diff->upsert_labels`). On failure
+ * nothing changed. If `view` is not NULL it receives the moves of this change and the
+ * collectors they name, taken under the same lock (no other change can come between).
  *
  * # Safety
- * See the module contract; each array may be NULL when its length is 0.
+ * See the module contract; `diff` readable; `view` NULL or a live view.
  */
 ta_result ta_apply(const ta_allocator *ta,
-                   const ta_target *upsert,
-                   size_t n_upsert,
-                   const uint64_t *remove,
-                   size_t n_remove,
-                   const ta_collector *add_collectors,
-                   size_t n_add_collectors,
-                   const ta_str *remove_collectors,
-                   size_t n_remove_collectors,
+                   const ta_diff *diff,
+                   ta_view *view,
                    ta_error *err);
 
 /**
- * Upsert targets (keys computed by the caller). An existing key keeps its collector.
- *
- * # Safety
- * See the module contract.
- */
-ta_result ta_upsert_targets(const ta_allocator *ta,
-                            const ta_target *targets,
-                            size_t n,
-                            ta_error *err);
-
-/**
- * Upsert targets given as label sets, hashed by the library (key from the sorted labels and
- * the job, placement from `__address__`, node from the Kubernetes labels). Target `i` has job
- * `jobs[i]`, weight `weights[i]` (or 1 when `weights` is NULL) and the next `label_counts[i]`
- * entries of `names`/`values`, whose length `n_labels` must be the sum of `label_counts`.
- * `out_keys`, if not NULL, receives the `n_targets` keys.
- *
- * # Safety
- * See the module contract.
- */
-ta_result ta_upsert_labeled_targets(const ta_allocator *ta,
-                                    const ta_str *jobs,
-                                    const uint32_t *label_counts,
-                                    const uint32_t *weights,
-                                    size_t n_targets,
-                                    const ta_str *names,
-                                    const ta_str *values,
-                                    size_t n_labels,
-                                    uint64_t *out_keys,
-                                    ta_error *err);
-
-/**
- * Remove targets by key. Each must exist.
- *
- * # Safety
- * See the module contract.
- */
-ta_result ta_remove_targets(const ta_allocator *ta,
-                            const uint64_t *keys,
-                            size_t n,
-                            ta_error *err);
-
-/**
- * Replace the target set by a full listing: unlisted targets are removed, new or changed ones
- * upserted (as a discovery loop delivers targets).
+ * Replace the target set by a full listing (as a discovery loop delivers it): the columns of
+ * `targets` and the label sets of `labels` (either may be NULL). Unlisted targets are removed,
+ * new or changed ones upserted. `view` as in `ta_apply`.
  *
  * # Safety
  * See the module contract.
  */
 ta_result ta_set_targets(const ta_allocator *ta,
-                         const ta_target *targets,
-                         size_t n,
+                         const ta_target_batch *targets,
+                         const ta_label_batch *labels,
+                         ta_view *view,
                          ta_error *err);
 
 /**
- * Add collectors.
- *
- * # Safety
- * See the module contract.
- */
-ta_result ta_add_collectors(const ta_allocator *ta,
-                            const ta_collector *collectors,
-                            size_t n,
-                            ta_error *err);
-
-/**
- * Remove collectors by name; their targets move.
- *
- * # Safety
- * See the module contract.
- */
-ta_result ta_remove_collectors(const ta_allocator *ta,
-                               const ta_str *collector_names,
-                               size_t n,
-                               ta_error *err);
-
-/**
- * Replace the collector set by a full listing (a collector whose node changed keeps its id).
+ * Replace the collector set by a full listing (a collector whose node changed keeps its
+ * place). `view` as in `ta_apply`.
  *
  * # Safety
  * See the module contract.
@@ -462,6 +558,7 @@ ta_result ta_remove_collectors(const ta_allocator *ta,
 ta_result ta_set_collectors(const ta_allocator *ta,
                             const ta_collector *collectors,
                             size_t n,
+                            ta_view *view,
                             ta_error *err);
 
 /**
@@ -579,42 +676,20 @@ ta_result ta_allocator_config(const ta_allocator *ta,
                               ta_error *err);
 
 /**
- * The collector id of each of `n` keys into `out` (`n` elements): `TA_NO_COLLECTOR` for an
- * unknown or unassigned target.
+ * One consistent picture of the state: `view` receives every collector (sorted by name) with
+ * its load, and the totals; `owners[i]` receives the index in that table of the collector of
+ * `keys[i]`, or `TA_NO_COLLECTOR` for an unknown or unassigned target. All of it comes from
+ * one state under one read lock. `n` may be 0 (then `keys` and `owners` may be NULL).
  *
  * # Safety
- * See the module contract.
+ * See the module contract; `keys` readable and `owners` writable for `n` elements; `view` live.
  */
-ta_result ta_lookup(const ta_allocator *ta,
-                    const uint64_t *keys,
-                    size_t n,
-                    uint32_t *out,
-                    ta_error *err);
-
-/**
- * The id of a collector by name (`TA_UNKNOWN_COLLECTOR` if there is none).
- *
- * # Safety
- * See the module contract.
- */
-ta_result ta_collector_id(const ta_allocator *ta,
-                          ta_str name,
-                          uint32_t *out,
-                          ta_error *err);
-
-/**
- * The name of a collector id, NUL-terminated, into `buf` (needed-size protocol, the NUL
- * included). Ids of collectors removed by the last change still resolve.
- *
- * # Safety
- * See the module contract.
- */
-ta_result ta_collector_name(const ta_allocator *ta,
-                            uint32_t id,
-                            char *buf,
-                            size_t cap,
-                            size_t *needed,
-                            ta_error *err);
+ta_result ta_read(const ta_allocator *ta,
+                  const uint64_t *keys,
+                  size_t n,
+                  uint32_t *owners,
+                  ta_view *view,
+                  ta_error *err);
 
 /**
  * The keys of a collector's targets, sorted; only of job `job` unless its length is 0.
@@ -630,40 +705,6 @@ ta_result ta_collector_targets(const ta_allocator *ta,
                                size_t cap,
                                size_t *needed,
                                ta_error *err);
-
-/**
- * The moves of the last change (by any thread). Needed-size protocol.
- *
- * # Safety
- * See the module contract.
- */
-ta_result ta_last_moves(const ta_allocator *ta,
-                        ta_move *out,
-                        size_t cap,
-                        size_t *needed,
-                        ta_error *err);
-
-/**
- * Per-collector load, sorted by collector name. Needed-size protocol.
- *
- * # Safety
- * See the module contract.
- */
-ta_result ta_get_collector_stats(const ta_allocator *ta,
-                                 ta_collector_stats *out,
-                                 size_t cap,
-                                 size_t *needed,
-                                 ta_error *err);
-
-/**
- * Totals, balance and move counters.
- *
- * # Safety
- * See the module contract.
- */
-ta_result ta_get_summary(const ta_allocator *ta,
-                         ta_summary *out,
-                         ta_error *err);
 
 /**
  * The whole state as bytes, into `buf` (needed-size protocol; call with `cap` 0 to learn the
@@ -689,6 +730,34 @@ ta_result ta_allocator_restore(const uint8_t *bytes,
                                size_t len,
                                ta_allocator **out,
                                ta_error *err);
+
+/**
+ * Create an empty view. `*out` receives it; free it with `ta_view_free`. A view may be filled
+ * again and again (by `ta_apply`, `ta_set_targets`, `ta_set_collectors`, `ta_read`); each fill
+ * replaces what it held.
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+ta_result ta_view_new(ta_view **out);
+
+/**
+ * Free a view. NULL is ignored.
+ *
+ * # Safety
+ * `view` is NULL or from `ta_view_new`, not used afterwards.
+ */
+void ta_view_free(ta_view *view);
+
+/**
+ * What `view` holds: pointers into it (valid until it is filled again or freed) and counts.
+ *
+ * # Safety
+ * `view` a live view; `out` writable; `err` NULL or live.
+ */
+ta_result ta_view_get(const ta_view *view,
+                      ta_view_data *out,
+                      ta_error *err);
 
 #ifdef __cplusplus
 }  // extern "C"

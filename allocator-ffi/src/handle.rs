@@ -11,6 +11,7 @@ use parking_lot::{RwLock, RwLockReadGuard};
 
 use crate::error::{ta_error, ta_result, FfiError};
 use crate::types::ta_str;
+use crate::view::ta_view;
 
 /// An allocator shared across threads: many readers or one writer at a time.
 pub struct ta_allocator {
@@ -243,4 +244,38 @@ pub(crate) unsafe fn error_mut<'a>(ptr: *mut ta_error) -> Option<&'a mut ta_erro
 pub(crate) unsafe fn error_ref<'a>(ptr: *const ta_error) -> Result<&'a ta_error, FfiError> {
     // SAFETY: per the contract.
     unsafe { ptr.as_ref() }.ok_or_else(|| FfiError::null("error"))
+}
+
+/// A new, empty view for the caller.
+pub(crate) fn view_into_raw() -> *mut ta_view {
+    Box::into_raw(Box::default())
+}
+
+/// Free a view; NULL is ignored.
+///
+/// # Safety
+/// `ptr` is NULL or came from [`view_into_raw`] and is not used again.
+pub(crate) unsafe fn view_free(ptr: *mut ta_view) {
+    if !ptr.is_null() {
+        // SAFETY: per the contract, a live box from `view_into_raw`, freed once.
+        drop(unsafe { Box::from_raw(ptr) });
+    }
+}
+
+/// The caller's view, if any, for filling.
+///
+/// # Safety
+/// `ptr` is NULL or a live view not used by another thread during the call.
+pub(crate) unsafe fn view_mut<'a>(ptr: *mut ta_view) -> Option<&'a mut ta_view> {
+    // SAFETY: per the contract.
+    unsafe { ptr.as_mut() }
+}
+
+/// Borrow a view for reading.
+///
+/// # Safety
+/// As [`view_mut`].
+pub(crate) unsafe fn view_ref<'a>(ptr: *const ta_view) -> Result<&'a ta_view, FfiError> {
+    // SAFETY: per the contract.
+    unsafe { ptr.as_ref() }.ok_or_else(|| FfiError::null("view"))
 }

@@ -12,7 +12,10 @@
 //! - Strings are [`ta_str`] (pointer + length, UTF-8, not NUL-terminated). Arrays are pointer +
 //!   length; NULL is accepted where the length is 0. The library never keeps a caller's pointer
 //!   after a call returns.
-//! - Outputs go to caller-owned buffers with a "needed size" protocol: the function writes the
+//! - Changes take one `ta_diff` (targets in columns, or label sets) and fill an optional
+//!   [`ta_view`] with their moves under the same lock; reads that must agree with each other
+//!   (owners with the collector table, loads with names) are one `ta_read` into a view.
+//! - Other outputs go to caller-owned buffers with a "needed size" protocol: the function writes the
 //!   number of elements it needs to `*needed`, and fills the buffer only if it is large enough
 //!   (`TA_BUFFER_TOO_SMALL` otherwise).
 //! - One handle may be used from many threads: reads run concurrently, writes are serialized.
@@ -27,8 +30,10 @@ mod error;
 mod guard;
 mod handle;
 mod types;
+mod view;
 
 pub use api::*;
 pub use error::{ta_error, ta_result};
 pub use handle::ta_allocator;
 pub use types::*;
+pub use view::ta_view;

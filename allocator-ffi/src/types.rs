@@ -15,6 +15,14 @@ pub struct ta_str {
     pub len: usize,
 }
 
+impl ta_str {
+    /// The empty string.
+    pub const EMPTY: ta_str = ta_str {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
+}
+
 /// `consistent-hashing` (the Go allocator's default).
 pub const TA_STRATEGY_CONSISTENT_HASHING: u32 = 0;
 /// `least-weighted`.
@@ -139,20 +147,66 @@ impl ta_config {
     }
 }
 
-/// A target with its key computed by the caller (or by `ta_target_key`).
+/// In `ta_target_batch.nodes`: this target has no node.
+pub const TA_NO_NODE: u32 = 0xFFFF_FFFF;
+
+/// Targets in columns: row `i` is one target. Jobs and nodes are indexes into the batch's own
+/// name tables, so each distinct name crosses the boundary once per batch. Every column has
+/// `len` entries; `weights` and `nodes` may be NULL (every weight 1; no target has a node).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub struct ta_target {
-    /// Identity (the Go allocator's item hash).
-    pub key: u64,
-    /// Placement hash: `ta_placement_hash` of the raw `__address__`.
-    pub placement: u64,
-    /// Job name.
-    pub job: ta_str,
-    /// Node name; length 0 for none.
-    pub node: ta_str,
-    /// Weight (1 unless the caller knows better, e.g. its series count).
-    pub weight: u32,
+pub struct ta_target_batch {
+    /// Number of targets.
+    pub len: usize,
+    /// Identities (the Go allocator's item hash). A key repeated in one batch is one target
+    /// with its last row's fields.
+    pub keys: *const u64,
+    /// Placement hashes: `ta_placement_hash` of each raw `__address__`.
+    pub placements: *const u64,
+    /// Weights, or NULL for all 1.
+    pub weights: *const u32,
+    /// Index into `job_names` of each target.
+    pub jobs: *const u32,
+    /// The batch's job names.
+    pub job_names: *const ta_str,
+    /// Entries of `job_names`.
+    pub n_job_names: usize,
+    /// Index into `node_names` (or `TA_NO_NODE`) of each target, or NULL for no nodes.
+    pub nodes: *const u32,
+    /// The batch's node names.
+    pub node_names: *const ta_str,
+    /// Entries of `node_names`.
+    pub n_node_names: usize,
+}
+
+/// Targets given as discovered label sets, hashed by the library (key from the sorted labels
+/// and the job, placement from `__address__`, node from the Kubernetes labels).
+///
+/// Label set `i` is `data[ends[i-1] .. ends[i]]` (from 0 for the first) in the encoding of
+/// Prometheus' default `labels.Labels` (stringlabels): for each label its name then its value,
+/// each preceded by its length in one byte (0 to 254) or, for longer strings, the byte 255 and
+/// the length in 3 bytes little-endian. A Go caller hands over its label sets as they are.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ta_label_batch {
+    /// Number of label sets.
+    pub len: usize,
+    /// The encoded label sets, back to back.
+    pub data: *const u8,
+    /// Bytes in `data`.
+    pub data_len: usize,
+    /// End offset in `data` of each label set (`len` entries, non-decreasing).
+    pub ends: *const u64,
+    /// Index into `job_names` of each label set.
+    pub jobs: *const u32,
+    /// The batch's job names.
+    pub job_names: *const ta_str,
+    /// Entries of `job_names`.
+    pub n_job_names: usize,
+    /// Weights, or NULL for all 1.
+    pub weights: *const u32,
+    /// If not NULL, receives the `len` keys the library computed (written only on success).
+    pub keys_out: *mut u64,
 }
 
 /// A collector: its name (the id it presents, e.g. the pod name) and node (length 0 for none).
@@ -165,32 +219,58 @@ pub struct ta_collector {
     pub node: ta_str,
 }
 
-/// A change of one target's collector. `TA_NO_COLLECTOR` on a side means none
-/// (a new or removed target, or one that no collector can take).
+/// One change, applied atomically by `ta_apply`: remove targets, remove then add collectors,
+/// upsert targets. Arrays may be NULL when their length is 0; a zeroed `ta_diff` changes nothing.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ta_diff {
+    /// Targets added or changed in place (same key), in columns.
+    pub upsert: ta_target_batch,
+    /// More targets to upsert, as label sets (`len` 0 for none).
+    pub upsert_labels: ta_label_batch,
+    /// Keys of removed targets; each must exist.
+    pub remove: *const u64,
+    /// Entries of `remove`.
+    pub n_remove: usize,
+    /// Collectors added.
+    pub add_collectors: *const ta_collector,
+    /// Entries of `add_collectors`.
+    pub n_add_collectors: usize,
+    /// Names of collectors removed; each must exist.
+    pub remove_collectors: *const ta_str,
+    /// Entries of `remove_collectors`.
+    pub n_remove_collectors: usize,
+}
+
+/// A change of one target's collector, in a `ta_view`. `from` and `to` index the view's
+/// `collectors` table; `TA_NO_COLLECTOR` on a side means none (a new or removed target, or one
+/// that no collector can take).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ta_move {
     /// The target.
     pub key: u64,
-    /// Collector id before, or `TA_NO_COLLECTOR`.
+    /// Index of the collector before, or `TA_NO_COLLECTOR`.
     pub from: u32,
-    /// Collector id after, or `TA_NO_COLLECTOR`.
+    /// Index of the collector after, or `TA_NO_COLLECTOR`.
     pub to: u32,
 }
 
-/// Load of one collector (from `ta_get_collector_stats`). Its name: `ta_collector_name(id)`.
+/// A collector as a `ta_view` shows it. The strings live in the view.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ta_collector_stats {
-    /// Collector id (valid until the collector is removed and one more change is applied).
-    pub id: u32,
-    /// Targets assigned to it.
+#[derive(Clone, Copy, Debug)]
+pub struct ta_collector_info {
+    /// Name.
+    pub name: ta_str,
+    /// Node (length 0 for none).
+    pub node: ta_str,
+    /// Targets assigned to it (0 for a collector this change removed).
     pub targets: u32,
     /// Sum of their weights.
     pub weight: u64,
 }
 
-/// Totals, balance and move counters (from `ta_get_summary`).
+/// Totals, balance and move counters (in a `ta_view`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ta_summary {
@@ -218,4 +298,22 @@ pub struct ta_summary {
     pub moves_unassigned: u64,
     /// Moves since creation: targets that changed collector.
     pub moves_reassigned: u64,
+}
+
+/// What a `ta_view` holds, from `ta_view_get`. Pointers stay valid until the view is filled
+/// again or freed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ta_view_data {
+    /// The moves of the change that filled the view (none after `ta_read`).
+    pub moves: *const ta_move,
+    /// Entries of `moves`.
+    pub n_moves: usize,
+    /// After a change: the collectors its moves reference. After `ta_read`: every collector,
+    /// sorted by name.
+    pub collectors: *const ta_collector_info,
+    /// Entries of `collectors`.
+    pub n_collectors: usize,
+    /// Totals after the change, or at the read.
+    pub summary: ta_summary,
 }

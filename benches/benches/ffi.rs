@@ -1,16 +1,18 @@
 //! The C ABI against the core called directly, per target, in batches of 1,024
-//! (DESIGN.md §5: within 10%). Both sides start from the same 100k-target state.
+//! (DESIGN.md §5: within 10%). Both sides start from the same 100k-target state and receive
+//! the same columns; the C side also hands each change's moves back in a `ta_view`, the core
+//! side reads its moves from the returned slice.
 //!
 //! `cargo bench -p allocator-benches --bench ffi`
 
 use std::hint::black_box;
 
-use allocator_benches::{collector_names, collector_specs, specs, targets};
-use allocator_core::{Allocator, Config, Diff, KeyHasher, TargetKey, TargetSpec};
+use allocator_benches::{collector_names, collector_specs, specs, targets, Workload};
+use allocator_core::{Allocator, BatchDiff, Config, KeyHasher, TargetBatch, TargetKey, TargetSpec};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use target_allocator::{
-    ta_allocator, ta_apply, ta_collector, ta_config, ta_config_default, ta_lookup, ta_result,
-    ta_str, ta_target, ta_upsert_labeled_targets,
+    ta_allocator, ta_apply, ta_collector, ta_config, ta_config_default, ta_diff, ta_label_batch,
+    ta_read, ta_result, ta_str, ta_target_batch, ta_view, ta_view_free, ta_view_new,
 };
 
 const BATCH: usize = 1024;
@@ -26,23 +28,93 @@ fn s(v: &str) -> ta_str {
     }
 }
 
-fn to_c(t: &TargetSpec<'_>) -> ta_target {
-    ta_target {
-        key: t.key.0,
-        placement: t.placement.0,
-        job: s(t.job),
-        node: t.node.map_or(
-            ta_str {
-                ptr: std::ptr::null(),
-                len: 0,
-            },
-            s,
-        ),
-        weight: t.weight,
+/// Targets as columns with a job table, owned (what a C or Go caller holds).
+struct Columns {
+    keys: Vec<u64>,
+    placements: Vec<u64>,
+    weights: Vec<u32>,
+    jobs: Vec<u32>,
+    job_names: Vec<&'static str>,
+}
+
+impl Columns {
+    fn of(specs: &[TargetSpec<'static>]) -> Columns {
+        let mut job_names: Vec<&'static str> = Vec::new();
+        let jobs = specs
+            .iter()
+            .map(|t| match job_names.iter().position(|j| *j == t.job) {
+                Some(i) => i as u32,
+                None => {
+                    job_names.push(t.job);
+                    job_names.len() as u32 - 1
+                }
+            })
+            .collect();
+        Columns {
+            keys: specs.iter().map(|t| t.key.0).collect(),
+            placements: specs.iter().map(|t| t.placement.0).collect(),
+            weights: specs.iter().map(|t| t.weight).collect(),
+            jobs,
+            job_names,
+        }
+    }
+
+    fn core(&self) -> TargetBatch<'_> {
+        TargetBatch {
+            keys: &self.keys,
+            placements: &self.placements,
+            weights: &self.weights,
+            jobs: &self.jobs,
+            job_names: &self.job_names,
+            ..TargetBatch::default()
+        }
+    }
+
+    fn c(&self, job_names: &[ta_str]) -> ta_target_batch {
+        ta_target_batch {
+            len: self.keys.len(),
+            keys: self.keys.as_ptr(),
+            placements: self.placements.as_ptr(),
+            weights: self.weights.as_ptr(),
+            jobs: self.jobs.as_ptr(),
+            job_names: job_names.as_ptr(),
+            n_job_names: job_names.len(),
+            nodes: std::ptr::null(),
+            node_names: std::ptr::null(),
+            n_node_names: 0,
+        }
     }
 }
 
-fn ffi_allocator(base: &[TargetSpec<'_>], names: &[(String, String)]) -> *mut ta_allocator {
+/// Label sets in the labels encoding the C ABI takes, with their job indexes.
+fn encoded(w: &Workload, job_names: &[&str]) -> (Vec<u8>, Vec<u64>, Vec<u32>) {
+    let mut data = Vec::new();
+    let mut ends = Vec::with_capacity(w.len());
+    let mut jobs = Vec::with_capacity(w.len());
+    for i in 0..w.len() {
+        for (n, v) in w.labels(i) {
+            for text in [n, v] {
+                if text.len() < 255 {
+                    data.push(text.len() as u8);
+                } else {
+                    data.push(255);
+                    data.extend_from_slice(&(text.len() as u32).to_le_bytes()[..3]);
+                }
+                data.extend_from_slice(text.as_bytes());
+            }
+        }
+        ends.push(data.len() as u64);
+        jobs.push(job_names.iter().position(|j| *j == w.job(i)).unwrap() as u32);
+    }
+    (data, ends, jobs)
+}
+
+fn zeroed_diff() -> ta_diff {
+    // SAFETY: ta_diff is plain data (pointers, lengths); all-zero is the empty diff.
+    unsafe { std::mem::zeroed() }
+}
+
+fn ffi_allocator(base: &Columns, names: &[(String, String)]) -> *mut ta_allocator {
     let mut cfg = std::mem::MaybeUninit::<ta_config>::uninit();
     // SAFETY: `cfg` is writable; ta_config_default fills every field.
     let cfg = unsafe {
@@ -62,181 +134,180 @@ fn ffi_allocator(base: &[TargetSpec<'_>], names: &[(String, String)]) -> *mut ta
             node: s(node),
         })
         .collect();
-    let upsert: Vec<ta_target> = base.iter().map(to_c).collect();
+    let job_names: Vec<ta_str> = base.job_names.iter().map(|j| s(j)).collect();
+    let mut diff = zeroed_diff();
+    diff.upsert = base.c(&job_names);
+    diff.add_collectors = cols.as_ptr();
+    diff.n_add_collectors = cols.len();
     // SAFETY: arrays valid for their lengths during the call.
-    let rc = unsafe {
-        ta_apply(
-            ta,
-            upsert.as_ptr(),
-            upsert.len(),
-            std::ptr::null(),
-            0,
-            cols.as_ptr(),
-            cols.len(),
-            std::ptr::null(),
-            0,
-            std::ptr::null_mut(),
-        )
-    };
+    let rc = unsafe { ta_apply(ta, &diff, std::ptr::null_mut(), std::ptr::null_mut()) };
     assert_eq!(rc, ta_result::TA_OK);
     ta
 }
 
 fn batches(c: &mut Criterion) {
     let n = if smoke() { 5_000 } else { 100_000 };
-    let raw = targets(n + BATCH, 1_000, 7);
+    let raw = Box::leak(Box::new(targets(n + BATCH, 1_000, 7)));
     let mut hasher = KeyHasher::new();
-    let all = specs(&mut hasher, &raw);
+    let all = specs(&mut hasher, raw);
     let (base, batch) = all.split_at(n);
     let names = collector_names(100);
+    let base = Columns::of(base);
+    let batch = Columns::of(batch);
 
     let mut core = Allocator::new(Config::default()).unwrap();
-    core.apply(&Diff {
-        add_collectors: collector_specs(&names),
-        upsert: base.to_vec(),
-        ..Diff::default()
+    core.apply_batch(&BatchDiff {
+        upsert: base.core(),
+        add_collectors: &collector_specs(&names),
+        ..BatchDiff::default()
     })
     .unwrap();
-    let ta = ffi_allocator(base, &names);
-    let c_batch: Vec<ta_target> = batch.iter().map(to_c).collect();
-    let keys: Vec<u64> = batch.iter().map(|t| t.key.0).collect();
+    let ta = ffi_allocator(&base, &names);
+    let mut view: *mut ta_view = std::ptr::null_mut();
+    // SAFETY: writable out-pointer.
+    assert_eq!(unsafe { ta_view_new(&mut view) }, ta_result::TA_OK);
+    let batch_jobs: Vec<ta_str> = batch.job_names.iter().map(|j| s(j)).collect();
 
     let mut group = c.benchmark_group("batch_1024");
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("core/upsert+remove", |b| {
         b.iter(|| {
-            core.apply(&Diff {
-                upsert: batch.to_vec(),
-                ..Diff::default()
-            })
-            .unwrap();
-            core.apply(&Diff {
-                remove: keys.iter().map(|&k| TargetKey(k)).collect(),
-                ..Diff::default()
-            })
-            .unwrap();
+            let moves = core
+                .apply_batch(&BatchDiff {
+                    upsert: batch.core(),
+                    ..BatchDiff::default()
+                })
+                .unwrap();
+            black_box(moves.len());
+            let moves = core
+                .apply_batch(&BatchDiff {
+                    remove: &batch.keys,
+                    ..BatchDiff::default()
+                })
+                .unwrap();
+            black_box(moves.len());
         })
     });
-    group.bench_function("c_abi/upsert+remove", |b| {
+    let mut upsert = zeroed_diff();
+    upsert.upsert = batch.c(&batch_jobs);
+    let mut remove = zeroed_diff();
+    remove.remove = batch.keys.as_ptr();
+    remove.n_remove = BATCH;
+    group.bench_function("c_abi/upsert+remove (moves in a view)", |b| {
         b.iter(|| {
-            // SAFETY: arrays valid for their lengths during the calls.
+            // SAFETY: arrays valid for their lengths during the calls; `view` is live.
             unsafe {
-                let rc = ta_apply(
-                    ta,
-                    c_batch.as_ptr(),
-                    BATCH,
-                    std::ptr::null(),
-                    0,
-                    std::ptr::null(),
-                    0,
-                    std::ptr::null(),
-                    0,
-                    std::ptr::null_mut(),
+                assert_eq!(
+                    ta_apply(ta, &upsert, view, std::ptr::null_mut()),
+                    ta_result::TA_OK
                 );
-                assert_eq!(rc, ta_result::TA_OK);
-                let rc = ta_apply(
-                    ta,
-                    std::ptr::null(),
-                    0,
-                    keys.as_ptr(),
-                    BATCH,
-                    std::ptr::null(),
-                    0,
-                    std::ptr::null(),
-                    0,
-                    std::ptr::null_mut(),
+                assert_eq!(
+                    ta_apply(ta, &remove, view, std::ptr::null_mut()),
+                    ta_result::TA_OK
                 );
-                assert_eq!(rc, ta_result::TA_OK);
             }
         })
     });
-    // Label sets hashed by the library: the core's `from_labels_with` against
-    // `ta_upsert_labeled_targets` on the same flat arrays.
-    let fresh = targets(BATCH, 1_000, 8);
-    let jobs: Vec<ta_str> = (0..BATCH).map(|i| s(fresh.job(i))).collect();
-    let counts: Vec<u32> = (0..BATCH).map(|i| fresh.labels(i).count() as u32).collect();
-    let (names, values): (Vec<ta_str>, Vec<ta_str>) = (0..BATCH)
-        .flat_map(|i| fresh.labels(i))
-        .map(|(n, v)| (s(n), s(v)))
-        .unzip();
-    let mut fresh_keys = vec![0u64; BATCH];
+
+    // Label sets hashed by the library: the core's own hashing of the same labels, then the
+    // same batch call, against `ta_apply` with the label sets encoded.
+    let fresh = Box::leak(Box::new(targets(BATCH, 1_000, 8)));
+    let fresh_jobs: Vec<&str> = {
+        let mut j: Vec<&str> = (0..BATCH).map(|i| fresh.job(i)).collect();
+        j.sort_unstable();
+        j.dedup();
+        j
+    };
+    let (data, ends, label_jobs) = encoded(fresh, &fresh_jobs);
+    let fresh_job_names: Vec<ta_str> = fresh_jobs.iter().map(|j| s(j)).collect();
     group.bench_function("core/labeled upsert+remove", |b| {
         b.iter(|| {
             let mut hasher = KeyHasher::new();
-            let upsert = specs(&mut hasher, &fresh);
-            let keys: Vec<TargetKey> = upsert.iter().map(|t| t.key).collect();
-            core.apply(&Diff {
-                upsert,
-                ..Diff::default()
-            })
-            .unwrap();
-            core.apply(&Diff {
-                remove: keys,
-                ..Diff::default()
-            })
-            .unwrap();
+            let upsert = Columns::of(&specs(&mut hasher, fresh));
+            black_box(
+                core.apply_batch(&BatchDiff {
+                    upsert: upsert.core(),
+                    ..BatchDiff::default()
+                })
+                .unwrap()
+                .len(),
+            );
+            black_box(
+                core.apply_batch(&BatchDiff {
+                    remove: &upsert.keys,
+                    ..BatchDiff::default()
+                })
+                .unwrap()
+                .len(),
+            );
         })
     });
-    group.bench_function("c_abi/labeled upsert+remove", |b| {
+    let mut fresh_keys = vec![0u64; BATCH];
+    group.bench_function("c_abi/labeled upsert+remove (moves in a view)", |b| {
         b.iter(|| {
-            // SAFETY: arrays valid for their lengths during the calls.
+            let mut labeled = zeroed_diff();
+            labeled.upsert_labels = ta_label_batch {
+                len: BATCH,
+                data: data.as_ptr(),
+                data_len: data.len(),
+                ends: ends.as_ptr(),
+                jobs: label_jobs.as_ptr(),
+                job_names: fresh_job_names.as_ptr(),
+                n_job_names: fresh_job_names.len(),
+                weights: std::ptr::null(),
+                keys_out: fresh_keys.as_mut_ptr(),
+            };
+            let mut remove = zeroed_diff();
+            remove.remove = fresh_keys.as_ptr();
+            remove.n_remove = BATCH;
+            // SAFETY: arrays valid for their lengths during the calls; `view` is live.
             unsafe {
-                let rc = ta_upsert_labeled_targets(
-                    ta,
-                    jobs.as_ptr(),
-                    counts.as_ptr(),
-                    std::ptr::null(),
-                    BATCH,
-                    names.as_ptr(),
-                    values.as_ptr(),
-                    names.len(),
-                    fresh_keys.as_mut_ptr(),
-                    std::ptr::null_mut(),
+                assert_eq!(
+                    ta_apply(ta, &labeled, view, std::ptr::null_mut()),
+                    ta_result::TA_OK
                 );
-                assert_eq!(rc, ta_result::TA_OK);
-                let rc = ta_apply(
-                    ta,
-                    std::ptr::null(),
-                    0,
-                    fresh_keys.as_ptr(),
-                    BATCH,
-                    std::ptr::null(),
-                    0,
-                    std::ptr::null(),
-                    0,
-                    std::ptr::null_mut(),
+                assert_eq!(
+                    ta_apply(ta, &remove, view, std::ptr::null_mut()),
+                    ta_result::TA_OK
                 );
-                assert_eq!(rc, ta_result::TA_OK);
             }
         })
     });
+
+    // Reads: owners of 1,024 keys with the collector table, from one state.
     let lookup_keys: Vec<u64> = base
+        .keys
         .iter()
         .step_by((n / BATCH).max(1))
         .take(BATCH)
-        .map(|t| t.key.0)
+        .copied()
         .collect();
-    group.bench_function("core/lookup", |b| {
+    group.bench_function("core/read (owners + collector table)", |b| {
         let mut out = vec![0u32; BATCH];
         b.iter(|| {
+            let table: Vec<(&str, u32, u64)> = core
+                .collectors()
+                .map(|c| (c.name, c.targets, c.weight))
+                .collect();
             for (o, &k) in out.iter_mut().zip(&lookup_keys) {
                 *o = core
                     .collector_of(TargetKey(k))
                     .map_or(u32::MAX, |c| c.index());
             }
-            black_box(&out);
+            black_box((&out, table.len()));
         })
     });
-    group.bench_function("c_abi/lookup", |b| {
+    group.bench_function("c_abi/read (owners + collector table)", |b| {
         let mut out = vec![0u32; BATCH];
         b.iter(|| {
-            // SAFETY: arrays valid for BATCH elements.
+            // SAFETY: arrays valid for BATCH elements; `view` is live.
             let rc = unsafe {
-                ta_lookup(
+                ta_read(
                     ta,
                     lookup_keys.as_ptr(),
                     lookup_keys.len(),
                     out.as_mut_ptr(),
+                    view,
                     std::ptr::null_mut(),
                 )
             };
@@ -245,8 +316,11 @@ fn batches(c: &mut Criterion) {
         })
     });
     group.finish();
-    // SAFETY: `ta` came from ta_allocator_new and is not used afterwards.
-    unsafe { target_allocator::ta_allocator_free(ta) };
+    // SAFETY: `ta` and `view` came from their constructors and are not used afterwards.
+    unsafe {
+        ta_view_free(view);
+        target_allocator::ta_allocator_free(ta);
+    }
 }
 
 criterion_group!(benches, batches);

@@ -1,6 +1,7 @@
 /*
  * share.c: allocate a small target set to three collectors through the C ABI and print each
- * collector's share, then what moves when a fourth collector joins.
+ * collector's share, then what moves when a fourth collector joins (the change's own moves,
+ * returned with it).
  *
  *   cargo build --release -p allocator-ffi
  *   cc -I include examples/c/share.c target/release/libtarget_allocator.a \
@@ -24,21 +25,28 @@ static int fail(ta_result rc, ta_error *err) {
   return 1;
 }
 
-static void print_shares(ta_allocator *ta) {
-  ta_collector_stats stats[8];
-  size_t n = 0;
-  if (ta_get_collector_stats(ta, stats, 8, &n, NULL) != TA_OK) return;
-  for (size_t i = 0; i < n; i++) {
-    char name[64];
-    size_t needed;
-    ta_collector_name(ta, stats[i].id, name, sizeof name, &needed, NULL);
-    printf("  %-18s %3u targets\n", name, stats[i].targets);
-  }
+/* Append a string in the labels encoding (here every string is shorter than 255 bytes). */
+static size_t put(uint8_t *out, const char *s) {
+  size_t n = strlen(s);
+  out[0] = (uint8_t)n;
+  memcpy(out + 1, s, n);
+  return n + 1;
+}
+
+static void print_shares(ta_allocator *ta, ta_view *view) {
+  if (ta_read(ta, NULL, 0, NULL, view, NULL) != TA_OK) return;
+  ta_view_data d;
+  ta_view_get(view, &d, NULL);
+  for (size_t i = 0; i < d.n_collectors; i++)
+    printf("  %-18.*s %3u targets\n", (int)d.collectors[i].name.len,
+           (const char *)d.collectors[i].name.ptr, d.collectors[i].targets);
 }
 
 int main(void) {
   ta_error *err = NULL;
   ta_error_new(&err);
+  ta_view *view = NULL;
+  ta_view_new(&view);
   ta_config cfg;
   ta_config_default(&cfg); /* consistent-hashing, exactly as the Go Target Allocator */
   ta_allocator *ta = NULL;
@@ -51,34 +59,56 @@ int main(void) {
       {str("otel-collector-2"), str("")},
       {str("otel-collector-3"), str("")},
   };
-  if ((rc = ta_add_collectors(ta, collectors, 3, err)) != TA_OK) return fail(rc, err);
+  if ((rc = ta_set_collectors(ta, collectors, 3, NULL, err)) != TA_OK) return fail(rc, err);
 
-  /* 60 targets, each a label set: __address__ plus a pod name; the library hashes them. */
+  /* 60 targets, each a label set (__address__ plus a pod name, sorted by name) in the labels
+     encoding; the library hashes them. Jobs are indexes into a table of two names. */
   enum { N = 60 };
-  char addresses[N][32], pods[N][32];
-  ta_str jobs[N], names[2 * N], values[2 * N];
-  uint32_t counts[N];
+  static uint8_t data[N * 96]; /* each label set takes about 70 bytes */
+  uint64_t ends[N];
+  uint32_t jobs[N];
+  ta_str job_names[2] = {str("kubernetes-pods"), str("node-exporter")};
+  size_t len = 0;
+  char text[32];
   for (int i = 0; i < N; i++) {
-    snprintf(addresses[i], sizeof addresses[i], "10.1.%d.%d:8080", i / 16, i % 16);
-    snprintf(pods[i], sizeof pods[i], "checkout-%d", i);
-    jobs[i] = str(i % 3 ? "kubernetes-pods" : "node-exporter");
-    counts[i] = 2;
-    names[2 * i] = str("__address__");
-    values[2 * i] = str(addresses[i]);
-    names[2 * i + 1] = str("__meta_kubernetes_pod_name");
-    values[2 * i + 1] = str(pods[i]);
+    snprintf(text, sizeof text, "10.1.%d.%d:8080", i / 16, i % 16);
+    len += put(data + len, "__address__");
+    len += put(data + len, text);
+    snprintf(text, sizeof text, "checkout-%d", i);
+    len += put(data + len, "__meta_kubernetes_pod_name");
+    len += put(data + len, text);
+    ends[i] = len;
+    jobs[i] = i % 3 ? 0 : 1;
   }
-  rc = ta_upsert_labeled_targets(ta, jobs, counts, NULL, N, names, values, 2 * N, NULL, err);
-  if (rc != TA_OK) return fail(rc, err);
+  ta_diff diff;
+  memset(&diff, 0, sizeof diff);
+  diff.upsert_labels.len = N;
+  diff.upsert_labels.data = data;
+  diff.upsert_labels.data_len = len;
+  diff.upsert_labels.ends = ends;
+  diff.upsert_labels.jobs = jobs;
+  diff.upsert_labels.job_names = job_names;
+  diff.upsert_labels.n_job_names = 2;
+  if ((rc = ta_apply(ta, &diff, NULL, err)) != TA_OK) return fail(rc, err);
   printf("%d targets on 3 collectors:\n", N);
-  print_shares(ta);
+  print_shares(ta, view);
 
-  if ((rc = ta_add_collectors(ta, &collectors[3], 1, err)) != TA_OK) return fail(rc, err);
-  size_t moved = 0;
-  ta_last_moves(ta, NULL, 0, &moved, NULL);
-  printf("after adding otel-collector-3, %zu targets moved:\n", moved);
-  print_shares(ta);
+  memset(&diff, 0, sizeof diff);
+  diff.add_collectors = &collectors[3];
+  diff.n_add_collectors = 1;
+  if ((rc = ta_apply(ta, &diff, view, err)) != TA_OK) return fail(rc, err);
+  ta_view_data moved;
+  ta_view_get(view, &moved, NULL);
+  printf("after adding otel-collector-3, %zu targets moved:\n", moved.n_moves);
+  for (size_t i = 0; i < moved.n_moves && i < 3; i++) {
+    ta_str from = moved.collectors[moved.moves[i].from].name;
+    ta_str to = moved.collectors[moved.moves[i].to].name;
+    printf("  %016llx  %.*s -> %.*s\n", (unsigned long long)moved.moves[i].key, (int)from.len,
+           (const char *)from.ptr, (int)to.len, (const char *)to.ptr);
+  }
+  print_shares(ta, view);
 
+  ta_view_free(view);
   ta_allocator_free(ta);
   ta_error_free(err);
   return 0;

@@ -2,15 +2,14 @@
 
 use std::ffi::c_char;
 
-use allocator_core::{CollectorId, CollectorSpec, PlacementHash, TargetKey, TargetSpec};
+use std::borrow::Cow;
+use std::collections::HashMap;
 
-use crate::error::FfiError;
+use allocator_core::{CollectorSpec, KeyHasher, TargetBatch, TargetSpec, NO_NODE};
+
+use crate::error::{ta_result, FfiError};
 use crate::handle;
-use crate::types::{ta_collector, ta_str, ta_target, TA_NO_COLLECTOR};
-
-pub(super) fn id_out(c: Option<CollectorId>) -> u32 {
-    c.map_or(TA_NO_COLLECTOR, |c| c.index())
-}
+use crate::types::{ta_collector, ta_label_batch, ta_str, ta_target_batch};
 
 /// # Safety
 /// As `handle::write_output`.
@@ -61,80 +60,6 @@ pub(super) unsafe fn labels<'a>(
         .collect()
 }
 
-/// Strings already validated in this call, by (pointer, length): batches repeat a few job and
-/// node buffers, and UTF-8 validation of each repeat would cost as much as the allocation.
-/// Direct-mapped; a collision only costs a re-validation.
-pub(super) struct StrCache<'a> {
-    slots: [Option<(*const u8, usize, &'a str)>; 256],
-}
-
-impl<'a> StrCache<'a> {
-    fn new() -> Self {
-        StrCache { slots: [None; 256] }
-    }
-
-    /// # Safety
-    /// As `handle::string` for `s`, valid for `'a`.
-    unsafe fn get(&mut self, s: ta_str, what: impl std::fmt::Display) -> Result<&'a str, FfiError> {
-        let slot = (s.ptr as usize >> 3 ^ s.len) & 255;
-        if let Some((ptr, len, v)) = self.slots[slot] {
-            if ptr == s.ptr && len == s.len {
-                return Ok(v);
-            }
-        }
-        // SAFETY: forwarded contract.
-        let v = unsafe { handle::string(s, what) }?;
-        self.slots[slot] = Some((s.ptr, s.len, v));
-        Ok(v)
-    }
-}
-
-/// Turns C targets into core specs.
-pub(super) struct SpecReader<'a> {
-    strings: StrCache<'a>,
-}
-
-impl<'a> SpecReader<'a> {
-    /// # Safety
-    /// The strings of `t` as `handle::string`, valid for `'a`.
-    unsafe fn read(&mut self, i: usize, t: &ta_target) -> Result<TargetSpec<'a>, FfiError> {
-        // SAFETY: forwarded contract.
-        let job = unsafe { self.strings.get(t.job, format_args!("targets[{i}].job")) }?;
-        let node = if t.node.len == 0 {
-            None
-        } else {
-            // SAFETY: forwarded contract.
-            Some(unsafe { self.strings.get(t.node, format_args!("targets[{i}].node")) }?)
-        };
-        Ok(TargetSpec {
-            key: TargetKey(t.key),
-            placement: PlacementHash(t.placement),
-            job,
-            node,
-            weight: t.weight,
-        })
-    }
-}
-
-/// # Safety
-/// As `handle::slice` for `ptr`/`n`, strings as `handle::string`.
-pub(super) unsafe fn target_specs<'a>(
-    ptr: *const ta_target,
-    n: usize,
-) -> Result<Vec<TargetSpec<'a>>, FfiError> {
-    // SAFETY: forwarded contract.
-    let targets = unsafe { handle::slice(ptr, n, "targets") }?;
-    let mut reader = SpecReader {
-        strings: StrCache::new(),
-    };
-    // SAFETY: forwarded contract.
-    targets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| unsafe { reader.read(i, t) })
-        .collect()
-}
-
 /// # Safety
 /// As `handle::slice`, strings as `handle::string`.
 pub(super) unsafe fn collector_specs<'a>(
@@ -172,4 +97,315 @@ pub(super) unsafe fn names<'a>(
         // SAFETY: forwarded contract.
         .map(|(i, s)| unsafe { handle::string(*s, format_args!("{what}[{i}]")) })
         .collect()
+}
+
+/// Targets in columns as the core takes them: borrowed from a C batch as they are, or built
+/// from label sets the library hashed.
+#[derive(Default)]
+pub(super) struct Targets<'a> {
+    keys: Cow<'a, [u64]>,
+    placements: Cow<'a, [u64]>,
+    weights: Cow<'a, [u32]>,
+    jobs: Cow<'a, [u32]>,
+    job_names: Vec<&'a str>,
+    nodes: Cow<'a, [u32]>,
+    node_names: Vec<&'a str>,
+    /// Where the keys of hashed label sets go after a successful change, and the row of the
+    /// first of them.
+    keys_out: Option<(&'a mut [u64], usize)>,
+}
+
+impl<'a> Targets<'a> {
+    /// The columns as the core's batch.
+    pub(super) fn batch(&self) -> TargetBatch<'_> {
+        TargetBatch {
+            keys: &self.keys,
+            placements: &self.placements,
+            weights: &self.weights,
+            jobs: &self.jobs,
+            job_names: &self.job_names,
+            nodes: &self.nodes,
+            node_names: &self.node_names,
+        }
+    }
+
+    /// Hand the keys of hashed label sets to the caller (after the change succeeded).
+    pub(super) fn write_keys(&mut self) {
+        if let Some((out, from)) = self.keys_out.take() {
+            out.copy_from_slice(&self.keys[from..from + out.len()]);
+        }
+    }
+
+    /// The targets of a columnar batch and a label batch, either of which may be absent.
+    ///
+    /// # Safety
+    /// Every pointer of both batches as `handle::slice` for its documented length.
+    pub(super) unsafe fn read(
+        columns: Option<&ta_target_batch>,
+        labeled: Option<&ta_label_batch>,
+        what: &str,
+    ) -> Result<Targets<'a>, FfiError> {
+        let columns = columns.filter(|c| c.len > 0);
+        let labeled = labeled.filter(|l| l.len > 0);
+        // SAFETY: forwarded contract.
+        unsafe {
+            match (columns, labeled) {
+                (None, None) => Ok(Targets::default()),
+                (Some(c), None) => Targets::from_columns(c, what),
+                (None, Some(l)) => Targets::from_labels(l, what),
+                (Some(c), Some(l)) => {
+                    let mut all = Targets::from_columns(c, what)?;
+                    all.append(Targets::from_labels(l, what)?);
+                    Ok(all)
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`Targets::read`].
+    unsafe fn from_columns(b: &ta_target_batch, what: &str) -> Result<Targets<'a>, FfiError> {
+        let n = b.len;
+        // SAFETY: forwarded contract.
+        unsafe {
+            Ok(Targets {
+                keys: Cow::Borrowed(handle::slice(b.keys, n, format_args!("{what}.keys"))?),
+                placements: Cow::Borrowed(handle::slice(
+                    b.placements,
+                    n,
+                    format_args!("{what}.placements"),
+                )?),
+                weights: Cow::Borrowed(optional(b.weights, n, what, "weights")?),
+                jobs: Cow::Borrowed(handle::slice(b.jobs, n, format_args!("{what}.jobs"))?),
+                job_names: names(b.job_names, b.n_job_names, &format!("{what}.job_names"))?,
+                nodes: Cow::Borrowed(optional(b.nodes, n, what, "nodes")?),
+                node_names: names(b.node_names, b.n_node_names, &format!("{what}.node_names"))?,
+                keys_out: None,
+            })
+        }
+    }
+
+    /// Hash label sets into columns.
+    ///
+    /// # Safety
+    /// As [`Targets::read`].
+    unsafe fn from_labels(b: &ta_label_batch, what: &str) -> Result<Targets<'a>, FfiError> {
+        let n = b.len;
+        let what = format!("{what}_labels");
+        // SAFETY: forwarded contract.
+        let (data, ends, jobs, job_names, weights, keys_out) = unsafe {
+            (
+                handle::slice(b.data, b.data_len, format_args!("{what}.data"))?,
+                handle::slice(b.ends, n, format_args!("{what}.ends"))?,
+                handle::slice(b.jobs, n, format_args!("{what}.jobs"))?,
+                names(b.job_names, b.n_job_names, &format!("{what}.job_names"))?,
+                optional(b.weights, n, &what, "weights")?,
+                if b.keys_out.is_null() {
+                    None
+                } else {
+                    Some(handle::slice_mut(
+                        b.keys_out,
+                        n,
+                        format_args!("{what}.keys_out"),
+                    )?)
+                },
+            )
+        };
+        let mut t = Targets {
+            keys: Cow::Owned(Vec::with_capacity(n)),
+            placements: Cow::Owned(Vec::with_capacity(n)),
+            weights: Cow::Borrowed(weights),
+            jobs: Cow::Borrowed(jobs),
+            job_names,
+            nodes: Cow::Owned(Vec::new()),
+            node_names: Vec::new(),
+            keys_out: keys_out.map(|k| (k, 0)),
+        };
+        let (keys, placements) = (t.keys.to_mut(), t.placements.to_mut());
+        let mut nodes: Vec<u32> = Vec::new();
+        let mut node_index = NameIndex::default();
+        let mut hasher = KeyHasher::new();
+        let mut start = 0usize;
+        for (i, (&end, &job)) in ends.iter().zip(jobs).enumerate() {
+            let set = u64_to_usize(end)
+                .filter(|&e| e >= start && e <= data.len())
+                .map(|e| &data[start..e])
+                .ok_or_else(|| {
+                    FfiError::new(
+                        ta_result::TA_INVALID_ARGUMENT,
+                        format!(
+                            "{what}.ends[{i}] is {end}: not between the previous end {start} and data_len {}",
+                            data.len()
+                        ),
+                    )
+                })?;
+            start += set.len();
+            let job = *t.job_names.get(job as usize).ok_or_else(|| {
+                FfiError::new(
+                    ta_result::TA_INVALID_ARGUMENT,
+                    format!(
+                        "{what}.jobs[{i}] is {job} but the batch names {} jobs",
+                        t.job_names.len()
+                    ),
+                )
+            })?;
+            check_encoding(set).map_err(|e| {
+                FfiError::new(
+                    ta_result::TA_INVALID_ARGUMENT,
+                    format!("{what}: label set {i} is not in the labels encoding: {e}"),
+                )
+            })?;
+            let spec = TargetSpec::from_label_bytes_with(&mut hasher, Pairs { rest: set }, job)
+                .map_err(|e| FfiError::from(e).context(format_args!("{what}: label set {i}")))?;
+            keys.push(spec.key.0);
+            placements.push(spec.placement.0);
+            match spec.node {
+                Some(node) => {
+                    if nodes.is_empty() {
+                        nodes.resize(i, NO_NODE);
+                    }
+                    nodes.push(node_index.index(node, &mut t.node_names));
+                }
+                None if !nodes.is_empty() => nodes.push(NO_NODE),
+                None => {}
+            }
+        }
+        t.nodes = Cow::Owned(nodes);
+        Ok(t)
+    }
+
+    /// Rows of `other` after these (job and node indexes moved past this batch's tables).
+    fn append(&mut self, mut other: Targets<'a>) {
+        let n = self.keys.len();
+        let (jobs_before, nodes_before) =
+            (self.job_names.len() as u32, self.node_names.len() as u32);
+        self.keys.to_mut().extend_from_slice(&other.keys);
+        self.placements
+            .to_mut()
+            .extend_from_slice(&other.placements);
+        if !self.weights.is_empty() || !other.weights.is_empty() {
+            let w = self.weights.to_mut();
+            w.resize(n, 1);
+            if other.weights.is_empty() {
+                w.resize(n + other.keys.len(), 1);
+            } else {
+                w.extend_from_slice(&other.weights);
+            }
+        }
+        self.jobs
+            .to_mut()
+            .extend(other.jobs.iter().map(|j| j + jobs_before));
+        self.job_names.append(&mut other.job_names);
+        if !self.nodes.is_empty() || !other.nodes.is_empty() {
+            let x = self.nodes.to_mut();
+            x.resize(n, NO_NODE);
+            if other.nodes.is_empty() {
+                x.resize(n + other.keys.len(), NO_NODE);
+            } else {
+                x.extend(
+                    other
+                        .nodes
+                        .iter()
+                        .map(|&v| if v == NO_NODE { v } else { v + nodes_before }),
+                );
+            }
+        }
+        self.node_names.append(&mut other.node_names);
+        self.keys_out = other.keys_out.map(|(k, from)| (k, from + n));
+    }
+}
+
+fn u64_to_usize(v: u64) -> Option<usize> {
+    usize::try_from(v).ok()
+}
+
+/// An optional column: NULL means "absent" (empty for the core).
+///
+/// # Safety
+/// As `handle::slice`.
+unsafe fn optional<'a, T>(
+    ptr: *const T,
+    n: usize,
+    what: &str,
+    field: &str,
+) -> Result<&'a [T], FfiError> {
+    if ptr.is_null() {
+        return Ok(&[]);
+    }
+    // SAFETY: forwarded contract.
+    unsafe { handle::slice(ptr, n, format_args!("{what}.{field}")) }
+}
+
+/// Read one length of the labels encoding: one byte (0 to 254), or 255 then 3 bytes LE.
+#[inline]
+fn read_size(rest: &[u8]) -> Option<(usize, &[u8])> {
+    match rest {
+        [255, a, b, c, tail @ ..] => Some((
+            usize::from(*a) | usize::from(*b) << 8 | usize::from(*c) << 16,
+            tail,
+        )),
+        [255, ..] => None,
+        [n, tail @ ..] => Some((usize::from(*n), tail)),
+        [] => None,
+    }
+}
+
+/// Read one string of the labels encoding.
+#[inline]
+fn read_string(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (n, rest) = read_size(rest)?;
+    (rest.len() >= n).then(|| rest.split_at(n))
+}
+
+/// Check that `set` is whole (name, value) pairs of the labels encoding, so [`Pairs`] reads
+/// all of it.
+fn check_encoding(mut set: &[u8]) -> Result<(), &'static str> {
+    while !set.is_empty() {
+        let (_, rest) = read_string(set).ok_or("a name runs past the end")?;
+        let (_, rest) = read_string(rest).ok_or("a value is missing or runs past the end")?;
+        set = rest;
+    }
+    Ok(())
+}
+
+/// The (name, value) pairs of one label set in the labels encoding (checked beforehand by
+/// [`check_encoding`]; on bytes that are not, it stops early).
+#[derive(Clone)]
+struct Pairs<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let (name, rest) = read_string(self.rest)?;
+        let (value, rest) = read_string(rest)?;
+        self.rest = rest;
+        Some((name, value))
+    }
+}
+
+/// Batch-local indexes of node names; consecutive targets often share one.
+#[derive(Default)]
+struct NameIndex<'a> {
+    last: Option<(&'a str, u32)>,
+    map: HashMap<&'a str, u32>,
+}
+
+impl<'a> NameIndex<'a> {
+    fn index(&mut self, name: &'a str, names: &mut Vec<&'a str>) -> u32 {
+        if let Some((last, i)) = self.last {
+            if last == name {
+                return i;
+            }
+        }
+        let i = *self.map.entry(name).or_insert_with(|| {
+            names.push(name);
+            names.len() as u32 - 1
+        });
+        self.last = Some((name, i));
+        i
+    }
 }

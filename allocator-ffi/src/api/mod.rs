@@ -12,6 +12,7 @@ mod hashing;
 mod lifecycle;
 mod queries;
 mod snapshots;
+mod views;
 
 pub use changes::*;
 pub use errors::*;
@@ -19,3 +20,4 @@ pub use hashing::*;
 pub use lifecycle::*;
 pub use queries::*;
 pub use snapshots::*;
+pub use views::*;

@@ -118,223 +118,482 @@ static void test_lifecycle_and_config(void) {
   ta_error_free(err);
 }
 
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static ta_view *new_view(void) {
+  ta_view *v = NULL;
+  CHECK_RC(ta_view_new(&v), TA_OK);
+  return v;
+}
+
+static ta_view_data view_of(ta_view *v) {
+  ta_view_data d;
+  memset(&d, 0, sizeof d);
+  CHECK_RC(ta_view_get(v, &d, NULL), TA_OK);
+  return d;
+}
+
+/* Whether a view string equals a C string. */
+static int str_is(ta_str s, const char *want) {
+  return s.len == strlen(want) && (s.len == 0 || memcmp(s.ptr, want, s.len) == 0);
+}
+
+/* The name of view collector `i` ("" for TA_NO_COLLECTOR) into `buf`. */
+static const char *name_at(const ta_view_data *d, uint32_t i, char *buf, size_t cap) {
+  if (i == TA_NO_COLLECTOR) return "";
+  CHECK(i < d->n_collectors);
+  if (i >= d->n_collectors) return "?";
+  size_t n = d->collectors[i].name.len < cap - 1 ? d->collectors[i].name.len : cap - 1;
+  memcpy(buf, d->collectors[i].name.ptr, n);
+  buf[n] = '\0';
+  return buf;
+}
+
+/* Append one string in the labels encoding (length byte, or 255 + 3 bytes LE). */
+static size_t enc(uint8_t *out, const char *s, size_t n) {
+  size_t head = 1;
+  if (n < 255) {
+    out[0] = (uint8_t)n;
+  } else {
+    out[0] = 255;
+    out[1] = (uint8_t)(n & 255);
+    out[2] = (uint8_t)((n >> 8) & 255);
+    out[3] = (uint8_t)((n >> 16) & 255);
+    head = 4;
+  }
+  memcpy(out + head, s, n);
+  return head + n;
+}
+
+static size_t enc_label(uint8_t *out, const char *name, const char *value) {
+  size_t n = enc(out, name, strlen(name));
+  return n + enc(out + n, value, strlen(value));
+}
+
+static ta_diff empty_diff(void) {
+  ta_diff d;
+  memset(&d, 0, sizeof d);
+  return d;
+}
+
+/* Owner names of `keys` in one read, as collector numbers parsed from "<prefix>-<n>" (-1: none). */
+static void owners_by_number(ta_allocator *ta, const uint64_t *keys, size_t n, int *out, ta_view *v) {
+  uint32_t *owners = calloc(n, sizeof *owners);
+  CHECK_RC(ta_read(ta, keys, n, owners, v, NULL), TA_OK);
+  ta_view_data d = view_of(v);
+  for (size_t i = 0; i < n; i++) {
+    if (owners[i] == TA_NO_COLLECTOR) {
+      out[i] = -1;
+      continue;
+    }
+    char buf[32];
+    const char *name = name_at(&d, owners[i], buf, sizeof buf);
+    const char *dash = strrchr(name, '-');
+    out[i] = dash ? atoi(dash + 1) : -2;
+  }
+  free(owners);
+}
+
+typedef struct {
+  uint64_t key;
+  size_t index;
+} keyed;
+
+static int by_key(const void *a, const void *b) {
+  uint64_t x = ((const keyed *)a)->key, y = ((const keyed *)b)->key;
+  return x < y ? -1 : x > y;
+}
+
+/* The moves in `v` are exactly the keys whose owner differs between `before` and `after`
+   (collector numbers as from owners_by_number), with the right sides. */
+static void moves_equal_difference(ta_view *v, const uint64_t *keys, size_t n, const int *before,
+                                   const int *after) {
+  ta_view_data d = view_of(v);
+  size_t changed = 0;
+  for (size_t i = 0; i < n; i++) changed += before[i] != after[i];
+  CHECK(d.n_moves == changed);
+  keyed *sorted = calloc(n, sizeof *sorted);
+  for (size_t i = 0; i < n; i++) sorted[i] = (keyed){keys[i], i};
+  qsort(sorted, n, sizeof *sorted, by_key);
+  for (size_t m = 0; m < d.n_moves; m++) {
+    keyed want = {d.moves[m].key, 0};
+    const keyed *hit = bsearch(&want, sorted, n, sizeof *sorted, by_key);
+    CHECK(hit != NULL);
+    if (!hit) continue;
+    size_t i = hit->index;
+    char fb[32], tb[32];
+    const char *from = name_at(&d, d.moves[m].from, fb, sizeof fb);
+    const char *to = name_at(&d, d.moves[m].to, tb, sizeof tb);
+    int f = *from ? atoi(strrchr(from, '-') + 1) : -1;
+    int t = *to ? atoi(strrchr(to, '-') + 1) : -1;
+    CHECK(f == before[i] && t == after[i]);
+  }
+  free(sorted);
+}
+
+/* ---- batches ------------------------------------------------------------------------------- */
+
 static void test_batches(void) {
   ta_error *err = NULL;
   CHECK_RC(ta_error_new(&err), TA_OK);
+  ta_view *v = new_view();
   ta_allocator *ta = new_allocator(TA_STRATEGY_LEAST_WEIGHTED, TA_STRATEGY_NONE, TA_RING_V0_10_0);
 
-  ta_collector cols[3] = {{S("c-a"), S("n1")}, {S("c-b"), S("n2")}, {S("c-c"), S("")}};
-  CHECK_RC(ta_add_collectors(ta, cols, 3, err), TA_OK);
-  CHECK_RC(ta_add_collectors(ta, cols, 1, err), TA_DUPLICATE_COLLECTOR);
-  error_contains(err, "c-a");
+  ta_collector cols[3] = {{S("c-0"), S("n1")}, {S("c-1"), S("n2")}, {S("c-2"), S("")}};
+  ta_diff d = empty_diff();
+  d.add_collectors = cols;
+  d.n_add_collectors = 3;
+  CHECK_RC(ta_apply(ta, &d, v, err), TA_OK);
+  CHECK(view_of(v).n_moves == 0 && view_of(v).summary.collectors == 3);
+  d.n_add_collectors = 1;
+  CHECK_RC(ta_apply(ta, &d, v, err), TA_DUPLICATE_COLLECTOR);
+  error_contains(err, "c-0");
 
   enum { N = 3000 };
-  ta_target *targets = calloc(N, sizeof *targets);
   uint64_t *keys = calloc(N, sizeof *keys);
+  uint64_t *placements = calloc(N, sizeof *placements);
+  uint32_t *jobs = calloc(N, sizeof *jobs);
+  ta_str job_names[2] = {S("nodes"), S("pods")};
   char addr[64];
   for (size_t i = 0; i < N; i++) {
     snprintf(addr, sizeof addr, "10.0.%zu.%zu:9100", i / 250, i % 250);
-    uint64_t placement = 0;
-    CHECK_RC(ta_placement_hash(S(addr), &placement, NULL), TA_OK);
-    targets[i].key = 0x1000 + i;
-    targets[i].placement = placement;
-    targets[i].job = S(i % 2 ? "pods" : "nodes");
-    targets[i].node = S("");
-    targets[i].weight = 1;
-    keys[i] = targets[i].key;
+    CHECK_RC(ta_placement_hash(S(addr), &placements[i], NULL), TA_OK);
+    keys[i] = 0x1000 + i;
+    jobs[i] = (uint32_t)(i % 2);
   }
-  CHECK_RC(ta_upsert_targets(ta, targets, N, err), TA_OK);
+  int *before = calloc(N, sizeof *before), *after = calloc(N, sizeof *after);
+  owners_by_number(ta, keys, N, before, v);
 
-  size_t needed = 0;
-  CHECK_RC(ta_last_moves(ta, NULL, 0, &needed, err), TA_BUFFER_TOO_SMALL);
-  CHECK(needed == N);
-  ta_move *moves = calloc(needed, sizeof *moves);
-  CHECK_RC(ta_last_moves(ta, moves, needed, &needed, err), TA_OK);
-  CHECK(moves[0].from == TA_NO_COLLECTOR && moves[0].to != TA_NO_COLLECTOR);
-  free(moves);
+  d = empty_diff();
+  d.upsert.len = N;
+  d.upsert.keys = keys;
+  d.upsert.placements = placements;
+  d.upsert.jobs = jobs;
+  d.upsert.job_names = job_names;
+  d.upsert.n_job_names = 2;
+  CHECK_RC(ta_apply(ta, &d, v, err), TA_OK);
+  ta_view_data vd = view_of(v);
+  CHECK(vd.n_moves == N && vd.n_collectors == 3 && vd.summary.targets == N);
+  CHECK(vd.moves[0].from == TA_NO_COLLECTOR && vd.moves[0].to < 3);
+  for (size_t c = 0; c < vd.n_collectors; c++) CHECK(vd.collectors[c].targets == 1000);
+  owners_by_number(ta, keys, N, after, v);
+  for (size_t i = 0; i < N; i++) CHECK(before[i] == -1 && after[i] >= 0);
 
+  /* A read: every collector sorted by name with its load, owners from the same state. */
   uint32_t *owners = calloc(N, sizeof *owners);
-  CHECK_RC(ta_lookup(ta, keys, N, owners, err), TA_OK);
+  CHECK_RC(ta_read(ta, keys, N, owners, v, err), TA_OK);
+  vd = view_of(v);
+  CHECK(vd.n_moves == 0 && vd.n_collectors == 3);
+  CHECK(str_is(vd.collectors[0].name, "c-0") && str_is(vd.collectors[0].node, "n1"));
+  CHECK(str_is(vd.collectors[2].name, "c-2") && vd.collectors[2].node.len == 0);
   size_t per[3] = {0, 0, 0};
-  uint32_t ids[3];
-  for (int c = 0; c < 3; c++) CHECK_RC(ta_collector_id(ta, cols[c].name, &ids[c], err), TA_OK);
   for (size_t i = 0; i < N; i++)
-    for (int c = 0; c < 3; c++)
-      if (owners[i] == ids[c]) per[c]++;
+    if (owners[i] < 3) per[owners[i]]++;
   CHECK(per[0] == 1000 && per[1] == 1000 && per[2] == 1000);
+  CHECK(vd.collectors[0].targets == 1000 && vd.collectors[0].weight == 1000);
+  CHECK_RC(ta_read(ta, NULL, 0, NULL, v, err), TA_OK);
+  CHECK_RC(ta_read(ta, keys, 4, owners, NULL, err), TA_NULL_ARGUMENT);
 
-  /* Stats, names, targets of a collector (whole, and of one job). */
-  ta_collector_stats stats[3];
-  CHECK_RC(ta_get_collector_stats(ta, stats, 3, &needed, err), TA_OK);
-  CHECK(needed == 3 && stats[0].targets == 1000 && stats[0].weight == 1000);
-  char name[16];
-  CHECK_RC(ta_collector_name(ta, stats[1].id, name, sizeof name, &needed, err), TA_OK);
-  CHECK(strcmp(name, "c-b") == 0 && needed == 4);
-  CHECK_RC(ta_collector_name(ta, stats[1].id, name, 2, &needed, err), TA_BUFFER_TOO_SMALL);
-  CHECK_RC(ta_collector_name(ta, 4242, name, sizeof name, &needed, err), TA_UNKNOWN_COLLECTOR);
   uint64_t *mine = calloc(N, sizeof *mine);
-  CHECK_RC(ta_collector_targets(ta, S("c-a"), S(""), mine, N, &needed, err), TA_OK);
+  size_t needed = 0;
+  CHECK_RC(ta_collector_targets(ta, S("c-0"), S(""), mine, N, &needed, err), TA_OK);
   CHECK(needed == 1000);
   for (size_t i = 1; i < needed; i++) CHECK(mine[i - 1] < mine[i]);
-  CHECK_RC(ta_collector_targets(ta, S("c-a"), S("pods"), mine, N, &needed, err), TA_OK);
+  CHECK_RC(ta_collector_targets(ta, S("c-0"), S("pods"), mine, N, &needed, err), TA_OK);
   CHECK(needed == 500);
-  CHECK_RC(ta_collector_targets(ta, S("c-a"), S(""), mine, 10, &needed, err), TA_BUFFER_TOO_SMALL);
+  CHECK_RC(ta_collector_targets(ta, S("c-0"), S(""), mine, 10, &needed, err), TA_BUFFER_TOO_SMALL);
   CHECK(needed == 1000);
   CHECK_RC(ta_collector_targets(ta, S("nope"), S(""), mine, N, &needed, err), TA_UNKNOWN_COLLECTOR);
 
-  /* Remove a collector: its targets, and only those, move. */
-  ta_str gone = S("c-b");
-  CHECK_RC(ta_remove_collectors(ta, &gone, 1, err), TA_OK);
-  CHECK_RC(ta_last_moves(ta, NULL, 0, &needed, err), TA_BUFFER_TOO_SMALL);
-  CHECK(needed == 1000);
-  moves = calloc(needed, sizeof *moves);
-  CHECK_RC(ta_last_moves(ta, moves, needed, &needed, err), TA_OK);
-  for (size_t i = 0; i < needed; i++) CHECK(moves[i].from == ids[1] && moves[i].to != ids[1]);
-  /* The removed collector's id still names it until the next change. */
-  CHECK_RC(ta_collector_name(ta, ids[1], name, sizeof name, &needed, err), TA_OK);
-  CHECK(strcmp(name, "c-b") == 0);
-  free(moves);
-  CHECK_RC(ta_remove_collectors(ta, &gone, 1, err), TA_UNKNOWN_COLLECTOR);
-  error_contains(err, "c-b");
+  /* Remove a collector: its targets, and only those, move; the view names the removed one. */
+  owners_by_number(ta, keys, N, before, v);
+  ta_str gone = S("c-1");
+  d = empty_diff();
+  d.remove_collectors = &gone;
+  d.n_remove_collectors = 1;
+  ta_view *moves = new_view();
+  CHECK_RC(ta_apply(ta, &d, moves, err), TA_OK);
+  owners_by_number(ta, keys, N, after, v);
+  moves_equal_difference(moves, keys, N, before, after);
+  vd = view_of(moves);
+  CHECK(vd.n_moves == 1000);
+  for (size_t i = 0; i < vd.n_moves; i++) CHECK(str_is(vd.collectors[vd.moves[i].from].name, "c-1"));
+  for (size_t c = 0; c < vd.n_collectors; c++)
+    if (str_is(vd.collectors[c].name, "c-1")) CHECK(vd.collectors[c].targets == 0);
+  CHECK_RC(ta_apply(ta, &d, moves, err), TA_UNKNOWN_COLLECTOR);
+  error_contains(err, "c-1");
+  CHECK(vd.summary.collectors == 2 && vd.summary.targets == N && vd.summary.max_targets == 1500);
+  CHECK(vd.summary.moves_reassigned == 1000 && vd.summary.moves_assigned == N);
 
-  ta_summary sum;
-  CHECK_RC(ta_get_summary(ta, &sum, err), TA_OK);
-  CHECK(sum.collectors == 2 && sum.targets == N && sum.unassigned == 0 && sum.max_targets == 1500);
-  CHECK(sum.moves_reassigned == 1000 && sum.moves_assigned == N);
+  /* Churn in one diff: remove 100 targets, upsert 100 with new keys; moves are the difference. */
+  owners_by_number(ta, keys, N, before, v);
+  d = empty_diff();
+  d.remove = keys;
+  d.n_remove = 100;
+  uint64_t fresh[100];
+  for (int i = 0; i < 100; i++) fresh[i] = 0x900000 + (uint64_t)i;
+  d.upsert.len = 100;
+  d.upsert.keys = fresh;
+  d.upsert.placements = placements;
+  d.upsert.jobs = jobs;
+  d.upsert.job_names = job_names;
+  d.upsert.n_job_names = 2;
+  CHECK_RC(ta_apply(ta, &d, moves, err), TA_OK);
+  uint64_t *all = calloc(N + 100, sizeof *all);
+  memcpy(all, keys, N * sizeof *keys);
+  memcpy(all + N, fresh, sizeof fresh);
+  int *b2 = calloc(N + 100, sizeof *b2), *a2 = calloc(N + 100, sizeof *a2);
+  memcpy(b2, before, N * sizeof *before);
+  for (int i = 0; i < 100; i++) b2[N + i] = -1;
+  owners_by_number(ta, all, N + 100, a2, v);
+  moves_equal_difference(moves, all, N + 100, b2, a2);
+  CHECK(view_of(moves).n_moves == 200);
 
-  /* Remove targets; unknown and conflicting ones are refused and change nothing. */
-  CHECK_RC(ta_remove_targets(ta, keys, 100, err), TA_OK);
-  CHECK_RC(ta_remove_targets(ta, keys, 1, err), TA_UNKNOWN_TARGET);
-  CHECK_RC(ta_apply(ta, &targets[200], 1, &keys[200], 1, NULL, 0, NULL, 0, err), TA_CONFLICTING_TARGET);
-  CHECK_RC(ta_get_summary(ta, &sum, err), TA_OK);
-  CHECK(sum.targets == N - 100);
+  /* Unknown and conflicting targets are refused and change nothing. */
+  CHECK_RC(ta_apply(ta, &d, moves, err), TA_UNKNOWN_TARGET);
+  d.remove = fresh;
+  d.n_remove = 1;
+  CHECK_RC(ta_apply(ta, &d, moves, err), TA_CONFLICTING_TARGET);
+  CHECK_RC(ta_read(ta, NULL, 0, NULL, v, err), TA_OK);
+  CHECK(view_of(v).summary.targets == N);
 
-  /* A full listing reconciles. */
-  CHECK_RC(ta_set_targets(ta, targets, 10, err), TA_OK);
-  CHECK_RC(ta_get_summary(ta, &sum, err), TA_OK);
-  CHECK(sum.targets == 10);
-  ta_collector only[1] = {{S("solo"), S("")}};
-  CHECK_RC(ta_set_collectors(ta, only, 1, err), TA_OK);
-  CHECK_RC(ta_get_summary(ta, &sum, err), TA_OK);
-  CHECK(sum.collectors == 1 && sum.max_targets == 10);
+  /* Bad columns: a job index past the table, a NULL column with a length. */
+  uint32_t bad_jobs[1] = {7};
+  d = empty_diff();
+  d.upsert.len = 1;
+  d.upsert.keys = keys;
+  d.upsert.placements = placements;
+  d.upsert.jobs = bad_jobs;
+  d.upsert.job_names = job_names;
+  d.upsert.n_job_names = 2;
+  CHECK_RC(ta_apply(ta, &d, moves, err), TA_INVALID_ARGUMENT);
+  error_contains(err, "job index 7");
+  d.upsert.jobs = NULL;
+  CHECK_RC(ta_apply(ta, &d, moves, err), TA_NULL_ARGUMENT);
+  error_contains(err, "upsert.jobs");
+  CHECK_RC(ta_apply(ta, NULL, moves, err), TA_NULL_ARGUMENT);
+  CHECK_RC(ta_apply(NULL, &d, moves, err), TA_NULL_ARGUMENT);
 
-  /* Zero lengths with NULL arrays are no-ops; NULL with a length is an error. */
-  CHECK_RC(ta_upsert_targets(ta, NULL, 0, err), TA_OK);
-  CHECK_RC(ta_upsert_targets(ta, NULL, 5, err), TA_NULL_ARGUMENT);
-  CHECK_RC(ta_remove_targets(ta, NULL, 0, err), TA_OK);
-  CHECK_RC(ta_lookup(ta, keys, 4, NULL, err), TA_NULL_ARGUMENT);
-  CHECK_RC(ta_upsert_targets(NULL, targets, 1, err), TA_NULL_ARGUMENT);
-  CHECK_RC(ta_get_summary(NULL, &sum, err), TA_NULL_ARGUMENT);
+  /* A full listing reconciles; moves are reported through the view. */
+  ta_target_batch ten = {0};
+  ten.len = 10;
+  ten.keys = keys;
+  ten.placements = placements;
+  ten.jobs = jobs;
+  ten.job_names = job_names;
+  ten.n_job_names = 2;
+  CHECK_RC(ta_set_targets(ta, &ten, NULL, moves, err), TA_OK);
+  CHECK(view_of(moves).summary.targets == 10);
+  ta_collector only[1] = {{S("solo-0"), S("")}};
+  CHECK_RC(ta_set_collectors(ta, only, 1, moves, err), TA_OK);
+  vd = view_of(moves);
+  CHECK(vd.summary.collectors == 1 && vd.summary.max_targets == 10 && vd.n_moves > 0);
+  for (size_t i = 0; i < vd.n_moves; i++) CHECK(str_is(vd.collectors[vd.moves[i].to].name, "solo-0"));
+  /* No view: the change applies all the same. */
+  CHECK_RC(ta_set_targets(ta, &ten, NULL, NULL, err), TA_OK);
 
   /* Names: invalid UTF-8 and empty names. */
   const uint8_t bad_utf8[] = {0x63, 0xff, 0xfe};
   ta_collector bad = {{bad_utf8, sizeof bad_utf8}, S("")};
-  CHECK_RC(ta_add_collectors(ta, &bad, 1, err), TA_INVALID_UTF8);
+  d = empty_diff();
+  d.add_collectors = &bad;
+  d.n_add_collectors = 1;
+  CHECK_RC(ta_apply(ta, &d, NULL, err), TA_INVALID_UTF8);
   error_contains(err, "collectors[0].name");
   ta_collector empty = {S(""), S("")};
-  CHECK_RC(ta_add_collectors(ta, &empty, 1, err), TA_EMPTY_COLLECTOR_NAME);
-  ta_target bad_job = targets[0];
-  bad_job.job.ptr = bad_utf8;
-  bad_job.job.len = sizeof bad_utf8;
-  CHECK_RC(ta_upsert_targets(ta, &bad_job, 1, err), TA_INVALID_UTF8);
+  d.add_collectors = &empty;
+  CHECK_RC(ta_apply(ta, &d, NULL, err), TA_EMPTY_COLLECTOR_NAME);
+  ta_str bad_job = {bad_utf8, sizeof bad_utf8};
+  ten.job_names = &bad_job;
+  ten.n_job_names = 1;
+  ten.jobs = calloc(10, sizeof *ten.jobs);
+  CHECK_RC(ta_set_targets(ta, &ten, NULL, NULL, err), TA_INVALID_UTF8);
   CHECK(ta_error_code(err) == TA_INVALID_UTF8);
+  free((void *)ten.jobs);
   /* A success resets the error object. */
-  CHECK_RC(ta_get_summary(ta, &sum, err), TA_OK);
+  CHECK_RC(ta_read(ta, NULL, 0, NULL, v, err), TA_OK);
   CHECK(ta_error_code(err) == TA_OK);
+  CHECK_RC(ta_view_new(NULL), TA_NULL_ARGUMENT);
+  CHECK_RC(ta_view_get(NULL, &vd, NULL), TA_NULL_ARGUMENT);
+  ta_view_free(NULL);
 
-  free(targets);
   free(keys);
+  free(placements);
+  free(jobs);
   free(owners);
   free(mine);
+  free(before);
+  free(after);
+  free(all);
+  free(b2);
+  free(a2);
+  ta_view_free(moves);
+  ta_view_free(v);
   ta_allocator_free(ta);
   ta_error_free(err);
 }
 
+/* ---- label sets ---------------------------------------------------------------------------- */
+
 static void test_labels_and_snapshot(void) {
   ta_error *err = NULL;
   CHECK_RC(ta_error_new(&err), TA_OK);
+  ta_view *v = new_view();
   ta_allocator *ta = new_allocator(TA_STRATEGY_PER_NODE, TA_STRATEGY_CONSISTENT_HASHING, TA_RING_V1_0_0);
   ta_collector cols[2] = {{S("c-0"), S("node-a")}, {S("c-1"), S("node-b")}};
-  CHECK_RC(ta_add_collectors(ta, cols, 2, err), TA_OK);
+  CHECK_RC(ta_set_collectors(ta, cols, 2, NULL, err), TA_OK);
 
-  /* Two targets: one on node-a, one without a node (the fallback places it). */
-  ta_str jobs[2] = {S("node-exporter"), S("blackbox")};
-  uint32_t counts[2] = {3, 2};
+  /* Two label sets: one on node-a, one without a node (the fallback places it). */
+  uint8_t data[512];
+  size_t len = 0;
+  uint64_t ends[2];
+  len += enc_label(data + len, "__address__", "10.0.0.1:9100");
+  len += enc_label(data + len, "__meta_kubernetes_pod_node_name", "node-a");
+  len += enc_label(data + len, "instance", "a");
+  ends[0] = len;
+  len += enc_label(data + len, "__address__", "https://example.org");
+  len += enc_label(data + len, "module", "http_2xx");
+  ends[1] = len;
+  ta_str job_names[2] = {S("node-exporter"), S("blackbox")};
+  uint32_t jobs[2] = {0, 1};
   uint32_t weights[2] = {7, 9};
-  ta_str names[5] = {S("__meta_kubernetes_pod_node_name"), S("instance"), S("__address__"), S("__address__"), S("module")};
-  ta_str values[5] = {S("node-a"), S("a"), S("10.0.0.1:9100"), S("https://example.org"), S("http_2xx")};
-  uint64_t keys[2];
-  CHECK_RC(ta_upsert_labeled_targets(ta, jobs, counts, weights, 2, names, values, 5, keys, err), TA_OK);
-  uint64_t key0 = 0;
+  uint64_t keys[2] = {0, 0};
+  ta_diff d = empty_diff();
+  d.upsert_labels.len = 2;
+  d.upsert_labels.data = data;
+  d.upsert_labels.data_len = len;
+  d.upsert_labels.ends = ends;
+  d.upsert_labels.jobs = jobs;
+  d.upsert_labels.job_names = job_names;
+  d.upsert_labels.n_job_names = 2;
+  d.upsert_labels.weights = weights;
+  d.upsert_labels.keys_out = keys;
+  CHECK_RC(ta_apply(ta, &d, v, err), TA_OK);
+  ta_view_data vd = view_of(v);
+  CHECK(vd.n_moves == 2 && vd.summary.targets == 2);
+  for (size_t i = 0; i < 2; i++) CHECK(vd.moves[i].key == keys[i]);
+  CHECK(str_is(vd.collectors[vd.moves[0].to].name, "c-0"));
+
   /* ta_target_key agrees, whatever the label order. */
-  ta_str rn[3] = {names[2], names[1], names[0]};
-  ta_str rv[3] = {values[2], values[1], values[0]};
-  CHECK_RC(ta_target_key(rn, rv, 3, jobs[0], &key0, err), TA_OK);
+  ta_str rn[3] = {S("instance"), S("__meta_kubernetes_pod_node_name"), S("__address__")};
+  ta_str rv[3] = {S("a"), S("node-a"), S("10.0.0.1:9100")};
+  uint64_t key0 = 0;
+  CHECK_RC(ta_target_key(rn, rv, 3, job_names[0], &key0, err), TA_OK);
   CHECK(key0 == keys[0]);
   /* The Operator's own test value (shared/parity/operator-crosscheck.json). */
   ta_str tn = S("test_label"), tv = S("test-value");
   CHECK_RC(ta_target_key(&tn, &tv, 1, S("test-job"), &key0, err), TA_OK);
   CHECK(key0 == 11170662653441480747ULL);
   uint32_t owners[2];
-  CHECK_RC(ta_lookup(ta, keys, 2, owners, err), TA_OK);
-  uint32_t id0;
-  CHECK_RC(ta_collector_id(ta, S("c-0"), &id0, err), TA_OK);
-  CHECK(owners[0] == id0 && owners[1] != TA_NO_COLLECTOR);
-  ta_collector_stats stats[2];
-  size_t needed;
-  CHECK_RC(ta_get_collector_stats(ta, stats, 2, &needed, err), TA_OK);
-  CHECK(stats[0].weight + stats[1].weight == 16);
+  CHECK_RC(ta_read(ta, keys, 2, owners, v, err), TA_OK);
+  vd = view_of(v);
+  CHECK(str_is(vd.collectors[owners[0]].name, "c-0") && owners[1] != TA_NO_COLLECTOR);
+  CHECK(vd.collectors[0].weight + vd.collectors[1].weight == 16);
 
-  /* Label errors: a duplicate label, a missing address, counts that do not add up. */
-  ta_str dn[2] = {S("__address__"), S("__address__")};
-  ta_str dv[2] = {S("x"), S("y")};
-  uint32_t two = 2;
-  CHECK_RC(ta_upsert_labeled_targets(ta, jobs, &two, NULL, 1, dn, dv, 2, NULL, err), TA_DUPLICATE_LABEL);
+  /* A set in columns and a set of label sets in one diff: both are upserted. */
+  uint64_t ckey = 0x77, cplace = 0x1234;
+  uint32_t cjob = 0;
+  ta_str cjobs[1] = {S("static")};
+  d.upsert.len = 1;
+  d.upsert.keys = &ckey;
+  d.upsert.placements = &cplace;
+  d.upsert.jobs = &cjob;
+  d.upsert.job_names = cjobs;
+  d.upsert.n_job_names = 1;
+  CHECK_RC(ta_apply(ta, &d, v, err), TA_OK);
+  CHECK(view_of(v).summary.targets == 3 && view_of(v).n_moves == 1);
+
+  /* Label errors: a duplicate label, a missing address, a broken encoding, bad ends. */
+  uint8_t bad[128];
+  size_t blen = enc_label(bad, "__address__", "x");
+  blen += enc_label(bad + blen, "__address__", "y");
+  uint64_t bend = blen;
+  d = empty_diff();
+  d.upsert_labels.len = 1;
+  d.upsert_labels.data = bad;
+  d.upsert_labels.data_len = blen;
+  d.upsert_labels.ends = &bend;
+  d.upsert_labels.jobs = jobs;
+  d.upsert_labels.job_names = job_names;
+  d.upsert_labels.n_job_names = 2;
+  CHECK_RC(ta_apply(ta, &d, NULL, err), TA_DUPLICATE_LABEL);
   error_contains(err, "__address__");
-  uint32_t one = 1;
-  CHECK_RC(ta_upsert_labeled_targets(ta, jobs, &one, NULL, 1, &names[1], &values[1], 1, NULL, err), TA_MISSING_ADDRESS);
-  CHECK_RC(ta_upsert_labeled_targets(ta, jobs, &two, NULL, 1, dn, dv, 1, NULL, err), TA_INVALID_ARGUMENT);
-  error_contains(err, "label_counts");
+  blen = enc_label(bad, "instance", "x");
+  bend = blen;
+  d.upsert_labels.data_len = blen;
+  CHECK_RC(ta_apply(ta, &d, NULL, err), TA_MISSING_ADDRESS);
+  bad[0] = 200; /* a name longer than the data */
+  CHECK_RC(ta_apply(ta, &d, NULL, err), TA_INVALID_ARGUMENT);
+  error_contains(err, "encoding");
+  bend = blen + 1;
+  CHECK_RC(ta_apply(ta, &d, NULL, err), TA_INVALID_ARGUMENT);
+  error_contains(err, "ends[0]");
+  uint32_t far_job = 5;
+  bend = blen;
+  d.upsert_labels.jobs = &far_job;
+  CHECK_RC(ta_apply(ta, &d, NULL, err), TA_INVALID_ARGUMENT);
+  error_contains(err, "jobs[0]");
 
-  /* Label values are hashed as bytes (as Go does), so a non-UTF-8 value is fine; a node name
-     is kept by the allocator and must be UTF-8. */
-  const uint8_t raw[] = {0x6e, 0xff};
+  /* Long strings take the 4-byte length form. */
+  char *big = malloc(70000);
+  memset(big, 'v', 69999);
+  big[69999] = '\0';
+  uint8_t *bigdata = malloc(80000);
+  size_t biglen = enc_label(bigdata, "__address__", "10.1.1.1:80");
+  biglen += enc_label(bigdata + biglen, "blob", big);
+  uint64_t bigend = biglen, bigkey = 0;
+  d.upsert_labels.data = bigdata;
+  d.upsert_labels.data_len = biglen;
+  d.upsert_labels.ends = &bigend;
+  d.upsert_labels.jobs = jobs;
+  d.upsert_labels.keys_out = &bigkey;
+  CHECK_RC(ta_apply(ta, &d, NULL, err), TA_OK);
   ta_str bn[2] = {S("__address__"), S("blob")};
-  ta_str bv[2] = {S("10.9.9.9:80"), {raw, sizeof raw}};
-  uint64_t bkey = 0;
-  CHECK_RC(ta_upsert_labeled_targets(ta, jobs, &two, NULL, 1, bn, bv, 2, &bkey, err), TA_OK);
-  CHECK(bkey != 0);
-  ta_str nn[2] = {S("__address__"), S("__meta_kubernetes_pod_node_name")};
-  ta_str nv[2] = {S("10.9.9.8:80"), {raw, sizeof raw}};
-  CHECK_RC(ta_upsert_labeled_targets(ta, jobs, &two, NULL, 1, nn, nv, 2, NULL, err), TA_INVALID_UTF8);
+  ta_str bv[2] = {S("10.1.1.1:80"), S(big)};
+  CHECK_RC(ta_target_key(bn, bv, 2, job_names[0], &key0, err), TA_OK);
+  CHECK(bigkey == key0 && bigkey != 0);
+  free(big);
+  free(bigdata);
+
+  /* Label values are hashed as bytes (as Go does); a node name is kept and must be UTF-8. */
+  blen = enc_label(bad, "__address__", "10.9.9.8:80");
+  blen += enc_label(bad + blen, "__meta_kubernetes_pod_node_name", "n\xff");
+  bend = blen;
+  d.upsert_labels.data = bad;
+  d.upsert_labels.data_len = blen;
+  d.upsert_labels.ends = &bend;
+  d.upsert_labels.keys_out = NULL;
+  CHECK_RC(ta_apply(ta, &d, NULL, err), TA_INVALID_UTF8);
   error_contains(err, "node name");
-  CHECK_RC(ta_remove_targets(ta, &bkey, 1, err), TA_OK);
 
   /* Snapshot round trip, then corrupt bytes. */
+  size_t needed;
   CHECK_RC(ta_snapshot(ta, NULL, 0, &needed, err), TA_BUFFER_TOO_SMALL);
   uint8_t *bytes = malloc(needed);
-  size_t len = needed;
-  CHECK_RC(ta_snapshot(ta, bytes, len, &needed, err), TA_OK);
+  size_t slen = needed;
+  CHECK_RC(ta_snapshot(ta, bytes, slen, &needed, err), TA_OK);
   ta_allocator *back = NULL;
-  CHECK_RC(ta_allocator_restore(bytes, len, &back, err), TA_OK);
+  CHECK_RC(ta_allocator_restore(bytes, slen, &back, err), TA_OK);
+  ta_view *bv2 = new_view();
   uint32_t back_owners[2];
-  CHECK_RC(ta_lookup(back, keys, 2, back_owners, err), TA_OK);
+  CHECK_RC(ta_read(back, keys, 2, back_owners, bv2, err), TA_OK);
+  CHECK_RC(ta_read(ta, keys, 2, owners, v, err), TA_OK);
   char a[32], b[32];
-  for (int i = 0; i < 2; i++) {
-    CHECK_RC(ta_collector_name(ta, owners[i], a, sizeof a, &needed, err), TA_OK);
-    CHECK_RC(ta_collector_name(back, back_owners[i], b, sizeof b, &needed, err), TA_OK);
-    CHECK(strcmp(a, b) == 0);
-  }
+  ta_view_data va = view_of(v), vb = view_of(bv2);
+  for (int i = 0; i < 2; i++)
+    CHECK(strcmp(name_at(&va, owners[i], a, sizeof a), name_at(&vb, back_owners[i], b, sizeof b)) == 0);
+  ta_view_free(bv2);
   ta_allocator_free(back);
-  bytes[len / 2] ^= 0x5a;
+  bytes[slen / 2] ^= 0x5a;
   back = NULL;
-  CHECK_RC(ta_allocator_restore(bytes, len, &back, err), TA_INVALID_SNAPSHOT);
+  CHECK_RC(ta_allocator_restore(bytes, slen, &back, err), TA_INVALID_SNAPSHOT);
   error_contains(err, "checksum");
   CHECK(back == NULL);
   CHECK_RC(ta_allocator_restore(bytes, 10, &back, err), TA_INVALID_SNAPSHOT);
   error_contains(err, "truncated");
   CHECK_RC(ta_allocator_restore(NULL, 0, &back, err), TA_INVALID_SNAPSHOT);
   free(bytes);
+  ta_view_free(v);
   ta_allocator_free(ta);
   ta_error_free(err);
 }
@@ -365,9 +624,11 @@ static void test_parity(const char *path) {
   size_t cap = 0;
   ssize_t len;
   ta_allocator *ta = NULL;
+  ta_view *v = new_view();
   uint32_t ring = TA_RING_V0_10_0;
   size_t checked = 0;
   static char *fields[2048];
+  static uint8_t data[1 << 16];
   while ((len = getline(&line, &cap, f)) > 0) {
     if (line[len - 1] == '\n') line[len - 1] = '\0';
     size_t n = split(line, fields, 2048);
@@ -379,32 +640,45 @@ static void test_parity(const char *path) {
       CHECK(n < 2048);
       for (size_t i = 1; i < n; i++) {
         ta_collector c = {S(fields[i]), S("")};
-        CHECK_RC(ta_add_collectors(ta, &c, 1, NULL), TA_OK);
+        ta_diff d = empty_diff();
+        d.add_collectors = &c;
+        d.n_add_collectors = 1;
+        CHECK_RC(ta_apply(ta, &d, NULL, NULL), TA_OK);
       }
     } else if (strcmp(fields[0], "target") == 0) {
       ta_str job = S(fields[1]);
-      uint32_t count = (uint32_t)((n - 4) / 2);
-      ta_str names[32], values[32];
-      CHECK(count <= 32);
-      if (count > 32) continue;
-      for (uint32_t i = 0; i < count; i++) {
-        names[i] = S(fields[4 + 2 * i]);
-        values[i] = S(fields[5 + 2 * i]);
-      }
-      uint64_t key = 0;
-      CHECK_RC(ta_upsert_labeled_targets(ta, &job, &count, NULL, 1, names, values, count, &key, NULL), TA_OK);
+      size_t count = (n - 4) / 2, used = 0;
+      for (size_t i = 0; i < count; i++) used += enc_label(data + used, fields[4 + 2 * i], fields[5 + 2 * i]);
+      uint64_t end = used, key = 0;
+      uint32_t job0 = 0;
+      ta_diff d = empty_diff();
+      d.upsert_labels.len = 1;
+      d.upsert_labels.data = data;
+      d.upsert_labels.data_len = used;
+      d.upsert_labels.ends = &end;
+      d.upsert_labels.jobs = &job0;
+      d.upsert_labels.job_names = &job;
+      d.upsert_labels.n_job_names = 1;
+      d.upsert_labels.keys_out = &key;
+      CHECK_RC(ta_apply(ta, &d, v, NULL), TA_OK);
       CHECK(key == strtoull(fields[2], NULL, 10));
-      uint32_t owner;
-      CHECK_RC(ta_lookup(ta, &key, 1, &owner, NULL), TA_OK);
+      /* The change's own view names the new owner (a target listed twice does not move). */
+      ta_view_data vd = view_of(v);
       char name[128];
-      size_t needed;
-      CHECK_RC(ta_collector_name(ta, owner, name, sizeof name, &needed, NULL), TA_OK);
-      CHECK(strcmp(name, fields[3]) == 0);
+      if (vd.n_moves == 1) {
+        CHECK(strcmp(name_at(&vd, vd.moves[0].to, name, sizeof name), fields[3]) == 0);
+      } else {
+        uint32_t owner;
+        CHECK_RC(ta_read(ta, &key, 1, &owner, v, NULL), TA_OK);
+        vd = view_of(v);
+        CHECK(vd.n_moves == 0 && strcmp(name_at(&vd, owner, name, sizeof name), fields[3]) == 0);
+      }
       checked++;
     }
   }
   free(line);
   fclose(f);
+  ta_view_free(v);
   ta_allocator_free(ta);
   CHECK(checked >= 21000);
   printf("parity %s: %zu targets equal the Go vectors\n", path, checked);
@@ -412,65 +686,103 @@ static void test_parity(const char *path) {
 
 /* ---- threads ------------------------------------------------------------------------------- */
 
-enum { THREAD_TARGETS = 2000, ROUNDS = 200 };
+/* A writer cycles the collector set through SETS known states ("col-0".."col-k" for k < SETS)
+   while readers take ta_read pictures. Consistent hashing places by the collector set alone,
+   so each state's owners were computed beforehand: a picture must match the state its
+   collector table names, key for key, or it mixed two states. */
+enum { THREAD_TARGETS = 2000, ROUNDS = 200, SETS = 8, SAMPLE = 64 };
 static ta_allocator *shared;
-static ta_target thread_targets[THREAD_TARGETS];
+static uint64_t thread_keys[THREAD_TARGETS];
+static uint64_t thread_placements[THREAD_TARGETS];
+static int expected[SETS][THREAD_TARGETS];
 static int stop_readers = 0;
+static long pictures = 0;
+
+static void set_collectors(ta_allocator *ta, int n, ta_view *v) {
+  char names[SETS][16];
+  ta_collector cols[SETS];
+  for (int c = 0; c < n; c++) {
+    snprintf(names[c], sizeof names[c], "col-%d", c);
+    cols[c].name = S(names[c]);
+    cols[c].node = S("");
+  }
+  CHECK_RC(ta_set_collectors(ta, cols, (size_t)n, v, NULL), TA_OK);
+}
 
 static void *reader(void *arg) {
   (void)arg;
   ta_error *err = NULL;
   ta_error_new(&err);
-  uint64_t keys[64];
-  uint32_t owners[64];
-  ta_collector_stats stats[16];
-  size_t needed;
+  ta_view *v = new_view();
+  uint64_t keys[SAMPLE];
+  uint32_t owners[SAMPLE];
+  int round = 0;
   while (!__atomic_load_n(&stop_readers, __ATOMIC_ACQUIRE)) {
-    for (int i = 0; i < 64; i++) keys[i] = thread_targets[(i * 31) % THREAD_TARGETS].key;
-    CHECK_RC(ta_lookup(shared, keys, 64, owners, err), TA_OK);
-    ta_summary sum;
-    CHECK_RC(ta_get_summary(shared, &sum, err), TA_OK);
-    /* Readers never see a half-applied change: loads always add up. */
-    ta_result rc = ta_get_collector_stats(shared, stats, 16, &needed, err);
-    CHECK(rc == TA_OK);
+    int at[SAMPLE];
+    for (int i = 0; i < SAMPLE; i++) {
+      at[i] = (i * 31 + round * 7) % THREAD_TARGETS;
+      keys[i] = thread_keys[at[i]];
+    }
+    round++;
+    CHECK_RC(ta_read(shared, keys, SAMPLE, owners, v, err), TA_OK);
+    ta_view_data d = view_of(v);
+    size_t k = d.n_collectors;
+    CHECK(k >= 1 && k <= SETS && d.summary.collectors == k && d.summary.targets == THREAD_TARGETS);
+    if (k < 1 || k > SETS) continue;
     uint64_t total = 0;
-    for (size_t i = 0; i < needed && i < 16; i++) total += stats[i].targets;
-    CHECK(sum.collectors == 0 || total + sum.unassigned <= THREAD_TARGETS);
+    for (size_t c = 0; c < k; c++) total += d.collectors[c].targets;
+    CHECK(total + d.summary.unassigned == THREAD_TARGETS);
+    for (int i = 0; i < SAMPLE; i++) {
+      char buf[32];
+      const char *name = name_at(&d, owners[i], buf, sizeof buf);
+      int got = *name ? atoi(name + 4) : -1;
+      CHECK(got == expected[k - 1][at[i]]);
+    }
+    __atomic_add_fetch(&pictures, 1, __ATOMIC_RELAXED);
   }
+  ta_view_free(v);
   ta_error_free(err);
   return NULL;
 }
 
 static void test_threads(void) {
   shared = new_allocator(TA_STRATEGY_CONSISTENT_HASHING, TA_STRATEGY_NONE, TA_RING_V0_10_0);
+  static uint32_t zeros[THREAD_TARGETS];
   for (int i = 0; i < THREAD_TARGETS; i++) {
-    thread_targets[i].key = 0xABC000 + (uint64_t)i;
-    thread_targets[i].placement = (uint64_t)i * 0x9E3779B97F4A7C15ULL;
-    thread_targets[i].job = S("j");
-    thread_targets[i].node = S("");
-    thread_targets[i].weight = 1;
+    thread_keys[i] = 0xABC000 + (uint64_t)i;
+    thread_placements[i] = (uint64_t)i * 0x9E3779B97F4A7C15ULL;
+  }
+  ta_str job = S("j");
+  ta_target_batch all = {0};
+  all.len = THREAD_TARGETS;
+  all.keys = thread_keys;
+  all.placements = thread_placements;
+  all.jobs = zeros;
+  all.job_names = &job;
+  all.n_job_names = 1;
+  CHECK_RC(ta_set_targets(shared, &all, NULL, NULL, NULL), TA_OK);
+  ta_view *v = new_view();
+  for (int k = 0; k < SETS; k++) {
+    set_collectors(shared, k + 1, NULL);
+    owners_by_number(shared, thread_keys, THREAD_TARGETS, expected[k], v);
   }
   pthread_t readers[3];
   for (int i = 0; i < 3; i++) pthread_create(&readers[i], NULL, reader, NULL);
-  char names[8][16];
+  int prev = SETS - 1;
   for (int round = 0; round < ROUNDS; round++) {
-    /* Writer: scale the collector set up and down, churn targets. */
-    int n = 1 + round % 8;
-    ta_collector cols[8];
-    for (int c = 0; c < n; c++) {
-      snprintf(names[c], sizeof names[c], "col-%d", c);
-      cols[c].name = S(names[c]);
-      cols[c].node = S("");
-    }
-    CHECK_RC(ta_set_collectors(shared, cols, (size_t)n, NULL), TA_OK);
-    size_t from = (size_t)(round * 97) % (THREAD_TARGETS - 500);
-    CHECK_RC(ta_set_targets(shared, &thread_targets[from], 500, NULL), TA_OK);
+    /* Writer: scale the collector set up and down; each change's moves are exactly the
+       difference between the two known states. */
+    int k = (round * 5) % SETS;
+    set_collectors(shared, k + 1, v);
+    moves_equal_difference(v, thread_keys, THREAD_TARGETS, expected[prev], expected[k]);
+    prev = k;
   }
   __atomic_store_n(&stop_readers, 1, __ATOMIC_RELEASE);
   for (int i = 0; i < 3; i++) pthread_join(readers[i], NULL);
-  ta_summary sum;
-  CHECK_RC(ta_get_summary(shared, &sum, NULL), TA_OK);
-  CHECK(sum.targets == 500 && sum.unassigned == 0);
+  CHECK(pictures > 0);
+  CHECK_RC(ta_read(shared, NULL, 0, NULL, v, NULL), TA_OK);
+  CHECK(view_of(v).summary.targets == THREAD_TARGETS && view_of(v).summary.unassigned == 0);
+  ta_view_free(v);
   ta_allocator_free(shared);
 }
 

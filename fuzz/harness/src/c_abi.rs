@@ -9,17 +9,19 @@ use target_allocator::*;
 
 #[derive(Arbitrary, Debug)]
 enum Call {
-    Upsert(Vec<(u64, u64, u8, Option<u8>, u32)>),
+    /// Rows (key, placement, job index, node index, weight) with job and node tables.
+    Upsert(Vec<(u64, u64, u8, Option<u8>, u32)>, Vec<u8>, Vec<u8>, bool),
+    /// Label sets as (job index, labels), encoded by the harness...
     UpsertLabeled(Vec<(u8, Vec<(u8, u8)>)>),
+    /// ... or as arbitrary bytes split at arbitrary ends.
+    UpsertRawLabels(Vec<u8>, Vec<u16>),
     Remove(Vec<u64>),
     Add(Vec<(u8, Option<u8>)>),
     RemoveCollectors(Vec<u8>),
     SetCollectors(Vec<(u8, Option<u8>)>),
-    Lookup(Vec<u64>),
+    SetTargets(Vec<(u64, u64, u8)>),
+    Read(Vec<u64>),
     Targets(u8, Option<u8>, u8),
-    Moves(u8),
-    Stats(u8),
-    Name(u32, u8),
     Snapshot(u8, bool),
     Restore(Vec<u8>),
 }
@@ -99,78 +101,152 @@ pub fn c_abi(data: &[u8]) {
             ta_error_free(err);
             return;
         }
+        let mut view: *mut ta_view = std::ptr::null_mut();
+        ok_code(ta_view_new(&mut view));
         for call in case.calls.into_iter().take(32) {
+            let mut diff: ta_diff = std::mem::zeroed();
+            let mut changed = true;
             let rc = match call {
-                Call::Upsert(ts) => {
-                    let ts: Vec<ta_target> = ts
+                Call::Upsert(rows, jobs, nodes, with_nodes) => {
+                    let rows: Vec<_> = rows.into_iter().take(64).collect();
+                    let keys: Vec<u64> = rows.iter().map(|r| r.0 % 64).collect();
+                    let placements: Vec<u64> = rows.iter().map(|r| r.1).collect();
+                    let weights: Vec<u32> = rows.iter().map(|r| r.4).collect();
+                    // Indexes may point past the tables: the library must refuse them.
+                    let job_idx: Vec<u32> = rows.iter().map(|r| u32::from(r.2 % 8)).collect();
+                    let node_idx: Vec<u32> = rows
                         .iter()
-                        .take(64)
-                        .map(|&(key, placement, job, node, weight)| ta_target {
-                            key: key % 64,
-                            placement,
-                            job: s(pick(job)),
-                            node: node.map_or(
-                                ta_str {
-                                    ptr: std::ptr::null(),
-                                    len: 0,
-                                },
-                                |n| s(pick(n)),
-                            ),
-                            weight,
-                        })
+                        .map(|r| r.3.map_or(TA_NO_NODE, |n| u32::from(n % 8)))
                         .collect();
-                    ta_upsert_targets(ta, ts.as_ptr(), ts.len(), err)
+                    let job_names: Vec<ta_str> = jobs.iter().take(8).map(|&j| s(pick(j))).collect();
+                    let node_names: Vec<ta_str> =
+                        nodes.iter().take(8).map(|&n| s(pick(n))).collect();
+                    diff.upsert = ta_target_batch {
+                        len: keys.len(),
+                        keys: keys.as_ptr(),
+                        placements: placements.as_ptr(),
+                        weights: weights.as_ptr(),
+                        jobs: job_idx.as_ptr(),
+                        job_names: job_names.as_ptr(),
+                        n_job_names: job_names.len(),
+                        nodes: if with_nodes {
+                            node_idx.as_ptr()
+                        } else {
+                            std::ptr::null()
+                        },
+                        node_names: node_names.as_ptr(),
+                        n_node_names: node_names.len(),
+                    };
+                    ta_apply(ta, &diff, view, err)
                 }
                 Call::UpsertLabeled(sets) => {
                     let sets: Vec<_> = sets.into_iter().take(16).collect();
-                    let jobs: Vec<ta_str> = sets.iter().map(|(j, _)| s(pick(*j))).collect();
-                    let counts: Vec<u32> =
-                        sets.iter().map(|(_, l)| l.len().min(8) as u32).collect();
-                    let mut names = Vec::new();
-                    let mut values = Vec::new();
+                    let job_names: Vec<ta_str> = strings.iter().map(|j| s(j)).collect();
+                    let jobs: Vec<u32> = sets
+                        .iter()
+                        .map(|(j, _)| u32::from(*j) % job_names.len() as u32)
+                        .collect();
+                    let mut data = Vec::new();
+                    let mut ends = Vec::new();
                     for (_, labels) in &sets {
                         for &(n, v) in labels.iter().take(8) {
-                            names.push(s(pick(n)));
-                            values.push(s(pick(v)));
+                            encode(&mut data, pick(n));
+                            encode(&mut data, pick(v));
                         }
+                        ends.push(data.len() as u64);
                     }
                     let mut keys = vec![0u64; jobs.len()];
-                    ta_upsert_labeled_targets(
-                        ta,
-                        jobs.as_ptr(),
-                        counts.as_ptr(),
-                        std::ptr::null(),
-                        jobs.len(),
-                        names.as_ptr(),
-                        values.as_ptr(),
-                        names.len(),
-                        keys.as_mut_ptr(),
-                        err,
-                    )
+                    diff.upsert_labels = labels_batch(&data, &ends, &jobs, &job_names);
+                    diff.upsert_labels.keys_out = keys.as_mut_ptr();
+                    ta_apply(ta, &diff, view, err)
+                }
+                Call::UpsertRawLabels(data, cuts) => {
+                    let ends: Vec<u64> = cuts
+                        .iter()
+                        .take(16)
+                        .map(|&c| u64::from(c) % (data.len() as u64 + 2))
+                        .collect();
+                    let jobs = vec![0u32; ends.len()];
+                    let job_names = [s(pick(0))];
+                    diff.upsert_labels = labels_batch(&data, &ends, &jobs, &job_names);
+                    ta_apply(ta, &diff, view, err)
                 }
                 Call::Remove(keys) => {
                     let keys: Vec<u64> = keys.iter().take(64).map(|k| k % 64).collect();
-                    ta_remove_targets(ta, keys.as_ptr(), keys.len(), err)
+                    diff.remove = keys.as_ptr();
+                    diff.n_remove = keys.len();
+                    ta_apply(ta, &diff, view, err)
                 }
-                Call::Add(cs) | Call::SetCollectors(cs) if cs.len() > 40 => ta_result::TA_OK,
+                Call::Add(cs) | Call::SetCollectors(cs) if cs.len() > 40 => {
+                    changed = false;
+                    ta_result::TA_OK
+                }
                 Call::Add(cs) => {
                     let cs = collectors(&cs);
-                    ta_add_collectors(ta, cs.as_ptr(), cs.len(), err)
+                    diff.add_collectors = cs.as_ptr();
+                    diff.n_add_collectors = cs.len();
+                    ta_apply(ta, &diff, view, err)
                 }
                 Call::SetCollectors(cs) => {
                     let cs = collectors(&cs);
-                    ta_set_collectors(ta, cs.as_ptr(), cs.len(), err)
+                    ta_set_collectors(ta, cs.as_ptr(), cs.len(), view, err)
                 }
                 Call::RemoveCollectors(ns) => {
                     let ns: Vec<ta_str> = ns.iter().take(8).map(|&n| s(pick(n))).collect();
-                    ta_remove_collectors(ta, ns.as_ptr(), ns.len(), err)
+                    diff.remove_collectors = ns.as_ptr();
+                    diff.n_remove_collectors = ns.len();
+                    ta_apply(ta, &diff, view, err)
                 }
-                Call::Lookup(keys) => {
+                Call::SetTargets(rows) => {
+                    let rows: Vec<_> = rows.into_iter().take(64).collect();
+                    let keys: Vec<u64> = rows.iter().map(|r| r.0 % 64).collect();
+                    let placements: Vec<u64> = rows.iter().map(|r| r.1).collect();
+                    let jobs: Vec<u32> = rows.iter().map(|r| u32::from(r.2 % 2)).collect();
+                    let job_names = [s(pick(0)), s(pick(1))];
+                    let batch = ta_target_batch {
+                        len: keys.len(),
+                        keys: keys.as_ptr(),
+                        placements: placements.as_ptr(),
+                        weights: std::ptr::null(),
+                        jobs: jobs.as_ptr(),
+                        job_names: job_names.as_ptr(),
+                        n_job_names: 2,
+                        nodes: std::ptr::null(),
+                        node_names: std::ptr::null(),
+                        n_node_names: 0,
+                    };
+                    ta_set_targets(ta, &batch, std::ptr::null(), view, err)
+                }
+                Call::Read(keys) => {
+                    changed = false;
                     let keys: Vec<u64> = keys.iter().take(64).map(|k| k % 64).collect();
-                    let mut out = vec![0u32; keys.len()];
-                    ta_lookup(ta, keys.as_ptr(), keys.len(), out.as_mut_ptr(), err)
+                    let mut owners = vec![0u32; keys.len()];
+                    let rc = ta_read(
+                        ta,
+                        keys.as_ptr(),
+                        keys.len(),
+                        owners.as_mut_ptr(),
+                        view,
+                        err,
+                    );
+                    if rc == ta_result::TA_OK {
+                        let d = view_data(view);
+                        assert_eq!(d.n_moves, 0);
+                        assert_eq!(d.n_collectors as u64, d.summary.collectors);
+                        let names = collector_names(&d);
+                        assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted by name");
+                        let total: u64 = (0..d.n_collectors)
+                            .map(|i| u64::from((*d.collectors.add(i)).targets))
+                            .sum();
+                        assert_eq!(total + d.summary.unassigned, d.summary.targets);
+                        for &o in &owners {
+                            assert!(o == TA_NO_COLLECTOR || (o as usize) < d.n_collectors);
+                        }
+                    }
+                    rc
                 }
                 Call::Targets(c, job, cap) => {
+                    changed = false;
                     let mut out = vec![0u64; cap as usize];
                     let mut needed = 0usize;
                     let job = job.map_or(s(b""), |j| s(pick(j)));
@@ -186,30 +262,8 @@ pub fn c_abi(data: &[u8]) {
                     assert!(rc != ta_result::TA_OK || needed <= out.len());
                     rc
                 }
-                Call::Moves(cap) => {
-                    let mut out = vec![ta_move::default(); cap as usize];
-                    let mut needed = 0usize;
-                    let rc = ta_last_moves(ta, out.as_mut_ptr(), out.len(), &mut needed, err);
-                    assert_eq!(rc == ta_result::TA_BUFFER_TOO_SMALL, needed > out.len());
-                    rc
-                }
-                Call::Stats(cap) => {
-                    let mut sum = ta_summary::default();
-                    ok_code(ta_get_summary(ta, &mut sum, err));
-                    let mut out = vec![ta_collector_stats::default(); cap as usize];
-                    let mut needed = 0usize;
-                    let rc =
-                        ta_get_collector_stats(ta, out.as_mut_ptr(), out.len(), &mut needed, err);
-                    assert_eq!(rc == ta_result::TA_BUFFER_TOO_SMALL, needed > out.len());
-                    assert_eq!(needed as u64, sum.collectors);
-                    rc
-                }
-                Call::Name(id, cap) => {
-                    let mut out = vec![0 as std::ffi::c_char; cap as usize];
-                    let mut needed = 0usize;
-                    ta_collector_name(ta, id % 64, out.as_mut_ptr(), out.len(), &mut needed, err)
-                }
                 Call::Snapshot(cap, restore) => {
+                    changed = false;
                     let mut needed = 0usize;
                     let rc = ta_snapshot(ta, std::ptr::null_mut(), 0, &mut needed, err);
                     let mut buf = vec![0u8; needed.min(1 << 20) + cap as usize % 2];
@@ -225,12 +279,27 @@ pub fn c_abi(data: &[u8]) {
                     rc2
                 }
                 Call::Restore(bytes) => {
+                    changed = false;
                     let mut back: *mut ta_allocator = std::ptr::null_mut();
                     let r = ta_allocator_restore(bytes.as_ptr(), bytes.len(), &mut back, err);
                     ta_allocator_free(back);
                     r
                 }
             };
+            if changed && rc == ta_result::TA_OK {
+                // A change's view: each target moves once, sides index its collector table
+                // and differ.
+                let d = view_data(view);
+                let mut keys = std::collections::HashSet::new();
+                for i in 0..d.n_moves {
+                    let m = *d.moves.add(i);
+                    assert!(keys.insert(m.key), "a target moved twice in one change");
+                    assert_ne!(m.from, m.to);
+                    for side in [m.from, m.to] {
+                        assert!(side == TA_NO_COLLECTOR || (side as usize) < d.n_collectors);
+                    }
+                }
+            }
             ok_code(rc);
             if rc != ta_result::TA_OK {
                 // A failure carries a message.
@@ -240,7 +309,56 @@ pub fn c_abi(data: &[u8]) {
                 assert!(!ta_result_message(rc as u32).is_null());
             }
         }
+        ta_view_free(view);
         ta_allocator_free(ta);
         ta_error_free(err);
     }
+}
+
+/// Append one string in the labels encoding.
+fn encode(out: &mut Vec<u8>, s: &[u8]) {
+    if s.len() < 255 {
+        out.push(s.len() as u8);
+    } else {
+        out.push(255);
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes()[..3]);
+    }
+    out.extend_from_slice(s);
+}
+
+fn labels_batch(data: &[u8], ends: &[u64], jobs: &[u32], job_names: &[ta_str]) -> ta_label_batch {
+    ta_label_batch {
+        len: ends.len(),
+        data: data.as_ptr(),
+        data_len: data.len(),
+        ends: ends.as_ptr(),
+        jobs: jobs.as_ptr(),
+        job_names: job_names.as_ptr(),
+        n_job_names: job_names.len(),
+        weights: std::ptr::null(),
+        keys_out: std::ptr::null_mut(),
+    }
+}
+
+/// # Safety
+/// `view` is a live view.
+unsafe fn view_data(view: *mut ta_view) -> ta_view_data {
+    let mut d: ta_view_data = unsafe { std::mem::zeroed() };
+    // SAFETY: per the contract.
+    ok_code(unsafe { ta_view_get(view, &mut d, std::ptr::null_mut()) });
+    d
+}
+
+/// # Safety
+/// `d` describes a live view.
+unsafe fn collector_names(d: &ta_view_data) -> Vec<Vec<u8>> {
+    (0..d.n_collectors)
+        .map(|i| {
+            // SAFETY: the view holds `n_collectors` entries whose strings are valid.
+            unsafe {
+                let name = (*d.collectors.add(i)).name;
+                std::slice::from_raw_parts(name.ptr, name.len).to_vec()
+            }
+        })
+        .collect()
 }

@@ -30,6 +30,10 @@ fn main() {
         write("diff_sequence", &format!("random-{i}"), &bytes(n));
         write("labels", &format!("random-{i}"), &bytes(n));
     }
+    // After the others, so their seeds stay as they were.
+    for (i, n) in [64, 256, 1024, 4096, 16384].into_iter().enumerate() {
+        write("c_abi", &format!("random-{i}"), &bytes(n));
+    }
     for (i, strategy) in Strategy::ALL.into_iter().enumerate() {
         let mut a = Allocator::new(Config::with_strategy(strategy)).unwrap();
         let upsert = (0..20)
