@@ -5,14 +5,39 @@ package allocator
 /*
 #cgo CFLAGS: -I${SRCDIR}/../include
 #cgo LDFLAGS: ${SRCDIR}/../target/dist/libtarget_allocator.a -ldl -lm -lpthread
-#include <stdlib.h>
 #include "target_allocator.h"
+
+// A change and the look at its view in one cgo crossing: the view is read only after the
+// change succeeded, and it is the caller's own, so nothing can come between.
+static ta_result go_apply(const ta_allocator *ta, const ta_diff *d, ta_view *v, ta_view_data *out, ta_error *e) {
+	ta_result rc = ta_apply(ta, d, v, e);
+	return rc == TA_OK ? ta_view_get(v, out, e) : rc;
+}
+
+static ta_result go_set_targets(const ta_allocator *ta, const ta_target_batch *t, const ta_label_batch *l,
+                                ta_view *v, ta_view_data *out, ta_error *e) {
+	ta_result rc = ta_set_targets(ta, t, l, v, e);
+	return rc == TA_OK ? ta_view_get(v, out, e) : rc;
+}
+
+static ta_result go_set_collectors(const ta_allocator *ta, const ta_collector *c, size_t n, ta_view *v,
+                                   ta_view_data *out, ta_error *e) {
+	ta_result rc = ta_set_collectors(ta, c, n, v, e);
+	return rc == TA_OK ? ta_view_get(v, out, e) : rc;
+}
+
+static ta_result go_read(const ta_allocator *ta, const uint64_t *keys, size_t n, uint32_t *owners, ta_view *v,
+                         ta_view_data *out, ta_error *e) {
+	ta_result rc = ta_read(ta, keys, n, owners, v, e);
+	return rc == TA_OK ? ta_view_get(v, out, e) : rc;
+}
 */
 import "C"
 
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -41,9 +66,6 @@ const (
 	RingV0_10_0 RingVersion = C.TA_RING_V0_10_0 // latest Operator release
 	RingV1_0_0  RingVersion = C.TA_RING_V1_0_0  // Operator main branch
 )
-
-// NoCollector is the collector id of an unknown or unassigned target.
-const NoCollector uint32 = C.TA_NO_COLLECTOR
 
 // Config configures an Allocator. Start from DefaultConfig.
 type Config struct {
@@ -113,7 +135,7 @@ type Target struct {
 	Placement uint64
 	Job       string
 	Node      string
-	Weight    uint32
+	Weight    uint32 // 0 means 1
 }
 
 // LabelSet is a discovered target as label set; the library computes key, placement and node.
@@ -121,6 +143,16 @@ type LabelSet struct {
 	Job    string
 	Labels labels.Labels
 	Weight uint32 // 0 means 1
+}
+
+// Diff is one change, applied atomically: remove targets, remove then add collectors, upsert
+// targets (Upsert, then UpsertLabels).
+type Diff struct {
+	Upsert           []Target
+	UpsertLabels     []LabelSet
+	Remove           []uint64
+	AddCollectors    []Collector
+	RemoveCollectors []string
 }
 
 // Move is a change of one target's collector; "" on a side means none.
@@ -132,6 +164,7 @@ type Move struct {
 // CollectorStats is the load of one collector.
 type CollectorStats struct {
 	Name    string
+	Node    string
 	Targets uint32
 	Weight  uint64
 }
@@ -147,59 +180,94 @@ type Summary struct {
 	MovesReassigned                 uint64
 }
 
-// Allocator assigns targets to collectors. It is safe for concurrent use: reads run in
-// parallel, changes are serialized, and a read made of several engine calls sees one state.
+// Picture is one consistent look at the state: every collector (sorted by name) with its load,
+// the totals, and the owners of the keys asked, all from one state.
+type Picture struct {
+	Collectors []CollectorStats
+	Summary    Summary
+	// Owners[i] indexes Collectors for the i-th key asked; -1 for an unknown or unassigned
+	// target.
+	Owners []int32
+}
+
+// Allocator assigns targets to collectors. It is safe for concurrent use: changes are
+// serialized by the engine, and every read is one engine call that sees one state.
 type Allocator struct {
-	mu  sync.RWMutex // read-locked by reads, write-locked by changes and Close
+	// mu is held (shared) for the length of one C call and exclusively by Close, so Close
+	// never frees the handle under a call; it never spans two C calls.
+	mu  sync.RWMutex
 	ptr *C.ta_allocator
 }
 
-var errorPool = sync.Pool{New: func() any {
-	var e *C.ta_error
-	C.ta_error_new(&e)
-	return e
-}}
-
-// call runs one C call with an error object and turns a failure into *Error.
-func call(f func(err *C.ta_error) C.ta_result) error {
-	e := errorPool.Get().(*C.ta_error)
-	defer errorPool.Put(e)
-	if rc := f(e); rc != C.TA_OK {
-		return errorFrom(ResultCode(rc), e)
-	}
-	return nil
+// scratch is what one C call needs besides the handle: an error object, a view for its
+// result, and Go buffers for its arguments, reused through a pool. The finalizer frees the C
+// objects when the pool drops a scratch (the GC empties pools), so nothing leaks.
+type scratch struct {
+	err  *C.ta_error
+	view *C.ta_view
+	in   input
 }
 
-func errorFrom(code ResultCode, e *C.ta_error) error {
+// liveScratch counts scratch objects whose C objects are not yet freed (tests watch it).
+var liveScratch atomic.Int64
+
+var scratchPool = sync.Pool{New: func() any {
+	s := &scratch{}
+	C.ta_error_new(&s.err)
+	C.ta_view_new(&s.view)
+	liveScratch.Add(1)
+	runtime.SetFinalizer(s, (*scratch).free)
+	return s
+}}
+
+func (s *scratch) free() {
+	s.in.freeData()
+	C.ta_error_free(s.err)
+	C.ta_view_free(s.view)
+	s.err, s.view = nil, nil
+	liveScratch.Add(-1)
+}
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+func putScratch(s *scratch) {
+	s.in.reset()
+	scratchPool.Put(s)
+}
+
+// failure turns a failed code into *Error with the message the error object holds.
+func (s *scratch) failure(rc C.ta_result) error {
 	var needed C.size_t
-	C.ta_error_message(e, nil, 0, &needed)
+	C.ta_error_message(s.err, nil, 0, &needed)
 	buf := make([]byte, int(needed))
 	if needed > 0 {
-		C.ta_error_message(e, (*C.char)(unsafe.Pointer(&buf[0])), needed, &needed)
+		C.ta_error_message(s.err, (*C.char)(unsafe.Pointer(&buf[0])), needed, &needed)
 		buf = buf[:len(buf)-1] // the NUL
 	}
-	return &Error{Code: code, Message: string(buf)}
+	return &Error{Code: ResultCode(rc), Message: string(buf)}
 }
 
 // New creates an Allocator.
 func New(cfg Config) (*Allocator, error) {
 	c := cfg.toC()
+	s := getScratch()
+	defer putScratch(s)
 	var ptr *C.ta_allocator
-	if err := call(func(e *C.ta_error) C.ta_result { return C.ta_allocator_new(&c, &ptr, e) }); err != nil {
-		return nil, err
+	if rc := C.ta_allocator_new(&c, &ptr, s.err); rc != C.TA_OK {
+		return nil, s.failure(rc)
 	}
 	return wrap(ptr), nil
 }
 
 // Restore creates an Allocator from Snapshot bytes.
 func Restore(snapshot []byte) (*Allocator, error) {
+	s := getScratch()
+	defer putScratch(s)
 	var ptr *C.ta_allocator
-	err := call(func(e *C.ta_error) C.ta_result {
-		return C.ta_allocator_restore((*C.uint8_t)(unsafe.SliceData(snapshot)), C.size_t(len(snapshot)), &ptr, e)
-	})
+	rc := C.ta_allocator_restore((*C.uint8_t)(unsafe.SliceData(snapshot)), C.size_t(len(snapshot)), &ptr, s.err)
 	runtime.KeepAlive(snapshot)
-	if err != nil {
-		return nil, err
+	if rc != C.TA_OK {
+		return nil, s.failure(rc)
 	}
 	return wrap(ptr), nil
 }
@@ -222,353 +290,324 @@ func (a *Allocator) Close() error {
 	return nil
 }
 
-// reading runs f under the read lock: several readers at once, never during a change, so a
-// method made of several C calls (lookups, then the names they refer to) sees one state.
-func (a *Allocator) reading(f func() error) error {
+// call runs one C call with the handle, a scratch and the handle kept open.
+func (a *Allocator) call(f func(ptr *C.ta_allocator, s *scratch) error) error {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.ptr == nil {
 		return ErrClosed
 	}
-	return f()
-}
-
-// writing runs f under the write lock: changes are serialized, as in the engine.
-func (a *Allocator) writing(f func() error) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.ptr == nil {
-		return ErrClosed
-	}
-	return f()
-}
-
-// c makes one C call with the handle; the caller holds a lock.
-func (a *Allocator) c(f func(ptr *C.ta_allocator, e *C.ta_error) C.ta_result) error {
-	err := call(func(e *C.ta_error) C.ta_result { return f(a.ptr, e) })
+	s := getScratch()
+	defer putScratch(s)
+	err := f(a.ptr, s)
 	runtime.KeepAlive(a)
 	return err
-}
-
-// with makes one C call under the read lock.
-func (a *Allocator) with(f func(ptr *C.ta_allocator, e *C.ta_error) C.ta_result) error {
-	return a.reading(func() error { return a.c(f) })
-}
-
-// change makes one C call under the write lock.
-func (a *Allocator) change(f func(ptr *C.ta_allocator, e *C.ta_error) C.ta_result) error {
-	return a.writing(func() error { return a.c(f) })
 }
 
 // Config returns the configuration the Allocator was created with.
 func (a *Allocator) Config() (Config, error) {
 	var c C.ta_config
-	err := a.with(func(p *C.ta_allocator, e *C.ta_error) C.ta_result { return C.ta_allocator_config(p, &c, e) })
-	return configFromC(c), err
-}
-
-// AddCollectors adds collectors.
-func (a *Allocator) AddCollectors(cs ...Collector) error {
-	ar, arr := collectorsToC(cs)
-	defer ar.free()
-	return a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
-		return C.ta_add_collectors(p, arr, C.size_t(len(cs)), e)
-	})
-}
-
-// SetCollectors replaces the collector set by a full listing.
-func (a *Allocator) SetCollectors(cs []Collector) error {
-	ar, arr := collectorsToC(cs)
-	defer ar.free()
-	return a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
-		return C.ta_set_collectors(p, arr, C.size_t(len(cs)), e)
-	})
-}
-
-// RemoveCollectors removes collectors by name; their targets move.
-func (a *Allocator) RemoveCollectors(names ...string) error {
-	size := uintptr(len(names)) * unsafe.Sizeof(C.ta_str{})
-	for _, n := range names {
-		size += uintptr(len(n))
-	}
-	ar := newArena(size)
-	defer ar.free()
-	arr := (*C.ta_str)(ar.alloc(uintptr(len(names)) * unsafe.Sizeof(C.ta_str{})))
-	view := unsafe.Slice(arr, len(names))
-	for i, n := range names {
-		view[i] = ar.str(n)
-	}
-	return a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
-		return C.ta_remove_collectors(p, arr, C.size_t(len(names)), e)
-	})
-}
-
-// UpsertTargets adds targets, or updates existing ones in place (they keep their collector).
-func (a *Allocator) UpsertTargets(ts []Target) error {
-	ar, arr := targetsToC(ts)
-	defer ar.free()
-	return a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
-		return C.ta_upsert_targets(p, arr, C.size_t(len(ts)), e)
-	})
-}
-
-// SetTargets replaces the target set by a full listing (as discovery delivers it).
-func (a *Allocator) SetTargets(ts []Target) error {
-	ar, arr := targetsToC(ts)
-	defer ar.free()
-	return a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
-		return C.ta_set_targets(p, arr, C.size_t(len(ts)), e)
-	})
-}
-
-// RemoveTargets removes targets by key; each must exist.
-func (a *Allocator) RemoveTargets(keys []uint64) error {
-	return a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
-		return C.ta_remove_targets(p, (*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)), e)
-	})
-}
-
-// UpsertLabelSets adds label-set targets, hashed by the library, and returns their keys.
-func (a *Allocator) UpsertLabelSets(sets []LabelSet) ([]uint64, error) {
-	ar, flat := labelSetsToC(sets)
-	defer ar.free()
-	keys := make([]uint64, len(sets))
-	err := a.change(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
-		return C.ta_upsert_labeled_targets(p, unsafe.SliceData(flat.jobs), unsafe.SliceData(flat.counts),
-			unsafe.SliceData(flat.weights), C.size_t(len(sets)), unsafe.SliceData(flat.names),
-			unsafe.SliceData(flat.values), C.size_t(len(flat.names)), (*C.uint64_t)(unsafe.SliceData(keys)), e)
-	})
-	runtime.KeepAlive(flat)
-	return keys, err
-}
-
-// Lookup returns the collector id of each key (NoCollector for unknown or unassigned targets).
-// Name ids with CollectorName, or use Assignments.
-func (a *Allocator) Lookup(keys []uint64) ([]uint32, error) {
-	out := make([]uint32, len(keys))
-	err := a.with(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
-		return C.ta_lookup(p, (*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)),
-			(*C.uint32_t)(unsafe.SliceData(out)), e)
-	})
-	return out, err
-}
-
-// Assignments returns the collector name of each key ("" for unknown or unassigned targets).
-func (a *Allocator) Assignments(keys []uint64) ([]string, error) {
-	var out []string
-	err := a.reading(func() error {
-		ids := make([]uint32, len(keys))
-		if err := a.c(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
-			return C.ta_lookup(p, (*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)),
-				(*C.uint32_t)(unsafe.SliceData(ids)), e)
-		}); err != nil {
-			return err
-		}
-		names := map[uint32]string{NoCollector: ""}
-		out = make([]string, len(ids))
-		for i, id := range ids {
-			name, ok := names[id]
-			if !ok {
-				var err error
-				if name, err = a.collectorName(id); err != nil {
-					return err
-				}
-				names[id] = name
-			}
-			out[i] = name
+	err := a.call(func(p *C.ta_allocator, s *scratch) error {
+		if rc := C.ta_allocator_config(p, &c, s.err); rc != C.TA_OK {
+			return s.failure(rc)
 		}
 		return nil
 	})
-	return out, err
+	return configFromC(c), err
 }
 
-// CollectorName returns the name of a collector id (also of one removed by the last change).
-func (a *Allocator) CollectorName(id uint32) (string, error) {
-	var name string
-	err := a.reading(func() error {
+// Apply applies one change atomically and returns its moves, taken under the same lock as the
+// change. On error nothing changed. The keys of d.UpsertLabels are returned in order.
+func (a *Allocator) Apply(d Diff) (keys []uint64, moves []Move, err error) {
+	err = a.call(func(p *C.ta_allocator, s *scratch) error {
+		in := &s.in
+		var diff C.ta_diff
 		var err error
-		name, err = a.collectorName(id)
-		return err
+		diff.upsert, diff.upsert_labels, keys, err = in.upserts(d.Upsert, d.UpsertLabels)
+		if err != nil {
+			return err
+		}
+		if diff.upsert_labels.len > 0 {
+			keys = make([]uint64, len(d.UpsertLabels))
+			diff.upsert_labels.keys_out = (*C.uint64_t)(in.pin(unsafe.Pointer(&keys[0])))
+		}
+		diff.remove = (*C.uint64_t)(in.pinSlice(unsafe.Pointer(unsafe.SliceData(d.Remove)), len(d.Remove)))
+		diff.n_remove = C.size_t(len(d.Remove))
+		diff.add_collectors = in.collectors(d.AddCollectors)
+		diff.n_add_collectors = C.size_t(len(d.AddCollectors))
+		diff.remove_collectors = in.strs(d.RemoveCollectors)
+		diff.n_remove_collectors = C.size_t(len(d.RemoveCollectors))
+		var out C.ta_view_data
+		if rc := C.go_apply(p, &diff, s.view, &out, s.err); rc != C.TA_OK {
+			keys = nil
+			return s.failure(rc)
+		}
+		moves = movesOf(&out)
+		return nil
 	})
-	return name, err
+	return keys, moves, err
 }
 
-// collectorName is CollectorName for a caller holding a lock.
-func (a *Allocator) collectorName(id uint32) (string, error) {
-	var buf [256]C.char
-	var needed C.size_t
-	err := a.c(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
-		return C.ta_collector_name(p, C.uint32_t(id), &buf[0], C.size_t(len(buf)), &needed, e)
-	})
-	if err == nil {
-		return C.GoStringN(&buf[0], C.int(needed-1)), nil
-	}
-	var e *Error
-	if !asError(err, &e) || e.Code != BufferTooSmall {
-		return "", err
-	}
-	big := make([]C.char, int(needed))
-	err = a.c(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
-		return C.ta_collector_name(p, C.uint32_t(id), &big[0], needed, &needed, e)
-	})
-	if err != nil {
-		return "", err
-	}
-	return C.GoStringN(&big[0], C.int(needed-1)), nil
+// AddCollectors adds collectors and returns the moves.
+func (a *Allocator) AddCollectors(cs ...Collector) ([]Move, error) {
+	_, moves, err := a.Apply(Diff{AddCollectors: cs})
+	return moves, err
 }
 
-// CollectorTargets returns the sorted keys of a collector's targets; of one job unless job is "".
-func (a *Allocator) CollectorTargets(collector, job string) ([]uint64, error) {
-	ar := newArena(uintptr(len(collector) + len(job)))
-	defer ar.free()
-	name, jobStr := ar.str(collector), ar.str(job)
-	var keys []uint64
-	err := a.reading(func() error {
-		var err error
-		keys, err = readArray[uint64](a, func(p *C.ta_allocator, out unsafe.Pointer, cap C.size_t, needed *C.size_t, e *C.ta_error) C.ta_result {
-			return C.ta_collector_targets(p, name, jobStr, (*C.uint64_t)(out), cap, needed, e)
-		})
-		return err
-	})
-	return keys, err
+// RemoveCollectors removes collectors by name; their targets move.
+func (a *Allocator) RemoveCollectors(names ...string) ([]Move, error) {
+	_, moves, err := a.Apply(Diff{RemoveCollectors: names})
+	return moves, err
 }
 
-// LastMoves returns the moves of the last change.
-func (a *Allocator) LastMoves() ([]Move, error) {
+// SetCollectors replaces the collector set by a full listing and returns the moves.
+func (a *Allocator) SetCollectors(cs []Collector) ([]Move, error) {
 	var moves []Move
-	err := a.reading(func() error {
-		var err error
-		moves, err = a.lastMoves()
-		return err
+	err := a.call(func(p *C.ta_allocator, s *scratch) error {
+		arr := s.in.collectors(cs)
+		var out C.ta_view_data
+		if rc := C.go_set_collectors(p, arr, C.size_t(len(cs)), s.view, &out, s.err); rc != C.TA_OK {
+			return s.failure(rc)
+		}
+		moves = movesOf(&out)
+		return nil
 	})
 	return moves, err
 }
 
-func (a *Allocator) lastMoves() ([]Move, error) {
-	raw, err := readArray[C.ta_move](a, func(p *C.ta_allocator, out unsafe.Pointer, cap C.size_t, needed *C.size_t, e *C.ta_error) C.ta_result {
-		return C.ta_last_moves(p, (*C.ta_move)(out), cap, needed, e)
+// UpsertTargets adds targets, or updates existing ones in place (they keep their collector).
+func (a *Allocator) UpsertTargets(ts []Target) ([]Move, error) {
+	_, moves, err := a.Apply(Diff{Upsert: ts})
+	return moves, err
+}
+
+// RemoveTargets removes targets by key; each must exist.
+func (a *Allocator) RemoveTargets(keys []uint64) ([]Move, error) {
+	_, moves, err := a.Apply(Diff{Remove: keys})
+	return moves, err
+}
+
+// UpsertLabelSets adds label-set targets, hashed by the library, and returns their keys and
+// the moves.
+func (a *Allocator) UpsertLabelSets(sets []LabelSet) ([]uint64, []Move, error) {
+	return a.Apply(Diff{UpsertLabels: sets})
+}
+
+// SetTargets replaces the target set by a full listing (as discovery delivers it) and returns
+// the moves.
+func (a *Allocator) SetTargets(ts []Target) ([]Move, error) {
+	_, moves, err := a.setTargets(ts, nil)
+	return moves, err
+}
+
+// SetLabelSets replaces the target set by a full listing of label sets and returns their keys
+// and the moves.
+func (a *Allocator) SetLabelSets(sets []LabelSet) ([]uint64, []Move, error) {
+	return a.setTargets(nil, sets)
+}
+
+func (a *Allocator) setTargets(ts []Target, sets []LabelSet) (keys []uint64, moves []Move, err error) {
+	err = a.call(func(p *C.ta_allocator, s *scratch) error {
+		in := &s.in
+		cols, lbl, hashedKeys, err := in.upserts(ts, sets)
+		if err != nil {
+			return err
+		}
+		keys = hashedKeys
+		if lbl.len > 0 {
+			keys = make([]uint64, len(sets))
+			lbl.keys_out = (*C.uint64_t)(in.pin(unsafe.Pointer(&keys[0])))
+		}
+		var out C.ta_view_data
+		if rc := C.go_set_targets(p, &cols, &lbl, s.view, &out, s.err); rc != C.TA_OK {
+			keys = nil
+			return s.failure(rc)
+		}
+		moves = movesOf(&out)
+		return nil
 	})
+	return keys, moves, err
+}
+
+// Read returns one consistent picture of the state with the owners of keys (keys may be nil).
+func (a *Allocator) Read(keys []uint64) (Picture, error) {
+	var pic Picture
+	err := a.call(func(p *C.ta_allocator, s *scratch) error {
+		owners := make([]uint32, len(keys))
+		var out C.ta_view_data
+		rc := C.go_read(p, (*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)),
+			(*C.uint32_t)(unsafe.SliceData(owners)), s.view, &out, s.err)
+		if rc != C.TA_OK {
+			return s.failure(rc)
+		}
+		pic.Collectors = collectorsOf(&out)
+		pic.Summary = summaryOf(&out.summary)
+		pic.Owners = make([]int32, len(owners))
+		for i, o := range owners {
+			pic.Owners[i] = int32(o) // TA_NO_COLLECTOR is -1 as int32
+		}
+		return nil
+	})
+	runtime.KeepAlive(keys)
+	return pic, err
+}
+
+// Assignments returns the collector name of each key ("" for unknown or unassigned targets),
+// all from one state.
+func (a *Allocator) Assignments(keys []uint64) ([]string, error) {
+	pic, err := a.Read(keys)
 	if err != nil {
 		return nil, err
 	}
-	names := map[uint32]string{NoCollector: ""}
-	name := func(id C.uint32_t) (string, error) {
-		if n, ok := names[uint32(id)]; ok {
-			return n, nil
+	out := make([]string, len(keys))
+	for i, o := range pic.Owners {
+		if o >= 0 {
+			out[i] = pic.Collectors[o].Name
 		}
-		n, err := a.collectorName(uint32(id))
-		names[uint32(id)] = n
-		return n, err
 	}
-	moves := make([]Move, len(raw))
-	for i, m := range raw {
-		from, err := name(m.from)
-		if err != nil {
-			return nil, err
-		}
-		to, err := name(m.to)
-		if err != nil {
-			return nil, err
-		}
-		moves[i] = Move{Key: uint64(m.key), From: from, To: to}
-	}
-	return moves, nil
+	return out, nil
 }
 
 // Stats returns the load of every collector, sorted by name.
 func (a *Allocator) Stats() ([]CollectorStats, error) {
-	var stats []CollectorStats
-	err := a.reading(func() error {
-		var err error
-		stats, err = a.stats()
-		return err
-	})
-	return stats, err
-}
-
-func (a *Allocator) stats() ([]CollectorStats, error) {
-	raw, err := readArray[C.ta_collector_stats](a, func(p *C.ta_allocator, out unsafe.Pointer, cap C.size_t, needed *C.size_t, e *C.ta_error) C.ta_result {
-		return C.ta_get_collector_stats(p, (*C.ta_collector_stats)(out), cap, needed, e)
-	})
-	if err != nil {
-		return nil, err
-	}
-	stats := make([]CollectorStats, len(raw))
-	for i, s := range raw {
-		name, err := a.collectorName(uint32(s.id))
-		if err != nil {
-			return nil, err
-		}
-		stats[i] = CollectorStats{Name: name, Targets: uint32(s.targets), Weight: uint64(s.weight)}
-	}
-	return stats, nil
+	pic, err := a.Read(nil)
+	return pic.Collectors, err
 }
 
 // Summary returns totals, balance and move counters.
 func (a *Allocator) Summary() (Summary, error) {
-	var s C.ta_summary
-	err := a.with(func(p *C.ta_allocator, e *C.ta_error) C.ta_result { return C.ta_get_summary(p, &s, e) })
-	return Summary{
-		Collectors: uint64(s.collectors), Targets: uint64(s.targets), Unassigned: uint64(s.unassigned),
-		MaxTargets: uint32(s.max_targets), MinTargets: uint32(s.min_targets), MeanTargets: float64(s.mean_targets),
-		MaxWeight: uint64(s.max_weight), MinWeight: uint64(s.min_weight), MeanWeight: float64(s.mean_weight),
-		MovesAssigned: uint64(s.moves_assigned), MovesUnassigned: uint64(s.moves_unassigned),
-		MovesReassigned: uint64(s.moves_reassigned),
-	}, err
+	pic, err := a.Read(nil)
+	return pic.Summary, err
+}
+
+// CollectorTargets returns the sorted keys of a collector's targets; of one job unless job is "".
+func (a *Allocator) CollectorTargets(collector, job string) ([]uint64, error) {
+	var keys []uint64
+	err := a.call(func(p *C.ta_allocator, s *scratch) error {
+		var err error
+		keys, err = readArray[uint64](s, func(out unsafe.Pointer, cap C.size_t, needed *C.size_t) C.ta_result {
+			return C.ta_collector_targets(p, goStr(collector), goStr(job), (*C.uint64_t)(out), cap, needed, s.err)
+		})
+		return err
+	})
+	runtime.KeepAlive(collector)
+	runtime.KeepAlive(job)
+	return keys, err
 }
 
 // Snapshot returns the whole state as bytes, for Restore.
 func (a *Allocator) Snapshot() ([]byte, error) {
 	var bytes []byte
-	err := a.reading(func() error {
+	err := a.call(func(p *C.ta_allocator, s *scratch) error {
 		var err error
-		bytes, err = readArray[byte](a, func(p *C.ta_allocator, out unsafe.Pointer, cap C.size_t, needed *C.size_t, e *C.ta_error) C.ta_result {
-			return C.ta_snapshot(p, (*C.uint8_t)(out), cap, needed, e)
+		bytes, err = readArray[byte](s, func(out unsafe.Pointer, cap C.size_t, needed *C.size_t) C.ta_result {
+			return C.ta_snapshot(p, (*C.uint8_t)(out), cap, needed, s.err)
 		})
 		return err
 	})
 	return bytes, err
 }
 
-// readArray runs a needed-size call, twice if the first guess is too small; the caller holds
-// the read lock, so the size cannot change between the two calls.
-func readArray[T any](a *Allocator, f func(p *C.ta_allocator, out unsafe.Pointer, cap C.size_t, needed *C.size_t, e *C.ta_error) C.ta_result) ([]T, error) {
+// readArray runs a needed-size call until its buffer is large enough. Each call is a whole
+// answer from one state; a change between two attempts only means a third.
+func readArray[T any](s *scratch, f func(out unsafe.Pointer, cap C.size_t, needed *C.size_t) C.ta_result) ([]T, error) {
 	buf := make([]T, 64)
 	for {
 		var needed C.size_t
-		err := a.c(func(p *C.ta_allocator, e *C.ta_error) C.ta_result {
-			return f(p, unsafe.Pointer(unsafe.SliceData(buf)), C.size_t(len(buf)), &needed, e)
-		})
-		if err == nil {
+		rc := f(unsafe.Pointer(unsafe.SliceData(buf)), C.size_t(len(buf)), &needed)
+		if rc == C.TA_OK {
 			return buf[:needed], nil
 		}
-		var e *Error
-		if !asError(err, &e) || e.Code != BufferTooSmall {
-			return nil, err
+		if rc != C.TA_BUFFER_TOO_SMALL {
+			return nil, s.failure(rc)
 		}
-		buf = make([]T, int(needed))
+		buf = make([]T, int(needed)+int(needed)/8)
 	}
 }
 
 // TargetKey is the target identity (the Go allocator's item hash with no relabeling) of a
 // label set and job.
 func TargetKey(ls labels.Labels, job string) (uint64, error) {
-	ar, flat := labelSetsToC([]LabelSet{{Job: job, Labels: ls}})
-	defer ar.free()
-	var key C.uint64_t
-	err := call(func(e *C.ta_error) C.ta_result {
-		return C.ta_target_key(unsafe.SliceData(flat.names), unsafe.SliceData(flat.values),
-			C.size_t(len(flat.names)), flat.jobs[0], &key, e)
+	s := getScratch()
+	defer putScratch(s)
+	names := make([]C.ta_str, 0, ls.Len())
+	values := make([]C.ta_str, 0, ls.Len())
+	ls.Range(func(l labels.Label) {
+		names = append(names, s.in.str(l.Name))
+		values = append(values, s.in.str(l.Value))
 	})
-	runtime.KeepAlive(flat)
-	return uint64(key), err
+	var key C.uint64_t
+	rc := C.ta_target_key(unsafe.SliceData(names), unsafe.SliceData(values), C.size_t(len(names)), s.in.str(job), &key, s.err)
+	if rc != C.TA_OK {
+		return 0, s.failure(rc)
+	}
+	return uint64(key), nil
 }
 
 // PlacementHash is the consistent-hashing placement of a raw __address__.
 func PlacementHash(address string) uint64 {
-	ar := newArena(uintptr(len(address)))
-	defer ar.free()
 	var h C.uint64_t
-	C.ta_placement_hash(ar.str(address), &h, nil)
+	C.ta_placement_hash(goStr(address), &h, nil)
+	runtime.KeepAlive(address)
 	return uint64(h)
+}
+
+// goStr is a string's bytes as a ta_str passed by value: Go memory with no pointers in it,
+// which cgo allows for the length of the call.
+func goStr(s string) C.ta_str {
+	return C.ta_str{ptr: (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(s))), len: C.size_t(len(s))}
+}
+
+// movesOf converts a change's view: each collector name once, then the moves.
+func movesOf(out *C.ta_view_data) []Move {
+	names := viewNames(out)
+	raw := unsafe.Slice(out.moves, int(out.n_moves))
+	moves := make([]Move, len(raw))
+	for i := range raw {
+		m := &raw[i]
+		moves[i].Key = uint64(m.key)
+		if m.from != C.TA_NO_COLLECTOR {
+			moves[i].From = names[m.from]
+		}
+		if m.to != C.TA_NO_COLLECTOR {
+			moves[i].To = names[m.to]
+		}
+	}
+	return moves
+}
+
+func viewNames(out *C.ta_view_data) []string {
+	infos := unsafe.Slice(out.collectors, int(out.n_collectors))
+	names := make([]string, len(infos))
+	for i := range infos {
+		names[i] = cString(infos[i].name)
+	}
+	return names
+}
+
+func collectorsOf(out *C.ta_view_data) []CollectorStats {
+	infos := unsafe.Slice(out.collectors, int(out.n_collectors))
+	stats := make([]CollectorStats, len(infos))
+	for i := range infos {
+		c := &infos[i]
+		stats[i] = CollectorStats{Name: cString(c.name), Node: cString(c.node), Targets: uint32(c.targets), Weight: uint64(c.weight)}
+	}
+	return stats
+}
+
+func cString(s C.ta_str) string {
+	if s.len == 0 {
+		return ""
+	}
+	return C.GoStringN((*C.char)(unsafe.Pointer(s.ptr)), C.int(s.len))
+}
+
+func summaryOf(s *C.ta_summary) Summary {
+	return Summary{
+		Collectors: uint64(s.collectors), Targets: uint64(s.targets), Unassigned: uint64(s.unassigned),
+		MaxTargets: uint32(s.max_targets), MinTargets: uint32(s.min_targets), MeanTargets: float64(s.mean_targets),
+		MaxWeight: uint64(s.max_weight), MinWeight: uint64(s.min_weight), MeanWeight: float64(s.mean_weight),
+		MovesAssigned: uint64(s.moves_assigned), MovesUnassigned: uint64(s.moves_unassigned),
+		MovesReassigned: uint64(s.moves_reassigned),
+	}
 }

@@ -59,10 +59,10 @@ func TestCloseIsIdempotentAndUseAfterCloseIsAnError(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.AddCollectors(Collector{Name: "x"}); !errors.Is(err, ErrClosed) {
+	if _, err := a.AddCollectors(Collector{Name: "x"}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("want ErrClosed, got %v", err)
 	}
-	if _, err := a.Lookup([]uint64{1}); !errors.Is(err, ErrClosed) {
+	if _, err := a.Read([]uint64{1}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("want ErrClosed, got %v", err)
 	}
 	if _, err := a.Snapshot(); !errors.Is(err, ErrClosed) {
@@ -72,10 +72,10 @@ func TestCloseIsIdempotentAndUseAfterCloseIsAnError(t *testing.T) {
 
 func TestBatchesMovesStatsAndSnapshot(t *testing.T) {
 	a := newOrFail(t, Config{Strategy: LeastWeighted, Fallback: NoStrategy, Ring: RingV0_10_0, PartitionCount: 1061, ReplicationFactor: 5, LoadFactor: 1.1})
-	if err := a.AddCollectors(Collector{Name: "a"}, Collector{Name: "b"}); err != nil {
+	if _, err := a.AddCollectors(Collector{Name: "a"}, Collector{Name: "b"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.AddCollectors(Collector{Name: "a"}); !errors.Is(err, &Error{Code: DuplicateCollector}) {
+	if _, err := a.AddCollectors(Collector{Name: "a"}); !errors.Is(err, &Error{Code: DuplicateCollector}) {
 		t.Fatalf("want DuplicateCollector, got %v", err)
 	}
 	ts := make([]Target, 100)
@@ -84,10 +84,7 @@ func TestBatchesMovesStatsAndSnapshot(t *testing.T) {
 		ts[i] = Target{Key: uint64(1000 + i), Placement: PlacementHash(fmt.Sprintf("10.0.0.%d:80", i)), Job: "j", Weight: 2}
 		keys[i] = ts[i].Key
 	}
-	if err := a.UpsertTargets(ts); err != nil {
-		t.Fatal(err)
-	}
-	moves, err := a.LastMoves()
+	moves, err := a.UpsertTargets(ts)
 	if err != nil || len(moves) != 100 || moves[0].From != "" || moves[0].To == "" {
 		t.Fatalf("moves %v %v", len(moves), err)
 	}
@@ -102,10 +99,10 @@ func TestBatchesMovesStatsAndSnapshot(t *testing.T) {
 	if _, err := a.CollectorTargets("nope", ""); !errors.Is(err, &Error{Code: UnknownCollector}) {
 		t.Fatalf("want UnknownCollector, got %v", err)
 	}
-	if err := a.RemoveCollectors("b"); err != nil {
+	moves, err = a.RemoveCollectors("b")
+	if err != nil {
 		t.Fatal(err)
 	}
-	moves, _ = a.LastMoves()
 	for _, m := range moves {
 		if m.From != "b" || m.To != "a" {
 			t.Fatalf("move %+v", m)
@@ -134,10 +131,10 @@ func TestBatchesMovesStatsAndSnapshot(t *testing.T) {
 	if _, err := Restore(snap); !errors.Is(err, &Error{Code: InvalidSnapshot}) {
 		t.Fatalf("want InvalidSnapshot, got %v", err)
 	}
-	if err := a.RemoveTargets(keys[:10]); err != nil {
-		t.Fatal(err)
+	if moves, err := a.RemoveTargets(keys[:10]); err != nil || len(moves) != 10 || moves[0].To != "" {
+		t.Fatal(moves, err)
 	}
-	if err := a.RemoveTargets(keys[:1]); !errors.Is(err, &Error{Code: UnknownTarget}) {
+	if _, err := a.RemoveTargets(keys[:1]); !errors.Is(err, &Error{Code: UnknownTarget}) {
 		t.Fatalf("want UnknownTarget, got %v", err)
 	}
 	s, err := a.Summary()
@@ -153,7 +150,7 @@ func TestLabelSetsAreHashedLikeTheOperator(t *testing.T) {
 		t.Fatalf("key %d %v", key, err)
 	}
 	a := newOrFail(t, DefaultConfig())
-	_, err = a.UpsertLabelSets([]LabelSet{{Job: "j", Labels: labels.FromStrings("instance", "x")}})
+	_, _, err = a.UpsertLabelSets([]LabelSet{{Job: "j", Labels: labels.FromStrings("instance", "x")}})
 	if !errors.Is(err, &Error{Code: MissingAddress}) {
 		t.Fatalf("want MissingAddress, got %v", err)
 	}
@@ -206,16 +203,22 @@ func TestParityVectors(t *testing.T) {
 				for i, n := range cs.Collectors {
 					collectors[i] = Collector{Name: n}
 				}
-				if err := a.SetCollectors(collectors); err != nil {
+				if _, err := a.SetCollectors(collectors); err != nil {
 					t.Fatal(err)
 				}
-				keys, err := a.UpsertLabelSets(sets)
+				keys, moves, err := a.UpsertLabelSets(sets)
 				if err != nil {
 					t.Fatal(err)
 				}
 				names, err := a.Assignments(keys)
 				if err != nil {
 					t.Fatal(err)
+				}
+				// The change's own moves name the owners too (a target listed twice lands once).
+				for _, m := range moves {
+					if m.From != "" || m.To == "" {
+						t.Fatalf("%s: move %+v", version, m)
+					}
 				}
 				for i, tg := range s.Targets {
 					if strconv.FormatUint(keys[i], 10) != tg.Key {
@@ -255,12 +258,12 @@ func TestConcurrentUseFromManyGoroutines(t *testing.T) {
 					for c := range cs {
 						cs[c] = Collector{Name: fmt.Sprintf("c%d", c)}
 					}
-					if err := a.SetCollectors(cs); err != nil {
+					if _, err := a.SetCollectors(cs); err != nil {
 						t.Error(err)
 						return
 					}
 				case 1:
-					if err := a.SetTargets(ts[(i*7)%250 : (i*7)%250+250]); err != nil {
+					if _, err := a.SetTargets(ts[(i*7)%250 : (i*7)%250+250]); err != nil {
 						t.Error(err)
 						return
 					}
@@ -304,22 +307,22 @@ func TestBoundedHashingIsAFunctionOfTheStateAndCapsWeight(t *testing.T) {
 	// One allocator built in one go, one built collector by collector with targets in halves
 	// (reversed): the same state must give the same assignment.
 	a := newOrFail(t, cfg)
-	if err := a.AddCollectors(collectors...); err != nil {
+	if _, err := a.AddCollectors(collectors...); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.UpsertTargets(ts); err != nil {
+	if _, err := a.UpsertTargets(ts); err != nil {
 		t.Fatal(err)
 	}
 	b := newOrFail(t, cfg)
-	if err := b.UpsertTargets(ts[1000:]); err != nil {
+	if _, err := b.UpsertTargets(ts[1000:]); err != nil {
 		t.Fatal(err)
 	}
 	for i := len(collectors) - 1; i >= 0; i-- {
-		if err := b.AddCollectors(collectors[i]); err != nil {
+		if _, err := b.AddCollectors(collectors[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := b.UpsertTargets(ts[:1000]); err != nil {
+	if _, err := b.UpsertTargets(ts[:1000]); err != nil {
 		t.Fatal(err)
 	}
 	x, _ := a.Assignments(keys)

@@ -8,7 +8,7 @@
 //
 // The package links the engine's static library. Build it once from the repository root:
 //
-//	allocator-go/build.sh        # cargo build --release -p allocator-ffi
+//	allocator-go/build.sh        # cargo build --profile dist -p allocator-ffi
 //
 // then build or test Go code as usual (cgo must be enabled). The cgo directives point at
 // ../target/dist/libtarget_allocator.a and ../include; a collector build that
@@ -18,10 +18,14 @@
 //
 //	a, err := allocator.New(allocator.DefaultConfig())
 //	defer a.Close()
-//	a.AddCollectors(allocator.Collector{Name: "collector-0"}, allocator.Collector{Name: "collector-1"})
-//	keys, err := a.UpsertLabelSets(sets)          // label sets hashed by the library
+//	moves, err := a.AddCollectors(allocator.Collector{Name: "collector-0"}, allocator.Collector{Name: "collector-1"})
+//	keys, moves, err := a.UpsertLabelSets(sets)   // label sets hashed here, placed by the engine
 //	owners, err := a.Assignments(keys)            // collector name per key ("" when none)
 //
-// An Allocator is safe for concurrent use. Close is idempotent; a finalizer frees a forgotten
-// one. Errors are *Error values carrying the C result code and a message naming the problem.
+// One diff, one call, its moves: every mutator (Apply and the shorthands) is one cgo crossing
+// that applies the change and returns the moves it caused, taken under the engine's lock, so
+// no other change can come between. Every read (Read, Assignments, Stats, Summary) is one
+// engine call returning one state. An Allocator is safe for concurrent use. Close is
+// idempotent; a finalizer frees a forgotten one. Errors are *Error values carrying the C
+// result code and a message naming the problem.
 package allocator

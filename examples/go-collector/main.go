@@ -45,20 +45,21 @@ func shard(self string, peers []string, targets []allocator.LabelSet) (map[uint6
 	for i, p := range peers {
 		cs[i] = allocator.Collector{Name: p}
 	}
-	if err := a.SetCollectors(cs); err != nil {
+	if _, err := a.SetCollectors(cs); err != nil {
 		return nil, err
 	}
-	keys, err := a.UpsertLabelSets(targets)
+	// One call: the targets' keys, and the moves that placed them, names included.
+	keys, moves, err := a.UpsertLabelSets(targets)
 	if err != nil {
 		return nil, err
 	}
-	owners, err := a.Assignments(keys)
-	if err != nil {
-		return nil, err
+	owners := make(map[uint64]string, len(moves))
+	for _, m := range moves {
+		owners[m.Key] = m.To
 	}
 	mine := map[uint64]bool{}
-	for i, k := range keys {
-		if owners[i] == self {
+	for _, k := range keys {
+		if owners[k] == self {
 			mine[k] = true
 		}
 	}

@@ -51,10 +51,10 @@ func (Engine) Assign(version string, names []string, prepared any) ([]uint64, []
 		return nil, nil, err
 	}
 	defer a.Close()
-	if err := a.SetCollectors(collectors(names)); err != nil {
+	if _, err := a.SetCollectors(collectors(names)); err != nil {
 		return nil, nil, err
 	}
-	keys, err := a.UpsertLabelSets(prepared.([]allocator.LabelSet))
+	keys, _, err := a.UpsertLabelSets(prepared.([]allocator.LabelSet))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -68,11 +68,11 @@ func (Engine) Churn(b *testing.B, version string, names []string, targets, fresh
 		return err
 	}
 	defer a.Close()
-	if err := a.SetCollectors(collectors(names)); err != nil {
+	if _, err := a.SetCollectors(collectors(names)); err != nil {
 		return err
 	}
 	sets := targets.([]allocator.LabelSet)
-	keys, err := a.UpsertLabelSets(sets)
+	keys, _, err := a.UpsertLabelSets(sets)
 	if err != nil {
 		return err
 	}
@@ -80,18 +80,13 @@ func (Engine) Churn(b *testing.B, version string, names []string, targets, fresh
 	freshSets := fresh.([]allocator.LabelSet)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := a.RemoveTargets(gone); err != nil {
-			return err
-		}
-		freshKeys, err := a.UpsertLabelSets(freshSets)
+		// One diff: the gone targets out, the fresh ones in, its moves back.
+		freshKeys, _, err := a.Apply(allocator.Diff{Remove: gone, UpsertLabels: freshSets})
 		if err != nil {
 			return err
 		}
 		b.StopTimer()
-		if err := a.RemoveTargets(freshKeys); err != nil {
-			return err
-		}
-		if _, err := a.UpsertLabelSets(goneSets); err != nil {
+		if _, _, err := a.Apply(allocator.Diff{Remove: freshKeys, UpsertLabels: goneSets}); err != nil {
 			return err
 		}
 		b.StartTimer()
