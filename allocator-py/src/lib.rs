@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 
 use allocator_core::{
-    self as core, BoundedConfig, CollectorSpec, Config, Diff, KeyHasher, PlacementHash, RingConfig,
-    RingVersion, Strategy, TargetKey, TargetSpec,
+    self as core, BatchDiff, BoundedConfig, CollectorSpec, Config, Diff, KeyHasher, PlacementHash,
+    RingConfig, RingVersion, Strategy, TargetBatch, TargetKey, TargetSpec,
 };
 use numpy::{PyArray1, PyReadonlyArray1};
 use parking_lot::RwLock;
@@ -96,7 +96,8 @@ fn config_err(e: core::ConfigError) -> PyErr {
     err(core::Error::Config(e))
 }
 
-/// Owned target fields, collected from Python before the GIL is released.
+/// Owned target columns, collected from Python before the GIL is released, handed to the
+/// core as its columnar batch.
 struct Batch {
     keys: Vec<u64>,
     placements: Vec<u64>,
@@ -110,19 +111,130 @@ struct Batch {
 const NO_NODE: u32 = u32::MAX;
 
 impl Batch {
-    fn specs(&self) -> Vec<TargetSpec<'_>> {
-        (0..self.keys.len())
-            .map(|i| TargetSpec {
-                key: TargetKey(self.keys[i]),
-                placement: PlacementHash(self.placements[i]),
-                job: &self.job_names[self.jobs[i] as usize],
-                node: match self.nodes[i] {
-                    NO_NODE => None,
-                    n => Some(self.node_names[n as usize].as_str()),
-                },
-                weight: self.weights[i],
+    /// The batch as the core takes it; `names` holds the borrowed name tables.
+    fn apply(&self, a: &mut core::Allocator) -> Result<(), core::Error> {
+        let job_names: Vec<&str> = self.job_names.iter().map(String::as_str).collect();
+        let node_names: Vec<&str> = self.node_names.iter().map(String::as_str).collect();
+        let any_node = self.nodes.iter().any(|&n| n != NO_NODE);
+        a.apply_batch(&BatchDiff {
+            upsert: TargetBatch {
+                keys: &self.keys,
+                placements: &self.placements,
+                weights: &self.weights,
+                jobs: &self.jobs,
+                job_names: &job_names,
+                nodes: if any_node { &self.nodes } else { &[] },
+                node_names: &node_names,
+            },
+            ..BatchDiff::default()
+        })
+        .map(|_| ())
+    }
+}
+
+/// The moves of one change, read under the same lock as the change: keys, and the index of
+/// each side's collector in `collectors` (-1 for none).
+struct RawMoves {
+    keys: Vec<u64>,
+    from: Vec<i32>,
+    to: Vec<i32>,
+    names: Vec<String>,
+}
+
+impl RawMoves {
+    fn of(a: &core::Allocator) -> RawMoves {
+        let moves = a.last_moves();
+        let mut local: HashMap<u32, i32> = HashMap::new();
+        let mut names = Vec::new();
+        let mut index = |c: Option<core::CollectorId>| -> i32 {
+            let Some(c) = c else { return -1 };
+            *local.entry(c.index()).or_insert_with(|| {
+                names.push(a.collector_name(c).unwrap_or_default().to_owned());
+                names.len() as i32 - 1
             })
+        };
+        let mut raw = RawMoves {
+            keys: Vec::with_capacity(moves.len()),
+            from: Vec::with_capacity(moves.len()),
+            to: Vec::with_capacity(moves.len()),
+            names: Vec::new(),
+        };
+        for m in moves {
+            raw.keys.push(m.key.0);
+            raw.from.push(index(m.from));
+            raw.to.push(index(m.to));
+        }
+        raw.names = names;
+        raw
+    }
+
+    fn into_py(self) -> Moves {
+        Moves {
+            keys: self.keys,
+            from_index: self.from,
+            to_index: self.to,
+            collectors: self.names,
+        }
+    }
+}
+
+/// The moves of one change: `keys` (uint64), `from_index` and `to_index` (int32 indexes into
+/// `collectors`, -1 for no collector), all taken under the same lock as the change.
+#[pyclass(frozen, module = "target_allocator._native")]
+struct Moves {
+    keys: Vec<u64>,
+    from_index: Vec<i32>,
+    to_index: Vec<i32>,
+    collectors: Vec<String>,
+}
+
+#[pymethods]
+impl Moves {
+    /// Keys of the targets that moved.
+    #[getter]
+    fn keys<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
+        PyArray1::from_slice(py, &self.keys)
+    }
+
+    /// Index in `collectors` of each target's collector before the change (-1: none).
+    #[getter(from_index)]
+    fn index_before<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i32>> {
+        PyArray1::from_slice(py, &self.from_index)
+    }
+
+    /// Index in `collectors` of each target's collector after the change (-1: none).
+    #[getter(to_index)]
+    fn index_after<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i32>> {
+        PyArray1::from_slice(py, &self.to_index)
+    }
+
+    /// The collectors the moves name (removed ones included).
+    #[getter]
+    fn collectors(&self) -> Vec<String> {
+        self.collectors.clone()
+    }
+
+    /// The moves as (key, from, to) tuples with None for no collector.
+    fn to_list(&self) -> Vec<(u64, Option<String>, Option<String>)> {
+        let name = |i: i32| (i >= 0).then(|| self.collectors[i as usize].clone());
+        self.keys
+            .iter()
+            .zip(&self.from_index)
+            .zip(&self.to_index)
+            .map(|((&k, &f), &t)| (k, name(f), name(t)))
             .collect()
+    }
+
+    fn __len__(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Moves({} targets, {} collectors)",
+            self.keys.len(),
+            self.collectors.len()
+        )
     }
 }
 
@@ -188,12 +300,29 @@ struct Allocator {
 }
 
 impl Allocator {
-    fn write<R: Send>(
+    /// Apply a change with the GIL released and read its moves under the same lock.
+    fn change<R: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&mut core::Allocator) -> Result<R, core::Error> + Send,
-    ) -> PyResult<R> {
-        py.detach(|| f(&mut self.inner.write())).map_err(err)
+    ) -> PyResult<(R, Moves)> {
+        let (out, raw) = py
+            .detach(|| {
+                let mut a = self.inner.write();
+                let out = f(&mut a)?;
+                Ok((out, RawMoves::of(&a)))
+            })
+            .map_err(err)?;
+        Ok((out, raw.into_py()))
+    }
+
+    /// A change whose result is its moves.
+    fn moves(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut core::Allocator) -> Result<(), core::Error> + Send,
+    ) -> PyResult<Moves> {
+        self.change(py, f).map(|(_, m)| m)
     }
 
     fn collector_names(a: &core::Allocator) -> Vec<String> {
@@ -296,42 +425,43 @@ impl Allocator {
         Ok(d)
     }
 
-    /// Add collectors: names, or (name, node) tuples.
-    fn add_collectors(&self, py: Python<'_>, collectors: &Bound<'_, PyAny>) -> PyResult<usize> {
+    /// Add collectors: names, or (name, node) tuples. Returns the moves.
+    fn add_collectors(&self, py: Python<'_>, collectors: &Bound<'_, PyAny>) -> PyResult<Moves> {
         let cs = collectors_arg(collectors)?;
-        self.write(py, |a| {
+        self.moves(py, |a| {
             a.apply(&Diff {
                 add_collectors: specs_of(&cs),
                 ..Diff::default()
             })
-            .map(<[_]>::len)
+            .map(|_| ())
         })
     }
 
-    /// Remove collectors by name; their targets move. Returns the number of moves.
-    fn remove_collectors(&self, py: Python<'_>, names: Vec<String>) -> PyResult<usize> {
-        self.write(py, |a| {
+    /// Remove collectors by name; their targets move. Returns the moves.
+    fn remove_collectors(&self, py: Python<'_>, names: Vec<String>) -> PyResult<Moves> {
+        self.moves(py, |a| {
             a.apply(&Diff {
                 remove_collectors: names.iter().map(String::as_str).collect(),
                 ..Diff::default()
             })
-            .map(<[_]>::len)
+            .map(|_| ())
         })
     }
 
-    /// Replace the collector set by a full listing. Returns the number of moves.
-    fn set_collectors(&self, py: Python<'_>, collectors: &Bound<'_, PyAny>) -> PyResult<usize> {
+    /// Replace the collector set by a full listing. Returns the moves.
+    fn set_collectors(&self, py: Python<'_>, collectors: &Bound<'_, PyAny>) -> PyResult<Moves> {
         let cs = collectors_arg(collectors)?;
-        self.write(py, |a| a.set_collectors(&specs_of(&cs)).map(<[_]>::len))
+        self.moves(py, |a| a.set_collectors(&specs_of(&cs)).map(|_| ()))
     }
 
-    /// Alive collectors, sorted by name (the order of `lookup_many` indexes and `stats`).
+    /// Alive collectors, sorted by name (the order of `stats` and `loads`). For indexes that
+    /// must agree with this list under concurrent changes, use the list `lookup_many` returns.
     #[getter]
     fn collectors(&self) -> Vec<String> {
         Self::collector_names(&self.inner.read())
     }
 
-    /// Upsert one target from its discovered labels; returns its key.
+    /// Upsert one target from its discovered labels; returns its key and the moves.
     #[pyo3(signature = (labels, job, weight = 1))]
     fn upsert(
         &self,
@@ -339,8 +469,8 @@ impl Allocator {
         labels: HashMap<String, String>,
         job: String,
         weight: u32,
-    ) -> PyResult<u64> {
-        self.write(py, |a| {
+    ) -> PyResult<(u64, Moves)> {
+        self.change(py, |a| {
             let spec = TargetSpec::from_labels(
                 labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
                 &job,
@@ -354,21 +484,21 @@ impl Allocator {
         })
     }
 
-    /// Upsert many label-dict targets; returns their keys as a uint64 array.
+    /// Upsert many label-dict targets; returns their keys as a uint64 array, and the moves.
     #[pyo3(signature = (targets, weights = None))]
     fn upsert_labels<'py>(
         &self,
         py: Python<'py>,
         targets: Vec<(HashMap<String, String>, String)>,
         weights: Option<PyReadonlyArray1<'py, u32>>,
-    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
+    ) -> PyResult<(Bound<'py, PyArray1<u64>>, Moves)> {
         let weights: Option<Vec<u32>> = weights.map(|w| w.as_array().to_vec());
         if weights.as_ref().is_some_and(|w| w.len() != targets.len()) {
             return Err(PyValueError::new_err(
                 "weights must have one entry per target",
             ));
         }
-        let keys = self.write(py, |a| {
+        let (keys, moves) = self.change(py, |a| {
             let mut hasher = KeyHasher::new();
             let mut upsert = Vec::with_capacity(targets.len());
             for (i, (labels, job)) in targets.iter().enumerate() {
@@ -385,12 +515,12 @@ impl Allocator {
             })?;
             Ok(upsert.iter().map(|s| s.key.0).collect::<Vec<u64>>())
         })?;
-        Ok(PyArray1::from_vec(py, keys))
+        Ok((PyArray1::from_vec(py, keys), moves))
     }
 
     /// Upsert targets in bulk from a uint64 array of keys. `placements` (uint64) defaults to the
     /// keys; `jobs` and `nodes` are one string for all or one per key (`None`/"" for no node);
-    /// `weights` (uint32) default to 1.
+    /// `weights` (uint32) default to 1. Returns the moves.
     #[pyo3(signature = (keys, *, jobs, placements = None, nodes = None, weights = None))]
     fn upsert_keys(
         &self,
@@ -400,7 +530,7 @@ impl Allocator {
         placements: Option<PyReadonlyArray1<'_, u64>>,
         nodes: Option<&Bound<'_, PyAny>>,
         weights: Option<PyReadonlyArray1<'_, u32>>,
-    ) -> PyResult<usize> {
+    ) -> PyResult<Moves> {
         let keys: Vec<u64> = keys.as_array().to_vec();
         let n = keys.len();
         let placements = match placements {
@@ -428,24 +558,19 @@ impl Allocator {
             node_names,
             nodes,
         };
-        self.write(py, |a| {
-            a.apply(&Diff {
-                upsert: batch.specs(),
-                ..Diff::default()
-            })
-            .map(<[_]>::len)
-        })
+        self.moves(py, |a| batch.apply(a))
     }
 
     /// Remove targets: a key, an iterable of keys, or a uint64 array. Each must exist.
-    fn remove(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<usize> {
+    /// Returns the moves.
+    fn remove(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<Moves> {
         let keys = keys_arg(keys)?;
-        self.write(py, |a| {
-            a.apply(&Diff {
-                remove: keys.iter().map(|&k| TargetKey(k)).collect(),
-                ..Diff::default()
+        self.moves(py, |a| {
+            a.apply_batch(&BatchDiff {
+                remove: &keys,
+                ..BatchDiff::default()
             })
-            .map(<[_]>::len)
+            .map(|_| ())
         })
     }
 
@@ -457,27 +582,33 @@ impl Allocator {
             .map(str::to_owned)
     }
 
-    /// Collector indexes (into `collectors`) of many keys as an int32 array; -1 for none.
+    /// The collectors of many keys, from one state: an int32 array of indexes into the list
+    /// of collector names returned with it (sorted by name), -1 for an unknown or unassigned
+    /// target.
     fn lookup_many<'py>(
         &self,
         py: Python<'py>,
         keys: PyReadonlyArray1<'py, u64>,
-    ) -> Bound<'py, PyArray1<i32>> {
+    ) -> (Bound<'py, PyArray1<i32>>, Vec<String>) {
         let keys: Vec<u64> = keys.as_array().to_vec();
-        let out = py.detach(|| {
+        let (out, names) = py.detach(|| {
             let a = self.inner.read();
             let mut position: HashMap<u32, i32> = HashMap::new();
+            let mut names = Vec::new();
             for (i, c) in a.collectors().enumerate() {
                 position.insert(c.id.index(), i as i32);
+                names.push(c.name.to_owned());
             }
-            keys.iter()
+            let out = keys
+                .iter()
                 .map(|&k| {
                     a.collector_of(TargetKey(k))
                         .map_or(-1, |c| position[&c.index()])
                 })
-                .collect::<Vec<i32>>()
+                .collect::<Vec<i32>>();
+            (out, names)
         });
-        PyArray1::from_vec(py, out)
+        (PyArray1::from_vec(py, out), names)
     }
 
     /// Keys of a collector's targets (sorted), optionally of one job.
@@ -503,17 +634,6 @@ impl Allocator {
             .jobs()
             .into_iter()
             .map(|(j, n)| (j.to_owned(), n))
-            .collect()
-    }
-
-    /// Moves of the last change: (key, from, to) with None for no collector.
-    fn last_moves(&self) -> Vec<(u64, Option<String>, Option<String>)> {
-        let a = self.inner.read();
-        let name =
-            |c: Option<core::CollectorId>| c.and_then(|c| a.collector_name(c)).map(str::to_owned);
-        a.last_moves()
-            .iter()
-            .map(|m| (m.key.0, name(m.from), name(m.to)))
             .collect()
     }
 
@@ -611,6 +731,7 @@ fn placement_hash(address: &str) -> u64 {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Allocator>()?;
+    m.add_class::<Moves>()?;
     m.add_function(wrap_pyfunction!(target_key, m)?)?;
     m.add_function(wrap_pyfunction!(placement_hash, m)?)?;
     m.add(

@@ -19,7 +19,7 @@ for strategy in ["consistent-hashing", "least-weighted"]:
     a.add_collectors([f"collector-{i}" for i in range(100)])
     start = time.perf_counter()
     a.upsert_keys(keys, jobs=jobs, weights=weights)
-    idx = a.lookup_many(keys)
+    idx, _names = a.lookup_many(keys)
     elapsed = time.perf_counter() - start
     assert (idx >= 0).all()
     print(f"{strategy}: {n} targets assigned and looked up in {elapsed:.3f} s")
