@@ -34,7 +34,7 @@ pub struct File {
     /// usual kubeconfig).
     #[serde(default)]
     pub kube_config_file_path: Option<PathBuf>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "yaml11::bool")]
     pub allow_insecure_auth_secrets: bool,
     #[serde(default)]
     pub prometheus_cr: Option<PrometheusCr>,
@@ -52,6 +52,10 @@ pub struct File {
     /// bounded-hashing's slack and absolute cap.
     #[serde(default)]
     pub bounded: Option<Bounded>,
+    /// Which `buraksezer/consistent` release the consistent-hashing ring reproduces:
+    /// `v0.10.0` (the Operator's release, default) or `v1.0.0` (its main branch).
+    #[serde(default)]
+    pub ring: Option<String>,
     pub config: PromConfig,
 }
 
@@ -73,7 +77,7 @@ pub struct Bounded {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusCr {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "yaml11::bool")]
     pub enabled: bool,
     #[serde(default)]
     pub scrape_interval: Option<String>,
@@ -102,7 +106,7 @@ pub struct PrometheusCr {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Https {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "yaml11::bool")]
     pub enabled: bool,
     #[serde(default)]
     pub listen_addr: Option<String>,
@@ -123,12 +127,14 @@ pub struct PromConfig {
     pub scrape_configs: Vec<ScrapeConfig>,
 }
 
+/// Prometheus' `global` section. After [`parse`], `scrape_interval` and `scrape_timeout` hold the
+/// resolved values in Prometheus' form (an unset or zero timeout is min(10s, interval)).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Global {
-    #[serde(default = "default_interval")]
+    #[serde(default)]
     pub scrape_interval: String,
-    #[serde(default = "default_timeout")]
+    #[serde(default)]
     pub scrape_timeout: String,
     #[serde(default)]
     pub evaluation_interval: Option<String>,
@@ -139,20 +145,17 @@ pub struct Global {
 impl Default for Global {
     fn default() -> Self {
         Global {
-            scrape_interval: default_interval(),
-            scrape_timeout: default_timeout(),
+            scrape_interval: String::new(),
+            scrape_timeout: String::new(),
             evaluation_interval: None,
             external_labels: BTreeMap::new(),
         }
     }
 }
 
-fn default_interval() -> String {
-    "1m".into()
-}
-fn default_timeout() -> String {
-    "10s".into()
-}
+/// Prometheus' default global scrape interval and timeout (`config.DefaultGlobalConfig`).
+const DEFAULT_INTERVAL_MS: u64 = 60_000;
+const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
 /// A Prometheus scrape config: the fields discovery and relabeling read are typed; the rest is
 /// kept as written and handed to collectors on `/scrape_configs`.
@@ -253,6 +256,140 @@ pub fn duration(s: &str) -> Result<std::time::Duration, String> {
     std::time::Duration::try_from_secs_f64(total).map_err(|_| format!("duration {s:?} is too long"))
 }
 
+/// A Prometheus duration in milliseconds, parsed exactly as `model.ParseDuration` does
+/// (prometheus/common): `0` alone, or integer-unit pairs in the order y, w, d, h, m, s, ms, each
+/// unit at most once.
+pub fn prom_duration_ms(s: &str) -> Result<u64, String> {
+    const UNITS: [(&str, u64); 7] = [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    match s {
+        "0" => return Ok(0),
+        "" => return Err("empty duration string".into()),
+        _ => {}
+    }
+    let mut rest = s;
+    let mut total: u64 = 0;
+    let mut last_unit = None::<usize>;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit_len = rest[digits..]
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len() - digits);
+        if digits == 0 || unit_len == 0 {
+            return Err(format!("not a valid duration string: {s:?}"));
+        }
+        let v: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("not a valid duration string: {s:?}"))?;
+        let unit = &rest[digits..digits + unit_len];
+        let (pos, mult) = UNITS
+            .iter()
+            .enumerate()
+            .find(|(_, (u, _))| *u == unit)
+            .map(|(i, (_, m))| (i, *m))
+            .ok_or_else(|| format!("unknown unit {unit:?} in duration {s:?}"))?;
+        if last_unit.is_some_and(|l| pos <= l) {
+            return Err(format!("not a valid duration string: {s:?}"));
+        }
+        last_unit = Some(pos);
+        total = v
+            .checked_mul(mult)
+            .and_then(|x| x.checked_add(total))
+            .filter(|t| *t <= i64::MAX as u64 / 1_000_000)
+            .ok_or_else(|| format!("duration {s:?} out of range"))?;
+        rest = &rest[digits + unit_len..];
+    }
+    Ok(total)
+}
+
+/// A duration in Prometheus' form, as `model.Duration.String()` writes it (`1m`, `1m30s`,
+/// `2w`, `90d`: years and weeks only when exact).
+pub fn format_duration_ms(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut ms = ms;
+    let mut out = String::new();
+    for (unit, mult, exact) in [
+        ("y", 365 * 86_400_000u64, true),
+        ("w", 7 * 86_400_000, true),
+        ("d", 86_400_000, false),
+        ("h", 3_600_000, false),
+        ("m", 60_000, false),
+        ("s", 1_000, false),
+        ("ms", 1, false),
+    ] {
+        if exact && ms % mult != 0 {
+            continue;
+        }
+        let v = ms / mult;
+        if v > 0 {
+            out.push_str(&format!("{v}{unit}"));
+            ms -= v * mult;
+        }
+    }
+    out
+}
+
+/// A job's interval and timeout as Prometheus' config loader resolves them
+/// (`ScrapeConfig.Validate`): an unset or zero interval is the global one; an unset or zero
+/// timeout is min(global timeout, interval). Both in Prometheus' form.
+pub fn resolve_timing(
+    interval: Option<&str>,
+    timeout: Option<&str>,
+    global: &Global,
+) -> Result<(String, String), String> {
+    let ms = |what: &str, v: Option<&str>| -> Result<u64, String> {
+        match v {
+            None => Ok(0),
+            Some(v) => prom_duration_ms(v).map_err(|e| format!("{what}: {e}")),
+        }
+    };
+    let global_interval = ms("global.scrape_interval", Some(&global.scrape_interval))?;
+    let global_timeout = ms("global.scrape_timeout", Some(&global.scrape_timeout))?;
+    let mut i = ms("scrape_interval", interval)?;
+    if i == 0 {
+        i = global_interval;
+    }
+    let mut t = ms("scrape_timeout", timeout)?;
+    if t == 0 {
+        t = global_timeout.min(i);
+    }
+    Ok((format_duration_ms(i), format_duration_ms(t)))
+}
+
+/// Resolve the global section as `GlobalConfig.UnmarshalYAML` does: an unset or zero interval
+/// is 1m, an unset or zero timeout min(10s, interval).
+fn resolve_global(g: &mut Global) -> Result<(), String> {
+    let ms = |what: &str, v: &str| -> Result<u64, String> {
+        if v.is_empty() {
+            Ok(0)
+        } else {
+            prom_duration_ms(v).map_err(|e| format!("config.global.{what}: {e}"))
+        }
+    };
+    let mut i = ms("scrape_interval", &g.scrape_interval)?;
+    if i == 0 {
+        i = DEFAULT_INTERVAL_MS;
+    }
+    let mut t = ms("scrape_timeout", &g.scrape_timeout)?;
+    if t == 0 {
+        t = DEFAULT_TIMEOUT_MS.min(i);
+    }
+    g.scrape_interval = format_duration_ms(i);
+    g.scrape_timeout = format_duration_ms(t);
+    Ok(())
+}
+
 /// A validated configuration: everything a bad file can get wrong is caught here.
 pub struct Loaded {
     pub file: File,
@@ -306,7 +443,7 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
 
 /// Parse and validate configuration text; relative paths resolve against `base`.
 pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
-    let file: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let mut file: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     let strategy: Strategy = file
         .allocation_strategy
         .parse()
@@ -326,7 +463,24 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
             max_weight: b.max_weight.unwrap_or(0),
         };
     }
+    if let Some(r) = &file.ring {
+        core.ring.version = r.parse().map_err(|e| format!("ring: {e}"))?;
+    }
     core.validate().map_err(|e| e.to_string())?;
+    // Durations as Prometheus' loader resolves and writes them (`/scrape_configs` and the
+    // seeded `__scrape_interval__` / `__scrape_timeout__` labels show these).
+    resolve_global(&mut file.config.global)?;
+    for (i, sc) in file.config.scrape_configs.iter_mut().enumerate() {
+        let (interval, timeout) = resolve_timing(
+            sc.scrape_interval.as_deref(),
+            sc.scrape_timeout.as_deref(),
+            &file.config.global,
+        )
+        .map_err(|e| format!("config.scrape_configs[{i}] (job {:?}).{e}", sc.job_name))?;
+        sc.scrape_interval = Some(interval);
+        sc.scrape_timeout = Some(timeout);
+        yaml11::retype(&mut sc.rest);
+    }
     let kubernetes = match file.discovery.as_deref() {
         None | Some("file") => false,
         Some("kubernetes") => true,
@@ -454,4 +608,288 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         collector_selector,
         grace,
     })
+}
+
+/// YAML 1.1 scalars where the Go loader (gopkg.in/yaml.v2) reads them differently from a YAML 1.2
+/// reader: into a bool field `yes`/`on`/`y` (and their `no` forms) are booleans; into an integer
+/// field `010` is octal 8, `0b101` binary, `1_000` a thousand. String fields keep the text as
+/// written in both (`007`, `1.50` and `yes` stay strings), so only typed fields need this.
+pub mod yaml11 {
+    use serde::{Deserialize, Deserializer};
+    use serde_yaml::Value;
+    use std::collections::BTreeMap;
+
+    /// yaml.v2's boolean words (resolve.go).
+    pub fn bool_word(s: &str) -> Option<bool> {
+        match s {
+            "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
+                Some(true)
+            }
+            "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False"
+            | "FALSE" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// An integer as yaml.v2 resolves a plain scalar: underscores removed, then Go's
+    /// `strconv.ParseInt(s, 0, 64)` (`0x`, `0o`, `0b` prefixes; a leading `0` is octal).
+    pub fn int_word(s: &str) -> Option<i64> {
+        let plain = s.replace('_', "");
+        let (neg, digits) = match plain.as_bytes().first() {
+            Some(b'-') => (true, &plain[1..]),
+            Some(b'+') => (false, &plain[1..]),
+            _ => (false, &plain[..]),
+        };
+        let lower = digits.to_ascii_lowercase();
+        let (radix, body) = if let Some(b) = lower.strip_prefix("0x") {
+            (16, b.to_owned())
+        } else if let Some(b) = lower.strip_prefix("0o") {
+            (8, b.to_owned())
+        } else if let Some(b) = lower.strip_prefix("0b") {
+            (2, b.to_owned())
+        } else if lower.len() > 1 && lower.starts_with('0') {
+            (8, lower[1..].to_owned())
+        } else {
+            (10, lower.clone())
+        };
+        if body.is_empty() || body.starts_with(['+', '-']) {
+            return None;
+        }
+        let v = i64::from_str_radix(&body, radix).ok()?;
+        Some(if neg { -v } else { v })
+    }
+
+    /// `deserialize_with` for a bool field read as yaml.v2 reads it.
+    pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(b) => Ok(b),
+            Value::String(s) => bool_word(&s).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not a boolean (true/false, yes/no, on/off, y/n)"
+                ))
+            }),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a boolean, found {other:?}"
+            ))),
+        }
+    }
+
+    /// `deserialize_with` for an optional unsigned integer read as yaml.v2 reads it.
+    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let v = Option::<Value>::deserialize(d)?;
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("{n} is not an unsigned integer"))),
+            Some(Value::String(s)) => int_word(&s)
+                .and_then(|i| u64::try_from(i).ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!("{s:?} is not an unsigned integer"))
+                }),
+            Some(other) => Err(serde::de::Error::custom(format!(
+                "expected an unsigned integer, found {other:?}"
+            ))),
+        }
+    }
+
+    /// Boolean and integer fields of Prometheus' scrape and HTTP client configs (the keys are
+    /// unique to those types across the scrape config tree).
+    const BOOL_KEYS: [&str; 12] = [
+        "honor_labels",
+        "honor_timestamps",
+        "track_timestamps_staleness",
+        "enable_compression",
+        "enable_http2",
+        "follow_redirects",
+        "insecure_skip_verify",
+        "proxy_from_environment",
+        "always_scrape_classic_histograms",
+        "convert_classic_histograms_to_nhcb",
+        "scrape_native_histograms",
+        "fallback_scrape_protocol_enabled",
+    ];
+    const INT_KEYS: [&str; 8] = [
+        "sample_limit",
+        "target_limit",
+        "label_limit",
+        "label_name_length_limit",
+        "label_value_length_limit",
+        "keep_dropped_targets",
+        "native_histogram_bucket_limit",
+        "port",
+    ];
+
+    /// Give the pass-through keys of a scrape config the types yaml.v2 gives them, so that
+    /// `/scrape_configs` serves `honor_labels: yes` as `true` and `sample_limit: 010` as 8.
+    pub fn retype(rest: &mut BTreeMap<String, Value>) {
+        for (k, v) in rest.iter_mut() {
+            retype_value(k, v);
+        }
+    }
+
+    fn retype_value(key: &str, v: &mut Value) {
+        match v {
+            Value::String(s) if BOOL_KEYS.contains(&key) => {
+                if let Some(b) = bool_word(s) {
+                    *v = Value::Bool(b);
+                }
+            }
+            Value::String(s) if INT_KEYS.contains(&key) => {
+                if let Some(i) = int_word(s) {
+                    *v = Value::Number(i.into());
+                }
+            }
+            Value::Mapping(m) => {
+                for (k, x) in m.iter_mut() {
+                    if let Some(k) = k.as_str() {
+                        let k = k.to_owned();
+                        retype_value(&k, x);
+                    }
+                }
+            }
+            Value::Sequence(items) => items.iter_mut().for_each(|x| retype_value(key, x)),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The positive cases of prometheus/common v0.70.1 `model/time_test.go` TestParseDuration:
+    /// (input, milliseconds, `String()`; `None` when it prints back as written).
+    const COMMON_CASES: &[(&str, u64, Option<&str>)] = &[
+        ("0", 0, Some("0s")),
+        ("0w", 0, Some("0s")),
+        ("0s", 0, None),
+        ("324ms", 324, None),
+        ("3s", 3_000, None),
+        ("5m", 300_000, None),
+        ("1h", 3_600_000, None),
+        ("4d", 4 * 86_400_000, None),
+        ("4d1h", 4 * 86_400_000 + 3_600_000, None),
+        ("14d", 14 * 86_400_000, Some("2w")),
+        ("3w", 21 * 86_400_000, None),
+        ("3w2d1h", 23 * 86_400_000 + 3_600_000, Some("23d1h")),
+        ("10y", 3650 * 86_400_000, None),
+    ];
+
+    #[test]
+    fn durations_parse_and_print_as_prometheus_common() {
+        for (input, ms, printed) in COMMON_CASES {
+            assert_eq!(prom_duration_ms(input), Ok(*ms), "{input}");
+            assert_eq!(format_duration_ms(*ms), printed.unwrap_or(input), "{input}");
+        }
+        // Out of order or repeated units are refused by ParseDuration.
+        for bad in ["1s1m", "1m1m", "1.5s", "", "s", "5", "1x"] {
+            assert!(prom_duration_ms(bad).is_err(), "{bad}");
+        }
+        // What issue 16 saw: 60s and 90s are written 1m and 1m30s.
+        assert_eq!(format_duration_ms(prom_duration_ms("60s").unwrap()), "1m");
+        assert_eq!(
+            format_duration_ms(prom_duration_ms("90s").unwrap()),
+            "1m30s"
+        );
+    }
+
+    /// prometheus v0.314.0 config.go: `GlobalConfig.UnmarshalYAML` (default 1m / 10s, timeout
+    /// min(10s, interval)) and `ScrapeConfig.Validate` (timeout min(global timeout, interval)).
+    #[test]
+    fn unset_timeouts_resolve_as_prometheus_loader() {
+        let cfg = parse(
+            "config:\n  global: {scrape_interval: 5s}\n  scrape_configs:\n\
+             \x20   - {job_name: a}\n\
+             \x20   - {job_name: b, scrape_interval: 60s}\n\
+             \x20   - {job_name: c, scrape_interval: 2s, scrape_timeout: 0s}\n\
+             \x20   - {job_name: d, scrape_interval: 90s, scrape_timeout: 30s}\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let g = &cfg.file.config.global;
+        assert_eq!(
+            (g.scrape_interval.as_str(), g.scrape_timeout.as_str()),
+            ("5s", "5s")
+        );
+        let timing: Vec<_> = cfg
+            .file
+            .config
+            .scrape_configs
+            .iter()
+            .map(|s| {
+                (
+                    s.scrape_interval.clone().unwrap(),
+                    s.scrape_timeout.clone().unwrap(),
+                )
+            })
+            .collect();
+        let want = [("5s", "5s"), ("1m", "5s"), ("2s", "2s"), ("1m30s", "30s")];
+        for (got, want) in timing.iter().zip(want) {
+            assert_eq!((got.0.as_str(), got.1.as_str()), want);
+        }
+        let cfg = parse(
+            "config:\n  scrape_configs: [{job_name: a, scrape_interval: 5s}, {job_name: b}]\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let sc = &cfg.file.config.scrape_configs;
+        assert_eq!(sc[0].scrape_timeout.as_deref(), Some("5s"));
+        assert_eq!(sc[1].scrape_interval.as_deref(), Some("1m"));
+        assert_eq!(sc[1].scrape_timeout.as_deref(), Some("10s"));
+    }
+
+    #[test]
+    fn ring_version_is_selectable() {
+        let base = "config: {scrape_configs: []}\n";
+        let cfg = parse(base, Path::new(".")).unwrap();
+        assert_eq!(cfg.core.ring.version, allocator_core::RingVersion::V0_10_0);
+        let cfg = parse(&format!("ring: v1.0.0\n{base}"), Path::new(".")).unwrap();
+        assert_eq!(cfg.core.ring.version, allocator_core::RingVersion::V1_0_0);
+        let e = parse(&format!("ring: v2\n{base}"), Path::new("."))
+            .err()
+            .unwrap();
+        assert!(e.contains("ring") && e.contains("v2"), "{e}");
+    }
+
+    /// gopkg.in/yaml.v2 resolve.go: the YAML 1.1 boolean words, and integers read with
+    /// `strconv.ParseInt(s, 0, 64)` after removing underscores.
+    #[test]
+    fn yaml11_scalars_read_as_yaml_v2() {
+        for (w, b) in [
+            ("yes", true),
+            ("On", true),
+            ("Y", true),
+            ("off", false),
+            ("NO", false),
+        ] {
+            assert_eq!(yaml11::bool_word(w), Some(b), "{w}");
+        }
+        assert_eq!(yaml11::bool_word("enabled"), None);
+        for (w, i) in [
+            ("010", 8),
+            ("007", 7),
+            ("0x1F", 31),
+            ("0b101", 5),
+            ("1_000", 1000),
+            ("-010", -8),
+        ] {
+            assert_eq!(yaml11::int_word(w), Some(i), "{w}");
+        }
+        assert_eq!(yaml11::int_word("08"), None);
+        let cfg = parse(
+            "allow_insecure_auth_secrets: yes\nconfig:\n  scrape_configs:\n\
+             \x20   - job_name: j\n      honor_labels: on\n      sample_limit: 010\n\
+             \x20     relabel_configs: [{source_labels: [a], modulus: 010, target_label: b, action: hashmod}]\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(cfg.file.allow_insecure_auth_secrets);
+        let sc = &cfg.file.config.scrape_configs[0];
+        assert_eq!(sc.rest["honor_labels"], serde_yaml::Value::Bool(true));
+        assert_eq!(sc.rest["sample_limit"], serde_yaml::Value::Number(8.into()));
+        assert_eq!(sc.relabel_configs[0].modulus, Some(8));
+    }
 }

@@ -76,7 +76,11 @@ pub struct Collect {
     pub discovered: BTreeMap<String, usize>,
     /// Seconds spent relabeling and hashing each job's groups.
     pub seconds: BTreeMap<String, f64>,
-    seen: std::collections::BTreeSet<(String, allocator_core::TargetKey)>,
+    /// Targets kept by relabeling, duplicates included.
+    pub kept: usize,
+    /// Index in `targets` of each (job, identity): a later target with the same identity
+    /// replaces the earlier one, as the Go allocator's target map keeps the last.
+    seen: std::collections::HashMap<(String, allocator_core::TargetKey), usize>,
 }
 
 impl Collect {
@@ -108,24 +112,33 @@ impl Collect {
             else {
                 continue;
             };
+            // As the Go discoverer (and Prometheus' PopulateDiscoveredLabels): a label that is
+            // absent or empty counts as unset.
             for (n, v) in &seeds {
-                if b.get(n).is_none() {
+                if b.get(n).is_none_or(str::is_empty) {
                     b.set(n, v);
                 }
             }
             if !relabel::apply(job.rules, &mut b) {
                 continue;
             }
+            self.kept += 1;
             let key = b.target_key(job.name);
-            if !self.seen.insert((job.name.to_owned(), key)) {
-                continue;
-            }
-            self.targets.push(Target {
+            let target = Target {
                 job: job.name.to_owned(),
                 address,
                 labels,
                 key,
-            });
+            };
+            match self.seen.entry((job.name.to_owned(), key)) {
+                std::collections::hash_map::Entry::Occupied(at) => {
+                    self.targets[*at.get()] = target;
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(self.targets.len());
+                    self.targets.push(target);
+                }
+            }
         }
         *self.seconds.entry(job.name.to_owned()).or_default() += start.elapsed().as_secs_f64();
     }

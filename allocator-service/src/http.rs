@@ -26,9 +26,10 @@ pub fn router(shared: Arc<Shared>, secure: bool) -> Router {
         .route("/jobs", get(jobs))
         .route("/jobs/{*rest}", get(job_targets))
         .route("/scrape_configs", get(scrape_configs))
-        .route("/livez", get(|| async { "ok" }))
+        .route("/livez", get(|| async { StatusCode::OK }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), timed))
         .layer(Extension(Secure(secure)))
         .with_state(shared)
@@ -36,11 +37,13 @@ pub fn router(shared: Arc<Shared>, secure: bool) -> Router {
 
 /// `http_duration_seconds{path}` for every route (the route pattern, not the raw path).
 async fn timed(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
+    // The Go allocator's gin route patterns (`c.FullPath()`, empty when nothing matched).
+    let path = match req.extensions().get::<MatchedPath>().map(|p| p.as_str()) {
+        Some("/jobs/{*rest}") if req.uri().path().ends_with("/targets") => "/jobs/:job_id/targets",
+        Some("/jobs/{*rest}") | None => "",
+        Some(p) => p,
+    }
+    .to_owned();
     let start = Instant::now();
     let resp = next.run(req).await;
     s.metrics.http(&path).observe(start.elapsed().as_secs_f64());
@@ -85,29 +88,67 @@ fn link(job: &str) -> String {
     s
 }
 
-async fn jobs(State(s): State<Arc<Shared>>) -> Json<Value> {
+/// What gin answers for a path no route matches.
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "404 page not found",
+    )
+        .into_response()
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+async fn jobs(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let v = s.view();
+    if wants_html(&headers) {
+        let mut h = String::from(
+            "<!doctype html><html><head><meta charset=utf-8><title>Jobs</title></head><body>\
+             <h1>Jobs</h1><table><tr><th>job</th><th>targets</th></tr>",
+        );
+        for (job, ts) in v.jobs.iter().filter(|(_, ts)| !ts.is_empty()) {
+            let _ = write!(
+                h,
+                "<tr><td><a href=\"{}\">{}</a></td><td>{}</td></tr>",
+                esc(&link(job)),
+                esc(job),
+                ts.len()
+            );
+        }
+        h.push_str("</table></body></html>");
+        return Html(h).into_response();
+    }
     let out: Map<String, Value> = v
         .jobs
         .iter()
         .filter(|(_, ts)| !ts.is_empty())
         .map(|(j, _)| (j.clone(), json!({ "_link": link(j) })))
         .collect();
-    Json(Value::Object(out))
+    Json(Value::Object(out)).into_response()
 }
 
 async fn job_targets(
     State(s): State<Arc<Shared>>,
     uri: Uri,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
     let raw = uri.path().trim_start_matches("/jobs/");
-    let Some(job) = raw.strip_suffix("/targets") else {
-        return (StatusCode::NOT_FOUND, "not found").into_response();
+    // One path segment, as the Go route `/jobs/:job_id/targets` matches: a slash in a job name
+    // arrives escaped (`%2F`, as `/jobs` links it).
+    let Some(job) = raw.strip_suffix("/targets").filter(|j| !j.contains('/')) else {
+        return not_found().await;
     };
     let job = query_unescape(job);
     let v = s.view();
-    let resp = match q.get("collector_id") {
+    // A repeated `collector_id`: the first counts, as in Go.
+    let collector = q.iter().find(|(k, _)| k == "collector_id").map(|(_, c)| c);
+    let resp = match collector {
         // Unknown job or collector: an empty list with 200, never 404.
         Some(c) => (
             [(header::CONTENT_TYPE, "application/json")],
@@ -137,27 +178,80 @@ async fn job_targets(
     resp
 }
 
-/// Keys whose values Prometheus treats as secrets.
-const SECRET_KEYS: [&str; 5] = [
-    "password",
-    "credentials",
-    "bearer_token",
-    "client_secret",
-    "key",
-];
+/// The fields prometheus/common and Prometheus' service discovery declare as `config.Secret`,
+/// by the key of the object that holds them: redaction follows the Go types, never key names
+/// alone (an `oauth2.endpoint_params` entry named `password` is an ordinary string).
+fn secret_field(parent: &str, key: &str) -> bool {
+    match parent {
+        "basic_auth" => key == "password",
+        "authorization" => key == "credentials",
+        "oauth2" => matches!(key, "client_secret" | "client_certificate_key"),
+        "tls_config" => key == "key",
+        // HTTPClientConfig.bearer_token, inline in a scrape config and in SD configs.
+        "scrape_config" => key == "bearer_token",
+        sd if sd.ends_with("_sd_configs") => {
+            key == "bearer_token"
+                || match sd {
+                    "ec2_sd_configs"
+                    | "lightsail_sd_configs"
+                    | "scaleway_sd_configs"
+                    | "outscale_sd_configs"
+                    | "aws_sd_configs" => key == "secret_key",
+                    "consul_sd_configs" => matches!(key, "token" | "password"),
+                    "openstack_sd_configs" => {
+                        matches!(key, "password" | "application_credential_secret")
+                    }
+                    "ovhcloud_sd_configs" => matches!(key, "application_secret" | "consumer_key"),
+                    "stackit_sd_configs" => matches!(key, "service_account_key" | "private_key"),
+                    "marathon_sd_configs" => key == "auth_token",
+                    "uyuni_sd_configs" => key == "password",
+                    "azure_sd_configs" => key == "client_secret",
+                    "oci_sd_configs" => key == "key_passphrase",
+                    _ => false,
+                }
+        }
+        _ => false,
+    }
+}
 
-fn redact(v: &mut Value) {
+/// A non-empty secret string becomes `<secret>`, as `config.Secret.MarshalYAML` writes it.
+fn hide(v: &mut Value) {
+    if v.as_str().is_some_and(|s| !s.is_empty()) {
+        *v = Value::String("<secret>".into());
+    }
+}
+
+/// Redact the `Secret` fields of a value found under `parent`.
+fn redact(v: &mut Value, parent: &str) {
     match v {
         Value::Object(m) => {
             for (k, x) in m.iter_mut() {
-                if SECRET_KEYS.contains(&k.as_str()) && x.as_str().is_some_and(|s| !s.is_empty()) {
-                    *x = Value::String("<secret>".into());
-                } else {
-                    redact(x);
+                if secret_field(parent, k) {
+                    hide(x);
+                    continue;
+                }
+                match k.as_str() {
+                    // `http_headers: {Name: {values, secrets, files}}`: `secrets` are Secrets.
+                    "http_headers" => {
+                        for header in x.as_object_mut().into_iter().flat_map(|h| h.values_mut()) {
+                            if let Some(secrets) = header.get_mut("secrets") {
+                                secrets.as_array_mut().into_iter().flatten().for_each(hide);
+                            }
+                        }
+                    }
+                    // `ProxyHeader` is map[string][]Secret.
+                    "proxy_connect_header" => {
+                        for values in x.as_object_mut().into_iter().flat_map(|h| h.values_mut()) {
+                            values.as_array_mut().into_iter().flatten().for_each(hide);
+                        }
+                    }
+                    // map[string]string: nothing inside is a Secret.
+                    "endpoint_params" | "params" | "labels" => {}
+                    _ => redact(x, k),
                 }
             }
         }
-        Value::Array(a) => a.iter_mut().for_each(redact),
+        Value::Array(a) => a.iter_mut().for_each(|x| redact(x, parent)),
         _ => {}
     }
 }
@@ -170,13 +264,11 @@ async fn scrape_configs(
     let v = s.view();
     let mut body = Value::Object(v.scrape_configs.clone());
     if !secure && !s.allow_insecure_secrets {
-        redact(&mut body);
+        for job in body.as_object_mut().expect("an object").values_mut() {
+            redact(job, "scrape_config");
+        }
     }
-    let wants_html = headers
-        .get(header::ACCEPT)
-        .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
-    if wants_html {
+    if wants_html(&headers) {
         let pretty = serde_json::to_string_pretty(&body).expect("plain data");
         return Html(format!(
             "<!doctype html><html><head><meta charset=utf-8><title>Scrape configs</title></head>\
@@ -189,14 +281,11 @@ async fn scrape_configs(
 }
 
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {
+    // Status only, no body, as the Go allocator answers.
     if s.view().ready {
-        (StatusCode::OK, "ok").into_response()
+        StatusCode::OK.into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "scrape configs not computed yet",
-        )
-            .into_response()
+        StatusCode::SERVICE_UNAVAILABLE.into_response()
     }
 }
 
@@ -205,7 +294,7 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            "text/plain; version=0.0.4; charset=utf-8; escaping=underscores",
         )],
         body,
     )

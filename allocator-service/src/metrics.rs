@@ -1,24 +1,39 @@
-//! Prometheus metrics with the Go allocator's names (prefix `opentelemetry_allocator_`), plus
-//! moves and allocation quality.
+//! Prometheus metrics with the Go allocator's names, descriptions, label names and histogram
+//! buckets (prefix `opentelemetry_allocator_`), plus moves and allocation quality, served in the
+//! text format 0.0.4 as the Go allocator's `promhttp` handler serves them.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::state::View;
 
 type Labels = Vec<(String, String)>;
 
+/// The OpenTelemetry SDK's default explicit buckets, which the Go allocator's
+/// `time_to_allocate` and `http_duration_seconds` use.
+const OTEL_DEFAULT_BUCKETS: [f64; 15] = [
+    0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0,
+    10000.0,
+];
+/// The buckets the Go discoverer sets for its processing durations.
+const PROCESS_BUCKETS: [f64; 6] = [1.0, 5.0, 10.0, 30.0, 60.0, 120.0];
+
 fn histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.0001, 4.0, 10))
+    Histogram::new(OTEL_DEFAULT_BUCKETS)
+}
+
+fn process_histogram() -> Histogram {
+    Histogram::new(PROCESS_BUCKETS)
 }
 
 pub struct Metrics {
     registry: Registry,
     targets: Family<Labels, Gauge>,
+    remaining: Gauge,
     per_collector: Family<Labels, Gauge>,
     unassigned: Gauge,
     allocatable: Family<Labels, Gauge>,
@@ -28,7 +43,7 @@ pub struct Metrics {
     events: Family<Labels, Counter>,
     process_targets: Histogram,
     process_groups: Family<Labels, Histogram, fn() -> Histogram>,
-    moves: Family<Labels, Gauge>,
+    moves: Family<Labels, Counter>,
     max_over_mean: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
@@ -43,6 +58,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("opentelemetry_allocator");
         let m = Metrics {
             targets: Family::default(),
+            remaining: Gauge::default(),
             per_collector: Family::default(),
             unassigned: Gauge::default(),
             allocatable: Family::default(),
@@ -50,58 +66,67 @@ impl Metrics {
             time_to_allocate: Family::new_with_constructor(histogram),
             http: Family::new_with_constructor(histogram),
             events: Family::default(),
-            process_targets: histogram(),
-            process_groups: Family::new_with_constructor(histogram),
+            process_targets: process_histogram(),
+            process_groups: Family::new_with_constructor(process_histogram),
             moves: Family::default(),
             max_over_mean: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
             "targets",
-            "Targets discovered per job, before filtering",
+            "Number of targets discovered.",
             m.targets.clone(),
         );
         registry.register(
+            "targets_remaining",
+            "Number of targets kept after filtering.",
+            m.remaining.clone(),
+        );
+        registry.register(
             "targets_per_collector",
-            "Targets assigned to each collector",
+            "The number of targets for each collector.",
             m.per_collector.clone(),
         );
         registry.register(
             "targets_unassigned",
-            "Targets with no collector",
+            "Number of targets that could not be assigned due to missing node label.",
             m.unassigned.clone(),
         );
         registry.register(
             "collectors_allocatable",
-            "Collectors targets can be assigned to",
+            "Number of collectors the allocator is able to allocate to.",
             m.allocatable.clone(),
         );
         registry.register(
             "collectors_discovered",
-            "Collectors discovered",
+            "Number of collectors discovered.",
             m.discovered.clone(),
         );
         registry.register(
             "time_to_allocate",
-            "Seconds to apply a target or collector change",
+            "The time it takes to allocate",
             m.time_to_allocate.clone(),
         );
         registry.register(
             "http_duration_seconds",
-            "Seconds to answer a request, per route",
+            "Duration of received HTTP requests.",
             m.http.clone(),
         );
         registry.register(
             "process_targets_duration_seconds",
-            "Seconds to turn discovered groups into the target list",
+            "Duration of processing targets.",
             m.process_targets.clone(),
         );
         registry.register(
             "process_target_groups_duration_seconds",
-            "Seconds to relabel and hash one job's target groups",
+            "Duration of processing target groups.",
             m.process_groups.clone(),
         );
-        registry.register("events", "Discovery events applied", m.events.clone());
+        registry.register(
+            "events",
+            "Number of events in the channel.",
+            m.events.clone(),
+        );
         registry.register(
             "moves",
             "Targets assigned, unassigned and reassigned since start",
@@ -156,10 +181,19 @@ impl Metrics {
             .clone()
     }
 
-    pub fn moves(&self, kind: &str) -> Gauge {
-        self.moves
+    /// `moves_total{kind}` follows the allocator's running total (a counter: it only grows).
+    pub fn set_moves(&self, kind: &str, total: u64) {
+        let c = self
+            .moves
             .get_or_create(&vec![("kind".into(), kind.into())])
-            .clone()
+            .clone();
+        c.inc_by(total.saturating_sub(c.get()));
+    }
+
+    /// `targets_remaining`: targets kept by relabeling, duplicates included, as handed to the
+    /// allocator.
+    pub fn set_remaining(&self, n: usize) {
+        self.remaining.set(n as i64);
     }
 
     /// Gauges that describe a published view.
@@ -185,9 +219,47 @@ impl Metrics {
             .set(if mean > 0.0 { max as f64 / mean } else { 0.0 });
     }
 
+    /// The registry in the Prometheus text format 0.0.4.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
-        out
+        openmetrics_to_text(&out)
     }
+}
+
+/// Rewrite OpenMetrics (what `prometheus-client` writes) as text format 0.0.4: a counter family
+/// is named with its `_total` suffix in `# HELP`/`# TYPE`, and `# UNIT` and `# EOF` go.
+fn openmetrics_to_text(om: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for line in om.lines() {
+        if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|r| r.strip_suffix(" counter"))
+        {
+            counters.insert(name.to_owned());
+        }
+    }
+    let mut out = String::with_capacity(om.len());
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (*p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{prefix}{name}{suffix} {tail}"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }

@@ -17,7 +17,11 @@ pub struct RuleSpec {
     pub separator: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regex: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::config::yaml11::opt_u64"
+    )]
     pub modulus: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_label: Option<String>,
@@ -187,11 +191,11 @@ fn apply_one(r: &Rule, b: &mut LabelBuilder) -> bool {
     true
 }
 
-/// A valid Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+/// A valid label name under Prometheus 3's default UTF-8 validation scheme
+/// (`model.UTF8Validation`): any non-empty UTF-8 string, so `team.name` is valid. A Rust
+/// string is always UTF-8, which leaves emptiness as the only test.
 fn valid_name(n: &str) -> bool {
-    let mut chars = n.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    !n.is_empty()
 }
 
 #[cfg(test)]

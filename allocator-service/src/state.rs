@@ -174,6 +174,7 @@ impl Engine {
         shared
             .metrics
             .processed(processing.elapsed().as_secs_f64(), &collect.seconds);
+        shared.metrics.set_remaining(collect.kept);
         let found = Found {
             targets: collect.targets,
             discovered: collect.discovered,
@@ -233,9 +234,9 @@ impl Engine {
             }
         }
         let totals = self.alloc.move_totals();
-        m.moves("assigned").set(totals.assigned as i64);
-        m.moves("unassigned").set(totals.unassigned as i64);
-        m.moves("reassigned").set(totals.reassigned as i64);
+        m.set_moves("assigned", totals.assigned);
+        m.set_moves("unassigned", totals.unassigned);
+        m.set_moves("reassigned", totals.reassigned);
         let mut view = self.view(found);
         for job in &generated {
             view.scrape_configs.insert(

@@ -417,15 +417,21 @@ impl Cluster {
                         rule_specs: Vec<RuleSpec>,
                         groups: Vec<Labels>| {
             let rules: Result<Vec<Rule>, String> = rule_specs.iter().map(Rule::compile).collect();
-            match rules {
-                Ok(rules) => jobs.push(GeneratedJob {
+            // Prometheus' loader semantics: an unset timeout is min(global timeout, interval).
+            let timing = crate::config::resolve_timing(
+                ep_interval.map(String::as_str),
+                ep_timeout.map(String::as_str),
+                &crate::config::Global {
+                    scrape_interval: default_interval.clone(),
+                    scrape_timeout: global_timeout.clone(),
+                    ..Default::default()
+                },
+            );
+            match rules.and_then(|r| timing.map(|t| (r, t))) {
+                Ok((rules, (interval, timeout))) => jobs.push(GeneratedJob {
                     name,
-                    interval: ep_interval
-                        .cloned()
-                        .unwrap_or_else(|| default_interval.clone()),
-                    timeout: ep_timeout
-                        .cloned()
-                        .unwrap_or_else(|| global_timeout.clone()),
+                    interval,
+                    timeout,
                     path: path.cloned().unwrap_or_else(|| "/metrics".into()),
                     scheme: scheme.cloned().unwrap_or_else(|| "http".into()),
                     params: params.clone(),
@@ -434,7 +440,7 @@ impl Cluster {
                     groups,
                 }),
                 Err(e) => {
-                    tracing::warn!(job = %name, error = %e, "skipping a job with an invalid relabeling")
+                    tracing::warn!(job = %name, error = %e, "skipping a job with an invalid relabeling or duration")
                 }
             }
         };

@@ -13,10 +13,22 @@ pub struct Answer {
 
 /// One GET on a fresh connection (`Connection: close`).
 pub async fn get(addr: std::net::SocketAddr, path: &str) -> Answer {
+    get_accept(addr, path, "").await
+}
+
+/// One GET with an `Accept` header (none when empty).
+pub async fn get_accept(addr: std::net::SocketAddr, path: &str, accept: &str) -> Answer {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let accept = if accept.is_empty() {
+        String::new()
+    } else {
+        format!("Accept: {accept}\r\n")
+    };
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\n{accept}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
     let text = String::from_utf8(buf).unwrap();
@@ -72,6 +84,18 @@ pub async fn start(cfg: allocator_service::Loaded, kube: Option<kube::Client>) -
         let _ = rx.await;
     }));
     Running { addr, stop, task }
+}
+
+impl Answer {
+    /// The value of a header (case-insensitive name), if present.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
 }
 
 impl Running {
