@@ -198,7 +198,13 @@ impl Files {
             let mut groups: Vec<StaticConfig> = sc.static_configs.clone();
             for f in sc.file_sd_configs.iter().flat_map(|fsd| &fsd.files) {
                 if let Some(cached) = self.cache.get(&cfg.resolve(f)) {
-                    groups.extend(cached.groups.iter().cloned());
+                    // Prometheus' file discovery labels each group with the file it came from.
+                    let path = f.to_string_lossy();
+                    groups.extend(cached.groups.iter().map(|g| {
+                        let mut g = g.clone();
+                        g.labels.insert("__meta_filepath".into(), path.to_string());
+                        g
+                    }));
                 }
             }
             let job = JobSpec {

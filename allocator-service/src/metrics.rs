@@ -227,6 +227,25 @@ impl Metrics {
     }
 }
 
+/// A bucket bound as Go's client writes it (`strconv.FormatFloat(f, 'g', -1, 64)`): `5`, not
+/// `5.0`.
+fn go_le(line: &str) -> String {
+    let Some(start) = line.find("le=\"") else {
+        return line.to_owned();
+    };
+    let rest = &line[start + 4..];
+    let Some(end) = rest.find('"') else {
+        return line.to_owned();
+    };
+    let bound = &rest[..end];
+    match bound.parse::<f64>() {
+        Ok(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e6 => {
+            format!("{}le=\"{}\"{}", &line[..start], f as i64, &rest[end + 1..])
+        }
+        _ => line.to_owned(),
+    }
+}
+
 /// Rewrite OpenMetrics (what `prometheus-client` writes) as text format 0.0.4: a counter family
 /// is named with its `_total` suffix in `# HELP`/`# TYPE`, and `# UNIT` and `# EOF` go.
 fn openmetrics_to_text(om: &str) -> String {
@@ -257,7 +276,7 @@ fn openmetrics_to_text(om: &str) -> String {
                 };
                 out.push_str(&format!("{prefix}{name}{suffix} {tail}"));
             }
-            None => out.push_str(line),
+            None => out.push_str(&go_le(line)),
         }
         out.push('\n');
     }

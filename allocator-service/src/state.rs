@@ -317,8 +317,9 @@ pub struct JobConfig<'a> {
     pub metric_relabel: &'a [RuleSpec],
 }
 
-/// Relabel rules with Prometheus' defaults filled in; `regex` removed from keepequal/dropequal
-/// (the collector cannot parse it otherwise).
+/// Relabel rules as Prometheus marshals them: `action` lower-cased, `separator` (`;`) and
+/// `replacement` (`$1`) always written, `regex` only when the configuration set it, and removed
+/// from keepequal/dropequal (the collector cannot parse it otherwise).
 fn rules_json(rules: &[RuleSpec]) -> Value {
     Value::Array(
         rules
@@ -332,13 +333,9 @@ fn rules_json(rules: &[RuleSpec]) -> Value {
                     .to_ascii_lowercase();
                 if action == "keepequal" || action == "dropequal" {
                     r.regex = None;
-                } else {
-                    r.regex.get_or_insert_with(|| "(.*)".into());
-                    r.separator.get_or_insert_with(|| ";".into());
-                    if action == "replace" {
-                        r.replacement.get_or_insert_with(|| "$1".into());
-                    }
                 }
+                r.separator.get_or_insert_with(|| ";".into());
+                r.replacement.get_or_insert_with(|| "$1".into());
                 r.action = Some(action);
                 serde_json::to_value(r).expect("plain data")
             })
@@ -360,12 +357,47 @@ pub fn job_config(j: &JobConfig<'_>) -> Value {
     if !j.params.is_empty() {
         m.insert("params".into(), json!(j.params));
     }
-    m.insert("relabel_configs".into(), rules_json(j.relabel));
-    m.insert(
-        "metric_relabel_configs".into(),
-        rules_json(j.metric_relabel),
-    );
+    // Empty rule lists are left out, as Prometheus' `omitempty` does.
+    if !j.relabel.is_empty() {
+        m.insert("relabel_configs".into(), rules_json(j.relabel));
+    }
+    if !j.metric_relabel.is_empty() {
+        m.insert(
+            "metric_relabel_configs".into(),
+            rules_json(j.metric_relabel),
+        );
+    }
     Value::Object(m)
+}
+
+/// What prometheus/common's `HTTPClientConfig.Validate` does to the authorization fields: a
+/// `bearer_token` (or `bearer_token_file`) becomes `authorization` of type `Bearer`, and an
+/// `authorization` without a type is of type `Bearer`.
+fn bearer_to_authorization(m: &mut Map<String, Value>) {
+    let token = m.remove("bearer_token");
+    let file = m.remove("bearer_token_file");
+    if !m.contains_key("authorization") {
+        if let Some(t) = token.filter(|t| t.as_str().is_some_and(|t| !t.is_empty())) {
+            m.insert(
+                "authorization".into(),
+                json!({"type": "Bearer", "credentials": t}),
+            );
+        } else if let Some(f) = file.filter(|f| f.as_str().is_some_and(|f| !f.is_empty())) {
+            m.insert(
+                "authorization".into(),
+                json!({"type": "Bearer", "credentials_file": f}),
+            );
+        }
+    }
+    if let Some(a) = m.get_mut("authorization").and_then(Value::as_object_mut) {
+        if a.get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            a.insert("type".into(), json!("Bearer"));
+        }
+    }
 }
 
 /// Job name → scrape config of every configured scrape config.
@@ -396,11 +428,46 @@ pub fn scrape_configs(cfg: &Loaded) -> Map<String, Value> {
                 json!(sc.kubernetes_sd_configs),
             );
         }
+        // The discovery configs, as the Go allocator serves them (the receiver replaces them
+        // with its HTTP SD config).
+        if !sc.static_configs.is_empty() {
+            let groups: Vec<Value> = sc
+                .static_configs
+                .iter()
+                .map(|g| {
+                    let mut o = Map::new();
+                    o.insert("targets".into(), json!(g.targets));
+                    if !g.labels.is_empty() {
+                        o.insert("labels".into(), json!(g.labels));
+                    }
+                    Value::Object(o)
+                })
+                .collect();
+            m.insert("static_configs".into(), Value::Array(groups));
+        }
+        if !sc.file_sd_configs.is_empty() {
+            let files: Vec<Value> = sc
+                .file_sd_configs
+                .iter()
+                .map(|f| {
+                    json!({
+                        "files": f.files,
+                        "refresh_interval": f.refresh_interval.as_deref().map_or_else(
+                            || "5m".to_owned(),
+                            |r| crate::config::prom_duration_ms(r)
+                                .map_or_else(|_| r.to_owned(), crate::config::format_duration_ms),
+                        ),
+                    })
+                })
+                .collect();
+            m.insert("file_sd_configs".into(), Value::Array(files));
+        }
         for (k, x) in &sc.rest {
             if let Ok(x) = serde_json::to_value(x) {
                 m.insert(k.clone(), x);
             }
         }
+        bearer_to_authorization(m);
         out.insert(sc.job_name.clone(), v);
     }
     out

@@ -172,7 +172,16 @@ fn compare_metrics(go: &str, ours: &str, errors: &mut Vec<String>) {
 
 /// What a route's answer is compared on.
 async fn compare(addr: std::net::SocketAddr, r: &Route, errors: &mut Vec<String>) {
-    let a = common::get_accept(addr, &r.path, &r.accept).await;
+    // Sent as Go's client sends it: spaces and non-ASCII bytes percent-encoded.
+    let mut sent = String::new();
+    for b in r.path.bytes() {
+        if b == b' ' || b >= 0x80 {
+            sent.push_str(&format!("%{b:02X}"));
+        } else {
+            sent.push(b as char);
+        }
+    }
+    let a = common::get_accept(addr, &sent, &r.accept).await;
     let what = format!("{} (Accept {:?})", r.path, r.accept);
     if a.status != r.status {
         errors.push(format!("{what}: status Go {}, ours {}", r.status, a.status));
