@@ -66,9 +66,9 @@ fn default_strategy() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bounded {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "yaml11::opt_f64")]
     pub epsilon: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "yaml11::opt_u64")]
     pub max_weight: Option<u64>,
 }
 
@@ -443,7 +443,11 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
 
 /// Parse and validate configuration text; relative paths resolve against `base`.
 pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
-    let mut file: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    // First as written, for errors that name the line; then from the scalars as the Go
+    // allocator's loader sees them (see `yaml11::canonical`).
+    let _: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let mut file: File = serde_yaml::from_value(yaml11::canonical(text)?)
+        .map_err(|e| format!("after YAML 1.1 resolution: {e}"))?;
     let strategy: Strategy = file
         .allocation_strategy
         .parse()
@@ -610,14 +614,154 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
     })
 }
 
-/// YAML 1.1 scalars where the Go loader (gopkg.in/yaml.v2) reads them differently from a YAML 1.2
-/// reader: into a bool field `yes`/`on`/`y` (and their `no` forms) are booleans; into an integer
-/// field `010` is octal 8, `0b101` binary, `1_000` a thousand. String fields keep the text as
-/// written in both (`007`, `1.50` and `yes` stay strings), so only typed fields need this.
+/// YAML 1.1 scalars as the Go allocator's loader reads them. It decodes the whole file with
+/// gopkg.in/yaml.v2 into untyped maps, re-encodes the `config` section and decodes that into
+/// Prometheus' types; so an unquoted scalar takes the YAML 1.1 type its text resolves to (`yes`,
+/// `on`, `y` are booleans; `010` is octal 8, `0x1F` 31, `1_000` a thousand; `1.50` the float 1.5)
+/// and comes back as that value's canonical text (`true`, `8`, `31`, `1000`, `1.5`) even where a
+/// string is expected (a label value, a job name, a regex). Quoted scalars stay as written.
 pub mod yaml11 {
+    use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
     use serde::{Deserialize, Deserializer};
-    use serde_yaml::Value;
+    use serde_yaml::{Mapping, Value};
     use std::collections::BTreeMap;
+    use std::fmt;
+
+    /// The document with every scalar as the Go loader's text (or null).
+    pub fn canonical(text: &str) -> Result<Value, String> {
+        let de = serde_yaml::Deserializer::from_str(text);
+        Canon { input: text }
+            .deserialize(de)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Deserializes any YAML node into its canonical form; `input` is the document, so that a
+    /// scalar borrowed from it can be told plain (its text starts the scalar) from quoted (a
+    /// quote precedes it).
+    #[derive(Clone, Copy)]
+    struct Canon<'a> {
+        input: &'a str,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Canon<'_> {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Canon<'_> {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any YAML value")
+        }
+        fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+            Ok(Value::String(b.to_string()))
+        }
+        fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+            Ok(Value::String(i.to_string()))
+        }
+        fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+            Ok(Value::String(u.to_string()))
+        }
+        fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+            Ok(Value::String(go_float(f)))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Value, E> {
+            // Where the scalar sits in the document (address arithmetic only, no access).
+            let start = (s.as_ptr() as usize).wrapping_sub(self.input.as_ptr() as usize);
+            let quoted = start == 0
+                || start > self.input.len()
+                || matches!(self.input.as_bytes()[start - 1], b'"' | b'\'');
+            Ok(Value::String(if quoted {
+                s.to_owned()
+            } else {
+                resolve_plain(s)
+            }))
+        }
+        fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+            // Not borrowable: a quoted scalar with escapes, or a folded one; kept as written.
+            Ok(Value::String(s.to_owned()))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element_seed(self)? {
+                out.push(v);
+            }
+            Ok(Value::Sequence(out))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Mapping::new();
+            while let Some(k) = map.next_key_seed(self)? {
+                let v = map.next_value_seed(self)?;
+                out.insert(k, v);
+            }
+            Ok(Value::Mapping(out))
+        }
+    }
+
+    /// An unquoted scalar that YAML 1.2 left a string, resolved as yaml.v2 resolves it.
+    fn resolve_plain(s: &str) -> String {
+        if let Some(b) = bool_word(s) {
+            return b.to_string();
+        }
+        if let Some(i) = int_word(s) {
+            return i.to_string();
+        }
+        let plain = s.replace('_', "");
+        if is_yaml_float(&plain) {
+            if let Ok(f) = plain.parse::<f64>() {
+                return go_float(f);
+            }
+        }
+        s.to_owned()
+    }
+
+    /// yaml.v2's `yamlStyleFloat`: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
+    fn is_yaml_float(s: &str) -> bool {
+        let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+        let (mant, exp) = match s.find(['e', 'E']) {
+            Some(i) => (&s[..i], Some(&s[i + 1..])),
+            None => (s, None),
+        };
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        let mant_ok = match mant.split_once('.') {
+            Some(("", frac)) => digits(frac),
+            Some((int, frac)) => digits(int) && frac.bytes().all(|b| b.is_ascii_digit()),
+            None => digits(mant),
+        };
+        mant_ok && exp.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)))
+    }
+
+    /// A float as Go writes it with `strconv.FormatFloat(f, 'g', -1, 64)`: the shortest digits,
+    /// in exponent form (`1e+06`) when the exponent is below -4 or at least 6.
+    pub fn go_float(f: f64) -> String {
+        if f.is_nan() {
+            return ".nan".into();
+        }
+        if f.is_infinite() {
+            return if f > 0.0 {
+                "+.inf".into()
+            } else {
+                "-.inf".into()
+            };
+        }
+        let sci = format!("{f:e}");
+        let (mant, exp) = sci.split_once('e').expect("exponent form");
+        let exp: i32 = exp.parse().expect("an exponent");
+        if f != 0.0 && !(-4..6).contains(&exp) {
+            let sign = if exp < 0 { '-' } else { '+' };
+            format!("{mant}e{sign}{:02}", exp.abs())
+        } else {
+            format!("{f}")
+        }
+    }
 
     /// yaml.v2's boolean words (resolve.go).
     pub fn bool_word(s: &str) -> Option<bool> {
@@ -695,6 +839,25 @@ pub mod yaml11 {
         }
     }
 
+    /// `deserialize_with` for an optional float (a number, or its canonical text).
+    pub fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        match Option::<Value>::deserialize(d)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a number"))),
+            Some(Value::String(s)) => s
+                .replace('_', "")
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a number"))),
+            Some(other) => Err(serde::de::Error::custom(format!(
+                "expected a number, found {other:?}"
+            ))),
+        }
+    }
+
     /// Boolean and integer fields of Prometheus' scrape and HTTP client configs (the keys are
     /// unique to those types across the scrape config tree).
     const BOOL_KEYS: [&str; 12] = [
@@ -711,6 +874,7 @@ pub mod yaml11 {
         "scrape_native_histograms",
         "fallback_scrape_protocol_enabled",
     ];
+    const FLOAT_KEYS: [&str; 1] = ["native_histogram_min_bucket_factor"];
     const INT_KEYS: [&str; 8] = [
         "sample_limit",
         "target_limit",
@@ -740,6 +904,11 @@ pub mod yaml11 {
             Value::String(s) if INT_KEYS.contains(&key) => {
                 if let Some(i) = int_word(s) {
                     *v = Value::Number(i.into());
+                }
+            }
+            Value::String(s) if FLOAT_KEYS.contains(&key) => {
+                if let Ok(f) = s.parse::<f64>() {
+                    *v = Value::Number(f.into());
                 }
             }
             Value::Mapping(m) => {
