@@ -268,7 +268,11 @@ fn openmetrics_to_text(om: &str) -> String {
             .find_map(|p| line.strip_prefix(p).map(|rest| (*p, rest)));
         match meta {
             Some((prefix, rest)) => {
-                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let (name, mut tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if prefix == "# HELP " {
+                    // prometheus-client ends every help text with a period of its own.
+                    tail = tail.strip_suffix('.').unwrap_or(tail);
+                }
                 let suffix = if counters.contains(name) {
                     "_total"
                 } else {

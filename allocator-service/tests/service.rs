@@ -198,7 +198,7 @@ async fn every_route_answers_with_the_go_allocators_shapes_and_follows_changes()
         "the per-job gauge follows the file_sd change: {metrics}"
     );
     assert!(
-        metrics.contains("opentelemetry_allocator_moves{kind=\"reassigned\"}"),
+        metrics.contains("opentelemetry_allocator_moves_total{kind=\"reassigned\"}"),
         "{metrics}"
     );
 
