@@ -1,10 +1,10 @@
 # One entry point for every check. `make test` is what CI runs (.ci/run).
 SHELL := /bin/bash
-GO_MODULES := allocator-go examples/go-collector testdata/parity-gen/common testdata/parity-gen/v0.10.0 testdata/parity-gen/v1.0.0
+GO_MODULES := allocator-go examples/go-collector testdata/parity-gen/common testdata/parity-gen/v0.10.0 testdata/parity-gen/v1.0.0 testdata/conformance-gen/receivercheck
 
-.PHONY: dist service-test loadtest test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
+.PHONY: conformance receiver-check dist service-test loadtest test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
 
-test: setup lint rust-test fuzz-corpus ffi-test c-example go-test py-test service-test bench-smoke parity-check
+test: setup lint rust-test fuzz-corpus ffi-test c-example go-test py-test service-test receiver-check bench-smoke parity-check
 
 # Tools the checks need that a fresh machine of this kind may lack.
 setup:
@@ -20,6 +20,7 @@ lint:
 	cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --manifest-path fuzz/Cargo.toml -p allocator-fuzz --all-targets -- -D warnings
+	test -z "$$(gofmt -l testdata/conformance-gen)" || { gofmt -l testdata/conformance-gen; exit 1; }
 	@for m in $(GO_MODULES); do \
 	  test -z "$$(gofmt -l $$m)" || { echo "gofmt: $$m needs formatting"; gofmt -l $$m; exit 1; }; \
 	done
@@ -93,6 +94,19 @@ run:
 
 # The service end to end: the dashboard in headless Chromium (screenshot in target/dashboard/),
 # then a bounded load test on loopback (zero errors required; p50/p99 and req/s printed).
+# Regenerate the conformance goldens (allocator-service/tests/conformance/golden/) from the Go
+# Target Allocator's own code. Not part of `make test`: it needs a snapshot of the Operator's
+# source outside the repository (testdata/conformance-gen/README.md). The Rust test comparing
+# the service with the committed goldens runs in rust-test.
+conformance:
+	testdata/conformance-gen/gen.sh
+
+# The collector's prometheus receiver's own reading (Prometheus' config and HTTP SD packages) of
+# our /scrape_configs and HTTP SD answers for every conformance case, compared with its reading
+# of the Go allocator's answers.
+receiver-check:
+	testdata/conformance-gen/receivercheck.sh
+
 service-test:
 	allocator-service/tests/dashboard.sh
 	cargo run -q -p allocator-service --bin ta-loadtest -- --targets 5000 --clients 16 --seconds 3
