@@ -2,9 +2,9 @@
 SHELL := /bin/bash
 GO_MODULES := allocator-go examples/go-collector testdata/parity-gen/common testdata/parity-gen/v0.10.0 testdata/parity-gen/v1.0.0 testdata/conformance-gen/receivercheck
 
-.PHONY: conformance receiver-check dist service-test loadtest test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
+.PHONY: conformance receiver-check real-client-test dist service-test loadtest test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
 
-test: setup lint rust-test fuzz-corpus ffi-test c-example go-test py-test service-test receiver-check bench-smoke parity-check
+test: setup lint rust-test fuzz-corpus ffi-test c-example go-test py-test service-test receiver-check real-client-test bench-smoke parity-check
 
 # Tools the checks need that a fresh machine of this kind may lack.
 setup:
@@ -106,6 +106,14 @@ conformance:
 # of the Go allocator's answers.
 receiver-check:
 	testdata/conformance-gen/receivercheck.sh
+
+# Debian's prometheus servers as collectors with http_sd_configs on their ?collector_id= URLs,
+# scraping endpoints on loopback: each endpoint scraped by exactly its owner, before and after a
+# collector is added and the file_sd file rewritten (under a minute).
+real-client-test:
+	scripts/install-prometheus.sh
+	cargo build -q -p allocator-service --bin target-allocator
+	python3 allocator-service/tests/real_prometheus.py $${CARGO_TARGET_DIR:-target}/debug/target-allocator
 
 service-test:
 	allocator-service/tests/dashboard.sh
