@@ -129,7 +129,7 @@ pub struct PromConfig {
 
 /// Prometheus' `global` section. After [`parse`], `scrape_interval` and `scrape_timeout` hold the
 /// resolved values in Prometheus' form (an unset or zero timeout is min(10s, interval)).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Global {
     #[serde(default)]
@@ -140,17 +140,6 @@ pub struct Global {
     pub evaluation_interval: Option<String>,
     #[serde(default)]
     pub external_labels: BTreeMap<String, String>,
-}
-
-impl Default for Global {
-    fn default() -> Self {
-        Global {
-            scrape_interval: String::new(),
-            scrape_timeout: String::new(),
-            evaluation_interval: None,
-            external_labels: BTreeMap::new(),
-        }
-    }
 }
 
 /// Prometheus' default global scrape interval and timeout (`config.DefaultGlobalConfig`).
