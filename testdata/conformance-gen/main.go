@@ -119,7 +119,12 @@ func run(caseDir, out, commit, ring string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.NewServer(log, alloc, addr, server.WithMetricsGatherer(gatherer))
+	// The server options the Operator's main.go sets from the configuration.
+	opts := []server.Option{server.WithMetricsGatherer(gatherer)}
+	if cfg.AllowInsecureAuthSecrets {
+		opts = append(opts, server.WithInsecureAuthSecrets())
+	}
+	srv, err := server.NewServer(log, alloc, addr, opts...)
 	if err != nil {
 		return err
 	}
