@@ -32,7 +32,7 @@ mkdir -p "$pkg" "$golden"
 cp "$here/main.go" "$pkg/main.go"
 bin="$src/.conformancegen"
 mkdir -p "$bin"
-(cd "$src" && go build -o "$bin/gen-v1.0.0" ./cmd/otel-allocator/internal/conformancegen)
+(cd "$src" && go vet ./cmd/otel-allocator/internal/conformancegen && go build -o "$bin/gen-v1.0.0" ./cmd/otel-allocator/internal/conformancegen)
 sed 's#github.com/buraksezer/consistent v1.0.0#github.com/buraksezer/consistent v0.10.0#' "$src/go.mod" > "$src/go.v0.10.0.mod"
 cp "$src/go.sum" "$src/go.v0.10.0.sum"
 (cd "$src" && GOFLAGS=-mod=mod go build -modfile=go.v0.10.0.mod -o "$bin/gen-v0.10.0" ./cmd/otel-allocator/internal/conformancegen)
