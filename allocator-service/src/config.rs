@@ -298,6 +298,10 @@ impl Loaded {
 
 /// Read and validate a configuration file.
 pub fn load(path: &Path) -> Result<Loaded, String> {
+    let limit = crate::limits::MAX_CONFIG_BYTES;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > limit) {
+        return Err(format!("{}: larger than {limit} bytes", path.display()));
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     parse(&text, path.parent().unwrap_or(Path::new(".")))
@@ -306,7 +310,9 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
 
 /// Parse and validate configuration text; relative paths resolve against `base`.
 pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
+    crate::limits::check_nesting(text)?;
     let file: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    crate::validate::config(&file)?;
     let strategy: Strategy = file
         .allocation_strategy
         .parse()
