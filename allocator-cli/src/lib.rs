@@ -3,9 +3,9 @@
 
 mod input;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use allocator_core::{Allocator, CollectorSpec, Diff, KeyHasher, TargetSpec};
+use allocator_core::{Allocator, CollectorSpec, Diff, KeyHasher, TargetKey, TargetSpec};
 use serde::Serialize;
 
 use input::Input;
@@ -36,12 +36,27 @@ pub fn run(raw: &[u8]) -> Result<String, String> {
     let config = input.config()?;
     let mut hasher = KeyHasher::new();
     let mut upsert = Vec::with_capacity(input.targets.len());
+    // The same target listed twice is one target; with two different weights, which one counts
+    // would be a silent choice, so it is an error naming both entries.
+    let mut first: HashMap<TargetKey, usize> = HashMap::with_capacity(input.targets.len());
     for (i, t) in input.targets.iter().enumerate() {
         let labels = t.labels.0.iter().map(|(n, v)| (n.as_str(), v.as_str()));
         let spec = TargetSpec::from_labels_with(&mut hasher, labels, &t.job)
             .map_err(|e| format!("targets[{i}] (job {:?}): {e}", t.job))?;
+        if let Some(&j) = first.get(&spec.key) {
+            let w = input.targets[j].weight;
+            if w != t.weight {
+                return Err(format!(
+                    "targets[{i}] (job {:?}) is the same target as targets[{j}] with a different weight ({} vs {w})",
+                    t.job, t.weight
+                ));
+            }
+        } else {
+            first.insert(spec.key, i);
+        }
         upsert.push(spec.with_weight(t.weight));
     }
+    drop(first);
     let add_collectors = input
         .collectors
         .iter()
