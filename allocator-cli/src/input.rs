@@ -1,9 +1,6 @@
 //! The input document of `allocate` (its stable contract; see the README).
 
-use std::fmt;
-
 use allocator_core::{BoundedConfig, Config, RingConfig, RingVersion, Strategy};
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -30,7 +27,7 @@ pub struct Input {
     #[serde(default)]
     pub max_weight: Option<u64>,
     pub collectors: Vec<Collector>,
-    pub targets: Vec<Target>,
+    pub targets: crate::columns::Targets,
 }
 
 #[derive(Deserialize)]
@@ -39,43 +36,6 @@ pub struct Collector {
     pub name: String,
     #[serde(default)]
     pub node: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Target {
-    pub job: String,
-    pub labels: Labels,
-    #[serde(default = "one")]
-    pub weight: u32,
-}
-
-fn one() -> u32 {
-    1
-}
-
-/// Labels in document order, duplicates kept so the core can name them (a map would silently
-/// keep the last value).
-pub struct Labels(pub Vec<(String, String)>);
-
-impl<'de> Deserialize<'de> for Labels {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Labels;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of label names to string values")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((k, v)) = map.next_entry::<String, String>()? {
-                    out.push((k, v));
-                }
-                Ok(Labels(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
 }
 
 impl Input {

@@ -1,27 +1,16 @@
 //! The `allocate` tool as a library: [`run`] turns an input document into the output document.
 //! The binary is a thin shell around it; the fuzz harness calls it directly.
 
+mod columns;
 mod input;
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 
-use allocator_core::{Allocator, CollectorSpec, Diff, KeyHasher, TargetSpec};
+use allocator_core::{Allocator, BatchDiff, CollectorSpec, TargetKey};
 use serde::Serialize;
 
 use input::Input;
-
-#[derive(Serialize)]
-struct Output<'a> {
-    targets: Vec<TargetOut<'a>>,
-    collectors: BTreeMap<&'a str, CollectorOut>,
-}
-
-#[derive(Serialize)]
-struct TargetOut<'a> {
-    job: &'a str,
-    hash: String,
-    collector: Option<&'a str>,
-}
 
 #[derive(Serialize)]
 struct CollectorOut {
@@ -34,15 +23,11 @@ struct CollectorOut {
 pub fn run(raw: &[u8]) -> Result<String, String> {
     let input: Input = serde_json::from_slice(raw).map_err(|e| format!("invalid input: {e}"))?;
     let config = input.config()?;
-    let mut hasher = KeyHasher::new();
-    let mut upsert = Vec::with_capacity(input.targets.len());
-    for (i, t) in input.targets.iter().enumerate() {
-        let labels = t.labels.0.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-        let spec = TargetSpec::from_labels_with(&mut hasher, labels, &t.job)
-            .map_err(|e| format!("targets[{i}] (job {:?}): {e}", t.job))?;
-        upsert.push(spec.with_weight(t.weight));
+    let targets = &input.targets;
+    if let Some(e) = &targets.error {
+        return Err(e.clone());
     }
-    let add_collectors = input
+    let add_collectors: Vec<CollectorSpec<'_>> = input
         .collectors
         .iter()
         .map(|c| CollectorSpec {
@@ -50,28 +35,39 @@ pub fn run(raw: &[u8]) -> Result<String, String> {
             node: c.node.as_deref(),
         })
         .collect();
+    let names = targets.names();
     let mut alloc = Allocator::new(config).map_err(|e| e.to_string())?;
     alloc
-        .apply(&Diff {
-            upsert: upsert.clone(),
-            add_collectors,
-            ..Diff::default()
+        .apply_batch(&BatchDiff {
+            upsert: targets.batch(&names),
+            add_collectors: &add_collectors,
+            ..BatchDiff::default()
         })
         .map_err(|e| e.to_string())?;
 
-    let targets = input
-        .targets
-        .iter()
-        .zip(&upsert)
-        .map(|(t, spec)| TargetOut {
-            job: &t.job,
-            hash: spec.key.to_string(),
-            collector: alloc
-                .collector_of(spec.key)
-                .and_then(|c| alloc.collector_name(c)),
-        })
-        .collect();
-    let collectors = alloc
+    // Written by hand, in the layout serde_json gives the contract's structs, so that no
+    // per-target strings are built: {"targets":[{"job":..,"hash":..,"collector":..}],...}.
+    let mut out: Vec<u8> = Vec::with_capacity(targets.keys.len() * 64 + 64);
+    out.extend_from_slice(b"{\"targets\":[");
+    for (row, (&key, &job)) in targets.keys.iter().zip(&targets.jobs).enumerate() {
+        if row > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"job\":");
+        serde_json::to_writer(&mut out, &targets.job_names[job as usize])
+            .map_err(|e| e.to_string())?;
+        let _ = write!(out, ",\"hash\":\"{}\",\"collector\":", TargetKey(key));
+        match alloc
+            .collector_of(TargetKey(key))
+            .and_then(|c| alloc.collector_name(c))
+        {
+            Some(name) => serde_json::to_writer(&mut out, name).map_err(|e| e.to_string())?,
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"collectors\":");
+    let collectors: BTreeMap<&str, CollectorOut> = alloc
         .collectors()
         .map(|c| {
             (
@@ -83,9 +79,7 @@ pub fn run(raw: &[u8]) -> Result<String, String> {
             )
         })
         .collect();
-    serde_json::to_string(&Output {
-        targets,
-        collectors,
-    })
-    .map_err(|e| e.to_string())
+    serde_json::to_writer(&mut out, &collectors).map_err(|e| e.to_string())?;
+    out.push(b'}');
+    String::from_utf8(out).map_err(|e| e.to_string())
 }

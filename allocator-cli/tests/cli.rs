@@ -163,6 +163,10 @@ fn bad_input_gives_a_message_naming_the_problem_and_no_panic() {
             r#"{"strategy":"least-weighted","collectors":[],"targets":[{"job":"j","labels":{"__address__":7}}]}"#,
             "invalid input",
         ),
+        (
+            r#"{"strategy":"least-weighted","weighted":true,"collectors":[{"name":"a"}],"targets":[{"job":"j","labels":{"__address__":"x"},"weight":5},{"job":"k","labels":{"__address__":"y"}},{"job":"j","labels":{"__address__":"x"},"weight":1}]}"#,
+            "targets[2] (job \"j\") is the same target as targets[0] with a different weight (1 vs 5)",
+        ),
     ];
     for (input, needle) in cases {
         let (code, out, err) = run(&[], input);

@@ -9,6 +9,10 @@ use crate::error::{ConfigError, Error};
 pub const MAX_PARTITIONS: u64 = 1 << 20;
 /// Largest accepted replication factor.
 pub const MAX_REPLICATION: u64 = 1 << 12;
+/// Most points a consistent-hashing ring may hold (collectors × replication factor): building
+/// it takes 16 bytes a point, so this caps that at 128 MiB instead of letting a large factor
+/// times many collectors ask for gigabytes at once.
+pub const MAX_RING_POINTS: u64 = 1 << 23;
 
 /// The rule that picks a collector for a target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -119,6 +123,21 @@ pub struct RingConfig {
     pub replication_factor: u32,
     /// Bound on partitions per collector relative to the average (Go: 1.1).
     pub load_factor: f64,
+}
+
+impl RingConfig {
+    /// Whether a ring over `collectors` members stays within [`MAX_RING_POINTS`].
+    pub fn check_members(&self, collectors: usize) -> Result<(), Error> {
+        let points = (collectors as u64).saturating_mul(u64::from(self.replication_factor));
+        if points > MAX_RING_POINTS {
+            return Err(ConfigError::RingTooLarge {
+                collectors: collectors as u64,
+                replication_factor: self.replication_factor,
+            }
+            .into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for RingConfig {

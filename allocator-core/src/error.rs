@@ -18,6 +18,17 @@ pub enum ConfigError {
     /// Guards against a ring too large to build in reasonable time.
     #[error("replication_factor {0} is too large (at most {max})", max = crate::config::MAX_REPLICATION)]
     TooManyReplicas(u64),
+    /// The ring would hold more than [`crate::config::MAX_RING_POINTS`] points.
+    #[error(
+        "{collectors} collectors × replication_factor {replication_factor} is more than {max} ring points: lower the replication factor",
+        max = crate::config::MAX_RING_POINTS
+    )]
+    RingTooLarge {
+        /// Collectors on the ring.
+        collectors: u64,
+        /// Points per collector.
+        replication_factor: u32,
+    },
     /// A load factor below 1 cannot place every partition.
     #[error("load_factor must be a finite number >= 1.0, got {0}")]
     LoadFactor(f64),

@@ -42,7 +42,7 @@ pub use allocator::{Allocator, CollectorStats, LoadSummary, TargetInfo};
 pub use batch::{BatchDiff, TargetBatch, NO_NODE};
 pub use config::{
     BoundedConfig, Config, RingConfig, RingVersion, Strategy, MAX_EPSILON, MAX_PARTITIONS,
-    MAX_REPLICATION,
+    MAX_REPLICATION, MAX_RING_POINTS,
 };
 pub use diff::{CollectorSpec, Diff, Move, MoveKind, MoveTotals, TargetSpec};
 pub use error::{ConfigError, Error, SnapshotError};

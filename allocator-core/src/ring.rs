@@ -73,6 +73,7 @@ impl Ring {
         if members.len() > u32::MAX as usize {
             return Err(Error::Capacity("collectors"));
         }
+        self.cfg.check_members(members.len())?;
         let replicas = self.cfg.replication_factor;
         let mut points: Vec<(u64, u32)> = Vec::with_capacity(members.len() * replicas as usize);
         let mut key = String::new();

@@ -229,3 +229,32 @@ fn every_single_byte_flip_of_a_snapshot_is_refused() {
         );
     }
 }
+
+/// A flipped byte with the checksum recomputed (a forged or mis-repaired snapshot) is either a
+/// valid state or a snapshot error: never a configuration error or another kind, whichever field
+/// the byte lands in (strategy codes, ring parameters, load factor, ...).
+#[test]
+fn a_flip_with_a_recomputed_checksum_is_a_snapshot_error() {
+    let u = Universe::new(5, 12, 3);
+    for cfg in [
+        Config::default(),
+        Config::with_strategy(Strategy::BoundedHashing),
+    ] {
+        let a = common::build(cfg, &u, &(0..12).collect::<Vec<_>>(), &[0, 1, 2]);
+        let bytes = a.snapshot();
+        for i in 32..bytes.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut forged = bytes.clone();
+                forged[i] ^= bit;
+                let sum = xx64(&forged[32..]);
+                forged[24..32].copy_from_slice(&sum.to_le_bytes());
+                if let Err(e) = Allocator::restore(&forged) {
+                    assert!(
+                        matches!(e, Error::Snapshot(_)),
+                        "flip {bit:#x} at byte {i} ({cfg:?}): {e:?}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -56,3 +56,37 @@ def test_bad_events_are_refused():
         Event.scale_to(-1)
     with pytest.raises(ValueError, match="one entry per key"):
         ta.simulate("least-weighted", np.arange(3, dtype=np.uint64), jobs=["a"], collectors=1, events=[])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "needle"),
+    [
+        ({"weights": np.array([-1, 1, 1])}, ValueError, "weights must be >= 0"),
+        ({"weights": np.array([2**32, 1, 1])}, ValueError, "weights must be <="),
+        ({"weights": np.array([1.5, 1, 1])}, TypeError, "weights must hold integers"),
+        ({"keys": np.array([-1, 2, 3])}, ValueError, "keys must be >= 0"),
+        ({"keys": ["a", "b", "c"]}, TypeError, "keys must hold integers"),
+        ({"collectors": -1}, ValueError, "collectors must be >= 0"),
+        ({"collectors": "3"}, TypeError, "collectors must be an int"),
+        ({"collectors": 2.5}, TypeError, "collectors must be an int"),
+        ({"collector_nodes": "node-a"}, TypeError, "not a single string"),
+        ({"nodes": "abc"}, TypeError, "not a single string"),
+        ({"jobs": ["j", "j", 3]}, TypeError, "jobs[2] must be a string"),
+        ({"events": ["scale"]}, TypeError, "events[0] must be an Event"),
+    ],
+)
+def test_bad_inputs_are_refused_not_converted(kwargs, error, needle):
+    args = {"keys": np.array([1, 2, 3], dtype=np.uint64), "jobs": "j", "collectors": 2, "events": []}
+    args.update(kwargs)
+    keys = args.pop("keys")
+    with pytest.raises(error, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        ta.simulate("consistent-hashing", keys, **args)
+
+
+def test_events_refuse_wrong_types():
+    with pytest.raises(ValueError, match="collectors must be >= 0"):
+        Event.scale_to(-1)
+    with pytest.raises(TypeError, match="collectors must be an int"):
+        Event.scale_to("4")
+    with pytest.raises(TypeError, match="node must be a non-empty string"):
+        Event.lose_node(["n1"])

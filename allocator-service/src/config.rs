@@ -424,6 +424,10 @@ impl Loaded {
 
 /// Read and validate a configuration file.
 pub fn load(path: &Path) -> Result<Loaded, String> {
+    let limit = crate::limits::MAX_CONFIG_BYTES;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > limit) {
+        return Err(format!("{}: larger than {limit} bytes", path.display()));
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     parse(&text, path.parent().unwrap_or(Path::new(".")))
@@ -432,6 +436,7 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
 
 /// Parse and validate configuration text; relative paths resolve against `base`.
 pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
+    crate::limits::check_nesting(text)?;
     // First as written, for errors that name the line; then from the scalars as the Go
     // allocator's loader sees them (see `yaml11::canonical`).
     let _: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
@@ -463,6 +468,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
     // Durations as Prometheus' loader resolves and writes them (`/scrape_configs` and the
     // seeded `__scrape_interval__` / `__scrape_timeout__` labels show these).
     resolve_global(&mut file.config.global)?;
+    crate::validate::config(&file)?;
     for (i, sc) in file.config.scrape_configs.iter_mut().enumerate() {
         let (interval, timeout) = resolve_timing(
             sc.scrape_interval.as_deref(),

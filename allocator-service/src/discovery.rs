@@ -1,11 +1,24 @@
 //! File discovery, the embedded default: `static_configs` and `file_sd_configs` targets of the
-//! Prometheus config, and collectors listed in the configuration or in a file. Files are re-read
-//! when their modification time changes; a file that cannot be read or parsed is logged and its
-//! previous contents kept.
+//! Prometheus config, and collectors listed in the configuration or in a file.
+//!
+//! Every watched file has a watcher thread of its own, so a read that blocks (a network
+//! filesystem, a slow disk) never blocks the allocation loop: the watcher checks the file's
+//! status every [`crate::REFRESH`], re-reads it when the status changed or its
+//! `refresh_interval` is due, and reports only contents whose hash changed (a rewrite that keeps
+//! the modification time is still seen at the next refresh). A file that cannot be read or
+//! parsed is logged, its previous contents kept, and retried with backoff. Only regular files
+//! are read (a FIFO would block), within size and nesting limits. A watcher busy for longer than
+//! [`STALL`] is reported as a stall, which `/readyz` shows.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::SystemTime;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use allocator_core::LabelBuilder;
 use serde::Deserialize;
@@ -35,17 +48,61 @@ struct Group {
     labels: BTreeMap<String, String>,
 }
 
-#[derive(Default)]
-struct Cached {
-    modified: Option<SystemTime>,
-    groups: Vec<StaticConfig>,
+/// A watcher that has been reading or checking one file for this long is reported as stalled.
+pub const STALL: Duration = Duration::from_secs(10);
+/// Prometheus' default `refresh_interval` for file_sd.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
+
+/// What a watched file holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// A file_sd file: JSON or YAML groups.
+    Targets,
+    /// The collectors file: one name per line.
+    Collectors,
 }
 
-/// Discovery state: the last good contents of every watched file.
+/// Parsed contents of a watched file.
+enum Contents {
+    Groups(Vec<StaticConfig>),
+    Names(Vec<String>),
+}
+
+/// A watcher's report: new contents of a file.
+struct Update {
+    path: PathBuf,
+    contents: Contents,
+}
+
+/// One watcher thread, as the loop sees it.
+struct Watcher {
+    /// Since when its current check or read has been running.
+    busy: Arc<Mutex<Option<Instant>>>,
+    /// A stall already logged (log once per stall).
+    reported: bool,
+    /// Set by the watcher once its first read has been tried (after sending what it found).
+    tried: Arc<AtomicBool>,
+    /// Why its last read failed (`None` after a good one).
+    error: Arc<Mutex<Option<String>>>,
+}
+
+/// Discovery state: the last good contents of every watched file, fed by the watchers.
 #[derive(Default)]
 pub struct Files {
-    cache: BTreeMap<PathBuf, Cached>,
-    collectors: Cached,
+    cache: BTreeMap<PathBuf, Vec<StaticConfig>>,
+    collectors: Option<Vec<String>>,
+    watchers: BTreeMap<PathBuf, Watcher>,
+    updates: Option<mpsc::Receiver<Update>>,
+    /// Tells the watchers to end when discovery is dropped.
+    stop: Arc<AtomicBool>,
+    /// Every watcher had tried its first read when the last update was taken in.
+    all_tried: bool,
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What one refresh found.
@@ -156,33 +213,124 @@ pub fn expand(groups: &[StaticConfig]) -> impl Iterator<Item = BTreeMap<String, 
 }
 
 impl Files {
-    /// Re-read the watched files that changed (file_sd files and the collectors file); true
-    /// when any content was replaced. Cheap when nothing changed: one `stat` per file.
+    /// Start a watcher for every file the configuration names (once), then take in what the
+    /// watchers found since the last call; true when any contents were replaced. Never blocks.
     pub fn poll(&mut self, cfg: &Loaded) -> bool {
-        let mut changed = false;
-        for sc in &cfg.file.config.scrape_configs {
-            for f in sc.file_sd_configs.iter().flat_map(|fsd| &fsd.files) {
-                changed |= self.read_targets(&cfg.resolve(f));
+        if self.updates.is_none() {
+            let (tx, rx) = mpsc::channel();
+            self.updates = Some(rx);
+            for sc in &cfg.file.config.scrape_configs {
+                for fsd in &sc.file_sd_configs {
+                    let refresh = fsd
+                        .refresh_interval
+                        .as_deref()
+                        .and_then(|r| crate::config::duration(r).ok())
+                        .unwrap_or(DEFAULT_REFRESH);
+                    for f in &fsd.files {
+                        self.watch(cfg.resolve(f), Kind::Targets, refresh, &tx);
+                    }
+                }
+            }
+            if let Some(p) = &cfg.file.collectors_file {
+                self.watch(cfg.resolve(p), Kind::Collectors, DEFAULT_REFRESH, &tx);
             }
         }
-        if let Some(p) = &cfg.file.collectors_file {
-            changed |= self.read_collectors(&cfg.resolve(p));
+        // Before taking updates in: a watcher sends its first contents before it says it tried.
+        self.all_tried = self
+            .watchers
+            .values()
+            .all(|w| w.tried.load(Ordering::Acquire));
+        let mut changed = false;
+        let updates = self.updates.as_ref().expect("set above");
+        while let Ok(u) = updates.try_recv() {
+            changed = true;
+            match u.contents {
+                Contents::Groups(g) => {
+                    self.cache.insert(u.path, g);
+                }
+                Contents::Names(n) => self.collectors = Some(n),
+            }
         }
         changed
     }
 
-    /// The collectors of file discovery (listed, or from the collectors file).
-    pub fn collectors(&self, cfg: &Loaded) -> Vec<(String, Option<String>)> {
+    fn watch(&mut self, path: PathBuf, kind: Kind, refresh: Duration, tx: &mpsc::Sender<Update>) {
+        if self.watchers.contains_key(&path) {
+            return;
+        }
+        let busy = Arc::new(Mutex::new(None));
+        let tried = Arc::new(AtomicBool::new(false));
+        let error = Arc::new(Mutex::new(None));
+        let w = FileWatch {
+            tried: tried.clone(),
+            error: error.clone(),
+            path: path.clone(),
+            kind,
+            refresh,
+            tx: tx.clone(),
+            busy: busy.clone(),
+            stop: self.stop.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("file-watch".into())
+            .spawn(move || w.run());
+        if let Err(e) = spawned {
+            tracing::error!(file = %path.display(), error = %e, "cannot start a file watcher");
+        }
+        self.watchers.insert(
+            path,
+            Watcher {
+                busy,
+                reported: false,
+                tried,
+                error,
+            },
+        );
+    }
+
+    /// Why the last read of `path` failed, if it did.
+    pub fn error_of(&self, path: &Path) -> Option<String> {
+        self.watchers.get(path)?.error.lock().clone()
+    }
+
+    /// Whether every watched file has been read (or failed to read) at least once, as of the
+    /// last [`Files::poll`]: until then a view would miss targets that are about to arrive.
+    pub fn first_reads_done(&self) -> bool {
+        self.all_tried
+    }
+
+    /// Files whose watcher has been stuck in one check or read for longer than [`STALL`]
+    /// (logged once per stall).
+    pub fn stalls(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (path, w) in &mut self.watchers {
+            let since = *w.busy.lock();
+            match since.map(|t| t.elapsed()).filter(|d| *d > STALL) {
+                Some(d) => {
+                    if !w.reported {
+                        tracing::error!(file = %path.display(), seconds = d.as_secs(), "reading a watched file is stalled; serving its previous contents");
+                        w.reported = true;
+                    }
+                    out.push(format!(
+                        "reading {} has been stalled for {} s",
+                        path.display(),
+                        d.as_secs()
+                    ));
+                }
+                None => w.reported = false,
+            }
+        }
+        out
+    }
+
+    /// The collectors of file discovery (listed, or from the collectors file); `None` while the
+    /// collectors file has never been read successfully.
+    pub fn collectors(&self, cfg: &Loaded) -> Option<Vec<(String, Option<String>)>> {
         let names = match &cfg.file.collectors_file {
-            Some(_) => self
-                .collectors
-                .groups
-                .first()
-                .map(|g| g.targets.clone())
-                .unwrap_or_default(),
+            Some(_) => self.collectors.clone()?,
             None => cfg.file.collectors.clone(),
         };
-        names.into_iter().map(|n| (n, None)).collect()
+        Some(names.into_iter().map(|n| (n, None)).collect())
     }
 
     /// The target list of the configured scrape configs from the last read files; `extra` adds
@@ -200,7 +348,7 @@ impl Files {
                 if let Some(cached) = self.cache.get(&cfg.resolve(f)) {
                     // Prometheus' file discovery labels each group with the file it came from.
                     let path = f.to_string_lossy();
-                    groups.extend(cached.groups.iter().map(|g| {
+                    groups.extend(cached.iter().map(|g| {
                         let mut g = g.clone();
                         g.labels.insert("__meta_filepath".into(), path.to_string());
                         g
@@ -226,75 +374,158 @@ impl Files {
         }
         collect
     }
+}
 
-    /// Re-read a file_sd file if it changed; true when its contents were replaced.
-    fn read_targets(&mut self, path: &PathBuf) -> bool {
-        let entry = self.cache.entry(path.clone()).or_default();
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        if modified.is_some() && modified == entry.modified {
-            return false;
-        }
-        let parsed = std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| {
-                let groups: Vec<Group> = if path.extension().is_some_and(|e| e == "json") {
-                    serde_json::from_str(&text).map_err(|e| e.to_string())?
-                } else {
-                    serde_yaml::from_str(&text).map_err(|e| e.to_string())?
-                };
-                Ok(groups)
-            });
-        match parsed {
-            Ok(groups) => {
-                entry.modified = modified;
-                entry.groups = groups
-                    .into_iter()
-                    .map(|g| StaticConfig {
-                        targets: g.targets,
-                        labels: g.labels,
-                    })
-                    .collect();
-                tracing::info!(file = %path.display(), groups = entry.groups.len(), "file_sd file read");
-                true
-            }
-            Err(e) => {
-                if entry.modified.is_some() || modified.is_none() {
-                    tracing::warn!(file = %path.display(), error = %e, "file_sd file unreadable; keeping its previous targets");
-                } else {
-                    tracing::warn!(file = %path.display(), error = %e, "file_sd file unreadable");
+/// What a file's status says about its contents: a rewrite changes at least one of these
+/// (the change time cannot be set back by tools that preserve the modification time).
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+struct Status {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+fn status(path: &Path) -> Option<Status> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(Status {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        ctime: (m.ctime(), m.ctime_nsec()),
+    })
+}
+
+/// One watched file, run on a thread of its own.
+struct FileWatch {
+    path: PathBuf,
+    kind: Kind,
+    refresh: Duration,
+    tx: mpsc::Sender<Update>,
+    busy: Arc<Mutex<Option<Instant>>>,
+    stop: Arc<AtomicBool>,
+    tried: Arc<AtomicBool>,
+    error: Arc<Mutex<Option<String>>>,
+}
+
+impl FileWatch {
+    fn run(self) {
+        let mut seen: Option<Status> = None;
+        let mut hash: Option<u64> = None;
+        let mut due = Instant::now();
+        let mut failures = 0u32;
+        let mut last_error = String::new();
+        while !self.stop.load(Ordering::Relaxed) {
+            *self.busy.lock() = Some(Instant::now());
+            let now_status = status(&self.path);
+            if now_status != seen || Instant::now() >= due {
+                seen = now_status;
+                match read(&self.path, self.kind) {
+                    Ok((h, contents)) => {
+                        *self.error.lock() = None;
+                        failures = 0;
+                        last_error.clear();
+                        due = Instant::now() + self.refresh;
+                        if hash != Some(h) {
+                            hash = Some(h);
+                            let n = match &contents {
+                                Contents::Groups(g) => g.len(),
+                                Contents::Names(n) => n.len(),
+                            };
+                            tracing::info!(file = %self.path.display(), kind = ?self.kind, entries = n, "watched file read");
+                            let update = Update {
+                                path: self.path.clone(),
+                                contents,
+                            };
+                            if self.tx.send(update).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // Retry soon, then less often, never less often than the refresh.
+                        failures = failures.saturating_add(1);
+                        let backoff = Duration::from_secs(1 << failures.min(8)).min(self.refresh);
+                        due = Instant::now() + backoff;
+                        *self.error.lock() = Some(e.clone());
+                        if e != last_error {
+                            tracing::warn!(file = %self.path.display(), error = %e, retry_in = ?backoff, "watched file unreadable; keeping its previous contents");
+                            last_error = e;
+                        }
+                    }
                 }
-                // Do not retry until it changes again.
-                entry.modified = modified;
-                false
             }
+            *self.busy.lock() = None;
+            self.tried.store(true, Ordering::Release);
+            std::thread::sleep(crate::REFRESH);
         }
     }
+}
 
-    fn read_collectors(&mut self, path: &PathBuf) -> bool {
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        if modified.is_some() && modified == self.collectors.modified {
-            return false;
-        }
-        self.collectors.modified = modified;
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let names: Vec<String> = text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(str::to_owned)
-                    .collect();
-                tracing::info!(file = %path.display(), collectors = names.len(), "collectors file read");
-                self.collectors.groups = vec![StaticConfig {
-                    targets: names,
-                    labels: BTreeMap::new(),
-                }];
-                true
-            }
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "collectors file unreadable; keeping the previous collectors");
-                false
-            }
-        }
+/// Read and parse a watched file: a regular file (opened without blocking, so a FIFO is refused
+/// rather than waited on), within the size and nesting limits. Returns the content hash too.
+fn read(path: &Path, kind: Kind) -> Result<(u64, Contents), String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
     }
+    let limit = crate::limits::MAX_FILE_SD_BYTES;
+    if meta.len() > limit {
+        return Err(format!("{} bytes; the limit is {limit}", meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("more than {limit} bytes"));
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    let hash = h.finish();
+    let text = String::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    let contents = match kind {
+        Kind::Targets => Contents::Groups(parse_groups(path, &text)?),
+        Kind::Collectors => Contents::Names(parse_collectors(&text)?),
+    };
+    Ok((hash, contents))
+}
+
+fn parse_groups(path: &Path, text: &str) -> Result<Vec<StaticConfig>, String> {
+    crate::limits::check_nesting(text)?;
+    let groups: Vec<Group> = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(text).map_err(|e| e.to_string())?
+    } else {
+        serde_yaml::from_str(text).map_err(|e| e.to_string())?
+    };
+    Ok(groups
+        .into_iter()
+        .map(|g| StaticConfig {
+            targets: g.targets,
+            labels: g.labels,
+        })
+        .collect())
+}
+
+/// One collector name per line (blank lines and `#` comments skipped); a name listed twice is
+/// an error, not silently merged.
+fn parse_collectors(text: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    crate::validate::collector_names(&names)?;
+    Ok(names)
 }

@@ -2,8 +2,11 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+
+use axum::body::Bytes;
+use parking_lot::Mutex;
 
 use axum::extract::{MatchedPath, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -13,7 +16,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 
-use crate::state::Shared;
+use crate::state::{Shared, View};
 
 /// Whether a request came over the TLS listener (secrets are shown only there).
 #[derive(Clone, Copy)]
@@ -148,34 +151,23 @@ async fn job_targets(
     let v = s.view();
     // A repeated `collector_id`: the first counts, as in Go.
     let collector = q.iter().find(|(k, _)| k == "collector_id").map(|(_, c)| c);
-    let resp = match collector {
+    match collector {
         // Unknown job or collector: an empty list with 200, never 404.
         Some(c) => (
             [(header::CONTENT_TYPE, "application/json")],
             v.sd_of(&job, c),
         )
             .into_response(),
-        None => {
-            // {"<collector>": {"_link": ..., "targets": [...]}} for every collector, assembled
-            // from the serialized per-collector answers.
-            let mut out = Vec::from(&b"{"[..]);
-            for (i, (c, _)) in v.collectors.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                let link = format!("{}?collector_id={c}", link(&job));
-                out.extend_from_slice(&serde_json::to_vec(c).expect("a string"));
-                out.extend_from_slice(b":{\"_link\":");
-                out.extend_from_slice(&serde_json::to_vec(&link).expect("a string"));
-                out.extend_from_slice(b",\"targets\":");
-                out.extend_from_slice(&v.sd_of(&job, c));
-                out.push(b'}');
-            }
-            out.push(b'}');
-            ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+        None if v.jobs.contains_key(&job) => {
+            let body = v.answers.job_targets(&job, || all_targets(&v, &job));
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
-    };
-    resp
+        None => (
+            [(header::CONTENT_TYPE, "application/json")],
+            all_targets(&v, &job),
+        )
+            .into_response(),
+    }
 }
 
 /// The fields prometheus/common and Prometheus' service discovery declare as `config.Secret`,
@@ -211,6 +203,57 @@ fn secret_field(parent: &str, key: &str) -> bool {
                 }
         }
         _ => false,
+    }
+}
+
+/// `{"<collector>": {"_link": ..., "targets": [...]}}` for every collector, assembled from the
+/// serialized per-collector answers.
+fn all_targets(v: &View, job: &str) -> Bytes {
+    let mut out = Vec::from(&b"{"[..]);
+    for (i, (c, _)) in v.collectors.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let link = format!("{}?collector_id={c}", link(job));
+        out.extend_from_slice(&serde_json::to_vec(c).expect("a string"));
+        out.extend_from_slice(b":{\"_link\":");
+        out.extend_from_slice(&serde_json::to_vec(&link).expect("a string"));
+        out.extend_from_slice(b",\"targets\":");
+        out.extend_from_slice(&v.sd_of(job, c));
+        out.push(b'}');
+    }
+    out.push(b'}');
+    Bytes::from(out)
+}
+
+/// The large answers of one view, built by the first request that needs them and shared by every
+/// later one: a client that reads slowly holds a reference, not a copy.
+#[derive(Default)]
+pub struct Answers {
+    /// `/jobs/{job}/targets` without `collector_id`, per known job.
+    job_targets: Mutex<HashMap<String, Bytes>>,
+    /// `/scrape_configs` as JSON: redacted, and with secrets shown.
+    scrape_configs: [OnceLock<Bytes>; 2],
+}
+
+impl Answers {
+    fn job_targets(&self, job: &str, build: impl FnOnce() -> Bytes) -> Bytes {
+        if let Some(b) = self.job_targets.lock().get(job) {
+            return b.clone();
+        }
+        // Built outside the lock; two first requests may both build it, the answer is the same.
+        let b = build();
+        self.job_targets
+            .lock()
+            .entry(job.to_owned())
+            .or_insert(b)
+            .clone()
+    }
+
+    fn scrape_configs(&self, secrets_shown: bool, build: impl FnOnce() -> Bytes) -> Bytes {
+        self.scrape_configs[usize::from(secrets_shown)]
+            .get_or_init(build)
+            .clone()
     }
 }
 
@@ -262,14 +305,18 @@ async fn scrape_configs(
     headers: HeaderMap,
 ) -> Response {
     let v = s.view();
-    let mut body = Value::Object(v.scrape_configs.clone());
-    if !secure && !s.allow_insecure_secrets {
-        for job in body.as_object_mut().expect("an object").values_mut() {
-            redact(job, "scrape_config");
+    let secrets_shown = secure || s.allow_insecure_secrets;
+    let body = || {
+        let mut body = Value::Object(v.scrape_configs.clone());
+        if !secrets_shown {
+            for job in body.as_object_mut().expect("an object").values_mut() {
+                redact(job, "scrape_config");
+            }
         }
-    }
+        body
+    };
     if wants_html(&headers) {
-        let pretty = serde_json::to_string_pretty(&body).expect("plain data");
+        let pretty = serde_json::to_string_pretty(&body()).expect("plain data");
         return Html(format!(
             "<!doctype html><html><head><meta charset=utf-8><title>Scrape configs</title></head>\
              <body><h1>Scrape configs</h1><pre>{}</pre></body></html>",
@@ -277,15 +324,18 @@ async fn scrape_configs(
         ))
         .into_response();
     }
-    Json(body).into_response()
+    let json = v.answers.scrape_configs(secrets_shown, || {
+        Bytes::from(serde_json::to_vec(&body()).expect("plain data"))
+    });
+    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {
-    // Status only, no body, as the Go allocator answers.
-    if s.view().ready {
-        StatusCode::OK.into_response()
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE.into_response()
+    // Ready: status only, no body, as the Go allocator answers. Not ready: the reasons, for
+    // whoever looks (the Go allocator's 503 has no body; probes read only the status).
+    match s.not_ready() {
+        None => StatusCode::OK.into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
     }
 }
 

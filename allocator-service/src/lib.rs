@@ -5,19 +5,20 @@ pub mod config;
 pub mod discovery;
 pub mod http;
 pub mod k8s;
+pub mod limits;
 pub mod metrics;
 pub mod relabel;
+pub mod server;
 pub mod state;
 pub mod tls;
+pub mod validate;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
-
 pub use config::{load, parse, Loaded};
-use state::{Engine, Shared, View};
+use state::{Engine, Shared};
 
 /// How often watched files are checked for changes.
 pub const REFRESH: Duration = Duration::from_millis(500);
@@ -32,8 +33,7 @@ pub fn bind_addr(addr: &str) -> String {
 }
 
 /// Serve plain HTTP on `listener` (and HTTPS with client certificates on `tls`, when given) until
-/// `shutdown` resolves: the allocation loop re-reads changed files every [`REFRESH`] and
-/// publishes a new view; handlers read the latest view without waiting for it.
+/// `shutdown` resolves, with the default [`server::Limits`].
 pub async fn serve(
     cfg: Loaded,
     listener: tokio::net::TcpListener,
@@ -41,11 +41,29 @@ pub async fn serve(
     kube: Option<kube::Client>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let shared = Arc::new(Shared {
-        view: RwLock::new(Arc::new(View::default())),
-        metrics: metrics::Metrics::new(),
-        allow_insecure_secrets: cfg.file.allow_insecure_auth_secrets,
-    });
+    serve_with(
+        cfg,
+        listener,
+        tls,
+        kube,
+        shutdown,
+        server::Limits::default(),
+    )
+    .await
+}
+
+/// [`serve`] with explicit limits: the allocation loop re-reads changed files every [`REFRESH`]
+/// and publishes a new view; handlers read the latest view without waiting for it. Shutdown
+/// drains connections for `limits.shutdown_grace` and waits as long for the allocation loop.
+pub async fn serve_with(
+    cfg: Loaded,
+    listener: tokio::net::TcpListener,
+    tls: Option<tls::TlsListener>,
+    kube: Option<kube::Client>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: server::Limits,
+) -> std::io::Result<()> {
+    let shared = Arc::new(Shared::new(cfg.file.allow_insecure_auth_secrets));
     let cluster = match (cfg.kubernetes, kube) {
         (true, Some(client)) => {
             let cr = cfg.file.prometheus_cr.as_ref().is_some_and(|c| c.enabled);
@@ -61,34 +79,43 @@ pub async fn serve(
     let mut engine = Engine::new(cfg, cluster);
     let loop_shared = shared.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let allocation = tokio::task::spawn_blocking({
-        let stop = stop_rx.clone();
-        move || {
-            // A blocking thread: allocation is CPU work and must not stall the request handlers.
-            while !*stop.borrow() {
-                engine.tick(&loop_shared);
-                std::thread::sleep(REFRESH);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    // A thread of its own: allocation is CPU work and must not stall the request handlers, and
+    // shutdown must not wait on it forever (it is not joined if it overruns the grace period).
+    std::thread::Builder::new()
+        .name("allocation".into())
+        .spawn({
+            let stop = stop_rx.clone();
+            move || {
+                while !*stop.borrow() {
+                    engine.tick(&loop_shared);
+                    std::thread::sleep(REFRESH);
+                }
+                let _ = done_tx.send(());
             }
-        }
-    });
+        })?;
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let plain = axum::serve(listener, http::router(shared.clone(), false))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let result = match tls {
+    let plain = server::run(
+        listener,
+        http::router(shared.clone(), false),
+        limits,
+        stop_rx.clone(),
+    );
+    match tls {
         Some(tls) => {
-            let secure = axum::serve(tls, http::router(shared.clone(), true))
-                .with_graceful_shutdown(stopped(stop_rx.clone()));
-            let (a, b) = tokio::join!(plain, secure);
-            a.and(b)
+            let secure = server::run(tls, http::router(shared.clone(), true), limits, stop_rx);
+            tokio::join!(plain, secure);
         }
         None => plain.await,
-    };
-    let _ = allocation.await;
-    result
+    }
+    if tokio::time::timeout(limits.shutdown_grace, done_rx)
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?limits.shutdown_grace, "the allocation loop did not stop within the grace period; exiting without it");
+    }
+    Ok(())
 }

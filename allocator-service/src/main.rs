@@ -1,10 +1,15 @@
-//! `target-allocator --config-file FILE [--listen-addr HOST:PORT]`
+//! `target-allocator --config-file FILE [--listen-addr HOST:PORT] [--shutdown-grace DUR]
+//! [--header-read-timeout DUR] [--write-stall-timeout DUR] [--max-connections N]`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: target-allocator --config-file FILE [--listen-addr HOST:PORT]");
+    eprintln!(
+        "usage: target-allocator --config-file FILE [--listen-addr HOST:PORT] \
+         [--shutdown-grace DUR (10s)] [--header-read-timeout DUR (10s)] \
+         [--write-stall-timeout DUR (15s)] [--max-connections N (1024, capped by ulimit -n)]"
+    );
     ExitCode::from(2)
 }
 
@@ -17,6 +22,7 @@ fn main() -> ExitCode {
         .init();
     let mut args = std::env::args().skip(1);
     let (mut file, mut listen) = (None, None);
+    let mut limits = allocator_service::server::Limits::default();
     while let Some(a) = args.next() {
         let (flag, inline) = match a.split_once('=') {
             Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
@@ -26,6 +32,34 @@ fn main() -> ExitCode {
         match flag.as_str() {
             "--config-file" => file = value().map(PathBuf::from),
             "--listen-addr" => listen = value(),
+            "--shutdown-grace" | "--header-read-timeout" | "--write-stall-timeout" => {
+                let v = value().unwrap_or_default();
+                let d = match allocator_service::config::duration(&v) {
+                    Ok(d) if !d.is_zero() => d,
+                    Ok(_) => {
+                        eprintln!("target-allocator: {flag}: must be more than 0");
+                        return usage();
+                    }
+                    Err(e) => {
+                        eprintln!("target-allocator: {flag}: {e}");
+                        return usage();
+                    }
+                };
+                match flag.as_str() {
+                    "--shutdown-grace" => limits.shutdown_grace = d,
+                    "--header-read-timeout" => limits.header_read_timeout = d,
+                    _ => limits.write_stall_timeout = d,
+                }
+            }
+            "--max-connections" => match value().and_then(|v| v.parse::<usize>().ok()) {
+                Some(n) if n > 0 => {
+                    limits.max_connections = allocator_service::server::descriptor_budget(n)
+                }
+                _ => {
+                    eprintln!("target-allocator: --max-connections: expected a positive integer");
+                    return usage();
+                }
+            },
             "-h" | "--help" => return usage(),
             other => {
                 eprintln!("target-allocator: unknown argument {other:?}");
@@ -93,7 +127,7 @@ fn main() -> ExitCode {
         } else {
             None
         };
-        tracing::info!(%addr, "serving");
+        tracing::info!(%addr, max_connections = limits.max_connections, "serving");
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
             #[cfg(unix)]
@@ -107,7 +141,7 @@ fn main() -> ExitCode {
             let _ = ctrl_c.await;
             tracing::info!("shutting down");
         };
-        match allocator_service::serve(cfg, listener, tls, kube, shutdown).await {
+        match allocator_service::serve_with(cfg, listener, tls, kube, shutdown, limits).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("target-allocator: {e}");

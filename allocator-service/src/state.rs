@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use allocator_core::{Allocator, CollectorSpec, MoveKind, TargetSpec};
 use axum::body::Bytes;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Map, Value};
 
 use crate::config::Loaded;
@@ -31,6 +31,8 @@ pub struct View {
     /// The HTTP SD answer of every (job, collector) with targets, serialized once per view so
     /// that a poll costs a map lookup and a reference-count increment.
     pub sd: HashMap<(String, String), Bytes>,
+    /// The larger answers, serialized once per view on first request.
+    pub answers: crate::http::Answers,
 }
 
 impl View {
@@ -79,11 +81,61 @@ pub struct Shared {
     pub metrics: Metrics,
     /// `allow_insecure_auth_secrets`: show secrets over plain HTTP too.
     pub allow_insecure_secrets: bool,
+    /// What the allocation loop last found wrong with its inputs, and when it last finished a
+    /// refresh: `/readyz` answers 503 while either says the published view cannot be trusted.
+    pub health: Mutex<Health>,
 }
 
+/// The allocation loop's own account of its inputs.
+pub struct Health {
+    /// Problems that make the published view wrong or stale (empty when all is well).
+    pub problems: Vec<String>,
+    /// When the loop last finished a refresh.
+    pub heartbeat: Instant,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            problems: Vec::new(),
+            heartbeat: Instant::now(),
+        }
+    }
+}
+
+/// The allocation loop counts as stalled when a refresh has not finished for this long.
+pub const LOOP_STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Shared {
+    pub fn new(allow_insecure_secrets: bool) -> Shared {
+        Shared {
+            view: RwLock::new(Arc::new(View::default())),
+            metrics: Metrics::new(),
+            allow_insecure_secrets,
+            health: Mutex::new(Health::default()),
+        }
+    }
+
     pub fn view(&self) -> Arc<View> {
         self.view.read().clone()
+    }
+
+    /// Why `/readyz` must answer 503, or `None` when ready.
+    pub fn not_ready(&self) -> Option<String> {
+        let h = self.health.lock();
+        let mut why = Vec::new();
+        if !self.view().ready {
+            why.push("scrape configs not computed yet".to_owned());
+        }
+        why.extend(h.problems.iter().cloned());
+        let since = h.heartbeat.elapsed();
+        if since > LOOP_STALL {
+            why.push(format!(
+                "the allocation loop has not finished a refresh for {} s",
+                since.as_secs()
+            ));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
     }
 }
 
@@ -99,6 +151,9 @@ pub struct Engine {
     last_collectors: Vec<(String, Option<String>)>,
     /// `/scrape_configs` of the configured jobs: fixed by the configuration, built once.
     configured: Map<String, Value>,
+    /// Why the last collector list was refused (the view then keeps the previous collectors and
+    /// is not ready).
+    collectors_refused: Option<String>,
 }
 
 impl Engine {
@@ -114,7 +169,31 @@ impl Engine {
             cluster,
             last_generation: u64::MAX,
             last_collectors: Vec::new(),
+            collectors_refused: None,
         }
+    }
+
+    /// Publish what is wrong with the inputs now, and that the loop is alive.
+    fn report(&mut self, shared: &Shared, collectors_known: bool) {
+        let mut problems = self.files.stalls();
+        if !collectors_known {
+            let why = self
+                .cfg
+                .file
+                .collectors_file
+                .as_ref()
+                .and_then(|p| self.files.error_of(&self.cfg.resolve(p)))
+                .unwrap_or_else(|| "not read yet".into());
+            problems.push(format!(
+                "the collectors file has not been read successfully: {why}"
+            ));
+        }
+        if let Some(e) = &self.collectors_refused {
+            problems.push(format!("collector list refused: {e}"));
+        }
+        let mut h = shared.health.lock();
+        h.problems = problems;
+        h.heartbeat = Instant::now();
     }
 
     /// One refresh: re-read changed files; when anything changed, apply it and publish a view.
@@ -122,11 +201,19 @@ impl Engine {
         let cluster = self.cluster.clone();
         if cluster.as_ref().is_some_and(|c| !c.synced()) {
             // Not ready (503) until every watch has listed once.
+            self.report(shared, true);
             return;
         }
         // Cheap checks first: a stat per watched file, the caches' change counter, and the
         // collector set (which also changes with time, as grace periods expire).
         let files_changed = self.files.poll(&self.cfg);
+        let stalls = !self.files.stalls().is_empty();
+        if self.first && !self.files.first_reads_done() && !stalls {
+            // Not ready until every watched file has been tried once (or its read stalled): a
+            // view without them would serve missing targets as ready.
+            self.report(shared, true);
+            return;
+        }
         let generation = cluster.as_ref().map_or(0, |c| c.generation());
         let collectors = match &cluster {
             Some(c) => c.collectors(
@@ -134,13 +221,21 @@ impl Engine {
                 &self.cfg.collector_selector,
                 self.cfg.grace,
             ),
-            None => self.files.collectors(&self.cfg),
+            None => match self.files.collectors(&self.cfg) {
+                Some(c) => c,
+                None => {
+                    // The collectors file was never read: nothing to allocate to yet.
+                    self.report(shared, false);
+                    return;
+                }
+            },
         };
         if !self.first
             && !files_changed
             && generation == self.last_generation
             && collectors == self.last_collectors
         {
+            self.report(shared, true);
             return;
         }
         self.first = false;
@@ -207,9 +302,11 @@ impl Engine {
                 m.time_to_allocate("SetCollectors", strategy)
                     .observe(start.elapsed().as_secs_f64());
                 tracing::info!(collectors = names.len(), moved, "collectors applied");
+                self.collectors_refused = None;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "collector list refused; keeping the previous collectors")
+                tracing::error!(error = %e, collectors = names.len(), "collector list refused; keeping the previous collectors, not ready");
+                self.collectors_refused = Some(e.to_string());
             }
         }
         let specs: Vec<TargetSpec<'_>> = found.targets.iter().map(spec).collect();
@@ -255,6 +352,7 @@ impl Engine {
         }
         m.publish(&view);
         *shared.view.write() = Arc::new(view);
+        self.report(shared, true);
     }
 
     fn view(&self, found: Found) -> View {
@@ -283,6 +381,7 @@ impl Engine {
         let sd = sd_answers(&jobs);
         View {
             sd,
+            answers: Default::default(),
             ready: true,
             strategy: self.cfg.core.strategy.name().to_owned(),
             scrape_configs: self.configured.clone(),

@@ -133,19 +133,20 @@ async fn accept_loop(
     }
 }
 
-impl axum::serve::Listener for TlsListener {
+impl crate::server::Incoming for TlsListener {
     type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    async fn next(&mut self) -> io::Result<(Self::Io, SocketAddr)> {
         match self.streams.recv().await {
-            Some(x) => x,
+            Some(x) => Ok(x),
             // The accept loop only ends when this listener is gone; wait for shutdown.
             None => std::future::pending().await,
         }
     }
+}
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
+impl TlsListener {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
     }
 }

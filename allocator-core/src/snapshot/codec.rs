@@ -108,7 +108,10 @@ impl Payload {
                 max_weight: self.max_weight,
             },
         };
-        config.validate()?;
+        // A configuration the checks refuse came from damaged or forged bytes: a snapshot error.
+        config
+            .validate()
+            .map_err(|e| SnapshotError::Invalid(format!("stored configuration: {e}")))?;
         Ok(config)
     }
 }

@@ -131,7 +131,11 @@ impl Allocator {
                 }
             })
             .collect();
-        let prepared = alloc.placer.prepare(&view, alloc.nodes.len())?;
+        // A stored collector set the stored ring cannot place was never a real state.
+        let prepared = alloc
+            .placer
+            .prepare(&view, alloc.nodes.len())
+            .map_err(|e| invalid(format!("stored collectors: {e}")))?;
         drop(view);
         let member_ids: Vec<u32> = sorted.iter().map(|c| c.0).collect();
         alloc.placer.commit(prepared, &member_ids, &mut Vec::new());

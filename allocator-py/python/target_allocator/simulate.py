@@ -24,20 +24,22 @@ class Event:
     @staticmethod
     def scale_to(collectors: int) -> Event:
         """Scale the fleet to ``collectors`` collectors (StatefulSet-style names, kept in order)."""
-        if collectors < 0:
-            raise ValueError("collectors must be >= 0")
-        return Event("scale", collectors=collectors)
+        return Event("scale", collectors=_count("collectors", collectors))
 
     @staticmethod
     def churn(fraction: float) -> Event:
         """Replace ``fraction`` of the targets by new ones (pods rolled)."""
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+            raise TypeError(f"fraction must be a number, not {type(fraction).__name__}")
         if not 0.0 <= fraction <= 1.0:
             raise ValueError("fraction must be within [0, 1]")
-        return Event("churn", fraction=fraction)
+        return Event("churn", fraction=float(fraction))
 
     @staticmethod
     def lose_node(node: str) -> Event:
         """A node disappears: its collectors and the targets running on it are removed."""
+        if not isinstance(node, str) or not node:
+            raise TypeError(f"node must be a non-empty string, not {node!r}")
         return Event("node_loss", node=node)
 
     def label(self) -> str:
@@ -66,6 +68,43 @@ class SimulationResult:
         return pd.DataFrame(self.table())
 
 
+def _count(name: str, value: Any) -> int:
+    """A non-negative int (not a bool, not a float, not a string)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+def _unsigned(name: str, values: Any, dtype: type[np.unsignedinteger[Any]]) -> npt.NDArray[Any]:
+    """A 1-D array of unsigned ints of ``dtype``: integer input only, no negative value and none
+    too large (numpy would wrap -1 to the largest value silently)."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if arr.size and arr.dtype.kind not in "ui":
+        raise TypeError(f"{name} must hold integers, not {arr.dtype}")
+    info = np.iinfo(dtype)
+    if arr.size and arr.dtype.kind == "i" and int(arr.min()) < 0:
+        raise ValueError(f"{name} must be >= 0, got {int(arr.min())}")
+    if arr.size and int(arr.max()) > info.max:
+        raise ValueError(f"{name} must be <= {info.max}, got {int(arr.max())}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _names(name: str, values: Any, *, optional: bool) -> list[Any]:
+    """A sequence of strings (or None where ``optional``); a bare string is refused, since it
+    would silently become one name per character."""
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of strings, not a single string")
+    out = list(values)
+    for i, v in enumerate(out):
+        if not (isinstance(v, str) or (optional and v is None)):
+            raise TypeError(f"{name}[{i}] must be a string, not {type(v).__name__}")
+    return out
+
+
 def _collector_names(n: int, prefix: str) -> list[str]:
     return [f"{prefix}-{i}" for i in range(n)]
 
@@ -92,12 +131,21 @@ def simulate(
     Extra keyword arguments configure the :class:`Allocator` (``fallback``, ``ring``, ...).
     The first row describes the initial allocation; then one row per event.
     """
+    collectors = _count("collectors", collectors)
+    seed = _count("seed", seed)
+    if not isinstance(collector_prefix, str):
+        raise TypeError(f"collector_prefix must be a string, not {type(collector_prefix).__name__}")
+    for i, e in enumerate(events):
+        if not isinstance(e, Event):
+            raise TypeError(f"events[{i}] must be an Event, not {type(e).__name__}")
     rng = np.random.default_rng(seed)
-    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    keys = _unsigned("keys", keys, np.uint64)
     n = len(keys)
-    job_list: list[str] = [jobs] * n if isinstance(jobs, str) else list(jobs)
-    node_list: list[str | None] = [None] * n if nodes is None else list(nodes)
-    weight_arr = np.ones(n, dtype=np.uint32) if weights is None else np.ascontiguousarray(weights, dtype=np.uint32)
+    job_list: list[str] = [jobs] * n if isinstance(jobs, str) else _names("jobs", jobs, optional=False)
+    node_list: list[str | None] = [None] * n if nodes is None else _names("nodes", nodes, optional=True)
+    if collector_nodes is not None:
+        collector_nodes = _names("collector_nodes", collector_nodes, optional=False)
+    weight_arr = np.ones(n, dtype=np.uint32) if weights is None else _unsigned("weights", weights, np.uint32)
     if len(job_list) != n or len(node_list) != n or len(weight_arr) != n:
         raise ValueError("jobs, nodes and weights need one entry per key")
 
