@@ -2,7 +2,9 @@
 //! (5–12 labels), jobs, nodes and heavy-tailed weights, from a fixed-seed generator so every run
 //! measures the same input.
 
-use allocator_core::{Allocator, CollectorSpec, Config, Diff, KeyHasher, TargetSpec};
+use allocator_core::{
+    Allocator, BatchDiff, CollectorSpec, Config, Diff, KeyHasher, TargetBatch, TargetSpec,
+};
 
 /// xorshift64*: small, fast and reproducible; quality is ample for workload shapes.
 #[derive(Clone, Debug)]
@@ -249,6 +251,148 @@ pub fn allocated(
             add_collectors: collector_specs(names),
             upsert: targets.to_vec(),
             ..Diff::default()
+        })
+        .expect("valid diff");
+    alloc
+}
+
+/// A workload's label sets in flat columns, as a C, Go or numpy caller hands them over: every
+/// label as a (name, value) byte-slice pair, label counts, job indexes into [`JOBS`] and weights
+/// per target.
+#[derive(Clone, Debug, Default)]
+pub struct LabelSets<'a> {
+    /// Every label of every target, target after target.
+    pub labels: Vec<(&'a [u8], &'a [u8])>,
+    /// Labels per target.
+    pub counts: Vec<u32>,
+    /// Job of each target, as an index into [`JOBS`].
+    pub jobs: Vec<u32>,
+    /// Weight of each target.
+    pub weights: Vec<u32>,
+}
+
+impl<'a> LabelSets<'a> {
+    /// The columns of a workload (borrowing its text).
+    pub fn new(w: &'a Workload) -> Self {
+        let mut sets = LabelSets::default();
+        for i in 0..w.len() {
+            let before = sets.labels.len();
+            sets.labels
+                .extend(w.labels(i).map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+            sets.counts.push((sets.labels.len() - before) as u32);
+            sets.jobs.push(u32::from(w.targets[i].2));
+            sets.weights.push(w.weight(i));
+        }
+        sets
+    }
+
+    /// Number of targets.
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Whether there are no targets.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// Bytes of label names and values, for bytes/s figures.
+    pub fn label_bytes(&self) -> u64 {
+        self.labels
+            .iter()
+            .map(|(n, v)| (n.len() + v.len()) as u64)
+            .sum()
+    }
+
+    /// The targets whose labels are in sorted order, and the others.
+    pub fn split_sorted(&self) -> (LabelSets<'a>, LabelSets<'a>) {
+        let (mut sorted, mut unsorted) = (LabelSets::default(), LabelSets::default());
+        let mut start = 0usize;
+        for i in 0..self.len() {
+            let set = &self.labels[start..start + self.counts[i] as usize];
+            start += set.len();
+            let out = if set.windows(2).all(|w| w[0].0 < w[1].0) {
+                &mut sorted
+            } else {
+                &mut unsorted
+            };
+            out.labels.extend_from_slice(set);
+            out.counts.push(self.counts[i]);
+            out.jobs.push(self.jobs[i]);
+            out.weights.push(self.weights[i]);
+        }
+        (sorted, unsorted)
+    }
+}
+
+/// Hashed columns of [`LabelSets`]: what the columnar batch input borrows.
+#[derive(Clone, Debug, Default)]
+pub struct Hashed<'a> {
+    /// Target keys.
+    pub keys: Vec<u64>,
+    /// Placement hashes.
+    pub placements: Vec<u64>,
+    /// Node of each target, as an index into `node_names` or [`allocator_core::NO_NODE`].
+    pub nodes: Vec<u32>,
+    /// The batch's node names.
+    pub node_names: Vec<&'a str>,
+}
+
+/// Hash label sets into batch columns (keys, placements, nodes with a per-batch node table).
+pub fn hash_label_sets<'a>(hasher: &mut KeyHasher, sets: &LabelSets<'a>) -> Hashed<'a> {
+    let n = sets.len();
+    let mut out = Hashed {
+        keys: Vec::with_capacity(n),
+        placements: Vec::with_capacity(n),
+        nodes: Vec::with_capacity(n),
+        node_names: Vec::new(),
+    };
+    let mut node_index: std::collections::HashMap<&'a str, u32> = Default::default();
+    let mut start = 0usize;
+    for (i, &count) in sets.counts.iter().enumerate() {
+        let set = &sets.labels[start..start + count as usize];
+        start += count as usize;
+        let spec = TargetSpec::from_label_bytes_with(
+            hasher,
+            set.iter().copied(),
+            JOBS[sets.jobs[i] as usize],
+        )
+        .expect("generated labels are valid");
+        out.keys.push(spec.key.0);
+        out.placements.push(spec.placement.0);
+        out.nodes.push(match spec.node {
+            Some(node) => *node_index.entry(node).or_insert_with(|| {
+                out.node_names.push(node);
+                out.node_names.len() as u32 - 1
+            }),
+            None => allocator_core::NO_NODE,
+        });
+    }
+    out
+}
+
+/// An allocator holding the label sets on the collectors `names`, through the columnar batch
+/// input (label hashing included).
+pub fn allocated_batch(
+    config: Config,
+    names: &[(String, String)],
+    sets: &LabelSets<'_>,
+) -> Allocator {
+    let hashed = hash_label_sets(&mut KeyHasher::new(), sets);
+    let mut alloc = Allocator::new(config).expect("valid config");
+    alloc
+        .apply_batch(&BatchDiff {
+            upsert: TargetBatch {
+                keys: &hashed.keys,
+                placements: &hashed.placements,
+                weights: &sets.weights,
+                jobs: &sets.jobs,
+                job_names: &JOBS,
+                nodes: &hashed.nodes,
+                node_names: &hashed.node_names,
+            },
+            add_collectors: &collector_specs(names),
+            ..BatchDiff::default()
         })
         .expect("valid diff");
     alloc
