@@ -3,7 +3,7 @@
 //! measures the same input.
 
 use allocator_core::{
-    Allocator, BatchDiff, CollectorSpec, Config, Diff, KeyHasher, TargetBatch, TargetSpec,
+    Allocator, BatchDiff, CollectorSpec, Config, Diff, HashedSets, KeyHasher, LabelSets, TargetSpec,
 };
 
 /// xorshift64*: small, fast and reproducible; quality is ample for workload shapes.
@@ -260,7 +260,7 @@ pub fn allocated(
 /// label as a (name, value) byte-slice pair, label counts, job indexes into [`JOBS`] and weights
 /// per target.
 #[derive(Clone, Debug, Default)]
-pub struct LabelSets<'a> {
+pub struct LabelColumns<'a> {
     /// Every label of every target, target after target.
     pub labels: Vec<(&'a [u8], &'a [u8])>,
     /// Labels per target.
@@ -271,10 +271,10 @@ pub struct LabelSets<'a> {
     pub weights: Vec<u32>,
 }
 
-impl<'a> LabelSets<'a> {
+impl<'a> LabelColumns<'a> {
     /// The columns of a workload (borrowing its text).
     pub fn new(w: &'a Workload) -> Self {
-        let mut sets = LabelSets::default();
+        let mut sets = LabelColumns::default();
         for i in 0..w.len() {
             let before = sets.labels.len();
             sets.labels
@@ -284,6 +284,17 @@ impl<'a> LabelSets<'a> {
             sets.weights.push(w.weight(i));
         }
         sets
+    }
+
+    /// The columns as the core's bulk hashing input.
+    pub fn as_sets(&self) -> LabelSets<'_> {
+        LabelSets {
+            labels: &self.labels,
+            counts: &self.counts,
+            jobs: &self.jobs,
+            job_names: &JOBS,
+            weights: &self.weights,
+        }
     }
 
     /// Number of targets.
@@ -304,70 +315,25 @@ impl<'a> LabelSets<'a> {
             .sum()
     }
 
-    /// The targets whose labels are in sorted order, and the others.
-    pub fn split_sorted(&self) -> (LabelSets<'a>, LabelSets<'a>) {
-        let (mut sorted, mut unsorted) = (LabelSets::default(), LabelSets::default());
+    /// The same label sets, each in sorted name order (as Prometheus keeps labels; the
+    /// generator hands them over in discovery order, which is never sorted).
+    pub fn sorted(&self) -> LabelColumns<'a> {
+        let mut out = self.clone();
         let mut start = 0usize;
-        for i in 0..self.len() {
-            let set = &self.labels[start..start + self.counts[i] as usize];
-            start += set.len();
-            let out = if set.windows(2).all(|w| w[0].0 < w[1].0) {
-                &mut sorted
-            } else {
-                &mut unsorted
-            };
-            out.labels.extend_from_slice(set);
-            out.counts.push(self.counts[i]);
-            out.jobs.push(self.jobs[i]);
-            out.weights.push(self.weights[i]);
+        for &count in &self.counts {
+            out.labels[start..start + count as usize].sort_unstable();
+            start += count as usize;
         }
-        (sorted, unsorted)
+        out
     }
-}
-
-/// Hashed columns of [`LabelSets`]: what the columnar batch input borrows.
-#[derive(Clone, Debug, Default)]
-pub struct Hashed<'a> {
-    /// Target keys.
-    pub keys: Vec<u64>,
-    /// Placement hashes.
-    pub placements: Vec<u64>,
-    /// Node of each target, as an index into `node_names` or [`allocator_core::NO_NODE`].
-    pub nodes: Vec<u32>,
-    /// The batch's node names.
-    pub node_names: Vec<&'a str>,
 }
 
 /// Hash label sets into batch columns (keys, placements, nodes with a per-batch node table).
-pub fn hash_label_sets<'a>(hasher: &mut KeyHasher, sets: &LabelSets<'a>) -> Hashed<'a> {
-    let n = sets.len();
-    let mut out = Hashed {
-        keys: Vec::with_capacity(n),
-        placements: Vec::with_capacity(n),
-        nodes: Vec::with_capacity(n),
-        node_names: Vec::new(),
-    };
-    let mut node_index: std::collections::HashMap<&'a str, u32> = Default::default();
-    let mut start = 0usize;
-    for (i, &count) in sets.counts.iter().enumerate() {
-        let set = &sets.labels[start..start + count as usize];
-        start += count as usize;
-        let spec = TargetSpec::from_label_bytes_with(
-            hasher,
-            set.iter().copied(),
-            JOBS[sets.jobs[i] as usize],
-        )
+pub fn hash_label_sets<'a>(hasher: &mut KeyHasher, sets: &'a LabelColumns<'a>) -> HashedSets<'a> {
+    let mut out = HashedSets::default();
+    hasher
+        .hash_label_sets(&sets.as_sets(), &mut out)
         .expect("generated labels are valid");
-        out.keys.push(spec.key.0);
-        out.placements.push(spec.placement.0);
-        out.nodes.push(match spec.node {
-            Some(node) => *node_index.entry(node).or_insert_with(|| {
-                out.node_names.push(node);
-                out.node_names.len() as u32 - 1
-            }),
-            None => allocator_core::NO_NODE,
-        });
-    }
     out
 }
 
@@ -376,21 +342,13 @@ pub fn hash_label_sets<'a>(hasher: &mut KeyHasher, sets: &LabelSets<'a>) -> Hash
 pub fn allocated_batch(
     config: Config,
     names: &[(String, String)],
-    sets: &LabelSets<'_>,
+    sets: &LabelColumns<'_>,
 ) -> Allocator {
     let hashed = hash_label_sets(&mut KeyHasher::new(), sets);
     let mut alloc = Allocator::new(config).expect("valid config");
     alloc
         .apply_batch(&BatchDiff {
-            upsert: TargetBatch {
-                keys: &hashed.keys,
-                placements: &hashed.placements,
-                weights: &sets.weights,
-                jobs: &sets.jobs,
-                job_names: &JOBS,
-                nodes: &hashed.nodes,
-                node_names: &hashed.node_names,
-            },
+            upsert: hashed.batch(),
             add_collectors: &collector_specs(names),
             ..BatchDiff::default()
         })

@@ -7,7 +7,9 @@
 
 use std::time::Instant;
 
-use allocator_benches::{allocated, allocated_batch, collector_names, specs, targets, LabelSets};
+use allocator_benches::{
+    allocated, allocated_batch, collector_names, specs, targets, LabelColumns,
+};
 use allocator_core::{Config, KeyHasher, Strategy};
 
 fn main() {
@@ -25,7 +27,7 @@ fn main() {
         config.fallback = Some(Strategy::ConsistentHashing);
     }
     let raw = targets(n, 1_000, 1);
-    let sets = LabelSets::new(&raw);
+    let sets = LabelColumns::new(&raw);
     let names = collector_names(k);
     let pre = specs(&mut KeyHasher::new(), &raw);
     let start = Instant::now();
