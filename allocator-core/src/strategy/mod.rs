@@ -112,6 +112,15 @@ impl Placer {
         }
     }
 
+    /// [`Placer::choose`] for a target whose bucket is known.
+    #[inline]
+    pub(crate) fn choose_in(&self, t: &TargetRecord, bucket: u32, ctx: &Ctx<'_>) -> u32 {
+        match self {
+            Placer::Consistent(ch) => ch.owner(bucket),
+            _ => self.choose(t, ctx),
+        }
+    }
+
     pub(crate) fn prepare(&self, members: &[Member<'_>], nodes: usize) -> Result<Prepared, Error> {
         match self {
             Placer::Consistent(ch) => Ok(Prepared {
