@@ -326,9 +326,17 @@ impl Allocator {
                 }
             }
             orphans.sort_unstable();
+            let mut tournament = self.placer.tournament(&self.ctx(), orphans.len());
             for (_, slot) in orphans {
-                let to = self.placer.choose(self.targets.get(slot), &self.ctx());
+                let t = self.targets.get(slot);
+                let to = match &tournament {
+                    Some(tour) if self.placer.least_weighted(t) => tour.choose(t.job),
+                    _ => self.placer.choose(t, &self.ctx()),
+                };
                 self.reassign(slot, to);
+                if let Some(tour) = &mut tournament {
+                    tour.refresh(to, &self.loads);
+                }
             }
         }
         Ok(())
@@ -421,17 +429,20 @@ impl Allocator {
             fresh.sort_unstable_by_key(|&(slot, _)| targets.get(slot).key);
         }
         self.moves.reserve(fresh.len());
+        let mut tournament = self.placer.tournament(&self.ctx(), fresh.len());
         for (slot, bucket) in fresh {
-            if !self.stale.is_empty() && self.stale.remove(&slot) {
-                // A repeat of a new key in this diff changed its fields: its bucket too, maybe.
-                let to = self.placer.choose(self.targets.get(slot), &self.ctx());
-                self.reassign(slot, to);
-                continue;
-            }
-            let to = self
-                .placer
-                .choose_in(self.targets.get(slot), bucket, &self.ctx());
+            // A repeat of a new key in this diff may have changed its fields, its bucket too.
+            let changed = !self.stale.is_empty() && self.stale.remove(&slot);
+            let t = self.targets.get(slot);
+            let to = match &tournament {
+                Some(tour) if self.placer.least_weighted(t) => tour.choose(t.job),
+                _ if changed => self.placer.choose(t, &self.ctx()),
+                _ => self.placer.choose_in(t, bucket, &self.ctx()),
+            };
             self.reassign(slot, to);
+            if let Some(tour) = &mut tournament {
+                tour.refresh(to, &self.loads);
+            }
         }
     }
 

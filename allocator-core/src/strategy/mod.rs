@@ -20,6 +20,7 @@ use crate::loads::Loads;
 use crate::targets::{TargetRecord, Targets};
 
 pub(crate) use bounded::Bounded;
+pub(crate) use least_weighted::Tournament;
 pub(crate) use consistent::ConsistentHashing;
 pub(crate) use per_node::PerNode;
 
@@ -110,6 +111,23 @@ impl Placer {
             Placer::PerNode(pn) => pn.choose(t, ctx),
             Placer::Bounded(_) => crate::ids::NONE,
         }
+    }
+
+    /// Whether `choose` decides this target by the `least-weighted` rule (so a
+    /// [`Tournament`] can decide it instead).
+    #[inline]
+    pub(crate) fn least_weighted(&self, t: &TargetRecord) -> bool {
+        match self {
+            Placer::LeastWeighted => true,
+            Placer::PerNode(pn) => pn.sticky(t),
+            Placer::Consistent(_) | Placer::Bounded(_) => false,
+        }
+    }
+
+    /// A tournament for a run of `placements` placed in order, when one is faster.
+    pub(crate) fn tournament(&self, ctx: &Ctx<'_>, placements: usize) -> Option<Tournament> {
+        (self.order_matters() && Tournament::worth_it(ctx, placements))
+            .then(|| Tournament::new(ctx))
     }
 
     /// [`Placer::choose`] for a target whose bucket is known.
