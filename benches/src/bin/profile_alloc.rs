@@ -3,12 +3,13 @@
 //!
 //! MODE: `alloc` (pre-hashed specs, the allocation alone), `hash` (label hashing alone),
 //! `spec` (hashing + allocation through `TargetSpec`s, as the `full_allocation` bench), `batch`
-//! (hashing + allocation through the columnar batch, as `full_allocation_batch`).
+//! (hashing + allocation through the columnar batch, as `full_allocation_batch`), `hash-batch`
+//! and `hash-sorted` (the columnar label hashing alone, of the sets as discovered and sorted).
 
 use std::time::Instant;
 
 use allocator_benches::{
-    allocated, allocated_batch, collector_names, specs, targets, LabelColumns,
+    allocated, allocated_batch, collector_names, hash_label_sets, specs, targets, LabelColumns,
 };
 use allocator_core::{Config, KeyHasher, Strategy};
 
@@ -28,10 +29,20 @@ fn main() {
     }
     let raw = targets(n, 1_000, 1);
     let sets = LabelColumns::new(&raw);
+    // The same label sets, each sorted by name (discovery hands them over unsorted).
+    let mut sorted = sets.clone();
+    let mut first = 0usize;
+    for &count in &sets.counts {
+        sorted.labels[first..first + count as usize].sort_unstable();
+        first += count as usize;
+    }
     let names = collector_names(k);
     let pre = specs(&mut KeyHasher::new(), &raw);
-    let start = Instant::now();
+    // Each round timed alone; the minimum is the figure least disturbed by other processes
+    // on a shared machine, the median shows how disturbed the run was.
+    let mut times = Vec::with_capacity(rounds);
     for _ in 0..rounds {
+        let start = Instant::now();
         match mode {
             "alloc" => assert_eq!(allocated(config, &names, &pre).len(), n),
             "hash" => assert_eq!(specs(&mut KeyHasher::new(), &raw).len(), n),
@@ -40,12 +51,25 @@ fn main() {
                 assert_eq!(allocated(config, &names, &upsert).len(), n);
             }
             "batch" => assert_eq!(allocated_batch(config, &names, &sets).len(), n),
+            "hash-batch" => assert_eq!(hash_label_sets(&mut KeyHasher::new(), &sets).keys.len(), n),
+            "hash-sorted" => {
+                assert_eq!(
+                    hash_label_sets(&mut KeyHasher::new(), &sorted).keys.len(),
+                    n
+                )
+            }
             other => panic!("unknown mode {other}"),
         }
+        times.push(start.elapsed());
     }
-    let elapsed = start.elapsed() / rounds as u32;
+    times.sort_unstable();
+    let per = |d: std::time::Duration| d.as_nanos() as f64 / n as f64;
+    let bytes: usize = sets.labels.iter().map(|(a, b)| a.len() + b.len()).sum();
     println!(
-        "{mode}: {n} targets on {k} collectors: {elapsed:?} ({:.0} ns/target)",
-        elapsed.as_nanos() as f64 / n as f64
+        "{mode} {} {n}/{k}: min {:.0} ns/target ({:.2} GB/s of labels), median {:.0} ns/target ({rounds} rounds)",
+        strategy.name(),
+        per(times[0]),
+        bytes as f64 / times[0].as_nanos() as f64,
+        per(times[times.len() / 2]),
     );
 }
