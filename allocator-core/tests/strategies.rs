@@ -648,9 +648,13 @@ fn weighted_targets(n: u64, nodes: &[&'static str]) -> Vec<TargetSpec<'static>> 
         .map(|i| {
             let key = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5555;
             let node = (i % 3 == 0).then(|| nodes[(i as usize / 3) % nodes.len()]);
-            TargetSpec::new(TargetKey(key), PlacementHash(i * 7919), JOBS[(i % 3) as usize])
-                .with_weight((i % 17 + 1) as u32 * if i % 50 == 0 { 100 } else { 1 })
-                .with_node(node)
+            TargetSpec::new(
+                TargetKey(key),
+                PlacementHash(i * 7919),
+                JOBS[(i % 3) as usize],
+            )
+            .with_weight((i % 17 + 1) as u32 * if i % 50 == 0 { 100 } else { 1 })
+            .with_node(node)
         })
         .collect()
 }
@@ -741,7 +745,11 @@ fn least_weighted_runs_decide_exactly_as_one_placement_at_a_time() {
                 })
                 .collect()
         };
-        assert_eq!(owners(&batch), owners(&single), "{strategy:?} weighted={weighted}");
+        assert_eq!(
+            owners(&batch),
+            owners(&single),
+            "{strategy:?} weighted={weighted}"
+        );
         // Removing collectors orphans many targets at once (a run) in both.
         for a in [&mut batch, &mut single] {
             a.apply(&Diff {
@@ -750,6 +758,10 @@ fn least_weighted_runs_decide_exactly_as_one_placement_at_a_time() {
             })
             .unwrap();
         }
-        assert_eq!(owners(&batch), owners(&single), "{strategy:?} weighted={weighted}");
+        assert_eq!(
+            owners(&batch),
+            owners(&single),
+            "{strategy:?} weighted={weighted}"
+        );
     }
 }

@@ -20,8 +20,8 @@ use crate::loads::Loads;
 use crate::targets::{TargetRecord, Targets};
 
 pub(crate) use bounded::Bounded;
-pub(crate) use least_weighted::Tournament;
 pub(crate) use consistent::ConsistentHashing;
+pub(crate) use least_weighted::Tournament;
 pub(crate) use per_node::PerNode;
 
 /// What `choose` may read.
