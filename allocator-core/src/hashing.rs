@@ -29,7 +29,35 @@ pub(crate) struct Scanned<'a> {
 /// A reusable buffer for computing many [`TargetKey`]s without allocating per target.
 #[derive(Default, Debug, Clone)]
 pub struct KeyHasher {
+    /// The hashed bytes of the labels that take part in the item hash, in input order.
     buf: Vec<u8>,
+    /// Where each of those labels lies in `buf`: start, name length, end.
+    pieces: Vec<(u32, u32, u32)>,
+    /// `buf` rebuilt in sorted label order, for unsorted input.
+    sorted: Vec<u8>,
+    /// Fingerprints of the `__meta_` names seen, to detect a repeated name.
+    fingerprints: Vec<u64>,
+}
+
+/// A fingerprint of a `__meta_` label name (at least 7 bytes): equal names have equal
+/// fingerprints, so distinct fingerprints prove distinct names without comparing them. Reads
+/// three 8-byte words (after the common prefix, the middle, the end) and the length.
+#[inline]
+fn fingerprint(name: &[u8]) -> u64 {
+    let n = name.len();
+    let word = |at: usize| -> u64 {
+        match name.get(at..at + 8) {
+            Some(w) => u64::from_le_bytes(w.try_into().unwrap_or([0; 8])),
+            None => 0,
+        }
+    };
+    let tail = if n >= 8 { word(n - 8) } else { 0 };
+    let head = word(META_PREFIX.len());
+    let middle = if n >= 16 { word(n / 2 - 4) } else { 0 };
+    (tail.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ head.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ middle.wrapping_mul(0x1656_67B1_9E37_79F9))
+    .wrapping_add(n as u64)
 }
 
 impl KeyHasher {
@@ -67,27 +95,55 @@ impl KeyHasher {
     }
 
     /// One pass over a label set given as bytes: its key, its `__address__` and its node.
+    ///
+    /// Only the labels that are hashed (names not starting with `__meta_`) need sorted order;
+    /// the `__meta_` ones, most of a Kubernetes label set, are skipped by the hash, so their
+    /// order never matters and they are only checked for a repeated name, by fingerprint. The
+    /// hashed labels are laid out as they come; out of order, only they are sorted.
     pub(crate) fn scan<'a, I>(&mut self, labels: I, job: &str) -> Result<Scanned<'a>, Error>
     where
         I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
     {
         let restart = labels.clone();
         self.buf.clear();
+        self.pieces.clear();
+        self.fingerprints.clear();
         let mut prev: Option<&[u8]> = None;
+        let mut in_order = true;
+        let mut repeated_meta = false;
         let mut address = None;
         let mut node = NodeFinder::default();
-        // Fast path: hash while reading, as long as names strictly increase.
         for (name, value) in labels {
-            if prev.is_some_and(|p| p >= name) {
-                return self.scan_unsorted(restart, job);
+            if !is_hashed(name) {
+                node.observe(name, value);
+                let fp = fingerprint(name);
+                repeated_meta |= self.fingerprints.contains(&fp);
+                self.fingerprints.push(fp);
+                continue;
             }
-            prev = Some(name);
             if name == b"__address__" {
                 address = Some(value);
-            } else {
-                node.observe(name, value);
             }
-            self.push_label(name, value);
+            in_order &= prev.is_none_or(|p| p < name);
+            prev = Some(name);
+            let start = self.buf.len() as u32;
+            self.buf.extend_from_slice(name);
+            self.buf.push(SEP);
+            self.buf.extend_from_slice(value);
+            self.buf.push(SEP);
+            self.pieces
+                .push((start, name.len() as u32, self.buf.len() as u32));
+        }
+        if repeated_meta {
+            // Two equal fingerprints: maybe a repeated name, maybe a rare coincidence.
+            check_unique(restart.clone())?;
+        }
+        if !in_order {
+            if let Err(name) = self.sort_pieces() {
+                // The exact check names the smallest repeated name, as for any label set.
+                check_unique(restart)?;
+                return Err(Error::DuplicateLabel(name));
+            }
         }
         Ok(Scanned {
             key: self.finish(job),
@@ -96,20 +152,22 @@ impl KeyHasher {
         })
     }
 
+    /// Put the hashed labels of `buf` in sorted name order; fails with a repeated name.
     #[cold]
-    fn scan_unsorted<'a, I>(&mut self, labels: I, job: &str) -> Result<Scanned<'a>, Error>
-    where
-        I: Iterator<Item = (&'a [u8], &'a [u8])>,
-    {
-        let mut pairs: Vec<(&'a [u8], &'a [u8])> = labels.collect();
-        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(Error::DuplicateLabel(
-                String::from_utf8_lossy(w[0].0).into_owned(),
-            ));
+    fn sort_pieces(&mut self) -> Result<(), String> {
+        let buf = &self.buf;
+        let name = |p: &(u32, u32, u32)| &buf[p.0 as usize..(p.0 + p.1) as usize];
+        self.pieces.sort_unstable_by(|a, b| name(a).cmp(name(b)));
+        if let Some(w) = self.pieces.windows(2).find(|w| name(&w[0]) == name(&w[1])) {
+            return Err(String::from_utf8_lossy(name(&w[0])).into_owned());
         }
-        // Now strictly increasing, so this takes the fast path.
-        self.scan(pairs.into_iter(), job)
+        self.sorted.clear();
+        for p in &self.pieces {
+            self.sorted
+                .extend_from_slice(&buf[p.0 as usize..p.2 as usize]);
+        }
+        std::mem::swap(&mut self.buf, &mut self.sorted);
+        Ok(())
     }
 
     #[inline]
@@ -139,6 +197,23 @@ impl KeyHasher {
             self.push_label(name.as_bytes(), value.as_bytes());
         }
         self.finish(job)
+    }
+}
+
+/// The exact check for a repeated label name, as the error names it (the smallest repeated
+/// name): for the rare label sets the fast pass cannot clear.
+#[cold]
+fn check_unique<'a, I>(labels: I) -> Result<(), Error>
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])>,
+{
+    let mut names: Vec<&[u8]> = labels.map(|(n, _)| n).collect();
+    names.sort_unstable();
+    match names.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(Error::DuplicateLabel(
+            String::from_utf8_lossy(w[0]).into_owned(),
+        )),
+        None => Ok(()),
     }
 }
 

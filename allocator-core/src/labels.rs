@@ -150,7 +150,11 @@ pub(crate) struct NodeFinder<'a> {
 impl<'a> NodeFinder<'a> {
     #[inline]
     pub(crate) fn observe(&mut self, name: &[u8], value: &'a [u8]) {
-        // Every label that matters here starts with this; most labels are rejected by it.
+        // The names that matter are 27, 31, 36 or 51 bytes long and start with this prefix;
+        // the length rejects most labels without reading them.
+        if !matches!(name.len(), 27 | 31 | 36 | 51) {
+            return;
+        }
         let Some(rest) = name.strip_prefix(b"__meta_kubernetes_") else {
             return;
         };

@@ -9,7 +9,8 @@
 //! the same collector for every target with either ring version the Operator ships (§6.3).
 //!
 //! Entry points: [`Allocator`] (state, diffs, queries), [`TargetBatch`] and [`BatchDiff`] (bulk
-//! input in columns), [`TargetKey::from_labels`] and
+//! input in columns), [`LabelSets`] with [`KeyHasher::hash_label_sets`] (discovered label sets
+//! in columns, hashed in bulk), [`TargetKey::from_labels`] and
 //! [`LabelBuilder`] (identity), [`PlacementHash::of_address`] (placement), [`node_of`] (node).
 //!
 //! ## Determinism
@@ -31,6 +32,7 @@ mod error;
 mod hashing;
 mod ids;
 mod intern;
+mod label_sets;
 mod labels;
 mod loads;
 mod ring;
@@ -48,4 +50,5 @@ pub use diff::{CollectorSpec, Diff, Move, MoveKind, MoveTotals, TargetSpec};
 pub use error::{ConfigError, Error, SnapshotError};
 pub use hashing::KeyHasher;
 pub use ids::{CollectorId, JobId, NodeId, PlacementHash, TargetKey};
+pub use label_sets::{HashedSets, LabelSets};
 pub use labels::{node_of, LabelBuilder};

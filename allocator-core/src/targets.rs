@@ -180,6 +180,30 @@ impl Buckets {
         self.lists[b].push(slot);
     }
 
+    /// Make room for targets about to be inserted into these buckets, so that a large batch
+    /// fills each list once instead of growing it by doubling.
+    pub(crate) fn reserve(&mut self, buckets: &[u32]) {
+        if buckets.len() < 4096 {
+            return;
+        }
+        let mut counts: Vec<u32> = vec![0; self.lists.len()];
+        for &b in buckets {
+            if b == NONE {
+                continue;
+            }
+            if b as usize >= counts.len() {
+                counts.resize(b as usize + 1, 0);
+            }
+            counts[b as usize] += 1;
+        }
+        if counts.len() > self.lists.len() {
+            self.lists.resize_with(counts.len(), Vec::new);
+        }
+        for (list, &n) in self.lists.iter_mut().zip(&counts) {
+            list.reserve(n as usize);
+        }
+    }
+
     pub(crate) fn remove(&mut self, bucket: u32, slot: u32, records: &mut [TargetRecord]) {
         if bucket == NONE {
             return;

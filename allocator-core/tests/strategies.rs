@@ -638,3 +638,130 @@ fn a_diff_that_changes_collectors_also_re_places_targets_it_updates() {
     .unwrap();
     assert_eq!(name_of(&a, 15), None);
 }
+
+// ---- least-weighted at scale: a run of placements decided by a tournament -------------------
+
+/// Targets of a few jobs and weights, with keys in no particular order.
+fn weighted_targets(n: u64, nodes: &[&'static str]) -> Vec<TargetSpec<'static>> {
+    const JOBS: [&str; 3] = ["a", "b", "c"];
+    (0..n)
+        .map(|i| {
+            let key = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5555;
+            let node = (i % 3 == 0).then(|| nodes[(i as usize / 3) % nodes.len()]);
+            TargetSpec::new(
+                TargetKey(key),
+                PlacementHash(i * 7919),
+                JOBS[(i % 3) as usize],
+            )
+            .with_weight((i % 17 + 1) as u32 * if i % 50 == 0 { 100 } else { 1 })
+            .with_node(node)
+        })
+        .collect()
+}
+
+/// The assignments after placing `targets` in one diff equal those after placing them one per
+/// diff in key order (where each placement scans every collector), and so after removing
+/// collectors (against an allocator that scans), for least-weighted (by count and by weight)
+/// and per-node with its fallback.
+#[test]
+fn least_weighted_runs_decide_exactly_as_one_placement_at_a_time() {
+    let names: Vec<String> = (0..150).map(|i| format!("c{i:03}")).collect();
+    let node_names: Vec<String> = (0..20).map(|i| format!("n{i}")).collect();
+    let nodes: Vec<&'static str> = node_names
+        .iter()
+        .map(|n| &*Box::leak(n.clone().into_boxed_str()))
+        .collect();
+    let specs: Vec<CollectorSpec<'_>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| CollectorSpec {
+            name: n,
+            node: (i % 10 == 0).then(|| nodes[i / 10 % nodes.len()]),
+        })
+        .collect();
+    let targets = weighted_targets(3_000, &nodes);
+    let mut by_key = targets.clone();
+    by_key.sort_by_key(|t| t.key);
+    let removed: Vec<&str> = names.iter().step_by(7).map(String::as_str).collect();
+    for (strategy, weighted) in [
+        (Strategy::LeastWeighted, false),
+        (Strategy::LeastWeighted, true),
+        (Strategy::PerNode, false),
+    ] {
+        let mut config = Config::with_strategy(strategy);
+        config.weighted = weighted;
+        if strategy == Strategy::PerNode {
+            config.fallback = Some(Strategy::LeastWeighted);
+        }
+        let mut batch = Allocator::new(config).unwrap();
+        let mut single = Allocator::new(config).unwrap();
+        // The reference knows many jobs (their targets gone again), which makes a scan of the
+        // collectors cheaper than a tournament: it decides one placement at a time.
+        let extra_jobs: Vec<String> = (0..100).map(|i| format!("extra-{i}")).collect();
+        let extra: Vec<TargetSpec<'_>> = extra_jobs
+            .iter()
+            .enumerate()
+            .map(|(i, job)| TargetSpec::new(TargetKey(i as u64), PlacementHash(0), job))
+            .collect();
+        single
+            .apply(&Diff {
+                upsert: extra.clone(),
+                ..Diff::default()
+            })
+            .unwrap();
+        single
+            .apply(&Diff {
+                remove: extra.iter().map(|t| t.key).collect(),
+                ..Diff::default()
+            })
+            .unwrap();
+        for a in [&mut batch, &mut single] {
+            a.apply(&Diff {
+                add_collectors: specs.clone(),
+                ..Diff::default()
+            })
+            .unwrap();
+        }
+        batch
+            .apply(&Diff {
+                upsert: targets.clone(),
+                ..Diff::default()
+            })
+            .unwrap();
+        for t in &by_key {
+            single
+                .apply(&Diff {
+                    upsert: vec![*t],
+                    ..Diff::default()
+                })
+                .unwrap();
+        }
+        let owners = |a: &Allocator| -> Vec<Option<String>> {
+            by_key
+                .iter()
+                .map(|t| {
+                    a.collector_of(t.key)
+                        .map(|c| a.collector_name(c).unwrap().to_owned())
+                })
+                .collect()
+        };
+        assert_eq!(
+            owners(&batch),
+            owners(&single),
+            "{strategy:?} weighted={weighted}"
+        );
+        // Removing collectors orphans many targets at once (a run) in both.
+        for a in [&mut batch, &mut single] {
+            a.apply(&Diff {
+                remove_collectors: removed.clone(),
+                ..Diff::default()
+            })
+            .unwrap();
+        }
+        assert_eq!(
+            owners(&batch),
+            owners(&single),
+            "{strategy:?} weighted={weighted}"
+        );
+    }
+}

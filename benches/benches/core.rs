@@ -6,7 +6,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use allocator_benches::{allocated, collector_names, collector_specs, specs, targets};
+use allocator_benches::{
+    allocated, allocated_batch, collector_names, collector_specs, hash_label_sets, specs, targets,
+    LabelColumns,
+};
 use allocator_core::{Allocator, Config, Diff, KeyHasher, Strategy, TargetSpec};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -53,6 +56,34 @@ fn full_allocation(c: &mut Criterion) {
                     })
                 });
             }
+        }
+    }
+    group.finish();
+}
+
+/// [`full_allocation`] through the columnar input: label sets in flat arrays hashed into batch
+/// columns, then one `apply_batch`.
+fn full_allocation_batch(c: &mut Criterion) {
+    let cases: &[(usize, usize)] = if smoke() {
+        &[(1_000, 10)]
+    } else {
+        &[(100_000, 10), (1_000_000, 100), (1_000_000, 1_000)]
+    };
+    let mut group = c.benchmark_group("full_allocation_batch");
+    group.sample_size(10);
+    let mut raw = (0, targets(0, 1_000, 1));
+    for &(n, k) in cases {
+        if raw.0 != n {
+            raw = (n, targets(n, 1_000, 1));
+        }
+        let sets = LabelColumns::new(&raw.1);
+        let names = collector_names(k);
+        for strategy in Strategy::ALL {
+            group.throughput(Throughput::Elements(n as u64));
+            let id = BenchmarkId::new(strategy_name(strategy), format!("{n}/{k}"));
+            group.bench_function(id, |b| {
+                b.iter(|| allocated_batch(config(strategy), &names, &sets))
+            });
         }
     }
     group.finish();
@@ -229,6 +260,17 @@ fn hashing(c: &mut Criterion) {
         let mut hasher = KeyHasher::new();
         b.iter(|| black_box(specs(&mut hasher, &raw)))
     });
+    // The flat columns of the batch input: label sets in discovery order (never sorted), and
+    // the same sets sorted.
+    let unsorted = LabelColumns::new(&raw);
+    let sorted = unsorted.sorted();
+    for (name, part) in [("batch/unsorted", &unsorted), ("batch/sorted", &sorted)] {
+        group.throughput(Throughput::Bytes(part.label_bytes()));
+        group.bench_function(name, |b| {
+            let mut hasher = KeyHasher::new();
+            b.iter(|| black_box(hash_label_sets(&mut hasher, part)))
+        });
+    }
     group.finish();
 }
 
@@ -263,6 +305,7 @@ criterion_group!(
     hashing,
     ring_build,
     full_allocation,
+    full_allocation_batch,
     churn,
     strategies_100k,
     scale

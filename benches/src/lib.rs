@@ -2,7 +2,9 @@
 //! (5–12 labels), jobs, nodes and heavy-tailed weights, from a fixed-seed generator so every run
 //! measures the same input.
 
-use allocator_core::{Allocator, CollectorSpec, Config, Diff, KeyHasher, TargetSpec};
+use allocator_core::{
+    Allocator, BatchDiff, CollectorSpec, Config, Diff, HashedSets, KeyHasher, LabelSets, TargetSpec,
+};
 
 /// xorshift64*: small, fast and reproducible; quality is ample for workload shapes.
 #[derive(Clone, Debug)]
@@ -249,6 +251,106 @@ pub fn allocated(
             add_collectors: collector_specs(names),
             upsert: targets.to_vec(),
             ..Diff::default()
+        })
+        .expect("valid diff");
+    alloc
+}
+
+/// A workload's label sets in flat columns, as a C, Go or numpy caller hands them over: every
+/// label as a (name, value) byte-slice pair, label counts, job indexes into [`JOBS`] and weights
+/// per target.
+#[derive(Clone, Debug, Default)]
+pub struct LabelColumns<'a> {
+    /// Every label of every target, target after target.
+    pub labels: Vec<(&'a [u8], &'a [u8])>,
+    /// Labels per target.
+    pub counts: Vec<u32>,
+    /// Job of each target, as an index into [`JOBS`].
+    pub jobs: Vec<u32>,
+    /// Weight of each target.
+    pub weights: Vec<u32>,
+}
+
+impl<'a> LabelColumns<'a> {
+    /// The columns of a workload (borrowing its text).
+    pub fn new(w: &'a Workload) -> Self {
+        let mut sets = LabelColumns::default();
+        for i in 0..w.len() {
+            let before = sets.labels.len();
+            sets.labels
+                .extend(w.labels(i).map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+            sets.counts.push((sets.labels.len() - before) as u32);
+            sets.jobs.push(u32::from(w.targets[i].2));
+            sets.weights.push(w.weight(i));
+        }
+        sets
+    }
+
+    /// The columns as the core's bulk hashing input.
+    pub fn as_sets(&self) -> LabelSets<'_> {
+        LabelSets {
+            labels: &self.labels,
+            counts: &self.counts,
+            jobs: &self.jobs,
+            job_names: &JOBS,
+            weights: &self.weights,
+        }
+    }
+
+    /// Number of targets.
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Whether there are no targets.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// Bytes of label names and values, for bytes/s figures.
+    pub fn label_bytes(&self) -> u64 {
+        self.labels
+            .iter()
+            .map(|(n, v)| (n.len() + v.len()) as u64)
+            .sum()
+    }
+
+    /// The same label sets, each in sorted name order (as Prometheus keeps labels; the
+    /// generator hands them over in discovery order, which is never sorted).
+    pub fn sorted(&self) -> LabelColumns<'a> {
+        let mut out = self.clone();
+        let mut start = 0usize;
+        for &count in &self.counts {
+            out.labels[start..start + count as usize].sort_unstable();
+            start += count as usize;
+        }
+        out
+    }
+}
+
+/// Hash label sets into batch columns (keys, placements, nodes with a per-batch node table).
+pub fn hash_label_sets<'a>(hasher: &mut KeyHasher, sets: &'a LabelColumns<'a>) -> HashedSets<'a> {
+    let mut out = HashedSets::default();
+    hasher
+        .hash_label_sets(&sets.as_sets(), &mut out)
+        .expect("generated labels are valid");
+    out
+}
+
+/// An allocator holding the label sets on the collectors `names`, through the columnar batch
+/// input (label hashing included).
+pub fn allocated_batch(
+    config: Config,
+    names: &[(String, String)],
+    sets: &LabelColumns<'_>,
+) -> Allocator {
+    let hashed = hash_label_sets(&mut KeyHasher::new(), sets);
+    let mut alloc = Allocator::new(config).expect("valid config");
+    alloc
+        .apply_batch(&BatchDiff {
+            upsert: hashed.batch(),
+            add_collectors: &collector_specs(names),
+            ..BatchDiff::default()
         })
         .expect("valid diff");
     alloc

@@ -101,7 +101,7 @@ impl Allocator {
         if let Some(plan) = plan {
             self.change_collectors(plan)?;
         }
-        self.insert_new(&rows, &new);
+        self.insert_new(&rows, new.as_deref());
         self.settle();
         debug_assert!(self
             .targets
@@ -326,9 +326,17 @@ impl Allocator {
                 }
             }
             orphans.sort_unstable();
+            let mut tournament = self.placer.tournament(&self.ctx(), orphans.len());
             for (_, slot) in orphans {
-                let to = self.placer.choose(self.targets.get(slot), &self.ctx());
+                let t = self.targets.get(slot);
+                let to = match &tournament {
+                    Some(tour) if self.placer.least_weighted(t) => tour.choose(t.job),
+                    _ => self.placer.choose(t, &self.ctx()),
+                };
                 self.reassign(slot, to);
+                if let Some(tour) = &mut tournament {
+                    tour.refresh(to, &self.loads);
+                }
             }
         }
         Ok(())
@@ -367,10 +375,11 @@ impl Allocator {
     /// upserts that name new targets. Runs before a collector change, so the change re-places
     /// any target these updates left off its rule: after a diff that changes collectors, no
     /// target of a non-sticky rule is left stale.
-    fn update_existing(&mut self, rows: &Rows<'_>) -> Vec<u32> {
+    /// `None` means every upsert names a new target.
+    fn update_existing(&mut self, rows: &Rows<'_>) -> Option<Vec<u32>> {
         if self.targets.len() == 0 {
             // Nothing exists yet (a full allocation): every upsert is new, no lookups needed.
-            return (0..rows.len() as u32).collect();
+            return None;
         }
         let mut new = Vec::new();
         for i in 0..rows.len() {
@@ -379,44 +388,61 @@ impl Allocator {
                 None => new.push(i as u32),
             }
         }
-        new
+        Some(new)
     }
 
-    /// Insert the new targets, then place them: a key repeated in one diff is placed once, by
-    /// its last fields (the last one wins, as in a listing).
-    fn insert_new(&mut self, rows: &Rows<'_>, new: &[u32]) {
-        self.targets.reserve(new.len());
-        let mut fresh: Vec<u32> = Vec::with_capacity(new.len());
-        for &i in new {
-            let record = rows.record(i as usize);
+    /// Insert the new targets (`None`: every row), then place them: a key repeated in one diff
+    /// is placed once, by its last fields (the last one wins, as in a listing).
+    fn insert_new(&mut self, rows: &Rows<'_>, new: Option<&[u32]>) {
+        let count = new.map_or(rows.len(), <[u32]>::len);
+        if count == 0 {
+            return;
+        }
+        let row = |i: usize| new.map_or(i, |new| new[i] as usize);
+        self.targets.reserve(count);
+        // Each new target's bucket, computed once: it sizes the bucket lists before they fill
+        // (no list grows by doubling during a full allocation) and places the target.
+        let buckets: Vec<u32> = (0..count)
+            .map(|i| self.placer.bucket(&rows.record(row(i))))
+            .collect();
+        self.buckets.reserve(&buckets);
+        let mut fresh: Vec<(u32, u32)> = Vec::with_capacity(count);
+        for (i, &bucket) in buckets.iter().enumerate() {
+            let record = rows.record(row(i));
             let (slot, inserted) = self.targets.find_or_insert(record);
             if !inserted {
                 // A repeat of a key first inserted by this diff: it takes the later fields.
                 self.update_in_place(slot, record);
                 continue;
             }
-            self.buckets.insert(
-                self.placer.bucket(&record),
-                slot,
-                self.targets.records_mut(),
-            );
+            self.buckets
+                .insert(bucket, slot, self.targets.records_mut());
             self.loads.job_total[record.job as usize] += 1;
             self.loads.add(NONE, record.job, record.weight);
             self.placer.touch(slot);
-            fresh.push(slot);
+            fresh.push((slot, bucket));
         }
+        drop(buckets);
         if self.placer.order_matters() {
             // Sticky placements depend on the ones before them: visit in key order.
             let targets = &self.targets;
-            fresh.sort_unstable_by_key(|&slot| targets.get(slot).key);
+            fresh.sort_unstable_by_key(|&(slot, _)| targets.get(slot).key);
         }
-        for slot in fresh {
-            if !self.stale.is_empty() {
-                // A repeat of a new key in this diff may have marked it; it is placed now.
-                self.stale.remove(&slot);
-            }
-            let to = self.placer.choose(self.targets.get(slot), &self.ctx());
+        self.moves.reserve(fresh.len());
+        let mut tournament = self.placer.tournament(&self.ctx(), fresh.len());
+        for (slot, bucket) in fresh {
+            // A repeat of a new key in this diff may have changed its fields, its bucket too.
+            let changed = !self.stale.is_empty() && self.stale.remove(&slot);
+            let t = self.targets.get(slot);
+            let to = match &tournament {
+                Some(tour) if self.placer.least_weighted(t) => tour.choose(t.job),
+                _ if changed => self.placer.choose(t, &self.ctx()),
+                _ => self.placer.choose_in(t, bucket, &self.ctx()),
+            };
             self.reassign(slot, to);
+            if let Some(tour) = &mut tournament {
+                tour.refresh(to, &self.loads);
+            }
         }
     }
 

@@ -21,6 +21,7 @@ use crate::targets::{TargetRecord, Targets};
 
 pub(crate) use bounded::Bounded;
 pub(crate) use consistent::ConsistentHashing;
+pub(crate) use least_weighted::Tournament;
 pub(crate) use per_node::PerNode;
 
 /// What `choose` may read.
@@ -109,6 +110,32 @@ impl Placer {
             Placer::LeastWeighted => least_weighted::choose(t, ctx),
             Placer::PerNode(pn) => pn.choose(t, ctx),
             Placer::Bounded(_) => crate::ids::NONE,
+        }
+    }
+
+    /// Whether `choose` decides this target by the `least-weighted` rule (so a
+    /// [`Tournament`] can decide it instead).
+    #[inline]
+    pub(crate) fn least_weighted(&self, t: &TargetRecord) -> bool {
+        match self {
+            Placer::LeastWeighted => true,
+            Placer::PerNode(pn) => pn.sticky(t),
+            Placer::Consistent(_) | Placer::Bounded(_) => false,
+        }
+    }
+
+    /// A tournament for a run of `placements` placed in order, when one is faster.
+    pub(crate) fn tournament(&self, ctx: &Ctx<'_>, placements: usize) -> Option<Tournament> {
+        (self.order_matters() && Tournament::worth_it(ctx, placements))
+            .then(|| Tournament::new(ctx))
+    }
+
+    /// [`Placer::choose`] for a target whose bucket is known.
+    #[inline]
+    pub(crate) fn choose_in(&self, t: &TargetRecord, bucket: u32, ctx: &Ctx<'_>) -> u32 {
+        match self {
+            Placer::Consistent(ch) => ch.owner(bucket),
+            _ => self.choose(t, ctx),
         }
     }
 

@@ -1,25 +1,75 @@
-//! One full allocation of N pre-hashed targets, for profilers (callgrind, perf):
-//! `cargo run --release -p allocator-benches --bin profile_alloc [N] [COLLECTORS]`
+//! Full allocations for profilers (perf, callgrind):
+//! `cargo run --profile bench -p allocator-benches --bin profile_alloc [N] [COLLECTORS] [MODE] [STRATEGY] [ROUNDS]`
+//!
+//! MODE: `alloc` (pre-hashed specs, the allocation alone), `hash` (label hashing alone),
+//! `spec` (hashing + allocation through `TargetSpec`s, as the `full_allocation` bench), `batch`
+//! (hashing + allocation through the columnar batch, as `full_allocation_batch`), `hash-batch`
+//! and `hash-sorted` (the columnar label hashing alone, of the sets as discovered and sorted).
 
-use allocator_benches::{allocated, collector_names, specs, targets};
-use allocator_core::{Config, KeyHasher};
+use std::time::Instant;
+
+use allocator_benches::{
+    allocated, allocated_batch, collector_names, hash_label_sets, specs, targets, LabelColumns,
+};
+use allocator_core::{Config, KeyHasher, Strategy};
 
 fn main() {
-    let mut args = std::env::args()
-        .skip(1)
-        .map(|a| a.parse::<usize>().expect("numbers"));
-    let n = args.next().unwrap_or(100_000);
-    let k = args.next().unwrap_or(10);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let num = |i: usize, d: usize| args.get(i).map_or(d, |a| a.parse().expect("a number"));
+    let n = num(0, 100_000);
+    let k = num(1, 10);
+    let mode = args.get(2).map_or("alloc", String::as_str);
+    let strategy: Strategy = args.get(3).map_or(Strategy::ConsistentHashing, |s| {
+        s.parse().expect("a strategy")
+    });
+    let rounds = num(4, 1);
+    let mut config = Config::with_strategy(strategy);
+    if strategy == Strategy::PerNode {
+        config.fallback = Some(Strategy::ConsistentHashing);
+    }
     let raw = targets(n, 1_000, 1);
-    let upsert = specs(&mut KeyHasher::new(), &raw);
+    let sets = LabelColumns::new(&raw);
+    // The same label sets, each sorted by name (discovery hands them over unsorted).
+    let mut sorted = sets.clone();
+    let mut first = 0usize;
+    for &count in &sets.counts {
+        sorted.labels[first..first + count as usize].sort_unstable();
+        first += count as usize;
+    }
     let names = collector_names(k);
-    let start = std::time::Instant::now();
-    let alloc = allocated(Config::default(), &names, &upsert);
-    assert_eq!(alloc.len(), n);
-    let elapsed = start.elapsed();
+    let pre = specs(&mut KeyHasher::new(), &raw);
+    // Each round timed alone; the minimum is the figure least disturbed by other processes
+    // on a shared machine, the median shows how disturbed the run was.
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        match mode {
+            "alloc" => assert_eq!(allocated(config, &names, &pre).len(), n),
+            "hash" => assert_eq!(specs(&mut KeyHasher::new(), &raw).len(), n),
+            "spec" => {
+                let upsert = specs(&mut KeyHasher::new(), &raw);
+                assert_eq!(allocated(config, &names, &upsert).len(), n);
+            }
+            "batch" => assert_eq!(allocated_batch(config, &names, &sets).len(), n),
+            "hash-batch" => assert_eq!(hash_label_sets(&mut KeyHasher::new(), &sets).keys.len(), n),
+            "hash-sorted" => {
+                assert_eq!(
+                    hash_label_sets(&mut KeyHasher::new(), &sorted).keys.len(),
+                    n
+                )
+            }
+            other => panic!("unknown mode {other}"),
+        }
+        times.push(start.elapsed());
+    }
+    times.sort_unstable();
+    let per = |d: std::time::Duration| d.as_nanos() as f64 / n as f64;
+    let bytes: usize = sets.labels.iter().map(|(a, b)| a.len() + b.len()).sum();
     println!(
-        "{n} targets on {k} collectors: {:?} ({:.0} ns/target)",
-        elapsed,
-        elapsed.as_nanos() as f64 / n as f64
+        "{mode} {} {n}/{k}: min {:.0} ns/target ({:.2} GB/s of labels), median {:.0} ns/target ({rounds} rounds)",
+        strategy.name(),
+        per(times[0]),
+        bytes as f64 / times[0].as_nanos() as f64,
+        per(times[times.len() / 2]),
     );
 }
