@@ -171,6 +171,9 @@ pub struct Publisher {
     tick: u32,
     builds: u32,
     hasher: ahash::RandomState,
+    /// Targets per job in the last listing: this tick's per-job lists start at that size (their
+    /// growth would copy every target again and free large buffers).
+    per_job: Vec<usize>,
 }
 
 impl Default for Publisher {
@@ -189,6 +192,7 @@ impl Default for Publisher {
             resync: false,
             tick: 0,
             builds: 0,
+            per_job: Vec::new(),
             // Fixed seeds: fingerprints only compare within this process, but stay reproducible.
             hasher: ahash::RandomState::with_seeds(
                 0x243f_6a88_85a3_08d3,
@@ -229,7 +233,11 @@ impl Publisher {
         // 0 marks a free entry.
         self.tick = self.tick.wrapping_add(1).max(1);
         let tick = self.tick;
-        let mut by_job: Vec<Vec<(Target, Option<String>)>> = Vec::new();
+        let mut by_job: Vec<Vec<(Target, Option<String>)>> = self
+            .per_job
+            .iter()
+            .map(|&n| Vec::with_capacity(n))
+            .collect();
         let mut scratch = Vec::new();
         for (pos, t) in targets.into_iter().enumerate() {
             let pos = pos as u32;
@@ -348,6 +356,7 @@ impl Publisher {
             }
         }
         self.rebuild_dirty();
+        self.per_job = by_job.iter().map(Vec::len).collect();
         let jobs = by_job
             .into_iter()
             .enumerate()
