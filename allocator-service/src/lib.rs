@@ -7,6 +7,7 @@ pub mod http;
 pub mod k8s;
 pub mod limits;
 pub mod metrics;
+pub mod publish;
 pub mod relabel;
 pub mod server;
 pub mod state;

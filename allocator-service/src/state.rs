@@ -14,6 +14,7 @@ use crate::config::Loaded;
 use crate::discovery::{Files, Found, Target};
 use crate::k8s::Cluster;
 use crate::metrics::Metrics;
+use crate::publish::{Published, Publisher};
 use crate::relabel::RuleSpec;
 
 /// What the HTTP API serves.
@@ -44,36 +45,6 @@ impl View {
             .cloned()
             .unwrap_or_else(|| Bytes::from_static(b"[]"))
     }
-}
-
-/// Serialize the HTTP SD answers of a view.
-fn sd_answers(
-    jobs: &BTreeMap<String, Vec<(Target, Option<String>)>>,
-) -> HashMap<(String, String), Bytes> {
-    let mut parts: HashMap<(String, String), Vec<u8>> = HashMap::new();
-    for (job, ts) in jobs {
-        for (t, owner) in ts {
-            let Some(owner) = owner else { continue };
-            let buf = parts
-                .entry((job.clone(), owner.clone()))
-                .or_insert_with(|| b"[".to_vec());
-            if buf.len() > 1 {
-                buf.push(b',');
-            }
-            serde_json::to_writer(
-                &mut *buf,
-                &json!({ "targets": [t.address], "labels": t.labels }),
-            )
-            .expect("plain data");
-        }
-    }
-    parts
-        .into_iter()
-        .map(|(k, mut v)| {
-            v.push(b']');
-            (k, Bytes::from(v))
-        })
-        .collect()
 }
 
 pub struct Shared {
@@ -154,6 +125,8 @@ pub struct Engine {
     /// Why the last collector list was refused (the view then keeps the previous collectors and
     /// is not ready).
     collectors_refused: Option<String>,
+    /// The published answers, updated from each diff's moves and the listing's changes.
+    publisher: Publisher,
 }
 
 impl Engine {
@@ -170,6 +143,7 @@ impl Engine {
             last_generation: u64::MAX,
             last_collectors: Vec::new(),
             collectors_refused: None,
+            publisher: Publisher::default(),
         }
     }
 
@@ -295,6 +269,8 @@ impl Engine {
         let start = Instant::now();
         match self.alloc.set_collectors(&names) {
             Ok(moves) => {
+                let moves = moves.to_vec();
+                self.publisher.moved(&moves, &self.alloc);
                 let moved = moves
                     .iter()
                     .filter(|mv| mv.kind() == MoveKind::Reassigned)
@@ -313,6 +289,8 @@ impl Engine {
         let start = Instant::now();
         match self.alloc.set_targets(&specs) {
             Ok(moves) => {
+                let moves = moves.to_vec();
+                self.publisher.moved(&moves, &self.alloc);
                 let moved = moves
                     .iter()
                     .filter(|mv| mv.kind() == MoveKind::Reassigned)
@@ -327,6 +305,7 @@ impl Engine {
                 );
             }
             Err(e) => {
+                self.publisher.resync();
                 tracing::warn!(error = %e, "target list refused; keeping the previous targets")
             }
         }
@@ -355,20 +334,9 @@ impl Engine {
         self.report(shared, true);
     }
 
-    fn view(&self, found: Found) -> View {
+    fn view(&mut self, found: Found) -> View {
         let a = &self.alloc;
-        let mut jobs: BTreeMap<String, Vec<(Target, Option<String>)>> = BTreeMap::new();
-        for t in found.targets {
-            // A target the allocator refused (e.g. a bad label) is not served.
-            let Some(info) = a.target(t.key) else {
-                continue;
-            };
-            let owner = info
-                .collector
-                .and_then(|c| a.collector_name(c))
-                .map(str::to_owned);
-            jobs.entry(t.job.clone()).or_default().push((t, owner));
-        }
+        let Published { jobs, sd } = self.publisher.publish(found.targets, a);
         let collectors = a
             .collectors()
             .map(|c| {
@@ -378,7 +346,6 @@ impl Engine {
                 )
             })
             .collect();
-        let sd = sd_answers(&jobs);
         View {
             sd,
             answers: Default::default(),
