@@ -1,17 +1,18 @@
 //! File discovery, the embedded default: `static_configs` and `file_sd_configs` targets of the
 //! Prometheus config, and collectors listed in the configuration or in a file.
 //!
-//! Every watched file has a watcher thread of its own, so a read that blocks (a network
-//! filesystem, a slow disk) never blocks the allocation loop: the watcher checks the file's
-//! status every [`crate::REFRESH`], re-reads it when the status changed or its
+//! Every watched file has a watcher thread of its own ([`watch`]), so a read that blocks (a
+//! network filesystem, a slow disk) never blocks the allocation loop: the watcher checks the
+//! file's status every [`crate::REFRESH`], re-reads it when the status changed or its
 //! `refresh_interval` is due, and reports only contents whose hash changed (a rewrite that keeps
 //! the modification time is still seen at the next refresh). A file that cannot be read or
 //! parsed is logged, its previous contents kept, and retried with backoff. Only regular files
 //! are read (a FIFO would block), within size and nesting limits. A watcher busy for longer than
 //! [`STALL`] is reported as a stall, which `/readyz` shows.
 
+pub(crate) mod watch;
+
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -25,6 +26,7 @@ use serde::Deserialize;
 
 use crate::config::{Loaded, StaticConfig};
 use crate::relabel;
+use watch::{Disk, Source, Watch, Watcher};
 
 /// A target after discovery and relabeling.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +77,7 @@ struct Update {
 }
 
 /// One watcher thread, as the loop sees it.
-struct Watcher {
+struct Watched {
     /// Since when its current check or read has been running.
     busy: Arc<Mutex<Option<Instant>>>,
     /// A stall already logged (log once per stall).
@@ -87,16 +89,26 @@ struct Watcher {
 }
 
 /// Discovery state: the last good contents of every watched file, fed by the watchers.
-#[derive(Default)]
 pub struct Files {
     cache: BTreeMap<PathBuf, Vec<StaticConfig>>,
     collectors: Option<Vec<String>>,
-    watchers: BTreeMap<PathBuf, Watcher>,
+    watchers: BTreeMap<PathBuf, Watched>,
     updates: Option<mpsc::Receiver<Update>>,
     /// Tells the watchers to end when discovery is dropped.
     stop: Arc<AtomicBool>,
     /// Every watcher had tried its first read when the last update was taken in.
     all_tried: bool,
+    /// Where watched files are read from.
+    source: Arc<dyn Source>,
+    /// A watcher busy with one check for longer than this is reported as stalled.
+    stall: Duration,
+}
+
+impl Default for Files {
+    /// Files on disk, stalled after [`STALL`].
+    fn default() -> Self {
+        Files::new(Arc::new(Disk), STALL)
+    }
 }
 
 impl Drop for Files {
@@ -213,6 +225,21 @@ pub fn expand(groups: &[StaticConfig]) -> impl Iterator<Item = BTreeMap<String, 
 }
 
 impl Files {
+    /// Discovery reading watched files from `source`, reporting a watcher stuck in one check
+    /// for longer than `stall`.
+    pub(crate) fn new(source: Arc<dyn Source>, stall: Duration) -> Files {
+        Files {
+            cache: BTreeMap::new(),
+            collectors: None,
+            watchers: BTreeMap::new(),
+            updates: None,
+            stop: Arc::default(),
+            all_tried: false,
+            source,
+            stall,
+        }
+    }
+
     /// Start a watcher for every file the configuration names (once), then take in what the
     /// watchers found since the last call; true when any contents were replaced. Never blocks.
     pub fn poll(&mut self, cfg: &Loaded) -> bool {
@@ -261,15 +288,14 @@ impl Files {
         let busy = Arc::new(Mutex::new(None));
         let tried = Arc::new(AtomicBool::new(false));
         let error = Arc::new(Mutex::new(None));
-        let w = FileWatch {
-            tried: tried.clone(),
-            error: error.clone(),
-            path: path.clone(),
-            kind,
-            refresh,
+        let w = Watcher {
+            watch: Watch::new(path.clone(), kind, refresh),
+            source: self.source.clone(),
             tx: tx.clone(),
             busy: busy.clone(),
             stop: self.stop.clone(),
+            tried: tried.clone(),
+            error: error.clone(),
         };
         let spawned = std::thread::Builder::new()
             .name("file-watch".into())
@@ -279,7 +305,7 @@ impl Files {
         }
         self.watchers.insert(
             path,
-            Watcher {
+            Watched {
                 busy,
                 reported: false,
                 tried,
@@ -299,13 +325,13 @@ impl Files {
         self.all_tried
     }
 
-    /// Files whose watcher has been stuck in one check or read for longer than [`STALL`]
-    /// (logged once per stall).
+    /// Files whose watcher has been stuck in one check or read for longer than the stall
+    /// threshold ([`STALL`] by default; logged once per stall).
     pub fn stalls(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         for (path, w) in &mut self.watchers {
             let since = *w.busy.lock();
-            match since.map(|t| t.elapsed()).filter(|d| *d > STALL) {
+            match since.map(|t| t.elapsed()).filter(|d| *d > self.stall) {
                 Some(d) => {
                     if !w.reported {
                         tracing::error!(file = %path.display(), seconds = d.as_secs(), "reading a watched file is stalled; serving its previous contents");
@@ -376,129 +402,13 @@ impl Files {
     }
 }
 
-/// What a file's status says about its contents: a rewrite changes at least one of these
-/// (the change time cannot be set back by tools that preserve the modification time).
-#[derive(PartialEq, Eq, Clone, Copy, Debug)]
-struct Status {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-fn status(path: &Path) -> Option<Status> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some(Status {
-        dev: m.dev(),
-        ino: m.ino(),
-        size: m.size(),
-        mtime: (m.mtime(), m.mtime_nsec()),
-        ctime: (m.ctime(), m.ctime_nsec()),
-    })
-}
-
-/// One watched file, run on a thread of its own.
-struct FileWatch {
-    path: PathBuf,
-    kind: Kind,
-    refresh: Duration,
-    tx: mpsc::Sender<Update>,
-    busy: Arc<Mutex<Option<Instant>>>,
-    stop: Arc<AtomicBool>,
-    tried: Arc<AtomicBool>,
-    error: Arc<Mutex<Option<String>>>,
-}
-
-impl FileWatch {
-    fn run(self) {
-        let mut seen: Option<Status> = None;
-        let mut hash: Option<u64> = None;
-        let mut due = Instant::now();
-        let mut failures = 0u32;
-        let mut last_error = String::new();
-        while !self.stop.load(Ordering::Relaxed) {
-            *self.busy.lock() = Some(Instant::now());
-            let now_status = status(&self.path);
-            if now_status != seen || Instant::now() >= due {
-                seen = now_status;
-                match read(&self.path, self.kind) {
-                    Ok((h, contents)) => {
-                        *self.error.lock() = None;
-                        failures = 0;
-                        last_error.clear();
-                        due = Instant::now() + self.refresh;
-                        if hash != Some(h) {
-                            hash = Some(h);
-                            let n = match &contents {
-                                Contents::Groups(g) => g.len(),
-                                Contents::Names(n) => n.len(),
-                            };
-                            tracing::info!(file = %self.path.display(), kind = ?self.kind, entries = n, "watched file read");
-                            let update = Update {
-                                path: self.path.clone(),
-                                contents,
-                            };
-                            if self.tx.send(update).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        // Retry soon, then less often, never less often than the refresh.
-                        failures = failures.saturating_add(1);
-                        let backoff = Duration::from_secs(1 << failures.min(8)).min(self.refresh);
-                        due = Instant::now() + backoff;
-                        *self.error.lock() = Some(e.clone());
-                        if e != last_error {
-                            tracing::warn!(file = %self.path.display(), error = %e, retry_in = ?backoff, "watched file unreadable; keeping its previous contents");
-                            last_error = e;
-                        }
-                    }
-                }
-            }
-            *self.busy.lock() = None;
-            self.tried.store(true, Ordering::Release);
-            std::thread::sleep(crate::REFRESH);
-        }
-    }
-}
-
-/// Read and parse a watched file: a regular file (opened without blocking, so a FIFO is refused
-/// rather than waited on), within the size and nesting limits. Returns the content hash too.
-fn read(path: &Path, kind: Kind) -> Result<(u64, Contents), String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| e.to_string())?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    let limit = crate::limits::MAX_FILE_SD_BYTES;
-    if meta.len() > limit {
-        return Err(format!("{} bytes; the limit is {limit}", meta.len()));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > limit {
-        return Err(format!("more than {limit} bytes"));
-    }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    let hash = h.finish();
+/// Parse a watched file's bytes, within the nesting limit.
+fn parse(path: &Path, kind: Kind, bytes: Vec<u8>) -> Result<Contents, String> {
     let text = String::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
-    let contents = match kind {
+    Ok(match kind {
         Kind::Targets => Contents::Groups(parse_groups(path, &text)?),
         Kind::Collectors => Contents::Names(parse_collectors(&text)?),
-    };
-    Ok((hash, contents))
+    })
 }
 
 fn parse_groups(path: &Path, text: &str) -> Result<Vec<StaticConfig>, String> {

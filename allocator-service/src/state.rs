@@ -131,12 +131,18 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: Loaded, cluster: Option<Arc<Cluster>>) -> Engine {
+        Engine::with_files(cfg, cluster, Files::default())
+    }
+
+    /// [`Engine::new`] with the given file discovery (where files are read from, when a read
+    /// counts as stalled).
+    pub(crate) fn with_files(cfg: Loaded, cluster: Option<Arc<Cluster>>, files: Files) -> Engine {
         let alloc = Allocator::new(cfg.core).expect("validated when loaded");
         let configured = scrape_configs(&cfg);
         Engine {
             configured,
             cfg,
-            files: Files::default(),
+            files,
             alloc,
             first: true,
             cluster,
@@ -538,3 +544,6 @@ pub fn scrape_configs(cfg: &Loaded) -> Map<String, Value> {
     }
     out
 }
+
+#[cfg(test)]
+mod readiness_tests;

@@ -1,0 +1,354 @@
+//! One watched file: when to read it again ([`Watch`], which is handed the time and the file
+//! system rather than reaching for them, so its decisions can be checked without waiting or
+//! touching a disk), and the thread that runs it.
+//!
+//! A file is read when its status changed, when its `refresh_interval` is due (a rewrite that
+//! keeps the status is still seen), or when a failed read's backoff is over; contents are
+//! reported only when their hash changed.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::{parse, Contents, Kind, Update};
+
+/// What a file's status says about its contents: a rewrite changes at least one of these
+/// (the change time cannot be set back by tools that preserve the modification time).
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub(crate) struct Status {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+/// Where watched files come from. Both calls run on the file's watcher thread and may block
+/// (a network filesystem, a slow disk); the allocation loop never makes them.
+pub(crate) trait Source: Send + Sync {
+    /// The file's status; `None` when it cannot be had (missing, no permission).
+    fn status(&self, path: &Path) -> Option<Status>;
+    /// The file's bytes, within [`crate::limits::MAX_FILE_SD_BYTES`].
+    fn read(&self, path: &Path) -> Result<Vec<u8>, String>;
+}
+
+/// The file system.
+pub(crate) struct Disk;
+
+impl Source for Disk {
+    fn status(&self, path: &Path) -> Option<Status> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(Status {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+
+    /// A regular file only, opened without blocking (a FIFO is refused rather than waited on),
+    /// within the size limit.
+    fn read(&self, path: &Path) -> Result<Vec<u8>, String> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| e.to_string())?;
+        let meta = file.metadata().map_err(|e| e.to_string())?;
+        if !meta.is_file() {
+            return Err("not a regular file".into());
+        }
+        let limit = crate::limits::MAX_FILE_SD_BYTES;
+        if meta.len() > limit {
+            return Err(format!("{} bytes; the limit is {limit}", meta.len()));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| e.to_string())?;
+        if bytes.len() as u64 > limit {
+            return Err(format!("more than {limit} bytes"));
+        }
+        Ok(bytes)
+    }
+}
+
+/// What one check of a watched file did.
+pub(super) enum Checked {
+    /// Not read: the status is unchanged and no refresh or retry is due.
+    Skipped,
+    /// Read and parsed; the contents when they differ from the last good ones.
+    Read(Option<Contents>),
+    /// Reading or parsing failed; the previous contents stand until the retry.
+    Failed { error: String, retry_in: Duration },
+}
+
+/// What a watcher remembers of its file between checks.
+pub(super) struct Watch {
+    path: PathBuf,
+    kind: Kind,
+    refresh: Duration,
+    /// The status at the last read.
+    seen: Option<Status>,
+    /// The hash of the last good contents.
+    hash: Option<u64>,
+    /// When to read even if the status is unchanged; `None` before the first read.
+    due: Option<Instant>,
+    /// Failed reads in a row.
+    failures: u32,
+}
+
+impl Watch {
+    pub(super) fn new(path: PathBuf, kind: Kind, refresh: Duration) -> Watch {
+        Watch {
+            path,
+            kind,
+            refresh,
+            seen: None,
+            hash: None,
+            due: None,
+            failures: 0,
+        }
+    }
+
+    /// Check the file at `now`: read it from `source` if its status changed or a refresh or
+    /// retry is due.
+    pub(super) fn check(&mut self, now: Instant, source: &dyn Source) -> Checked {
+        let status = source.status(&self.path);
+        if status == self.seen && self.due.is_some_and(|due| now < due) {
+            return Checked::Skipped;
+        }
+        self.seen = status;
+        let read = source
+            .read(&self.path)
+            .and_then(|bytes| Ok((hash(&bytes), parse(&self.path, self.kind, bytes)?)));
+        match read {
+            Ok((h, contents)) => {
+                self.failures = 0;
+                self.due = Some(now + self.refresh);
+                if self.hash == Some(h) {
+                    return Checked::Read(None);
+                }
+                self.hash = Some(h);
+                Checked::Read(Some(contents))
+            }
+            Err(error) => {
+                // Retry soon, then less often, never less often than the refresh.
+                self.failures = self.failures.saturating_add(1);
+                let retry_in = Duration::from_secs(1 << self.failures.min(8)).min(self.refresh);
+                self.due = Some(now + retry_in);
+                Checked::Failed { error, retry_in }
+            }
+        }
+    }
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+/// One watched file's thread and what it shares with the allocation loop.
+pub(super) struct Watcher {
+    pub watch: Watch,
+    pub source: Arc<dyn Source>,
+    pub tx: mpsc::Sender<Update>,
+    /// Since when the current check has been running (`None` between checks).
+    pub busy: Arc<Mutex<Option<Instant>>>,
+    pub stop: Arc<AtomicBool>,
+    /// Set once the first check is over (after sending what it found).
+    pub tried: Arc<AtomicBool>,
+    /// Why the last read failed (`None` after a good one).
+    pub error: Arc<Mutex<Option<String>>>,
+}
+
+impl Watcher {
+    pub(super) fn run(mut self) {
+        let mut last_error = String::new();
+        while !self.stop.load(Ordering::Relaxed) {
+            let start = Instant::now();
+            *self.busy.lock() = Some(start);
+            let checked = self.watch.check(start, &*self.source);
+            *self.busy.lock() = None;
+            let path = &self.watch.path;
+            match checked {
+                Checked::Skipped => {}
+                Checked::Read(contents) => {
+                    *self.error.lock() = None;
+                    last_error.clear();
+                    if let Some(contents) = contents {
+                        let n = match &contents {
+                            Contents::Groups(g) => g.len(),
+                            Contents::Names(n) => n.len(),
+                        };
+                        tracing::info!(file = %path.display(), kind = ?self.watch.kind, entries = n, "watched file read");
+                        let update = Update {
+                            path: path.clone(),
+                            contents,
+                        };
+                        if self.tx.send(update).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Checked::Failed { error, retry_in } => {
+                    *self.error.lock() = Some(error.clone());
+                    if error != last_error {
+                        tracing::warn!(file = %path.display(), %error, ?retry_in, "watched file unreadable; keeping its previous contents");
+                        last_error = error;
+                    }
+                }
+            }
+            self.tried.store(true, Ordering::Release);
+            std::thread::sleep(crate::REFRESH);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file whose status and bytes the test sets, counting reads.
+    struct Fake {
+        status: Mutex<Option<Status>>,
+        bytes: Mutex<Result<Vec<u8>, String>>,
+        reads: Mutex<usize>,
+    }
+
+    impl Fake {
+        fn new(bytes: &str) -> Fake {
+            Fake {
+                status: Mutex::new(Some(STATUS)),
+                bytes: Mutex::new(Ok(bytes.as_bytes().to_vec())),
+                reads: Mutex::new(0),
+            }
+        }
+        fn set(&self, bytes: &str) {
+            *self.bytes.lock() = Ok(bytes.as_bytes().to_vec());
+        }
+        fn reads(&self) -> usize {
+            *self.reads.lock()
+        }
+    }
+
+    impl Source for Fake {
+        fn status(&self, _: &Path) -> Option<Status> {
+            *self.status.lock()
+        }
+        fn read(&self, _: &Path) -> Result<Vec<u8>, String> {
+            *self.reads.lock() += 1;
+            self.bytes.lock().clone()
+        }
+    }
+
+    const STATUS: Status = Status {
+        dev: 1,
+        ino: 2,
+        size: 27,
+        mtime: (1_700_000_000, 0),
+        ctime: (1_700_000_000, 0),
+    };
+
+    const A: &str = "- targets: ['10.0.0.1:80']\n";
+    const B: &str = "- targets: ['10.0.0.2:80']\n";
+    const REFRESH: Duration = Duration::from_secs(30);
+
+    fn watch() -> Watch {
+        Watch::new("targets.yaml".into(), Kind::Targets, REFRESH)
+    }
+
+    /// The addresses of new contents, `None` when the check reported none.
+    fn targets(c: Checked) -> Option<Vec<String>> {
+        match c {
+            Checked::Read(Some(Contents::Groups(g))) => {
+                Some(g.into_iter().flat_map(|g| g.targets).collect())
+            }
+            Checked::Read(None) | Checked::Skipped => None,
+            Checked::Read(Some(Contents::Names(_))) => panic!("read as a collectors file"),
+            Checked::Failed { error, .. } => panic!("read failed: {error}"),
+        }
+    }
+
+    #[test]
+    fn an_unchanged_status_is_read_again_when_refresh_interval_is_due() {
+        let (file, mut w, t0) = (Fake::new(A), watch(), Instant::now());
+        assert_eq!(targets(w.check(t0, &file)).unwrap(), ["10.0.0.1:80"]);
+        // Rewritten with the same status (a same-size rewrite that put the times back).
+        file.set(B);
+        assert_eq!(
+            targets(w.check(t0 + REFRESH, &file)).unwrap(),
+            ["10.0.0.2:80"]
+        );
+        assert_eq!(file.reads(), 2);
+    }
+
+    #[test]
+    fn an_unchanged_status_is_not_read_before_refresh_interval() {
+        let (file, mut w, t0) = (Fake::new(A), watch(), Instant::now());
+        assert!(targets(w.check(t0, &file)).is_some());
+        file.set(B);
+        for after in [
+            Duration::ZERO,
+            Duration::from_secs(1),
+            REFRESH / 2,
+            REFRESH - Duration::from_millis(1),
+        ] {
+            assert!(
+                matches!(w.check(t0 + after, &file), Checked::Skipped),
+                "read {after:?} after the last"
+            );
+        }
+        assert_eq!(file.reads(), 1);
+    }
+
+    #[test]
+    fn a_status_change_is_read_at_once_and_refresh_counts_from_that_read() {
+        let (file, mut w, t0) = (Fake::new(A), watch(), Instant::now());
+        assert!(targets(w.check(t0, &file)).is_some());
+        file.set(B);
+        file.status.lock().as_mut().unwrap().size += 1;
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(targets(w.check(t1, &file)).unwrap(), ["10.0.0.2:80"]);
+        // Due one refresh after the last read, not after the first.
+        assert!(matches!(w.check(t0 + REFRESH, &file), Checked::Skipped));
+        assert_eq!(file.reads(), 2);
+    }
+
+    #[test]
+    fn contents_read_again_unchanged_are_not_reported() {
+        let (file, mut w, t0) = (Fake::new(A), watch(), Instant::now());
+        assert!(targets(w.check(t0, &file)).is_some());
+        assert!(matches!(w.check(t0 + REFRESH, &file), Checked::Read(None)));
+        assert_eq!(file.reads(), 2);
+    }
+
+    #[test]
+    fn a_failed_read_is_retried_after_its_backoff_with_the_status_unchanged() {
+        let (file, mut w, t0) = (
+            Fake::new("- targets: ['10.0.0.1:80'\n"),
+            watch(),
+            Instant::now(),
+        );
+        let Checked::Failed { retry_in, .. } = w.check(t0, &file) else {
+            panic!("a broken file was accepted");
+        };
+        // 2 s after the first failure (1 << 1), below the 30 s refresh.
+        assert_eq!(retry_in, Duration::from_secs(2));
+        file.set(A);
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(matches!(w.check(t1, &file), Checked::Skipped));
+        let t2 = t0 + Duration::from_secs(2);
+        assert_eq!(targets(w.check(t2, &file)).unwrap(), ["10.0.0.1:80"]);
+        assert_eq!(file.reads(), 2);
+    }
+}
