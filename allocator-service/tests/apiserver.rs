@@ -162,6 +162,8 @@ prometheus_cr:
     matchLabels: {release: otel}
   scrape_config_selector: {}
   probe_selector: {}
+config:
+  scrape_configs: []
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
