@@ -1,10 +1,10 @@
 # One entry point for every check. `make test` is what CI runs (.ci/run).
 SHELL := /bin/bash
-GO_MODULES := allocator-go examples/go-collector testdata/parity-gen/common testdata/parity-gen/v0.10.0 testdata/parity-gen/v1.0.0 testdata/conformance-gen/receivercheck
+GO_MODULES := allocator-go examples/go-collector testdata/parity-gen/common testdata/parity-gen/v0.10.0 testdata/parity-gen/v1.0.0 testdata/conformance-gen/receivercheck testdata/operator-gen
 
-.PHONY: conformance receiver-check real-client-test dist service-test loadtest test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
+.PHONY: operator-check operator-vectors apiserver-test image-test conformance receiver-check real-client-test dist service-test loadtest test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
 
-test: setup lint rust-test fuzz-corpus ffi-test c-example go-test py-test service-test receiver-check real-client-test bench-smoke parity-check
+test: setup lint rust-test fuzz-corpus ffi-test c-example go-test py-test service-test receiver-check real-client-test bench-smoke parity-check operator-check
 
 # Tools the checks need that a fresh machine of this kind may lack.
 setup:
@@ -88,6 +88,23 @@ parity-check:
 
 parity:
 	scripts/parity.sh
+
+# The operator vectors must be exactly what prometheus-operator's ConfigGenerator writes today
+# (testdata/operator-gen/README.md); the Rust side is tests/operator_vectors.rs in rust-test.
+operator-check:
+	scripts/operator-vectors.sh --check
+
+operator-vectors:
+	scripts/operator-vectors.sh
+
+# Kubernetes discovery against a real kube-apiserver + etcd (opt-in: the first run builds
+# kube-apiserver from the module proxy, ~40 min on 2 busy cores; cached outside the repository).
+apiserver-test:
+	allocator-service/tests/apiserver.sh
+
+# The service image from scratch with buildah, run with podman on loopback (opt-in: root, podman).
+image-test:
+	allocator-service/tests/image.sh
 
 run:
 	cargo run --release --bin target-allocator -- --config-file allocator-service/config.yaml

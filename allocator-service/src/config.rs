@@ -97,6 +97,9 @@ pub struct PrometheusCr {
     pub scrape_config_namespace_selector: Option<LabelSelector>,
     #[serde(default)]
     pub probe_namespace_selector: Option<LabelSelector>,
+    /// The Prometheus CRD's `scrapeClasses` (k8s/monitors.rs applies them).
+    #[serde(default)]
+    pub scrape_classes: Vec<crate::k8s::monitors::ScrapeClass>,
     #[serde(default)]
     pub allow_namespaces: Vec<String>,
     #[serde(default)]

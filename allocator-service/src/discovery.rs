@@ -159,38 +159,15 @@ impl Collect {
         groups: impl IntoIterator<Item = BTreeMap<String, String>>,
     ) {
         let start = std::time::Instant::now();
-        let mut seeds: Vec<(String, String)> = vec![
-            ("job".into(), job.name.to_owned()),
-            ("__scrape_interval__".into(), job.scrape_interval.to_owned()),
-            ("__scrape_timeout__".into(), job.scrape_timeout.to_owned()),
-            ("__metrics_path__".into(), job.metrics_path.to_owned()),
-            ("__scheme__".into(), job.scheme.to_owned()),
-        ];
-        for (k, v) in job.params {
-            if let Some(first) = v.first() {
-                seeds.push((format!("__param_{k}"), first.clone()));
-            }
-        }
         let count = self.discovered.entry(job.name.to_owned()).or_insert(0);
         for labels in groups {
             *count += 1;
             let Some(address) = labels.get("__address__").cloned() else {
                 continue;
             };
-            let Ok(mut b) = LabelBuilder::new(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-            else {
+            let Some(b) = relabeled(job, &labels) else {
                 continue;
             };
-            // As the Go discoverer (and Prometheus' PopulateDiscoveredLabels): a label that is
-            // absent or empty counts as unset.
-            for (n, v) in &seeds {
-                if b.get(n).is_none_or(str::is_empty) {
-                    b.set(n, v);
-                }
-            }
-            if !relabel::apply(job.rules, &mut b) {
-                continue;
-            }
             self.kept += 1;
             let key = b.target_key(job.name);
             let target = Target {
@@ -211,6 +188,31 @@ impl Collect {
         }
         *self.seconds.entry(job.name.to_owned()).or_default() += start.elapsed().as_secs_f64();
     }
+}
+
+/// A target's labels after seeding the scrape-layer labels and applying the job's rules; None
+/// when the rules drop it (or a label is invalid). As the Go discoverer (and Prometheus'
+/// PopulateDiscoveredLabels): a label that is absent or empty counts as unset.
+pub fn relabeled(job: &JobSpec<'_>, labels: &BTreeMap<String, String>) -> Option<LabelBuilder> {
+    let mut b = LabelBuilder::new(labels.iter().map(|(n, v)| (n.as_str(), v.as_str()))).ok()?;
+    let mut seeds: Vec<(String, &str)> = vec![
+        ("job".into(), job.name),
+        ("__scrape_interval__".into(), job.scrape_interval),
+        ("__scrape_timeout__".into(), job.scrape_timeout),
+        ("__metrics_path__".into(), job.metrics_path),
+        ("__scheme__".into(), job.scheme),
+    ];
+    for (k, v) in job.params {
+        if let Some(first) = v.first() {
+            seeds.push((format!("__param_{k}"), first));
+        }
+    }
+    for (n, v) in &seeds {
+        if b.get(n).is_none_or(str::is_empty) {
+            b.set(n, v);
+        }
+    }
+    relabel::apply(job.rules, &mut b).then_some(b)
 }
 
 /// Static groups as label sets (`__address__` merged into each group's labels).

@@ -287,6 +287,7 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
     api.apply("scrapeconfigs", monitor("ScrapeConfig", "monitoring.coreos.com/v1alpha1", "shop", "external", json!({}),
         json!({"staticConfigs": [{"targets": ["example.org:443", "example.net:443"], "labels": {"site": "public"}}]})));
 
+    // The CRD defaults `prober.path` to /probe; a real API server fills it (tests/apiserver.rs).
     api.apply(
         "probes",
         monitor(
@@ -295,7 +296,7 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
             "shop",
             "site",
             json!({}),
-            json!({"prober": {"url": "blackbox-exporter.observability.svc:9115"}, "module": "http_2xx",
+            json!({"prober": {"url": "blackbox-exporter.observability.svc:9115", "path": "/probe"}, "module": "http_2xx",
                 "targets": {"staticConfig": {"static": ["https://shop.example", "https://api.shop.example"],
                     "labels": {"env": "prod"}}}}),
         ),

@@ -1,11 +1,12 @@
 //! The `__meta_kubernetes_*` labels Prometheus' Kubernetes discovery produces, for the roles the
-//! allocator uses: `pod`, `service` and `endpointslice` (names from Prometheus'
+//! allocator uses: `pod`, `service`, `endpointslice` and `ingress` (names from Prometheus'
 //! `discovery/kubernetes`).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -331,6 +332,83 @@ pub fn endpointslice_targets(
                 );
                 out.push(l);
             }
+        }
+    }
+    out
+}
+
+/// Whether `host` is one of the TLS hosts (a `*.` entry matches one leading label), as
+/// Prometheus' ingress discovery decides the scheme.
+fn tls_host(patterns: &[String], host: &str) -> bool {
+    patterns.iter().any(|p| {
+        if let Some(suffix) = p.strip_prefix("*.") {
+            host.split_once('.')
+                .is_some_and(|(first, rest)| !first.is_empty() && rest == suffix)
+        } else {
+            p == host
+        }
+    })
+}
+
+/// Role `ingress`: one target per rule host and path (`/` when a rule has no paths or a path is
+/// empty), scheme `https` when the host is covered by the Ingress's TLS section.
+pub fn ingress_targets(ing: &Ingress) -> Vec<Labels> {
+    let mut base = Labels::new();
+    let m = &ing.metadata;
+    base.insert(
+        "__meta_kubernetes_namespace".into(),
+        m.namespace.clone().unwrap_or_default(),
+    );
+    base.insert(
+        "__meta_kubernetes_ingress_name".into(),
+        m.name.clone().unwrap_or_default(),
+    );
+    object_labels(
+        &mut base,
+        "__meta_kubernetes_ingress",
+        m.labels.as_ref(),
+        m.annotations.as_ref(),
+    );
+    let Some(spec) = &ing.spec else {
+        return Vec::new();
+    };
+    if let Some(class) = &spec.ingress_class_name {
+        base.insert("__meta_kubernetes_ingress_class_name".into(), class.clone());
+    }
+    let tls: Vec<String> = spec
+        .tls
+        .iter()
+        .flatten()
+        .flat_map(|t| t.hosts.iter().flatten().cloned())
+        .collect();
+    let mut out = Vec::new();
+    for rule in spec.rules.iter().flatten() {
+        let host = rule.host.clone().unwrap_or_default();
+        let scheme = if tls_host(&tls, &host) {
+            "https"
+        } else {
+            "http"
+        };
+        let paths: Vec<String> = match rule.http.as_ref() {
+            None => vec!["/".into()],
+            Some(h) => h
+                .paths
+                .iter()
+                .map(|p| {
+                    p.path
+                        .clone()
+                        .filter(|p| !p.is_empty())
+                        .unwrap_or_else(|| "/".into())
+                })
+                .collect(),
+        };
+        for path in paths {
+            let mut l = base.clone();
+            l.insert("__address__".into(), host.clone());
+            l.insert("__meta_kubernetes_ingress_scheme".into(), scheme.into());
+            l.insert("__meta_kubernetes_ingress_host".into(), host.clone());
+            l.insert("__meta_kubernetes_ingress_path".into(), path);
+            out.push(l);
         }
     }
     out

@@ -5,6 +5,7 @@
 //! full target and collector lists from the caches, and the allocator's listing diff reconciles
 //! them, so nothing is allocated twice or lost.
 
+pub mod files;
 pub mod meta;
 pub mod monitors;
 pub mod selector;
@@ -23,15 +24,19 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
 
 use self::meta::Labels;
-use self::monitors::{PodMonitorSpec, ProbeSpec, ScrapeConfigSpec, ServiceMonitorSpec};
+use self::monitors::{
+    JobDef, PodMonitorSpec, ProbeSpec, ScrapeConfigSpec, ServiceMonitorSpec, Source,
+};
 use self::selector::LabelSelector;
 use crate::config::{KubernetesSdConfig, Loaded, PrometheusCr};
 use crate::relabel::{Rule, RuleSpec};
+use k8s_openapi::api::networking::v1::Ingress;
 
 /// Every resource the watchers read, as (API group, resource): the RBAC rules of
 /// `examples/k8s/01-rbac.yaml` must grant get, list and watch on each (a test checks).
-pub const WATCHED: [(&str, &str); 8] = [
+pub const WATCHED: [(&str, &str); 9] = [
     ("", "pods"),
+    ("networking.k8s.io", "ingresses"),
     ("", "services"),
     ("", "namespaces"),
     ("discovery.k8s.io", "endpointslices"),
@@ -67,6 +72,7 @@ pub struct Cluster {
     pods: Watched<Pod>,
     services: Watched<Service>,
     slices: Watched<EndpointSlice>,
+    ingresses: Watched<Ingress>,
     namespaces: Watched<Namespace>,
     service_monitors: Option<Watched<DynamicObject>>,
     pod_monitors: Option<Watched<DynamicObject>>,
@@ -174,6 +180,12 @@ impl Cluster {
             g(),
             "endpointslices",
         );
+        let ingresses = spawn_watch(
+            Api::<Ingress>::all(client.clone()),
+            Default::default(),
+            g(),
+            "ingresses",
+        );
         let namespaces = spawn_watch(
             Api::<Namespace>::all(client.clone()),
             Default::default(),
@@ -224,6 +236,7 @@ impl Cluster {
             pods,
             services,
             slices,
+            ingresses,
             namespaces,
             service_monitors,
             pod_monitors,
@@ -244,6 +257,7 @@ impl Cluster {
             &self.pods.synced,
             &self.services.synced,
             &self.slices.synced,
+            &self.ingresses.synced,
             &self.namespaces.synced,
         ];
         base.iter().all(|f| f.load(Ordering::Acquire))
@@ -319,59 +333,11 @@ impl Cluster {
                 .as_ref()
                 .is_none_or(|n| n.names.is_empty() || n.names.iter().any(|x| x == ns))
         };
-        let pods = self.pods.store.state();
-        match sd.role.as_str() {
-            "pod" => pods
-                .iter()
-                .filter(|p| in_ns(name_ns(&p.metadata).1))
-                .flat_map(|p| meta::pod_targets(p))
-                .collect(),
-            "service" => self
-                .services
-                .store
-                .state()
-                .iter()
-                .filter(|s| in_ns(name_ns(&s.metadata).1))
-                .flat_map(|s| meta::service_targets(s))
-                .collect(),
-            _ => self
-                .slices
-                .store
-                .state()
-                .iter()
-                .filter(|s| in_ns(name_ns(&s.metadata).1))
-                .flat_map(|slice| {
-                    let ns = name_ns(&slice.metadata).1;
-                    let svc = meta::slice_service(slice).and_then(|n| self.service(ns, n));
-                    meta::endpointslice_targets(slice, svc.as_deref(), |ns, name| {
-                        self.pod_labels_of(ns, name)
-                    })
-                })
-                .collect(),
-        }
-    }
-
-    /// Whether a resource in `ns` passes `prometheus_cr`'s namespace rules.
-    fn namespace_allowed(
-        &self,
-        cr: &PrometheusCr,
-        ns: &str,
-        selector: &Option<LabelSelector>,
-    ) -> bool {
-        if !cr.allow_namespaces.is_empty() && !cr.allow_namespaces.iter().any(|a| a == ns) {
-            return false;
-        }
-        if cr.deny_namespaces.iter().any(|d| d == ns) {
-            return false;
-        }
-        match selector {
-            None => true,
-            Some(sel) => self
-                .namespaces
-                .store
-                .get(&ObjectRef::<Namespace>::new(ns))
-                .is_some_and(|n| sel.matches(&labels_of(&n.metadata))),
-        }
+        let role = match sd.role.as_str() {
+            "pod" | "service" | "ingress" => sd.role.as_str(),
+            _ => "endpointslice",
+        };
+        self.role_targets(role, &in_ns)
     }
 
     fn selected(
@@ -388,8 +354,22 @@ impl Cluster {
             .store
             .state()
             .into_iter()
-            .filter(|o| sel.matches(&labels_of(&o.metadata)))
-            .filter(|o| self.namespace_allowed(cr, name_ns(&o.metadata).1, ns_selector))
+            .filter(|o| {
+                let ns = name_ns(&o.metadata).1;
+                let ns_labels = self
+                    .namespaces
+                    .store
+                    .get(&ObjectRef::<Namespace>::new(ns))
+                    .map(|n| labels_of(&n.metadata));
+                resource_selected(
+                    cr,
+                    sel,
+                    ns_selector,
+                    &labels_of(&o.metadata),
+                    ns,
+                    ns_labels.as_ref(),
+                )
+            })
             .collect();
         out.sort_by(|a, b| {
             name_ns(&a.metadata)
@@ -400,51 +380,15 @@ impl Cluster {
         out
     }
 
-    /// Jobs generated from the selected Prometheus Operator resources.
+    /// Jobs generated from the selected Prometheus Operator resources, with their targets:
+    /// every object of the job's discovery role in its namespaces, filtered afterwards by the
+    /// generated relabelings (as the Go allocator does).
     pub fn monitor_jobs(&self, cfg: &Loaded) -> Vec<GeneratedJob> {
         let Some(cr) = cfg.file.prometheus_cr.as_ref().filter(|c| c.enabled) else {
             return Vec::new();
         };
-        let default_interval = cr.scrape_interval.clone().unwrap_or_else(|| "30s".into());
-        let global_timeout = cfg.file.config.global.scrape_timeout.clone();
-        let mut jobs = Vec::new();
-        let mut push = |name: String,
-                        ep_interval: Option<&String>,
-                        ep_timeout: Option<&String>,
-                        path: Option<&String>,
-                        scheme: Option<&String>,
-                        params: &BTreeMap<String, Vec<String>>,
-                        rule_specs: Vec<RuleSpec>,
-                        groups: Vec<Labels>| {
-            let rules: Result<Vec<Rule>, String> = rule_specs.iter().map(Rule::compile).collect();
-            // Prometheus' loader semantics: an unset timeout is min(global timeout, interval).
-            let timing = crate::config::resolve_timing(
-                ep_interval.map(String::as_str),
-                ep_timeout.map(String::as_str),
-                &crate::config::Global {
-                    scrape_interval: default_interval.clone(),
-                    scrape_timeout: global_timeout.clone(),
-                    ..Default::default()
-                },
-            );
-            match rules.and_then(|r| timing.map(|t| (r, t))) {
-                Ok((rules, (interval, timeout))) => jobs.push(GeneratedJob {
-                    name,
-                    interval,
-                    timeout,
-                    path: path.cloned().unwrap_or_else(|| "/metrics".into()),
-                    scheme: scheme.cloned().unwrap_or_else(|| "http".into()),
-                    params: params.clone(),
-                    rule_specs,
-                    rules,
-                    groups,
-                }),
-                Err(e) => {
-                    tracing::warn!(job = %name, error = %e, "skipping a job with an invalid relabeling or duration")
-                }
-            }
-        };
-        let slices = self.slices.store.state();
+        let classes = &cr.scrape_classes;
+        let mut defs: Vec<JobDef> = Vec::new();
         for sm in self.selected(
             cr,
             &self.service_monitors,
@@ -452,53 +396,10 @@ impl Cluster {
             &cr.service_monitor_namespace_selector,
         ) {
             let (name, ns) = name_ns(&sm.metadata);
-            let Some(spec) = spec_of::<ServiceMonitorSpec>(&sm) else {
-                continue;
-            };
-            for (i, ep) in spec.endpoints.iter().enumerate() {
-                let mut groups = Vec::new();
-                for slice in slices.iter() {
-                    let slice_ns = name_ns(&slice.metadata).1;
-                    if !spec.namespace_selector.selects(ns, slice_ns) {
-                        continue;
-                    }
-                    let Some(svc) =
-                        meta::slice_service(slice).and_then(|n| self.service(slice_ns, n))
-                    else {
-                        continue;
-                    };
-                    if !spec.selector.matches(&labels_of(&svc.metadata)) {
-                        continue;
-                    }
-                    groups.extend(
-                        meta::endpointslice_targets(slice, Some(&svc), |ns, name| {
-                            self.pod_labels_of(ns, name)
-                        })
-                        .into_iter()
-                        .filter(|l| {
-                            monitors::port_matches(
-                                ep,
-                                l.get("__meta_kubernetes_endpointslice_port_name")
-                                    .map_or("", String::as_str),
-                                l.get("__meta_kubernetes_endpointslice_port")
-                                    .map_or("", String::as_str),
-                            )
-                        }),
-                    );
-                }
-                push(
-                    format!("serviceMonitor/{ns}/{name}/{i}"),
-                    ep.interval.as_ref(),
-                    ep.scrape_timeout.as_ref(),
-                    ep.path.as_ref(),
-                    ep.scheme.as_ref(),
-                    &ep.params,
-                    monitors::service_monitor_rules(&spec, ep),
-                    groups,
-                );
+            if let Some(spec) = spec_of::<ServiceMonitorSpec>(&sm) {
+                defs.extend(monitors::service_monitor_jobs(ns, name, &spec, classes));
             }
         }
-        let pods = self.pods.store.state();
         for pm in self.selected(
             cr,
             &self.pod_monitors,
@@ -506,31 +407,24 @@ impl Cluster {
             &cr.pod_monitor_namespace_selector,
         ) {
             let (name, ns) = name_ns(&pm.metadata);
-            let Some(spec) = spec_of::<PodMonitorSpec>(&pm) else {
-                continue;
-            };
-            for (i, ep) in spec.pod_metrics_endpoints.iter().enumerate() {
-                let groups: Vec<Labels> = pods
-                    .iter()
-                    .filter(|p| spec.namespace_selector.selects(ns, name_ns(&p.metadata).1))
-                    .filter(|p| spec.selector.matches(&labels_of(&p.metadata)))
-                    .flat_map(|p| meta::pod_targets(p))
-                    .filter(|l| {
-                        ep.port.as_ref().is_none_or(|port| {
-                            l.get("__meta_kubernetes_pod_container_port_name") == Some(port)
-                        })
-                    })
-                    .collect();
-                push(
-                    format!("podMonitor/{ns}/{name}/{i}"),
-                    ep.interval.as_ref(),
-                    ep.scrape_timeout.as_ref(),
-                    ep.path.as_ref(),
-                    ep.scheme.as_ref(),
-                    &ep.params,
-                    monitors::pod_monitor_rules(ns, name, &spec, ep),
-                    groups,
-                );
+            if let Some(spec) = spec_of::<PodMonitorSpec>(&pm) {
+                defs.extend(monitors::pod_monitor_jobs(ns, name, &spec, classes));
+            }
+        }
+        for probe in self.selected(
+            cr,
+            &self.probes,
+            &cr.probe_selector,
+            &cr.probe_namespace_selector,
+        ) {
+            let (name, ns) = name_ns(&probe.metadata);
+            if let Some(spec) = spec_of::<ProbeSpec>(&probe) {
+                match monitors::probe_job(ns, name, &spec, classes) {
+                    Some(def) => defs.push(def),
+                    None => {
+                        tracing::info!(probe = %format!("{ns}/{name}"), "probe without static or ingress targets; skipped")
+                    }
+                }
             }
         }
         for sc in self.selected(
@@ -540,73 +434,213 @@ impl Cluster {
             &cr.scrape_config_namespace_selector,
         ) {
             let (name, ns) = name_ns(&sc.metadata);
-            let Some(spec) = spec_of::<ScrapeConfigSpec>(&sc) else {
-                continue;
-            };
-            let groups = spec
-                .static_configs
+            if let Some(spec) = spec_of::<ScrapeConfigSpec>(&sc) {
+                defs.push(monitors::scrape_config_job(ns, name, &spec, classes));
+            }
+        }
+        let default_interval = cr.scrape_interval.as_deref().unwrap_or("30s");
+        let mut by_role: BTreeMap<String, Vec<Labels>> = BTreeMap::new();
+        defs.into_iter()
+            .filter_map(|def| {
+                let groups = def
+                    .sources
+                    .iter()
+                    .flat_map(|src| self.source_groups(cfg, src, &mut by_role))
+                    .collect();
+                finish_job(def, default_interval, groups)
+            })
+            .collect()
+    }
+
+    /// The discovered targets of one source of a generated job.
+    fn source_groups(
+        &self,
+        cfg: &Loaded,
+        src: &Source,
+        by_role: &mut BTreeMap<String, Vec<Labels>>,
+    ) -> Vec<Labels> {
+        match src {
+            Source::Kubernetes {
+                role, namespaces, ..
+            } => {
+                let all = by_role
+                    .entry(role.clone())
+                    .or_insert_with(|| self.role_targets(role, &|_| true));
+                all.iter()
+                    .filter(|l| {
+                        namespaces.is_empty()
+                            || l.get("__meta_kubernetes_namespace")
+                                .is_some_and(|ns| namespaces.contains(ns))
+                    })
+                    .cloned()
+                    .collect()
+            }
+            Source::Static(groups) => groups.clone(),
+            Source::File(patterns) => patterns
                 .iter()
-                .flat_map(|g| {
-                    g.targets.iter().map(move |t| {
-                        let mut l = g.labels.clone();
-                        l.insert("__address__".into(), t.clone());
-                        l
+                .flat_map(|p| files::read_groups(&cfg.resolve(std::path::Path::new(p))))
+                .collect(),
+            Source::Http(_) => Vec::new(),
+        }
+    }
+
+    /// Every target of a Kubernetes discovery role in the namespaces `in_ns` accepts.
+    fn role_targets(&self, role: &str, in_ns: &dyn Fn(&str) -> bool) -> Vec<Labels> {
+        match role {
+            "pod" => self
+                .pods
+                .store
+                .state()
+                .iter()
+                .filter(|p| in_ns(name_ns(&p.metadata).1))
+                .flat_map(|p| meta::pod_targets(p))
+                .collect(),
+            "service" => self
+                .services
+                .store
+                .state()
+                .iter()
+                .filter(|s| in_ns(name_ns(&s.metadata).1))
+                .flat_map(|s| meta::service_targets(s))
+                .collect(),
+            "ingress" => self
+                .ingresses
+                .store
+                .state()
+                .iter()
+                .filter(|i| in_ns(name_ns(&i.metadata).1))
+                .flat_map(|i| meta::ingress_targets(i))
+                .collect(),
+            "endpointslice" | "endpoints" => self
+                .slices
+                .store
+                .state()
+                .iter()
+                .filter(|s| in_ns(name_ns(&s.metadata).1))
+                .flat_map(|slice| {
+                    let ns = name_ns(&slice.metadata).1;
+                    let svc = meta::slice_service(slice).and_then(|n| self.service(ns, n));
+                    meta::endpointslice_targets(slice, svc.as_deref(), |ns, name| {
+                        self.pod_labels_of(ns, name)
                     })
                 })
-                .collect();
-            let rules = spec.relabelings.iter().map(RuleSpec::from).collect();
-            push(
-                format!("scrapeConfig/{ns}/{name}"),
-                spec.scrape_interval.as_ref(),
-                spec.scrape_timeout.as_ref(),
-                spec.metrics_path.as_ref(),
-                spec.scheme.as_ref(),
-                &spec.params,
-                rules,
-                groups,
-            );
-        }
-        for probe in self.selected(
-            cr,
-            &self.probes,
-            &cr.probe_selector,
-            &cr.probe_namespace_selector,
-        ) {
-            let (name, ns) = name_ns(&probe.metadata);
-            let Some(spec) = spec_of::<ProbeSpec>(&probe) else {
-                continue;
-            };
-            let Some(statics) = &spec.targets.static_config else {
-                tracing::info!(probe = %format!("{ns}/{name}"), "only static probe targets are supported; skipped");
-                continue;
-            };
-            let groups = statics
-                .targets
-                .iter()
-                .map(|t| {
-                    let mut l = statics.labels.clone();
-                    l.insert("namespace".into(), ns.to_owned());
-                    l.insert("__address__".into(), t.clone());
-                    l
-                })
-                .collect();
-            let mut params = BTreeMap::new();
-            if let Some(module) = &spec.module {
-                params.insert("module".to_owned(), vec![module.clone()]);
+                .collect(),
+            other => {
+                tracing::warn!(
+                    role = other,
+                    "unsupported Kubernetes discovery role; no targets"
+                );
+                Vec::new()
             }
-            push(
-                format!("probe/{ns}/{name}"),
-                spec.interval.as_ref(),
-                spec.scrape_timeout.as_ref(),
-                Some(&spec.prober.path.clone().unwrap_or_else(|| "/probe".into())),
-                spec.prober.scheme.as_ref(),
-                &params,
-                monitors::probe_rules(&spec),
-                groups,
-            );
         }
-        jobs
     }
+}
+
+/// Whether `prometheus_cr` selects a resource with `labels` living in `ns` (whose labels are
+/// `ns_labels`, None when the namespace is unknown): the resource selector, the allow/deny lists
+/// and the namespace selector (absent: every namespace).
+pub fn resource_selected(
+    cr: &PrometheusCr,
+    selector: &LabelSelector,
+    ns_selector: &Option<LabelSelector>,
+    labels: &BTreeMap<String, String>,
+    ns: &str,
+    ns_labels: Option<&BTreeMap<String, String>>,
+) -> bool {
+    if !selector.matches(labels) {
+        return false;
+    }
+    if !cr.allow_namespaces.is_empty() && !cr.allow_namespaces.iter().any(|a| a == ns) {
+        return false;
+    }
+    if cr.deny_namespaces.iter().any(|d| d == ns) {
+        return false;
+    }
+    match ns_selector {
+        None => true,
+        Some(sel) => ns_labels.is_some_and(|l| sel.matches(l)),
+    }
+}
+
+/// A job with its defaults filled as Prometheus' config loader fills them (interval from the
+/// operator's global, timeout = min(10s, interval) when unset, durations in Prometheus' form)
+/// and its rules compiled, wrapped the way the Go allocator wraps them.
+pub fn finish_job(
+    def: JobDef,
+    default_interval: &str,
+    groups: Vec<Labels>,
+) -> Option<GeneratedJob> {
+    let interval = def.interval.as_deref().unwrap_or(default_interval);
+    let interval = match crate::config::duration(interval) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(job = %def.name, error = %e, "skipping a job with an invalid interval");
+            return None;
+        }
+    };
+    let timeout = match def.timeout.as_deref().map(crate::config::duration) {
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            tracing::warn!(job = %def.name, error = %e, "skipping a job with an invalid timeout");
+            return None;
+        }
+        None => interval.min(Duration::from_secs(10)),
+    };
+    let wrapped = monitors::without_sharding(&def.rules);
+    let rules: Result<Vec<Rule>, String> = wrapped.iter().map(Rule::compile).collect();
+    let rules = match rules {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(job = %def.name, error = %e, "skipping a job with an invalid relabeling");
+            return None;
+        }
+    };
+    Some(GeneratedJob {
+        interval: prom_duration(interval),
+        timeout: prom_duration(timeout),
+        path: def
+            .path
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/metrics".into()),
+        scheme: def
+            .scheme
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "http".into()),
+        params: def.params,
+        rule_specs: def.rules,
+        rules,
+        groups,
+        name: def.name,
+    })
+}
+
+/// A duration as Prometheus prints it (`model.Duration.String`): `1m`, `1m30s`, `0s`.
+pub fn prom_duration(d: Duration) -> String {
+    let mut ms = d.as_millis() as u64;
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    const DAY: u64 = 24 * 60 * 60 * 1000;
+    for (unit, mult, exact) in [
+        ("y", 365 * DAY, true),
+        ("w", 7 * DAY, true),
+        ("d", DAY, false),
+        ("h", 60 * 60 * 1000, false),
+        ("m", 60 * 1000, false),
+        ("s", 1000, false),
+        ("ms", 1, false),
+    ] {
+        if exact && ms % mult != 0 {
+            continue;
+        }
+        let v = ms / mult;
+        if v > 0 {
+            out.push_str(&format!("{v}{unit}"));
+            ms -= v * mult;
+        }
+    }
+    out
 }
 
 /// A client for the cluster: the configured kubeconfig, else in-cluster, else the usual

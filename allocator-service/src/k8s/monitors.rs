@@ -1,15 +1,17 @@
-//! Prometheus Operator resources (ServiceMonitor, PodMonitor, ScrapeConfig), written by hand for
-//! the fields the allocator reads, and their translation into jobs the way the operator
-//! generates scrape configs: job names `serviceMonitor/<ns>/<name>/<i>`,
-//! `podMonitor/<ns>/<name>/<i>`, `scrapeConfig/<ns>/<name>`, the operator's target labels
-//! (`namespace`, `service`, `pod`, `container`, `endpoint`, `job`) set by relabeling, then the
-//! resource's own relabelings. Selection (label selector, namespaces, port) is done directly on
-//! the discovered objects rather than with keep rules, which selects the same targets.
+//! Prometheus Operator resources (ServiceMonitor, PodMonitor, Probe, ScrapeConfig), written by
+//! hand for the fields the allocator reads, and their translation into jobs exactly as
+//! prometheus-operator's `ConfigGenerator` writes them (the version the Go allocator pins): job
+//! names, service discovery (role and namespaces), and the full `relabel_configs` in the same
+//! order, including the selector keep/drop rules, the target labels, the scrape class's
+//! relabelings and the `$(SHARD)` rules. Selection of targets is done by those rules, as in the
+//! Go allocator, not by looking at the objects; `testdata/operator-vectors.json` (written by the
+//! operator's own code) is the reference the tests hold this module to.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::meta::{sanitize, Labels};
 use super::selector::LabelSelector;
 use crate::relabel::RuleSpec;
 
@@ -23,15 +25,22 @@ pub struct NamespaceSelector {
 }
 
 impl NamespaceSelector {
+    /// The `namespaces.names` of the generated Kubernetes SD config for a resource living in
+    /// `own`: empty means every namespace.
+    pub fn names(&self, own: &str) -> Vec<String> {
+        if self.any {
+            Vec::new()
+        } else if self.match_names.is_empty() {
+            vec![own.to_owned()]
+        } else {
+            self.match_names.clone()
+        }
+    }
+
     /// Whether targets in `ns` are selected by a resource living in `own`.
     pub fn selects(&self, own: &str, ns: &str) -> bool {
-        if self.any {
-            true
-        } else if self.match_names.is_empty() {
-            ns == own
-        } else {
-            self.match_names.iter().any(|n| n == ns)
-        }
+        let names = self.names(own);
+        names.is_empty() || names.iter().any(|n| n == ns)
     }
 }
 
@@ -50,23 +59,69 @@ pub struct CrRelabel {
 }
 
 impl From<&CrRelabel> for RuleSpec {
+    /// As the generator writes it: empty strings and a zero modulus are left out, the action is
+    /// lower-cased (the CRDs accept `Replace`, `LabelMap`, ...).
     fn from(r: &CrRelabel) -> RuleSpec {
+        let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
         RuleSpec {
             source_labels: r.source_labels.clone(),
             separator: r.separator.clone(),
-            regex: r.regex.clone(),
-            modulus: r.modulus,
-            target_label: r.target_label.clone(),
+            regex: nonempty(&r.regex),
+            modulus: r.modulus.filter(|m| *m != 0),
+            target_label: nonempty(&r.target_label),
             replacement: r.replacement.clone(),
-            action: r.action.clone(),
+            action: nonempty(&r.action).map(|a| a.to_lowercase()),
         }
     }
 }
 
+fn rules(rs: &[CrRelabel]) -> impl Iterator<Item = RuleSpec> + '_ {
+    rs.iter().map(RuleSpec::from)
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachMetadata {
+    pub node: Option<bool>,
+}
+
+/// A scrape class of the allocator's `prometheus_cr.scrape_classes` (the Prometheus CRD's
+/// `scrapeClasses`): relabelings applied after the generated ones, and TLS, authorization and
+/// `attachMetadata` defaults for resources that name it or, for the default class, name none.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScrapeClass {
+    pub name: String,
+    #[serde(default)]
+    pub default: bool,
+    #[serde(default)]
+    pub relabelings: Vec<CrRelabel>,
+    #[serde(default)]
+    pub metric_relabelings: Vec<CrRelabel>,
+    #[serde(default)]
+    pub tls_config: Option<serde_json::Value>,
+    #[serde(default)]
+    pub authorization: Option<serde_json::Value>,
+    #[serde(default)]
+    pub attach_metadata: Option<AttachMetadata>,
+    #[serde(default)]
+    pub fallback_scrape_protocol: Option<String>,
+}
+
+/// The class a resource uses: the one it names when it exists, else the default one, else none
+/// (the generator's `getScrapeClassOrDefault`).
+pub fn scrape_class<'a>(classes: &'a [ScrapeClass], name: Option<&str>) -> Option<&'a ScrapeClass> {
+    name.and_then(|n| classes.iter().find(|c| c.name == n))
+        .or_else(|| classes.iter().find(|c| c.default))
+}
+
+/// Fields shared by ServiceMonitor endpoints and PodMonitor endpoints.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Endpoint {
     pub port: Option<String>,
+    /// PodMonitor only.
+    pub port_number: Option<i64>,
     pub target_port: Option<serde_json::Value>,
     pub path: Option<String>,
     pub scheme: Option<String>,
@@ -74,34 +129,74 @@ pub struct Endpoint {
     pub scrape_timeout: Option<String>,
     #[serde(default)]
     pub params: BTreeMap<String, Vec<String>>,
+    pub honor_labels: Option<bool>,
+    pub filter_running: Option<bool>,
+    pub tls_config: Option<serde_json::Value>,
+    pub authorization: Option<serde_json::Value>,
+    pub basic_auth: Option<serde_json::Value>,
+    pub follow_redirects: Option<bool>,
+    #[serde(rename = "enableHttp2")]
+    pub enable_http2: Option<bool>,
     #[serde(default)]
     pub relabelings: Vec<CrRelabel>,
     #[serde(default)]
     pub metric_relabelings: Vec<CrRelabel>,
 }
 
+impl Endpoint {
+    /// `targetPort` as the generator prints it (`IntOrString.String()`), when set.
+    fn target_port(&self) -> Option<String> {
+        match &self.target_port {
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    fn port_name(&self) -> Option<&str> {
+        self.port.as_deref().filter(|p| !p.is_empty())
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceMonitorSpec {
-    pub job_label: Option<String>,
+    #[serde(default)]
+    pub job_label: String,
+    #[serde(default)]
+    pub target_labels: Vec<String>,
+    #[serde(default)]
+    pub pod_target_labels: Vec<String>,
     #[serde(default)]
     pub selector: LabelSelector,
+    pub selector_mechanism: Option<String>,
     #[serde(default)]
     pub namespace_selector: NamespaceSelector,
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
+    #[serde(rename = "scrapeClass")]
+    pub scrape_class: Option<String>,
+    pub attach_metadata: Option<AttachMetadata>,
+    pub service_discovery_role: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodMonitorSpec {
-    pub job_label: Option<String>,
+    #[serde(default)]
+    pub job_label: String,
+    #[serde(default)]
+    pub pod_target_labels: Vec<String>,
     #[serde(default)]
     pub selector: LabelSelector,
+    pub selector_mechanism: Option<String>,
     #[serde(default)]
     pub namespace_selector: NamespaceSelector,
     #[serde(default)]
     pub pod_metrics_endpoints: Vec<Endpoint>,
+    #[serde(rename = "scrapeClass")]
+    pub scrape_class: Option<String>,
+    pub attach_metadata: Option<AttachMetadata>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -115,9 +210,52 @@ pub struct CrStaticConfig {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct CrFileSd {
+    #[serde(default)]
+    pub files: Vec<String>,
+    pub refresh_interval: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrHttpSd {
+    pub url: String,
+    pub refresh_interval: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrKubernetesSd {
+    pub role: String,
+    pub namespaces: Option<CrSdNamespaces>,
+    #[serde(default)]
+    pub selectors: Vec<serde_json::Value>,
+    pub attach_metadata: Option<AttachMetadata>,
+    pub api_server: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrSdNamespaces {
+    #[serde(default)]
+    pub names: Vec<String>,
+    pub own_namespace: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ScrapeConfigSpec {
+    pub job_name: Option<String>,
+    #[serde(rename = "scrapeClass")]
+    pub scrape_class: Option<String>,
     #[serde(default)]
     pub static_configs: Vec<CrStaticConfig>,
+    #[serde(default, rename = "fileSDConfigs")]
+    pub file_sd_configs: Vec<CrFileSd>,
+    #[serde(default, rename = "httpSDConfigs")]
+    pub http_sd_configs: Vec<CrHttpSd>,
+    #[serde(default, rename = "kubernetesSDConfigs")]
+    pub kubernetes_sd_configs: Vec<CrKubernetesSd>,
     #[serde(default)]
     pub relabelings: Vec<CrRelabel>,
     #[serde(default)]
@@ -128,6 +266,10 @@ pub struct ScrapeConfigSpec {
     pub scrape_timeout: Option<String>,
     #[serde(default)]
     pub params: BTreeMap<String, Vec<String>>,
+    pub honor_labels: Option<bool>,
+    pub tls_config: Option<serde_json::Value>,
+    pub authorization: Option<serde_json::Value>,
+    pub basic_auth: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -143,8 +285,18 @@ pub struct Prober {
 pub struct ProbeStatic {
     #[serde(default, rename = "static")]
     pub targets: Vec<String>,
+    pub labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    pub relabeling_configs: Vec<CrRelabel>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeIngress {
+    #[serde(default)]
+    pub selector: LabelSelector,
+    #[serde(default)]
+    pub namespace_selector: NamespaceSelector,
     #[serde(default)]
     pub relabeling_configs: Vec<CrRelabel>,
 }
@@ -153,39 +305,75 @@ pub struct ProbeStatic {
 #[serde(rename_all = "camelCase")]
 pub struct ProbeTargets {
     pub static_config: Option<ProbeStatic>,
+    pub ingress: Option<ProbeIngress>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProbeParam {
+    pub name: String,
+    #[serde(default)]
+    pub values: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeSpec {
     #[serde(default)]
+    pub job_name: String,
+    #[serde(default)]
     pub prober: Prober,
-    pub module: Option<String>,
+    #[serde(default)]
+    pub module: String,
+    #[serde(default)]
+    pub params: Vec<ProbeParam>,
     pub interval: Option<String>,
     pub scrape_timeout: Option<String>,
     #[serde(default)]
     pub targets: ProbeTargets,
+    #[serde(rename = "scrapeClass")]
+    pub scrape_class: Option<String>,
+    pub tls_config: Option<serde_json::Value>,
+    pub authorization: Option<serde_json::Value>,
+    pub basic_auth: Option<serde_json::Value>,
 }
 
-/// A static Probe as the operator generates it: the probed address becomes `__param_target`
-/// and `instance`, the prober becomes `__address__`, then the probe's own relabelings.
-pub fn probe_rules(spec: &ProbeSpec) -> Vec<RuleSpec> {
-    let mut rules = vec![
-        replace("__address__", "__param_target"),
-        replace("__param_target", "instance"),
-        set("__address__", &spec.prober.url),
-    ];
-    if let Some(s) = &spec.targets.static_config {
-        rules.extend(s.relabeling_configs.iter().map(RuleSpec::from));
-    }
-    rules
+/// Where a generated job's targets come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// Prometheus' Kubernetes discovery of `role` in `namespaces` (empty: all).
+    Kubernetes {
+        role: String,
+        namespaces: Vec<String>,
+        attach_node: bool,
+    },
+    /// Fixed groups (`static_configs`), `__address__` merged into each.
+    Static(Vec<Labels>),
+    /// `file_sd_configs` files (the last path component may hold `*`).
+    File(Vec<String>),
+    /// `http_sd_configs`: read by the collector's own Prometheus discovery, not the allocator's.
+    Http(String),
 }
 
-fn replace(source: &str, target: &str) -> RuleSpec {
+/// A job as the operator generates it, before its targets are known.
+#[derive(Debug, Clone)]
+pub struct JobDef {
+    pub name: String,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub path: Option<String>,
+    pub scheme: Option<String>,
+    pub params: BTreeMap<String, Vec<String>>,
+    pub rules: Vec<RuleSpec>,
+    pub sources: Vec<Source>,
+    /// Scrape-config fields that do not affect targets (TLS, authorization, ...), with the
+    /// scrape class's defaults merged in, as the CRD spells them.
+    pub http: BTreeMap<String, serde_json::Value>,
+}
+
+fn rule(src: &[&str], target: &str) -> RuleSpec {
     RuleSpec {
-        source_labels: vec![source.into()],
+        source_labels: src.iter().map(|s| s.to_string()).collect(),
         target_label: Some(target.into()),
-        action: Some("replace".into()),
         ..RuleSpec::default()
     }
 }
@@ -194,71 +382,521 @@ fn set(target: &str, value: &str) -> RuleSpec {
     RuleSpec {
         target_label: Some(target.into()),
         replacement: Some(value.into()),
-        action: Some("replace".into()),
         ..RuleSpec::default()
     }
 }
 
-/// The operator's target-label rules for a ServiceMonitor endpoint, then the endpoint's own.
-pub fn service_monitor_rules(spec: &ServiceMonitorSpec, ep: &Endpoint) -> Vec<RuleSpec> {
-    let rules = vec![
-        replace("__meta_kubernetes_namespace", "namespace"),
-        replace("__meta_kubernetes_service_name", "service"),
-        replace("__meta_kubernetes_pod_name", "pod"),
-        replace("__meta_kubernetes_pod_container_name", "container"),
-        replace("__meta_kubernetes_service_name", "job"),
-    ];
-    finish(rules, "service", spec.job_label.as_deref(), ep)
+fn filter(action: &str, src: &[String], regex: String) -> RuleSpec {
+    RuleSpec {
+        action: Some(action.into()),
+        source_labels: src.to_vec(),
+        regex: Some(regex),
+        ..RuleSpec::default()
+    }
 }
 
-/// The rules every generated job ends with: `job` from the object's `jobLabel` label when it has
-/// one, `endpoint` from the port name, then the endpoint's own relabelings.
-fn finish(
-    mut rules: Vec<RuleSpec>,
-    object: &str,
-    job_label: Option<&str>,
-    ep: &Endpoint,
-) -> Vec<RuleSpec> {
-    if let Some(label) = job_label {
-        let source = format!(
-            "__meta_kubernetes_{object}_label_{}",
-            super::meta::sanitize(label)
-        );
-        rules.push(RuleSpec {
-            regex: Some("(.+)".into()),
-            ..replace(&source, "job")
-        });
-    }
-    if let Some(port) = &ep.port {
-        rules.push(set("endpoint", port));
-    }
-    rules.extend(ep.relabelings.iter().map(RuleSpec::from));
-    rules
+/// `source_labels: [job]` → `__tmp_prometheus_job_name`, the first rule of every job.
+fn init_rules() -> Vec<RuleSpec> {
+    vec![rule(&["job"], "__tmp_prometheus_job_name")]
 }
 
-/// The operator's target-label rules for a PodMonitor endpoint, then the endpoint's own.
-pub fn pod_monitor_rules(
+/// The keep/drop rules that select objects of `kind` (`service`, `pod`, `ingress`) by label.
+fn selector_rules(kind: &str, sel: &LabelSelector) -> Vec<RuleSpec> {
+    let label = |k: &str| format!("__meta_kubernetes_{kind}_label_{}", sanitize(k));
+    let present = |k: &str| format!("__meta_kubernetes_{kind}_labelpresent_{}", sanitize(k));
+    let mut out = Vec::new();
+    for (k, v) in &sel.match_labels {
+        out.push(filter(
+            "keep",
+            &[label(k), present(k)],
+            format!("({v});true"),
+        ));
+    }
+    for e in &sel.match_expressions {
+        let values = format!("({});true", e.values.join("|"));
+        match e.operator.as_str() {
+            "In" => out.push(filter("keep", &[label(&e.key), present(&e.key)], values)),
+            "NotIn" => out.push(filter("drop", &[label(&e.key), present(&e.key)], values)),
+            "Exists" => out.push(filter("keep", &[present(&e.key)], "true".into())),
+            "DoesNotExist" => out.push(filter("drop", &[present(&e.key)], "true".into())),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn target_label_rule(source: String, target: &str) -> RuleSpec {
+    RuleSpec {
+        regex: Some("(.+)".into()),
+        replacement: Some("${1}".into()),
+        ..rule(&[source.as_str()], target)
+    }
+}
+
+fn running_filter() -> RuleSpec {
+    filter(
+        "drop",
+        &["__meta_kubernetes_pod_phase".into()],
+        "(Failed|Succeeded)".into(),
+    )
+}
+
+/// The `$(SHARD)` rules (one shard): hash `label` into `__tmp_hash`, keep this shard's
+/// targets unless sharding is disabled.
+fn sharding_rules(label: &str) -> Vec<RuleSpec> {
+    vec![
+        RuleSpec {
+            source_labels: vec![label.into(), "__tmp_hash".into()],
+            target_label: Some("__tmp_hash".into()),
+            regex: Some("(.+);".into()),
+            replacement: Some("$1".into()),
+            action: Some("replace".into()),
+            ..RuleSpec::default()
+        },
+        RuleSpec {
+            source_labels: vec!["__tmp_hash".into()],
+            target_label: Some("__tmp_hash".into()),
+            modulus: Some(1),
+            action: Some("hashmod".into()),
+            ..RuleSpec::default()
+        },
+        filter(
+            "keep",
+            &["__tmp_hash".into(), "__tmp_disable_sharding".into()],
+            "$(SHARD);|.+;.+".into(),
+        ),
+    ]
+}
+
+/// What the Go allocator wraps every job's rules in before filtering (its
+/// `addNoShardingConfig`): set `__tmp_disable_sharding` first so the `$(SHARD)` keep rule
+/// passes, drop it last.
+pub fn without_sharding(rules: &[RuleSpec]) -> Vec<RuleSpec> {
+    let mut out = vec![set("__tmp_disable_sharding", "true")];
+    out.extend(rules.iter().cloned());
+    out.push(RuleSpec {
+        action: Some("labeldrop".into()),
+        regex: Some("__tmp_disable_sharding".into()),
+        ..RuleSpec::default()
+    });
+    out
+}
+
+fn uses_relabel_selection(mechanism: &Option<String>) -> bool {
+    mechanism.as_deref().is_none_or(|m| m == "RelabelConfig")
+}
+
+fn http_fields(
+    ep_tls: &Option<serde_json::Value>,
+    ep_auth: &Option<serde_json::Value>,
+    basic: &Option<serde_json::Value>,
+    class: Option<&ScrapeClass>,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut http = BTreeMap::new();
+    let tls = ep_tls
+        .clone()
+        .or_else(|| class.and_then(|c| c.tls_config.clone()));
+    if let Some(t) = tls {
+        http.insert("tlsConfig".into(), t);
+    }
+    let auth = ep_auth
+        .clone()
+        .or_else(|| class.and_then(|c| c.authorization.clone()));
+    if let Some(a) = auth {
+        http.insert("authorization".into(), a);
+    }
+    if let Some(b) = basic {
+        http.insert("basicAuth".into(), b.clone());
+    }
+    http
+}
+
+fn attach_node(own: &Option<AttachMetadata>, class: Option<&ScrapeClass>) -> bool {
+    own.as_ref()
+        .or_else(|| class.and_then(|c| c.attach_metadata.as_ref()))
+        .and_then(|a| a.node)
+        .unwrap_or(false)
+}
+
+/// The jobs of a ServiceMonitor, one per endpoint (`generateServiceMonitorConfig`).
+pub fn service_monitor_jobs(
+    ns: &str,
+    name: &str,
+    spec: &ServiceMonitorSpec,
+    classes: &[ScrapeClass],
+) -> Vec<JobDef> {
+    let class = scrape_class(classes, spec.scrape_class.as_deref());
+    let role = match spec.service_discovery_role.as_deref() {
+        Some("Endpoints") => "endpoints",
+        _ => "endpointslice",
+    };
+    let slice = role == "endpointslice";
+    spec.endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, ep)| {
+            let mut r = init_rules();
+            if uses_relabel_selection(&spec.selector_mechanism) {
+                r.extend(selector_rules("service", &spec.selector));
+            }
+            let port_label = if slice {
+                "__meta_kubernetes_endpointslice_port_name"
+            } else {
+                "__meta_kubernetes_endpoint_port_name"
+            };
+            if let Some(port) = ep.port_name() {
+                r.push(filter("keep", &[port_label.into()], port.into()));
+            } else if let Some(tp) = &ep.target_port {
+                match tp {
+                    serde_json::Value::String(s) if !s.is_empty() => r.push(filter(
+                        "keep",
+                        &["__meta_kubernetes_pod_container_port_name".into()],
+                        s.clone(),
+                    )),
+                    serde_json::Value::Number(n) if n.as_i64() != Some(0) => r.push(filter(
+                        "keep",
+                        &["__meta_kubernetes_pod_container_port_number".into()],
+                        n.to_string(),
+                    )),
+                    _ => {}
+                }
+            }
+            let kind = if slice {
+                [
+                    "__meta_kubernetes_endpointslice_address_target_kind",
+                    "__meta_kubernetes_endpointslice_address_target_name",
+                ]
+            } else {
+                [
+                    "__meta_kubernetes_endpoint_address_target_kind",
+                    "__meta_kubernetes_endpoint_address_target_name",
+                ]
+            };
+            for (regex, target) in [("Node;(.*)", "node"), ("Pod;(.*)", "pod")] {
+                r.push(RuleSpec {
+                    separator: Some(";".into()),
+                    regex: Some(regex.into()),
+                    replacement: Some("${1}".into()),
+                    ..rule(&kind, target)
+                });
+            }
+            r.push(rule(&["__meta_kubernetes_namespace"], "namespace"));
+            r.push(rule(&["__meta_kubernetes_service_name"], "service"));
+            r.push(rule(&["__meta_kubernetes_pod_name"], "pod"));
+            r.push(rule(&["__meta_kubernetes_pod_container_name"], "container"));
+            if ep.filter_running.unwrap_or(true) {
+                r.push(running_filter());
+            }
+            for l in &spec.target_labels {
+                r.push(target_label_rule(
+                    format!("__meta_kubernetes_service_label_{}", sanitize(l)),
+                    &sanitize(l),
+                ));
+            }
+            for l in &spec.pod_target_labels {
+                r.push(target_label_rule(
+                    format!("__meta_kubernetes_pod_label_{}", sanitize(l)),
+                    &sanitize(l),
+                ));
+            }
+            r.push(RuleSpec {
+                replacement: Some("${1}".into()),
+                ..rule(&["__meta_kubernetes_service_name"], "job")
+            });
+            if !spec.job_label.is_empty() {
+                r.push(target_label_rule(
+                    format!(
+                        "__meta_kubernetes_service_label_{}",
+                        sanitize(&spec.job_label)
+                    ),
+                    "job",
+                ));
+            }
+            if let Some(port) = ep.port_name() {
+                r.push(set("endpoint", port));
+            } else if let Some(tp) = ep.target_port().filter(|t| !t.is_empty()) {
+                r.push(set("endpoint", &tp));
+            }
+            if let Some(c) = class {
+                r.extend(rules(&c.relabelings));
+            }
+            r.extend(rules(&ep.relabelings));
+            r.extend(sharding_rules("__address__"));
+            JobDef {
+                name: format!("serviceMonitor/{ns}/{name}/{i}"),
+                interval: ep.interval.clone(),
+                timeout: ep.scrape_timeout.clone(),
+                path: ep.path.clone(),
+                scheme: ep.scheme.clone(),
+                params: ep.params.clone(),
+                rules: r,
+                sources: vec![Source::Kubernetes {
+                    role: role.into(),
+                    namespaces: spec.namespace_selector.names(ns),
+                    attach_node: attach_node(&spec.attach_metadata, class),
+                }],
+                http: http_fields(&ep.tls_config, &ep.authorization, &ep.basic_auth, class),
+            }
+        })
+        .collect()
+}
+
+/// The jobs of a PodMonitor, one per endpoint (`generatePodMonitorConfig`).
+pub fn pod_monitor_jobs(
     ns: &str,
     name: &str,
     spec: &PodMonitorSpec,
-    ep: &Endpoint,
-) -> Vec<RuleSpec> {
-    let rules = vec![
-        replace("__meta_kubernetes_namespace", "namespace"),
-        replace("__meta_kubernetes_pod_container_name", "container"),
-        replace("__meta_kubernetes_pod_name", "pod"),
-        set("job", &format!("{ns}/{name}")),
-    ];
-    finish(rules, "pod", spec.job_label.as_deref(), ep)
+    classes: &[ScrapeClass],
+) -> Vec<JobDef> {
+    let class = scrape_class(classes, spec.scrape_class.as_deref());
+    spec.pod_metrics_endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, ep)| {
+            let mut r = init_rules();
+            if ep.filter_running.unwrap_or(true) {
+                r.push(running_filter());
+            }
+            if uses_relabel_selection(&spec.selector_mechanism) {
+                r.extend(selector_rules("pod", &spec.selector));
+            }
+            let port_name = || vec!["__meta_kubernetes_pod_container_port_name".to_owned()];
+            let port_number = || vec!["__meta_kubernetes_pod_container_port_number".to_owned()];
+            if let Some(port) = ep.port_name() {
+                r.push(filter("keep", &port_name(), port.into()));
+            } else if let Some(n) = ep.port_number.filter(|n| *n != 0) {
+                r.push(filter("keep", &port_number(), n.to_string()));
+            } else if let Some(tp) = &ep.target_port {
+                match tp {
+                    serde_json::Value::String(s) if !s.is_empty() => {
+                        r.push(filter("keep", &port_name(), s.clone()))
+                    }
+                    serde_json::Value::Number(n) if n.as_i64() != Some(0) => {
+                        r.push(filter("keep", &port_number(), n.to_string()))
+                    }
+                    _ => {}
+                }
+            }
+            r.push(rule(&["__meta_kubernetes_namespace"], "namespace"));
+            r.push(rule(&["__meta_kubernetes_pod_container_name"], "container"));
+            r.push(rule(&["__meta_kubernetes_pod_name"], "pod"));
+            for l in &spec.pod_target_labels {
+                r.push(target_label_rule(
+                    format!("__meta_kubernetes_pod_label_{}", sanitize(l)),
+                    &sanitize(l),
+                ));
+            }
+            r.push(set("job", &format!("{ns}/{name}")));
+            if !spec.job_label.is_empty() {
+                r.push(target_label_rule(
+                    format!("__meta_kubernetes_pod_label_{}", sanitize(&spec.job_label)),
+                    "job",
+                ));
+            }
+            if let Some(port) = ep.port_name() {
+                r.push(set("endpoint", port));
+            } else if let Some(tp) = ep.target_port().filter(|t| !t.is_empty()) {
+                r.push(set("endpoint", &tp));
+            }
+            if let Some(c) = class {
+                r.extend(rules(&c.relabelings));
+            }
+            r.extend(rules(&ep.relabelings));
+            r.extend(sharding_rules("__address__"));
+            JobDef {
+                name: format!("podMonitor/{ns}/{name}/{i}"),
+                interval: ep.interval.clone(),
+                timeout: ep.scrape_timeout.clone(),
+                path: ep.path.clone(),
+                scheme: ep.scheme.clone(),
+                params: ep.params.clone(),
+                rules: r,
+                sources: vec![Source::Kubernetes {
+                    role: "pod".into(),
+                    namespaces: spec.namespace_selector.names(ns),
+                    attach_node: attach_node(&spec.attach_metadata, class),
+                }],
+                http: http_fields(&ep.tls_config, &ep.authorization, &ep.basic_auth, class),
+            }
+        })
+        .collect()
 }
 
-/// Whether an EndpointSlice port (name, number) is the one a ServiceMonitor endpoint names.
-pub fn port_matches(ep: &Endpoint, name: &str, number: &str) -> bool {
-    match (&ep.port, &ep.target_port) {
-        (Some(p), _) => p == name,
-        (None, Some(serde_json::Value::Number(n))) => n.to_string() == number,
-        (None, Some(serde_json::Value::String(s))) => s == name || s == number,
-        _ => true,
+/// The job of a Probe (`generateProbeConfig`): static targets or Ingresses, probed through the
+/// prober. None when it has neither.
+pub fn probe_job(
+    ns: &str,
+    name: &str,
+    spec: &ProbeSpec,
+    classes: &[ScrapeClass],
+) -> Option<JobDef> {
+    let class = scrape_class(classes, spec.scrape_class.as_deref());
+    let mut r = init_rules();
+    if !spec.job_name.is_empty() {
+        r.push(set("job", &spec.job_name));
+    }
+    let mut params = BTreeMap::new();
+    if !spec.module.is_empty() {
+        params.insert("module".to_owned(), vec![spec.module.clone()]);
+    }
+    for p in &spec.params {
+        if !spec.module.is_empty() && p.name == "module" {
+            continue;
+        }
+        params.insert(p.name.clone(), p.values.clone());
+    }
+    let class_rules = || class.into_iter().flat_map(|c| rules(&c.relabelings));
+    let sources = if let Some(st) = &spec.targets.static_config {
+        let mut labels = st.labels.clone().unwrap_or_default();
+        labels
+            .entry("namespace".into())
+            .or_insert_with(|| ns.to_owned());
+        r.push(rule(&["__address__"], "__param_target"));
+        r.push(rule(&["__param_target"], "instance"));
+        r.push(set("__address__", &spec.prober.url));
+        r.extend(class_rules());
+        r.extend(rules(&st.relabeling_configs));
+        let groups = st
+            .targets
+            .iter()
+            .map(|t| {
+                let mut l = labels.clone();
+                l.insert("__address__".into(), t.clone());
+                l
+            })
+            .collect();
+        vec![Source::Static(groups)]
+    } else if let Some(ing) = &spec.targets.ingress {
+        r.extend(selector_rules("ingress", &ing.selector));
+        r.push(RuleSpec {
+            separator: Some(";".into()),
+            regex: Some("(.+);(.+);(.+)".into()),
+            replacement: Some("${1}://${2}${3}".into()),
+            action: Some("replace".into()),
+            ..rule(
+                &[
+                    "__meta_kubernetes_ingress_scheme",
+                    "__address__",
+                    "__meta_kubernetes_ingress_path",
+                ],
+                "__param_target",
+            )
+        });
+        r.push(rule(&["__meta_kubernetes_namespace"], "namespace"));
+        r.push(rule(&["__meta_kubernetes_ingress_name"], "ingress"));
+        r.push(RuleSpec {
+            separator: Some(";".into()),
+            regex: Some("(.*)".into()),
+            replacement: Some("$1".into()),
+            action: Some("replace".into()),
+            ..rule(&["__address__"], "__tmp_ingress_address")
+        });
+        r.push(rule(&["__param_target"], "instance"));
+        r.push(set("__address__", &spec.prober.url));
+        r.extend(class_rules());
+        r.extend(rules(&ing.relabeling_configs));
+        vec![Source::Kubernetes {
+            role: "ingress".into(),
+            namespaces: ing.namespace_selector.names(ns),
+            attach_node: false,
+        }]
+    } else {
+        return None;
+    };
+    r.extend(sharding_rules("__param_target"));
+    Some(JobDef {
+        name: format!("probe/{ns}/{name}"),
+        interval: spec.interval.clone(),
+        timeout: spec.scrape_timeout.clone(),
+        path: Some(spec.prober.path.clone().unwrap_or_default()),
+        scheme: spec.prober.scheme.clone(),
+        params,
+        rules: r,
+        sources,
+        http: http_fields(
+            &spec.tls_config,
+            &spec.authorization,
+            &spec.basic_auth,
+            class,
+        ),
+    })
+}
+
+/// The job of a ScrapeConfig (`generateScrapeConfig`, one shard: no `$(SHARD)` rules).
+pub fn scrape_config_job(
+    ns: &str,
+    name: &str,
+    spec: &ScrapeConfigSpec,
+    classes: &[ScrapeClass],
+) -> JobDef {
+    let class = scrape_class(classes, spec.scrape_class.as_deref());
+    let mut r = init_rules();
+    if let Some(c) = class {
+        r.extend(rules(&c.relabelings));
+    }
+    if let Some(job) = &spec.job_name {
+        r.push(RuleSpec {
+            action: Some("replace".into()),
+            ..set("job", job)
+        });
+    }
+    r.extend(rules(&spec.relabelings));
+    let mut sources = Vec::new();
+    if !spec.static_configs.is_empty() {
+        sources.push(Source::Static(
+            spec.static_configs
+                .iter()
+                .flat_map(|g| {
+                    g.targets.iter().map(move |t| {
+                        let mut l = g.labels.clone();
+                        l.insert("__address__".into(), t.clone());
+                        l
+                    })
+                })
+                .collect(),
+        ));
+    }
+    if !spec.file_sd_configs.is_empty() {
+        sources.push(Source::File(
+            spec.file_sd_configs
+                .iter()
+                .flat_map(|f| f.files.iter().cloned())
+                .collect(),
+        ));
+    }
+    for h in &spec.http_sd_configs {
+        sources.push(Source::Http(h.url.clone()));
+    }
+    for k in &spec.kubernetes_sd_configs {
+        let mut namespaces = k
+            .namespaces
+            .as_ref()
+            .map(|n| n.names.clone())
+            .unwrap_or_default();
+        if k.namespaces.as_ref().and_then(|n| n.own_namespace) == Some(true) {
+            namespaces.push(ns.to_owned());
+        }
+        sources.push(Source::Kubernetes {
+            role: k.role.to_lowercase(),
+            namespaces,
+            attach_node: k.attach_metadata.as_ref().and_then(|a| a.node) == Some(true),
+        });
+    }
+    JobDef {
+        name: format!("scrapeConfig/{ns}/{name}"),
+        interval: spec.scrape_interval.clone(),
+        timeout: spec.scrape_timeout.clone(),
+        path: spec.metrics_path.clone(),
+        scheme: spec.scheme.as_ref().map(|s| s.to_lowercase()),
+        params: spec.params.clone(),
+        rules: r,
+        sources,
+        http: http_fields(
+            &spec.tls_config,
+            &spec.authorization,
+            &spec.basic_auth,
+            class,
+        ),
     }
 }
 
@@ -274,7 +912,7 @@ mod tests {
             any: true,
             ..Default::default()
         };
-        assert!(any.selects("shop", "other"));
+        assert!(any.selects("shop", "other") && any.names("shop").is_empty());
         let names = NamespaceSelector {
             match_names: vec!["a".into(), "b".into()],
             ..Default::default()
@@ -283,40 +921,25 @@ mod tests {
     }
 
     #[test]
-    fn crd_specs_parse_from_operator_json_and_give_the_operators_target_labels() {
-        let spec: ServiceMonitorSpec = serde_json::from_value(serde_json::json!({
-            "jobLabel": "app.kubernetes.io/name",
-            "selector": {"matchLabels": {"app": "api"}},
-            "namespaceSelector": {"matchNames": ["shop"]},
-            "endpoints": [{"port": "metrics", "interval": "15s", "path": "/metrics",
-                "relabelings": [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}],
-                "unknownField": true}]
-        }))
+    fn scrape_class_named_else_default_else_none() {
+        let classes: Vec<ScrapeClass> = serde_json::from_value(serde_json::json!([
+            {"name": "a", "default": true}, {"name": "b"}
+        ]))
         .unwrap();
-        let rules = service_monitor_rules(&spec, &spec.endpoints[0]);
-        let targets: Vec<_> = rules
-            .iter()
-            .filter_map(|r| r.target_label.clone())
-            .collect();
-        assert_eq!(
-            targets,
-            [
-                "namespace",
-                "service",
-                "pod",
-                "container",
-                "job",
-                "job",
-                "endpoint",
-                "node"
-            ]
-        );
-        assert!(port_matches(&spec.endpoints[0], "metrics", "9090"));
-        assert!(!port_matches(&spec.endpoints[0], "web", "80"));
-        let by_number = Endpoint {
-            target_port: Some(serde_json::json!(9090)),
-            ..Default::default()
-        };
-        assert!(port_matches(&by_number, "x", "9090") && !port_matches(&by_number, "x", "80"));
+        assert_eq!(scrape_class(&classes, Some("b")).unwrap().name, "b");
+        assert_eq!(scrape_class(&classes, Some("zz")).unwrap().name, "a");
+        assert_eq!(scrape_class(&classes, None).unwrap().name, "a");
+        assert!(scrape_class(&classes[1..], None).is_none());
+    }
+
+    #[test]
+    fn cr_relabel_actions_are_lower_cased_and_empty_fields_dropped() {
+        let r: CrRelabel = serde_json::from_value(serde_json::json!(
+            {"action": "LabelMap", "regex": "", "targetLabel": "", "modulus": 0}
+        ))
+        .unwrap();
+        let spec = RuleSpec::from(&r);
+        assert_eq!(spec.action.as_deref(), Some("labelmap"));
+        assert!(spec.regex.is_none() && spec.target_label.is_none() && spec.modulus.is_none());
     }
 }

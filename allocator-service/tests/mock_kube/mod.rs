@@ -18,8 +18,9 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 /// (plural, apiVersion, list kind)
-const KINDS: [(&str, &str, &str); 8] = [
+const KINDS: [(&str, &str, &str); 9] = [
     ("pods", "v1", "PodList"),
+    ("ingresses", "networking.k8s.io/v1", "IngressList"),
     ("services", "v1", "ServiceList"),
     ("namespaces", "v1", "NamespaceList"),
     ("endpointslices", "discovery.k8s.io/v1", "EndpointSliceList"),

@@ -1,0 +1,305 @@
+//! The service's jobs for Prometheus Operator resources against what prometheus-operator's own
+//! `ConfigGenerator` (the version the Go allocator pins) generates for the same objects, and what
+//! the Go allocator's filtering gives for the same discovered targets:
+//! `testdata/operator-gen/vectors.json`, written by `scripts/operator-vectors.sh` from the upstream
+//! Go modules. Selection, job names, scrape settings, every relabel rule, and the final label set
+//! of every synthetic target (or that it is dropped) must be equal.
+
+use std::collections::BTreeMap;
+
+use allocator_service::config::PrometheusCr;
+use allocator_service::discovery::{relabeled, JobSpec};
+use allocator_service::k8s::meta::Labels;
+use allocator_service::k8s::monitors::{self, JobDef, Source};
+use allocator_service::k8s::{finish_job, resource_selected};
+use allocator_service::relabel::RuleSpec;
+use serde_json::Value;
+
+fn vectors() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/operator-gen/vectors.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("vectors.json")).unwrap()
+}
+
+fn str_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Our jobs for the case's objects, selected as the service selects them.
+fn our_jobs(case: &Value) -> (Vec<JobDef>, BTreeMap<String, Vec<String>>) {
+    let cr: PrometheusCr = serde_json::from_value(case["prometheus_cr"].clone()).unwrap();
+    let ns_labels: BTreeMap<String, BTreeMap<String, String>> = case["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap().to_owned(),
+                str_map(&n["labels"]),
+            )
+        })
+        .collect();
+    let mut defs = Vec::new();
+    let mut selected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for obj in case["resources"].as_array().unwrap() {
+        let kind = obj["kind"].as_str().unwrap();
+        let ns = obj["metadata"]["namespace"].as_str().unwrap();
+        let name = obj["metadata"]["name"].as_str().unwrap();
+        let (sel, ns_sel) = match kind {
+            "ServiceMonitor" => (
+                &cr.service_monitor_selector,
+                &cr.service_monitor_namespace_selector,
+            ),
+            "PodMonitor" => (&cr.pod_monitor_selector, &cr.pod_monitor_namespace_selector),
+            "Probe" => (&cr.probe_selector, &cr.probe_namespace_selector),
+            "ScrapeConfig" => (
+                &cr.scrape_config_selector,
+                &cr.scrape_config_namespace_selector,
+            ),
+            other => panic!("unknown kind {other}"),
+        };
+        let Some(sel) = sel else { continue };
+        if !resource_selected(
+            &cr,
+            sel,
+            ns_sel,
+            &str_map(&obj["metadata"]["labels"]),
+            ns,
+            ns_labels.get(ns),
+        ) {
+            continue;
+        }
+        selected
+            .entry(kind.to_owned())
+            .or_default()
+            .push(format!("{ns}/{name}"));
+        let spec = obj["spec"].clone();
+        let classes = &cr.scrape_classes;
+        match kind {
+            "ServiceMonitor" => defs.extend(monitors::service_monitor_jobs(
+                ns,
+                name,
+                &serde_json::from_value(spec).unwrap(),
+                classes,
+            )),
+            "PodMonitor" => defs.extend(monitors::pod_monitor_jobs(
+                ns,
+                name,
+                &serde_json::from_value(spec).unwrap(),
+                classes,
+            )),
+            "Probe" => defs.extend(monitors::probe_job(
+                ns,
+                name,
+                &serde_json::from_value(spec).unwrap(),
+                classes,
+            )),
+            _ => defs.push(monitors::scrape_config_job(
+                ns,
+                name,
+                &serde_json::from_value(spec).unwrap(),
+                classes,
+            )),
+        }
+    }
+    for v in selected.values_mut() {
+        v.sort();
+    }
+    (defs, selected)
+}
+
+/// The case's synthetic targets for one of our job's sources.
+fn groups(case: &Value, src: &Source) -> Vec<Labels> {
+    match src {
+        Source::Kubernetes {
+            role, namespaces, ..
+        } => case["targets"][role.as_str()]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(str_map)
+            .filter(|l| {
+                namespaces.is_empty() || namespaces.contains(&l["__meta_kubernetes_namespace"])
+            })
+            .collect(),
+        Source::Static(g) => g.clone(),
+        Source::File(_) | Source::Http(_) => Vec::new(),
+    }
+}
+
+/// A rule with Prometheus' defaults filled, as its config loader prints it.
+fn normalized(r: &RuleSpec) -> Value {
+    let action = r.action.clone().unwrap_or_else(|| "replace".into());
+    let mut m = serde_json::Map::new();
+    m.insert("action".into(), action.clone().into());
+    if !r.source_labels.is_empty() {
+        m.insert("source_labels".into(), r.source_labels.clone().into());
+    }
+    m.insert(
+        "separator".into(),
+        r.separator.clone().unwrap_or_else(|| ";".into()).into(),
+    );
+    let regex = r.regex.clone().unwrap_or_else(|| "(.*)".into());
+    if regex != "(.*)" {
+        m.insert("regex".into(), regex.into());
+    }
+    m.insert(
+        "replacement".into(),
+        r.replacement.clone().unwrap_or_else(|| "$1".into()).into(),
+    );
+    if let Some(t) = &r.target_label {
+        m.insert("target_label".into(), t.clone().into());
+    }
+    if let Some(n) = r.modulus {
+        m.insert("modulus".into(), n.into());
+    }
+    Value::Object(m)
+}
+
+fn upstream_rule(r: &Value) -> Value {
+    let mut r = r.clone();
+    let o = r.as_object_mut().unwrap();
+    if o.get("regex").and_then(Value::as_str) == Some("(.*)") {
+        o.remove("regex");
+    }
+    r
+}
+
+#[test]
+fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() {
+    let v = vectors();
+    assert_eq!(
+        v["generator"]["github.com/prometheus-operator/prometheus-operator"],
+        "v0.92.0"
+    );
+    let (mut jobs_checked, mut targets_checked, mut kept, mut rules_checked) = (0, 0, 0, 0);
+    for case in v["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let input = &case["case"];
+        let (defs, selected) = our_jobs(input);
+        let want_selected: BTreeMap<String, Vec<String>> = case["selected"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| !v.as_array().unwrap().is_empty())
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| s.as_str().unwrap().to_owned())
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(selected, want_selected, "{name}: selected objects");
+
+        let upstream: BTreeMap<&str, &Value> = case["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| (j["job_name"].as_str().unwrap(), j))
+            .collect();
+        let ours: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+        let mut ours_sorted = ours.clone();
+        ours_sorted.sort();
+        assert_eq!(
+            ours_sorted,
+            upstream.keys().copied().collect::<Vec<_>>(),
+            "{name}: job names"
+        );
+        let interval = input["prometheus_cr"]["scrape_interval"]
+            .as_str()
+            .unwrap_or("30s");
+        for def in defs {
+            let job = upstream[def.name.as_str()];
+            let sc = &job["scrape_config"];
+            let ctx = format!("{name}: {}", def.name);
+            // The served relabel rules, rule by rule.
+            let want_rules: Vec<Value> = sc["relabel_configs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(upstream_rule)
+                .collect();
+            let got_rules: Vec<Value> = def.rules.iter().map(normalized).collect();
+            assert_eq!(got_rules, want_rules, "{ctx}: relabel_configs");
+            rules_checked += want_rules.len();
+            // Discovery: role and namespaces of each kubernetes_sd_config.
+            let want_sd: Vec<(String, Vec<String>)> = job["discovery"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| {
+                    (
+                        d["role"].as_str().unwrap().to_owned(),
+                        d["namespaces"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|n| n.as_str().unwrap().to_owned())
+                            .collect(),
+                    )
+                })
+                .collect();
+            let got_sd: Vec<(String, Vec<String>)> = def
+                .sources
+                .iter()
+                .filter_map(|s| match s {
+                    Source::Kubernetes {
+                        role, namespaces, ..
+                    } => Some((role.clone(), namespaces.clone())),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(got_sd, want_sd, "{ctx}: kubernetes_sd_configs");
+            let fed: Vec<Labels> = def.sources.iter().flat_map(|s| groups(input, s)).collect();
+            let g = finish_job(def, interval, fed.clone()).expect("job compiles");
+            for (k, field) in [
+                (&g.interval, "scrape_interval"),
+                (&g.timeout, "scrape_timeout"),
+                (&g.path, "metrics_path"),
+                (&g.scheme, "scheme"),
+            ] {
+                assert_eq!(Some(k.as_str()), sc[field].as_str(), "{ctx}: {field}");
+            }
+            let want_params: BTreeMap<String, Vec<String>> =
+                serde_json::from_value(sc["params"].clone()).unwrap_or_default();
+            assert_eq!(g.params, want_params, "{ctx}: params");
+            let spec = JobSpec {
+                name: &g.name,
+                scrape_interval: &g.interval,
+                scrape_timeout: &g.timeout,
+                metrics_path: &g.path,
+                scheme: &g.scheme,
+                params: &g.params,
+                rules: &g.rules,
+            };
+            let targets = job["targets"].as_array().unwrap();
+            assert_eq!(fed.len(), targets.len(), "{ctx}: targets fed");
+            for (labels, t) in fed.iter().zip(targets) {
+                assert_eq!(*labels, str_map(&t["discovered"]), "{ctx}: fed in order");
+                let got = relabeled(&spec, labels)
+                    .map(|b| b.labels().into_iter().collect::<BTreeMap<String, String>>());
+                let want = (!t["final"].is_null()).then(|| str_map(&t["final"]));
+                assert_eq!(got, want, "{ctx}: target {}", labels["__address__"]);
+                targets_checked += 1;
+                kept += usize::from(want.is_some());
+            }
+            jobs_checked += 1;
+        }
+    }
+    eprintln!(
+        "operator vectors: {jobs_checked} jobs, {rules_checked} relabel rules, {targets_checked} targets ({kept} kept) equal"
+    );
+    assert!(jobs_checked >= 20 && targets_checked >= 60 && kept >= 20);
+}
