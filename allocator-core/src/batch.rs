@@ -186,16 +186,18 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// Batch-local indexes of names. Consecutive targets usually share a job, so the last name is
-/// compared before the map is asked.
+/// Builds a batch's name table (`job_names` or `node_names`) row by row: the index of a name,
+/// adding it on first sight. Consecutive targets usually share a job or node, so the last name
+/// is compared before the map is asked.
 #[derive(Default)]
-struct NameIndex<'a> {
+pub struct NameIndex<'a> {
     last: Option<(&'a str, u32)>,
     map: hashbrown::HashMap<&'a str, u32, ahash::RandomState>,
 }
 
 impl<'a> NameIndex<'a> {
-    fn index(&mut self, name: &'a str, names: &mut Vec<&'a str>) -> u32 {
+    /// The index of `name` in `names`, pushing it there the first time.
+    pub fn index(&mut self, name: &'a str, names: &mut Vec<&'a str>) -> u32 {
         if let Some((last, i)) = self.last {
             if last == name {
                 return i;

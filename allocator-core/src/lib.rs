@@ -41,7 +41,7 @@ mod strategy;
 mod targets;
 
 pub use allocator::{Allocator, CollectorStats, LoadSummary, TargetInfo};
-pub use batch::{BatchDiff, TargetBatch, NO_NODE};
+pub use batch::{BatchDiff, NameIndex, TargetBatch, NO_NODE};
 pub use config::{
     BoundedConfig, Config, RingConfig, RingVersion, Strategy, MAX_EPSILON, MAX_PARTITIONS,
     MAX_REPLICATION, MAX_RING_POINTS,

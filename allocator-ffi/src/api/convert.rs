@@ -3,9 +3,8 @@
 use std::ffi::c_char;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
-use allocator_core::{CollectorSpec, KeyHasher, TargetBatch, TargetSpec, NO_NODE};
+use allocator_core::{CollectorSpec, KeyHasher, NameIndex, TargetBatch, TargetSpec, NO_NODE};
 
 use crate::error::{ta_result, FfiError};
 use crate::handle;
@@ -384,28 +383,5 @@ impl<'a> Iterator for Pairs<'a> {
         let (value, rest) = read_string(rest)?;
         self.rest = rest;
         Some((name, value))
-    }
-}
-
-/// Batch-local indexes of node names; consecutive targets often share one.
-#[derive(Default)]
-struct NameIndex<'a> {
-    last: Option<(&'a str, u32)>,
-    map: HashMap<&'a str, u32>,
-}
-
-impl<'a> NameIndex<'a> {
-    fn index(&mut self, name: &'a str, names: &mut Vec<&'a str>) -> u32 {
-        if let Some((last, i)) = self.last {
-            if last == name {
-                return i;
-            }
-        }
-        let i = *self.map.entry(name).or_insert_with(|| {
-            names.push(name);
-            names.len() as u32 - 1
-        });
-        self.last = Some((name, i));
-        i
     }
 }

@@ -616,31 +616,7 @@ pub fn finish_job(
 
 /// A duration as Prometheus prints it (`model.Duration.String`): `1m`, `1m30s`, `0s`.
 pub fn prom_duration(d: Duration) -> String {
-    let mut ms = d.as_millis() as u64;
-    if ms == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    const DAY: u64 = 24 * 60 * 60 * 1000;
-    for (unit, mult, exact) in [
-        ("y", 365 * DAY, true),
-        ("w", 7 * DAY, true),
-        ("d", DAY, false),
-        ("h", 60 * 60 * 1000, false),
-        ("m", 60 * 1000, false),
-        ("s", 1000, false),
-        ("ms", 1, false),
-    ] {
-        if exact && ms % mult != 0 {
-            continue;
-        }
-        let v = ms / mult;
-        if v > 0 {
-            out.push_str(&format!("{v}{unit}"));
-            ms -= v * mult;
-        }
-    }
-    out
+    crate::config::format_duration_ms(d.as_millis() as u64)
 }
 
 /// A client for the cluster: the configured kubeconfig, else in-cluster, else the usual
