@@ -27,7 +27,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from real_prometheus import JOB, Endpoints, Run, wait  # noqa: E402  (the shared loopback setup)
+from real_prometheus import JOB, Endpoints, Run, get_json, wait  # noqa: E402  (the shared loopback setup)
 
 # How far back a scrape counts as "current" while waiting for a collector to settle: the scrape
 # interval is 1 s, so an endpoint a collector stopped owning drops out after this.
@@ -74,8 +74,11 @@ class Sink:
                     if m.get("name") != "up":
                         continue
                     for dp in m.get("gauge", {}).get("dataPoints", []):
-                        value = dp.get("asDouble", dp.get("asInt"))
-                        points.append((int(dp["timeUnixNano"]), instance, float(value)))
+                        if dp.get("flags", 0) & 1:
+                            continue  # NO_RECORDED_VALUE: the staleness marker of a lost target
+                        # OTLP JSON leaves out zero values (proto3 defaults): absent means 0.
+                        value = float(dp.get("asDouble", dp.get("asInt", 0)))
+                        points.append((int(dp["timeUnixNano"]), instance, value))
         with self.lock:
             self.points.setdefault(collector, []).extend(points)
 
@@ -123,6 +126,10 @@ def check(run, endpoints, expected, step):
     collectors = sorted(run.proms)
 
     def settled():
+        # The allocator must know every collector first: until it reads the new collectors
+        # file, a new collector's answer is empty and everything else looks settled.
+        if set(get_json(f"http://127.0.0.1:{run.ta_port}/jobs/{JOB}/targets")) != set(collectors):
+            return False
         answers = {c: run.answer(c) for c in collectors}
         if set().union(*answers.values()) != set(expected):
             return False
