@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO_MODULES := allocator-go examples/go-collector testdata/parity-gen/common testdata/parity-gen/v0.10.0 testdata/parity-gen/v1.0.0 testdata/conformance-gen/receivercheck testdata/operator-gen
 
-.PHONY: operator-check operator-vectors apiserver-test image-test conformance receiver-check real-client-test dist service-test loadtest test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
+.PHONY: operator-check operator-vectors apiserver-test image-test conformance receiver-check real-client-test e2e-collector dist service-test loadtest test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
 
 test: setup lint rust-test fuzz-corpus ffi-test c-example go-test py-test service-test receiver-check real-client-test bench-smoke parity-check operator-check
 
@@ -131,6 +131,14 @@ real-client-test:
 	scripts/install-prometheus.sh
 	cargo build -q -p allocator-service --bin target-allocator
 	python3 allocator-service/tests/real_prometheus.py $${CARGO_TARGET_DIR:-target}/debug/target-allocator
+
+# Opt-in, not in `make test`: the same checks with real OpenTelemetry Collectors (prometheus
+# receiver with `target_allocator:`), built by the collector builder from the Go module proxy into
+# ~/.cache/target-allocator-e2e (long the first time; cached until the manifest changes).
+e2e-collector:
+	scripts/build-e2e-collector.sh >/dev/null
+	cargo build -q -p allocator-service --bin target-allocator
+	python3 allocator-service/tests/real_otelcol.py $${CARGO_TARGET_DIR:-target}/debug/target-allocator "$$(scripts/build-e2e-collector.sh)"
 
 service-test:
 	allocator-service/tests/dashboard.sh
