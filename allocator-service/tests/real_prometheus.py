@@ -179,6 +179,10 @@ def check(run, endpoints, expected, step):
     collectors = sorted(run.proms)
 
     def settled():
+        # The allocator must know every collector first: a collector it has not read yet has an
+        # empty answer, and an empty answer scraped by nobody would pass the checks below.
+        if set(get_json(f"http://127.0.0.1:{run.ta_port}/jobs/{JOB}/targets")) != set(collectors):
+            return False
         answers = {c: run.answer(c) for c in collectors}
         if set().union(*answers.values()) != set(expected):
             return False
