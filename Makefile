@@ -107,7 +107,7 @@ image-test:
 	allocator-service/tests/image.sh
 
 run:
-	cargo run --release --bin target-allocator -- --config-file allocator-service/config.yaml
+	cargo run --bin target-allocator -- --config-file allocator-service/config.yaml
 
 # The service end to end: the dashboard in headless Chromium (screenshot in target/dashboard/),
 # then a bounded load test on loopback (zero errors required; p50/p99 and req/s printed).
