@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use allocator_core::{Allocator, CollectorSpec, MoveKind, TargetSpec};
+use allocator_core::{Allocator, CollectorSpec, Move, MoveKind, TargetSpec};
 use axum::body::Bytes;
 use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Map, Value};
@@ -255,7 +255,6 @@ impl Engine {
             discovered: collect.discovered,
             collectors,
         };
-        let strategy = self.cfg.core.strategy.name();
         let m = &shared.metrics;
         m.events(if cluster.is_some() {
             "kubernetes"
@@ -276,13 +275,7 @@ impl Engine {
         match self.alloc.set_collectors(&names) {
             Ok(moves) => {
                 let moves = moves.to_vec();
-                self.publisher.moved(&moves, &self.alloc);
-                let moved = moves
-                    .iter()
-                    .filter(|mv| mv.kind() == MoveKind::Reassigned)
-                    .count();
-                m.time_to_allocate("SetCollectors", strategy)
-                    .observe(start.elapsed().as_secs_f64());
+                let moved = self.absorb(&moves, m, "SetCollectors", start);
                 tracing::info!(collectors = names.len(), moved, "collectors applied");
                 self.collectors_refused = None;
             }
@@ -296,13 +289,7 @@ impl Engine {
         match self.alloc.set_targets(&specs) {
             Ok(moves) => {
                 let moves = moves.to_vec();
-                self.publisher.moved(&moves, &self.alloc);
-                let moved = moves
-                    .iter()
-                    .filter(|mv| mv.kind() == MoveKind::Reassigned)
-                    .count();
-                m.time_to_allocate("SetTargets", strategy)
-                    .observe(start.elapsed().as_secs_f64());
+                let moved = self.absorb(&moves, m, "SetTargets", start);
                 tracing::info!(
                     targets = specs.len(),
                     changes = moves.len(),
@@ -338,6 +325,18 @@ impl Engine {
         m.publish(&view);
         *shared.view.write() = Arc::new(view);
         self.report(shared, true);
+    }
+
+    /// Hand one diff's moves to the publisher and time the call that made them (`method` as the
+    /// Go allocator names it); returns how many targets changed hands.
+    fn absorb(&mut self, moves: &[Move], m: &Metrics, method: &str, start: Instant) -> usize {
+        self.publisher.moved(moves, &self.alloc);
+        m.time_to_allocate(method, self.cfg.core.strategy.name())
+            .observe(start.elapsed().as_secs_f64());
+        moves
+            .iter()
+            .filter(|mv| mv.kind() == MoveKind::Reassigned)
+            .count()
     }
 
     fn view(&mut self, found: Found) -> View {
