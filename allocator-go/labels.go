@@ -81,3 +81,16 @@ func appendString(buf []byte, s string) []byte {
 	}
 	return append(buf, s...)
 }
+
+// decodeString reads one length-prefixed string of the labels encoding from the front of data.
+// The data is a labels.Labels' own string (checked at startup to be this encoding), so it is
+// well formed.
+func decodeString(data string) (s, rest string) {
+	n := int(data[0])
+	data = data[1:]
+	if n == 255 {
+		n = int(data[0]) | int(data[1])<<8 | int(data[2])<<16
+		data = data[3:]
+	}
+	return data[:n], data[n:]
+}
