@@ -16,8 +16,18 @@ pub async fn get(addr: std::net::SocketAddr, path: &str) -> Answer {
     get_accept(addr, path, "").await
 }
 
+/// How long one test request may take: a service that stops answering fails the test with the
+/// path named instead of hanging it.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One GET with an `Accept` header (none when empty).
 pub async fn get_accept(addr: std::net::SocketAddr, path: &str, accept: &str) -> Answer {
+    tokio::time::timeout(REQUEST_TIMEOUT, get_accept_once(addr, path, accept))
+        .await
+        .unwrap_or_else(|_| panic!("GET {path}: no complete answer within {REQUEST_TIMEOUT:?}"))
+}
+
+async fn get_accept_once(addr: std::net::SocketAddr, path: &str, accept: &str) -> Answer {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let accept = if accept.is_empty() {
         String::new()
