@@ -308,19 +308,20 @@ impl Engine {
         m.set_moves("reassigned", totals.reassigned);
         let mut view = self.view(found);
         for job in &generated {
-            view.scrape_configs.insert(
-                job.name.clone(),
-                job_config(&JobConfig {
-                    name: &job.name,
-                    interval: &job.interval,
-                    timeout: &job.timeout,
-                    path: &job.path,
-                    scheme: &job.scheme,
-                    params: &job.params,
-                    relabel: &job.rule_specs,
-                    metric_relabel: &[],
-                }),
-            );
+            let mut config = job_config(&JobConfig {
+                name: &job.name,
+                interval: &job.interval,
+                timeout: &job.timeout,
+                path: &job.path,
+                scheme: &job.scheme,
+                params: &job.params,
+                relabel: &job.rule_specs,
+                metric_relabel: &[],
+            });
+            if let Value::Object(m) = &mut config {
+                m.extend(job.settings.clone());
+            }
+            view.scrape_configs.insert(job.name.clone(), config);
         }
         m.publish(&view);
         *shared.view.write() = Arc::new(view);
@@ -391,7 +392,7 @@ pub struct JobConfig<'a> {
 /// Relabel rules as Prometheus marshals them: `action` lower-cased, `separator` (`;`) and
 /// `replacement` (`$1`) always written, `regex` only when the configuration set it, and removed
 /// from keepequal/dropequal (the collector cannot parse it otherwise).
-fn rules_json(rules: &[RuleSpec]) -> Value {
+pub fn rules_json(rules: &[RuleSpec]) -> Value {
     Value::Array(
         rules
             .iter()

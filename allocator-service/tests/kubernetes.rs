@@ -379,6 +379,55 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
     assert!(rules.iter().any(|r| r["target_label"] == "namespace"));
     assert_eq!(sc["serviceMonitor/shop/api/0"]["scrape_interval"], "15s");
 
+    // Credentials: a ScrapeConfig naming a Secret that does not exist yet is rejected (the
+    // operator rejects it too); once the Secret exists, the job is served with its
+    // authorization, the token redacted on plain HTTP.
+    api.apply(
+        "scrapeconfigs",
+        monitor(
+            "ScrapeConfig",
+            "monitoring.coreos.com/v1alpha1",
+            "shop",
+            "secured",
+            json!({}),
+            json!({"staticConfigs": [{"targets": ["10.1.9.9:9090"]}],
+                "authorization": {"credentials": {"name": "scrape-token", "key": "token"}}}),
+        ),
+    );
+    api.apply(
+        "scrapeconfigs",
+        monitor(
+            "ScrapeConfig",
+            "monitoring.coreos.com/v1alpha1",
+            "shop",
+            "marker",
+            json!({}),
+            json!({"staticConfigs": [{"targets": ["10.1.9.8:9090"]}]}),
+        ),
+    );
+    let sc = until(addr, "/scrape_configs", "the marker job", |v| {
+        v.get("scrapeConfig/shop/marker").is_some()
+    })
+    .await;
+    assert!(sc.get("scrapeConfig/shop/secured").is_none(), "{sc}");
+    api.apply(
+        "secrets",
+        json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "scrape-token", "namespace": "shop"},
+            "data": {"token": "czNjcjN0"}}),
+    );
+    let sc = until(
+        addr,
+        "/scrape_configs",
+        "the job with its credentials",
+        |v| v.get("scrapeConfig/shop/secured").is_some(),
+    )
+    .await;
+    assert_eq!(
+        sc["scrapeConfig/shop/secured"]["authorization"],
+        json!({"type": "Bearer", "credentials": "<secret>"})
+    );
+
     // A collector becomes ready, one is deleted: the collector set follows, targets move.
     api.apply(
         "pods",

@@ -9,11 +9,91 @@ use std::collections::BTreeMap;
 
 use allocator_service::config::PrometheusCr;
 use allocator_service::discovery::{relabeled, JobSpec};
+use allocator_service::k8s::client::{self, Assets};
 use allocator_service::k8s::meta::Labels;
 use allocator_service::k8s::monitors::{self, JobDef, Source};
 use allocator_service::k8s::{finish_job, resource_selected};
 use allocator_service::relabel::RuleSpec;
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+/// The case's Secrets and ConfigMaps, as the cluster would hold them.
+struct CaseAssets {
+    secrets: BTreeMap<(String, String, String), String>,
+    config_maps: BTreeMap<(String, String, String), String>,
+}
+
+impl CaseAssets {
+    fn of(case: &Value) -> CaseAssets {
+        let read = |list: &Value, decode: bool| {
+            let mut out = BTreeMap::new();
+            for obj in list.as_array().into_iter().flatten() {
+                let ns = obj["metadata"]["namespace"].as_str().unwrap().to_owned();
+                let name = obj["metadata"]["name"].as_str().unwrap().to_owned();
+                for (k, v) in obj["data"].as_object().into_iter().flatten() {
+                    let v = v.as_str().unwrap();
+                    let v = if decode { base64(v) } else { v.to_owned() };
+                    out.insert((ns.clone(), name.clone(), k.clone()), v);
+                }
+            }
+            out
+        };
+        CaseAssets {
+            secrets: read(&case["secrets"], true),
+            config_maps: read(&case["configmaps"], false),
+        }
+    }
+}
+
+impl Assets for CaseAssets {
+    fn secret(&self, ns: &str, name: &str, key: &str) -> Option<String> {
+        self.secrets
+            .get(&(ns.into(), name.into(), key.into()))
+            .cloned()
+    }
+    fn config_map(&self, ns: &str, name: &str, key: &str) -> Option<String> {
+        self.config_maps
+            .get(&(ns.into(), name.into(), key.into()))
+            .cloned()
+    }
+}
+
+/// Standard base64 (a Secret's `data`), decoded to text.
+fn base64(s: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in s.bytes().filter(|&c| c != b'=') {
+        let v = ALPHABET.iter().position(|&a| a == c).expect("base64") as u32;
+        bits = bits << 6 | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The scrape-config fields that the settings of a generated job give (compared with upstream).
+const SETTINGS: [&str; 9] = [
+    "honor_labels",
+    "honor_timestamps",
+    "enable_http2",
+    "follow_redirects",
+    "tls_config",
+    "authorization",
+    "basic_auth",
+    "oauth2",
+    "metric_relabel_configs",
+];
+
+fn settings_of(sc: &Value) -> Map<String, Value> {
+    SETTINGS
+        .iter()
+        .filter_map(|k| sc.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect()
+}
 
 fn vectors() -> Value {
     let path = concat!(
@@ -33,8 +113,12 @@ fn str_map(v: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// Our jobs for the case's objects, selected as the service selects them.
-fn our_jobs(case: &Value) -> (Vec<JobDef>, BTreeMap<String, Vec<String>>) {
+/// Our jobs for the case's objects, selected as the service selects them, each with its
+/// rendered settings; a resource whose credentials cannot be read is rejected.
+type Jobs = Vec<(JobDef, Map<String, Value>)>;
+
+fn our_jobs(case: &Value) -> (Jobs, BTreeMap<String, Vec<String>>) {
+    let assets = CaseAssets::of(case);
     let cr: PrometheusCr = serde_json::from_value(case["prometheus_cr"].clone()).unwrap();
     let ns_labels: BTreeMap<String, BTreeMap<String, String>> = case["namespaces"]
         .as_array()
@@ -77,38 +161,45 @@ fn our_jobs(case: &Value) -> (Vec<JobDef>, BTreeMap<String, Vec<String>>) {
         ) {
             continue;
         }
-        selected
-            .entry(kind.to_owned())
-            .or_default()
-            .push(format!("{ns}/{name}"));
         let spec = obj["spec"].clone();
         let classes = &cr.scrape_classes;
+        let mut resource: Vec<JobDef> = Vec::new();
         match kind {
-            "ServiceMonitor" => defs.extend(monitors::service_monitor_jobs(
+            "ServiceMonitor" => resource.extend(monitors::service_monitor_jobs(
                 ns,
                 name,
                 &serde_json::from_value(spec).unwrap(),
                 classes,
             )),
-            "PodMonitor" => defs.extend(monitors::pod_monitor_jobs(
+            "PodMonitor" => resource.extend(monitors::pod_monitor_jobs(
                 ns,
                 name,
                 &serde_json::from_value(spec).unwrap(),
                 classes,
             )),
-            "Probe" => defs.extend(monitors::probe_job(
+            "Probe" => resource.extend(monitors::probe_job(
                 ns,
                 name,
                 &serde_json::from_value(spec).unwrap(),
                 classes,
             )),
-            _ => defs.push(monitors::scrape_config_job(
+            _ => resource.push(monitors::scrape_config_job(
                 ns,
                 name,
                 &serde_json::from_value(spec).unwrap(),
                 classes,
             )),
         }
+        let rendered: Result<Jobs, String> = resource
+            .into_iter()
+            .map(|d| client::render(&d.settings, &assets).map(|s| (d, s)))
+            .collect();
+        let Ok(rendered) = rendered else { continue };
+        defs.extend(rendered);
+        selected
+            .entry(kind.to_owned())
+            .or_default()
+            .push(format!("{ns}/{name}"));
     }
     for v in selected.values_mut() {
         v.sort();
@@ -181,6 +272,7 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
         "v0.92.0"
     );
     let (mut jobs_checked, mut targets_checked, mut kept, mut rules_checked) = (0, 0, 0, 0);
+    let mut settings_checked = 0;
     for case in v["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let input = &case["case"];
@@ -209,7 +301,7 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
             .iter()
             .map(|j| (j["job_name"].as_str().unwrap(), j))
             .collect();
-        let ours: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+        let ours: Vec<&str> = defs.iter().map(|(d, _)| d.name.as_str()).collect();
         let mut ours_sorted = ours.clone();
         ours_sorted.sort();
         assert_eq!(
@@ -220,10 +312,24 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
         let interval = input["prometheus_cr"]["scrape_interval"]
             .as_str()
             .unwrap_or("30s");
-        for def in defs {
+        for (def, settings) in defs {
             let job = upstream[def.name.as_str()];
             let sc = &job["scrape_config"];
             let ctx = format!("{name}: {}", def.name);
+            // The settings, with secrets shown (over mTLS) and redacted (plain HTTP).
+            assert_eq!(
+                settings,
+                settings_of(&job["scrape_config_secrets"]),
+                "{ctx}: settings with secrets shown"
+            );
+            let mut redacted = Value::Object(settings.clone());
+            allocator_service::http::redact_scrape_config(&mut redacted);
+            assert_eq!(
+                redacted,
+                Value::Object(settings_of(sc)),
+                "{ctx}: settings redacted"
+            );
+            settings_checked += settings.len();
             // The served relabel rules, rule by rule.
             let want_rules: Vec<Value> = sc["relabel_configs"]
                 .as_array()
@@ -263,7 +369,7 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
                 .collect();
             assert_eq!(got_sd, want_sd, "{ctx}: kubernetes_sd_configs");
             let fed: Vec<Labels> = def.sources.iter().flat_map(|s| groups(input, s)).collect();
-            let g = finish_job(def, interval, fed.clone()).expect("job compiles");
+            let g = finish_job(def, interval, fed.clone(), settings).expect("job compiles");
             for (k, field) in [
                 (&g.interval, "scrape_interval"),
                 (&g.timeout, "scrape_timeout"),
@@ -299,7 +405,7 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
         }
     }
     eprintln!(
-        "operator vectors: {jobs_checked} jobs, {rules_checked} relabel rules, {targets_checked} targets ({kept} kept) equal"
+        "operator vectors: {jobs_checked} jobs, {rules_checked} relabel rules, {settings_checked} settings, {targets_checked} targets ({kept} kept) equal"
     );
-    assert!(jobs_checked >= 20 && targets_checked >= 60 && kept >= 20);
+    assert!(jobs_checked >= 25 && targets_checked >= 60 && kept >= 20 && settings_checked >= 90);
 }

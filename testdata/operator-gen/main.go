@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus-operator/prometheus-operator/pkg/operator"
 	"github.com/prometheus-operator/prometheus-operator/pkg/prometheus"
 	prometheusgoclient "github.com/prometheus/client_golang/prometheus"
+	commonconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery"
@@ -102,6 +103,9 @@ type Job struct {
 	// The generated scrape config, as Prometheus' config loader reads it (defaults filled),
 	// re-marshalled to JSON through YAML.
 	ScrapeConfig any `json:"scrape_config"`
+	// The same with secret values shown, as the Go allocator serves /scrape_configs over mTLS
+	// or with allow_insecure_auth_secrets (prometheus/common's config.MarshalSecretValue).
+	ScrapeConfigSecrets any `json:"scrape_config_secrets"`
 	// Which synthetic targets were fed in: the role and namespaces of each kubernetes_sd_config.
 	Discovery []Discovery `json:"discovery"`
 	Targets   []Target    `json:"targets"`
@@ -361,7 +365,13 @@ func process(sc *promconfig.ScrapeConfig, synthetic map[string][]map[string]stri
 	if err != nil {
 		return Job{}, err
 	}
-	job := Job{JobName: sc.JobName, ScrapeConfig: scJSON, Discovery: []Discovery{}, Targets: []Target{}}
+	commonconfig.MarshalSecretValue = true
+	shownJSON, err := asJSON(sc)
+	commonconfig.MarshalSecretValue = false
+	if err != nil {
+		return Job{}, err
+	}
+	job := Job{JobName: sc.JobName, ScrapeConfig: scJSON, ScrapeConfigSecrets: shownJSON, Discovery: []Discovery{}, Targets: []Target{}}
 	var groups []*targetgroup.Group
 	for _, sd := range sc.ServiceDiscoveryConfigs {
 		switch d := sd.(type) {

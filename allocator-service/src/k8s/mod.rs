@@ -5,6 +5,7 @@
 //! full target and collector lists from the caches, and the allocator's listing diff reconciles
 //! them, so nothing is allocated twice or lost.
 
+pub mod client;
 pub mod files;
 pub mod meta;
 pub mod monitors;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -34,8 +35,11 @@ use k8s_openapi::api::networking::v1::Ingress;
 
 /// Every resource the watchers read, as (API group, resource): the RBAC rules of
 /// `examples/k8s/01-rbac.yaml` must grant get, list and watch on each (a test checks).
-pub const WATCHED: [(&str, &str); 9] = [
+pub const WATCHED: [(&str, &str); 11] = [
     ("", "pods"),
+    // The credentials operator resources name (read only when `prometheus_cr` is enabled).
+    ("", "secrets"),
+    ("", "configmaps"),
     ("networking.k8s.io", "ingresses"),
     ("", "services"),
     ("", "namespaces"),
@@ -57,6 +61,9 @@ pub struct GeneratedJob {
     pub rule_specs: Vec<RuleSpec>,
     pub rules: Vec<Rule>,
     pub groups: Vec<Labels>,
+    /// TLS, authorization, metric relabelings, ... in Prometheus' spelling, credentials inline
+    /// (what `/scrape_configs` adds to the job's entry).
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
 struct Watched<K: 'static + kube::Resource + Clone>
@@ -78,6 +85,8 @@ pub struct Cluster {
     pod_monitors: Option<Watched<DynamicObject>>,
     scrape_configs: Option<Watched<DynamicObject>>,
     probes: Option<Watched<DynamicObject>>,
+    secrets: Option<Watched<Secret>>,
+    config_maps: Option<Watched<ConfigMap>>,
     generation: Arc<AtomicU64>,
 }
 
@@ -232,6 +241,24 @@ impl Cluster {
         } else {
             (None, None, None, None)
         };
+        let (secrets, config_maps) = if cr_enabled {
+            (
+                Some(spawn_watch(
+                    Api::<Secret>::all(client.clone()),
+                    Default::default(),
+                    g(),
+                    "secrets",
+                )),
+                Some(spawn_watch(
+                    Api::<ConfigMap>::all(client.clone()),
+                    Default::default(),
+                    g(),
+                    "configmaps",
+                )),
+            )
+        } else {
+            (None, None)
+        };
         Cluster {
             pods,
             services,
@@ -242,6 +269,8 @@ impl Cluster {
             pod_monitors,
             scrape_configs,
             probes,
+            secrets,
+            config_maps,
             generation,
         }
     }
@@ -269,6 +298,14 @@ impl Cluster {
             ]
             .iter()
             .all(|w| w.as_ref().is_none_or(|w| w.synced.load(Ordering::Acquire)))
+            && self
+                .secrets
+                .as_ref()
+                .is_none_or(|w| w.synced.load(Ordering::Acquire))
+            && self
+                .config_maps
+                .as_ref()
+                .is_none_or(|w| w.synced.load(Ordering::Acquire))
     }
 
     /// Collector pods: in `namespace`, matching `selector`, scheduled; a pod not Running or not
@@ -388,7 +425,7 @@ impl Cluster {
             return Vec::new();
         };
         let classes = &cr.scrape_classes;
-        let mut defs: Vec<JobDef> = Vec::new();
+        let mut defs: Vec<(JobDef, serde_json::Map<String, serde_json::Value>)> = Vec::new();
         for sm in self.selected(
             cr,
             &self.service_monitors,
@@ -397,7 +434,8 @@ impl Cluster {
         ) {
             let (name, ns) = name_ns(&sm.metadata);
             if let Some(spec) = spec_of::<ServiceMonitorSpec>(&sm) {
-                defs.extend(monitors::service_monitor_jobs(ns, name, &spec, classes));
+                let jobs = monitors::service_monitor_jobs(ns, name, &spec, classes);
+                self.accept(&mut defs, "ServiceMonitor", ns, name, jobs);
             }
         }
         for pm in self.selected(
@@ -408,7 +446,8 @@ impl Cluster {
         ) {
             let (name, ns) = name_ns(&pm.metadata);
             if let Some(spec) = spec_of::<PodMonitorSpec>(&pm) {
-                defs.extend(monitors::pod_monitor_jobs(ns, name, &spec, classes));
+                let jobs = monitors::pod_monitor_jobs(ns, name, &spec, classes);
+                self.accept(&mut defs, "PodMonitor", ns, name, jobs);
             }
         }
         for probe in self.selected(
@@ -420,7 +459,7 @@ impl Cluster {
             let (name, ns) = name_ns(&probe.metadata);
             if let Some(spec) = spec_of::<ProbeSpec>(&probe) {
                 match monitors::probe_job(ns, name, &spec, classes) {
-                    Some(def) => defs.push(def),
+                    Some(def) => self.accept(&mut defs, "Probe", ns, name, vec![def]),
                     None => {
                         tracing::info!(probe = %format!("{ns}/{name}"), "probe without static or ingress targets; skipped")
                     }
@@ -435,21 +474,44 @@ impl Cluster {
         ) {
             let (name, ns) = name_ns(&sc.metadata);
             if let Some(spec) = spec_of::<ScrapeConfigSpec>(&sc) {
-                defs.push(monitors::scrape_config_job(ns, name, &spec, classes));
+                let job = monitors::scrape_config_job(ns, name, &spec, classes);
+                self.accept(&mut defs, "ScrapeConfig", ns, name, vec![job]);
             }
         }
         let default_interval = cr.scrape_interval.as_deref().unwrap_or("30s");
         let mut by_role: BTreeMap<String, Vec<Labels>> = BTreeMap::new();
         defs.into_iter()
-            .filter_map(|def| {
+            .filter_map(|(def, settings)| {
                 let groups = def
                     .sources
                     .iter()
                     .flat_map(|src| self.source_groups(cfg, src, &mut by_role))
                     .collect();
-                finish_job(def, default_interval, groups)
+                finish_job(def, default_interval, groups, settings)
             })
             .collect()
+    }
+
+    /// A resource's jobs with their settings rendered, credentials read from the cluster; none
+    /// when any credential cannot be read (the operator rejects such a resource as a whole).
+    fn accept(
+        &self,
+        out: &mut Vec<(JobDef, serde_json::Map<String, serde_json::Value>)>,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        jobs: Vec<JobDef>,
+    ) {
+        let rendered: Result<Vec<_>, String> = jobs
+            .into_iter()
+            .map(|def| client::render(&def.settings, self).map(|s| (def, s)))
+            .collect();
+        match rendered {
+            Ok(jobs) => out.extend(jobs),
+            Err(e) => {
+                tracing::warn!(%kind, object = %format!("{ns}/{name}"), error = %e, "rejected: its credentials cannot be read")
+            }
+        }
     }
 
     /// The discovered targets of one source of a generated job.
@@ -569,6 +631,7 @@ pub fn finish_job(
     def: JobDef,
     default_interval: &str,
     groups: Vec<Labels>,
+    settings: serde_json::Map<String, serde_json::Value>,
 ) -> Option<GeneratedJob> {
     let interval = def.interval.as_deref().unwrap_or(default_interval);
     let interval = match crate::config::duration(interval) {
@@ -610,8 +673,33 @@ pub fn finish_job(
         rule_specs: def.rules,
         rules,
         groups,
+        settings,
         name: def.name,
     })
+}
+
+/// Credentials from the watched Secrets and ConfigMaps.
+impl client::Assets for Cluster {
+    fn secret(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
+        let s = self
+            .secrets
+            .as_ref()?
+            .store
+            .get(&ObjectRef::new(name).within(namespace))?;
+        if let Some(v) = s.data.as_ref().and_then(|d| d.get(key)) {
+            return String::from_utf8(v.0.clone()).ok();
+        }
+        s.string_data.as_ref()?.get(key).cloned()
+    }
+
+    fn config_map(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
+        let c = self
+            .config_maps
+            .as_ref()?
+            .store
+            .get(&ObjectRef::new(name).within(namespace))?;
+        c.data.as_ref()?.get(key).cloned()
+    }
 }
 
 /// A duration as Prometheus prints it (`model.Duration.String`): `1m`, `1m30s`, `0s`.

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::client::Settings;
 use super::meta::{sanitize, Labels};
 use super::selector::LabelSelector;
 use crate::relabel::RuleSpec;
@@ -130,10 +131,14 @@ pub struct Endpoint {
     #[serde(default)]
     pub params: BTreeMap<String, Vec<String>>,
     pub honor_labels: Option<bool>,
+    pub honor_timestamps: Option<bool>,
     pub filter_running: Option<bool>,
     pub tls_config: Option<serde_json::Value>,
     pub authorization: Option<serde_json::Value>,
+    /// ServiceMonitor only (deprecated): a Bearer token from a Secret.
+    pub bearer_token_secret: Option<serde_json::Value>,
     pub basic_auth: Option<serde_json::Value>,
+    pub oauth2: Option<serde_json::Value>,
     pub follow_redirects: Option<bool>,
     #[serde(rename = "enableHttp2")]
     pub enable_http2: Option<bool>,
@@ -267,9 +272,13 @@ pub struct ScrapeConfigSpec {
     #[serde(default)]
     pub params: BTreeMap<String, Vec<String>>,
     pub honor_labels: Option<bool>,
+    pub honor_timestamps: Option<bool>,
+    #[serde(rename = "enableHTTP2")]
+    pub enable_http2: Option<bool>,
     pub tls_config: Option<serde_json::Value>,
     pub authorization: Option<serde_json::Value>,
     pub basic_auth: Option<serde_json::Value>,
+    pub oauth2: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -335,6 +344,9 @@ pub struct ProbeSpec {
     pub tls_config: Option<serde_json::Value>,
     pub authorization: Option<serde_json::Value>,
     pub basic_auth: Option<serde_json::Value>,
+    pub oauth2: Option<serde_json::Value>,
+    #[serde(default)]
+    pub metric_relabelings: Vec<CrRelabel>,
 }
 
 /// Where a generated job's targets come from.
@@ -350,7 +362,7 @@ pub enum Source {
     Static(Vec<Labels>),
     /// `file_sd_configs` files (the last path component may hold `*`).
     File(Vec<String>),
-    /// `http_sd_configs`: read by the collector's own Prometheus discovery, not the allocator's.
+    /// `http_sd_configs`: not fetched by the allocator yet (the job is served with no targets).
     Http(String),
 }
 
@@ -365,9 +377,9 @@ pub struct JobDef {
     pub params: BTreeMap<String, Vec<String>>,
     pub rules: Vec<RuleSpec>,
     pub sources: Vec<Source>,
-    /// Scrape-config fields that do not affect targets (TLS, authorization, ...), with the
-    /// scrape class's defaults merged in, as the CRD spells them.
-    pub http: BTreeMap<String, serde_json::Value>,
+    /// Scrape settings that do not affect targets (TLS, authorization, metric relabelings,
+    /// ...), with the scrape class's merged in, as the resource spells them.
+    pub settings: Settings,
 }
 
 fn rule(src: &[&str], target: &str) -> RuleSpec {
@@ -486,29 +498,55 @@ fn uses_relabel_selection(mechanism: &Option<String>) -> bool {
     mechanism.as_deref().is_none_or(|m| m == "RelabelConfig")
 }
 
-fn http_fields(
-    ep_tls: &Option<serde_json::Value>,
-    ep_auth: &Option<serde_json::Value>,
-    basic: &Option<serde_json::Value>,
-    class: Option<&ScrapeClass>,
-) -> BTreeMap<String, serde_json::Value> {
-    let mut http = BTreeMap::new();
-    let tls = ep_tls
-        .clone()
-        .or_else(|| class.and_then(|c| c.tls_config.clone()));
-    if let Some(t) = tls {
-        http.insert("tlsConfig".into(), t);
+/// What a resource's TLS, authorization, basic auth and OAuth2 fields give a job's settings,
+/// with its scrape class's TLS and authorization when it has none, and the class's metric
+/// relabelings before its own (as the generator orders them).
+struct Client<'a> {
+    tls: &'a Option<serde_json::Value>,
+    authorization: &'a Option<serde_json::Value>,
+    basic_auth: &'a Option<serde_json::Value>,
+    oauth2: &'a Option<serde_json::Value>,
+    metric_relabelings: &'a [CrRelabel],
+}
+
+fn settings(ns: &str, c: Client<'_>, class: Option<&ScrapeClass>) -> Settings {
+    let mut metric_relabelings: Vec<RuleSpec> = class
+        .into_iter()
+        .flat_map(|c| rules(&c.metric_relabelings))
+        .collect();
+    metric_relabelings.extend(rules(c.metric_relabelings));
+    Settings {
+        namespace: ns.to_owned(),
+        tls_config: c
+            .tls
+            .clone()
+            .or_else(|| class.and_then(|c| c.tls_config.clone())),
+        authorization: c.authorization.clone(),
+        class_authorization: class.and_then(|c| c.authorization.clone()),
+        basic_auth: c.basic_auth.clone(),
+        oauth2: c.oauth2.clone(),
+        metric_relabelings,
+        ..Settings::default()
     }
-    let auth = ep_auth
-        .clone()
-        .or_else(|| class.and_then(|c| c.authorization.clone()));
-    if let Some(a) = auth {
-        http.insert("authorization".into(), a);
+}
+
+/// The settings of a ServiceMonitor or PodMonitor endpoint.
+fn endpoint_settings(ns: &str, ep: &Endpoint, class: Option<&ScrapeClass>) -> Settings {
+    let client = Client {
+        tls: &ep.tls_config,
+        authorization: &ep.authorization,
+        basic_auth: &ep.basic_auth,
+        oauth2: &ep.oauth2,
+        metric_relabelings: &ep.metric_relabelings,
+    };
+    Settings {
+        honor_labels: ep.honor_labels,
+        honor_timestamps: ep.honor_timestamps,
+        enable_http2: ep.enable_http2,
+        follow_redirects: ep.follow_redirects,
+        bearer_token_secret: ep.bearer_token_secret.clone(),
+        ..settings(ns, client, class)
     }
-    if let Some(b) = basic {
-        http.insert("basicAuth".into(), b.clone());
-    }
-    http
 }
 
 fn attach_node(own: &Option<AttachMetadata>, class: Option<&ScrapeClass>) -> bool {
@@ -635,7 +673,7 @@ pub fn service_monitor_jobs(
                     namespaces: spec.namespace_selector.names(ns),
                     attach_node: attach_node(&spec.attach_metadata, class),
                 }],
-                http: http_fields(&ep.tls_config, &ep.authorization, &ep.basic_auth, class),
+                settings: endpoint_settings(ns, ep, class),
             }
         })
         .collect()
@@ -716,7 +754,7 @@ pub fn pod_monitor_jobs(
                     namespaces: spec.namespace_selector.names(ns),
                     attach_node: attach_node(&spec.attach_metadata, class),
                 }],
-                http: http_fields(&ep.tls_config, &ep.authorization, &ep.basic_auth, class),
+                settings: endpoint_settings(ns, ep, class),
             }
         })
         .collect()
@@ -813,10 +851,15 @@ pub fn probe_job(
         params,
         rules: r,
         sources,
-        http: http_fields(
-            &spec.tls_config,
-            &spec.authorization,
-            &spec.basic_auth,
+        settings: settings(
+            ns,
+            Client {
+                tls: &spec.tls_config,
+                authorization: &spec.authorization,
+                basic_auth: &spec.basic_auth,
+                oauth2: &spec.oauth2,
+                metric_relabelings: &spec.metric_relabelings,
+            },
             class,
         ),
     })
@@ -891,12 +934,22 @@ pub fn scrape_config_job(
         params: spec.params.clone(),
         rules: r,
         sources,
-        http: http_fields(
-            &spec.tls_config,
-            &spec.authorization,
-            &spec.basic_auth,
-            class,
-        ),
+        settings: Settings {
+            honor_labels: spec.honor_labels,
+            honor_timestamps: spec.honor_timestamps,
+            enable_http2: spec.enable_http2,
+            ..settings(
+                ns,
+                Client {
+                    tls: &spec.tls_config,
+                    authorization: &spec.authorization,
+                    basic_auth: &spec.basic_auth,
+                    oauth2: &spec.oauth2,
+                    metric_relabelings: &spec.metric_relabelings,
+                },
+                class,
+            )
+        },
     }
 }
 

@@ -18,8 +18,10 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 /// (plural, apiVersion, list kind)
-const KINDS: [(&str, &str, &str); 9] = [
+const KINDS: [(&str, &str, &str); 11] = [
     ("pods", "v1", "PodList"),
+    ("secrets", "v1", "SecretList"),
+    ("configmaps", "v1", "ConfigMapList"),
     ("ingresses", "networking.k8s.io/v1", "IngressList"),
     ("services", "v1", "ServiceList"),
     ("namespaces", "v1", "NamespaceList"),
@@ -261,6 +263,8 @@ async fn handle(api: MockApi, plural: String, q: HashMap<String, String>) -> Res
 fn plural_kind(plural: &str) -> &'static str {
     match plural {
         "pods" => "Pod",
+        "secrets" => "Secret",
+        "configmaps" => "ConfigMap",
         "services" => "Service",
         "namespaces" => "Namespace",
         "endpointslices" => "EndpointSlice",

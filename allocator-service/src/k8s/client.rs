@@ -1,0 +1,333 @@
+//! The scrape settings of a generated job that a collector needs to scrape its targets but that
+//! do not change them: TLS, authorization, basic auth, OAuth2, `honor_labels`,
+//! `honor_timestamps`, HTTP/2, redirects and metric relabelings. The resources name Secrets and
+//! ConfigMaps for the credentials; they are read here and written inline, as prometheus-operator's
+//! generator does with `WithInlineTLSConfig` (what the Go allocator calls), and served on
+//! `/scrape_configs` in Prometheus' spelling (secrets redacted there unless shown on purpose).
+//!
+//! A resource whose credentials cannot be read (a missing Secret, ConfigMap or key, or TLS
+//! material that is not PEM) is rejected as a whole, as the operator's resource selector rejects
+//! it: a job without its credentials would be scraped wrongly, not just incompletely.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::relabel::RuleSpec;
+
+/// Where credentials are read from: the cluster's Secrets and ConfigMaps.
+pub trait Assets {
+    /// The value of `key` in Secret `namespace/name` (decoded), if both exist.
+    fn secret(&self, namespace: &str, name: &str, key: &str) -> Option<String>;
+    /// The value of `key` in ConfigMap `namespace/name`, if both exist.
+    fn config_map(&self, namespace: &str, name: &str, key: &str) -> Option<String>;
+}
+
+/// A job's scrape settings as the resource (and its scrape class) spell them.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The resource's namespace: where the Secrets and ConfigMaps it names live.
+    pub namespace: String,
+    pub honor_labels: Option<bool>,
+    pub honor_timestamps: Option<bool>,
+    pub enable_http2: Option<bool>,
+    pub follow_redirects: Option<bool>,
+    /// `tlsConfig` (the resource's, else its scrape class's).
+    pub tls_config: Option<Value>,
+    /// The resource's own `authorization`.
+    pub authorization: Option<Value>,
+    /// The scrape class's `authorization`, used when the resource has none. prometheus-operator
+    /// v0.92 writes only its type (its credentials are not loaded; the corpus case
+    /// `03-client-settings` shows it with the Secret present in both namespaces).
+    pub class_authorization: Option<Value>,
+    /// ServiceMonitor's deprecated `bearerTokenSecret`: a Bearer authorization.
+    pub bearer_token_secret: Option<Value>,
+    pub basic_auth: Option<Value>,
+    pub oauth2: Option<Value>,
+    /// The scrape class's metric relabelings, then the resource's.
+    pub metric_relabelings: Vec<RuleSpec>,
+}
+
+/// `{name, key}` of a Secret or ConfigMap.
+#[derive(Deserialize)]
+struct KeyRef {
+    name: String,
+    key: String,
+}
+
+/// `{secret: {name, key}}` or `{configMap: {name, key}}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SecretOrConfigMap {
+    secret: Option<KeyRef>,
+    config_map: Option<KeyRef>,
+}
+
+/// Reads what the settings name from `assets`.
+struct Reader<'a> {
+    ns: &'a str,
+    assets: &'a dyn Assets,
+}
+
+impl Reader<'_> {
+    fn secret(&self, what: &str, r: &Value) -> Result<String, String> {
+        let r: KeyRef = serde_json::from_value(r.clone())
+            .map_err(|e| format!("{what}: not a Secret key reference: {e}"))?;
+        self.assets.secret(self.ns, &r.name, &r.key).ok_or_else(|| {
+            format!(
+                "{what}: key {} of Secret {}/{} not found",
+                r.key, self.ns, r.name
+            )
+        })
+    }
+
+    fn secret_or_config_map(&self, what: &str, r: &Value) -> Result<Option<String>, String> {
+        let r: SecretOrConfigMap = serde_json::from_value(r.clone())
+            .map_err(|e| format!("{what}: not a Secret or ConfigMap reference: {e}"))?;
+        match (r.secret, r.config_map) {
+            (Some(s), _) => self
+                .assets
+                .secret(self.ns, &s.name, &s.key)
+                .map(Some)
+                .ok_or_else(|| {
+                    format!(
+                        "{what}: key {} of Secret {}/{} not found",
+                        s.key, self.ns, s.name
+                    )
+                }),
+            (None, Some(c)) => self
+                .assets
+                .config_map(self.ns, &c.name, &c.key)
+                .map(Some)
+                .ok_or_else(|| {
+                    format!(
+                        "{what}: key {} of ConfigMap {}/{} not found",
+                        c.key, self.ns, c.name
+                    )
+                }),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// The generator refuses TLS material that does not decode as PEM.
+fn pem(what: &str, text: String) -> Result<String, String> {
+    let t = text.trim_start();
+    if t.starts_with("-----BEGIN ") && t.contains("-----END ") {
+        Ok(text)
+    } else {
+        Err(format!("{what}: not PEM"))
+    }
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+fn tls_config(r: &Reader<'_>, t: &Value) -> Result<Value, String> {
+    let mut out = Map::new();
+    for (cr, prom) in [("ca", "ca"), ("cert", "cert")] {
+        if let Some(v) = t.get(cr) {
+            if let Some(text) = r.secret_or_config_map(&format!("tlsConfig.{cr}"), v)? {
+                out.insert(prom.into(), json!(pem(&format!("tlsConfig.{cr}"), text)?));
+            }
+        }
+    }
+    if let Some(k) = t.get("keySecret") {
+        out.insert(
+            "key".into(),
+            json!(pem(
+                "tlsConfig.keySecret",
+                r.secret("tlsConfig.keySecret", k)?
+            )?),
+        );
+    }
+    for (cr, prom) in [
+        ("caFile", "ca_file"),
+        ("certFile", "cert_file"),
+        ("keyFile", "key_file"),
+        ("serverName", "server_name"),
+        ("minVersion", "min_version"),
+        ("maxVersion", "max_version"),
+    ] {
+        if let Some(s) = str_field(t, cr) {
+            out.insert(prom.into(), json!(s));
+        }
+    }
+    // Prometheus writes this field even when false.
+    let skip = t
+        .get("insecureSkipVerify")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    out.insert("insecure_skip_verify".into(), json!(skip));
+    Ok(Value::Object(out))
+}
+
+fn authorization(r: &Reader<'_>, a: &Value, with_credentials: bool) -> Result<Value, String> {
+    let kind = str_field(a, "type").unwrap_or("Bearer");
+    let mut out = Map::new();
+    out.insert("type".into(), json!(kind));
+    if with_credentials {
+        if let Some(c) = a.get("credentials") {
+            out.insert(
+                "credentials".into(),
+                json!(r.secret("authorization.credentials", c)?),
+            );
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+fn basic_auth(r: &Reader<'_>, b: &Value) -> Result<Value, String> {
+    let mut out = Map::new();
+    for field in ["username", "password"] {
+        if let Some(v) = b.get(field) {
+            out.insert(
+                field.into(),
+                json!(r.secret(&format!("basicAuth.{field}"), v)?),
+            );
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+fn oauth2(r: &Reader<'_>, o: &Value) -> Result<Value, String> {
+    let mut out = Map::new();
+    if let Some(id) = o.get("clientId") {
+        if let Some(id) = r.secret_or_config_map("oauth2.clientId", id)? {
+            out.insert("client_id".into(), json!(id));
+        }
+    }
+    if let Some(s) = o.get("clientSecret") {
+        out.insert(
+            "client_secret".into(),
+            json!(r.secret("oauth2.clientSecret", s)?),
+        );
+    }
+    if let Some(u) = str_field(o, "tokenUrl") {
+        out.insert("token_url".into(), json!(u));
+    }
+    if let Some(s) = o
+        .get("scopes")
+        .filter(|s| s.as_array().is_some_and(|a| !a.is_empty()))
+    {
+        out.insert("scopes".into(), s.clone());
+    }
+    if let Some(p) = o
+        .get("endpointParams")
+        .filter(|p| p.as_object().is_some_and(|m| !m.is_empty()))
+    {
+        out.insert("endpoint_params".into(), p.clone());
+    }
+    Ok(Value::Object(out))
+}
+
+/// The settings in Prometheus' spelling, credentials read from `assets`: the fields a loaded
+/// scrape config has (defaults filled: `honor_timestamps`, `enable_http2` and
+/// `follow_redirects` are true unless set false), to be merged into the job's
+/// `/scrape_configs` entry.
+pub fn render(s: &Settings, assets: &dyn Assets) -> Result<Map<String, Value>, String> {
+    let r = Reader {
+        ns: &s.namespace,
+        assets,
+    };
+    let mut out = Map::new();
+    if s.honor_labels == Some(true) {
+        out.insert("honor_labels".into(), json!(true));
+    }
+    out.insert(
+        "honor_timestamps".into(),
+        json!(s.honor_timestamps.unwrap_or(true)),
+    );
+    out.insert("enable_http2".into(), json!(s.enable_http2.unwrap_or(true)));
+    out.insert(
+        "follow_redirects".into(),
+        json!(s.follow_redirects.unwrap_or(true)),
+    );
+    if let Some(t) = &s.tls_config {
+        out.insert("tls_config".into(), tls_config(&r, t)?);
+    }
+    let auth = match (
+        &s.authorization,
+        &s.bearer_token_secret,
+        &s.class_authorization,
+    ) {
+        (Some(a), _, _) => Some(authorization(&r, a, true)?),
+        (None, Some(b), _) => Some(json!({
+            "type": "Bearer",
+            "credentials": r.secret("bearerTokenSecret", b)?,
+        })),
+        (None, None, Some(a)) => Some(authorization(&r, a, false)?),
+        (None, None, None) => None,
+    };
+    if let Some(a) = auth {
+        out.insert("authorization".into(), a);
+    }
+    if let Some(b) = &s.basic_auth {
+        out.insert("basic_auth".into(), basic_auth(&r, b)?);
+    }
+    if let Some(o) = &s.oauth2 {
+        out.insert("oauth2".into(), oauth2(&r, o)?);
+    }
+    if !s.metric_relabelings.is_empty() {
+        out.insert(
+            "metric_relabel_configs".into(),
+            crate::state::rules_json(&s.metric_relabelings),
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed;
+    impl Assets for Fixed {
+        fn secret(&self, ns: &str, name: &str, key: &str) -> Option<String> {
+            (ns == "shop" && name == "s" && key == "k").then(|| "v".to_owned())
+        }
+        fn config_map(&self, _: &str, _: &str, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    fn settings(auth: Value) -> Settings {
+        Settings {
+            namespace: "shop".into(),
+            authorization: Some(auth),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn a_missing_secret_or_key_names_what_is_missing() {
+        let e = render(
+            &settings(json!({"credentials": {"name": "s", "key": "nope"}})),
+            &Fixed,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "authorization.credentials: key nope of Secret shop/s not found"
+        );
+        let ok = render(
+            &settings(json!({"credentials": {"name": "s", "key": "k"}})),
+            &Fixed,
+        )
+        .unwrap();
+        assert_eq!(
+            ok["authorization"],
+            json!({"type": "Bearer", "credentials": "v"})
+        );
+    }
+
+    #[test]
+    fn tls_material_that_is_not_pem_is_refused() {
+        let s = Settings {
+            namespace: "shop".into(),
+            tls_config: Some(json!({"ca": {"secret": {"name": "s", "key": "k"}}})),
+            ..Settings::default()
+        };
+        assert_eq!(render(&s, &Fixed).unwrap_err(), "tlsConfig.ca: not PEM");
+    }
+}
