@@ -388,6 +388,8 @@ pub struct Loaded {
     pub core: Config,
     /// Compiled relabel rules per scrape config (same order).
     pub rules: Vec<Vec<Rule>>,
+    /// The checked `http_sd_configs` of each scrape config (same order).
+    pub http_sd: Vec<Vec<crate::discovery::http_sd::Endpoint>>,
     /// Where relative paths in the file are resolved.
     pub base: PathBuf,
     /// Kubernetes discovery is on (`discovery: kubernetes`).
@@ -561,6 +563,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
     }
     let mut seen = std::collections::BTreeSet::new();
     let mut rules = Vec::new();
+    let mut http_sd = Vec::new();
     for (i, sc) in file.config.scrape_configs.iter().enumerate() {
         if sc.job_name.is_empty() {
             return Err(format!("config.scrape_configs[{i}].job_name is empty"));
@@ -599,11 +602,34 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         rules.push(compiled);
+        let endpoints = match sc.rest.get("http_sd_configs") {
+            None | Some(serde_yaml::Value::Null) => Vec::new(),
+            Some(serde_yaml::Value::Sequence(list)) => list
+                .iter()
+                .enumerate()
+                .map(|(k, v)| {
+                    crate::discovery::http_sd::Endpoint::parse(v, base).map_err(|e| {
+                        format!(
+                            "config.scrape_configs[{i}] (job {:?}).http_sd_configs[{k}]: {e}",
+                            sc.job_name
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => {
+                return Err(format!(
+                    "config.scrape_configs[{i}] (job {:?}).http_sd_configs: expected a list",
+                    sc.job_name
+                ))
+            }
+        };
+        http_sd.push(endpoints);
     }
     Ok(Loaded {
         file,
         core,
         rules,
+        http_sd,
         base: base.to_path_buf(),
         kubernetes,
         collector_namespace,

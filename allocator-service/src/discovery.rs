@@ -10,6 +10,7 @@
 //! are read (a FIFO would block), within size and nesting limits. A watcher busy for longer than
 //! [`STALL`] is reported as a stall, which `/readyz` shows.
 
+pub mod http_sd;
 pub(crate) mod watch;
 
 use std::collections::BTreeMap;
@@ -102,6 +103,8 @@ pub struct Files {
     source: Arc<dyn Source>,
     /// A watcher busy with one check for longer than this is reported as stalled.
     stall: Duration,
+    /// `http_sd_configs`: one fetcher thread per URL.
+    http: http_sd::HttpSd,
 }
 
 impl Default for Files {
@@ -239,6 +242,7 @@ impl Files {
             all_tried: false,
             source,
             stall,
+            http: http_sd::HttpSd::default(),
         }
     }
 
@@ -263,13 +267,19 @@ impl Files {
             if let Some(p) = &cfg.file.collectors_file {
                 self.watch(cfg.resolve(p), Kind::Collectors, DEFAULT_REFRESH, &tx);
             }
+            for (sc, entries) in cfg.file.config.scrape_configs.iter().zip(&cfg.http_sd) {
+                for (k, e) in entries.iter().enumerate() {
+                    self.http.watch(&http_sd::entry_id(&sc.job_name, k), e);
+                }
+            }
         }
         // Before taking updates in: a watcher sends its first contents before it says it tried.
         self.all_tried = self
             .watchers
             .values()
-            .all(|w| w.tried.load(Ordering::Acquire));
-        let mut changed = false;
+            .all(|w| w.tried.load(Ordering::Acquire))
+            && self.http.all_tried();
+        let mut changed = self.http.poll();
         let updates = self.updates.as_ref().expect("set above");
         while let Ok(u) = updates.try_recv() {
             changed = true;
@@ -370,8 +380,18 @@ impl Files {
     ) -> Collect {
         let global = &cfg.file.config.global;
         let mut collect = Collect::default();
-        for (sc, rules) in cfg.file.config.scrape_configs.iter().zip(&cfg.rules) {
+        for ((sc, rules), http) in cfg
+            .file
+            .config
+            .scrape_configs
+            .iter()
+            .zip(&cfg.rules)
+            .zip(&cfg.http_sd)
+        {
             let mut groups: Vec<StaticConfig> = sc.static_configs.clone();
+            for k in 0..http.len() {
+                groups.extend_from_slice(self.http.groups(&http_sd::entry_id(&sc.job_name, k)));
+            }
             for f in sc.file_sd_configs.iter().flat_map(|fsd| &fsd.files) {
                 if let Some(cached) = self.cache.get(&cfg.resolve(f)) {
                     // Prometheus' file discovery labels each group with the file it came from.

@@ -5,7 +5,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -37,15 +37,6 @@ impl TlsFiles {
     /// Build the server configuration; errors name the file at fault.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let read_certs = |p: &PathBuf| -> Result<Vec<CertificateDer<'static>>, String> {
-            let certs = CertificateDer::pem_file_iter(p)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("{}: {e}", p.display()))?;
-            if certs.is_empty() {
-                return Err(format!("{}: no PEM certificate", p.display()));
-            }
-            Ok(certs)
-        };
         let mut roots = RootCertStore::empty();
         for c in read_certs(&self.ca)? {
             roots
@@ -68,6 +59,17 @@ impl TlsFiles {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// The PEM certificates of a file (at least one); errors name the file.
+pub(crate) fn read_certs(p: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(p)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", p.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no PEM certificate", p.display()));
+    }
+    Ok(certs)
 }
 
 /// A listener that yields established TLS streams (for `axum::serve`).

@@ -17,7 +17,7 @@ pub fn prom_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Prometheus 3 label names (UTF-8 validation): any non-empty string.
-fn label_name(name: &str) -> Result<(), String> {
+pub fn label_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         Err("\"\" is not a valid label name".into())
     } else {
