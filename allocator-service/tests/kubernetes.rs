@@ -428,6 +428,55 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
         json!({"type": "Bearer", "credentials": "<secret>"})
     );
 
+    // A ScrapeConfig's httpSDConfigs: the allocator fetches the targets itself, with the
+    // credentials of the resource's Secret, labelled with the URL.
+    let sd = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sd_addr = sd.local_addr().unwrap();
+    let sd_app = axum::Router::new().route(
+        "/sd",
+        axum::routing::get(|headers: axum::http::HeaderMap| async move {
+            let ok = headers
+                .get("authorization")
+                .is_some_and(|v| v == "Bearer s3cr3t");
+            let body = if ok {
+                r#"[{"targets":["10.7.0.1:9100","10.7.0.2:9100"],"labels":{"source":"sd"}}]"#
+            } else {
+                "[]"
+            };
+            ([("content-type", "application/json")], body)
+        }),
+    );
+    tokio::spawn(async move { axum::serve(sd, sd_app).await.unwrap() });
+    api.apply(
+        "scrapeconfigs",
+        monitor(
+            "ScrapeConfig",
+            "monitoring.coreos.com/v1alpha1",
+            "shop",
+            "from-http",
+            json!({}),
+            json!({"httpSDConfigs": [{"url": format!("http://{sd_addr}/sd"), "refreshInterval": "1s",
+                "authorization": {"credentials": {"name": "scrape-token", "key": "token"}}}]}),
+        ),
+    );
+    let t = until(
+        addr,
+        "/jobs/scrapeConfig%2Fshop%2Ffrom-http/targets",
+        "HTTP SD targets",
+        |v| count(v) == 2,
+    )
+    .await;
+    let labels = t
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|c| c["targets"].as_array().unwrap().clone())
+        .next()
+        .unwrap()["labels"]
+        .clone();
+    assert_eq!(labels["__meta_url"], format!("http://{sd_addr}/sd"));
+    assert_eq!(labels["source"], "sd");
+
     // A collector becomes ready, one is deleted: the collector set follows, targets move.
     api.apply(
         "pods",

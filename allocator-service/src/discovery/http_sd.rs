@@ -119,15 +119,68 @@ struct RawBasic {
     password_file: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawTls {
+    /// Inline PEM (what a ScrapeConfig's Secrets give), or a file.
+    ca: Option<String>,
     ca_file: Option<String>,
+    cert: Option<String>,
     cert_file: Option<String>,
+    key: Option<String>,
     key_file: Option<String>,
     server_name: Option<String>,
     #[serde(default)]
     insecure_skip_verify: bool,
+    /// `TLS12` or `TLS13`.
+    min_version: Option<String>,
+    max_version: Option<String>,
+}
+
+/// PEM from inline text or a file, whichever is set (both is an error, as Prometheus says).
+fn pem_source(
+    inline: &Option<String>,
+    file: &Option<String>,
+    base: &Path,
+    what: &str,
+) -> Result<Option<Vec<u8>>, String> {
+    match (
+        inline.as_deref().filter(|s| !s.is_empty()),
+        file.as_deref().filter(|s| !s.is_empty()),
+    ) {
+        (Some(_), Some(_)) => Err(format!(
+            "tls_config: at most one of {what} and {what}_file must be configured"
+        )),
+        (Some(text), None) => Ok(Some(text.as_bytes().to_vec())),
+        (None, Some(f)) => std::fs::read(base.join(f))
+            .map(Some)
+            .map_err(|e| format!("tls_config.{what}_file: {f}: {e}")),
+        (None, None) => Ok(None),
+    }
+}
+
+fn pem_certs(
+    pem: &[u8],
+    what: &str,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("tls_config.{what}: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("tls_config.{what}: no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+fn tls_version(v: &str) -> Result<&'static rustls::SupportedProtocolVersion, String> {
+    match v {
+        "TLS12" => Ok(&rustls::version::TLS12),
+        "TLS13" => Ok(&rustls::version::TLS13),
+        other => Err(format!(
+            "tls_config: unsupported TLS version {other:?} (TLS12 or TLS13)"
+        )),
+    }
 }
 
 fn secret(
@@ -227,19 +280,7 @@ impl Endpoint {
         };
         let (tls, server_name) = match (&raw.tls_config, uri.scheme_str()) {
             (Some(t), _) => (Some(tls_config(t, base)?), t.server_name.clone()),
-            (None, Some("https")) => (
-                Some(tls_config(
-                    &RawTls {
-                        ca_file: None,
-                        cert_file: None,
-                        key_file: None,
-                        server_name: None,
-                        insecure_skip_verify: false,
-                    },
-                    base,
-                )?),
-                None,
-            ),
+            (None, Some("https")) => (Some(tls_config(&RawTls::default(), base)?), None),
             (None, _) => (None, None),
         };
         Ok(Endpoint {
@@ -255,12 +296,26 @@ impl Endpoint {
     }
 }
 
-/// The client side of `tls_config`: the CA file (else the system's roots), an optional client
-/// certificate, and `insecure_skip_verify`.
+/// The client side of `tls_config`: the CA (else the system's roots), an optional client
+/// certificate, the protocol versions, and `insecure_skip_verify`.
 fn tls_config(t: &RawTls, base: &Path) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let min = t.min_version.as_deref().map(tls_version).transpose()?;
+    let max = t.max_version.as_deref().map(tls_version).transpose()?;
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        [&rustls::version::TLS12, &rustls::version::TLS13]
+            .into_iter()
+            .filter(|v| {
+                let at = u16::from(v.version);
+                min.is_none_or(|m| at >= u16::from(m.version))
+                    && max.is_none_or(|m| at <= u16::from(m.version))
+            })
+            .collect();
+    if versions.is_empty() {
+        return Err("tls_config: min_version is above max_version".into());
+    }
     let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&versions)
         .map_err(|e| e.to_string())?;
     let builder = if t.insecure_skip_verify {
         builder
@@ -268,15 +323,10 @@ fn tls_config(t: &RawTls, base: &Path) -> Result<Arc<ClientConfig>, String> {
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
     } else {
         let mut roots = RootCertStore::empty();
-        match &t.ca_file {
-            Some(ca) => {
-                let path = base.join(ca);
-                for c in
-                    crate::tls::read_certs(&path).map_err(|e| format!("tls_config.ca_file: {e}"))?
-                {
-                    roots
-                        .add(c)
-                        .map_err(|e| format!("tls_config.ca_file: {}: {e}", path.display()))?;
+        match pem_source(&t.ca, &t.ca_file, base, "ca")? {
+            Some(pem) => {
+                for c in pem_certs(&pem, "ca")? {
+                    roots.add(c).map_err(|e| format!("tls_config.ca: {e}"))?;
                 }
             }
             None => {
@@ -286,19 +336,20 @@ fn tls_config(t: &RawTls, base: &Path) -> Result<Arc<ClientConfig>, String> {
         }
         builder.with_root_certificates(roots)
     };
-    let config = match (&t.cert_file, &t.key_file) {
+    let cert = pem_source(&t.cert, &t.cert_file, base, "cert")?;
+    let key = pem_source(&t.key, &t.key_file, base, "key")?;
+    let config = match (cert, key) {
         (Some(cert), Some(key)) => {
             use rustls_pki_types::pem::PemObject;
-            let certs = crate::tls::read_certs(&base.join(cert))
-                .map_err(|e| format!("tls_config.cert_file: {e}"))?;
-            let key = rustls_pki_types::PrivateKeyDer::from_pem_file(base.join(key))
-                .map_err(|e| format!("tls_config.key_file: {key}: {e}"))?;
+            let certs = pem_certs(&cert, "cert")?;
+            let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&key)
+                .map_err(|e| format!("tls_config.key: {e}"))?;
             builder
                 .with_client_auth_cert(certs, key)
                 .map_err(|e| format!("tls_config: {e}"))?
         }
         (None, None) => builder.with_no_client_auth(),
-        _ => return Err("tls_config: cert_file and key_file must both be set".into()),
+        _ => return Err("tls_config: a client certificate needs both cert and key".into()),
     };
     Ok(Arc::new(config))
 }
@@ -578,9 +629,11 @@ struct Fetched {
     groups: Vec<StaticConfig>,
 }
 
-/// What the discovery loop sees of one fetcher thread: whether it has tried once.
+/// What the discovery loop sees of one fetcher thread: whether it has tried once, and how to
+/// stop it.
 struct Fetcher {
     tried: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
 }
 
 /// Every HTTP SD entry's last good groups, fed by one thread per entry. Entries are named by
@@ -592,12 +645,13 @@ pub struct HttpSd {
     fetchers: BTreeMap<String, Fetcher>,
     updates: Option<mpsc::Receiver<Fetched>>,
     sender: Option<mpsc::Sender<Fetched>>,
-    stop: Arc<AtomicBool>,
 }
 
 impl Drop for HttpSd {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        for f in self.fetchers.values() {
+            f.stop.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -613,11 +667,12 @@ impl HttpSd {
             self.updates = Some(rx);
         }
         let tried = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
         let run = Run {
             id: id.to_owned(),
             endpoint: e.clone(),
             tx: self.sender.clone().expect("set above"),
-            stop: self.stop.clone(),
+            stop: stop.clone(),
             tried: tried.clone(),
         };
         if let Err(err) = std::thread::Builder::new()
@@ -627,7 +682,7 @@ impl HttpSd {
             tracing::error!(url = %e.url, error = %err, "cannot start an HTTP SD fetcher");
             tried.store(true, Ordering::Release);
         }
-        self.fetchers.insert(id.to_owned(), Fetcher { tried });
+        self.fetchers.insert(id.to_owned(), Fetcher { tried, stop });
     }
 
     /// Take in what the fetchers found; true when any groups changed. Never blocks.
@@ -635,11 +690,27 @@ impl HttpSd {
         let mut changed = false;
         if let Some(rx) = &self.updates {
             while let Ok(f) = rx.try_recv() {
-                self.groups.insert(f.id, f.groups);
-                changed = true;
+                // A late report of a fetcher stopped by `retain` is dropped.
+                if self.fetchers.contains_key(&f.id) {
+                    self.groups.insert(f.id, f.groups);
+                    changed = true;
+                }
             }
         }
         changed
+    }
+
+    /// Stop the fetchers of entries not in `keep` (their resource is gone or changed) and
+    /// forget their groups.
+    pub fn retain(&mut self, keep: &std::collections::BTreeSet<String>) {
+        self.fetchers.retain(|id, f| {
+            let kept = keep.contains(id);
+            if !kept {
+                f.stop.store(true, Ordering::Relaxed);
+            }
+            kept
+        });
+        self.groups.retain(|id, _| keep.contains(id));
     }
 
     /// Whether every fetcher has tried once (read before [`HttpSd::poll`], so what a fetcher

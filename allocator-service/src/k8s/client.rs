@@ -277,6 +277,41 @@ pub fn render(s: &Settings, assets: &dyn Assets) -> Result<Map<String, Value>, S
     Ok(out)
 }
 
+/// A ScrapeConfig's `httpSDConfigs` entry as a Prometheus `http_sd_configs` entry, credentials
+/// read from the resource's namespace and written inline (what
+/// [`crate::discovery::http_sd::Endpoint::parse`] reads). Proxies and OAuth2 are refused.
+pub fn http_sd_entry(
+    namespace: &str,
+    h: &super::monitors::CrHttpSd,
+    assets: &dyn Assets,
+) -> Result<serde_yaml::Value, String> {
+    if h.oauth2.is_some() {
+        return Err("httpSDConfigs: oauth2 is not supported by this allocator".into());
+    }
+    if h.proxy_url.as_deref().is_some_and(|p| !p.is_empty()) {
+        return Err("httpSDConfigs: proxyUrl is not supported by this allocator".into());
+    }
+    let r = Reader {
+        ns: namespace,
+        assets,
+    };
+    let mut out = Map::new();
+    out.insert("url".into(), json!(h.url));
+    if let Some(i) = &h.refresh_interval {
+        out.insert("refresh_interval".into(), json!(i));
+    }
+    if let Some(a) = &h.authorization {
+        out.insert("authorization".into(), authorization(&r, a, true)?);
+    }
+    if let Some(b) = &h.basic_auth {
+        out.insert("basic_auth".into(), basic_auth(&r, b)?);
+    }
+    if let Some(t) = &h.tls_config {
+        out.insert("tls_config".into(), tls_config(&r, t)?);
+    }
+    serde_yaml::to_value(Value::Object(out)).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

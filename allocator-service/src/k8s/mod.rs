@@ -88,6 +88,9 @@ pub struct Cluster {
     secrets: Option<Watched<Secret>>,
     config_maps: Option<Watched<ConfigMap>>,
     generation: Arc<AtomicU64>,
+    /// ScrapeConfigs' `httpSDConfigs`: one fetcher per entry, named by the job and the entry's
+    /// rendered settings (a changed entry gets a new fetcher; unused ones are stopped).
+    http: parking_lot::Mutex<crate::discovery::http_sd::HttpSd>,
 }
 
 fn crd(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
@@ -272,11 +275,15 @@ impl Cluster {
             secrets,
             config_maps,
             generation,
+            http: Default::default(),
         }
     }
 
-    /// Bumped on every change of any cache.
+    /// Bumped on every change of any cache and every new HTTP SD answer.
     pub fn generation(&self) -> u64 {
+        if self.http.lock().poll() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
         self.generation.load(Ordering::Acquire)
     }
 
@@ -480,16 +487,56 @@ impl Cluster {
         }
         let default_interval = cr.scrape_interval.as_deref().unwrap_or("30s");
         let mut by_role: BTreeMap<String, Vec<Labels>> = BTreeMap::new();
-        defs.into_iter()
+        let mut http_used = std::collections::BTreeSet::new();
+        let jobs = defs
+            .into_iter()
             .filter_map(|(def, settings)| {
                 let groups = def
                     .sources
                     .iter()
-                    .flat_map(|src| self.source_groups(cfg, src, &mut by_role))
+                    .enumerate()
+                    .flat_map(|(k, src)| match src {
+                        Source::Http(h) => self.http_groups(&def, k, h, &mut http_used),
+                        _ => self.source_groups(cfg, src, &mut by_role),
+                    })
                     .collect();
                 finish_job(def, default_interval, groups, settings)
             })
-            .collect()
+            .collect();
+        self.http.lock().retain(&http_used);
+        jobs
+    }
+
+    /// The last groups an `httpSDConfigs` entry of a job served (starting its fetcher when new).
+    fn http_groups(
+        &self,
+        def: &JobDef,
+        k: usize,
+        h: &monitors::CrHttpSd,
+        used: &mut std::collections::BTreeSet<String>,
+    ) -> Vec<Labels> {
+        use crate::discovery::http_sd::{entry_id, Endpoint};
+        use std::hash::{Hash, Hasher};
+        let ns = &def.settings.namespace;
+        let endpoint = client::http_sd_entry(ns, h, self).and_then(|y| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            serde_yaml::to_string(&y)
+                .unwrap_or_default()
+                .hash(&mut hasher);
+            let id = format!("{}#{:016x}", entry_id(&def.name, k), hasher.finish());
+            Endpoint::parse(&y, std::path::Path::new("/")).map(|e| (id, e))
+        });
+        let (id, endpoint) = match endpoint {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(job = %def.name, url = %h.url, error = %e, "httpSDConfigs entry skipped");
+                return Vec::new();
+            }
+        };
+        let mut http = self.http.lock();
+        http.watch(&id, &endpoint);
+        used.insert(id.clone());
+        crate::discovery::expand(http.groups(&id)).collect()
     }
 
     /// A resource's jobs with their settings rendered, credentials read from the cluster; none
@@ -542,6 +589,7 @@ impl Cluster {
                 .iter()
                 .flat_map(|p| files::read_groups(&cfg.resolve(std::path::Path::new(p))))
                 .collect(),
+            // Fetched by `http_groups`.
             Source::Http(_) => Vec::new(),
         }
     }

@@ -221,11 +221,19 @@ pub struct CrFileSd {
     pub refresh_interval: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CrHttpSd {
     pub url: String,
     pub refresh_interval: Option<String>,
+    pub authorization: Option<serde_json::Value>,
+    pub basic_auth: Option<serde_json::Value>,
+    pub tls_config: Option<serde_json::Value>,
+    /// Not supported by this allocator: a resource that sets it is rejected.
+    pub oauth2: Option<serde_json::Value>,
+    /// Not supported by this allocator: a resource that sets it is rejected.
+    #[serde(rename = "proxyURL", alias = "proxyUrl")]
+    pub proxy_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -362,8 +370,8 @@ pub enum Source {
     Static(Vec<Labels>),
     /// `file_sd_configs` files (the last path component may hold `*`).
     File(Vec<String>),
-    /// `http_sd_configs`: not fetched by the allocator yet (the job is served with no targets).
-    Http(String),
+    /// `httpSDConfigs`: fetched by the allocator (credentials read from the resource's namespace).
+    Http(CrHttpSd),
 }
 
 /// A job as the operator generates it, before its targets are known.
@@ -908,7 +916,7 @@ pub fn scrape_config_job(
         ));
     }
     for h in &spec.http_sd_configs {
-        sources.push(Source::Http(h.url.clone()));
+        sources.push(Source::Http(h.clone()));
     }
     for k in &spec.kubernetes_sd_configs {
         let mut namespaces = k
