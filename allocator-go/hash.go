@@ -65,6 +65,16 @@ func (hs *hasher) hash(ls labels.Labels, job string) (key, placement uint64, nod
 		}
 		first, prev = false, name
 		if len(name) >= len("__meta_") && name[:len("__meta_")] == "__meta_" {
+			// Most __meta_ labels are none of the five node labels: their lengths rule them
+			// out before any comparison.
+			switch len(name) {
+			case len("__meta_kubernetes_pod_node_name"), len("__meta_kubernetes_node_name"),
+				len("__meta_kubernetes_endpoint_node_name"),
+				// ..._target_name has the same length.
+				len("__meta_kubernetes_endpointslice_address_target_kind"):
+			default:
+				continue
+			}
 			if k, ok := strings.CutPrefix(name[len("__meta_"):], "kubernetes_"); ok {
 				switch k {
 				case "pod_node_name":
