@@ -394,6 +394,18 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
                 "authorization": {"credentials": {"name": "scrape-token", "key": "token"}}}),
         ),
     );
+    // Kubernetes SD with selectors is not read here: skipped rather than over-served.
+    api.apply(
+        "scrapeconfigs",
+        monitor(
+            "ScrapeConfig",
+            "monitoring.coreos.com/v1alpha1",
+            "shop",
+            "selective",
+            json!({}),
+            json!({"kubernetesSDConfigs": [{"role": "Pod", "selectors": [{"role": "Pod", "label": "app=api"}]}]}),
+        ),
+    );
     api.apply(
         "scrapeconfigs",
         monitor(
@@ -410,6 +422,7 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
     })
     .await;
     assert!(sc.get("scrapeConfig/shop/secured").is_none(), "{sc}");
+    assert!(sc.get("scrapeConfig/shop/selective").is_none(), "{sc}");
     api.apply(
         "secrets",
         json!({"apiVersion": "v1", "kind": "Secret",

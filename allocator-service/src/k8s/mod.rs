@@ -481,6 +481,22 @@ impl Cluster {
         ) {
             let (name, ns) = name_ns(&sc.metadata);
             if let Some(spec) = spec_of::<ScrapeConfigSpec>(&sc) {
+                // Selectors narrow what Prometheus lists for the role, and `apiServer` points
+                // at another cluster: neither is read here, and serving every object of the
+                // role instead would be a wrong answer, so the resource is skipped.
+                if let Some(k) = spec
+                    .kubernetes_sd_configs
+                    .iter()
+                    .find(|k| !k.selectors.is_empty() || k.api_server.is_some())
+                {
+                    let what = if k.selectors.is_empty() {
+                        "apiServer"
+                    } else {
+                        "selectors"
+                    };
+                    tracing::warn!(object = %format!("{ns}/{name}"), field = %format!("kubernetesSDConfigs[].{what}"), "ScrapeConfig skipped: not supported by this allocator");
+                    continue;
+                }
                 let job = monitors::scrape_config_job(ns, name, &spec, classes);
                 self.accept(&mut defs, "ScrapeConfig", ns, name, vec![job]);
             }
