@@ -4,8 +4,8 @@
 # configuration, and check /readyz, /jobs and /jobs/<job>/targets from outside the container.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-command -v podman >/dev/null && command -v buildah >/dev/null ||
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah; }
+command -v podman >/dev/null && command -v buildah >/dev/null && command -v runc >/dev/null ||
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah runc; }
 cd "$root"
 nice cargo build -q --release -p allocator-service --bin target-allocator
 bin="${CARGO_TARGET_DIR:-$root/target}/release/target-allocator"
@@ -42,7 +42,11 @@ start=$(date +%s)
 buildah bud --quiet --layers=false -t localhost/target-allocator:test -f "$ctx/Containerfile" "$ctx" >/dev/null
 echo "image: built in $(($(date +%s) - start)) s; $(podman image inspect localhost/target-allocator:test --format '{{.Size}}') bytes" >&2
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-podman run -d --name "$name" -p "127.0.0.1:$port:8080" localhost/target-allocator:test >/dev/null
+# runc with explicit limits: on machines of this kind (cgroup v1 with an empty v2 hierarchy, and
+# an OCI runtime not allowed to raise rlimits to podman's defaults) crun refuses to start
+# ("cgroups in hybrid mode not supported", "setrlimit RLIMIT_NOFILE: Operation not permitted").
+podman --runtime runc run -d --name "$name" --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 \
+  -p "127.0.0.1:$port:8080" localhost/target-allocator:test >/dev/null
 for _ in $(seq 1 100); do
   curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
   sleep 0.2
