@@ -27,15 +27,20 @@ pub enum Strategy {
     /// Ours: deterministic, weight-aware consistent hashing with bounded loads and even per-job
     /// spread (see the `strategy::bounded` module docs for the design and its sources).
     BoundedHashing,
+    /// Ours, for a central allocator: sticky, and after every diff the fewest weight moves that
+    /// keep each collector within ⌈(1±ε)·W/n⌉ (see the `strategy::rebalancing` module docs).
+    /// Depends on the diff history, deterministically.
+    Rebalancing,
 }
 
 impl Strategy {
     /// Every strategy, in the order `allocate --strategies` prints them.
-    pub const ALL: [Strategy; 4] = [
+    pub const ALL: [Strategy; 5] = [
         Strategy::ConsistentHashing,
         Strategy::LeastWeighted,
         Strategy::PerNode,
         Strategy::BoundedHashing,
+        Strategy::Rebalancing,
     ];
 
     /// The name used in configuration files (`allocation_strategy`).
@@ -45,6 +50,7 @@ impl Strategy {
             Strategy::LeastWeighted => "least-weighted",
             Strategy::PerNode => "per-node",
             Strategy::BoundedHashing => "bounded-hashing",
+            Strategy::Rebalancing => "rebalancing",
         }
     }
 }
@@ -64,7 +70,8 @@ impl FromStr for Strategy {
             .ok_or_else(|| ConfigError::UnknownName {
                 what: "strategy",
                 value: s.to_owned(),
-                expected: "consistent-hashing, least-weighted, per-node, bounded-hashing",
+                expected:
+                    "consistent-hashing, least-weighted, per-node, bounded-hashing, rebalancing",
             })
     }
 }
@@ -154,7 +161,7 @@ impl Default for RingConfig {
 /// Largest accepted `bounded-hashing` slack ε.
 pub const MAX_EPSILON: f64 = 100.0;
 
-/// Parameters of `bounded-hashing`.
+/// Parameters of `bounded-hashing` (ε is also `rebalancing`'s band).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BoundedConfig {
     /// Slack over the mean: no collector is filled past ⌈(1+ε)·W/n⌉ weight (W the total weight,
@@ -192,7 +199,7 @@ pub struct Config {
     pub ring: RingConfig,
     /// `least-weighted` balances target weight instead of target count.
     pub weighted: bool,
-    /// Parameters of `bounded-hashing`.
+    /// Parameters of `bounded-hashing`; `rebalancing` takes its ε.
     pub bounded: BoundedConfig,
 }
 
@@ -238,6 +245,9 @@ impl Config {
         let eps = self.bounded.epsilon;
         if !(eps.is_finite() && (0.0..=MAX_EPSILON).contains(&eps)) {
             return Err(ConfigError::Epsilon(eps).into());
+        }
+        if self.strategy == Strategy::Rebalancing && self.bounded.max_weight != 0 {
+            return Err(ConfigError::MaxWeightUnsupported(self.strategy).into());
         }
         match (self.strategy, self.fallback) {
             (_, None)

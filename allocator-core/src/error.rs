@@ -41,6 +41,9 @@ pub enum ConfigError {
     /// The `bounded-hashing` slack must be a finite number in range.
     #[error("bounded-hashing epsilon must be a finite number in [0, {max}], got {0}", max = crate::config::MAX_EPSILON)]
     Epsilon(f64),
+    /// The absolute weight cap is a `bounded-hashing` parameter only.
+    #[error("max_weight is only supported by bounded-hashing, not by {0} (set it to 0)")]
+    MaxWeightUnsupported(crate::config::Strategy),
     /// A strategy or ring version name that is not known.
     #[error("unknown {what} {value:?}; expected one of: {expected}")]
     UnknownName {

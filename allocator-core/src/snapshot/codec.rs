@@ -56,6 +56,7 @@ fn strategy_code(s: Strategy) -> u8 {
         Strategy::LeastWeighted => 1,
         Strategy::PerNode => 2,
         Strategy::BoundedHashing => 3,
+        Strategy::Rebalancing => 4,
     }
 }
 

@@ -197,16 +197,22 @@ impl Allocator {
                 alloc.stale.insert(slot);
             }
         }
-        if alloc.config.strategy == Strategy::BoundedHashing {
-            // The assignment is a function of the state: the stored one must be it.
+        if matches!(
+            alloc.config.strategy,
+            Strategy::BoundedHashing | Strategy::Rebalancing
+        ) {
+            // bounded-hashing: the assignment is a function of the state, the stored one must
+            // be it. rebalancing: every diff ends at a fixed point of its rules (targets placed,
+            // no band move left), and its tables are rebuilt from the assignment here.
             let slots: Vec<u32> = alloc.targets.iter().map(|(s, _)| s).collect();
             for slot in slots {
                 alloc.placer.touch(slot);
             }
             if let Some(&(slot, _)) = alloc.settled().first() {
                 return Err(invalid(format!(
-                    "target {} is not where bounded-hashing places it",
-                    TargetKey(alloc.targets.get(slot).key)
+                    "target {} is not where {} places it",
+                    TargetKey(alloc.targets.get(slot).key),
+                    alloc.config.strategy
                 )));
             }
         }

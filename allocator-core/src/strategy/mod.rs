@@ -12,6 +12,7 @@ pub(crate) mod bounded;
 mod consistent;
 mod least_weighted;
 mod per_node;
+pub(crate) mod rebalancing;
 
 use crate::collectors::Collectors;
 use crate::config::{Config, Strategy};
@@ -23,6 +24,7 @@ pub(crate) use bounded::Bounded;
 pub(crate) use consistent::ConsistentHashing;
 pub(crate) use least_weighted::Tournament;
 pub(crate) use per_node::PerNode;
+pub(crate) use rebalancing::Rebalancing;
 
 /// What `choose` may read.
 pub(crate) struct Ctx<'a> {
@@ -53,6 +55,8 @@ pub(crate) enum Placer {
     PerNode(PerNode),
     /// Decides in one canonical visit after each diff ([`Placer::settle`]), not per target.
     Bounded(Bounded),
+    /// Sticky; decides after each diff ([`Placer::settle`]) what the weight band needs.
+    Rebalancing(Rebalancing),
 }
 
 impl Placer {
@@ -62,6 +66,9 @@ impl Placer {
             Strategy::LeastWeighted => Placer::LeastWeighted,
             Strategy::PerNode => Placer::PerNode(PerNode::new(config)),
             Strategy::BoundedHashing => Placer::Bounded(Bounded::new(config.bounded)),
+            Strategy::Rebalancing => {
+                Placer::Rebalancing(Rebalancing::new(config.bounded.epsilon_ppm()))
+            }
         }
     }
 
@@ -69,7 +76,7 @@ impl Placer {
     pub(crate) fn ring(&self) -> Option<&ConsistentHashing> {
         match self {
             Placer::Consistent(ch) => Some(ch),
-            Placer::LeastWeighted | Placer::Bounded(_) => None,
+            Placer::LeastWeighted | Placer::Bounded(_) | Placer::Rebalancing(_) => None,
             Placer::PerNode(pn) => pn.ring(),
         }
     }
@@ -78,7 +85,7 @@ impl Placer {
     pub(crate) fn bucket(&self, t: &TargetRecord) -> u32 {
         match self {
             Placer::Consistent(ch) => ch.bucket(t),
-            Placer::LeastWeighted | Placer::Bounded(_) => crate::ids::NONE,
+            Placer::LeastWeighted | Placer::Bounded(_) | Placer::Rebalancing(_) => crate::ids::NONE,
             Placer::PerNode(pn) => pn.bucket(t),
         }
     }
@@ -87,8 +94,8 @@ impl Placer {
     pub(crate) fn sticky(&self, t: &TargetRecord) -> bool {
         match self {
             Placer::Consistent(_) => false,
-            // Bounded targets move only in `settle`.
-            Placer::LeastWeighted | Placer::Bounded(_) => true,
+            // Bounded and rebalancing targets move only in `settle`.
+            Placer::LeastWeighted | Placer::Bounded(_) | Placer::Rebalancing(_) => true,
             Placer::PerNode(pn) => pn.sticky(t),
         }
     }
@@ -97,7 +104,8 @@ impl Placer {
     /// because a sticky rule's choice depends on the placements before it.
     pub(crate) fn order_matters(&self) -> bool {
         match self {
-            Placer::Consistent(_) | Placer::Bounded(_) => false,
+            // Rebalancing places in its own canonical order, in `settle`.
+            Placer::Consistent(_) | Placer::Bounded(_) | Placer::Rebalancing(_) => false,
             Placer::LeastWeighted => true,
             Placer::PerNode(pn) => pn.order_matters(),
         }
@@ -109,7 +117,7 @@ impl Placer {
             Placer::Consistent(ch) => ch.choose(t),
             Placer::LeastWeighted => least_weighted::choose(t, ctx),
             Placer::PerNode(pn) => pn.choose(t, ctx),
-            Placer::Bounded(_) => crate::ids::NONE,
+            Placer::Bounded(_) | Placer::Rebalancing(_) => crate::ids::NONE,
         }
     }
 
@@ -120,7 +128,7 @@ impl Placer {
         match self {
             Placer::LeastWeighted => true,
             Placer::PerNode(pn) => pn.sticky(t),
-            Placer::Consistent(_) | Placer::Bounded(_) => false,
+            Placer::Consistent(_) | Placer::Bounded(_) | Placer::Rebalancing(_) => false,
         }
     }
 
@@ -145,7 +153,7 @@ impl Placer {
                 ring: Some(ch.prepare(members)?),
                 ..Prepared::default()
             }),
-            Placer::LeastWeighted => Ok(Prepared::default()),
+            Placer::LeastWeighted | Placer::Rebalancing(_) => Ok(Prepared::default()),
             Placer::PerNode(pn) => pn.prepare(members, nodes),
             Placer::Bounded(_) => Ok(Prepared {
                 probes: Some(bounded::ProbeRing::build(members)),
@@ -169,6 +177,7 @@ impl Placer {
                     b.commit(ring, ids);
                 }
             }
+            Placer::Rebalancing(r) => r.commit(ids),
         }
     }
 
@@ -176,8 +185,10 @@ impl Placer {
     /// the diff need to know).
     #[inline]
     pub(crate) fn touch(&mut self, slot: u32) {
-        if let Placer::Bounded(b) = self {
-            b.touch(slot);
+        match self {
+            Placer::Bounded(b) => b.touch(slot),
+            Placer::Rebalancing(r) => r.touch(slot),
+            _ => {}
         }
     }
 
@@ -189,8 +200,10 @@ impl Placer {
         job_total: &[u32],
         out: &mut Vec<(u32, u32)>,
     ) {
-        if let Placer::Bounded(b) = self {
-            b.settle(targets, job_names, job_total, out);
+        match self {
+            Placer::Bounded(b) => b.settle(targets, job_names, job_total, out),
+            Placer::Rebalancing(r) => r.settle(targets, out),
+            _ => {}
         }
     }
 
@@ -198,6 +211,7 @@ impl Placer {
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {
             Placer::Bounded(b) => b.heap_bytes(),
+            Placer::Rebalancing(r) => r.heap_bytes(),
             _ => 0,
         }
     }
