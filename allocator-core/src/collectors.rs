@@ -21,6 +21,8 @@ pub(crate) struct CollectorSlot {
     /// Node id or NONE.
     pub node: u32,
     pub state: SlotState,
+    /// Hash of the name, for the assignment digest (readable until the id is reused).
+    pub name_hash: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -85,6 +87,7 @@ impl Collectors {
             name: name.into(),
             node,
             state: SlotState::Alive,
+            name_hash: crate::digest::name_hash(name),
         };
         let id = if let Some(id) = self.free.pop() {
             self.slots[id as usize] = slot;
@@ -99,6 +102,15 @@ impl Collectors {
         };
         self.by_name.insert(name.into(), id);
         Ok(CollectorId(id))
+    }
+
+    /// The digest's name hash of a collector id (alive or retired), or of "no collector".
+    #[inline]
+    pub(crate) fn name_hash(&self, id: u32) -> u64 {
+        match self.get(id) {
+            Some(slot) => slot.name_hash,
+            None => crate::digest::UNASSIGNED,
+        }
     }
 
     pub(crate) fn set_node(&mut self, id: CollectorId, node: u32) {

@@ -28,6 +28,7 @@ mod batch;
 mod collectors;
 mod config;
 mod diff;
+mod digest;
 mod error;
 mod hashing;
 mod ids;
@@ -40,7 +41,9 @@ pub mod snapshot;
 mod strategy;
 mod targets;
 
-pub use allocator::{Allocator, CollectorStats, LoadSummary, TargetInfo};
+pub use allocator::{
+    Allocator, CollectorStats, Detail, Explanation, LoadSummary, TargetInfo, Unassigned,
+};
 pub use batch::{BatchDiff, NameIndex, TargetBatch, NO_NODE};
 pub use config::{
     BoundedConfig, Config, RingConfig, RingVersion, Strategy, MAX_EPSILON, MAX_PARTITIONS,

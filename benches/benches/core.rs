@@ -179,6 +179,7 @@ fn strategies_100k(c: &mut Criterion) {
             Strategy::ConsistentHashing,
             Strategy::LeastWeighted,
             Strategy::BoundedHashing,
+            Strategy::Rebalancing,
         ] {
             let s = strategy_name(strategy);
             group.bench_function(BenchmarkId::new(s, format!("full/{fleet}")), |b| {

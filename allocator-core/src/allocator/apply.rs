@@ -107,6 +107,7 @@ impl Allocator {
             .targets
             .iter()
             .all(|(_, r)| r.collector == NONE || self.collectors.is_alive(r.collector)));
+        debug_assert_eq!(self.digest, self.recompute_digest());
         self.totals.count(&self.moves);
         Ok(&self.moves)
     }
@@ -242,6 +243,7 @@ impl Allocator {
         let (key, job, weight) = (r.key, r.job, r.weight);
         self.loads.sub(from, job, weight);
         self.loads.add(to, job, weight);
+        self.digest ^= self.digest_pair(key, from) ^ self.digest_pair(key, to);
         self.moves.push(Move {
             key: TargetKey(key),
             from: opt(from).map(CollectorId),
@@ -257,6 +259,7 @@ impl Allocator {
             };
             self.reassign(slot, NONE);
             let r = *self.targets.get(slot);
+            self.digest ^= crate::digest::pair(key, crate::digest::UNASSIGNED);
             self.loads.sub(NONE, r.job, r.weight);
             self.loads.job_total[r.job as usize] -= 1;
             let bucket = self.placer.bucket(&r);
@@ -419,6 +422,7 @@ impl Allocator {
                 .insert(bucket, slot, self.targets.records_mut());
             self.loads.job_total[record.job as usize] += 1;
             self.loads.add(NONE, record.job, record.weight);
+            self.digest ^= crate::digest::pair(record.key, crate::digest::UNASSIGNED);
             self.placer.touch(slot);
             fresh.push((slot, bucket));
         }

@@ -6,6 +6,7 @@
 //! [`crate::snapshot`].
 
 mod apply;
+mod explain;
 mod queries;
 mod reconcile;
 
@@ -20,6 +21,7 @@ use crate::loads::Loads;
 use crate::strategy::Placer;
 use crate::targets::{Buckets, Targets};
 
+pub use explain::{Detail, Explanation, Unassigned};
 pub use queries::{CollectorStats, LoadSummary, TargetInfo};
 
 pub(crate) type Set<T> = HashSet<T, ahash::RandomState>;
@@ -59,6 +61,8 @@ pub struct Allocator {
     pub(crate) stale: Set<u32>,
     pub(crate) moves: Vec<Move>,
     pub(crate) totals: MoveTotals,
+    /// The assignment digest (see [`Allocator::digest`]), kept current by every move.
+    pub(crate) digest: u64,
 }
 
 impl Allocator {
@@ -77,12 +81,35 @@ impl Allocator {
             stale: Set::default(),
             moves: Vec::new(),
             totals: MoveTotals::default(),
+            digest: 0,
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// A 64-bit digest of the assignment (every target key with its collector's name, or with
+    /// none): equal for equal assignments whatever diffs built them, on every platform, so
+    /// replicas can compare one number. XOR over the targets of
+    /// `xxh64(key LE ‖ xxh64(collector name, 0) LE, 0)`, the empty name for "no collector".
+    /// O(1): kept current by every move.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// One target's share of the digest, for its current record.
+    #[inline]
+    pub(crate) fn digest_pair(&self, key: u64, collector: u32) -> u64 {
+        crate::digest::pair(key, self.collectors.name_hash(collector))
+    }
+
+    /// The digest computed from scratch (restore, tests).
+    pub(crate) fn recompute_digest(&self) -> u64 {
+        self.targets
+            .iter()
+            .fold(0, |d, (_, r)| d ^ self.digest_pair(r.key, r.collector))
     }
 
     /// Bytes of heap the allocation state holds (labels are never held), for memory reports.

@@ -216,6 +216,7 @@ impl Allocator {
                 )));
             }
         }
+        alloc.digest = alloc.recompute_digest();
         let [assigned, unassigned, reassigned] = payload.totals;
         alloc.totals = MoveTotals {
             assigned,

@@ -443,6 +443,35 @@ impl Bounded {
         }
     }
 
+    /// The collector ids of a key's probes in probe order, each once (for `explain`).
+    pub(crate) fn probe_ids(&self, key: u64) -> Vec<u32> {
+        let mut out = Vec::new();
+        if self.ids.is_empty() {
+            return out;
+        }
+        for k in 0..PROBES {
+            let id = self.ids[self.ring.owner(Self::probe(key, k))];
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// The weight cap `visit` applies for a total weight (0 without collectors).
+    pub(crate) fn cap(&self, total: u64) -> u64 {
+        match (self.ids.len() as u64, self.max_weight) {
+            (0, _) => 0,
+            (n, 0) => bound(total, n, self.eps_ppm),
+            (n, max) => bound(total, n, self.eps_ppm).min(max),
+        }
+    }
+
+    /// The absolute cap (0: none).
+    pub(crate) fn max_weight(&self) -> u64 {
+        self.max_weight
+    }
+
     pub(crate) fn heap_bytes(&self) -> usize {
         self.ring.heap_bytes()
             + self.order.capacity() * std::mem::size_of::<Entry>()
