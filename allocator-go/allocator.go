@@ -54,6 +54,10 @@ const (
 	// BoundedHashing is ours: weight-aware bounded loads and even jobs, a function of the
 	// state (see the core's strategy docs).
 	BoundedHashing Strategy = C.TA_STRATEGY_BOUNDED_HASHING
+	// Rebalancing is ours, for one central allocator: sticky, and after every change the
+	// fewest weight moves that keep each collector within ⌈(1±ε)·W/n⌉ (depends on the
+	// history of changes, deterministically; MaxWeight must be 0).
+	Rebalancing Strategy = C.TA_STRATEGY_REBALANCING
 	// NoStrategy as a fallback: per-node leaves node-less targets unassigned.
 	NoStrategy Strategy = C.TA_STRATEGY_NONE
 )

@@ -67,7 +67,7 @@ func randomLabelSet(r *rand.Rand, i int) LabelSet {
 
 // Random diffs through every mutator, on every strategy: each returns exactly its moves.
 func TestMovesEqualTheBeforeAfterDifference(t *testing.T) {
-	for _, strategy := range []Strategy{ConsistentHashing, LeastWeighted, PerNode, BoundedHashing} {
+	for _, strategy := range []Strategy{ConsistentHashing, LeastWeighted, PerNode, BoundedHashing, Rebalancing} {
 		r := rand.New(rand.NewSource(int64(strategy) + 7))
 		cfg := DefaultConfig()
 		cfg.Strategy = strategy

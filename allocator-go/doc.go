@@ -1,7 +1,8 @@
 // Package allocator is the Go binding of the target allocation engine: it decides which
 // collector scrapes which Prometheus target, with the same results as the OpenTelemetry
 // Operator's Target Allocator (consistent-hashing, least-weighted, per-node), plus the engine's
-// own bounded-hashing (weight-capped, even per job, a function of the state), through the
+// own bounded-hashing (weight-capped, even per job, a function of the state) and rebalancing
+// (sticky, the fewest weight moves that keep every collector within ⌈(1±ε)·W/n⌉), through the
 // engine's C ABI (cgo).
 //
 // # Building

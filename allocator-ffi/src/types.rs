@@ -31,6 +31,9 @@ pub const TA_STRATEGY_LEAST_WEIGHTED: u32 = 1;
 pub const TA_STRATEGY_PER_NODE: u32 = 2;
 /// `bounded-hashing` (ours: weight-aware bounded loads, even jobs, a function of the state).
 pub const TA_STRATEGY_BOUNDED_HASHING: u32 = 3;
+/// `rebalancing` (ours: sticky, the fewest weight moves that keep every collector within
+/// ⌈(1±ε)·W/n⌉; depends on the diff history, deterministically; `max_weight` must be 0).
+pub const TA_STRATEGY_REBALANCING: u32 = 4;
 /// No fallback strategy (`ta_config.fallback`).
 pub const TA_STRATEGY_NONE: u32 = 0xFFFF_FFFF;
 /// Ring of `github.com/buraksezer/consistent` v0.10.0 (latest Operator release).
@@ -59,7 +62,7 @@ pub struct ta_config {
     pub load_factor: f64,
     /// least-weighted balances weight instead of count (0 or 1).
     pub weighted: u8,
-    /// bounded-hashing: slack ε over the mean weight (default 0.05; 0 to 100).
+    /// bounded-hashing and rebalancing: slack ε over the mean weight (default 0.05; 0 to 100).
     pub epsilon: f64,
     /// bounded-hashing: absolute cap on one collector's weight (0: none).
     pub max_weight: u64,
@@ -71,6 +74,7 @@ fn strategy(code: u32, field: &str) -> Result<Strategy, FfiError> {
         TA_STRATEGY_LEAST_WEIGHTED => Ok(Strategy::LeastWeighted),
         TA_STRATEGY_PER_NODE => Ok(Strategy::PerNode),
         TA_STRATEGY_BOUNDED_HASHING => Ok(Strategy::BoundedHashing),
+        TA_STRATEGY_REBALANCING => Ok(Strategy::Rebalancing),
         other => Err(FfiError::new(
             ta_result::TA_INVALID_CONFIG,
             format!("ta_config.{field}: unknown strategy code {other}"),
@@ -84,6 +88,7 @@ impl ta_config {
             Strategy::LeastWeighted => TA_STRATEGY_LEAST_WEIGHTED,
             Strategy::PerNode => TA_STRATEGY_PER_NODE,
             Strategy::BoundedHashing => TA_STRATEGY_BOUNDED_HASHING,
+            Strategy::Rebalancing => TA_STRATEGY_REBALANCING,
             _ => TA_STRATEGY_CONSISTENT_HASHING,
         };
         ta_config {

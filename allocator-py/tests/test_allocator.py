@@ -20,7 +20,7 @@ def test_default_config_is_the_go_allocators():
         "epsilon": 0.05,
         "max_weight": 0,
     }
-    assert ta.STRATEGIES == ["consistent-hashing", "least-weighted", "per-node", "bounded-hashing"]
+    assert ta.STRATEGIES == ["consistent-hashing", "least-weighted", "per-node", "bounded-hashing", "rebalancing"]
     assert "consistent-hashing" in repr(a)
 
 

@@ -2,12 +2,16 @@
 //! and 100k targets (the table in benches/README.md).
 //!
 //! `cargo run --release -p allocator-benches --bin quality [TARGETS]`
+//!
+//! `... --bin quality [TARGETS] epsilon` instead prints the moves-versus-ε curve of the two
+//! strategies with a slack (`bounded-hashing`, `rebalancing`) for ε = 0.02, 0.05, 0.1, 0.25.
 
 use allocator_benches::{collector_names, collector_specs, specs, targets, Workload};
 use allocator_core::{Allocator, Config, Diff, KeyHasher, MoveKind, Strategy};
 
-fn config(strategy: Strategy) -> Config {
+fn config(strategy: Strategy, epsilon: f64) -> Config {
     let mut c = Config::with_strategy(strategy);
+    c.bounded.epsilon = epsilon;
     if strategy == Strategy::PerNode {
         c.fallback = Some(Strategy::ConsistentHashing);
     }
@@ -43,11 +47,99 @@ fn moved(alloc: &mut Allocator, diff: &Diff<'_>) -> (usize, u64) {
     (count, weight)
 }
 
+/// One row of measurements: balance after a full allocation, then moves on n→n+1 and, back at
+/// n, on the removal of the first collector.
+struct Row {
+    summary: allocator_core::LoadSummary,
+    spread: u32,
+    bound: u64,
+    up: (usize, u64),
+    down: (usize, u64),
+}
+
+fn measure(
+    cfg: Config,
+    upsert: &[allocator_core::TargetSpec<'_>],
+    all: &[allocator_core::CollectorSpec<'_>],
+    n: usize,
+) -> Row {
+    let mut alloc = Allocator::new(cfg).unwrap();
+    alloc
+        .apply(&Diff {
+            add_collectors: all[..n].to_vec(),
+            upsert: upsert.to_vec(),
+            ..Diff::default()
+        })
+        .unwrap();
+    let summary = alloc.summary();
+    let spread = job_spread(&alloc);
+    let total: u64 = alloc.targets().map(|t| u64::from(t.weight)).sum();
+    let bound = (total * 105).div_ceil(100 * n as u64);
+    let up = moved(
+        &mut alloc,
+        &Diff {
+            add_collectors: vec![all[n]],
+            ..Diff::default()
+        },
+    );
+    // Back to n, then remove one of the original collectors.
+    alloc
+        .apply(&Diff {
+            remove_collectors: vec![all[n].name],
+            ..Diff::default()
+        })
+        .unwrap();
+    let down = moved(
+        &mut alloc,
+        &Diff {
+            remove_collectors: vec![all[0].name],
+            ..Diff::default()
+        },
+    );
+    Row {
+        summary,
+        spread,
+        bound,
+        up,
+        down,
+    }
+}
+
+fn epsilon_curve(k: usize) {
+    println!("| strategy | ε | collectors | weight max/mean | weight min/mean | weight moved +1 / min | weight moved −1 / min |");
+    println!("|---|---|---|---|---|---|---|");
+    for strategy in [Strategy::BoundedHashing, Strategy::Rebalancing] {
+        for eps in [0.02, 0.05, 0.1, 0.25] {
+            for n in [10usize, 100, 1000] {
+                let raw: Workload = targets(k, n, 21);
+                let mut hasher = KeyHasher::new();
+                let upsert = specs(&mut hasher, &raw);
+                let names = collector_names(n + 1);
+                let all = collector_specs(&names);
+                let r = measure(config(strategy, eps), &upsert, &all, n);
+                let s = r.summary;
+                let total_weight = s.mean_weight * n as f64;
+                println!(
+                    "| {strategy} | {eps} | {n} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                    s.max_weight as f64 / s.mean_weight,
+                    s.min_weight as f64 / s.mean_weight,
+                    r.up.1 as f64 / (total_weight / (n + 1) as f64),
+                    r.down.1 as f64 / (total_weight / n as f64),
+                );
+            }
+        }
+    }
+}
+
 fn main() {
     let k: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
+    if std::env::args().nth(2).as_deref() == Some("epsilon") {
+        epsilon_curve(k);
+        return;
+    }
     println!("| strategy | collectors | max/mean | min/mean | weight max/mean | weight min/mean | weight max / ⌈1.05·W/n⌉ | job spread | moved on +1 (min K/(n+1)) | moved on −1 (min K/n) | weight moved +1 / min | weight moved −1 / min |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for n in [10usize, 100, 1000] {
@@ -58,40 +150,14 @@ fn main() {
         let names = collector_names(n + 1);
         let all = collector_specs(&names);
         for strategy in Strategy::ALL {
-            let mut alloc = Allocator::new(config(strategy)).unwrap();
-            alloc
-                .apply(&Diff {
-                    add_collectors: all[..n].to_vec(),
-                    upsert: upsert.clone(),
-                    ..Diff::default()
-                })
-                .unwrap();
-            let s = alloc.summary();
+            let Row {
+                summary: s,
+                spread,
+                bound,
+                up: (up, up_w),
+                down: (down, down_w),
+            } = measure(config(strategy, 0.05), &upsert, &all, n);
             let total_weight = s.mean_weight * n as f64;
-            let spread = job_spread(&alloc);
-            let total: u64 = alloc.targets().map(|t| u64::from(t.weight)).sum();
-            let bound = (total * 105).div_ceil(100 * n as u64);
-            let (up, up_w) = moved(
-                &mut alloc,
-                &Diff {
-                    add_collectors: vec![all[n]],
-                    ..Diff::default()
-                },
-            );
-            // Back to n, then remove one of the original collectors.
-            alloc
-                .apply(&Diff {
-                    remove_collectors: vec![all[n].name],
-                    ..Diff::default()
-                })
-                .unwrap();
-            let (down, down_w) = moved(
-                &mut alloc,
-                &Diff {
-                    remove_collectors: vec![all[0].name],
-                    ..Diff::default()
-                },
-            );
             println!(
                 "| {strategy} | {n} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {spread} | {up} ({}) | {down} ({}) | {:.2} | {:.2} |",
                 s.max_over_mean(),

@@ -47,12 +47,13 @@ struct Model {
 }
 
 fn config(case: &Case) -> Config {
-    let (strategy, fallback) = match case.strategy % 6 {
+    let (strategy, fallback) = match case.strategy % 7 {
         0 => (Strategy::ConsistentHashing, None),
         1 => (Strategy::LeastWeighted, None),
         2 => (Strategy::PerNode, None),
         3 => (Strategy::PerNode, Some(Strategy::ConsistentHashing)),
         4 => (Strategy::BoundedHashing, None),
+        6 => (Strategy::Rebalancing, None),
         _ => (Strategy::PerNode, Some(Strategy::LeastWeighted)),
     };
     let mut c = Config::with_strategy(strategy);
@@ -292,8 +293,10 @@ fn check(
 /// After a collector change every non-sticky target sits where its rule says, so the state equals
 /// a fresh allocator's (history matters only for least-weighted).
 fn check_fresh(a: &Allocator, model: &Model, config: &Config) {
-    let sticky = config.strategy == Strategy::LeastWeighted
-        || config.fallback == Some(Strategy::LeastWeighted);
+    let sticky = matches!(
+        config.strategy,
+        Strategy::LeastWeighted | Strategy::Rebalancing
+    ) || config.fallback == Some(Strategy::LeastWeighted);
     if sticky {
         return;
     }
