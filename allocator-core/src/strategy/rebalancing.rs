@@ -43,7 +43,7 @@
 //! minimise the maximum load with a budget of moves), with the budget replaced by the band.
 
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, BinaryHeap};
 
 use super::bounded::bound;
 use crate::ids::NONE;
@@ -52,6 +52,9 @@ use crate::targets::Targets;
 /// A target held by a collector, ordered by weight, then key (the slot never decides: keys are
 /// unique).
 type Held = (u32, u64, u32);
+
+/// A target to place, heaviest first, then by key.
+type Pending = (Reverse<u32>, u64, u32);
 
 /// What the strategy last knew of a slot.
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +87,7 @@ pub(crate) struct Rebalancing {
     /// `(load, member index)` of every member: busiest last, idlest first.
     order: BTreeSet<(u64, u32)>,
     /// Targets with no collector, heaviest first, then key.
-    unplaced: BTreeSet<(Reverse<u32>, u64, u32)>,
+    unplaced: BTreeSet<Pending>,
     /// By slot.
     known: Vec<Known>,
     /// Weight of every live target.
@@ -153,8 +156,10 @@ impl Rebalancing {
             self.forget(slot);
         }
         let mut touched: Vec<u32> = Vec::new();
+        // Targets to place in this diff (new ones, removed collectors' ones).
+        let mut pending: Vec<Pending> = Vec::new();
         if std::mem::take(&mut self.collectors_changed) {
-            self.change_members(&mut touched);
+            self.change_members(&mut pending, &mut touched);
         }
         for &slot in &dirty {
             let r = targets.get(slot);
@@ -177,7 +182,7 @@ impl Rebalancing {
                 self.hold(slot, r.collector);
             } else {
                 // Touched when placed (or, with no collectors, when a removed one held it).
-                self.unplaced.insert((Reverse(r.weight), r.key, slot));
+                pending.push((Reverse(r.weight), r.key, slot));
                 if r.collector != NONE {
                     touched.push(slot);
                 }
@@ -185,12 +190,11 @@ impl Rebalancing {
         }
         dirty.clear();
         self.dirty = dirty;
-        if !self.ids.is_empty() {
-            while let Some((Reverse(_), _, slot)) = self.unplaced.pop_first() {
-                let &(_, m) = self.order.first().expect("members exist");
-                self.hold(slot, self.ids[m as usize]);
-                touched.push(slot);
-            }
+        if self.ids.is_empty() {
+            self.unplaced.extend(pending);
+        } else {
+            pending.extend(std::mem::take(&mut self.unplaced));
+            self.place(pending, &mut touched);
             self.rebalance(&mut touched);
         }
         // Moves in key order, so the same history gives the same list (slots depend on it).
@@ -221,7 +225,7 @@ impl Rebalancing {
 
     /// Install the member set of the last `commit`: removed collectors' targets become
     /// unplaced, member ranks and the load order are rebuilt.
-    fn change_members(&mut self, touched: &mut Vec<u32>) {
+    fn change_members(&mut self, pending: &mut Vec<Pending>, touched: &mut Vec<u32>) {
         let max_id = self.ids.iter().copied().max().map_or(0, |m| m as usize + 1);
         if self.rank.len() < max_id {
             self.rank.resize(max_id, NONE);
@@ -236,7 +240,7 @@ impl Rebalancing {
             if self.rank[id] != NONE && !stays {
                 for (w, key, slot) in std::mem::take(&mut self.held[id]) {
                     self.known[slot as usize].collector = NONE;
-                    self.unplaced.insert((Reverse(w), key, slot));
+                    pending.push((Reverse(w), key, slot));
                     touched.push(slot);
                 }
                 self.load[id] = 0;
@@ -247,6 +251,41 @@ impl Rebalancing {
         for (m, &id) in self.ids.iter().enumerate() {
             self.rank[id as usize] = m as u32;
             self.order.insert((self.load[id as usize], m as u32));
+        }
+    }
+
+    /// Place targets heaviest first, then by key, each on the least-loaded collector (lowest
+    /// name on ties). In bulk: a heap of loads for the choices, then each collector's new
+    /// targets added to its set at once (a bulk build when the set was empty: a full
+    /// allocation).
+    fn place(&mut self, mut pending: Vec<Pending>, touched: &mut Vec<u32>) {
+        if pending.is_empty() {
+            return;
+        }
+        pending.sort_unstable();
+        let mut heap: BinaryHeap<Reverse<(u64, u32)>> =
+            self.order.iter().map(|&x| Reverse(x)).collect();
+        let mut fresh: Vec<Vec<Held>> = vec![Vec::new(); self.ids.len()];
+        for (Reverse(w), key, slot) in pending {
+            let Reverse((load, m)) = heap.pop().expect("members exist");
+            heap.push(Reverse((load + u64::from(w), m)));
+            fresh[m as usize].push((w, key, slot));
+            self.known[slot as usize].collector = self.ids[m as usize];
+            touched.push(slot);
+        }
+        for (m, list) in fresh.into_iter().enumerate() {
+            if list.is_empty() {
+                continue;
+            }
+            let id = self.ids[m];
+            let added: u64 = list.iter().map(|t| u64::from(t.0)).sum();
+            let set = &mut self.held[id as usize];
+            if set.is_empty() {
+                *set = list.into_iter().collect();
+            } else {
+                set.extend(list);
+            }
+            self.shift(id, |l| l + added);
         }
     }
 
