@@ -141,6 +141,12 @@ typedef uint32_t ta_result;
 #define TA_STRATEGY_BOUNDED_HASHING 3
 
 /**
+ * `rebalancing` (ours: sticky, the fewest weight moves that keep every collector within
+ * ⌈(1±ε)·W/n⌉; depends on the diff history, deterministically; `max_weight` must be 0).
+ */
+#define TA_STRATEGY_REBALANCING 4
+
+/**
  * No fallback strategy (`ta_config.fallback`).
  */
 #define TA_STRATEGY_NONE 4294967295
@@ -383,7 +389,7 @@ typedef struct {
    */
   uint8_t weighted;
   /**
-   * bounded-hashing: slack ε over the mean weight (default 0.05; 0 to 100).
+   * bounded-hashing and rebalancing: slack ε over the mean weight (default 0.05; 0 to 100).
    */
   double epsilon;
   /**
@@ -705,6 +711,19 @@ ta_result ta_collector_targets(const ta_allocator *ta,
                                size_t cap,
                                size_t *needed,
                                ta_error *err);
+
+/**
+ * The assignment digest into `*out`: a 64-bit value equal for equal assignments (every target
+ * key with its collector's name, or none) whatever changes built them, on every platform, so
+ * replicas can compare one number. XOR over the targets of
+ * `xxh64(key LE ‖ xxh64(collector name, 0) LE, 0)`, the empty name for "no collector". O(1).
+ *
+ * # Safety
+ * See the module contract.
+ */
+ta_result ta_digest(const ta_allocator *ta,
+                    uint64_t *out,
+                    ta_error *err);
 
 /**
  * The whole state as bytes, into `buf` (needed-size protocol; call with `cap` 0 to learn the

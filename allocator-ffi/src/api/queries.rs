@@ -75,3 +75,26 @@ pub unsafe extern "C" fn ta_collector_targets(
         unsafe { handle::write_output(&keys, out, cap, needed, "out") }
     })
 }
+
+/// The assignment digest into `*out`: a 64-bit value equal for equal assignments (every target
+/// key with its collector's name, or none) whatever changes built them, on every platform, so
+/// replicas can compare one number. XOR over the targets of
+/// `xxh64(key LE ‖ xxh64(collector name, 0) LE, 0)`, the empty name for "no collector". O(1).
+///
+/// # Safety
+/// See the module contract.
+#[no_mangle]
+pub unsafe extern "C" fn ta_digest(
+    ta: *const ta_allocator,
+    out: *mut u64,
+    err: *mut ta_error,
+) -> ta_result {
+    call(err, || {
+        // SAFETY: forwarded contract.
+        let h = unsafe { handle::borrow(ta) }?;
+        // SAFETY: forwarded contract.
+        let out = unsafe { handle::out(out, "out") }?;
+        *out = h.read()?.digest();
+        Ok(())
+    })
+}

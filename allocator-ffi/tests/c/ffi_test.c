@@ -582,6 +582,12 @@ static void test_labels_and_snapshot(void) {
   ta_view_data va = view_of(v), vb = view_of(bv2);
   for (int i = 0; i < 2; i++)
     CHECK(strcmp(name_at(&va, owners[i], a, sizeof a), name_at(&vb, back_owners[i], b, sizeof b)) == 0);
+  /* The digest survives the round trip and names a non-empty assignment. */
+  uint64_t dig_ta = 0, dig_back = 0;
+  CHECK_RC(ta_digest(ta, &dig_ta, err), TA_OK);
+  CHECK_RC(ta_digest(back, &dig_back, err), TA_OK);
+  CHECK(dig_ta == dig_back && dig_ta != 0);
+  CHECK_RC(ta_digest(ta, NULL, err), TA_NULL_ARGUMENT);
   ta_view_free(bv2);
   ta_allocator_free(back);
   bytes[slen / 2] ^= 0x5a;
