@@ -262,3 +262,49 @@ impl Canonical {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, Strategy};
+    use crate::diff::{CollectorSpec, Diff, TargetSpec};
+    use crate::error::{Error, SnapshotError};
+    use crate::ids::{PlacementHash, TargetKey};
+    use crate::strategy::Placer;
+    use crate::Allocator;
+
+    /// A least-weighted state whose assignment rebalancing would still change (every target on
+    /// "a", "b" empty), written as a rebalancing snapshot: restore must refuse it, since no
+    /// sequence of rebalancing diffs ends there.
+    #[test]
+    fn a_rebalancing_snapshot_its_rules_would_change_is_refused() {
+        let mut a = Allocator::new(Config::with_strategy(Strategy::LeastWeighted)).unwrap();
+        let targets: Vec<TargetSpec<'_>> = (0..20)
+            .map(|k| TargetSpec {
+                key: TargetKey(k),
+                placement: PlacementHash(k),
+                job: "j",
+                node: None,
+                weight: 5,
+            })
+            .collect();
+        a.apply(&Diff {
+            add_collectors: vec![CollectorSpec::new("a")],
+            upsert: targets,
+            ..Diff::default()
+        })
+        .unwrap();
+        // least-weighted moves nothing onto a new collector.
+        a.apply(&Diff {
+            add_collectors: vec![CollectorSpec::new("b")],
+            ..Diff::default()
+        })
+        .unwrap();
+        a.config = Config::with_strategy(Strategy::Rebalancing);
+        a.placer = Placer::new(&a.config);
+        let err = Allocator::restore(&a.snapshot()).unwrap_err();
+        let Error::Snapshot(SnapshotError::Invalid(why)) = &err else {
+            panic!("{err}");
+        };
+        assert!(why.contains("not where rebalancing places it"), "{why}");
+    }
+}
