@@ -18,7 +18,9 @@
 //! `per-node` and `bounded-hashing` assignments are a function of the current targets and
 //! collectors; the sticky
 //! `least-weighted` rule depends on history by nature, but visits targets in key order and breaks
-//! ties by collector name, so the same diffs give the same result everywhere.
+//! ties by collector name, so the same diffs give the same result everywhere. So does the sticky
+//! `rebalancing` rule, whose every choice is ordered by weight, then key or collector name.
+//! [`Allocator::digest`] lets replicas check that they agree.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
