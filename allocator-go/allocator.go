@@ -320,6 +320,21 @@ func (a *Allocator) Config() (Config, error) {
 	return configFromC(c), err
 }
 
+// Digest returns the assignment digest: equal for equal assignments (every target key with
+// its collector's name, or none) whatever changes built them, on every platform, so replicas
+// can compare one number. XOR over the targets of xxh64(key LE ‖ xxh64(collector name) LE),
+// the empty name for "no collector". O(1).
+func (a *Allocator) Digest() (uint64, error) {
+	var d C.uint64_t
+	err := a.call(func(p *C.ta_allocator, s *scratch) error {
+		if rc := C.ta_digest(p, &d, s.err); rc != C.TA_OK {
+			return s.failure(rc)
+		}
+		return nil
+	})
+	return uint64(d), err
+}
+
 // Apply applies one change atomically and returns its moves, taken under the same lock as the
 // change. On error nothing changed. The keys of d.UpsertLabels are returned in order.
 func (a *Allocator) Apply(d Diff) (keys []uint64, moves []Move, err error) {

@@ -1,6 +1,7 @@
 package allocator
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -126,6 +128,20 @@ func TestBatchesMovesStatsAndSnapshot(t *testing.T) {
 		if x[i] != y[i] || x[i] != "a" {
 			t.Fatalf("restored assignment %d: %q vs %q", i, x[i], y[i])
 		}
+	}
+	// The digest from its definition, computed here: every key is on "a".
+	var want uint64
+	name := xxhash.Sum64String("a")
+	for _, k := range keys {
+		var buf [16]byte
+		binary.LittleEndian.PutUint64(buf[:8], k)
+		binary.LittleEndian.PutUint64(buf[8:], name)
+		want ^= xxhash.Sum64(buf[:])
+	}
+	da, errA := a.Digest()
+	db, errB := b.Digest()
+	if errA != nil || errB != nil || da != want || db != want {
+		t.Fatalf("digest %x / restored %x, want %x (%v %v)", da, db, want, errA, errB)
 	}
 	snap[len(snap)/2] ^= 0xff
 	if _, err := Restore(snap); !errors.Is(err, &Error{Code: InvalidSnapshot}) {
