@@ -20,7 +20,7 @@ pub struct Input {
     /// least-weighted balances weight instead of target count.
     #[serde(default)]
     pub weighted: bool,
-    /// bounded-hashing: slack over the mean weight (default 0.05).
+    /// bounded-hashing and rebalancing: slack over the mean weight (default 0.05).
     #[serde(default)]
     pub epsilon: Option<f64>,
     /// bounded-hashing: absolute cap on one collector's weight (default none).

@@ -114,7 +114,8 @@ fn strategies_flag_lists_every_strategy() {
             "consistent-hashing",
             "least-weighted",
             "per-node",
-            "bounded-hashing"
+            "bounded-hashing",
+            "rebalancing"
         ]
     );
 }
