@@ -20,7 +20,9 @@ def check_moves(step, keys, before, after, moves):
     assert got == want, step
 
 
-@pytest.mark.parametrize("strategy", ["consistent-hashing", "least-weighted", "per-node", "bounded-hashing", "rebalancing"])
+@pytest.mark.parametrize(
+    "strategy", ["consistent-hashing", "least-weighted", "per-node", "bounded-hashing", "rebalancing"]
+)
 def test_moves_equal_the_before_after_difference(strategy):
     rng = np.random.default_rng(11)
     fallback = "least-weighted" if strategy == "per-node" else None
