@@ -7,14 +7,15 @@
 //! - **A weight band.** After every diff each collector holds at most `cap = ⌈(1+ε)·W/n⌉` and
 //!   at least `floor = ⌊(1−ε)·W/n⌋` weight (W the weight of all targets, n the collectors, ε the
 //!   `bounded` slack), whenever single targets allow it: a target heavier than the band (a
-//!   kube-state-metrics giant on many small collectors) stays where it is, alone over the cap.
+//!   kube-state-metrics giant on many small collectors) stays where it is, over the cap, and
+//!   its collector gives away its other targets while others have room for them.
 //!   The floor is what makes a new collector useful: with the cap alone, adding a 101st
 //!   collector to 100 balanced ones moves nothing (every old collector is already under the
 //!   new cap) and the new one idles — the complaint about `least-weighted` (Go allocator #2477).
 //! - **Deterministic for the same diff history**: every choice is ordered by weight, then target
 //!   key or collector name; never by slot, collector id or map order. The strategy's tables are
-//!   a function of the assignment, so a snapshot restores them exactly (see `settle`: a stored
-//!   assignment the rules would still change is refused).
+//!   a function of the assignment, so a snapshot restores them exactly (restore rebuilds them
+//!   and refuses a stored assignment the rules would still change).
 //!
 //! # How it decides (after each diff, in `settle`)
 //! 1. Targets without a collector (new ones, and those of removed collectors) go, heaviest
@@ -31,7 +32,8 @@
 //!    it again moves nothing).
 //!
 //! # Cost
-//! Per diff: `O(log)` B-tree work per changed target and per move, never a pass over all
+//! Per diff: `O(log)` B-tree work per changed target and per move, plus `O(n)` over the
+//! collectors when the diff places targets or changes collectors; never a pass over all
 //! targets. The busiest and idlest collectors come from an ordered set of `(load, name rank)`;
 //! the target to move from a collector's ordered set of `(weight, key)` by one range query.
 //! A target a band violation cannot be fixed around (the giant) is looked at again on the next
@@ -96,7 +98,7 @@ pub(crate) struct Rebalancing {
     collectors_changed: bool,
 }
 
-/// Where a target is and why, for `explain`.
+/// The weight band of the current state (for `explain`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Band {
     pub floor: u64,
