@@ -320,10 +320,10 @@ func (a *Allocator) Config() (Config, error) {
 	return configFromC(c), err
 }
 
-// Digest returns the assignment digest: equal for equal assignments (every target key with
-// its collector's name, or none) whatever changes built them, on every platform, so replicas
-// can compare one number. XOR over the targets of xxh64(key LE ‖ xxh64(collector name) LE),
-// the empty name for "no collector". O(1).
+// Digest returns the assignment digest: equal for equal assignments (every assigned target's
+// key with its collector's name) whatever changes built them, on every platform, so replicas
+// can compare one number. XOR over the assigned targets of xxh64(key LE ‖ xxh64(collector
+// name) LE); unassigned targets add nothing. O(1).
 func (a *Allocator) Digest() (uint64, error) {
 	var d C.uint64_t
 	err := a.call(func(p *C.ta_allocator, s *scratch) error {

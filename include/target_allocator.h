@@ -713,10 +713,10 @@ ta_result ta_collector_targets(const ta_allocator *ta,
                                ta_error *err);
 
 /**
- * The assignment digest into `*out`: a 64-bit value equal for equal assignments (every target
- * key with its collector's name, or none) whatever changes built them, on every platform, so
- * replicas can compare one number. XOR over the targets of
- * `xxh64(key LE ‖ xxh64(collector name, 0) LE, 0)`, the empty name for "no collector". O(1).
+ * The assignment digest into `*out`: a 64-bit value equal for equal assignments (every
+ * assigned target's key with its collector's name) whatever changes built them, on every
+ * platform, so replicas can compare one number. XOR over the assigned targets of
+ * `xxh64(key LE ‖ xxh64(collector name, 0) LE, 0)`; unassigned targets add nothing. O(1).
  *
  * # Safety
  * See the module contract.

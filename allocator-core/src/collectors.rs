@@ -104,13 +104,10 @@ impl Collectors {
         Ok(CollectorId(id))
     }
 
-    /// The digest's name hash of a collector id (alive or retired), or of "no collector".
+    /// The digest's name hash of a collector id (alive or retired; None for NONE).
     #[inline]
-    pub(crate) fn name_hash(&self, id: u32) -> u64 {
-        match self.get(id) {
-            Some(slot) => slot.name_hash,
-            None => crate::digest::UNASSIGNED,
-        }
+    pub(crate) fn name_hash(&self, id: u32) -> Option<u64> {
+        self.get(id).map(|slot| slot.name_hash)
     }
 
     pub(crate) fn set_node(&mut self, id: CollectorId, node: u32) {

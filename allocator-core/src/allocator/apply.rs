@@ -259,7 +259,6 @@ impl Allocator {
             };
             self.reassign(slot, NONE);
             let r = *self.targets.get(slot);
-            self.digest ^= crate::digest::pair(key, crate::digest::UNASSIGNED);
             self.loads.sub(NONE, r.job, r.weight);
             self.loads.job_total[r.job as usize] -= 1;
             let bucket = self.placer.bucket(&r);
@@ -422,7 +421,6 @@ impl Allocator {
                 .insert(bucket, slot, self.targets.records_mut());
             self.loads.job_total[record.job as usize] += 1;
             self.loads.add(NONE, record.job, record.weight);
-            self.digest ^= crate::digest::pair(record.key, crate::digest::UNASSIGNED);
             self.placer.touch(slot);
             fresh.push((slot, bucket));
         }

@@ -90,19 +90,22 @@ impl Allocator {
         &self.config
     }
 
-    /// A 64-bit digest of the assignment (every target key with its collector's name, or with
-    /// none): equal for equal assignments whatever diffs built them, on every platform, so
-    /// replicas can compare one number. XOR over the targets of
-    /// `xxh64(key LE ‖ xxh64(collector name, 0) LE, 0)`, the empty name for "no collector".
-    /// O(1): kept current by every move.
+    /// A 64-bit digest of the assignment (every assigned target's key with its collector's
+    /// name): equal for equal assignments whatever diffs built them, on every platform, so
+    /// replicas can compare one number. XOR over the assigned targets of
+    /// `xxh64(key LE ‖ xxh64(collector name, 0) LE, 0)`; unassigned targets add nothing
+    /// (compare [`LoadSummary::unassigned`] too when they matter). O(1): kept current by every
+    /// move.
     pub fn digest(&self) -> u64 {
         self.digest
     }
 
-    /// One target's share of the digest, for its current record.
+    /// One target's share of the digest, for its current record (0 when unassigned).
     #[inline]
     pub(crate) fn digest_pair(&self, key: u64, collector: u32) -> u64 {
-        crate::digest::pair(key, self.collectors.name_hash(collector))
+        self.collectors
+            .name_hash(collector)
+            .map_or(0, |name| crate::digest::pair(key, name))
     }
 
     /// The digest computed from scratch (restore, tests).
