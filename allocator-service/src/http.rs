@@ -29,6 +29,7 @@ pub fn router(shared: Arc<Shared>, secure: bool) -> Router {
         .route("/jobs", get(jobs))
         .route("/jobs/{*rest}", get(job_targets))
         .route("/scrape_configs", get(scrape_configs))
+        .route("/digest", get(digest))
         .route("/livez", get(|| async { StatusCode::OK }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -334,6 +335,22 @@ async fn scrape_configs(
         Bytes::from(serde_json::to_vec(&body()).expect("plain data"))
     });
     ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+}
+
+/// The digest of the published assignment, with what it covers: replicas (or a collector that
+/// computes the same pure-function strategy itself) compare it to show they agree.
+async fn digest(State(s): State<Arc<Shared>>) -> Response {
+    let v = s.view();
+    let assigned: usize = v.collectors.iter().map(|c| c.1).sum();
+    axum::Json(serde_json::json!({
+        "digest": format!("{:016x}", v.digest),
+        "strategy": v.strategy,
+        "collectors": v.collectors.len(),
+        "assigned": assigned,
+        "unassigned": v.unassigned,
+        "ready": v.ready,
+    }))
+    .into_response()
 }
 
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {

@@ -45,6 +45,9 @@ pub struct Metrics {
     process_groups: Family<Labels, Histogram, fn() -> Histogram>,
     moves: Family<Labels, Counter>,
     max_over_mean: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// One series, labelled with the published assignment's digest (replicas that agree show
+    /// the same label).
+    digest: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -70,6 +73,7 @@ impl Metrics {
             process_groups: Family::new_with_constructor(process_histogram),
             moves: Family::default(),
             max_over_mean: Gauge::default(),
+            digest: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -136,6 +140,11 @@ impl Metrics {
             "max_over_mean_targets",
             "Busiest collector's targets over the mean",
             m.max_over_mean.clone(),
+        );
+        registry.register(
+            "assignment_digest",
+            "Always 1; the label is the digest of the published assignment (equal on replicas that agree)",
+            m.digest.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -217,6 +226,13 @@ impl Metrics {
         let mean = total as f64 / v.collectors.len().max(1) as f64;
         self.max_over_mean
             .set(if mean > 0.0 { max as f64 / mean } else { 0.0 });
+        self.digest.clear();
+        self.digest
+            .get_or_create(&vec![
+                ("digest".into(), format!("{:016x}", v.digest)),
+                ("strategy".into(), v.strategy.clone()),
+            ])
+            .set(1);
     }
 
     /// The registry in the Prometheus text format 0.0.4.

@@ -29,6 +29,8 @@ pub struct View {
     pub collectors: Vec<(String, usize)>,
     pub unassigned: usize,
     pub moves_total: u64,
+    /// The core's digest of the assignment (target key → collector name) this view serves.
+    pub digest: u64,
     /// The HTTP SD answer of every (job, collector) with targets, serialized once per view so
     /// that a poll costs a map lookup and a reference-count increment.
     pub sd: HashMap<(String, String), Bytes>,
@@ -362,6 +364,7 @@ impl Engine {
             collectors,
             unassigned: a.summary().unassigned,
             moves_total: a.move_totals().reassigned,
+            digest: a.digest(),
         }
     }
 }

@@ -247,3 +247,43 @@ fn bad_configurations_are_errors_that_name_the_problem() {
         allocator_service::parse("allocation_strategy: bounded-hashing\nconfig: {}", base).is_ok()
     );
 }
+
+/// Two replicas of the same configuration publish the same assignment digest (route and
+/// metric); a replica with another collector set publishes another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_with_the_same_inputs_publish_the_same_digest() {
+    let yaml = |collectors: &str| {
+        format!("collectors: [{collectors}]\nconfig:\n  scrape_configs:\n    - job_name: s\n      static_configs: [{{targets: [\"10.0.0.1:80\", \"10.0.0.2:80\", \"10.0.0.3:80\", \"10.0.0.4:80\", \"10.0.0.5:80\"]}}]\n")
+    };
+    let load = |c: &str| allocator_service::parse(&yaml(c), std::path::Path::new(".")).unwrap();
+    let a = common::start(load("c0, c1, c2"), None).await;
+    let b = common::start(load("c0, c1, c2"), None).await;
+    let c = common::start(load("c0, c1"), None).await;
+    let digest = |addr| async move {
+        for _ in 0..100 {
+            let v = common::json(addr, "/digest").await;
+            if v["ready"] == true {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no ready view");
+    };
+    let (da, db, dc) = (
+        digest(a.addr).await,
+        digest(b.addr).await,
+        digest(c.addr).await,
+    );
+    assert_eq!(da["digest"], db["digest"]);
+    assert_eq!(da["assigned"], 5);
+    assert_ne!(da["digest"], dc["digest"]);
+    let metrics = common::get(a.addr, "/metrics").await.body;
+    let line = format!(
+        "opentelemetry_allocator_assignment_digest{{digest=\"{}\",strategy=\"consistent-hashing\"}} 1",
+        da["digest"].as_str().unwrap()
+    );
+    assert!(metrics.contains(&line), "{line} not in {metrics}");
+    for s in [a, b, c] {
+        s.stop().await;
+    }
+}
