@@ -30,6 +30,7 @@ pub fn router(shared: Arc<Shared>, secure: bool) -> Router {
         .route("/jobs/{*rest}", get(job_targets))
         .route("/scrape_configs", get(scrape_configs))
         .route("/digest", get(digest))
+        .route("/explain", get(explain))
         .route("/livez", get(|| async { StatusCode::OK }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -351,6 +352,60 @@ async fn digest(State(s): State<Arc<Shared>>) -> Response {
         "ready": v.ready,
     }))
     .into_response()
+}
+
+/// `/explain?job=<job>&address=<__address__>` (every target of the job at that address) or
+/// `?key=<16 hex digits>`: the core's account of why each is on its collector or has none.
+async fn explain(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>) -> Response {
+    let param = |name: &str| q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let bad = |why: &str| (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
+    let v = s.view();
+    let mut found: Vec<(Option<String>, Option<String>, allocator_core::TargetKey)> = Vec::new();
+    match (param("key"), param("job"), param("address")) {
+        (Some(k), None, None) => match u64::from_str_radix(k, 16) {
+            Ok(k) if k != 0 => found.push((None, None, allocator_core::TargetKey(k))),
+            _ => return bad("key: expected 16 hex digits"),
+        },
+        (None, Some(job), Some(address)) => {
+            for (t, _) in v.jobs.get(job).into_iter().flatten() {
+                if *t.address == *address {
+                    found.push((Some(job.to_owned()), Some(address.to_owned()), t.key));
+                }
+            }
+        }
+        _ => return bad("ask with ?job=<job>&address=<__address__> or ?key=<target key>"),
+    }
+    if found.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            "no such target in the published view\n",
+        )
+            .into_response();
+    }
+    let rx = s.explain.ask(found.iter().map(|f| f.2).collect());
+    let Ok(Ok(answers)) = tokio::time::timeout(std::time::Duration::from_secs(10), rx).await else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the allocation loop did not answer within 10 s\n",
+        )
+            .into_response();
+    };
+    let out: Vec<Value> = found
+        .into_iter()
+        .zip(answers)
+        .map(|((job, address, _), mut e)| {
+            if let Value::Object(m) = &mut e {
+                if let Some(j) = job {
+                    m.insert("job".into(), Value::String(j));
+                }
+                if let Some(a) = address {
+                    m.insert("address".into(), Value::String(a));
+                }
+            }
+            e
+        })
+        .collect();
+    axum::Json(out).into_response()
 }
 
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {

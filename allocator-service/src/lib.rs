@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod discovery;
+pub mod explain;
 pub mod http;
 pub mod k8s;
 pub mod limits;

@@ -57,6 +57,8 @@ pub struct Shared {
     /// What the allocation loop last found wrong with its inputs, and when it last finished a
     /// refresh: `/readyz` answers 503 while either says the published view cannot be trusted.
     pub health: Mutex<Health>,
+    /// `/explain` requests waiting for the allocation loop.
+    pub explain: crate::explain::Queue,
 }
 
 /// The allocation loop's own account of its inputs.
@@ -86,6 +88,7 @@ impl Shared {
             metrics: Metrics::new(),
             allow_insecure_secrets,
             health: Mutex::new(Health::default()),
+            explain: Default::default(),
         }
     }
 
@@ -180,6 +183,9 @@ impl Engine {
 
     /// One refresh: re-read changed files; when anything changed, apply it and publish a view.
     pub fn tick(&mut self, shared: &Shared) {
+        shared
+            .explain
+            .answer(|k| self.alloc.explain(k).map(|e| crate::explain::to_json(&e)));
         let cluster = self.cluster.clone();
         if cluster.as_ref().is_some_and(|c| !c.synced()) {
             // Not ready (503) until every watch has listed once.

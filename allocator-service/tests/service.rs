@@ -287,3 +287,58 @@ async fn replicas_with_the_same_inputs_publish_the_same_digest() {
         s.stop().await;
     }
 }
+
+/// `/explain` gives the core's account of a target: the collector it is served to, the rule
+/// and what it looked at; without collectors, why it is unassigned; bad questions are named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_says_why_a_target_is_where_it_is() {
+    let yaml = |collectors: &str| {
+        format!("collectors: [{collectors}]\nconfig:\n  scrape_configs:\n    - job_name: s\n      static_configs: [{{targets: [\"10.0.0.1:80\", \"10.0.0.2:80\", \"10.0.0.3:80\"]}}]\n")
+    };
+    let load = |c: &str| allocator_service::parse(&yaml(c), std::path::Path::new(".")).unwrap();
+    let svc = common::start(load("c0, c1"), None).await;
+    for _ in 0..100 {
+        if common::get(svc.addr, "/readyz").await.status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let e = common::json(svc.addr, "/explain?job=s&address=10.0.0.2:80").await;
+    let e = &e[0];
+    assert_eq!(e["job"], "s");
+    assert_eq!(e["rule"], "consistent-hashing");
+    assert_eq!(e["detail"]["kind"], "partition");
+    assert_eq!(e["detail"]["owner"], e["collector"]);
+    assert!(e["unassigned"].is_null());
+    // The collector named is the one whose HTTP SD answer lists the target.
+    let c = e["collector"].as_str().unwrap();
+    let served = common::get(svc.addr, &format!("/jobs/s/targets?collector_id={c}")).await;
+    assert!(served.body.contains("10.0.0.2:80"), "{}", served.body);
+    // The same by key.
+    let key = e["key"].as_str().unwrap();
+    let by_key = common::json(svc.addr, &format!("/explain?key={key}")).await;
+    assert_eq!(by_key[0]["collector"], e["collector"]);
+    assert_eq!(common::get(svc.addr, "/explain?job=s").await.status, 400);
+    assert_eq!(common::get(svc.addr, "/explain?key=zz").await.status, 400);
+    assert_eq!(
+        common::get(svc.addr, "/explain?job=s&address=10.9.9.9:80")
+            .await
+            .status,
+        404
+    );
+    svc.stop().await;
+
+    let svc = common::start(load(""), None).await;
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let e = loop {
+        let a = common::get(svc.addr, "/explain?job=s&address=10.0.0.1:80").await;
+        if a.status == 200 {
+            break serde_json::from_str::<serde_json::Value>(&a.body).unwrap();
+        }
+        assert!(std::time::Instant::now() < end, "{}", a.body);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(e[0]["collector"].is_null());
+    assert_eq!(e[0]["unassigned"], "there are no collectors");
+    svc.stop().await;
+}
