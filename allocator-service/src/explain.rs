@@ -10,10 +10,13 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
+/// One request: the targets, and where their explanations go.
+type Request = (Vec<TargetKey>, oneshot::Sender<Vec<Value>>);
+
 /// Explanations asked for, waiting for the loop.
 #[derive(Default)]
 pub struct Queue {
-    waiting: Mutex<Vec<(Vec<TargetKey>, oneshot::Sender<Vec<Value>>)>>,
+    waiting: Mutex<Vec<Request>>,
 }
 
 impl Queue {
