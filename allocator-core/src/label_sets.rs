@@ -2,7 +2,7 @@
 //! C, Go or numpy caller with discovered label sets feeds the engine without building a
 //! [`crate::TargetSpec`] per target or a string per node.
 
-use hashbrown::HashMap;
+use hashbrown::HashTable;
 
 use crate::batch::{TargetBatch, NO_NODE};
 use crate::error::Error;
@@ -75,7 +75,51 @@ pub struct HashedSets<'a> {
     /// Node names of this batch, each once, as they appear in the label sets.
     pub node_names: Vec<&'a str>,
     sets: LabelSets<'a>,
-    node_index: HashMap<&'a [u8], u32, ahash::RandomState>,
+    node_table: NodeTable,
+}
+
+/// The node names of a batch, each once: copies of their bytes side by side, so a lookup
+/// compares against this small, warm text instead of the label set where the name was first
+/// seen (a cache miss per target on a large batch).
+#[derive(Clone, Debug, Default)]
+struct NodeTable {
+    text: Vec<u8>,
+    /// Start and end of each name in `text`, by index.
+    spans: Vec<(u32, u32)>,
+    index: HashTable<u32>,
+    hasher: ahash::RandomState,
+}
+
+impl NodeTable {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.spans.clear();
+        self.index.clear();
+    }
+
+    /// The index of `name`, or `None` after it was given the next index.
+    #[inline]
+    fn find_or_add(&mut self, name: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(name);
+        let (text, spans) = (&self.text, &self.spans);
+        let at = |i: u32| {
+            let (s, e) = spans[i as usize];
+            &text[s as usize..e as usize]
+        };
+        if let Some(&i) = self.index.find(hash, |&i| at(i) == name) {
+            return Some(i);
+        }
+        let i = self.spans.len() as u32;
+        let start = self.text.len() as u32;
+        self.text.extend_from_slice(name);
+        self.spans.push((start, self.text.len() as u32));
+        let (text, spans, hasher) = (&self.text, &self.spans, &self.hasher);
+        self.index.insert_unique(hash, i, |&j| {
+            let (s, e) = spans[j as usize];
+            hasher.hash_one(&text[s as usize..e as usize])
+        });
+        None
+    }
 }
 
 impl<'a> HashedSets<'a> {
@@ -107,7 +151,7 @@ impl<'a> HashedSets<'a> {
         self.placements.clear();
         self.nodes.clear();
         self.node_names.clear();
-        self.node_index.clear();
+        self.node_table.clear();
         self.sets = sets;
         let n = sets.len();
         self.keys.reserve(n);
@@ -120,15 +164,14 @@ impl<'a> HashedSets<'a> {
         let Some(bytes) = node else {
             return Ok(NO_NODE);
         };
-        if let Some(&i) = self.node_index.get(bytes) {
+        if let Some(i) = self.node_table.find_or_add(bytes) {
             return Ok(i);
         }
-        // The allocator keeps node names: each distinct one is checked once per batch.
+        // The allocator keeps node names: each distinct one is checked once per batch. A name
+        // that is not UTF-8 fails the whole batch, so the table is not used after it.
         let name = std::str::from_utf8(bytes).map_err(|_| ())?;
-        let i = self.node_names.len() as u32;
         self.node_names.push(name);
-        self.node_index.insert(bytes, i);
-        Ok(i)
+        Ok(self.node_names.len() as u32 - 1)
     }
 }
 
@@ -258,6 +301,10 @@ mod tests {
         let batch = out.batch();
         batch.validate().unwrap();
         assert_eq!(batch.len(), 40);
+        // Hashing again into the same output clears it first: the same columns and node table.
+        let (keys, nodes, names) = (out.keys.clone(), out.nodes.clone(), out.node_names.clone());
+        hasher.hash_label_sets(&sets, &mut out).unwrap();
+        assert_eq!((out.keys, out.nodes, out.node_names), (keys, nodes, names));
     }
 
     #[test]

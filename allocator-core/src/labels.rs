@@ -150,20 +150,18 @@ pub(crate) struct NodeFinder<'a> {
 impl<'a> NodeFinder<'a> {
     #[inline]
     pub(crate) fn observe(&mut self, name: &[u8], value: &'a [u8]) {
-        // The names that matter are 27, 31, 36 or 51 bytes long and start with this prefix;
-        // the length rejects most labels without reading them.
-        if !matches!(name.len(), 27 | 31 | 36 | 51) {
-            return;
-        }
-        let Some(rest) = name.strip_prefix(b"__meta_kubernetes_") else {
-            return;
-        };
-        match rest {
-            b"pod_node_name" => self.ranked[0] = Some(value),
-            b"node_name" => self.ranked[1] = Some(value),
-            b"endpoint_node_name" => self.ranked[2] = Some(value),
-            b"endpointslice_address_target_kind" => self.slice_kind = Some(value),
-            b"endpointslice_address_target_name" => self.slice_name = Some(value),
+        // Each name that matters has its own length (27, 31, 36; two of 51 that differ in
+        // their last 4 bytes): the length picks the one candidate, compared whole and inline.
+        match name.len() {
+            27 if name == b"__meta_kubernetes_node_name" => self.ranked[1] = Some(value),
+            31 if name == b"__meta_kubernetes_pod_node_name" => self.ranked[0] = Some(value),
+            36 if name == b"__meta_kubernetes_endpoint_node_name" => self.ranked[2] = Some(value),
+            51 if name == b"__meta_kubernetes_endpointslice_address_target_kind" => {
+                self.slice_kind = Some(value)
+            }
+            51 if name == b"__meta_kubernetes_endpointslice_address_target_name" => {
+                self.slice_name = Some(value)
+            }
             _ => {}
         }
     }
