@@ -408,8 +408,22 @@ impl Allocator {
             .map(|i| self.placer.bucket(&rows.record(row(i))))
             .collect();
         self.buckets.reserve(&buckets);
+        // Sticky placements depend on the ones before them: they are made in key order. The
+        // rows are sorted by (key, position) up front, from the keys themselves (sorting slots
+        // by their records' keys reads a record at random per comparison); inserted in that
+        // order, the placement loop below walks them without another sort, and a repeated key's
+        // rows stay in batch order, the last one winning.
+        let order: Option<Vec<u32>> = self.placer.order_matters().then(|| {
+            let mut keyed: Vec<(u64, u32)> = (0..count)
+                .map(|i| (rows.batch.keys[row(i)], i as u32))
+                .collect();
+            keyed.sort_unstable();
+            keyed.into_iter().map(|(_, i)| i).collect()
+        });
         let mut fresh: Vec<(u32, u32)> = Vec::with_capacity(count);
-        for (i, &bucket) in buckets.iter().enumerate() {
+        for n in 0..count {
+            let i = order.as_ref().map_or(n, |o| o[n] as usize);
+            let bucket = buckets[i];
             let record = rows.record(row(i));
             let (slot, inserted) = self.targets.find_or_insert(record);
             if !inserted {
@@ -424,12 +438,7 @@ impl Allocator {
             self.placer.touch(slot);
             fresh.push((slot, bucket));
         }
-        drop(buckets);
-        if self.placer.order_matters() {
-            // Sticky placements depend on the ones before them: visit in key order.
-            let targets = &self.targets;
-            fresh.sort_unstable_by_key(|&(slot, _)| targets.get(slot).key);
-        }
+        drop((buckets, order));
         self.moves.reserve(fresh.len());
         let mut tournament = self.placer.tournament(&self.ctx(), fresh.len());
         for (slot, bucket) in fresh {

@@ -135,7 +135,7 @@ impl Placer {
     /// A tournament for a run of `placements` placed in order, when one is faster.
     pub(crate) fn tournament(&self, ctx: &Ctx<'_>, placements: usize) -> Option<Tournament> {
         (self.order_matters() && Tournament::worth_it(ctx, placements))
-            .then(|| Tournament::new(ctx))
+            .then(|| Tournament::new(ctx, placements))
     }
 
     /// [`Placer::choose`] for a target whose bucket is known.
