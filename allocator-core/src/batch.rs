@@ -188,11 +188,11 @@ impl<'a> Columns<'a> {
 
 /// Builds a batch's name table (`job_names` or `node_names`) row by row: the index of a name,
 /// adding it on first sight. Consecutive targets usually share a job or node, so the last name
-/// is compared before the map is asked.
+/// is compared before the table is asked.
 #[derive(Default)]
 pub struct NameIndex<'a> {
     last: Option<(&'a str, u32)>,
-    map: hashbrown::HashMap<&'a str, u32, ahash::RandomState>,
+    table: NameTable,
 }
 
 impl<'a> NameIndex<'a> {
@@ -203,11 +203,59 @@ impl<'a> NameIndex<'a> {
                 return i;
             }
         }
-        let i = *self.map.entry(name).or_insert_with(|| {
-            names.push(name);
-            names.len() as u32 - 1
-        });
+        let i = match self.table.find_or_add(name.as_bytes(), names.len() as u32) {
+            Some(i) => i,
+            None => {
+                names.push(name);
+                names.len() as u32 - 1
+            }
+        };
         self.last = Some((name, i));
         i
+    }
+}
+
+/// Distinct names, each with a value (its index in the caller's table): copies of their bytes side by side,
+/// so a lookup compares against this small, warm text, not against the caller's copy of the
+/// name seen first (a cache miss per row in a large batch whose names lie with each row).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NameTable {
+    text: Vec<u8>,
+    /// Start and end of each name in `text`, and its value, by entry.
+    spans: Vec<(u32, u32, u32)>,
+    /// Entries by the hash of their names.
+    index: hashbrown::HashTable<u32>,
+    hasher: ahash::RandomState,
+}
+
+impl NameTable {
+    pub(crate) fn clear(&mut self) {
+        self.text.clear();
+        self.spans.clear();
+        self.index.clear();
+    }
+
+    /// The value of `name`, or `None` after `name` was added with `value`.
+    #[inline]
+    pub(crate) fn find_or_add(&mut self, name: &[u8], value: u32) -> Option<u32> {
+        let hash = self.hasher.hash_one(name);
+        let (text, spans) = (&self.text, &self.spans);
+        let at = |e: u32| {
+            let (s, end, _) = spans[e as usize];
+            &text[s as usize..end as usize]
+        };
+        if let Some(&e) = self.index.find(hash, |&e| at(e) == name) {
+            return Some(spans[e as usize].2);
+        }
+        let entry = self.spans.len() as u32;
+        let start = self.text.len() as u32;
+        self.text.extend_from_slice(name);
+        self.spans.push((start, self.text.len() as u32, value));
+        let (text, spans, hasher) = (&self.text, &self.spans, &self.hasher);
+        self.index.insert_unique(hash, entry, |&e| {
+            let (s, end, _) = spans[e as usize];
+            hasher.hash_one(&text[s as usize..end as usize])
+        });
+        None
     }
 }

@@ -2,9 +2,7 @@
 //! C, Go or numpy caller with discovered label sets feeds the engine without building a
 //! [`crate::TargetSpec`] per target or a string per node.
 
-use hashbrown::HashTable;
-
-use crate::batch::{TargetBatch, NO_NODE};
+use crate::batch::{NameTable, TargetBatch, NO_NODE};
 use crate::error::Error;
 use crate::hashing::KeyHasher;
 use crate::ids::PlacementHash;
@@ -75,51 +73,7 @@ pub struct HashedSets<'a> {
     /// Node names of this batch, each once, as they appear in the label sets.
     pub node_names: Vec<&'a str>,
     sets: LabelSets<'a>,
-    node_table: NodeTable,
-}
-
-/// The node names of a batch, each once: copies of their bytes side by side, so a lookup
-/// compares against this small, warm text instead of the label set where the name was first
-/// seen (a cache miss per target on a large batch).
-#[derive(Clone, Debug, Default)]
-struct NodeTable {
-    text: Vec<u8>,
-    /// Start and end of each name in `text`, by index.
-    spans: Vec<(u32, u32)>,
-    index: HashTable<u32>,
-    hasher: ahash::RandomState,
-}
-
-impl NodeTable {
-    fn clear(&mut self) {
-        self.text.clear();
-        self.spans.clear();
-        self.index.clear();
-    }
-
-    /// The index of `name`, or `None` after it was given the next index.
-    #[inline]
-    fn find_or_add(&mut self, name: &[u8]) -> Option<u32> {
-        let hash = self.hasher.hash_one(name);
-        let (text, spans) = (&self.text, &self.spans);
-        let at = |i: u32| {
-            let (s, e) = spans[i as usize];
-            &text[s as usize..e as usize]
-        };
-        if let Some(&i) = self.index.find(hash, |&i| at(i) == name) {
-            return Some(i);
-        }
-        let i = self.spans.len() as u32;
-        let start = self.text.len() as u32;
-        self.text.extend_from_slice(name);
-        self.spans.push((start, self.text.len() as u32));
-        let (text, spans, hasher) = (&self.text, &self.spans, &self.hasher);
-        self.index.insert_unique(hash, i, |&j| {
-            let (s, e) = spans[j as usize];
-            hasher.hash_one(&text[s as usize..e as usize])
-        });
-        None
-    }
+    node_table: NameTable,
 }
 
 impl<'a> HashedSets<'a> {
@@ -164,7 +118,10 @@ impl<'a> HashedSets<'a> {
         let Some(bytes) = node else {
             return Ok(NO_NODE);
         };
-        if let Some(i) = self.node_table.find_or_add(bytes) {
+        if let Some(i) = self
+            .node_table
+            .find_or_add(bytes, self.node_names.len() as u32)
+        {
             return Ok(i);
         }
         // The allocator keeps node names: each distinct one is checked once per batch. A name
