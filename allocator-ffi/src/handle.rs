@@ -4,7 +4,7 @@
 //! error naming the argument otherwise.
 
 use std::fmt::Display;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use allocator_core::Allocator;
 use parking_lot::{RwLock, RwLockReadGuard};
@@ -18,7 +18,13 @@ pub struct ta_allocator {
     lock: RwLock<Allocator>,
     /// Set while a write runs; stays set if it panicked, after which the state is not trusted.
     poisoned: AtomicBool,
+    /// Unique among the handles of this process (never reused, unlike an address), so a view
+    /// can tell which allocator its copy of a collector table came from.
+    id: u64,
 }
+
+/// The next handle id.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 fn poisoned() -> FfiError {
     FfiError::new(
@@ -28,6 +34,11 @@ fn poisoned() -> FfiError {
 }
 
 impl ta_allocator {
+    /// This handle's id (unique in the process).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Read access (concurrent with other readers).
     pub(crate) fn read(&self) -> Result<RwLockReadGuard<'_, Allocator>, FfiError> {
         let guard = self.lock.read();
@@ -58,6 +69,7 @@ pub(crate) fn into_raw(a: Allocator) -> *mut ta_allocator {
     Box::into_raw(Box::new(ta_allocator {
         lock: RwLock::new(a),
         poisoned: AtomicBool::new(false),
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
     }))
 }
 

@@ -23,6 +23,10 @@ pub struct ta_view {
     local: Vec<u32>,
     /// Ids in local-index order.
     ids: Vec<CollectorId>,
+    /// Set after a read: the handle and collectors version whose collector table (every
+    /// collector, sorted by name) `collectors`, `text`, `ids` and `local` hold. A read of the
+    /// same version refreshes only the loads instead of copying every name again.
+    read_table: Option<(u64, u64)>,
 }
 
 /// Totals, balance and move counters of a state.
@@ -47,6 +51,7 @@ pub(crate) fn summary_of(a: &Allocator) -> ta_summary {
 
 impl ta_view {
     fn clear(&mut self) {
+        self.read_table = None;
         self.moves.clear();
         self.collectors.clear();
         self.spans.clear();
@@ -99,12 +104,31 @@ impl ta_view {
     }
 
     /// Every collector (sorted by name) and the local index of the owner of each key
-    /// (`TA_NO_COLLECTOR` for an unknown or unassigned target), from one state.
-    pub(crate) fn fill_read(&mut self, a: &Allocator, keys: &[u64], owners: &mut [u32]) {
-        self.clear();
-        for c in a.collectors() {
-            self.local(Some(c.id));
-            self.push_collector(c.name, c.node, c.targets, c.weight);
+    /// (`TA_NO_COLLECTOR` for an unknown or unassigned target), from one state. `handle` is the
+    /// id of the allocator's handle.
+    pub(crate) fn fill_read(
+        &mut self,
+        a: &Allocator,
+        handle: u64,
+        keys: &[u64],
+        owners: &mut [u32],
+    ) {
+        let table = (handle, a.collectors_version());
+        if self.read_table == Some(table) && self.collectors.len() == a.collector_count() {
+            // The same collectors in the same order as the last read: only their loads moved.
+            self.moves.clear();
+            for (info, c) in self.collectors.iter_mut().zip(a.collectors()) {
+                info.targets = c.targets;
+                info.weight = c.weight;
+            }
+        } else {
+            self.clear();
+            for c in a.collectors() {
+                self.local(Some(c.id));
+                self.push_collector(c.name, c.node, c.targets, c.weight);
+            }
+            self.point_strings();
+            self.read_table = Some(table);
         }
         for (o, &k) in owners.iter_mut().zip(keys) {
             *o = match a.collector_of(TargetKey(k)) {
@@ -112,7 +136,7 @@ impl ta_view {
                 None => TA_NO_COLLECTOR,
             };
         }
-        self.finish(a);
+        self.summary = summary_of(a);
     }
 
     fn push_collector(&mut self, name: &str, node: Option<&str>, targets: u32, weight: u64) {
@@ -130,8 +154,14 @@ impl ta_view {
         });
     }
 
-    /// Point the collectors' strings into `text`, now that it no longer grows.
+    /// Point the collectors' strings into `text` (it no longer grows) and take the summary.
     fn finish(&mut self, a: &Allocator) {
+        self.point_strings();
+        self.summary = summary_of(a);
+    }
+
+    /// Point the collectors' strings into `text`, now that it no longer grows.
+    fn point_strings(&mut self) {
         let base = self.text.as_ptr();
         for (c, s) in self.collectors.iter_mut().zip(&self.spans) {
             // SAFETY: every span lies inside `text` (it was pushed there), so the offsets stay
@@ -147,7 +177,6 @@ impl ta_view {
                 };
             }
         }
-        self.summary = summary_of(a);
     }
 
     /// What the view holds, as pointers into it.

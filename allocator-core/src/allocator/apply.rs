@@ -271,6 +271,7 @@ impl Allocator {
     }
 
     fn change_collectors(&mut self, plan: CollectorPlan<'_>) -> Result<(), Error> {
+        self.collector_changes += 1;
         let had_unassigned = self.loads.unassigned > 0;
         for &id in &plan.removed {
             self.collectors.retire(id);

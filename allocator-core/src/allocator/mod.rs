@@ -63,6 +63,8 @@ pub struct Allocator {
     pub(crate) totals: MoveTotals,
     /// The assignment digest (see [`Allocator::digest`]), kept current by every move.
     pub(crate) digest: u64,
+    /// Collector changes applied so far ([`Allocator::collectors_version`]).
+    pub(crate) collector_changes: u64,
 }
 
 impl Allocator {
@@ -82,6 +84,7 @@ impl Allocator {
             moves: Vec::new(),
             totals: MoveTotals::default(),
             digest: 0,
+            collector_changes: 0,
         })
     }
 
@@ -113,6 +116,13 @@ impl Allocator {
         self.targets
             .iter()
             .fold(0, |d, (_, r)| d ^ self.digest_pair(r.key, r.collector))
+    }
+
+    /// A number that changes whenever the collector set may have (a diff that adds or removes
+    /// collectors): a reader that keeps a copy of the collector table (names, nodes, order) can
+    /// tell whether its copy is current without comparing it. Loads change with every diff.
+    pub fn collectors_version(&self) -> u64 {
+        self.collector_changes
     }
 
     /// Bytes of heap the allocation state holds (labels are never held), for memory reports.

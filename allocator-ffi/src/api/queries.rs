@@ -33,7 +33,7 @@ pub unsafe extern "C" fn ta_read(
             )
         };
         let a = h.read()?;
-        view.fill_read(&a, keys, owners);
+        view.fill_read(&a, h.id(), keys, owners);
         Ok(())
     })
 }

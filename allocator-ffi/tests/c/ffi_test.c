@@ -792,9 +792,101 @@ static void test_threads(void) {
   ta_allocator_free(shared);
 }
 
+/* A view read twice from the same collectors keeps its copy of the collector table and only
+   refreshes the loads; a change filled into it, a collector change, or another allocator make
+   the next read copy the table afresh. */
+static void test_read_table(void) {
+  ta_error *err = NULL;
+  CHECK_RC(ta_error_new(&err), TA_OK);
+  ta_view *v = new_view();
+  ta_allocator *ta = new_allocator(TA_STRATEGY_LEAST_WEIGHTED, TA_STRATEGY_NONE, TA_RING_V0_10_0);
+  ta_collector cols[2] = {{S("c-b"), S("n1")}, {S("c-a"), S("")}};
+  ta_diff d = empty_diff();
+  d.add_collectors = cols;
+  d.n_add_collectors = 2;
+  CHECK_RC(ta_apply(ta, &d, NULL, err), TA_OK);
+  enum { M = 10 };
+  uint64_t keys[M], placements[M];
+  uint32_t jobs[M], owners[M];
+  ta_str job_names[1] = {S("j")};
+  for (size_t i = 0; i < M; i++) {
+    keys[i] = 0x500 + i;
+    placements[i] = i;
+    jobs[i] = 0;
+  }
+  d = empty_diff();
+  d.upsert.len = M;
+  d.upsert.keys = keys;
+  d.upsert.placements = placements;
+  d.upsert.jobs = jobs;
+  d.upsert.job_names = job_names;
+  d.upsert.n_job_names = 1;
+  CHECK_RC(ta_apply(ta, &d, NULL, err), TA_OK);
+  CHECK_RC(ta_read(ta, keys, M, owners, v, err), TA_OK);
+  ta_view_data vd = view_of(v);
+  CHECK(vd.n_collectors == 2 && str_is(vd.collectors[0].name, "c-a"));
+  CHECK(vd.collectors[0].targets == 5 && vd.collectors[1].targets == 5);
+
+  /* Targets removed without the view: the next read shows the new loads, same table. */
+  d = empty_diff();
+  d.remove = keys;
+  d.n_remove = 4;
+  CHECK_RC(ta_apply(ta, &d, NULL, err), TA_OK);
+  CHECK_RC(ta_read(ta, keys, M, owners, v, err), TA_OK);
+  vd = view_of(v);
+  CHECK(vd.n_collectors == 2 && vd.summary.targets == M - 4);
+  CHECK(vd.collectors[0].targets + vd.collectors[1].targets == M - 4);
+  CHECK(str_is(vd.collectors[1].name, "c-b") && str_is(vd.collectors[1].node, "n1"));
+  size_t counted[2] = {0, 0};
+  for (size_t i = 0; i < M; i++) {
+    CHECK((i < 4) == (owners[i] == TA_NO_COLLECTOR));
+    if (owners[i] < 2) counted[owners[i]]++;
+  }
+  CHECK(counted[0] == vd.collectors[0].targets && counted[1] == vd.collectors[1].targets);
+
+  /* A collector added: the next read lists it, with its node. */
+  ta_collector more[1] = {{S("c-0"), S("n3")}};
+  d = empty_diff();
+  d.add_collectors = more;
+  d.n_add_collectors = 1;
+  CHECK_RC(ta_apply(ta, &d, NULL, err), TA_OK);
+  CHECK_RC(ta_read(ta, NULL, 0, NULL, v, err), TA_OK);
+  vd = view_of(v);
+  CHECK(vd.n_collectors == 3 && str_is(vd.collectors[0].name, "c-0"));
+  CHECK(str_is(vd.collectors[0].node, "n3") && str_is(vd.collectors[2].name, "c-b"));
+
+  /* A change's moves filled into the view, then a read: the whole table again. */
+  d = empty_diff();
+  d.remove = keys + 4;
+  d.n_remove = 1;
+  CHECK_RC(ta_apply(ta, &d, v, err), TA_OK);
+  CHECK(view_of(v).n_moves == 1 && view_of(v).n_collectors == 1);
+  CHECK_RC(ta_read(ta, NULL, 0, NULL, v, err), TA_OK);
+  CHECK(view_of(v).n_collectors == 3 && view_of(v).n_moves == 0);
+
+  /* Another allocator through the same view: its own collectors. */
+  ta_allocator *other = new_allocator(TA_STRATEGY_LEAST_WEIGHTED, TA_STRATEGY_NONE, TA_RING_V0_10_0);
+  ta_collector oc[1] = {{S("zz"), S("")}};
+  d = empty_diff();
+  d.add_collectors = oc;
+  d.n_add_collectors = 1;
+  CHECK_RC(ta_apply(other, &d, NULL, err), TA_OK);
+  CHECK_RC(ta_read(other, NULL, 0, NULL, v, err), TA_OK);
+  vd = view_of(v);
+  CHECK(vd.n_collectors == 1 && str_is(vd.collectors[0].name, "zz") && vd.summary.targets == 0);
+  CHECK_RC(ta_read(ta, NULL, 0, NULL, v, err), TA_OK);
+  CHECK(view_of(v).n_collectors == 3 && view_of(v).summary.targets == M - 5);
+
+  ta_allocator_free(other);
+  ta_allocator_free(ta);
+  ta_view_free(v);
+  ta_error_free(err);
+}
+
 int main(int argc, char **argv) {
   test_lifecycle_and_config();
   test_batches();
+  test_read_table();
   test_labels_and_snapshot();
   for (int i = 1; i < argc; i++) test_parity(argv[i]);
   test_threads();
