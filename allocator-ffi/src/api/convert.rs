@@ -224,6 +224,8 @@ impl<'a> Targets<'a> {
         let mut nodes: Vec<u32> = Vec::new();
         let mut node_index = NameIndex::default();
         let mut hasher = KeyHasher::new();
+        // One label set's (name, value) pairs, decoded once (and checked while decoding).
+        let mut pairs: Vec<Label<'a>> = Vec::new();
         let mut start = 0usize;
         for (i, (&end, &job)) in ends.iter().zip(jobs).enumerate() {
             let set = u64_to_usize(end)
@@ -248,14 +250,16 @@ impl<'a> Targets<'a> {
                     ),
                 )
             })?;
-            check_encoding(set).map_err(|e| {
+            decode(set, &mut pairs).map_err(|e| {
                 FfiError::new(
                     ta_result::TA_INVALID_ARGUMENT,
                     format!("{what}: label set {i} is not in the labels encoding: {e}"),
                 )
             })?;
-            let spec = TargetSpec::from_label_bytes_with(&mut hasher, Pairs { rest: set }, job)
-                .map_err(|e| FfiError::from(e).context(format_args!("{what}: label set {i}")))?;
+            let spec = TargetSpec::from_label_bytes_with(&mut hasher, pairs.iter().copied(), job)
+                .map_err(|e| {
+                FfiError::from(e).context(format_args!("{what}: label set {i}"))
+            })?;
             keys.push(spec.key.0);
             placements.push(spec.placement.0);
             match spec.node {
@@ -356,32 +360,15 @@ fn read_string(rest: &[u8]) -> Option<(&[u8], &[u8])> {
     (rest.len() >= n).then(|| rest.split_at(n))
 }
 
-/// Check that `set` is whole (name, value) pairs of the labels encoding, so [`Pairs`] reads
-/// all of it.
-fn check_encoding(mut set: &[u8]) -> Result<(), &'static str> {
+/// Decode `set`, whole (name, value) pairs of the labels encoding, into `pairs` (cleared
+/// first); fails on a string that runs past the end or a name without a value.
+fn decode<'a>(mut set: &'a [u8], pairs: &mut Vec<Label<'a>>) -> Result<(), &'static str> {
+    pairs.clear();
     while !set.is_empty() {
-        let (_, rest) = read_string(set).ok_or("a name runs past the end")?;
-        let (_, rest) = read_string(rest).ok_or("a value is missing or runs past the end")?;
+        let (name, rest) = read_string(set).ok_or("a name runs past the end")?;
+        let (value, rest) = read_string(rest).ok_or("a value is missing or runs past the end")?;
+        pairs.push((name, value));
         set = rest;
     }
     Ok(())
-}
-
-/// The (name, value) pairs of one label set in the labels encoding (checked beforehand by
-/// [`check_encoding`]; on bytes that are not, it stops early).
-#[derive(Clone)]
-struct Pairs<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Iterator for Pairs<'a> {
-    type Item = (&'a [u8], &'a [u8]);
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        let (name, rest) = read_string(self.rest)?;
-        let (value, rest) = read_string(rest)?;
-        self.rest = rest;
-        Some((name, value))
-    }
 }
