@@ -7,8 +7,11 @@
 
 use std::hint::black_box;
 
-use allocator_benches::{collector_names, collector_specs, specs, targets, Workload};
-use allocator_core::{Allocator, BatchDiff, Config, KeyHasher, TargetBatch, TargetKey, TargetSpec};
+use allocator_benches::{collector_names, collector_specs, specs, targets, LabelColumns, Workload};
+use allocator_core::{
+    Allocator, BatchDiff, Config, HashedSets, KeyHasher, LabelSets, TargetBatch, TargetKey,
+    TargetSpec,
+};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use target_allocator::{
     ta_allocator, ta_apply, ta_collector, ta_config, ta_config_default, ta_diff, ta_label_batch,
@@ -209,8 +212,9 @@ fn batches(c: &mut Criterion) {
         })
     });
 
-    // Label sets hashed by the library: the core's own hashing of the same labels, then the
-    // same batch call, against `ta_apply` with the label sets encoded.
+    // Label sets hashed by the library: the core's own columnar label input (the same label
+    // sets, node names found and interned as the C side does), then the same batch call,
+    // against `ta_apply` with the label sets encoded. Both sides allocate their columns per call.
     let fresh = Box::leak(Box::new(targets(BATCH, 1_000, 8)));
     let fresh_jobs: Vec<&str> = {
         let mut j: Vec<&str> = (0..BATCH).map(|i| fresh.job(i)).collect();
@@ -220,13 +224,21 @@ fn batches(c: &mut Criterion) {
     };
     let (data, ends, label_jobs) = encoded(fresh, &fresh_jobs);
     let fresh_job_names: Vec<ta_str> = fresh_jobs.iter().map(|j| s(j)).collect();
+    let fresh_columns = LabelColumns::new(fresh);
+    // Weights left out, as the C side passes none.
+    let fresh_sets = LabelSets {
+        weights: &[],
+        ..fresh_columns.as_sets()
+    };
     group.bench_function("core/labeled upsert+remove", |b| {
         b.iter(|| {
-            let mut hasher = KeyHasher::new();
-            let upsert = Columns::of(&specs(&mut hasher, fresh));
+            let mut hashed = HashedSets::default();
+            KeyHasher::new()
+                .hash_label_sets(&fresh_sets, &mut hashed)
+                .unwrap();
             black_box(
                 core.apply_batch(&BatchDiff {
-                    upsert: upsert.core(),
+                    upsert: hashed.batch(),
                     ..BatchDiff::default()
                 })
                 .unwrap()
@@ -234,7 +246,7 @@ fn batches(c: &mut Criterion) {
             );
             black_box(
                 core.apply_batch(&BatchDiff {
-                    remove: &upsert.keys,
+                    remove: &hashed.keys,
                     ..BatchDiff::default()
                 })
                 .unwrap()
