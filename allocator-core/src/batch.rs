@@ -203,15 +203,45 @@ impl<'a> NameIndex<'a> {
                 return i;
             }
         }
-        let i = match self.table.find_or_add(name.as_bytes(), names.len() as u32) {
+        let i = match self.table.find(name.as_bytes()) {
             Some(i) => i,
             None => {
+                self.table.add(name.as_bytes(), names.len() as u32);
                 names.push(name);
                 names.len() as u32 - 1
             }
         };
         self.last = Some((name, i));
         i
+    }
+}
+
+impl<'a> NameIndex<'a> {
+    /// [`NameIndex::index`] for a name given as bytes: checked to be UTF-8 only the first time
+    /// it is seen (a name seen before is found by its bytes).
+    pub fn index_bytes(
+        &mut self,
+        name: &'a [u8],
+        names: &mut Vec<&'a str>,
+    ) -> Result<u32, std::str::Utf8Error> {
+        if let Some((last, i)) = self.last {
+            if last.as_bytes() == name {
+                return Ok(i);
+            }
+        }
+        let i = match self.table.find(name) {
+            Some(i) => i,
+            None => {
+                // Checked before it is added: after a name that is not UTF-8, the index stays
+                // usable.
+                let text = std::str::from_utf8(name)?;
+                self.table.add(name, names.len() as u32);
+                names.push(text);
+                names.len() as u32 - 1
+            }
+        };
+        self.last = Some((names[i as usize], i));
+        Ok(i)
     }
 }
 
@@ -235,18 +265,22 @@ impl NameTable {
         self.index.clear();
     }
 
-    /// The value of `name`, or `None` after `name` was added with `value`.
+    /// The value of `name`, if it was added.
     #[inline]
-    pub(crate) fn find_or_add(&mut self, name: &[u8], value: u32) -> Option<u32> {
+    pub(crate) fn find(&self, name: &[u8]) -> Option<u32> {
         let hash = self.hasher.hash_one(name);
         let (text, spans) = (&self.text, &self.spans);
-        let at = |e: u32| {
-            let (s, end, _) = spans[e as usize];
-            &text[s as usize..end as usize]
-        };
-        if let Some(&e) = self.index.find(hash, |&e| at(e) == name) {
-            return Some(spans[e as usize].2);
-        }
+        self.index
+            .find(hash, |&e| {
+                let (s, end, _) = spans[e as usize];
+                &text[s as usize..end as usize] == name
+            })
+            .map(|&e| spans[e as usize].2)
+    }
+
+    /// Add `name` (not present) with `value`.
+    pub(crate) fn add(&mut self, name: &[u8], value: u32) {
+        let hash = self.hasher.hash_one(name);
         let entry = self.spans.len() as u32;
         let start = self.text.len() as u32;
         self.text.extend_from_slice(name);
@@ -256,6 +290,28 @@ impl NameTable {
             let (s, end, _) = spans[e as usize];
             hasher.hash_one(&text[s as usize..end as usize])
         });
-        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_indexed_once_by_text_or_bytes_and_a_bad_name_leaves_the_index_usable() {
+        let mut names = Vec::new();
+        let mut index = NameIndex::default();
+        // Equal texts at different addresses are one name.
+        let a1 = String::from("node-a");
+        let a2 = String::from("node-a");
+        assert_eq!(index.index(&a1, &mut names), 0);
+        assert_eq!(index.index("node-b", &mut names), 1);
+        assert_eq!(index.index(&a2, &mut names), 0);
+        assert_eq!(index.index_bytes(b"node-b", &mut names), Ok(1));
+        assert!(index.index_bytes(b"node-\xff", &mut names).is_err());
+        assert_eq!(index.index_bytes(b"node-c", &mut names), Ok(2));
+        assert!(index.index_bytes(b"node-\xff", &mut names).is_err());
+        assert_eq!(index.index("node-c", &mut names), 2);
+        assert_eq!(names, ["node-a", "node-b", "node-c"]);
     }
 }

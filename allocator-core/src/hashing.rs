@@ -10,7 +10,7 @@
 use std::cmp::Ordering;
 
 use crate::error::Error;
-use crate::ids::TargetKey;
+use crate::ids::{PlacementHash, TargetKey};
 use crate::labels::NodeFinder;
 
 const SEP: u8 = 0xFF;
@@ -48,6 +48,18 @@ fn cmp_names(a: &[u8], b: &[u8]) -> Ordering {
 pub(crate) struct Scanned<'a> {
     pub key: TargetKey,
     pub address: Option<&'a [u8]>,
+    pub node: Option<&'a [u8]>,
+}
+
+/// What [`KeyHasher::hash_label_bytes`] finds in one label set: its key, the placement hash of
+/// its `__address__`, and its node name as bytes (not yet checked to be UTF-8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashedLabels<'a> {
+    /// The item hash (no relabeling).
+    pub key: TargetKey,
+    /// The placement hash of the `__address__` label.
+    pub placement: PlacementHash,
+    /// The node (DESIGN.md §6.5), if any.
     pub node: Option<&'a [u8]>,
 }
 
@@ -259,6 +271,30 @@ impl KeyHasher {
             key: TargetKey(key),
             address,
             node: node.finish(),
+        })
+    }
+
+    /// One label set given as bytes: its key, placement and node, as
+    /// [`crate::TargetSpec::from_label_bytes_with`] computes them, but with the node left as
+    /// bytes, so a caller that interns node names checks each distinct one once (for example
+    /// with [`crate::NameIndex::index_bytes`]) instead of once per target.
+    ///
+    /// Fails on a repeated label name or a missing `__address__`.
+    pub fn hash_label_bytes<'a, I>(
+        &mut self,
+        labels: I,
+        job: &str,
+    ) -> Result<HashedLabels<'a>, Error>
+    where
+        I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        I::IntoIter: Clone,
+    {
+        let scanned = self.scan(labels.into_iter(), job)?;
+        let address = scanned.address.ok_or(Error::MissingAddress(scanned.key))?;
+        Ok(HashedLabels {
+            key: scanned.key,
+            placement: PlacementHash::of_bytes(address),
+            node: scanned.node,
         })
     }
 

@@ -118,15 +118,12 @@ impl<'a> HashedSets<'a> {
         let Some(bytes) = node else {
             return Ok(NO_NODE);
         };
-        if let Some(i) = self
-            .node_table
-            .find_or_add(bytes, self.node_names.len() as u32)
-        {
+        if let Some(i) = self.node_table.find(bytes) {
             return Ok(i);
         }
-        // The allocator keeps node names: each distinct one is checked once per batch. A name
-        // that is not UTF-8 fails the whole batch, so the table is not used after it.
+        // The allocator keeps node names: each distinct one is checked once per batch.
         let name = std::str::from_utf8(bytes).map_err(|_| ())?;
+        self.node_table.add(bytes, self.node_names.len() as u32);
         self.node_names.push(name);
         Ok(self.node_names.len() as u32 - 1)
     }

@@ -53,7 +53,7 @@ pub use config::{
 };
 pub use diff::{CollectorSpec, Diff, Move, MoveKind, MoveTotals, TargetSpec};
 pub use error::{ConfigError, Error, SnapshotError};
-pub use hashing::KeyHasher;
+pub use hashing::{HashedLabels, KeyHasher};
 pub use ids::{CollectorId, JobId, NodeId, PlacementHash, TargetKey};
 pub use label_sets::{HashedSets, LabelSets};
 pub use labels::{node_of, LabelBuilder};

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use std::borrow::Cow;
 
-use allocator_core::{CollectorSpec, KeyHasher, NameIndex, TargetBatch, TargetSpec, NO_NODE};
+use allocator_core::{CollectorSpec, Error, KeyHasher, NameIndex, TargetBatch, NO_NODE};
 
 use crate::error::{ta_result, FfiError};
 use crate::handle;
@@ -256,18 +256,23 @@ impl<'a> Targets<'a> {
                     format!("{what}: label set {i} is not in the labels encoding: {e}"),
                 )
             })?;
-            let spec = TargetSpec::from_label_bytes_with(&mut hasher, pairs.iter().copied(), job)
-                .map_err(|e| {
-                FfiError::from(e).context(format_args!("{what}: label set {i}"))
-            })?;
-            keys.push(spec.key.0);
-            placements.push(spec.placement.0);
-            match spec.node {
+            let context =
+                |e: Error| FfiError::from(e).context(format_args!("{what}: label set {i}"));
+            let labels = hasher
+                .hash_label_bytes(pairs.iter().copied(), job)
+                .map_err(context)?;
+            keys.push(labels.key.0);
+            placements.push(labels.placement.0);
+            match labels.node {
                 Some(node) => {
                     if nodes.is_empty() {
                         nodes.resize(i, NO_NODE);
                     }
-                    nodes.push(node_index.index(node, &mut t.node_names));
+                    // Each distinct node name is checked to be UTF-8 once.
+                    let index = node_index
+                        .index_bytes(node, &mut t.node_names)
+                        .map_err(|_| context(Error::InvalidNodeName(labels.key)))?;
+                    nodes.push(index);
                 }
                 None if !nodes.is_empty() => nodes.push(NO_NODE),
                 None => {}
