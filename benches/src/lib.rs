@@ -2,6 +2,8 @@
 //! (5–12 labels), jobs, nodes and heavy-tailed weights, from a fixed-seed generator so every run
 //! measures the same input.
 
+pub mod c_abi;
+
 use allocator_core::{
     Allocator, BatchDiff, CollectorSpec, Config, Diff, HashedSets, KeyHasher, LabelSets, TargetSpec,
 };
