@@ -1,6 +1,7 @@
 //! A Target Allocator service on `allocator-core`: file discovery, Prometheus relabeling, the Go
 //! allocator's HTTP API and metrics, and a server-rendered dashboard. See the README.
 
+pub mod answer;
 pub mod config;
 pub mod discovery;
 pub mod explain;

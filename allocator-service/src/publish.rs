@@ -14,8 +14,10 @@
 //! - targets no longer listed leave their pair (dirty);
 //! - only dirty pairs are re-concatenated from their members' fragments (a `memcpy` each).
 //!
-//! Answers are `Bytes`: every view and every client shares them. A later compressed copy of each
-//! answer (issue 19) belongs next to `Group::answer` and is rebuilt with it, only for dirty pairs.
+//! Answers are shared [`Answer`]s: every view and every client shares them. A rebuilt pair gets
+//! a new `Answer`, whose gzip form is made once (by the loop right after the view is published, or
+//! by the first client that asks, whichever comes first); an untouched pair keeps its `Answer`,
+//! gzip form included, so a tick compresses only what it rebuilt.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -25,6 +27,7 @@ use allocator_core::{Allocator, Move, TargetKey};
 use axum::body::Bytes;
 use serde_json::json;
 
+use crate::answer::Answer;
 use crate::discovery::Target;
 
 /// Index meaning "none" in the publisher's dense tables.
@@ -33,12 +36,14 @@ const NONE: u32 = u32::MAX;
 /// Targets per job, each with its collector, in discovery order (what `View::jobs` holds).
 pub type Jobs = BTreeMap<String, Vec<(Target, Option<String>)>>;
 /// The HTTP SD answer of every (job, collector) pair with targets (what `View::sd` holds).
-pub type Answers = HashMap<(String, String), Bytes>;
+pub type Answers = HashMap<(String, String), Arc<Answer>>;
 
 /// What one publish hands to the view.
 pub struct Published {
     pub jobs: Jobs,
     pub sd: Answers,
+    /// The answers this publish rebuilt (the only ones whose gzip form is still to be made).
+    pub rebuilt: Vec<Arc<Answer>>,
 }
 
 /// The full build: every answer serialized from scratch. This is what the service published
@@ -74,14 +79,15 @@ pub fn rebuild(targets: Vec<Target>, a: &Allocator) -> Published {
             .expect("plain data");
         }
     }
-    let sd = parts
+    let sd: Answers = parts
         .into_iter()
         .map(|(k, mut v)| {
             v.push(b']');
-            (k, Bytes::from(v))
+            (k, Answer::new(Bytes::from(v)))
         })
         .collect();
-    Published { jobs, sd }
+    let rebuilt = sd.values().cloned().collect();
+    Published { jobs, sd, rebuilt }
 }
 
 /// One target's fragment, as [`rebuild`] writes it: `serde_json::Value` objects keep their keys
@@ -144,7 +150,7 @@ struct Group {
     members: Vec<u32>,
     /// How many entries belong to it now.
     len: usize,
-    answer: Bytes,
+    answer: Arc<Answer>,
     dirty: bool,
     /// Order check of the current pass: the tick and the previous-listing position of the last
     /// member seen in this pass.
@@ -355,7 +361,7 @@ impl Publisher {
                 self.free_entries.push(i);
             }
         }
-        self.rebuild_dirty();
+        let rebuilt = self.rebuild_dirty();
         self.per_job = by_job.iter().map(Vec::len).collect();
         let jobs = by_job
             .into_iter()
@@ -377,7 +383,7 @@ impl Publisher {
                 )
             })
             .collect();
-        Published { jobs, sd }
+        Published { jobs, sd, rebuilt }
     }
 
     fn fingerprint(&self, t: &Target) -> u64 {
@@ -436,7 +442,7 @@ impl Publisher {
             collector,
             members: Vec::new(),
             len: 0,
-            answer: Bytes::new(),
+            answer: Answer::empty(),
             dirty: false,
             check_tick: 0,
             check_last: 0,
@@ -455,9 +461,11 @@ impl Publisher {
         g
     }
 
-    /// Re-concatenate the answers of the dirty pairs; drop the pairs left empty.
-    fn rebuild_dirty(&mut self) {
+    /// Re-concatenate the answers of the dirty pairs; drop the pairs left empty. Returns the new
+    /// answers.
+    fn rebuild_dirty(&mut self) -> Vec<Arc<Answer>> {
         let dirty = std::mem::take(&mut self.dirty);
+        let mut rebuilt = Vec::with_capacity(dirty.len());
         for g in dirty {
             self.builds = self.builds.wrapping_add(1).max(1);
             let build = self.builds;
@@ -466,7 +474,7 @@ impl Publisher {
             let mut members = std::mem::take(&mut group.members);
             if group.len == 0 {
                 let key = (group.job, group.collector);
-                group.answer = Bytes::new();
+                group.answer = Answer::empty();
                 self.group_ids.remove(&key);
                 self.free_groups.push(g);
                 continue;
@@ -503,8 +511,10 @@ impl Publisher {
             }
             let group = &mut self.groups[g as usize];
             group.members = members;
-            group.answer = answer;
+            group.answer = Answer::new(answer);
+            rebuilt.push(group.answer.clone());
         }
+        rebuilt
     }
 }
 

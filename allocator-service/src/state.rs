@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use allocator_core::{Allocator, CollectorSpec, Move, MoveKind, TargetSpec};
-use axum::body::Bytes;
 use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Map, Value};
 
+use crate::answer::{Answer, Warmer};
 use crate::config::Loaded;
 use crate::discovery::{Files, Found, Target};
 use crate::k8s::Cluster;
@@ -33,19 +33,19 @@ pub struct View {
     pub digest: u64,
     /// The HTTP SD answer of every (job, collector) with targets, serialized once per view so
     /// that a poll costs a map lookup and a reference-count increment.
-    pub sd: HashMap<(String, String), Bytes>,
+    pub sd: HashMap<(String, String), Arc<Answer>>,
     /// The larger answers, serialized once per view on first request.
     pub answers: crate::http::Answers,
 }
 
 impl View {
     /// `[{"targets": [...], "labels": {...}}, ...]` of one job's targets on one collector.
-    pub fn sd_of(&self, job: &str, collector: &str) -> Bytes {
+    pub fn sd_of(&self, job: &str, collector: &str) -> Arc<Answer> {
         // Tuple keys of owned strings: build the probe key (allocates two small strings).
         self.sd
             .get(&(job.to_owned(), collector.to_owned()))
             .cloned()
-            .unwrap_or_else(|| Bytes::from_static(b"[]"))
+            .unwrap_or_else(Answer::empty)
     }
 }
 
@@ -132,6 +132,8 @@ pub struct Engine {
     collectors_refused: Option<String>,
     /// The published answers, updated from each diff's moves and the listing's changes.
     publisher: Publisher,
+    /// Compresses the answers each publish rebuilt.
+    warmer: Warmer,
 }
 
 impl Engine {
@@ -155,6 +157,7 @@ impl Engine {
             last_collectors: Vec::new(),
             collectors_refused: None,
             publisher: Publisher::default(),
+            warmer: Warmer::default(),
         }
     }
 
@@ -314,7 +317,7 @@ impl Engine {
         m.set_moves("assigned", totals.assigned);
         m.set_moves("unassigned", totals.unassigned);
         m.set_moves("reassigned", totals.reassigned);
-        let mut view = self.view(found);
+        let (mut view, rebuilt) = self.view(found);
         for job in &generated {
             let mut config = job_config(&JobConfig {
                 name: &job.name,
@@ -333,6 +336,8 @@ impl Engine {
         }
         m.publish(&view);
         *shared.view.write() = Arc::new(view);
+        // After the swap: the plain answers are served while their gzip forms are made.
+        self.warmer.warm(rebuilt);
         self.report(shared, true);
     }
 
@@ -348,9 +353,10 @@ impl Engine {
             .count()
     }
 
-    fn view(&mut self, found: Found) -> View {
+    /// The view of `found`, and the answers its publish rebuilt.
+    fn view(&mut self, found: Found) -> (View, Vec<Arc<Answer>>) {
         let a = &self.alloc;
-        let Published { jobs, sd } = self.publisher.publish(found.targets, a);
+        let Published { jobs, sd, rebuilt } = self.publisher.publish(found.targets, a);
         let collectors = a
             .collectors()
             .map(|c| {
@@ -360,7 +366,7 @@ impl Engine {
                 )
             })
             .collect();
-        View {
+        let view = View {
             sd,
             answers: Default::default(),
             ready: true,
@@ -371,7 +377,8 @@ impl Engine {
             unassigned: a.summary().unassigned,
             moves_total: a.move_totals().reassigned,
             digest: a.digest(),
-        }
+        };
+        (view, rebuilt)
     }
 }
 
