@@ -11,6 +11,7 @@
 //! [`STALL`] is reported as a stall, which `/readyz` shows.
 
 pub mod http_sd;
+pub mod labels;
 pub(crate) mod watch;
 
 use std::collections::BTreeMap;
@@ -27,19 +28,30 @@ use serde::Deserialize;
 
 use crate::config::{Loaded, StaticConfig};
 use crate::relabel;
+use labels::{split_address, Pairs};
+pub use labels::{LabelSet, TargetLabels};
 use watch::{Disk, Source, Watch, Watcher};
 
 /// A target after discovery and relabeling.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
-    pub job: String,
-    /// The raw `__address__`.
-    pub address: String,
-    /// Discovered labels before relabeling (group labels merged with the target's), as the
-    /// collector's HTTP SD reads them.
-    pub labels: BTreeMap<String, String>,
+    /// Shared by every target of the job.
+    pub job: Arc<str>,
+    /// The raw `__address__` (shared with the discovery cache).
+    pub address: Arc<str>,
+    /// Discovered labels before relabeling, `__address__` excepted: the group's labels (file_sd:
+    /// with `__meta_filepath`), shared by every target of the group. [`Target::labels`] is
+    /// what the collector's HTTP SD reads.
+    pub group: Arc<LabelSet>,
     /// Identity: the Go allocator's item hash of the relabeled set.
     pub key: allocator_core::TargetKey,
+}
+
+impl Target {
+    /// The discovered labels: the group's with `__address__`.
+    pub fn labels(&self) -> TargetLabels<'_> {
+        TargetLabels::new(&self.group, &self.address)
+    }
 }
 
 /// One file_sd group, as Prometheus reads it (JSON or YAML).
@@ -48,7 +60,46 @@ pub struct Target {
 struct Group {
     targets: Vec<String>,
     #[serde(default)]
-    labels: BTreeMap<String, String>,
+    labels: Pairs,
+}
+
+/// One group as discovery keeps it: its addresses, and its labels shared by its targets.
+#[derive(Debug)]
+pub(crate) struct FileGroup {
+    targets: Vec<Arc<str>>,
+    labels: Arc<LabelSet>,
+}
+
+impl FileGroup {
+    /// A group with `extra` labels set over its own, `__address__` left out (a target's own
+    /// address replaces it).
+    fn new<'a>(
+        targets: impl IntoIterator<Item = &'a str>,
+        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+        extra: Option<(&'a str, &'a str)>,
+    ) -> FileGroup {
+        let (labels, _) = split_address(labels.into_iter().chain(extra));
+        FileGroup {
+            targets: targets.into_iter().map(Arc::from).collect(),
+            labels,
+        }
+    }
+
+    /// Each target's group labels and address, as [`Collect::add`] takes them.
+    fn items(&self) -> impl Iterator<Item = Discovered> + '_ {
+        self.targets
+            .iter()
+            .map(|a| (self.labels.clone(), Some(a.clone())))
+    }
+}
+
+/// One discovered target before relabeling: its group's labels (without `__address__`) and its
+/// address (`None`: it has none, and is counted but dropped).
+pub type Discovered = (Arc<LabelSet>, Option<Arc<str>>);
+
+/// One Kubernetes target's labels as discovery hands them over.
+pub fn discovered(labels: &BTreeMap<String, String>) -> Discovered {
+    split_address(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
 }
 
 /// A watcher that has been reading or checking one file for this long is reported as stalled.
@@ -67,13 +118,18 @@ enum Kind {
 
 /// Parsed contents of a watched file.
 enum Contents {
-    Groups(Vec<StaticConfig>),
+    Groups(Vec<FileGroup>),
     Names(Vec<String>),
 }
 
+/// A watched file: its resolved path, and its name as configured (the `__meta_filepath` of its
+/// groups; empty for the collectors file). A file named twice is watched twice, so each name
+/// labels its own groups.
+type Key = (PathBuf, String);
+
 /// A watcher's report: new contents of a file.
 struct Update {
-    path: PathBuf,
+    key: Key,
     contents: Contents,
 }
 
@@ -91,9 +147,9 @@ struct Watched {
 
 /// Discovery state: the last good contents of every watched file, fed by the watchers.
 pub struct Files {
-    cache: BTreeMap<PathBuf, Vec<StaticConfig>>,
+    cache: BTreeMap<Key, Vec<FileGroup>>,
     collectors: Option<Vec<String>>,
-    watchers: BTreeMap<PathBuf, Watched>,
+    watchers: BTreeMap<Key, Watched>,
     updates: Option<mpsc::Receiver<Update>>,
     /// Tells the watchers to end when discovery is dropped.
     stop: Arc<AtomicBool>,
@@ -152,34 +208,37 @@ pub struct Collect {
     pub kept: usize,
     /// Index in `targets` of each (job, identity): a later target with the same identity
     /// replaces the earlier one, as the Go allocator's target map keeps the last.
-    seen: std::collections::HashMap<(String, allocator_core::TargetKey), usize>,
+    seen: std::collections::HashMap<(Arc<str>, allocator_core::TargetKey), usize>,
+    /// Job names, shared by their targets.
+    jobs: std::collections::HashMap<String, Arc<str>>,
 }
 
 impl Collect {
-    pub fn add(
-        &mut self,
-        job: &JobSpec<'_>,
-        groups: impl IntoIterator<Item = BTreeMap<String, String>>,
-    ) {
+    pub fn add(&mut self, job: &JobSpec<'_>, targets: impl IntoIterator<Item = Discovered>) {
         let start = std::time::Instant::now();
+        let name = self
+            .jobs
+            .entry(job.name.to_owned())
+            .or_insert_with(|| Arc::from(job.name))
+            .clone();
         let count = self.discovered.entry(job.name.to_owned()).or_insert(0);
-        for labels in groups {
+        for (group, address) in targets {
             *count += 1;
-            let Some(address) = labels.get("__address__").cloned() else {
+            let Some(address) = address else {
                 continue;
             };
-            let Some(b) = relabeled(job, &labels) else {
+            let Some(b) = relabeled(job, TargetLabels::new(&group, &address).iter()) else {
                 continue;
             };
             self.kept += 1;
             let key = b.target_key(job.name);
             let target = Target {
-                job: job.name.to_owned(),
+                job: name.clone(),
                 address,
-                labels,
+                group,
                 key,
             };
-            match self.seen.entry((job.name.to_owned(), key)) {
+            match self.seen.entry((name.clone(), key)) {
                 std::collections::hash_map::Entry::Occupied(at) => {
                     self.targets[*at.get()] = target;
                 }
@@ -196,8 +255,11 @@ impl Collect {
 /// A target's labels after seeding the scrape-layer labels and applying the job's rules; None
 /// when the rules drop it (or a label is invalid). As the Go discoverer (and Prometheus'
 /// PopulateDiscoveredLabels): a label that is absent or empty counts as unset.
-pub fn relabeled(job: &JobSpec<'_>, labels: &BTreeMap<String, String>) -> Option<LabelBuilder> {
-    let mut b = LabelBuilder::new(labels.iter().map(|(n, v)| (n.as_str(), v.as_str()))).ok()?;
+pub fn relabeled<'a>(
+    job: &JobSpec<'_>,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<LabelBuilder> {
+    let mut b = LabelBuilder::new(labels).ok()?;
     let mut seeds: Vec<(String, &str)> = vec![
         ("job".into(), job.name),
         ("__scrape_interval__".into(), job.scrape_interval),
@@ -218,7 +280,8 @@ pub fn relabeled(job: &JobSpec<'_>, labels: &BTreeMap<String, String>) -> Option
     relabel::apply(job.rules, &mut b).then_some(b)
 }
 
-/// Static groups as label sets (`__address__` merged into each group's labels).
+/// Static groups as label maps (`__address__` merged into each group's labels), for the
+/// Kubernetes side, which keeps a map per target.
 pub fn expand(groups: &[StaticConfig]) -> impl Iterator<Item = BTreeMap<String, String>> + '_ {
     groups.iter().flat_map(|g| {
         g.targets.iter().map(move |address| {
@@ -227,6 +290,20 @@ pub fn expand(groups: &[StaticConfig]) -> impl Iterator<Item = BTreeMap<String, 
             labels
         })
     })
+}
+
+/// Static groups as discovery keeps them.
+fn statics(groups: &[StaticConfig]) -> Vec<FileGroup> {
+    groups
+        .iter()
+        .map(|g| {
+            FileGroup::new(
+                g.targets.iter().map(String::as_str),
+                g.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+                None,
+            )
+        })
+        .collect()
 }
 
 impl Files {
@@ -260,12 +337,14 @@ impl Files {
                         .and_then(|r| crate::config::duration(r).ok())
                         .unwrap_or(DEFAULT_REFRESH);
                     for f in &fsd.files {
-                        self.watch(cfg.resolve(f), Kind::Targets, refresh, &tx);
+                        let key = (cfg.resolve(f), f.to_string_lossy().into_owned());
+                        self.watch(key, Kind::Targets, refresh, &tx);
                     }
                 }
             }
             if let Some(p) = &cfg.file.collectors_file {
-                self.watch(cfg.resolve(p), Kind::Collectors, DEFAULT_REFRESH, &tx);
+                let key = (cfg.resolve(p), String::new());
+                self.watch(key, Kind::Collectors, DEFAULT_REFRESH, &tx);
             }
             for (sc, entries) in cfg.file.config.scrape_configs.iter().zip(&cfg.http_sd) {
                 for (k, e) in entries.iter().enumerate() {
@@ -285,7 +364,7 @@ impl Files {
             changed = true;
             match u.contents {
                 Contents::Groups(g) => {
-                    self.cache.insert(u.path, g);
+                    self.cache.insert(u.key, g);
                 }
                 Contents::Names(n) => self.collectors = Some(n),
             }
@@ -293,15 +372,16 @@ impl Files {
         changed
     }
 
-    fn watch(&mut self, path: PathBuf, kind: Kind, refresh: Duration, tx: &mpsc::Sender<Update>) {
-        if self.watchers.contains_key(&path) {
+    fn watch(&mut self, key: Key, kind: Kind, refresh: Duration, tx: &mpsc::Sender<Update>) {
+        if self.watchers.contains_key(&key) {
             return;
         }
+        let path = key.0.clone();
         let busy = Arc::new(Mutex::new(None));
         let tried = Arc::new(AtomicBool::new(false));
         let error = Arc::new(Mutex::new(None));
         let w = Watcher {
-            watch: Watch::new(path.clone(), kind, refresh),
+            watch: Watch::new(key.clone(), kind, refresh),
             source: self.source.clone(),
             tx: tx.clone(),
             busy: busy.clone(),
@@ -316,7 +396,7 @@ impl Files {
             tracing::error!(file = %path.display(), error = %e, "cannot start a file watcher");
         }
         self.watchers.insert(
-            path,
+            key,
             Watched {
                 busy,
                 reported: false,
@@ -326,9 +406,12 @@ impl Files {
         );
     }
 
-    /// Why the last read of `path` failed, if it did.
+    /// Why the last read of `path` failed, if it did (under any of its configured names).
     pub fn error_of(&self, path: &Path) -> Option<String> {
-        self.watchers.get(path)?.error.lock().clone()
+        self.watchers
+            .iter()
+            .filter(|((p, _), _)| p == path)
+            .find_map(|(_, w)| w.error.lock().clone())
     }
 
     /// Whether every watched file has been read (or failed to read) at least once, as of the
@@ -341,7 +424,7 @@ impl Files {
     /// threshold ([`STALL`] by default; logged once per stall).
     pub fn stalls(&mut self) -> Vec<String> {
         let mut out = Vec::new();
-        for (path, w) in &mut self.watchers {
+        for ((path, _), w) in &mut self.watchers {
             let since = *w.busy.lock();
             match since.map(|t| t.elapsed()).filter(|d| *d > self.stall) {
                 Some(d) => {
@@ -388,21 +471,21 @@ impl Files {
             .zip(&cfg.rules)
             .zip(&cfg.http_sd)
         {
-            let mut groups: Vec<StaticConfig> = sc.static_configs.clone();
+            let mut groups = statics(&sc.static_configs);
             for k in 0..http.len() {
-                groups.extend_from_slice(self.http.groups(&http_sd::entry_id(&sc.job_name, k)));
+                groups.extend(statics(
+                    self.http.groups(&http_sd::entry_id(&sc.job_name, k)),
+                ));
             }
-            for f in sc.file_sd_configs.iter().flat_map(|fsd| &fsd.files) {
-                if let Some(cached) = self.cache.get(&cfg.resolve(f)) {
-                    // Prometheus' file discovery labels each group with the file it came from.
-                    let path = f.to_string_lossy();
-                    groups.extend(cached.iter().map(|g| {
-                        let mut g = g.clone();
-                        g.labels.insert("__meta_filepath".into(), path.to_string());
-                        g
-                    }));
-                }
-            }
+            let files = sc
+                .file_sd_configs
+                .iter()
+                .flat_map(|fsd| &fsd.files)
+                .filter_map(|f| {
+                    self.cache
+                        .get(&(cfg.resolve(f), f.to_string_lossy().into_owned()))
+                })
+                .flatten();
             let job = JobSpec {
                 name: &sc.job_name,
                 scrape_interval: sc
@@ -418,35 +501,68 @@ impl Files {
                 params: &sc.params,
                 rules,
             };
-            collect.add(&job, expand(&groups).chain(extra(sc)));
+            let extra = extra(sc);
+            collect.add(
+                &job,
+                groups
+                    .iter()
+                    .chain(files)
+                    .flat_map(FileGroup::items)
+                    .chain(extra.iter().map(discovered)),
+            );
         }
         collect
     }
 }
 
-/// Parse a watched file's bytes, within the nesting limit.
-fn parse(path: &Path, kind: Kind, bytes: Vec<u8>) -> Result<Contents, String> {
+/// Parse a watched file's bytes, within the nesting limit; `name` is the file's configured name.
+fn parse(key: &Key, kind: Kind, bytes: Vec<u8>) -> Result<Contents, String> {
     let text = String::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
     Ok(match kind {
-        Kind::Targets => Contents::Groups(parse_groups(path, &text)?),
+        Kind::Targets => Contents::Groups(parse_groups(key, &text)?),
         Kind::Collectors => Contents::Names(parse_collectors(&text)?),
     })
 }
 
-fn parse_groups(path: &Path, text: &str) -> Result<Vec<StaticConfig>, String> {
+/// The groups of a file_sd file, each labelled with the file's configured name as Prometheus'
+/// file discovery does (`__meta_filepath`). JSON is read group by group into compact groups
+/// (no document tree).
+fn parse_groups((path, name): &Key, text: &str) -> Result<Vec<FileGroup>, String> {
     crate::limits::check_nesting(text)?;
-    let groups: Vec<Group> = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(text).map_err(|e| e.to_string())?
-    } else {
-        serde_yaml::from_str(text).map_err(|e| e.to_string())?
+    let group = |g: Group| {
+        FileGroup::new(
+            g.targets.iter().map(String::as_str),
+            g.labels.iter(),
+            Some(("__meta_filepath", name.as_str())),
+        )
     };
-    Ok(groups
-        .into_iter()
-        .map(|g| StaticConfig {
-            targets: g.targets,
-            labels: g.labels,
-        })
-        .collect())
+    if path.extension().is_some_and(|e| e == "json") {
+        let mut out = Vec::new();
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde::Deserializer::deserialize_seq(&mut de, GroupsVisitor(&mut out, &group))
+            .map_err(|e| e.to_string())?;
+        de.end().map_err(|e| e.to_string())?;
+        Ok(out)
+    } else {
+        let groups: Vec<Group> = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        Ok(groups.into_iter().map(group).collect())
+    }
+}
+
+/// Reads a JSON array of groups, converting each as soon as it is read.
+struct GroupsVisitor<'a, F>(&'a mut Vec<FileGroup>, &'a F);
+
+impl<'de, F: Fn(Group) -> FileGroup> serde::de::Visitor<'de> for GroupsVisitor<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of target groups")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(g) = seq.next_element::<Group>()? {
+            self.0.push((self.1)(g));
+        }
+        Ok(())
+    }
 }
 
 /// One collector name per line (blank lines and `#` comments skipped); a name listed twice is
@@ -460,4 +576,87 @@ fn parse_collectors(text: &str) -> Result<Vec<String>, String> {
         .collect();
     crate::validate::collector_names(&names)?;
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file_sd text in JSON and the same groups in YAML.
+    const JSON: &str = r#"[
+        {"targets": ["10.0.0.1:80", "10.0.0.2:80"], "labels": {"team": "a", "__meta_x": "\"q\" é"}},
+        {"targets": ["10.0.0.3:80"]},
+        {"targets": ["10.0.0.4:80"], "labels": {"__address__": "ignored", "__meta_filepath": "mine", "z": "1", "z": "2"}},
+        {"targets": [], "labels": {"empty": "group"}}
+    ]"#;
+    const YAML: &str = r#"
+- targets: ['10.0.0.1:80', '10.0.0.2:80']
+  labels: {team: a, __meta_x: '"q" é'}
+- targets: ['10.0.0.3:80']
+- targets: ['10.0.0.4:80']
+  labels: {__address__: ignored, __meta_filepath: mine, z: '2'}
+- targets: []
+  labels: {empty: group}
+"#;
+
+    /// Each target's labels as discovery built them before the compact store: the group's
+    /// labels read into a map, `__meta_filepath` and `__address__` inserted.
+    fn reference(text: &str, name: &str) -> Vec<BTreeMap<String, String>> {
+        #[derive(Deserialize)]
+        struct G {
+            targets: Vec<String>,
+            #[serde(default)]
+            labels: BTreeMap<String, String>,
+        }
+        let groups: Vec<G> = serde_json::from_str(text).unwrap();
+        let mut out = Vec::new();
+        for g in groups {
+            for a in g.targets {
+                let mut l = g.labels.clone();
+                l.insert("__meta_filepath".into(), name.into());
+                l.insert("__address__".into(), a);
+                out.push(l);
+            }
+        }
+        out
+    }
+
+    fn served(groups: &[FileGroup]) -> Vec<BTreeMap<String, String>> {
+        groups
+            .iter()
+            .flat_map(FileGroup::items)
+            .map(|(group, address)| {
+                TargetLabels::new(&group, &address.unwrap())
+                    .iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn file_groups_serve_the_labels_a_map_per_target_did() {
+        let want = reference(JSON, "sd/pods.json");
+        assert_eq!(want.len(), 4);
+        let json = parse_groups(&("x/pods.json".into(), "sd/pods.json".into()), JSON).unwrap();
+        assert_eq!(served(&json), want);
+        let yaml = parse_groups(&("x/pods.yaml".into(), "sd/pods.json".into()), YAML).unwrap();
+        assert_eq!(served(&yaml), want);
+        // The targets of one group share one label set.
+        assert!(Arc::ptr_eq(
+            &json[0].labels,
+            &json[0].items().nth(1).unwrap().0
+        ));
+        for bad in [
+            "{}",
+            "[{\"targets\": [\"a\"], \"labels\": {\"n\": 1}}]",
+            "[{\"targets\": [\"a\"], \"other\": 1}]",
+            "[] []",
+        ] {
+            assert!(
+                parse_groups(&("p.json".into(), "p.json".into()), bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -507,10 +507,10 @@ async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {
     for (job, ts) in &v.jobs {
         for (t, owner) in ts {
             if let Some(owner) = owner {
-                let entry = per.entry(owner.as_str()).or_default();
+                let entry = per.entry(&**owner).or_default();
                 entry.jobs.insert(job.as_str());
                 if entry.listed.len() < listed {
-                    entry.listed.push((job.as_str(), t.address.as_str()));
+                    entry.listed.push((job.as_str(), &*t.address));
                 }
             }
         }

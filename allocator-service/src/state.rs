@@ -24,7 +24,7 @@ pub struct View {
     pub strategy: String,
     pub scrape_configs: Map<String, Value>,
     /// Targets per job, with their collector.
-    pub jobs: BTreeMap<String, Vec<(Target, Option<String>)>>,
+    pub jobs: crate::publish::Jobs,
     /// Every collector with its target count, sorted by name.
     pub collectors: Vec<(String, usize)>,
     pub unassigned: usize,
@@ -255,7 +255,7 @@ impl Engine {
                 params: &job.params,
                 rules: &job.rules,
             };
-            collect.add(&spec, job.groups.iter().cloned());
+            collect.add(&spec, job.groups.iter().map(crate::discovery::discovered));
         }
         shared
             .metrics
@@ -388,9 +388,7 @@ fn spec(t: &Target) -> TargetSpec<'_> {
         allocator_core::PlacementHash::of_address(&t.address),
         &t.job,
     )
-    .with_node(allocator_core::node_of(
-        t.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-    ))
+    .with_node(allocator_core::node_of(t.labels().iter()))
 }
 
 /// What `/scrape_configs` shows of one job.

@@ -40,10 +40,11 @@ pub fn target(n: usize, revision: usize) -> Target {
     l("__metrics_path__", "/metrics".into());
     let key = TargetKey::from_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())), &job)
         .expect("valid labels");
+    let (group, address) = allocator_service::discovery::discovered(&labels);
     Target {
-        job,
-        address,
-        labels,
+        job: job.into(),
+        address: address.expect("an address"),
+        group,
         key,
     }
 }

@@ -7,14 +7,14 @@
 //! reported only when their hash changed.
 
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::{parse, Contents, Kind, Update};
+use super::{parse, Contents, Key, Kind, Update};
 
 /// What a file's status says about its contents: a rewrite changes at least one of these
 /// (the change time cannot be set back by tools that preserve the modification time).
@@ -93,7 +93,8 @@ pub(super) enum Checked {
 
 /// What a watcher remembers of its file between checks.
 pub(super) struct Watch {
-    path: PathBuf,
+    /// The file's path and configured name.
+    key: Key,
     kind: Kind,
     refresh: Duration,
     /// The status at the last read.
@@ -107,9 +108,9 @@ pub(super) struct Watch {
 }
 
 impl Watch {
-    pub(super) fn new(path: PathBuf, kind: Kind, refresh: Duration) -> Watch {
+    pub(super) fn new(key: Key, kind: Kind, refresh: Duration) -> Watch {
         Watch {
-            path,
+            key,
             kind,
             refresh,
             seen: None,
@@ -122,14 +123,14 @@ impl Watch {
     /// Check the file at `now`: read it from `source` if its status changed or a refresh or
     /// retry is due.
     pub(super) fn check(&mut self, now: Instant, source: &dyn Source) -> Checked {
-        let status = source.status(&self.path);
+        let status = source.status(&self.key.0);
         if status == self.seen && self.due.is_some_and(|due| now < due) {
             return Checked::Skipped;
         }
         self.seen = status;
         let read = source
-            .read(&self.path)
-            .and_then(|bytes| Ok((hash(&bytes), parse(&self.path, self.kind, bytes)?)));
+            .read(&self.key.0)
+            .and_then(|bytes| Ok((hash(&bytes), parse(&self.key, self.kind, bytes)?)));
         match read {
             Ok((h, contents)) => {
                 self.failures = 0;
@@ -179,7 +180,7 @@ impl Watcher {
             *self.busy.lock() = Some(start);
             let checked = self.watch.check(start, &*self.source);
             *self.busy.lock() = None;
-            let path = &self.watch.path;
+            let path = &self.watch.key.0;
             match checked {
                 Checked::Skipped => {}
                 Checked::Read(contents) => {
@@ -192,7 +193,7 @@ impl Watcher {
                         };
                         tracing::info!(file = %path.display(), kind = ?self.watch.kind, entries = n, "watched file read");
                         let update = Update {
-                            path: path.clone(),
+                            key: self.watch.key.clone(),
                             contents,
                         };
                         if self.tx.send(update).is_err() {
@@ -264,15 +265,22 @@ mod tests {
     const REFRESH: Duration = Duration::from_secs(30);
 
     fn watch() -> Watch {
-        Watch::new("targets.yaml".into(), Kind::Targets, REFRESH)
+        Watch::new(
+            ("targets.yaml".into(), "targets.yaml".into()),
+            Kind::Targets,
+            REFRESH,
+        )
     }
 
     /// The addresses of new contents, `None` when the check reported none.
     fn targets(c: Checked) -> Option<Vec<String>> {
         match c {
-            Checked::Read(Some(Contents::Groups(g))) => {
-                Some(g.into_iter().flat_map(|g| g.targets).collect())
-            }
+            Checked::Read(Some(Contents::Groups(g))) => Some(
+                g.into_iter()
+                    .flat_map(|g| g.targets)
+                    .map(|a| a.to_string())
+                    .collect(),
+            ),
             Checked::Read(None) | Checked::Skipped => None,
             Checked::Read(Some(Contents::Names(_))) => panic!("read as a collectors file"),
             Checked::Failed { error, .. } => panic!("read failed: {error}"),
