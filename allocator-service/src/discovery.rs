@@ -161,6 +161,23 @@ pub struct Files {
     stall: Duration,
     /// `http_sd_configs`: one fetcher thread per URL.
     http: http_sd::HttpSd,
+    /// Set by a watcher that sent new contents, so the loop wakes at once instead of at its next
+    /// refresh.
+    wake: Arc<Wake>,
+}
+
+/// A flag with a condition variable: watchers raise it, the allocation loop waits on it.
+#[derive(Default)]
+pub(crate) struct Wake {
+    raised: Mutex<bool>,
+    cv: parking_lot::Condvar,
+}
+
+impl Wake {
+    pub(crate) fn raise(&self) {
+        *self.raised.lock() = true;
+        self.cv.notify_all();
+    }
 }
 
 impl Default for Files {
@@ -320,7 +337,17 @@ impl Files {
             source,
             stall,
             http: http_sd::HttpSd::default(),
+            wake: Arc::default(),
         }
+    }
+
+    /// Wait until a watcher sends new contents or `timeout` passes.
+    pub fn wait(&self, timeout: Duration) {
+        let mut raised = self.wake.raised.lock();
+        if !*raised {
+            self.wake.cv.wait_for(&mut raised, timeout);
+        }
+        *raised = false;
     }
 
     /// Start a watcher for every file the configuration names (once), then take in what the
@@ -388,6 +415,7 @@ impl Files {
             stop: self.stop.clone(),
             tried: tried.clone(),
             error: error.clone(),
+            wake: self.wake.clone(),
         };
         let spawned = std::thread::Builder::new()
             .name("file-watch".into())

@@ -92,7 +92,7 @@ pub async fn serve_with(
             move || {
                 while !*stop.borrow() {
                     engine.tick(&loop_shared);
-                    std::thread::sleep(REFRESH);
+                    engine.wait(REFRESH);
                 }
                 let _ = done_tx.send(());
             }

@@ -184,6 +184,11 @@ impl Engine {
         h.heartbeat = Instant::now();
     }
 
+    /// Wait for the next refresh: `timeout`, or less when a watched file brought new contents.
+    pub fn wait(&self, timeout: std::time::Duration) {
+        self.files.wait(timeout);
+    }
+
     /// One refresh: re-read changed files; when anything changed, apply it and publish a view.
     pub fn tick(&mut self, shared: &Shared) {
         shared
@@ -336,6 +341,11 @@ impl Engine {
         }
         m.publish(&view);
         *shared.view.write() = Arc::new(view);
+        tracing::info!(
+            seconds = processing.elapsed().as_secs_f64(),
+            rebuilt = rebuilt.len(),
+            "view published"
+        );
         // After the swap: the plain answers are served while their gzip forms are made.
         self.warmer.warm(rebuilt);
         self.report(shared, true);

@@ -170,6 +170,8 @@ pub(super) struct Watcher {
     pub tried: Arc<AtomicBool>,
     /// Why the last read failed (`None` after a good one).
     pub error: Arc<Mutex<Option<String>>>,
+    /// Raised after sending new contents.
+    pub wake: Arc<super::Wake>,
 }
 
 impl Watcher {
@@ -191,7 +193,7 @@ impl Watcher {
                             Contents::Groups(g) => g.len(),
                             Contents::Names(n) => n.len(),
                         };
-                        tracing::info!(file = %path.display(), kind = ?self.watch.kind, entries = n, "watched file read");
+                        tracing::info!(file = %path.display(), kind = ?self.watch.kind, entries = n, seconds = start.elapsed().as_secs_f64(), "watched file read");
                         let update = Update {
                             key: self.watch.key.clone(),
                             contents,
@@ -199,6 +201,7 @@ impl Watcher {
                         if self.tx.send(update).is_err() {
                             return;
                         }
+                        self.wake.raise();
                     }
                 }
                 Checked::Failed { error, retry_in } => {
