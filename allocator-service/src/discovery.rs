@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 use crate::config::{Loaded, StaticConfig};
 use crate::relabel;
-use labels::{split_address, Pairs};
+use labels::{split_address, Pairs, Reuse};
 pub use labels::{LabelSet, TargetLabels};
 use watch::{Disk, Source, Watch, Watcher};
 
@@ -71,14 +71,12 @@ pub(crate) struct FileGroup {
 }
 
 impl FileGroup {
-    /// A group with `extra` labels set over its own, `__address__` left out (a target's own
-    /// address replaces it).
+    /// A group, `__address__` left out of its labels (a target's own address replaces it).
     fn new<'a>(
         targets: impl IntoIterator<Item = &'a str>,
         labels: impl IntoIterator<Item = (&'a str, &'a str)>,
-        extra: Option<(&'a str, &'a str)>,
     ) -> FileGroup {
-        let (labels, _) = split_address(labels.into_iter().chain(extra));
+        let (labels, _) = split_address(labels);
         FileGroup {
             targets: targets.into_iter().map(Arc::from).collect(),
             labels,
@@ -228,27 +226,103 @@ pub struct Collect {
     seen: std::collections::HashMap<(Arc<str>, allocator_core::TargetKey), usize>,
     /// Job names, shared by their targets.
     jobs: std::collections::HashMap<String, Arc<str>>,
+    /// The relabel cache of the last tick (taken from as jobs are added).
+    last: RelabelCache,
+    /// The relabel cache of this tick, for the next.
+    pub cache: RelabelCache,
+    /// Targets relabeled this tick (the others came from the cache).
+    pub relabeled: usize,
+}
+
+/// Relabeling results of the last tick's file and static targets of the configured jobs (whose
+/// rules are fixed), by the pointers of their shared label set and address. The entries hold
+/// both, so a pointer cannot be reused by another allocation while it is a key: a target that
+/// discovery kept (an unchanged file, or an unchanged group of a re-read file, see [`Reuse`]) is
+/// not relabeled again. Rebuilt every tick from the targets listed, so it never outgrows them.
+#[derive(Default)]
+pub struct RelabelCache {
+    jobs: std::collections::HashMap<String, JobCache>,
+}
+
+type JobCache = std::collections::HashMap<(usize, usize), Cached, ahash::RandomState>;
+
+struct Cached {
+    _labels: Arc<LabelSet>,
+    _address: Arc<str>,
+    /// The identity, `None` when the rules drop the target.
+    key: Option<allocator_core::TargetKey>,
 }
 
 impl Collect {
+    /// A collection that relabels only targets not in `last` (the previous tick's cache).
+    pub fn with_cache(last: RelabelCache) -> Collect {
+        Collect {
+            last,
+            ..Collect::default()
+        }
+    }
+
+    /// Relabel and keep `targets` of `job` (every one: no cache).
     pub fn add(&mut self, job: &JobSpec<'_>, targets: impl IntoIterator<Item = Discovered>) {
+        self.add_with(job, targets, false);
+    }
+
+    /// [`Collect::add`] for targets of a configured job, through the relabel cache.
+    pub fn add_cached(&mut self, job: &JobSpec<'_>, targets: impl IntoIterator<Item = Discovered>) {
+        self.add_with(job, targets, true);
+    }
+
+    fn add_with(
+        &mut self,
+        job: &JobSpec<'_>,
+        targets: impl IntoIterator<Item = Discovered>,
+        cached: bool,
+    ) {
         let start = std::time::Instant::now();
         let name = self
             .jobs
             .entry(job.name.to_owned())
             .or_insert_with(|| Arc::from(job.name))
             .clone();
+        let last = self.last.jobs.remove(job.name).unwrap_or_default();
+        let next = self.cache.jobs.entry(job.name.to_owned()).or_default();
         let count = self.discovered.entry(job.name.to_owned()).or_insert(0);
         for (group, address) in targets {
             *count += 1;
             let Some(address) = address else {
                 continue;
             };
-            let Some(b) = relabeled(job, TargetLabels::new(&group, &address).iter()) else {
+            let relabeled_now = &mut self.relabeled;
+            let mut relabel = || {
+                *relabeled_now += 1;
+                relabeled(job, TargetLabels::new(&group, &address).iter())
+                    .map(|b| b.target_key(job.name))
+            };
+            let key = if cached {
+                let ptrs = (
+                    Arc::as_ptr(&group) as *const u8 as usize,
+                    Arc::as_ptr(&address) as *const u8 as usize,
+                );
+                let key = match last.get(&ptrs) {
+                    Some(c) => c.key,
+                    None => relabel(),
+                };
+                next.insert(
+                    ptrs,
+                    Cached {
+                        _labels: group.clone(),
+                        _address: address.clone(),
+                        key,
+                    },
+                );
+                key
+            } else {
+                relabel()
+            };
+            let Some(key) = key else {
                 continue;
             };
             self.kept += 1;
-            let key = b.target_key(job.name);
             let target = Target {
                 job: name.clone(),
                 address,
@@ -317,7 +391,6 @@ fn statics(groups: &[StaticConfig]) -> Vec<FileGroup> {
             FileGroup::new(
                 g.targets.iter().map(String::as_str),
                 g.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-                None,
             )
         })
         .collect()
@@ -488,9 +561,10 @@ impl Files {
         &self,
         cfg: &Loaded,
         mut extra: impl FnMut(&crate::config::ScrapeConfig) -> Vec<BTreeMap<String, String>>,
+        cache: RelabelCache,
     ) -> Collect {
         let global = &cfg.file.config.global;
-        let mut collect = Collect::default();
+        let mut collect = Collect::with_cache(cache);
         for ((sc, rules), http) in cfg
             .file
             .config
@@ -529,25 +603,19 @@ impl Files {
                 params: &sc.params,
                 rules,
             };
-            let extra = extra(sc);
-            collect.add(
-                &job,
-                groups
-                    .iter()
-                    .chain(files)
-                    .flat_map(FileGroup::items)
-                    .chain(extra.iter().map(discovered)),
-            );
+            collect.add_cached(&job, groups.iter().chain(files).flat_map(FileGroup::items));
+            // Kubernetes targets are new allocations each tick: nothing to find in the cache.
+            collect.add(&job, extra(sc).iter().map(discovered));
         }
         collect
     }
 }
 
-/// Parse a watched file's bytes, within the nesting limit; `name` is the file's configured name.
-fn parse(key: &Key, kind: Kind, bytes: Vec<u8>) -> Result<Contents, String> {
+/// Parse a watched file's bytes, within the nesting limit (`reuse`: see [`parse_groups`]).
+fn parse(key: &Key, kind: Kind, bytes: Vec<u8>, reuse: &mut Reuse) -> Result<Contents, String> {
     let text = String::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
     Ok(match kind {
-        Kind::Targets => Contents::Groups(parse_groups(key, &text)?),
+        Kind::Targets => Contents::Groups(parse_groups(key, &text, reuse)?),
         Kind::Collectors => Contents::Names(parse_collectors(&text)?),
     })
 }
@@ -555,32 +623,53 @@ fn parse(key: &Key, kind: Kind, bytes: Vec<u8>) -> Result<Contents, String> {
 /// The groups of a file_sd file, each labelled with the file's configured name as Prometheus'
 /// file discovery does (`__meta_filepath`). JSON is read group by group into compact groups
 /// (no document tree).
-fn parse_groups((path, name): &Key, text: &str) -> Result<Vec<FileGroup>, String> {
+///
+/// `reuse` holds the last contents' label sets and addresses: unchanged ones are taken from it
+/// (see [`Reuse`]); after a successful parse it holds this one's.
+fn parse_groups(
+    (path, name): &Key,
+    text: &str,
+    reuse: &mut Reuse,
+) -> Result<Vec<FileGroup>, String> {
     crate::limits::check_nesting(text)?;
-    let group = |g: Group| {
-        FileGroup::new(
-            g.targets.iter().map(String::as_str),
-            g.labels.iter(),
-            Some(("__meta_filepath", name.as_str())),
-        )
+    let mut next = Reuse::default();
+    let last = &*reuse;
+    let mut group = |g: Group| {
+        // Last: when the group names `__meta_filepath` too, the file's name wins.
+        let set = LabelSet::new(
+            g.labels
+                .iter()
+                .filter(|(n, _)| *n != labels::ADDRESS)
+                .chain([("__meta_filepath", name.as_str())]),
+        );
+        FileGroup {
+            targets: g
+                .targets
+                .iter()
+                .map(|a| last.address(&mut next, a))
+                .collect(),
+            labels: last.set(&mut next, set),
+        }
     };
-    if path.extension().is_some_and(|e| e == "json") {
+    let groups = if path.extension().is_some_and(|e| e == "json") {
         let mut out = Vec::new();
         let mut de = serde_json::Deserializer::from_str(text);
-        serde::Deserializer::deserialize_seq(&mut de, GroupsVisitor(&mut out, &group))
+        serde::Deserializer::deserialize_seq(&mut de, GroupsVisitor(&mut out, &mut group))
             .map_err(|e| e.to_string())?;
         de.end().map_err(|e| e.to_string())?;
-        Ok(out)
+        out
     } else {
         let groups: Vec<Group> = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-        Ok(groups.into_iter().map(group).collect())
-    }
+        groups.into_iter().map(group).collect()
+    };
+    *reuse = next;
+    Ok(groups)
 }
 
 /// Reads a JSON array of groups, converting each as soon as it is read.
-struct GroupsVisitor<'a, F>(&'a mut Vec<FileGroup>, &'a F);
+struct GroupsVisitor<'a, F>(&'a mut Vec<FileGroup>, &'a mut F);
 
-impl<'de, F: Fn(Group) -> FileGroup> serde::de::Visitor<'de> for GroupsVisitor<'_, F> {
+impl<'de, F: FnMut(Group) -> FileGroup> serde::de::Visitor<'de> for GroupsVisitor<'_, F> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a list of target groups")
@@ -666,10 +755,21 @@ mod tests {
     fn file_groups_serve_the_labels_a_map_per_target_did() {
         let want = reference(JSON, "sd/pods.json");
         assert_eq!(want.len(), 4);
-        let json = parse_groups(&("x/pods.json".into(), "sd/pods.json".into()), JSON).unwrap();
+        let key = ("x/pods.json".into(), "sd/pods.json".into());
+        let mut reuse = Reuse::default();
+        let json = parse_groups(&key, JSON, &mut reuse).unwrap();
         assert_eq!(served(&json), want);
-        let yaml = parse_groups(&("x/pods.yaml".into(), "sd/pods.json".into()), YAML).unwrap();
+        let yaml_key = ("x/pods.yaml".into(), "sd/pods.json".into());
+        let yaml = parse_groups(&yaml_key, YAML, &mut Reuse::default()).unwrap();
         assert_eq!(served(&yaml), want);
+        // Read again with one group changed: the others keep their allocations.
+        let changed = JSON.replace("\"team\": \"a\"", "\"team\": \"b\"");
+        let again = parse_groups(&key, &changed, &mut reuse).unwrap();
+        assert!(!Arc::ptr_eq(&json[0].labels, &again[0].labels));
+        assert_eq!(again[0].labels.get("team"), Some("b"));
+        assert!(Arc::ptr_eq(&json[1].labels, &again[1].labels));
+        assert!(Arc::ptr_eq(&json[2].labels, &again[2].labels));
+        assert!(Arc::ptr_eq(&json[0].targets[0], &again[0].targets[0]));
         // The targets of one group share one label set.
         assert!(Arc::ptr_eq(
             &json[0].labels,
@@ -681,10 +781,57 @@ mod tests {
             "[{\"targets\": [\"a\"], \"other\": 1}]",
             "[] []",
         ] {
+            let mut reuse = Reuse::default();
             assert!(
-                parse_groups(&("p.json".into(), "p.json".into()), bad).is_err(),
+                parse_groups(&("p.json".into(), "p.json".into()), bad, &mut reuse).is_err(),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn the_relabel_cache_gives_what_relabeling_gives_and_skips_kept_targets() {
+        let dir = std::env::temp_dir();
+        let cfg = crate::parse(
+            "collectors: [c0]\nconfig:\n  scrape_configs:\n    - job_name: j\n      \
+             file_sd_configs: [{files: [t.json]}]\n      relabel_configs:\n        \
+             - {source_labels: [team], regex: drop, action: drop}\n        \
+             - {source_labels: [__meta_x], target_label: x}\n",
+            &dir,
+        )
+        .unwrap();
+        let text = |team_of_first: &str| {
+            format!(
+                r#"[{{"targets": ["a:1", "b:1"], "labels": {{"team": "{team_of_first}", "__meta_x": "1"}}}},
+                    {{"targets": ["c:1"], "labels": {{"team": "drop"}}}},
+                    {{"targets": ["d:1", "e:1"], "labels": {{"__meta_x": "2"}}}}]"#
+            )
+        };
+        let key = (cfg.resolve(Path::new("t.json")), "t.json".to_owned());
+        let mut reuse = Reuse::default();
+        let mut files = Files::default();
+        let tick = |files: &mut Files, cache| files.targets(&cfg, |_| Vec::new(), cache);
+        files.cache.insert(
+            key.clone(),
+            parse_groups(&key, &text("a"), &mut reuse).unwrap(),
+        );
+        let first = tick(&mut files, RelabelCache::default());
+        assert_eq!(first.relabeled, 5);
+        assert_eq!(first.targets.len(), 4, "the dropped group is dropped");
+        let second = tick(&mut files, first.cache);
+        assert_eq!(second.relabeled, 0, "nothing changed: nothing relabeled");
+        assert_eq!(second.targets, first.targets);
+        assert_eq!(second.discovered, first.discovered);
+        // The first group changes (now dropped): only its two targets are relabeled.
+        files.cache.insert(
+            key.clone(),
+            parse_groups(&key, &text("drop"), &mut reuse).unwrap(),
+        );
+        let third = tick(&mut files, second.cache);
+        assert_eq!(third.relabeled, 2);
+        let uncached = tick(&mut files, RelabelCache::default());
+        assert_eq!(third.targets, uncached.targets);
+        assert_eq!(third.targets.len(), 2);
+        assert_eq!(third.kept, uncached.kept);
     }
 }

@@ -134,6 +134,8 @@ pub struct Engine {
     publisher: Publisher,
     /// Compresses the answers each publish rebuilt.
     warmer: Warmer,
+    /// The last tick's relabeling results (see [`crate::discovery::RelabelCache`]).
+    relabel_cache: crate::discovery::RelabelCache,
 }
 
 impl Engine {
@@ -158,6 +160,7 @@ impl Engine {
             collectors_refused: None,
             publisher: Publisher::default(),
             warmer: Warmer::default(),
+            relabel_cache: Default::default(),
         }
     }
 
@@ -238,14 +241,20 @@ impl Engine {
         self.last_generation = generation;
         self.last_collectors = collectors.clone();
         let processing = Instant::now();
-        let mut collect = self.files.targets(&self.cfg, |sc| match &cluster {
-            Some(c) => sc
-                .kubernetes_sd_configs
-                .iter()
-                .flat_map(|sd| c.sd_groups(sd))
-                .collect(),
-            None => Vec::new(),
-        });
+        let cache = std::mem::take(&mut self.relabel_cache);
+        let mut collect = self.files.targets(
+            &self.cfg,
+            |sc| match &cluster {
+                Some(c) => sc
+                    .kubernetes_sd_configs
+                    .iter()
+                    .flat_map(|sd| c.sd_groups(sd))
+                    .collect(),
+                None => Vec::new(),
+            },
+            cache,
+        );
+        self.relabel_cache = std::mem::take(&mut collect.cache);
         let generated = cluster
             .as_ref()
             .map(|c| c.monitor_jobs(&self.cfg))

@@ -208,6 +208,45 @@ pub fn split_address<'a>(
     (Arc::new(set), address.map(Arc::from))
 }
 
+/// The label sets and addresses of a file's last contents: a re-read takes the allocations of
+/// whatever did not change from here, so an unchanged target keeps its pointers (which the
+/// relabel cache and the publisher compare before anything else) and its bytes are held once.
+#[derive(Default)]
+pub struct Reuse {
+    sets: std::collections::HashSet<Arc<LabelSet>, ahash::RandomState>,
+    addresses: std::collections::HashSet<Arc<str>, ahash::RandomState>,
+}
+
+impl Reuse {
+    /// `set`, as the shared allocation of the last contents when they held it; noted in `next`.
+    pub fn set(&self, next: &mut Reuse, set: LabelSet) -> Arc<LabelSet> {
+        if let Some(a) = next.sets.get(&set) {
+            return a.clone();
+        }
+        let a = self
+            .sets
+            .get(&set)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(set));
+        next.sets.insert(a.clone());
+        a
+    }
+
+    /// `address`, likewise.
+    pub fn address(&self, next: &mut Reuse, address: &str) -> Arc<str> {
+        if let Some(a) = next.addresses.get(address) {
+            return a.clone();
+        }
+        let a = self
+            .addresses
+            .get(address)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(address));
+        next.addresses.insert(a.clone());
+        a
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,6 +105,8 @@ pub(super) struct Watch {
     due: Option<Instant>,
     /// Failed reads in a row.
     failures: u32,
+    /// The last good contents' label sets and addresses, for the next read to share.
+    reuse: super::Reuse,
 }
 
 impl Watch {
@@ -117,6 +119,7 @@ impl Watch {
             hash: None,
             due: None,
             failures: 0,
+            reuse: super::Reuse::default(),
         }
     }
 
@@ -128,9 +131,17 @@ impl Watch {
             return Checked::Skipped;
         }
         self.seen = status;
-        let read = source
-            .read(&self.key.0)
-            .and_then(|bytes| Ok((hash(&bytes), parse(&self.key, self.kind, bytes)?)));
+        let read = source.read(&self.key.0).and_then(|bytes| {
+            let h = hash(&bytes);
+            if self.hash == Some(h) {
+                // Unchanged: not parsed again (nothing would be reported).
+                return Ok((h, None));
+            }
+            Ok((
+                h,
+                Some(parse(&self.key, self.kind, bytes, &mut self.reuse)?),
+            ))
+        });
         match read {
             Ok((h, contents)) => {
                 self.failures = 0;
@@ -139,7 +150,7 @@ impl Watch {
                     return Checked::Read(None);
                 }
                 self.hash = Some(h);
-                Checked::Read(Some(contents))
+                Checked::Read(contents)
             }
             Err(error) => {
                 // Retry soon, then less often, never less often than the refresh.
