@@ -5,7 +5,9 @@
 //!
 //! Each measured publish goes from one listing to the other (A → B, then B → A, …), so every
 //! iteration carries the same churn; the listing's clone (the engine gets it from discovery)
-//! and the drop of the previous view are outside the timing for both.
+//! and the drop of the previous view are outside the timing for both. Unchanged targets share
+//! their label set and address with the other listing, as discovery hands them over (an
+//! unchanged file, or the unchanged groups of a re-read one).
 
 mod common;
 

@@ -116,7 +116,7 @@ enum Kind {
 
 /// Parsed contents of a watched file.
 enum Contents {
-    Groups(Vec<FileGroup>),
+    Groups(Vec<Arc<FileGroup>>),
     Names(Vec<String>),
 }
 
@@ -145,7 +145,7 @@ struct Watched {
 
 /// Discovery state: the last good contents of every watched file, fed by the watchers.
 pub struct Files {
-    cache: BTreeMap<Key, Vec<FileGroup>>,
+    cache: BTreeMap<Key, Vec<Arc<FileGroup>>>,
     collectors: Option<Vec<String>>,
     watchers: BTreeMap<Key, Watched>,
     updates: Option<mpsc::Receiver<Update>>,
@@ -286,6 +286,12 @@ impl Collect {
             .clone();
         let last = self.last.jobs.remove(job.name).unwrap_or_default();
         let next = self.cache.jobs.entry(job.name.to_owned()).or_default();
+        // Sized from the last tick: growing maps of a million entries rehash them many times.
+        if cached {
+            next.reserve(last.len());
+            self.targets.reserve(last.len());
+            self.seen.reserve(last.len());
+        }
         let count = self.discovered.entry(job.name.to_owned()).or_insert(0);
         for (group, address) in targets {
             *count += 1;
@@ -384,14 +390,14 @@ pub fn expand(groups: &[StaticConfig]) -> impl Iterator<Item = BTreeMap<String, 
 }
 
 /// Static groups as discovery keeps them.
-fn statics(groups: &[StaticConfig]) -> Vec<FileGroup> {
+fn statics(groups: &[StaticConfig]) -> Vec<Arc<FileGroup>> {
     groups
         .iter()
         .map(|g| {
-            FileGroup::new(
+            Arc::new(FileGroup::new(
                 g.targets.iter().map(String::as_str),
                 g.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-            )
+            ))
         })
         .collect()
 }
@@ -603,7 +609,7 @@ impl Files {
                 params: &sc.params,
                 rules,
             };
-            collect.add_cached(&job, groups.iter().chain(files).flat_map(FileGroup::items));
+            collect.add_cached(&job, groups.iter().chain(files).flat_map(|g| g.items()));
             // Kubernetes targets are new allocations each tick: nothing to find in the cache.
             collect.add(&job, extra(sc).iter().map(discovered));
         }
@@ -624,17 +630,19 @@ fn parse(key: &Key, kind: Kind, bytes: Vec<u8>, reuse: &mut Reuse) -> Result<Con
 /// file discovery does (`__meta_filepath`). JSON is read group by group into compact groups
 /// (no document tree).
 ///
-/// `reuse` holds the last contents' label sets and addresses: unchanged ones are taken from it
-/// (see [`Reuse`]); after a successful parse it holds this one's.
+/// `reuse` holds the last contents' groups, label sets and addresses: unchanged ones are taken
+/// from it (see [`Reuse`]); after a successful parse it holds this one's. A JSON file is split
+/// into its groups' texts first, and only groups whose text is new are parsed, so re-reading a
+/// large file after a small change costs a scan and a hash per group, not a parse.
 fn parse_groups(
     (path, name): &Key,
     text: &str,
     reuse: &mut Reuse,
-) -> Result<Vec<FileGroup>, String> {
+) -> Result<Vec<Arc<FileGroup>>, String> {
     crate::limits::check_nesting(text)?;
     let mut next = Reuse::default();
     let last = &*reuse;
-    let mut group = |g: Group| {
+    let group = |g: Group, next: &mut Reuse| {
         // Last: when the group names `__meta_filepath` too, the file's name wins.
         let set = LabelSet::new(
             g.labels
@@ -642,43 +650,100 @@ fn parse_groups(
                 .filter(|(n, _)| *n != labels::ADDRESS)
                 .chain([("__meta_filepath", name.as_str())]),
         );
-        FileGroup {
-            targets: g
-                .targets
-                .iter()
-                .map(|a| last.address(&mut next, a))
-                .collect(),
-            labels: last.set(&mut next, set),
-        }
+        Arc::new(FileGroup {
+            targets: g.targets.iter().map(|a| last.address(next, a)).collect(),
+            labels: last.set(next, set),
+        })
     };
-    let groups = if path.extension().is_some_and(|e| e == "json") {
-        let mut out = Vec::new();
-        let mut de = serde_json::Deserializer::from_str(text);
-        serde::Deserializer::deserialize_seq(&mut de, GroupsVisitor(&mut out, &mut group))
-            .map_err(|e| e.to_string())?;
-        de.end().map_err(|e| e.to_string())?;
-        out
-    } else {
-        let groups: Vec<Group> = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-        groups.into_iter().map(group).collect()
+    let json = path.extension().is_some_and(|e| e == "json");
+    let groups = match json.then(|| json_elements(text)).flatten() {
+        Some(elements) => {
+            let mut out = Vec::with_capacity(elements.len());
+            next.groups.reserve(elements.len());
+            for e in elements {
+                let h = xxhash_rust::xxh3::xxh3_128(e.as_bytes());
+                let g = match last.groups.get(&h) {
+                    Some(g) => g.clone(),
+                    None => match serde_json::from_str::<Group>(e) {
+                        Ok(g) => group(g, &mut next),
+                        // The whole text's parse says where the error is.
+                        Err(e) => return Err(json_error(text).unwrap_or(e.to_string())),
+                    },
+                };
+                next.groups.insert(h, g.clone());
+                out.push(g);
+            }
+            out
+        }
+        None if json => return Err(json_error(text).unwrap_or("not a JSON list".into())),
+        None => {
+            let groups: Vec<Group> = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+            groups.into_iter().map(|g| group(g, &mut next)).collect()
+        }
     };
     *reuse = next;
     Ok(groups)
 }
 
-/// Reads a JSON array of groups, converting each as soon as it is read.
-struct GroupsVisitor<'a, F>(&'a mut Vec<FileGroup>, &'a mut F);
+/// The error of reading `text` as a whole list of groups (with its line and column).
+fn json_error(text: &str) -> Option<String> {
+    serde_json::from_str::<Vec<Group>>(text)
+        .err()
+        .map(|e| e.to_string())
+}
 
-impl<'de, F: FnMut(Group) -> FileGroup> serde::de::Visitor<'de> for GroupsVisitor<'_, F> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a list of target groups")
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(g) = seq.next_element::<Group>()? {
-            self.0.push((self.1)(g));
+/// The text of each element of the top-level JSON array `text`, trimmed; `None` when `text`
+/// is not one array as far as this scan can tell (the full parser then says why). Elements
+/// themselves are checked by parsing them.
+fn json_elements(text: &str) -> Option<Vec<&str>> {
+    let b = text.as_bytes();
+    let ws = |mut i: usize| {
+        while b
+            .get(i)
+            .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            i += 1;
         }
-        Ok(())
+        i
+    };
+    let mut i = ws(0);
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut out = Vec::new();
+    i = ws(i + 1);
+    if b.get(i) == Some(&b']') {
+        return (ws(i + 1) == b.len()).then_some(out);
+    }
+    loop {
+        let start = i;
+        let mut depth = 0usize;
+        loop {
+            match *b.get(i)? {
+                b'"' => {
+                    i += 1;
+                    loop {
+                        match *b.get(i)? {
+                            b'\\' => i += 2,
+                            b'"' => break,
+                            _ => i += 1,
+                        }
+                    }
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' if depth > 0 => depth -= 1,
+                b']' | b',' if depth == 0 => break,
+                b'}' if depth == 0 => return None,
+                _ => {}
+            }
+            i += 1;
+        }
+        // `i` is at an ASCII byte, so a character boundary.
+        out.push(text[start..i].trim_end());
+        if b[i] == b']' {
+            return (ws(i + 1) == b.len()).then_some(out);
+        }
+        i = ws(i + 1);
     }
 }
 
@@ -738,10 +803,10 @@ mod tests {
         out
     }
 
-    fn served(groups: &[FileGroup]) -> Vec<BTreeMap<String, String>> {
+    fn served(groups: &[Arc<FileGroup>]) -> Vec<BTreeMap<String, String>> {
         groups
             .iter()
-            .flat_map(FileGroup::items)
+            .flat_map(|g| g.items())
             .map(|(group, address)| {
                 TargetLabels::new(&group, &address.unwrap())
                     .iter()
@@ -775,7 +840,27 @@ mod tests {
             &json[0].labels,
             &json[0].items().nth(1).unwrap().0
         ));
+        // Element boundaries inside strings and nested values, escapes: read as a whole text is.
+        let tricky = r#" [ {"targets": ["a]:1", "b,}:2"], "labels": {"q": "\"],[{", "s": "\\", "t": "x\\\"]"}} ,
+            {"targets": []} ] "#;
+        let whole: Vec<Group> = serde_json::from_str(tricky).unwrap();
+        let groups = parse_groups(&key, tricky, &mut Reuse::default()).unwrap();
+        assert_eq!(groups.len(), whole.len());
+        assert_eq!(&*groups[0].targets[1], "b,}:2");
+        assert_eq!(groups[0].labels.get("q"), Some("\"],[{"));
+        assert_eq!(groups[0].labels.get("t"), Some("x\\\"]"));
+        assert_eq!(json_elements("[]"), Some(vec![]));
+        assert_eq!(
+            json_elements(" [ 1 , [2,3] ,{\"a\":\"]\"}]\n"),
+            Some(vec!["1", "[2,3]", "{\"a\":\"]\"}"])
+        );
         for bad in [
+            "[{\"targets\": [\"a\"]},]",
+            "[{\"targets\": [\"a\"]}] x",
+            "[{\"targets\": [\"a\"]}",
+            "[{\"targets\": [\"a\"]} {\"targets\": []}]",
+            "[\"unterminated]",
+            "",
             "{}",
             "[{\"targets\": [\"a\"], \"labels\": {\"n\": 1}}]",
             "[{\"targets\": [\"a\"], \"other\": 1}]",

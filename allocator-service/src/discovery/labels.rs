@@ -215,6 +215,9 @@ pub fn split_address<'a>(
 pub struct Reuse {
     sets: std::collections::HashSet<Arc<LabelSet>, ahash::RandomState>,
     addresses: std::collections::HashSet<Arc<str>, ahash::RandomState>,
+    /// JSON: each group by the 128-bit hash of its text (an unchanged group is not parsed).
+    pub(crate) groups:
+        std::collections::HashMap<u128, Arc<crate::discovery::FileGroup>, ahash::RandomState>,
 }
 
 impl Reuse {

@@ -6,7 +6,6 @@
 //! keeps the status is still seen), or when a failed read's backoff is over; contents are
 //! reported only when their hash changed.
 
-use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -164,9 +163,8 @@ impl Watch {
 }
 
 fn hash(bytes: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
+    // A large file is hashed at every refresh: xxh3 runs at memory speed.
+    xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
 /// One watched file's thread and what it shares with the allocation loop.
@@ -291,7 +289,7 @@ mod tests {
         match c {
             Checked::Read(Some(Contents::Groups(g))) => Some(
                 g.into_iter()
-                    .flat_map(|g| g.targets)
+                    .flat_map(|g| g.targets.clone())
                     .map(|a| a.to_string())
                     .collect(),
             ),
