@@ -5,62 +5,23 @@
 //!
 //! Each measured publish goes from one listing to the other (A → B, then B → A, …), so every
 //! iteration carries the same churn; the listing's clone (the engine gets it from discovery)
-//! and the drop of the previous view are outside the timing for both.
+//! and the drop of the previous view are outside the timing for both. Unchanged targets share
+//! their label set and address with the other listing, as discovery hands them over (an
+//! unchanged file, or the unchanged groups of a re-read one).
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use allocator_core::{
-    Allocator, CollectorSpec, Config, Move, PlacementHash, Strategy, TargetKey, TargetSpec,
-};
+use allocator_core::{Allocator, CollectorSpec, Config, Move, PlacementHash, Strategy, TargetSpec};
 use allocator_service::discovery::Target;
 use allocator_service::publish::{rebuild, Publisher};
+use common::target;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 const TARGETS: usize = 100_000;
-const JOBS: usize = 10;
 const COLLECTORS: usize = 10;
-
-/// A pod target as Kubernetes discovery reports it: the identity labels plus `__meta_*` ones.
-fn target(n: usize, revision: usize) -> Target {
-    let job = format!("job-{}", n % JOBS);
-    let ip = format!("10.{}.{}.{}", n >> 16, (n >> 8) & 255, n & 255);
-    let address = format!("{ip}:8080");
-    let mut labels = BTreeMap::new();
-    let mut l = |k: &str, v: String| labels.insert(k.to_owned(), v);
-    l("__address__", address.clone());
-    l("__meta_kubernetes_namespace", format!("team-{}", n % 37));
-    l(
-        "__meta_kubernetes_pod_name",
-        format!("app-{}-7f9c8d6b5-x{n:05}", n % 500),
-    );
-    l("__meta_kubernetes_pod_ip", ip);
-    l(
-        "__meta_kubernetes_pod_node_name",
-        format!("node-{}", n % 200),
-    );
-    l("__meta_kubernetes_pod_container_name", "app".into());
-    l("__meta_kubernetes_pod_container_port_number", "8080".into());
-    l(
-        "__meta_kubernetes_pod_label_app",
-        format!("app-{}", n % 500),
-    );
-    l("__meta_kubernetes_pod_ready", "true".into());
-    l(
-        "__meta_kubernetes_pod_annotation_revision",
-        revision.to_string(),
-    );
-    l("__metrics_path__", "/metrics".into());
-    let key = TargetKey::from_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())), &job)
-        .expect("valid labels");
-    Target {
-        job,
-        address,
-        labels,
-        key,
-    }
-}
 
 /// The base listing, and one with `per_mille`‰ of it churned: half of those replaced by new
 /// targets (removed + added), half with a changed `__meta_*` label (same identity).

@@ -11,6 +11,7 @@
 //! [`STALL`] is reported as a stall, which `/readyz` shows.
 
 pub mod http_sd;
+pub mod labels;
 pub(crate) mod watch;
 
 use std::collections::BTreeMap;
@@ -27,19 +28,30 @@ use serde::Deserialize;
 
 use crate::config::{Loaded, StaticConfig};
 use crate::relabel;
+use labels::{split_address, Pairs, Reuse};
+pub use labels::{LabelSet, TargetLabels};
 use watch::{Disk, Source, Watch, Watcher};
 
 /// A target after discovery and relabeling.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
-    pub job: String,
-    /// The raw `__address__`.
-    pub address: String,
-    /// Discovered labels before relabeling (group labels merged with the target's), as the
-    /// collector's HTTP SD reads them.
-    pub labels: BTreeMap<String, String>,
+    /// Shared by every target of the job.
+    pub job: Arc<str>,
+    /// The raw `__address__` (shared with the discovery cache).
+    pub address: Arc<str>,
+    /// Discovered labels before relabeling, `__address__` excepted: the group's labels (file_sd:
+    /// with `__meta_filepath`), shared by every target of the group. [`Target::labels`] is
+    /// what the collector's HTTP SD reads.
+    pub group: Arc<LabelSet>,
     /// Identity: the Go allocator's item hash of the relabeled set.
     pub key: allocator_core::TargetKey,
+}
+
+impl Target {
+    /// The discovered labels: the group's with `__address__`.
+    pub fn labels(&self) -> TargetLabels<'_> {
+        TargetLabels::new(&self.group, &self.address)
+    }
 }
 
 /// One file_sd group, as Prometheus reads it (JSON or YAML).
@@ -48,7 +60,44 @@ pub struct Target {
 struct Group {
     targets: Vec<String>,
     #[serde(default)]
-    labels: BTreeMap<String, String>,
+    labels: Pairs,
+}
+
+/// One group as discovery keeps it: its addresses, and its labels shared by its targets.
+#[derive(Debug)]
+pub(crate) struct FileGroup {
+    targets: Vec<Arc<str>>,
+    labels: Arc<LabelSet>,
+}
+
+impl FileGroup {
+    /// A group, `__address__` left out of its labels (a target's own address replaces it).
+    fn new<'a>(
+        targets: impl IntoIterator<Item = &'a str>,
+        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> FileGroup {
+        let (labels, _) = split_address(labels);
+        FileGroup {
+            targets: targets.into_iter().map(Arc::from).collect(),
+            labels,
+        }
+    }
+
+    /// Each target's group labels and address, as [`Collect::add`] takes them.
+    fn items(&self) -> impl Iterator<Item = Discovered> + '_ {
+        self.targets
+            .iter()
+            .map(|a| (self.labels.clone(), Some(a.clone())))
+    }
+}
+
+/// One discovered target before relabeling: its group's labels (without `__address__`) and its
+/// address (`None`: it has none, and is counted but dropped).
+pub type Discovered = (Arc<LabelSet>, Option<Arc<str>>);
+
+/// One Kubernetes target's labels as discovery hands them over.
+pub fn discovered(labels: &BTreeMap<String, String>) -> Discovered {
+    split_address(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
 }
 
 /// A watcher that has been reading or checking one file for this long is reported as stalled.
@@ -67,13 +116,18 @@ enum Kind {
 
 /// Parsed contents of a watched file.
 enum Contents {
-    Groups(Vec<StaticConfig>),
+    Groups(Vec<Arc<FileGroup>>),
     Names(Vec<String>),
 }
 
+/// A watched file: its resolved path, and its name as configured (the `__meta_filepath` of its
+/// groups; empty for the collectors file). A file named twice is watched twice, so each name
+/// labels its own groups.
+type Key = (PathBuf, String);
+
 /// A watcher's report: new contents of a file.
 struct Update {
-    path: PathBuf,
+    key: Key,
     contents: Contents,
 }
 
@@ -91,9 +145,9 @@ struct Watched {
 
 /// Discovery state: the last good contents of every watched file, fed by the watchers.
 pub struct Files {
-    cache: BTreeMap<PathBuf, Vec<StaticConfig>>,
+    cache: BTreeMap<Key, Vec<Arc<FileGroup>>>,
     collectors: Option<Vec<String>>,
-    watchers: BTreeMap<PathBuf, Watched>,
+    watchers: BTreeMap<Key, Watched>,
     updates: Option<mpsc::Receiver<Update>>,
     /// Tells the watchers to end when discovery is dropped.
     stop: Arc<AtomicBool>,
@@ -105,6 +159,23 @@ pub struct Files {
     stall: Duration,
     /// `http_sd_configs`: one fetcher thread per URL.
     http: http_sd::HttpSd,
+    /// Set by a watcher that sent new contents, so the loop wakes at once instead of at its next
+    /// refresh.
+    wake: Arc<Wake>,
+}
+
+/// A flag with a condition variable: watchers raise it, the allocation loop waits on it.
+#[derive(Default)]
+pub(crate) struct Wake {
+    raised: Mutex<bool>,
+    cv: parking_lot::Condvar,
+}
+
+impl Wake {
+    pub(crate) fn raise(&self) {
+        *self.raised.lock() = true;
+        self.cv.notify_all();
+    }
 }
 
 impl Default for Files {
@@ -152,34 +223,119 @@ pub struct Collect {
     pub kept: usize,
     /// Index in `targets` of each (job, identity): a later target with the same identity
     /// replaces the earlier one, as the Go allocator's target map keeps the last.
-    seen: std::collections::HashMap<(String, allocator_core::TargetKey), usize>,
+    seen: std::collections::HashMap<(Arc<str>, allocator_core::TargetKey), usize>,
+    /// Job names, shared by their targets.
+    jobs: std::collections::HashMap<String, Arc<str>>,
+    /// The relabel cache of the last tick (taken from as jobs are added).
+    last: RelabelCache,
+    /// The relabel cache of this tick, for the next.
+    pub cache: RelabelCache,
+    /// Targets relabeled this tick (the others came from the cache).
+    pub relabeled: usize,
+}
+
+/// Relabeling results of the last tick's file and static targets of the configured jobs (whose
+/// rules are fixed), by the pointers of their shared label set and address. The entries hold
+/// both, so a pointer cannot be reused by another allocation while it is a key: a target that
+/// discovery kept (an unchanged file, or an unchanged group of a re-read file, see [`Reuse`]) is
+/// not relabeled again. Rebuilt every tick from the targets listed, so it never outgrows them.
+#[derive(Default)]
+pub struct RelabelCache {
+    jobs: std::collections::HashMap<String, JobCache>,
+}
+
+type JobCache = std::collections::HashMap<(usize, usize), Cached, ahash::RandomState>;
+
+struct Cached {
+    _labels: Arc<LabelSet>,
+    _address: Arc<str>,
+    /// The identity, `None` when the rules drop the target.
+    key: Option<allocator_core::TargetKey>,
 }
 
 impl Collect {
-    pub fn add(
+    /// A collection that relabels only targets not in `last` (the previous tick's cache).
+    pub fn with_cache(last: RelabelCache) -> Collect {
+        Collect {
+            last,
+            ..Collect::default()
+        }
+    }
+
+    /// Relabel and keep `targets` of `job` (every one: no cache).
+    pub fn add(&mut self, job: &JobSpec<'_>, targets: impl IntoIterator<Item = Discovered>) {
+        self.add_with(job, targets, false);
+    }
+
+    /// [`Collect::add`] for targets of a configured job, through the relabel cache.
+    pub fn add_cached(&mut self, job: &JobSpec<'_>, targets: impl IntoIterator<Item = Discovered>) {
+        self.add_with(job, targets, true);
+    }
+
+    fn add_with(
         &mut self,
         job: &JobSpec<'_>,
-        groups: impl IntoIterator<Item = BTreeMap<String, String>>,
+        targets: impl IntoIterator<Item = Discovered>,
+        cached: bool,
     ) {
         let start = std::time::Instant::now();
+        let name = self
+            .jobs
+            .entry(job.name.to_owned())
+            .or_insert_with(|| Arc::from(job.name))
+            .clone();
+        let last = self.last.jobs.remove(job.name).unwrap_or_default();
+        let next = self.cache.jobs.entry(job.name.to_owned()).or_default();
+        // Sized from the last tick: growing maps of a million entries rehash them many times.
+        if cached {
+            next.reserve(last.len());
+            self.targets.reserve(last.len());
+            self.seen.reserve(last.len());
+        }
         let count = self.discovered.entry(job.name.to_owned()).or_insert(0);
-        for labels in groups {
+        for (group, address) in targets {
             *count += 1;
-            let Some(address) = labels.get("__address__").cloned() else {
+            let Some(address) = address else {
                 continue;
             };
-            let Some(b) = relabeled(job, &labels) else {
+            let relabeled_now = &mut self.relabeled;
+            let mut relabel = || {
+                *relabeled_now += 1;
+                relabeled(job, TargetLabels::new(&group, &address).iter())
+                    .map(|b| b.target_key(job.name))
+            };
+            let key = if cached {
+                let ptrs = (
+                    Arc::as_ptr(&group) as *const u8 as usize,
+                    Arc::as_ptr(&address) as *const u8 as usize,
+                );
+                let key = match last.get(&ptrs) {
+                    Some(c) => c.key,
+                    None => relabel(),
+                };
+                next.insert(
+                    ptrs,
+                    Cached {
+                        _labels: group.clone(),
+                        _address: address.clone(),
+                        key,
+                    },
+                );
+                key
+            } else {
+                relabel()
+            };
+            let Some(key) = key else {
                 continue;
             };
             self.kept += 1;
-            let key = b.target_key(job.name);
             let target = Target {
-                job: job.name.to_owned(),
+                job: name.clone(),
                 address,
-                labels,
+                group,
                 key,
             };
-            match self.seen.entry((job.name.to_owned(), key)) {
+            match self.seen.entry((name.clone(), key)) {
                 std::collections::hash_map::Entry::Occupied(at) => {
                     self.targets[*at.get()] = target;
                 }
@@ -196,8 +352,11 @@ impl Collect {
 /// A target's labels after seeding the scrape-layer labels and applying the job's rules; None
 /// when the rules drop it (or a label is invalid). As the Go discoverer (and Prometheus'
 /// PopulateDiscoveredLabels): a label that is absent or empty counts as unset.
-pub fn relabeled(job: &JobSpec<'_>, labels: &BTreeMap<String, String>) -> Option<LabelBuilder> {
-    let mut b = LabelBuilder::new(labels.iter().map(|(n, v)| (n.as_str(), v.as_str()))).ok()?;
+pub fn relabeled<'a>(
+    job: &JobSpec<'_>,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<LabelBuilder> {
+    let mut b = LabelBuilder::new(labels).ok()?;
     let mut seeds: Vec<(String, &str)> = vec![
         ("job".into(), job.name),
         ("__scrape_interval__".into(), job.scrape_interval),
@@ -218,7 +377,8 @@ pub fn relabeled(job: &JobSpec<'_>, labels: &BTreeMap<String, String>) -> Option
     relabel::apply(job.rules, &mut b).then_some(b)
 }
 
-/// Static groups as label sets (`__address__` merged into each group's labels).
+/// Static groups as label maps (`__address__` merged into each group's labels), for the
+/// Kubernetes side, which keeps a map per target.
 pub fn expand(groups: &[StaticConfig]) -> impl Iterator<Item = BTreeMap<String, String>> + '_ {
     groups.iter().flat_map(|g| {
         g.targets.iter().map(move |address| {
@@ -227,6 +387,19 @@ pub fn expand(groups: &[StaticConfig]) -> impl Iterator<Item = BTreeMap<String, 
             labels
         })
     })
+}
+
+/// Static groups as discovery keeps them.
+fn statics(groups: &[StaticConfig]) -> Vec<Arc<FileGroup>> {
+    groups
+        .iter()
+        .map(|g| {
+            Arc::new(FileGroup::new(
+                g.targets.iter().map(String::as_str),
+                g.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+            ))
+        })
+        .collect()
 }
 
 impl Files {
@@ -243,7 +416,17 @@ impl Files {
             source,
             stall,
             http: http_sd::HttpSd::default(),
+            wake: Arc::default(),
         }
+    }
+
+    /// Wait until a watcher sends new contents or `timeout` passes.
+    pub fn wait(&self, timeout: Duration) {
+        let mut raised = self.wake.raised.lock();
+        if !*raised {
+            self.wake.cv.wait_for(&mut raised, timeout);
+        }
+        *raised = false;
     }
 
     /// Start a watcher for every file the configuration names (once), then take in what the
@@ -260,12 +443,14 @@ impl Files {
                         .and_then(|r| crate::config::duration(r).ok())
                         .unwrap_or(DEFAULT_REFRESH);
                     for f in &fsd.files {
-                        self.watch(cfg.resolve(f), Kind::Targets, refresh, &tx);
+                        let key = (cfg.resolve(f), f.to_string_lossy().into_owned());
+                        self.watch(key, Kind::Targets, refresh, &tx);
                     }
                 }
             }
             if let Some(p) = &cfg.file.collectors_file {
-                self.watch(cfg.resolve(p), Kind::Collectors, DEFAULT_REFRESH, &tx);
+                let key = (cfg.resolve(p), String::new());
+                self.watch(key, Kind::Collectors, DEFAULT_REFRESH, &tx);
             }
             for (sc, entries) in cfg.file.config.scrape_configs.iter().zip(&cfg.http_sd) {
                 for (k, e) in entries.iter().enumerate() {
@@ -285,7 +470,7 @@ impl Files {
             changed = true;
             match u.contents {
                 Contents::Groups(g) => {
-                    self.cache.insert(u.path, g);
+                    self.cache.insert(u.key, g);
                 }
                 Contents::Names(n) => self.collectors = Some(n),
             }
@@ -293,21 +478,23 @@ impl Files {
         changed
     }
 
-    fn watch(&mut self, path: PathBuf, kind: Kind, refresh: Duration, tx: &mpsc::Sender<Update>) {
-        if self.watchers.contains_key(&path) {
+    fn watch(&mut self, key: Key, kind: Kind, refresh: Duration, tx: &mpsc::Sender<Update>) {
+        if self.watchers.contains_key(&key) {
             return;
         }
+        let path = key.0.clone();
         let busy = Arc::new(Mutex::new(None));
         let tried = Arc::new(AtomicBool::new(false));
         let error = Arc::new(Mutex::new(None));
         let w = Watcher {
-            watch: Watch::new(path.clone(), kind, refresh),
+            watch: Watch::new(key.clone(), kind, refresh),
             source: self.source.clone(),
             tx: tx.clone(),
             busy: busy.clone(),
             stop: self.stop.clone(),
             tried: tried.clone(),
             error: error.clone(),
+            wake: self.wake.clone(),
         };
         let spawned = std::thread::Builder::new()
             .name("file-watch".into())
@@ -316,7 +503,7 @@ impl Files {
             tracing::error!(file = %path.display(), error = %e, "cannot start a file watcher");
         }
         self.watchers.insert(
-            path,
+            key,
             Watched {
                 busy,
                 reported: false,
@@ -326,9 +513,12 @@ impl Files {
         );
     }
 
-    /// Why the last read of `path` failed, if it did.
+    /// Why the last read of `path` failed, if it did (under any of its configured names).
     pub fn error_of(&self, path: &Path) -> Option<String> {
-        self.watchers.get(path)?.error.lock().clone()
+        self.watchers
+            .iter()
+            .filter(|((p, _), _)| p == path)
+            .find_map(|(_, w)| w.error.lock().clone())
     }
 
     /// Whether every watched file has been read (or failed to read) at least once, as of the
@@ -341,7 +531,7 @@ impl Files {
     /// threshold ([`STALL`] by default; logged once per stall).
     pub fn stalls(&mut self) -> Vec<String> {
         let mut out = Vec::new();
-        for (path, w) in &mut self.watchers {
+        for ((path, _), w) in &mut self.watchers {
             let since = *w.busy.lock();
             match since.map(|t| t.elapsed()).filter(|d| *d > self.stall) {
                 Some(d) => {
@@ -377,9 +567,10 @@ impl Files {
         &self,
         cfg: &Loaded,
         mut extra: impl FnMut(&crate::config::ScrapeConfig) -> Vec<BTreeMap<String, String>>,
+        cache: RelabelCache,
     ) -> Collect {
         let global = &cfg.file.config.global;
-        let mut collect = Collect::default();
+        let mut collect = Collect::with_cache(cache);
         for ((sc, rules), http) in cfg
             .file
             .config
@@ -388,21 +579,21 @@ impl Files {
             .zip(&cfg.rules)
             .zip(&cfg.http_sd)
         {
-            let mut groups: Vec<StaticConfig> = sc.static_configs.clone();
+            let mut groups = statics(&sc.static_configs);
             for k in 0..http.len() {
-                groups.extend_from_slice(self.http.groups(&http_sd::entry_id(&sc.job_name, k)));
+                groups.extend(statics(
+                    self.http.groups(&http_sd::entry_id(&sc.job_name, k)),
+                ));
             }
-            for f in sc.file_sd_configs.iter().flat_map(|fsd| &fsd.files) {
-                if let Some(cached) = self.cache.get(&cfg.resolve(f)) {
-                    // Prometheus' file discovery labels each group with the file it came from.
-                    let path = f.to_string_lossy();
-                    groups.extend(cached.iter().map(|g| {
-                        let mut g = g.clone();
-                        g.labels.insert("__meta_filepath".into(), path.to_string());
-                        g
-                    }));
-                }
-            }
+            let files = sc
+                .file_sd_configs
+                .iter()
+                .flat_map(|fsd| &fsd.files)
+                .filter_map(|f| {
+                    self.cache
+                        .get(&(cfg.resolve(f), f.to_string_lossy().into_owned()))
+                })
+                .flatten();
             let job = JobSpec {
                 name: &sc.job_name,
                 scrape_interval: sc
@@ -418,35 +609,142 @@ impl Files {
                 params: &sc.params,
                 rules,
             };
-            collect.add(&job, expand(&groups).chain(extra(sc)));
+            collect.add_cached(&job, groups.iter().chain(files).flat_map(|g| g.items()));
+            // Kubernetes targets are new allocations each tick: nothing to find in the cache.
+            collect.add(&job, extra(sc).iter().map(discovered));
         }
         collect
     }
 }
 
-/// Parse a watched file's bytes, within the nesting limit.
-fn parse(path: &Path, kind: Kind, bytes: Vec<u8>) -> Result<Contents, String> {
+/// Parse a watched file's bytes, within the nesting limit (`reuse`: see [`parse_groups`]).
+fn parse(key: &Key, kind: Kind, bytes: Vec<u8>, reuse: &mut Reuse) -> Result<Contents, String> {
     let text = String::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
     Ok(match kind {
-        Kind::Targets => Contents::Groups(parse_groups(path, &text)?),
+        Kind::Targets => Contents::Groups(parse_groups(key, &text, reuse)?),
         Kind::Collectors => Contents::Names(parse_collectors(&text)?),
     })
 }
 
-fn parse_groups(path: &Path, text: &str) -> Result<Vec<StaticConfig>, String> {
+/// The groups of a file_sd file, each labelled with the file's configured name as Prometheus'
+/// file discovery does (`__meta_filepath`). JSON is read group by group into compact groups
+/// (no document tree).
+///
+/// `reuse` holds the last contents' groups, label sets and addresses: unchanged ones are taken
+/// from it (see [`Reuse`]); after a successful parse it holds this one's. A JSON file is split
+/// into its groups' texts first, and only groups whose text is new are parsed, so re-reading a
+/// large file after a small change costs a scan and a hash per group, not a parse.
+fn parse_groups(
+    (path, name): &Key,
+    text: &str,
+    reuse: &mut Reuse,
+) -> Result<Vec<Arc<FileGroup>>, String> {
     crate::limits::check_nesting(text)?;
-    let groups: Vec<Group> = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(text).map_err(|e| e.to_string())?
-    } else {
-        serde_yaml::from_str(text).map_err(|e| e.to_string())?
-    };
-    Ok(groups
-        .into_iter()
-        .map(|g| StaticConfig {
-            targets: g.targets,
-            labels: g.labels,
+    let mut next = Reuse::default();
+    let last = &*reuse;
+    let group = |g: Group, next: &mut Reuse| {
+        // Last: when the group names `__meta_filepath` too, the file's name wins.
+        let set = LabelSet::new(
+            g.labels
+                .iter()
+                .filter(|(n, _)| *n != labels::ADDRESS)
+                .chain([("__meta_filepath", name.as_str())]),
+        );
+        Arc::new(FileGroup {
+            targets: g.targets.iter().map(|a| last.address(next, a)).collect(),
+            labels: last.set(next, set),
         })
-        .collect())
+    };
+    let json = path.extension().is_some_and(|e| e == "json");
+    let groups = match json.then(|| json_elements(text)).flatten() {
+        Some(elements) => {
+            let mut out = Vec::with_capacity(elements.len());
+            next.groups.reserve(elements.len());
+            for e in elements {
+                let h = xxhash_rust::xxh3::xxh3_128(e.as_bytes());
+                let g = match last.groups.get(&h) {
+                    Some(g) => g.clone(),
+                    None => match serde_json::from_str::<Group>(e) {
+                        Ok(g) => group(g, &mut next),
+                        // The whole text's parse says where the error is.
+                        Err(e) => return Err(json_error(text).unwrap_or(e.to_string())),
+                    },
+                };
+                next.groups.insert(h, g.clone());
+                out.push(g);
+            }
+            out
+        }
+        None if json => return Err(json_error(text).unwrap_or("not a JSON list".into())),
+        None => {
+            let groups: Vec<Group> = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+            groups.into_iter().map(|g| group(g, &mut next)).collect()
+        }
+    };
+    *reuse = next;
+    Ok(groups)
+}
+
+/// The error of reading `text` as a whole list of groups (with its line and column).
+fn json_error(text: &str) -> Option<String> {
+    serde_json::from_str::<Vec<Group>>(text)
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// The text of each element of the top-level JSON array `text`, trimmed; `None` when `text`
+/// is not one array as far as this scan can tell (the full parser then says why). Elements
+/// themselves are checked by parsing them.
+fn json_elements(text: &str) -> Option<Vec<&str>> {
+    let b = text.as_bytes();
+    let ws = |mut i: usize| {
+        while b
+            .get(i)
+            .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            i += 1;
+        }
+        i
+    };
+    let mut i = ws(0);
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut out = Vec::new();
+    i = ws(i + 1);
+    if b.get(i) == Some(&b']') {
+        return (ws(i + 1) == b.len()).then_some(out);
+    }
+    loop {
+        let start = i;
+        let mut depth = 0usize;
+        loop {
+            match *b.get(i)? {
+                b'"' => {
+                    i += 1;
+                    loop {
+                        match *b.get(i)? {
+                            b'\\' => i += 2,
+                            b'"' => break,
+                            _ => i += 1,
+                        }
+                    }
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' if depth > 0 => depth -= 1,
+                b']' | b',' if depth == 0 => break,
+                b'}' if depth == 0 => return None,
+                _ => {}
+            }
+            i += 1;
+        }
+        // `i` is at an ASCII byte, so a character boundary.
+        out.push(text[start..i].trim_end());
+        if b[i] == b']' {
+            return (ws(i + 1) == b.len()).then_some(out);
+        }
+        i = ws(i + 1);
+    }
 }
 
 /// One collector name per line (blank lines and `#` comments skipped); a name listed twice is
@@ -460,4 +758,165 @@ fn parse_collectors(text: &str) -> Result<Vec<String>, String> {
         .collect();
     crate::validate::collector_names(&names)?;
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file_sd text in JSON and the same groups in YAML.
+    const JSON: &str = r#"[
+        {"targets": ["10.0.0.1:80", "10.0.0.2:80"], "labels": {"team": "a", "__meta_x": "\"q\" é"}},
+        {"targets": ["10.0.0.3:80"]},
+        {"targets": ["10.0.0.4:80"], "labels": {"__address__": "ignored", "__meta_filepath": "mine", "z": "1", "z": "2"}},
+        {"targets": [], "labels": {"empty": "group"}}
+    ]"#;
+    const YAML: &str = r#"
+- targets: ['10.0.0.1:80', '10.0.0.2:80']
+  labels: {team: a, __meta_x: '"q" é'}
+- targets: ['10.0.0.3:80']
+- targets: ['10.0.0.4:80']
+  labels: {__address__: ignored, __meta_filepath: mine, z: '2'}
+- targets: []
+  labels: {empty: group}
+"#;
+
+    /// Each target's labels as discovery built them before the compact store: the group's
+    /// labels read into a map, `__meta_filepath` and `__address__` inserted.
+    fn reference(text: &str, name: &str) -> Vec<BTreeMap<String, String>> {
+        #[derive(Deserialize)]
+        struct G {
+            targets: Vec<String>,
+            #[serde(default)]
+            labels: BTreeMap<String, String>,
+        }
+        let groups: Vec<G> = serde_json::from_str(text).unwrap();
+        let mut out = Vec::new();
+        for g in groups {
+            for a in g.targets {
+                let mut l = g.labels.clone();
+                l.insert("__meta_filepath".into(), name.into());
+                l.insert("__address__".into(), a);
+                out.push(l);
+            }
+        }
+        out
+    }
+
+    fn served(groups: &[Arc<FileGroup>]) -> Vec<BTreeMap<String, String>> {
+        groups
+            .iter()
+            .flat_map(|g| g.items())
+            .map(|(group, address)| {
+                TargetLabels::new(&group, &address.unwrap())
+                    .iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn file_groups_serve_the_labels_a_map_per_target_did() {
+        let want = reference(JSON, "sd/pods.json");
+        assert_eq!(want.len(), 4);
+        let key = ("x/pods.json".into(), "sd/pods.json".into());
+        let mut reuse = Reuse::default();
+        let json = parse_groups(&key, JSON, &mut reuse).unwrap();
+        assert_eq!(served(&json), want);
+        let yaml_key = ("x/pods.yaml".into(), "sd/pods.json".into());
+        let yaml = parse_groups(&yaml_key, YAML, &mut Reuse::default()).unwrap();
+        assert_eq!(served(&yaml), want);
+        // Read again with one group changed: the others keep their allocations.
+        let changed = JSON.replace("\"team\": \"a\"", "\"team\": \"b\"");
+        let again = parse_groups(&key, &changed, &mut reuse).unwrap();
+        assert!(!Arc::ptr_eq(&json[0].labels, &again[0].labels));
+        assert_eq!(again[0].labels.get("team"), Some("b"));
+        assert!(Arc::ptr_eq(&json[1].labels, &again[1].labels));
+        assert!(Arc::ptr_eq(&json[2].labels, &again[2].labels));
+        assert!(Arc::ptr_eq(&json[0].targets[0], &again[0].targets[0]));
+        // The targets of one group share one label set.
+        assert!(Arc::ptr_eq(
+            &json[0].labels,
+            &json[0].items().nth(1).unwrap().0
+        ));
+        // Element boundaries inside strings and nested values, escapes: read as a whole text is.
+        let tricky = r#" [ {"targets": ["a]:1", "b,}:2"], "labels": {"q": "\"],[{", "s": "\\", "t": "x\\\"]"}} ,
+            {"targets": []} ] "#;
+        let whole: Vec<Group> = serde_json::from_str(tricky).unwrap();
+        let groups = parse_groups(&key, tricky, &mut Reuse::default()).unwrap();
+        assert_eq!(groups.len(), whole.len());
+        assert_eq!(&*groups[0].targets[1], "b,}:2");
+        assert_eq!(groups[0].labels.get("q"), Some("\"],[{"));
+        assert_eq!(groups[0].labels.get("t"), Some("x\\\"]"));
+        assert_eq!(json_elements("[]"), Some(vec![]));
+        assert_eq!(
+            json_elements(" [ 1 , [2,3] ,{\"a\":\"]\"}]\n"),
+            Some(vec!["1", "[2,3]", "{\"a\":\"]\"}"])
+        );
+        for bad in [
+            "[{\"targets\": [\"a\"]},]",
+            "[{\"targets\": [\"a\"]}] x",
+            "[{\"targets\": [\"a\"]}",
+            "[{\"targets\": [\"a\"]} {\"targets\": []}]",
+            "[\"unterminated]",
+            "",
+            "{}",
+            "[{\"targets\": [\"a\"], \"labels\": {\"n\": 1}}]",
+            "[{\"targets\": [\"a\"], \"other\": 1}]",
+            "[] []",
+        ] {
+            let mut reuse = Reuse::default();
+            assert!(
+                parse_groups(&("p.json".into(), "p.json".into()), bad, &mut reuse).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_relabel_cache_gives_what_relabeling_gives_and_skips_kept_targets() {
+        let dir = std::env::temp_dir();
+        let cfg = crate::parse(
+            "collectors: [c0]\nconfig:\n  scrape_configs:\n    - job_name: j\n      \
+             file_sd_configs: [{files: [t.json]}]\n      relabel_configs:\n        \
+             - {source_labels: [team], regex: drop, action: drop}\n        \
+             - {source_labels: [__meta_x], target_label: x}\n",
+            &dir,
+        )
+        .unwrap();
+        let text = |team_of_first: &str| {
+            format!(
+                r#"[{{"targets": ["a:1", "b:1"], "labels": {{"team": "{team_of_first}", "__meta_x": "1"}}}},
+                    {{"targets": ["c:1"], "labels": {{"team": "drop"}}}},
+                    {{"targets": ["d:1", "e:1"], "labels": {{"__meta_x": "2"}}}}]"#
+            )
+        };
+        let key = (cfg.resolve(Path::new("t.json")), "t.json".to_owned());
+        let mut reuse = Reuse::default();
+        let mut files = Files::default();
+        let tick = |files: &mut Files, cache| files.targets(&cfg, |_| Vec::new(), cache);
+        files.cache.insert(
+            key.clone(),
+            parse_groups(&key, &text("a"), &mut reuse).unwrap(),
+        );
+        let first = tick(&mut files, RelabelCache::default());
+        assert_eq!(first.relabeled, 5);
+        assert_eq!(first.targets.len(), 4, "the dropped group is dropped");
+        let second = tick(&mut files, first.cache);
+        assert_eq!(second.relabeled, 0, "nothing changed: nothing relabeled");
+        assert_eq!(second.targets, first.targets);
+        assert_eq!(second.discovered, first.discovered);
+        // The first group changes (now dropped): only its two targets are relabeled.
+        files.cache.insert(
+            key.clone(),
+            parse_groups(&key, &text("drop"), &mut reuse).unwrap(),
+        );
+        let third = tick(&mut files, second.cache);
+        assert_eq!(third.relabeled, 2);
+        let uncached = tick(&mut files, RelabelCache::default());
+        assert_eq!(third.targets, uncached.targets);
+        assert_eq!(third.targets.len(), 2);
+        assert_eq!(third.kept, uncached.kept);
+    }
 }

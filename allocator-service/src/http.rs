@@ -13,9 +13,10 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use serde_json::{json, Map, Value};
 
+use crate::answer::{accepts_gzip, Answer};
 use crate::state::{Shared, View};
 
 /// Whether a request came over the TLS listener (secrets are shown only there).
@@ -112,36 +113,40 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 async fn jobs(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let v = s.view();
-    if wants_html(&headers) {
-        let mut h = String::from(
-            "<!doctype html><html><head><meta charset=utf-8><title>Jobs</title></head><body>\
-             <h1>Jobs</h1><table><tr><th>job</th><th>targets</th></tr>",
-        );
-        for (job, ts) in v.jobs.iter().filter(|(_, ts)| !ts.is_empty()) {
-            let _ = write!(
-                h,
-                "<tr><td><a href=\"{}\">{}</a></td><td>{}</td></tr>",
-                esc(&link(job)),
-                esc(job),
-                ts.len()
-            );
-        }
-        h.push_str("</table></body></html>");
-        return Html(h).into_response();
+    if !wants_html(&headers) {
+        let answer = v.answers.jobs.get_or_init(|| {
+            let out: Map<String, Value> = v
+                .jobs
+                .iter()
+                .filter(|(_, ts)| !ts.is_empty())
+                .map(|(j, _)| (j.clone(), json!({ "_link": link(j) })))
+                .collect();
+            Answer::new(Bytes::from(serde_json::to_vec(&out).expect("plain data")))
+        });
+        return answer.respond(accepts_gzip(&headers), JSON);
     }
-    let out: Map<String, Value> = v
-        .jobs
-        .iter()
-        .filter(|(_, ts)| !ts.is_empty())
-        .map(|(j, _)| (j.clone(), json!({ "_link": link(j) })))
-        .collect();
-    Json(Value::Object(out)).into_response()
+    let mut h = String::from(
+        "<!doctype html><html><head><meta charset=utf-8><title>Jobs</title></head><body>\
+         <h1>Jobs</h1><table><tr><th>job</th><th>targets</th></tr>",
+    );
+    for (job, ts) in v.jobs.iter().filter(|(_, ts)| !ts.is_empty()) {
+        let _ = write!(
+            h,
+            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td></tr>",
+            esc(&link(job)),
+            esc(job),
+            ts.len()
+        );
+    }
+    h.push_str("</table></body></html>");
+    Html(h).into_response()
 }
 
 async fn job_targets(
     State(s): State<Arc<Shared>>,
     uri: Uri,
     Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
 ) -> Response {
     let raw = uri.path().trim_start_matches("/jobs/");
     // One path segment, as the Go route `/jobs/:job_id/targets` matches: a slash in a job name
@@ -153,24 +158,20 @@ async fn job_targets(
     let v = s.view();
     // A repeated `collector_id`: the first counts, as in Go.
     let collector = q.iter().find(|(k, _)| k == "collector_id").map(|(_, c)| c);
+    let gzip = accepts_gzip(&headers);
     match collector {
         // Unknown job or collector: an empty list with 200, never 404.
-        Some(c) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            v.sd_of(&job, c),
-        )
-            .into_response(),
-        None if v.jobs.contains_key(&job) => {
-            let body = v.answers.job_targets(&job, || all_targets(&v, &job));
-            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-        }
-        None => (
-            [(header::CONTENT_TYPE, "application/json")],
-            all_targets(&v, &job),
-        )
-            .into_response(),
+        Some(c) => v.sd_of(&job, c).respond(gzip, JSON),
+        None if v.jobs.contains_key(&job) => v
+            .answers
+            .job_targets(&job, || Answer::new(all_targets(&v, &job)))
+            .respond(gzip, JSON),
+        None => Answer::new(all_targets(&v, &job)).respond(gzip, JSON),
     }
 }
+
+/// The content type of every JSON answer.
+const JSON: &str = "application/json";
 
 /// The fields prometheus/common and Prometheus' service discovery declare as `config.Secret`,
 /// by the key of the object that holds them: redaction follows the Go types, never key names
@@ -221,7 +222,7 @@ fn all_targets(v: &View, job: &str) -> Bytes {
         out.extend_from_slice(b":{\"_link\":");
         out.extend_from_slice(&serde_json::to_vec(&link).expect("a string"));
         out.extend_from_slice(b",\"targets\":");
-        out.extend_from_slice(&v.sd_of(job, c));
+        out.extend_from_slice(&v.sd_of(job, c).plain);
         out.push(b'}');
     }
     out.push(b'}');
@@ -229,17 +230,19 @@ fn all_targets(v: &View, job: &str) -> Bytes {
 }
 
 /// The large answers of one view, built by the first request that needs them and shared by every
-/// later one: a client that reads slowly holds a reference, not a copy.
+/// later one (their gzip forms too): a client that reads slowly holds a reference, not a copy.
 #[derive(Default)]
 pub struct Answers {
     /// `/jobs/{job}/targets` without `collector_id`, per known job.
-    job_targets: Mutex<HashMap<String, Bytes>>,
+    job_targets: Mutex<HashMap<String, Arc<Answer>>>,
     /// `/scrape_configs` as JSON: redacted, and with secrets shown.
-    scrape_configs: [OnceLock<Bytes>; 2],
+    scrape_configs: [OnceLock<Arc<Answer>>; 2],
+    /// `/jobs` as JSON.
+    jobs: OnceLock<Arc<Answer>>,
 }
 
 impl Answers {
-    fn job_targets(&self, job: &str, build: impl FnOnce() -> Bytes) -> Bytes {
+    fn job_targets(&self, job: &str, build: impl FnOnce() -> Arc<Answer>) -> Arc<Answer> {
         if let Some(b) = self.job_targets.lock().get(job) {
             return b.clone();
         }
@@ -252,7 +255,11 @@ impl Answers {
             .clone()
     }
 
-    fn scrape_configs(&self, secrets_shown: bool, build: impl FnOnce() -> Bytes) -> Bytes {
+    fn scrape_configs(
+        &self,
+        secrets_shown: bool,
+        build: impl FnOnce() -> Arc<Answer>,
+    ) -> Arc<Answer> {
         self.scrape_configs[usize::from(secrets_shown)]
             .get_or_init(build)
             .clone()
@@ -332,10 +339,13 @@ async fn scrape_configs(
         ))
         .into_response();
     }
-    let json = v.answers.scrape_configs(secrets_shown, || {
-        Bytes::from(serde_json::to_vec(&body()).expect("plain data"))
-    });
-    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+    v.answers
+        .scrape_configs(secrets_shown, || {
+            Answer::new(Bytes::from(
+                serde_json::to_vec(&body()).expect("plain data"),
+            ))
+        })
+        .respond(accepts_gzip(&headers), JSON)
 }
 
 /// The digest of the published assignment, with what it covers: replicas (or a collector that
@@ -488,16 +498,19 @@ async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {
             y + 15
         );
     }
-    // One pass over the targets: each collector's jobs and (the first few of) its targets.
-    const LISTED: usize = 200;
+    // One pass over the targets: each collector's jobs and (the first few of) its targets. The
+    // page lists at most ROWS targets in all (at most 200 per collector): at a million targets
+    // it stays a page, and the JSON API has the rest.
+    const ROWS: usize = 2_000;
+    let listed = (ROWS / v.collectors.len().max(1)).clamp(1, 200);
     let mut per: HashMap<&str, Owned<'_>> = HashMap::new();
     for (job, ts) in &v.jobs {
         for (t, owner) in ts {
             if let Some(owner) = owner {
-                let entry = per.entry(owner.as_str()).or_default();
+                let entry = per.entry(&**owner).or_default();
                 entry.jobs.insert(job.as_str());
-                if entry.listed.len() < LISTED {
-                    entry.listed.push((job.as_str(), t.address.as_str()));
+                if entry.listed.len() < listed {
+                    entry.listed.push((job.as_str(), &*t.address));
                 }
             }
         }
@@ -527,8 +540,14 @@ async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {
         for (job, address) in per.get(name.as_str()).map_or(&[][..], |p| &p.listed[..]) {
             let _ = write!(h, "<li>{} — {}</li>", esc(job), esc(address));
         }
-        if *n > LISTED {
-            let _ = write!(h, "<li>… and {} more (see the JSON API)</li>", n - LISTED);
+        if *n > listed {
+            let _ = write!(
+                h,
+                "<li class=more>… and {} more (the page lists {listed} per collector; \
+                 see <code>/jobs/&lt;job&gt;/targets?collector_id={}</code>)</li>",
+                n - listed,
+                esc(name)
+            );
         }
         h.push_str("</ul></details>");
     }

@@ -1,6 +1,7 @@
 //! A Target Allocator service on `allocator-core`: file discovery, Prometheus relabeling, the Go
 //! allocator's HTTP API and metrics, and a server-rendered dashboard. See the README.
 
+pub mod answer;
 pub mod config;
 pub mod discovery;
 pub mod explain;
@@ -91,7 +92,7 @@ pub async fn serve_with(
             move || {
                 while !*stop.borrow() {
                     engine.tick(&loop_shared);
-                    std::thread::sleep(REFRESH);
+                    engine.wait(REFRESH);
                 }
                 let _ = done_tx.send(());
             }

@@ -7,7 +7,7 @@ pub const MAX_FLOW_DEPTH: usize = 64;
 /// Largest configuration file.
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// Largest file_sd file.
-pub const MAX_FILE_SD_BYTES: u64 = 64 << 20;
+pub const MAX_FILE_SD_BYTES: u64 = 256 << 20;
 
 /// Refuse text whose flow collections nest deeper than [`MAX_FLOW_DEPTH`]. Brackets inside
 /// quoted scalars and comments do not count; the scan is linear.

@@ -3,42 +3,48 @@
 //!
 //! A served fragment is `{"labels":{...},"targets":["<address>"]}` of one target, and an answer
 //! is the `[...]` of a pair's fragments in discovery order, exactly as [`rebuild`] (the full build
-//! the service did before) serializes them. The publisher keeps, per target, a fingerprint of what
-//! its fragment is made of (address and discovered labels, `__meta_*` included, which are not part
-//! of the target's identity and can change without a move) and the fragment itself as a slice of
-//! its pair's answer, so no byte is held twice. Per tick:
+//! the service did before) serializes them. The publisher keeps, per target, what its fragment is
+//! made of (address and discovered labels, `__meta_*` included, which are not part of the
+//! target's identity and can change without a move; shared with discovery, not copied) and the
+//! fragment itself as a slice of its pair's answer, so no byte is held twice. Per tick:
 //! - moves (fed as each diff returns them) move targets between pairs and mark both dirty;
-//! - one pass over the listing hashes every target (cheap, O(n)), serializes only targets that
-//!   are new or whose fingerprint changed, and marks their pair dirty; a pair whose members were
+//! - one pass over the listing compares every target with what it was (a pointer comparison
+//!   when discovery kept it; the contents when a file was re-read), serializes only targets that
+//!   are new or changed, and marks their pair dirty; a pair whose members were
 //!   reordered in the listing is dirty too, so answers keep discovery order;
 //! - targets no longer listed leave their pair (dirty);
 //! - only dirty pairs are re-concatenated from their members' fragments (a `memcpy` each).
 //!
-//! Answers are `Bytes`: every view and every client shares them. A later compressed copy of each
-//! answer (issue 19) belongs next to `Group::answer` and is rebuilt with it, only for dirty pairs.
+//! Answers are shared [`Answer`]s: every view and every client shares them. A rebuilt pair gets
+//! a new `Answer`, whose gzip form is made once (by the loop right after the view is published, or
+//! by the first client that asks, whichever comes first); an untouched pair keeps its `Answer`,
+//! gzip form included, so a tick compresses only what it rebuilt.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use allocator_core::{Allocator, Move, TargetKey};
 use axum::body::Bytes;
 use serde_json::json;
 
-use crate::discovery::Target;
+use crate::answer::Answer;
+use crate::discovery::{LabelSet, Target};
 
 /// Index meaning "none" in the publisher's dense tables.
 const NONE: u32 = u32::MAX;
 
 /// Targets per job, each with its collector, in discovery order (what `View::jobs` holds).
-pub type Jobs = BTreeMap<String, Vec<(Target, Option<String>)>>;
+/// Collector names are shared, not copied per target.
+pub type Jobs = BTreeMap<String, Vec<(Target, Option<Arc<str>>)>>;
 /// The HTTP SD answer of every (job, collector) pair with targets (what `View::sd` holds).
-pub type Answers = HashMap<(String, String), Bytes>;
+pub type Answers = HashMap<(String, String), Arc<Answer>>;
 
 /// What one publish hands to the view.
 pub struct Published {
     pub jobs: Jobs,
     pub sd: Answers,
+    /// The answers this publish rebuilt (the only ones whose gzip form is still to be made).
+    pub rebuilt: Vec<Arc<Answer>>,
 }
 
 /// The full build: every answer serialized from scratch. This is what the service published
@@ -54,44 +60,50 @@ pub fn rebuild(targets: Vec<Target>, a: &Allocator) -> Published {
         let owner = info
             .collector
             .and_then(|c| a.collector_name(c))
-            .map(str::to_owned);
-        jobs.entry(t.job.clone()).or_default().push((t, owner));
+            .map(Arc::from);
+        jobs.entry(t.job.to_string()).or_default().push((t, owner));
     }
     let mut parts: HashMap<(String, String), Vec<u8>> = HashMap::new();
     for (job, ts) in &jobs {
         for (t, owner) in ts {
             let Some(owner) = owner else { continue };
             let buf = parts
-                .entry((job.clone(), owner.clone()))
+                .entry((job.clone(), owner.to_string()))
                 .or_insert_with(|| b"[".to_vec());
             if buf.len() > 1 {
                 buf.push(b',');
             }
             serde_json::to_writer(
                 &mut *buf,
-                &json!({ "targets": [t.address], "labels": t.labels }),
+                &json!({ "targets": [&*t.address], "labels": t.labels() }),
             )
             .expect("plain data");
         }
     }
-    let sd = parts
+    let sd: Answers = parts
         .into_iter()
         .map(|(k, mut v)| {
             v.push(b']');
-            (k, Bytes::from(v))
+            (k, Answer::new(Bytes::from(v)))
         })
         .collect();
-    Published { jobs, sd }
+    let rebuilt = sd.values().cloned().collect();
+    Published { jobs, sd, rebuilt }
 }
 
 /// One target's fragment, as [`rebuild`] writes it: `serde_json::Value` objects keep their keys
 /// sorted, so `labels` comes before `targets`.
 fn fragment(t: &Target, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"labels\":");
-    serde_json::to_writer(&mut *out, &t.labels).expect("plain data");
+    serde_json::to_writer(&mut *out, &t.labels()).expect("plain data");
     out.extend_from_slice(b",\"targets\":[");
-    serde_json::to_writer(&mut *out, &t.address).expect("plain data");
+    serde_json::to_writer(&mut *out, &*t.address).expect("plain data");
     out.extend_from_slice(b"]}");
+}
+
+/// Whether two shared values are equal: the same allocation, or equal contents.
+fn same<T: PartialEq + ?Sized>(a: &Arc<T>, b: &Arc<T>) -> bool {
+    Arc::ptr_eq(a, b) || **a == **b
 }
 
 /// Names (jobs, collectors) as dense indexes, so that per-target state holds `u32`s.
@@ -117,8 +129,11 @@ impl Names {
 /// What the publisher remembers of one listed target.
 struct Entry {
     key: TargetKey,
-    /// Hash of address and labels: what its fragment is made of.
-    fingerprint: u64,
+    /// What its fragment is made of: address and group labels. Shared with discovery, so an
+    /// unchanged target is recognized by pointer (a file re-read makes new ones, then the
+    /// contents are compared).
+    address: Arc<str>,
+    labels: Arc<LabelSet>,
     job: u32,
     /// Collector name id, or `NONE` (unassigned).
     owner: u32,
@@ -144,7 +159,7 @@ struct Group {
     members: Vec<u32>,
     /// How many entries belong to it now.
     len: usize,
-    answer: Bytes,
+    answer: Arc<Answer>,
     dirty: bool,
     /// Order check of the current pass: the tick and the previous-listing position of the last
     /// member seen in this pass.
@@ -153,6 +168,7 @@ struct Group {
 }
 
 /// The incremental publisher (see the module documentation).
+#[derive(Default)]
 pub struct Publisher {
     slots: HashMap<TargetKey, u32, ahash::RandomState>,
     entries: Vec<Entry>,
@@ -170,38 +186,12 @@ pub struct Publisher {
     resync: bool,
     tick: u32,
     builds: u32,
-    hasher: ahash::RandomState,
+    /// The job of the last listed target, with its id: consecutive targets of one job share
+    /// its name, so most lookups are a pointer comparison.
+    last_job: Option<(Arc<str>, u32)>,
     /// Targets per job in the last listing: this tick's per-job lists start at that size (their
     /// growth would copy every target again and free large buffers).
     per_job: Vec<usize>,
-}
-
-impl Default for Publisher {
-    fn default() -> Self {
-        Publisher {
-            slots: HashMap::default(),
-            entries: Vec::new(),
-            free_entries: Vec::new(),
-            jobs: Names::default(),
-            collectors: Names::default(),
-            groups: Vec::new(),
-            group_ids: HashMap::default(),
-            free_groups: Vec::new(),
-            dirty: Vec::new(),
-            pending: HashMap::default(),
-            resync: false,
-            tick: 0,
-            builds: 0,
-            per_job: Vec::new(),
-            // Fixed seeds: fingerprints only compare within this process, but stay reproducible.
-            hasher: ahash::RandomState::with_seeds(
-                0x243f_6a88_85a3_08d3,
-                0x1319_8a2e_0370_7344,
-                0xa409_3822_299f_31d0,
-                0x082e_fa98_ec4e_6c89,
-            ),
-        }
-    }
 }
 
 impl Publisher {
@@ -233,7 +223,7 @@ impl Publisher {
         // 0 marks a free entry.
         self.tick = self.tick.wrapping_add(1).max(1);
         let tick = self.tick;
-        let mut by_job: Vec<Vec<(Target, Option<String>)>> = self
+        let mut by_job: Vec<Vec<(Target, Option<Arc<str>>)>> = self
             .per_job
             .iter()
             .map(|&n| Vec::with_capacity(n))
@@ -241,7 +231,14 @@ impl Publisher {
         let mut scratch = Vec::new();
         for (pos, t) in targets.into_iter().enumerate() {
             let pos = pos as u32;
-            let job = self.jobs.id(&t.job);
+            let job = match &self.last_job {
+                Some((name, id)) if Arc::ptr_eq(name, &t.job) => *id,
+                _ => {
+                    let id = self.jobs.id(&t.job);
+                    self.last_job = Some((t.job.clone(), id));
+                    id
+                }
+            };
             // After a refused listing, the allocator holds other targets than the listing:
             // serve only those it holds, where it holds them.
             let held = if resync {
@@ -255,7 +252,6 @@ impl Publisher {
             } else {
                 None
             };
-            let fingerprint = self.fingerprint(&t);
             let i = match self.slots.get(&t.key) {
                 Some(&i) => {
                     let e = &mut self.entries[i as usize];
@@ -266,10 +262,12 @@ impl Publisher {
                         continue;
                     }
                     e.seen = tick;
-                    let changed = e.fingerprint != fingerprint;
+                    let changed = !same(&e.address, &t.address) || !same(&e.labels, &t.group);
+                    // Hold what discovery holds now (next tick compares pointers).
+                    e.address = t.address.clone();
+                    e.labels = t.group.clone();
                     let (old_job, owner, group) = (e.job, e.owner, e.group);
                     if changed {
-                        e.fingerprint = fingerprint;
                         e.fragment = Bytes::new();
                     }
                     if old_job != job {
@@ -305,7 +303,8 @@ impl Publisher {
                     };
                     let e = Entry {
                         key: t.key,
-                        fingerprint,
+                        address: t.address.clone(),
+                        labels: t.group.clone(),
                         job,
                         owner: NONE,
                         group: NONE,
@@ -336,8 +335,7 @@ impl Publisher {
                 fragment(&t, &mut scratch);
                 e.fragment = Bytes::copy_from_slice(&scratch);
             }
-            let owner =
-                (e.owner != NONE).then(|| self.collectors.names[e.owner as usize].to_string());
+            let owner = (e.owner != NONE).then(|| self.collectors.names[e.owner as usize].clone());
             if by_job.len() <= job as usize {
                 by_job.resize_with(job as usize + 1, Vec::new);
             }
@@ -355,7 +353,7 @@ impl Publisher {
                 self.free_entries.push(i);
             }
         }
-        self.rebuild_dirty();
+        let rebuilt = self.rebuild_dirty();
         self.per_job = by_job.iter().map(Vec::len).collect();
         let jobs = by_job
             .into_iter()
@@ -377,18 +375,7 @@ impl Publisher {
                 )
             })
             .collect();
-        Published { jobs, sd }
-    }
-
-    fn fingerprint(&self, t: &Target) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        t.address.hash(&mut h);
-        t.labels.len().hash(&mut h);
-        for (n, v) in &t.labels {
-            n.hash(&mut h);
-            v.hash(&mut h);
-        }
-        h.finish()
+        Published { jobs, sd, rebuilt }
     }
 
     fn mark(&mut self, g: u32) {
@@ -436,7 +423,7 @@ impl Publisher {
             collector,
             members: Vec::new(),
             len: 0,
-            answer: Bytes::new(),
+            answer: Answer::empty(),
             dirty: false,
             check_tick: 0,
             check_last: 0,
@@ -455,9 +442,11 @@ impl Publisher {
         g
     }
 
-    /// Re-concatenate the answers of the dirty pairs; drop the pairs left empty.
-    fn rebuild_dirty(&mut self) {
+    /// Re-concatenate the answers of the dirty pairs; drop the pairs left empty. Returns the new
+    /// answers.
+    fn rebuild_dirty(&mut self) -> Vec<Arc<Answer>> {
         let dirty = std::mem::take(&mut self.dirty);
+        let mut rebuilt = Vec::with_capacity(dirty.len());
         for g in dirty {
             self.builds = self.builds.wrapping_add(1).max(1);
             let build = self.builds;
@@ -466,7 +455,7 @@ impl Publisher {
             let mut members = std::mem::take(&mut group.members);
             if group.len == 0 {
                 let key = (group.job, group.collector);
-                group.answer = Bytes::new();
+                group.answer = Answer::empty();
                 self.group_ids.remove(&key);
                 self.free_groups.push(g);
                 continue;
@@ -503,8 +492,10 @@ impl Publisher {
             }
             let group = &mut self.groups[g as usize];
             group.members = members;
-            group.answer = answer;
+            group.answer = Answer::new(answer);
+            rebuilt.push(group.answer.clone());
         }
+        rebuilt
     }
 }
 
@@ -546,12 +537,67 @@ mod tests {
         labels.insert("__meta_note".to_owned(), format!("\"q\" \\ é {meta}"));
         let key = TargetKey::from_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())), job)
             .unwrap();
+        let (group, address) = crate::discovery::discovered(&labels);
         Target {
-            job: job.to_owned(),
-            address,
-            labels,
+            job: job.into(),
+            address: address.unwrap(),
+            group,
             key,
         }
+    }
+
+    /// The labels `target` made, as the map discovery held per target before the compact store.
+    fn map_of(t: &Target) -> BTreeMap<String, String> {
+        let n: u64 = t.group.get("__meta_id").unwrap().parse().unwrap();
+        let meta = t.group.get("__meta_revision").unwrap()[1..]
+            .parse()
+            .unwrap();
+        let node = t.group.get("__meta_kubernetes_pod_node_name").unwrap()[5..]
+            .parse()
+            .unwrap();
+        let again = target(&t.job, n, meta, node);
+        assert_eq!(again, *t);
+        let mut m = BTreeMap::new();
+        m.insert(
+            "__address__".to_owned(),
+            format!("10.{}.{}.{}:9100", n >> 16, (n >> 8) & 255, n & 255),
+        );
+        m.insert("env".to_owned(), format!("e{}", n % 3));
+        m.insert("__meta_id".to_owned(), n.to_string());
+        m.insert("__meta_revision".to_owned(), format!("r{meta}"));
+        m.insert(
+            "__meta_kubernetes_pod_node_name".to_owned(),
+            format!("node-{node}"),
+        );
+        m.insert("__meta_note".to_owned(), format!("\"q\" \\ é {meta}"));
+        m
+    }
+
+    /// Each pair's answer as the service wrote it from per-target maps (before the compact
+    /// label store): the served bytes must not have changed.
+    fn answers_from_maps(jobs: &Jobs) -> HashMap<(String, String), Vec<u8>> {
+        let mut out: HashMap<(String, String), Vec<u8>> = HashMap::new();
+        for (job, ts) in jobs {
+            for (t, owner) in ts {
+                let Some(owner) = owner else { continue };
+                let buf = out
+                    .entry((job.clone(), owner.to_string()))
+                    .or_insert_with(|| b"[".to_vec());
+                if buf.len() > 1 {
+                    buf.push(b',');
+                }
+                let map = map_of(t);
+                serde_json::to_writer(
+                    &mut *buf,
+                    &json!({ "targets": [map["__address__"]], "labels": map }),
+                )
+                .unwrap();
+            }
+        }
+        for v in out.values_mut() {
+            v.push(b']');
+        }
+        out
     }
 
     fn specs(ts: &[Target]) -> Vec<TargetSpec<'_>> {
@@ -562,9 +608,7 @@ mod tests {
                     allocator_core::PlacementHash::of_address(&t.address),
                     &t.job,
                 )
-                .with_node(allocator_core::node_of(
-                    t.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-                ))
+                .with_node(allocator_core::node_of(t.labels().iter()))
             })
             .collect()
     }
@@ -604,7 +648,7 @@ mod tests {
                 if !listing.is_empty() {
                     let i = rng.below(listing.len());
                     let t = &listing[i];
-                    let n = t.labels["__meta_id"].parse().unwrap();
+                    let n = t.group.get("__meta_id").unwrap().parse().unwrap();
                     listing[i] = target(&t.job.clone(), n, rng.next() % 5, rng.below(4) as u64);
                 }
             }
@@ -650,6 +694,19 @@ mod tests {
                     want.sd.get(pair),
                     "seed {seed} {strategy:?} step {step}: answer of {pair:?}"
                 );
+            }
+            let before = answers_from_maps(&want.jobs);
+            assert_eq!(before.len(), got.sd.len());
+            for (pair, bytes) in before {
+                assert_eq!(
+                    got.sd[&pair].plain,
+                    bytes,
+                    "seed {seed} {strategy:?} step {step}: {pair:?} differs from the per-target maps"
+                );
+            }
+            // What this publish rebuilt is what it serves (a stale answer would not be warmed).
+            for r in &got.rebuilt {
+                assert!(got.sd.values().any(|a| Arc::ptr_eq(a, r)));
             }
         }
     }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use allocator_core::{Allocator, CollectorSpec, Move, MoveKind, TargetSpec};
-use axum::body::Bytes;
 use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Map, Value};
 
+use crate::answer::{Answer, Warmer};
 use crate::config::Loaded;
 use crate::discovery::{Files, Found, Target};
 use crate::k8s::Cluster;
@@ -24,7 +24,7 @@ pub struct View {
     pub strategy: String,
     pub scrape_configs: Map<String, Value>,
     /// Targets per job, with their collector.
-    pub jobs: BTreeMap<String, Vec<(Target, Option<String>)>>,
+    pub jobs: crate::publish::Jobs,
     /// Every collector with its target count, sorted by name.
     pub collectors: Vec<(String, usize)>,
     pub unassigned: usize,
@@ -33,19 +33,19 @@ pub struct View {
     pub digest: u64,
     /// The HTTP SD answer of every (job, collector) with targets, serialized once per view so
     /// that a poll costs a map lookup and a reference-count increment.
-    pub sd: HashMap<(String, String), Bytes>,
+    pub sd: HashMap<(String, String), Arc<Answer>>,
     /// The larger answers, serialized once per view on first request.
     pub answers: crate::http::Answers,
 }
 
 impl View {
     /// `[{"targets": [...], "labels": {...}}, ...]` of one job's targets on one collector.
-    pub fn sd_of(&self, job: &str, collector: &str) -> Bytes {
+    pub fn sd_of(&self, job: &str, collector: &str) -> Arc<Answer> {
         // Tuple keys of owned strings: build the probe key (allocates two small strings).
         self.sd
             .get(&(job.to_owned(), collector.to_owned()))
             .cloned()
-            .unwrap_or_else(|| Bytes::from_static(b"[]"))
+            .unwrap_or_else(Answer::empty)
     }
 }
 
@@ -132,6 +132,10 @@ pub struct Engine {
     collectors_refused: Option<String>,
     /// The published answers, updated from each diff's moves and the listing's changes.
     publisher: Publisher,
+    /// Compresses the answers each publish rebuilt.
+    warmer: Warmer,
+    /// The last tick's relabeling results (see [`crate::discovery::RelabelCache`]).
+    relabel_cache: crate::discovery::RelabelCache,
 }
 
 impl Engine {
@@ -155,6 +159,8 @@ impl Engine {
             last_collectors: Vec::new(),
             collectors_refused: None,
             publisher: Publisher::default(),
+            warmer: Warmer::default(),
+            relabel_cache: Default::default(),
         }
     }
 
@@ -179,6 +185,11 @@ impl Engine {
         let mut h = shared.health.lock();
         h.problems = problems;
         h.heartbeat = Instant::now();
+    }
+
+    /// Wait for the next refresh: `timeout`, or less when a watched file brought new contents.
+    pub fn wait(&self, timeout: std::time::Duration) {
+        self.files.wait(timeout);
     }
 
     /// One refresh: re-read changed files; when anything changed, apply it and publish a view.
@@ -230,14 +241,20 @@ impl Engine {
         self.last_generation = generation;
         self.last_collectors = collectors.clone();
         let processing = Instant::now();
-        let mut collect = self.files.targets(&self.cfg, |sc| match &cluster {
-            Some(c) => sc
-                .kubernetes_sd_configs
-                .iter()
-                .flat_map(|sd| c.sd_groups(sd))
-                .collect(),
-            None => Vec::new(),
-        });
+        let cache = std::mem::take(&mut self.relabel_cache);
+        let mut collect = self.files.targets(
+            &self.cfg,
+            |sc| match &cluster {
+                Some(c) => sc
+                    .kubernetes_sd_configs
+                    .iter()
+                    .flat_map(|sd| c.sd_groups(sd))
+                    .collect(),
+                None => Vec::new(),
+            },
+            cache,
+        );
+        self.relabel_cache = std::mem::take(&mut collect.cache);
         let generated = cluster
             .as_ref()
             .map(|c| c.monitor_jobs(&self.cfg))
@@ -252,7 +269,7 @@ impl Engine {
                 params: &job.params,
                 rules: &job.rules,
             };
-            collect.add(&spec, job.groups.iter().cloned());
+            collect.add(&spec, job.groups.iter().map(crate::discovery::discovered));
         }
         shared
             .metrics
@@ -314,7 +331,7 @@ impl Engine {
         m.set_moves("assigned", totals.assigned);
         m.set_moves("unassigned", totals.unassigned);
         m.set_moves("reassigned", totals.reassigned);
-        let mut view = self.view(found);
+        let (mut view, rebuilt) = self.view(found);
         for job in &generated {
             let mut config = job_config(&JobConfig {
                 name: &job.name,
@@ -333,6 +350,13 @@ impl Engine {
         }
         m.publish(&view);
         *shared.view.write() = Arc::new(view);
+        tracing::info!(
+            seconds = processing.elapsed().as_secs_f64(),
+            rebuilt = rebuilt.len(),
+            "view published"
+        );
+        // After the swap: the plain answers are served while their gzip forms are made.
+        self.warmer.warm(rebuilt);
         self.report(shared, true);
     }
 
@@ -348,9 +372,10 @@ impl Engine {
             .count()
     }
 
-    fn view(&mut self, found: Found) -> View {
+    /// The view of `found`, and the answers its publish rebuilt.
+    fn view(&mut self, found: Found) -> (View, Vec<Arc<Answer>>) {
         let a = &self.alloc;
-        let Published { jobs, sd } = self.publisher.publish(found.targets, a);
+        let Published { jobs, sd, rebuilt } = self.publisher.publish(found.targets, a);
         let collectors = a
             .collectors()
             .map(|c| {
@@ -360,7 +385,7 @@ impl Engine {
                 )
             })
             .collect();
-        View {
+        let view = View {
             sd,
             answers: Default::default(),
             ready: true,
@@ -371,7 +396,8 @@ impl Engine {
             unassigned: a.summary().unassigned,
             moves_total: a.move_totals().reassigned,
             digest: a.digest(),
-        }
+        };
+        (view, rebuilt)
     }
 }
 
@@ -381,9 +407,7 @@ fn spec(t: &Target) -> TargetSpec<'_> {
         allocator_core::PlacementHash::of_address(&t.address),
         &t.job,
     )
-    .with_node(allocator_core::node_of(
-        t.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-    ))
+    .with_node(allocator_core::node_of(t.labels().iter()))
 }
 
 /// What `/scrape_configs` shows of one job.

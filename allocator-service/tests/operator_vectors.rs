@@ -394,7 +394,7 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
             assert_eq!(fed.len(), targets.len(), "{ctx}: targets fed");
             for (labels, t) in fed.iter().zip(targets) {
                 assert_eq!(*labels, str_map(&t["discovered"]), "{ctx}: fed in order");
-                let got = relabeled(&spec, labels)
+                let got = relabeled(&spec, labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
                     .map(|b| b.labels().into_iter().collect::<BTreeMap<String, String>>());
                 let want = (!t["final"].is_null()).then(|| str_map(&t["final"]));
                 assert_eq!(got, want, "{ctx}: target {}", labels["__address__"]);

@@ -5,19 +5,38 @@
 //! dropped connection). Clients and service share the machine, so the numbers are a floor.
 //!
 //! `cargo run --release -p allocator-service --bin ta-loadtest -- [--targets N] [--collectors N]
-//!  [--clients N] [--seconds S]`
+//!  [--clients N] [--seconds S] [--gzip]`
+//!
+//! With `--address HOST:PORT [--job NAME]` it starts nothing and writes no file: it polls that
+//! allocator (ours or the Go one) for every collector its `/jobs/<job>/targets` lists.
 
+use std::io::Read as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
+const USAGE: &str =
+    "usage: ta-loadtest [--targets N] [--collectors N] [--clients N] [--seconds S] \
+                     [--gzip] [--address HOST:PORT [--job NAME]]";
+
 struct Args {
     targets: usize,
     collectors: usize,
     clients: usize,
     seconds: u64,
+    /// Ask for gzip (`Accept-Encoding: gzip`, as Go's HTTP client does by itself).
+    gzip: bool,
+    /// Poll this allocator instead of starting one (no file is written then).
+    address: Option<String>,
+    /// The job to poll with `--address` (default: the first `/jobs` lists).
+    job: Option<String>,
+}
+
+fn usage() -> ! {
+    eprintln!("{USAGE}");
+    std::process::exit(2)
 }
 
 fn args() -> Args {
@@ -26,23 +45,28 @@ fn args() -> Args {
         collectors: 10,
         clients: 64,
         seconds: 10,
+        gzip: false,
+        address: None,
+        job: None,
     };
-    let v: Vec<String> = std::env::args().skip(1).collect();
-    for pair in v.chunks(2) {
-        let n = pair.get(1).and_then(|x| x.parse().ok()).unwrap_or_else(|| {
-            eprintln!(
-                "usage: ta-loadtest [--targets N] [--collectors N] [--clients N] [--seconds S]"
-            );
-            std::process::exit(2)
-        });
-        match pair[0].as_str() {
-            "--targets" => a.targets = n,
-            "--collectors" => a.collectors = n,
-            "--clients" => a.clients = n,
-            "--seconds" => a.seconds = n as u64,
+    let mut v = std::env::args().skip(1);
+    while let Some(flag) = v.next() {
+        if flag == "--gzip" {
+            a.gzip = true;
+            continue;
+        }
+        let value = v.next().unwrap_or_else(|| usage());
+        let n = || value.parse::<usize>().unwrap_or_else(|_| usage());
+        match flag.as_str() {
+            "--targets" => a.targets = n(),
+            "--collectors" => a.collectors = n(),
+            "--clients" => a.clients = n(),
+            "--seconds" => a.seconds = n() as u64,
+            "--address" => a.address = Some(value),
+            "--job" => a.job = Some(value),
             other => {
                 eprintln!("ta-loadtest: unknown argument {other}");
-                std::process::exit(2)
+                usage()
             }
         }
     }
@@ -65,13 +89,38 @@ fn write_targets(path: &std::path::Path, n: usize, generation: usize) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// One keep-alive GET; returns the status and body.
+/// One answer: status, body as sent, and whether it was gzip.
+struct Got {
+    status: u16,
+    body: Vec<u8>,
+    gzip: bool,
+}
+
+impl Got {
+    /// The body with its content encoding undone.
+    fn decoded(&self) -> std::io::Result<Vec<u8>> {
+        if !self.gzip {
+            return Ok(self.body.clone());
+        }
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&self.body[..]).read_to_end(&mut out)?;
+        Ok(out)
+    }
+}
+
+/// One keep-alive GET (a `Content-Length` or chunked answer, as the Go allocator also sends).
 async fn get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     s: &mut BufReader<S>,
     path: &str,
-) -> std::io::Result<(u16, Vec<u8>)> {
+    gzip: bool,
+) -> std::io::Result<Got> {
+    let accept = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
     s.get_mut()
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: loadtest\r\n\r\n").as_bytes())
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: loadtest\r\n{accept}\r\n").as_bytes())
         .await?;
     let mut line = String::new();
     s.read_line(&mut line).await?;
@@ -80,7 +129,7 @@ async fn get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         .nth(1)
         .and_then(|x| x.parse().ok())
         .unwrap_or(0);
-    let mut length = None;
+    let (mut length, mut chunked, mut gzipped) = (None, false, false);
     loop {
         line.clear();
         if s.read_line(&mut line).await? == 0 {
@@ -90,19 +139,126 @@ async fn get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
             break;
         }
         if let Some((k, v)) = line.split_once(':') {
+            let v = v.trim();
             if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse::<usize>().ok();
+                length = v.parse::<usize>().ok();
+            } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = v.eq_ignore_ascii_case("chunked");
+            } else if k.eq_ignore_ascii_case("content-encoding") {
+                gzipped = v.eq_ignore_ascii_case("gzip");
             }
         }
     }
-    let mut body = vec![0; length.ok_or(std::io::ErrorKind::InvalidData)?];
-    s.read_exact(&mut body).await?;
-    Ok((status, body))
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            line.clear();
+            s.read_line(&mut line).await?;
+            let size = line.trim().split(';').next().unwrap_or("");
+            let size = usize::from_str_radix(size, 16)
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+            if size == 0 {
+                // Trailers, up to the empty line.
+                loop {
+                    line.clear();
+                    if s.read_line(&mut line).await? == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                break;
+            }
+            let at = body.len();
+            body.resize(at + size, 0);
+            s.read_exact(&mut body[at..]).await?;
+            let mut crlf = [0; 2];
+            s.read_exact(&mut crlf).await?;
+        }
+    } else {
+        body = vec![0; length.ok_or(std::io::ErrorKind::InvalidData)?];
+        s.read_exact(&mut body).await?;
+    }
+    Ok(Got {
+        status,
+        body,
+        gzip: gzipped,
+    })
+}
+
+/// What the clients poll: the service's address, the job, its collectors.
+struct Polled {
+    addr: std::net::SocketAddr,
+    job: String,
+    collectors: Vec<String>,
+}
+
+/// Wait (up to 10 minutes) until `addr` serves a job with targets on at least one collector;
+/// the job (the first `/jobs` lists unless named) and its collectors.
+async fn discover(addr: std::net::SocketAddr, job: Option<&str>) -> Polled {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if let Some(p) = try_discover(addr, job).await {
+            return p;
+        }
+        if Instant::now() > deadline {
+            eprintln!("ta-loadtest: {addr} served no targets within 10 minutes");
+            std::process::exit(1);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn try_discover(addr: std::net::SocketAddr, job: Option<&str>) -> Option<Polled> {
+    let mut s = BufReader::new(tokio::net::TcpStream::connect(addr).await.ok()?);
+    let jobs = get(&mut s, "/jobs", false).await.ok()?;
+    let jobs: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&jobs.body).ok()?;
+    let job = match job {
+        Some(j) => jobs.contains_key(j).then(|| j.to_owned())?,
+        None => jobs.keys().next()?.clone(),
+    };
+    // The per-collector listing names the collectors (the Go allocator's too).
+    let path = format!("/jobs/{}/targets", query_escape(&job));
+    let all = get(&mut s, &path, false).await.ok()?;
+    let all: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&all.body).ok()?;
+    let collectors: Vec<String> = all.keys().cloned().collect();
+    let assigned = all
+        .values()
+        .any(|c| c["targets"].as_array().is_some_and(|t| !t.is_empty()));
+    (assigned && !collectors.is_empty()).then_some(Polled {
+        addr,
+        job,
+        collectors,
+    })
+}
+
+fn query_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let a = args();
+    if let Some(address) = &a.address {
+        let addr = tokio::net::lookup_host(address.as_str())
+            .await
+            .ok()
+            .and_then(|mut it| it.next())
+            .unwrap_or_else(|| {
+                eprintln!("ta-loadtest: cannot resolve {address}");
+                std::process::exit(2)
+            });
+        let polled = discover(addr, a.job.as_deref()).await;
+        let ok = load(&a, &polled, None).await;
+        std::process::exit(if ok { 0 } else { 1 });
+    }
     let dir = std::env::temp_dir().join(format!("ta-loadtest-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pods = dir.join("pods.json");
@@ -122,18 +278,8 @@ async fn main() {
         let _ = stop_rx.await;
     }));
     // Wait until the first allocation is served.
-    loop {
-        let mut s = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
-        if let Ok((200, body)) = get(&mut s, "/jobs").await {
-            if body.len() > 2 {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
+    let polled = discover(addr, Some("pods")).await;
     let running = Arc::new(AtomicBool::new(true));
-    let errors = Arc::new(AtomicU64::new(0));
     let churner = {
         let running = running.clone();
         let pods = pods.clone();
@@ -148,39 +294,69 @@ async fn main() {
             generation - 1
         })
     };
+    let ok = load(&a, &polled, Some((running, churner))).await;
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    if !ok {
+        std::process::exit(1);
+    }
+}
+
+/// The churning writer of the in-process run: its run flag, and its task returning how many
+/// rewrites it made.
+type Churner = (Arc<AtomicBool>, tokio::task::JoinHandle<usize>);
+
+/// Run the clients for the configured time and print the numbers; false on any error.
+async fn load(a: &Args, p: &Polled, churner: Option<Churner>) -> bool {
+    let errors = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(a.seconds);
     let mut clients = Vec::new();
     for c in 0..a.clients {
-        let errors = errors.clone();
+        let (errors, bytes) = (errors.clone(), bytes.clone());
         let path = format!(
-            "/jobs/pods/targets?collector_id={}",
-            collectors[c % collectors.len()]
+            "/jobs/{}/targets?collector_id={}",
+            query_escape(&p.job),
+            query_escape(&p.collectors[c % p.collectors.len()])
         );
+        let (addr, gzip) = (p.addr, a.gzip);
         clients.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut n = 0u64;
             let mut conn = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
             while Instant::now() < deadline {
                 let t = Instant::now();
-                let answer = get(&mut conn, &path).await;
+                let answer = get(&mut conn, &path, gzip).await;
                 let elapsed = t.elapsed();
                 n += 1;
-                // Every answer must be a JSON array; every 16th is parsed in full (parsing all
-                // of them would make the clients, not the service, the bottleneck).
-                let valid = |body: &[u8]| {
-                    body.first() == Some(&b'[')
-                        && body.last() == Some(&b']')
+                // Every answer must be a JSON array (gzip: a gzip stream); every 16th is
+                // decoded and parsed in full (all of them would make the clients, not the
+                // service, the bottleneck).
+                let valid = |got: &Got| {
+                    let framed = if got.gzip {
+                        got.body.starts_with(&[0x1f, 0x8b])
+                    } else {
+                        got.body.first() == Some(&b'[') && got.body.last() == Some(&b']')
+                    };
+                    framed
                         && (n % 16 != 0
-                            || serde_json::from_slice::<Vec<serde_json::Value>>(body).is_ok())
+                            || got.decoded().is_ok_and(|b| {
+                                serde_json::from_slice::<Vec<serde_json::Value>>(&b).is_ok()
+                            }))
                 };
                 match answer {
-                    Ok((200, body)) if valid(&body) => latencies.push(elapsed),
+                    Ok(got) if got.status == 200 && valid(&got) => {
+                        latencies.push(elapsed);
+                        bytes.fetch_add(got.body.len() as u64, Ordering::Relaxed);
+                    }
                     other => {
                         errors.fetch_add(1, Ordering::Relaxed);
                         eprintln!(
                             "error: {:?}",
-                            other.map(|(s, b)| (s, String::from_utf8_lossy(&b).into_owned()))
+                            other
+                                .map(|g| (g.status, String::from_utf8_lossy(&g.body).into_owned()))
                         );
                         conn = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
                     }
@@ -194,33 +370,36 @@ async fn main() {
         all.extend(c.await.unwrap());
     }
     let elapsed = start.elapsed();
-    running.store(false, Ordering::Relaxed);
-    let generations = churner.await.unwrap();
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
+    let rewrites = match churner {
+        Some((running, task)) => {
+            running.store(false, Ordering::Relaxed);
+            format!(", {} file_sd rewrites (1% churn each)", task.await.unwrap())
+        }
+        None => String::new(),
+    };
     all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+    let pct = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
             .copied()
             .unwrap_or_default()
     };
     let errors = errors.load(Ordering::Relaxed);
+    let bytes = bytes.load(Ordering::Relaxed);
     println!(
-        "{} targets, {} collectors, {} clients, {:.1} s, {} file_sd rewrites (1% churn each): {} requests, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, errors {}",
-        a.targets,
-        a.collectors,
+        "{} targets, {} collectors, {} clients, {:.1} s{rewrites}{}: {} requests, {:.0} req/s, {:.0} MB/s ({:.0} bytes/answer), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, errors {}",
+        if a.address.is_some() { format!("{} job {:?}", p.addr, p.job) } else { a.targets.to_string() },
+        p.collectors.len(),
         a.clients,
         elapsed.as_secs_f64(),
-        generations,
+        if a.gzip { ", gzip" } else { "" },
         all.len(),
         all.len() as f64 / elapsed.as_secs_f64(),
+        bytes as f64 / elapsed.as_secs_f64() / 1e6,
+        bytes as f64 / all.len().max(1) as f64,
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,
         all.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
         errors
     );
-    let _ = std::fs::remove_dir_all(&dir);
-    if errors > 0 || all.is_empty() {
-        std::process::exit(1);
-    }
+    errors == 0 && !all.is_empty()
 }

@@ -6,15 +6,14 @@
 //! keeps the status is still seen), or when a failed read's backoff is over; contents are
 //! reported only when their hash changed.
 
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::{parse, Contents, Kind, Update};
+use super::{parse, Contents, Key, Kind, Update};
 
 /// What a file's status says about its contents: a rewrite changes at least one of these
 /// (the change time cannot be set back by tools that preserve the modification time).
@@ -93,7 +92,8 @@ pub(super) enum Checked {
 
 /// What a watcher remembers of its file between checks.
 pub(super) struct Watch {
-    path: PathBuf,
+    /// The file's path and configured name.
+    key: Key,
     kind: Kind,
     refresh: Duration,
     /// The status at the last read.
@@ -104,32 +104,43 @@ pub(super) struct Watch {
     due: Option<Instant>,
     /// Failed reads in a row.
     failures: u32,
+    /// The last good contents' label sets and addresses, for the next read to share.
+    reuse: super::Reuse,
 }
 
 impl Watch {
-    pub(super) fn new(path: PathBuf, kind: Kind, refresh: Duration) -> Watch {
+    pub(super) fn new(key: Key, kind: Kind, refresh: Duration) -> Watch {
         Watch {
-            path,
+            key,
             kind,
             refresh,
             seen: None,
             hash: None,
             due: None,
             failures: 0,
+            reuse: super::Reuse::default(),
         }
     }
 
     /// Check the file at `now`: read it from `source` if its status changed or a refresh or
     /// retry is due.
     pub(super) fn check(&mut self, now: Instant, source: &dyn Source) -> Checked {
-        let status = source.status(&self.path);
+        let status = source.status(&self.key.0);
         if status == self.seen && self.due.is_some_and(|due| now < due) {
             return Checked::Skipped;
         }
         self.seen = status;
-        let read = source
-            .read(&self.path)
-            .and_then(|bytes| Ok((hash(&bytes), parse(&self.path, self.kind, bytes)?)));
+        let read = source.read(&self.key.0).and_then(|bytes| {
+            let h = hash(&bytes);
+            if self.hash == Some(h) {
+                // Unchanged: not parsed again (nothing would be reported).
+                return Ok((h, None));
+            }
+            Ok((
+                h,
+                Some(parse(&self.key, self.kind, bytes, &mut self.reuse)?),
+            ))
+        });
         match read {
             Ok((h, contents)) => {
                 self.failures = 0;
@@ -138,7 +149,7 @@ impl Watch {
                     return Checked::Read(None);
                 }
                 self.hash = Some(h);
-                Checked::Read(Some(contents))
+                Checked::Read(contents)
             }
             Err(error) => {
                 // Retry soon, then less often, never less often than the refresh.
@@ -152,9 +163,8 @@ impl Watch {
 }
 
 fn hash(bytes: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
+    // A large file is hashed at every refresh: xxh3 runs at memory speed.
+    xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
 /// One watched file's thread and what it shares with the allocation loop.
@@ -169,6 +179,8 @@ pub(super) struct Watcher {
     pub tried: Arc<AtomicBool>,
     /// Why the last read failed (`None` after a good one).
     pub error: Arc<Mutex<Option<String>>>,
+    /// Raised after sending new contents.
+    pub wake: Arc<super::Wake>,
 }
 
 impl Watcher {
@@ -179,7 +191,7 @@ impl Watcher {
             *self.busy.lock() = Some(start);
             let checked = self.watch.check(start, &*self.source);
             *self.busy.lock() = None;
-            let path = &self.watch.path;
+            let path = &self.watch.key.0;
             match checked {
                 Checked::Skipped => {}
                 Checked::Read(contents) => {
@@ -190,14 +202,15 @@ impl Watcher {
                             Contents::Groups(g) => g.len(),
                             Contents::Names(n) => n.len(),
                         };
-                        tracing::info!(file = %path.display(), kind = ?self.watch.kind, entries = n, "watched file read");
+                        tracing::info!(file = %path.display(), kind = ?self.watch.kind, entries = n, seconds = start.elapsed().as_secs_f64(), "watched file read");
                         let update = Update {
-                            path: path.clone(),
+                            key: self.watch.key.clone(),
                             contents,
                         };
                         if self.tx.send(update).is_err() {
                             return;
                         }
+                        self.wake.raise();
                     }
                 }
                 Checked::Failed { error, retry_in } => {
@@ -264,15 +277,22 @@ mod tests {
     const REFRESH: Duration = Duration::from_secs(30);
 
     fn watch() -> Watch {
-        Watch::new("targets.yaml".into(), Kind::Targets, REFRESH)
+        Watch::new(
+            ("targets.yaml".into(), "targets.yaml".into()),
+            Kind::Targets,
+            REFRESH,
+        )
     }
 
     /// The addresses of new contents, `None` when the check reported none.
     fn targets(c: Checked) -> Option<Vec<String>> {
         match c {
-            Checked::Read(Some(Contents::Groups(g))) => {
-                Some(g.into_iter().flat_map(|g| g.targets).collect())
-            }
+            Checked::Read(Some(Contents::Groups(g))) => Some(
+                g.into_iter()
+                    .flat_map(|g| g.targets.clone())
+                    .map(|a| a.to_string())
+                    .collect(),
+            ),
             Checked::Read(None) | Checked::Skipped => None,
             Checked::Read(Some(Contents::Names(_))) => panic!("read as a collectors file"),
             Checked::Failed { error, .. } => panic!("read failed: {error}"),

@@ -89,7 +89,7 @@ fn served(shared: &Shared, job: &str) -> Vec<(String, Option<String>)> {
         .get(job)
         .into_iter()
         .flatten()
-        .map(|(t, c)| (t.address.clone(), c.clone()))
+        .map(|(t, c)| (t.address.to_string(), c.as_deref().map(str::to_owned)))
         .collect()
 }
 
