@@ -13,14 +13,16 @@
 
 #include "target_allocator.h"
 
-static int failures = 0;
-static int checks = 0;
+/* Counted atomically (reader threads check too) and in 64 bits (the threads test's readers run
+   as long as the writer does). */
+static long long failures = 0;
+static long long checks = 0;
 
 #define CHECK(cond)                                                              \
   do {                                                                           \
-    checks++;                                                                    \
+    __atomic_add_fetch(&checks, 1, __ATOMIC_RELAXED);                            \
     if (!(cond)) {                                                               \
-      failures++;                                                                \
+      __atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);                        \
       fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
     }                                                                            \
   } while (0)
@@ -890,6 +892,6 @@ int main(int argc, char **argv) {
   test_labels_and_snapshot();
   for (int i = 1; i < argc; i++) test_parity(argv[i]);
   test_threads();
-  printf("%d passed, %d failed\n", checks - failures, failures);
+  printf("%lld passed, %lld failed\n", checks - failures, failures);
   return failures ? 1 : 0;
 }
