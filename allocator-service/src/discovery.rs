@@ -157,7 +157,7 @@ pub struct Files {
     source: Arc<dyn Source>,
     /// A watcher busy with one check for longer than this is reported as stalled.
     stall: Duration,
-    /// `http_sd_configs`: one fetcher thread per URL.
+    /// `http_sd_configs`: one fetcher thread per entry.
     http: http_sd::HttpSd,
     /// Set by a watcher that sent new contents, so the loop wakes at once instead of at its next
     /// refresh.
