@@ -273,6 +273,7 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
     );
     let (mut jobs_checked, mut targets_checked, mut kept, mut rules_checked) = (0, 0, 0, 0);
     let mut settings_checked = 0;
+    let mut attach_checked = 0;
     for case in v["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let input = &case["case"];
@@ -368,6 +369,24 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
                 })
                 .collect();
             assert_eq!(got_sd, want_sd, "{ctx}: kubernetes_sd_configs");
+            // attachMetadata (the resource's or its scrape class's): whether node labels are
+            // attached to the targets of each kubernetes_sd_config.
+            let want_attach: Vec<bool> = sc["kubernetes_sd_configs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|k| k["attach_metadata"]["node"].as_bool().unwrap_or(false))
+                .collect();
+            let got_attach: Vec<bool> = def
+                .sources
+                .iter()
+                .filter_map(|s| match s {
+                    Source::Kubernetes { attach_node, .. } => Some(*attach_node),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(got_attach, want_attach, "{ctx}: attach_metadata.node");
+            attach_checked += want_attach.iter().filter(|a| **a).count();
             let fed: Vec<Labels> = def.sources.iter().flat_map(|s| groups(input, s)).collect();
             let g = finish_job(def, interval, fed.clone(), settings).expect("job compiles");
             for (k, field) in [
@@ -408,4 +427,9 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
         "operator vectors: {jobs_checked} jobs, {rules_checked} relabel rules, {settings_checked} settings, {targets_checked} targets ({kept} kept) equal"
     );
     assert!(jobs_checked >= 25 && targets_checked >= 60 && kept >= 20 && settings_checked >= 90);
+    // The corpus attaches node metadata on some jobs (a ServiceMonitor's own, a scrape class's).
+    assert!(
+        attach_checked >= 2,
+        "{attach_checked} jobs with attach_metadata.node"
+    );
 }
