@@ -537,11 +537,11 @@ impl Endpoint {
         }
         let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
         let resp = if https {
-            let config = self
-                .client
-                .tls
-                .clone()
-                .ok_or("https without a TLS configuration")?;
+            // An http URL redirected to https has no TLS settings of its own: system roots.
+            let config = match self.client.tls.clone() {
+                Some(c) => c,
+                None => tls_config(&RawTls::default(), Path::new("/"))?,
+            };
             let name = self.client.server_name.clone().unwrap_or(bare);
             let name = rustls_pki_types::ServerName::try_from(name)
                 .map_err(|e| format!("tls server name: {e}"))?;
