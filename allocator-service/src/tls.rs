@@ -63,11 +63,17 @@ impl TlsFiles {
 
 /// The PEM certificates of a file (at least one); errors name the file.
 pub(crate) fn read_certs(p: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(p)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", p.display()))?;
+    let pem = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    certs_of_pem(&pem).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// The certificates of PEM text (at least one).
+pub(crate) fn certs_of_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
     if certs.is_empty() {
-        return Err(format!("{}: no PEM certificate", p.display()));
+        return Err("no PEM certificate".into());
     }
     Ok(certs)
 }

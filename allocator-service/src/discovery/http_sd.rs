@@ -163,14 +163,7 @@ fn pem_certs(
     pem: &[u8],
     what: &str,
 ) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
-    use rustls_pki_types::pem::PemObject;
-    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("tls_config.{what}: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("tls_config.{what}: no PEM certificate"));
-    }
-    Ok(certs)
+    crate::tls::certs_of_pem(pem).map_err(|e| format!("tls_config.{what}: {e}"))
 }
 
 fn tls_version(v: &str) -> Result<&'static rustls::SupportedProtocolVersion, String> {
