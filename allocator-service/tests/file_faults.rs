@@ -43,20 +43,6 @@ async fn until(
     }
 }
 
-async fn ready_within(addr: std::net::SocketAddr, limit: Duration) -> Result<(), String> {
-    let end = Instant::now() + limit;
-    loop {
-        let a = common::get(addr, "/readyz").await;
-        if a.status == 200 {
-            return Ok(());
-        }
-        if Instant::now() >= end {
-            return Err(a.body);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn addresses(v: &Value) -> Vec<String> {
     let mut out: Vec<String> = v
         .as_array()
@@ -121,7 +107,9 @@ async fn a_file_that_failed_to_parse_is_retried() {
     std::fs::write(&file, "- targets: ['10.0.0.1:80'\n").unwrap();
     let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
     let s = common::start(config(&d, ONE_COLLECTOR_FILE_SD), None).await;
-    ready_within(s.addr, Duration::from_secs(10)).await.unwrap();
+    common::ready_within(s.addr, Duration::from_secs(10))
+        .await
+        .unwrap();
     std::fs::write(&file, "- targets: ['10.0.0.1:80']\n").unwrap();
     set_mtime(&file, mtime);
     let (ok, v) = until(
@@ -159,7 +147,7 @@ config:
 "#,
     );
     let s = common::start(cfg, None).await;
-    ready_within(s.addr, Duration::from_secs(10))
+    common::ready_within(s.addr, Duration::from_secs(10))
         .await
         .expect("ready despite the FIFO");
     let v = common::json(s.addr, "/jobs/static/targets?collector_id=c0").await;
@@ -187,7 +175,7 @@ config:
     );
     let start = Instant::now();
     let s = common::start(cfg, None).await;
-    ready_within(s.addr, Duration::from_secs(5))
+    common::ready_within(s.addr, Duration::from_secs(5))
         .await
         .expect("ready within 5 s");
     let v = common::json(s.addr, "/jobs/files/targets?collector_id=c0").await;
@@ -219,7 +207,9 @@ config:
     assert_eq!(a.status, 503, "{}", a.body);
     assert!(a.body.contains("\"c0\" is listed twice"), "{}", a.body);
     std::fs::write(d.join("collectors.txt"), "c0\nc1\n").unwrap();
-    ready_within(s.addr, Duration::from_secs(5)).await.unwrap();
+    common::ready_within(s.addr, Duration::from_secs(5))
+        .await
+        .unwrap();
     s.stop().await;
 }
 

@@ -248,14 +248,21 @@ fn bad_configurations_are_errors_that_name_the_problem() {
     );
 }
 
+/// One job `s` of `n` static targets (`10.0.0.1:80`, ...) on the listed collectors.
+fn static_job(collectors: &str, n: usize) -> allocator_service::Loaded {
+    let targets: Vec<String> = (1..=n).map(|i| format!("\"10.0.0.{i}:80\"")).collect();
+    let yaml = format!(
+        "collectors: [{collectors}]\nconfig:\n  scrape_configs:\n    - job_name: s\n      static_configs: [{{targets: [{}]}}]\n",
+        targets.join(", ")
+    );
+    allocator_service::parse(&yaml, std::path::Path::new(".")).unwrap()
+}
+
 /// Two replicas of the same configuration publish the same assignment digest (route and
 /// metric); a replica with another collector set publishes another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_with_the_same_inputs_publish_the_same_digest() {
-    let yaml = |collectors: &str| {
-        format!("collectors: [{collectors}]\nconfig:\n  scrape_configs:\n    - job_name: s\n      static_configs: [{{targets: [\"10.0.0.1:80\", \"10.0.0.2:80\", \"10.0.0.3:80\", \"10.0.0.4:80\", \"10.0.0.5:80\"]}}]\n")
-    };
-    let load = |c: &str| allocator_service::parse(&yaml(c), std::path::Path::new(".")).unwrap();
+    let load = |c: &str| static_job(c, 5);
     let a = common::start(load("c0, c1, c2"), None).await;
     let b = common::start(load("c0, c1, c2"), None).await;
     let c = common::start(load("c0, c1"), None).await;
@@ -292,17 +299,11 @@ async fn replicas_with_the_same_inputs_publish_the_same_digest() {
 /// and what it looked at; without collectors, why it is unassigned; bad questions are named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_says_why_a_target_is_where_it_is() {
-    let yaml = |collectors: &str| {
-        format!("collectors: [{collectors}]\nconfig:\n  scrape_configs:\n    - job_name: s\n      static_configs: [{{targets: [\"10.0.0.1:80\", \"10.0.0.2:80\", \"10.0.0.3:80\"]}}]\n")
-    };
-    let load = |c: &str| allocator_service::parse(&yaml(c), std::path::Path::new(".")).unwrap();
+    let load = |c: &str| static_job(c, 3);
     let svc = common::start(load("c0, c1"), None).await;
-    for _ in 0..100 {
-        if common::get(svc.addr, "/readyz").await.status == 200 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    common::ready_within(svc.addr, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
     let e = common::json(svc.addr, "/explain?job=s&address=10.0.0.2:80").await;
     let e = &e[0];
     assert_eq!(e["job"], "s");

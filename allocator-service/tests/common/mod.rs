@@ -78,6 +78,24 @@ pub async fn json(addr: std::net::SocketAddr, path: &str) -> Value {
     serde_json::from_str(&a.body).unwrap_or_else(|e| panic!("{path}: {e}: {}", a.body))
 }
 
+/// Poll `/readyz` until it answers 200 (at most `limit`); the last not-ready body otherwise.
+pub async fn ready_within(
+    addr: std::net::SocketAddr,
+    limit: std::time::Duration,
+) -> Result<(), String> {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        let a = get(addr, "/readyz").await;
+        if a.status == 200 {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= end {
+            return Err(a.body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The service running on a loopback port.
 pub struct Running {
     pub addr: std::net::SocketAddr,
