@@ -184,8 +184,13 @@ impl Default for BoundedConfig {
 impl BoundedConfig {
     /// ε in millionths (the exact integer the bound is computed from).
     pub fn epsilon_ppm(&self) -> u64 {
-        (self.epsilon * 1e6).round() as u64
+        ppm(self.epsilon)
     }
+}
+
+/// A validated slack in millionths, so every platform computes the same bounds.
+pub(crate) fn ppm(slack: f64) -> u64 {
+    (slack * 1e6).round() as u64
 }
 
 /// Everything an [`crate::Allocator`] is built from.
@@ -201,6 +206,11 @@ pub struct Config {
     pub weighted: bool,
     /// Parameters of `bounded-hashing`; `rebalancing` takes its ε.
     pub bounded: BoundedConfig,
+    /// `rebalancing` only: keep targets in their zone (the zone of their node; collectors'
+    /// zones are those of their nodes, see [`crate::Allocator::set_node_zones`]) while every
+    /// collector stays within `⌈(1+s)·W/n⌉` and `⌊(1−s)·W/n⌋` weight, `s` this maximum skew
+    /// (or ε, whichever is wider). `None`: zones are ignored.
+    pub zone_skew: Option<f64>,
 }
 
 impl Default for Config {
@@ -211,6 +221,7 @@ impl Default for Config {
             ring: RingConfig::default(),
             weighted: false,
             bounded: BoundedConfig::default(),
+            zone_skew: None,
         }
     }
 }
@@ -245,6 +256,14 @@ impl Config {
         let eps = self.bounded.epsilon;
         if !(eps.is_finite() && (0.0..=MAX_EPSILON).contains(&eps)) {
             return Err(ConfigError::Epsilon(eps).into());
+        }
+        if let Some(skew) = self.zone_skew {
+            if !(skew.is_finite() && (0.0..=MAX_EPSILON).contains(&skew)) {
+                return Err(ConfigError::ZoneSkew(skew).into());
+            }
+            if self.strategy != Strategy::Rebalancing {
+                return Err(ConfigError::ZonesUnsupported(self.strategy).into());
+            }
         }
         if self.strategy == Strategy::Rebalancing && self.bounded.max_weight != 0 {
             return Err(ConfigError::MaxWeightUnsupported(self.strategy).into());

@@ -41,6 +41,12 @@ pub enum ConfigError {
     /// The `bounded-hashing` slack must be a finite number in range.
     #[error("bounded-hashing epsilon must be a finite number in [0, {max}], got {0}", max = crate::config::MAX_EPSILON)]
     Epsilon(f64),
+    /// The zone skew must be a finite number in range.
+    #[error("zone_skew must be a finite number in [0, {max}], got {0}", max = crate::config::MAX_EPSILON)]
+    ZoneSkew(f64),
+    /// Zone awareness is a `rebalancing` feature.
+    #[error("zone_skew is only supported by rebalancing, not by {0}")]
+    ZonesUnsupported(crate::config::Strategy),
     /// The absolute weight cap is a `bounded-hashing` parameter only.
     #[error("max_weight is only supported by bounded-hashing, not by {0} (set it to 0)")]
     MaxWeightUnsupported(crate::config::Strategy),
@@ -142,6 +148,10 @@ pub enum Error {
     /// More collectors, jobs or nodes than 32-bit ids can hold.
     #[error("too many {0}: ids are 32-bit")]
     Capacity(&'static str),
+    /// A node → zone table ([`crate::Allocator::set_node_zones`]) names an empty node or a node
+    /// twice.
+    #[error("invalid node zone table: {0}")]
+    InvalidZones(String),
     /// A [`crate::TargetBatch`]'s columns disagree in length, or an index names no table entry.
     #[error("invalid target batch: {0}")]
     InvalidBatch(String),

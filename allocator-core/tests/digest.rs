@@ -278,7 +278,9 @@ fn explain_gives_the_rebalancing_band_and_the_collectors_weight() {
         Detail::Band {
             floor: 47,
             cap: 53,
-            collector_weight: 50
+            collector_weight: 50,
+            zone: None,
+            collector_zone: None,
         }
     );
     assert_eq!(e.rule, Strategy::Rebalancing);

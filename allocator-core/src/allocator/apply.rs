@@ -5,7 +5,7 @@ use crate::batch::{BatchDiff, Columns, TargetBatch, NO_NODE};
 use crate::diff::{CollectorSpec, Diff, Move};
 use crate::error::Error;
 use crate::ids::{opt, CollectorId, TargetKey, NONE};
-use crate::strategy::{Ctx, Member, Prepared};
+use crate::strategy::{Ctx, Member, Prepared, ZoneView};
 use crate::targets::TargetRecord;
 
 use super::{Allocator, Set};
@@ -349,17 +349,23 @@ impl Allocator {
     /// `(slot, collector)` per target it now puts elsewhere.
     pub(crate) fn settled(&mut self) -> Vec<(u32, u32)> {
         let mut changes = Vec::new();
+        let zones = ZoneView {
+            node_zones: &self.node_zones,
+            names: self.zones.names(),
+            collectors: &self.collectors,
+        };
         self.placer.settle(
             &self.targets,
             self.jobs.names(),
             &self.loads.job_total,
+            &zones,
             &mut changes,
         );
         changes
     }
 
     /// Let a strategy that decides after the whole diff (`bounded-hashing`) move its targets.
-    fn settle(&mut self) {
+    pub(super) fn settle(&mut self) {
         for (slot, to) in self.settled() {
             self.reassign(slot, to);
         }

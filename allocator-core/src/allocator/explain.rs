@@ -66,14 +66,19 @@ pub enum Detail<'a> {
         collector_weight: u64,
     },
     /// `rebalancing`: sticky within the weight band; the target moves only when its collector
-    /// leaves or the band needs weight moved.
+    /// leaves or the band needs weight moved. With zones, targets are placed in their zone
+    /// while its collectors have room, and brought back to it when they do again.
     Band {
-        /// ⌊(1−ε)·W/n⌋.
+        /// ⌊(1−s)·W/n⌋ (s: ε, or the zone skew when wider).
         floor: u64,
-        /// ⌈(1+ε)·W/n⌉.
+        /// ⌈(1+s)·W/n⌉.
         cap: u64,
         /// Weight of the target's collector (0: none).
         collector_weight: u64,
+        /// The target's zone (zones on and its node has one).
+        zone: Option<&'a str>,
+        /// Its collector's zone (zones on and the collector's node has one).
+        collector_zone: Option<&'a str>,
     },
     /// `per-node` without a fallback, for a target without a node: no rule applies.
     NoRule,
@@ -143,10 +148,22 @@ impl Allocator {
             }
             (Placer::Rebalancing(rb), _) => {
                 let band = rb.band();
+                let zone_name = |z: u32| (z != NONE).then(|| self.zones.name(z));
+                let zones_on = self.config.zone_skew.is_some();
                 Detail::Band {
                     floor: band.map_or(0, |b| b.floor),
                     cap: band.map_or(0, |b| b.cap),
                     collector_weight: weight_of(r.collector),
+                    zone: zone_name(if zones_on {
+                        self.zone_of_node(r.node)
+                    } else {
+                        NONE
+                    }),
+                    collector_zone: zone_name(if r.collector == NONE {
+                        NONE
+                    } else {
+                        rb.zone_of_collector(r.collector)
+                    }),
                 }
             }
             _ => Detail::NoRule,

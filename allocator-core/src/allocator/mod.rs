@@ -9,6 +9,7 @@ mod apply;
 mod explain;
 mod queries;
 mod reconcile;
+mod zones;
 
 use hashbrown::HashSet;
 
@@ -54,6 +55,9 @@ pub struct Allocator {
     pub(crate) collectors: Collectors,
     pub(crate) jobs: Interner,
     pub(crate) nodes: Interner,
+    /// Zone names, and node id → zone id (NONE: none; see [`Allocator::set_node_zones`]).
+    pub(crate) zones: Interner,
+    pub(crate) node_zones: Vec<u32>,
     pub(crate) loads: Loads,
     /// Targets whose collector differs from what their (non-sticky) rule now says, because their
     /// placement or node changed in place; the Go allocator re-places them at the next collector
@@ -79,6 +83,8 @@ impl Allocator {
             collectors: Collectors::default(),
             jobs: Interner::default(),
             nodes: Interner::default(),
+            zones: Interner::default(),
+            node_zones: Vec::new(),
             loads: Loads::default(),
             stale: Set::default(),
             moves: Vec::new(),

@@ -8,7 +8,7 @@ use crate::error::{Error, SnapshotError};
 
 pub(crate) const MAGIC: &[u8; 8] = b"TALLOCSN";
 /// Bumped whenever the payload layout changes; older versions are refused with a clear error.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER: usize = 32;
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
@@ -24,8 +24,13 @@ pub(crate) struct Payload {
     /// `bounded-hashing` ε in millionths.
     pub epsilon_ppm: u64,
     pub max_weight: u64,
+    /// `rebalancing`'s zone skew in millionths; `u64::MAX`: zones off.
+    pub zone_skew_ppm: u64,
     pub jobs: Vec<String>,
     pub nodes: Vec<String>,
+    pub zones: Vec<String>,
+    /// The node → zone table, by index into `nodes` and `zones`, in node order.
+    pub node_zones: Vec<NodeZoneRec>,
     pub collectors: Vec<CollectorRec>,
     pub targets: Vec<TargetRec>,
     /// Moves assigned, unassigned, reassigned so far.
@@ -37,6 +42,12 @@ pub(crate) struct CollectorRec {
     pub name: String,
     /// Node index or u32::MAX.
     pub node: u32,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, Copy, PartialEq)]
+pub(crate) struct NodeZoneRec {
+    pub node: u32,
+    pub zone: u32,
 }
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, Copy, PartialEq)]
@@ -107,6 +118,10 @@ impl Payload {
                 // Exact: ppm values are whole numbers far below 2^53.
                 epsilon: self.epsilon_ppm as f64 / 1e6,
                 max_weight: self.max_weight,
+            },
+            zone_skew: match self.zone_skew_ppm {
+                u64::MAX => None,
+                ppm => Some(ppm as f64 / 1e6),
             },
         };
         // A configuration the checks refuse came from damaged or forged bytes: a snapshot error.

@@ -11,9 +11,18 @@ use crate::intern::Interner;
 use crate::strategy::Member;
 use crate::targets::TargetRecord;
 
-use super::codec::{CollectorRec, Payload, TargetRec};
+use super::codec::{CollectorRec, NodeZoneRec, Payload, TargetRec};
 
 impl Allocator {
+    /// Node ids that have a zone.
+    fn zoned_nodes(&self) -> impl Iterator<Item = u32> + '_ {
+        self.node_zones
+            .iter()
+            .enumerate()
+            .filter(|(_, &z)| z != NONE)
+            .map(|(n, _)| n as u32)
+    }
+
     /// The whole state as bytes (see [`crate::snapshot`] for the format). The same state gives
     /// the same bytes.
     pub fn snapshot(&self) -> Vec<u8> {
@@ -38,13 +47,26 @@ impl Allocator {
         let jobs = Canonical::new(&self.jobs, self.targets.iter().map(|(_, r)| r.job));
         let nodes = Canonical::new(
             &self.nodes,
-            self.targets.iter().map(|(_, r)| r.node).chain(
-                self.collectors
-                    .sorted()
-                    .iter()
-                    .map(|id| self.collectors.get(id.0).expect("alive").node),
-            ),
+            self.targets
+                .iter()
+                .map(|(_, r)| r.node)
+                .chain(
+                    self.collectors
+                        .sorted()
+                        .iter()
+                        .map(|id| self.collectors.get(id.0).expect("alive").node),
+                )
+                .chain(self.zoned_nodes()),
         );
+        let zones = Canonical::new(&self.zones, self.node_zones.iter().copied());
+        let mut node_zones: Vec<NodeZoneRec> = self
+            .zoned_nodes()
+            .map(|n| NodeZoneRec {
+                node: nodes.map(n),
+                zone: zones.map(self.node_zones[n as usize]),
+            })
+            .collect();
+        node_zones.sort_unstable_by_key(|r| r.node);
         let collectors = collectors
             .into_iter()
             .map(|c: CollectorRec| CollectorRec {
@@ -79,8 +101,11 @@ impl Allocator {
             weighted: self.config.weighted,
             epsilon_ppm: self.config.bounded.epsilon_ppm(),
             max_weight: self.config.bounded.max_weight,
+            zone_skew_ppm: self.config.zone_skew.map_or(u64::MAX, crate::config::ppm),
             jobs: jobs.names,
             nodes: nodes.names,
+            zones: zones.names,
+            node_zones,
             collectors,
             targets,
             totals: [
@@ -102,6 +127,24 @@ impl Allocator {
         alloc.nodes = Interner::from_names(payload.nodes)
             .map_err(|n| invalid(format!("node {n:?} listed twice")))?;
         let node_count = alloc.nodes.len() as u32;
+        alloc.zones = Interner::from_names(payload.zones)
+            .map_err(|z| invalid(format!("zone {z:?} listed twice")))?;
+        let zone_count = alloc.zones.len() as u32;
+        let mut last = None;
+        for r in &payload.node_zones {
+            if r.node >= node_count || r.zone >= zone_count || last >= Some(r.node) {
+                return Err(invalid(format!(
+                    "node zone entry ({}, {}) of {node_count} nodes and {zone_count} zones, \
+                     out of range or out of order",
+                    r.node, r.zone
+                )));
+            }
+            last = Some(r.node);
+            if alloc.node_zones.len() <= r.node as usize {
+                alloc.node_zones.resize(r.node as usize + 1, NONE);
+            }
+            alloc.node_zones[r.node as usize] = r.zone;
+        }
         let mut ids = Vec::with_capacity(payload.collectors.len());
         for c in &payload.collectors {
             if c.name.is_empty() {

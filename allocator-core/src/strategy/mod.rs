@@ -26,6 +26,24 @@ pub(crate) use least_weighted::Tournament;
 pub(crate) use per_node::PerNode;
 pub(crate) use rebalancing::Rebalancing;
 
+/// The zones a strategy that decides after the diff may read: node id → zone id (NONE: none),
+/// zone names by id, and the collectors (whose nodes place them in zones).
+pub(crate) struct ZoneView<'a> {
+    pub node_zones: &'a [u32],
+    pub names: &'a [Box<str>],
+    pub collectors: &'a Collectors,
+}
+
+impl ZoneView<'_> {
+    #[inline]
+    pub(crate) fn of_node(&self, node: u32) -> u32 {
+        self.node_zones
+            .get(node as usize)
+            .copied()
+            .unwrap_or(crate::ids::NONE)
+    }
+}
+
 /// What `choose` may read.
 pub(crate) struct Ctx<'a> {
     pub collectors: &'a Collectors,
@@ -66,9 +84,10 @@ impl Placer {
             Strategy::LeastWeighted => Placer::LeastWeighted,
             Strategy::PerNode => Placer::PerNode(PerNode::new(config)),
             Strategy::BoundedHashing => Placer::Bounded(Bounded::new(config.bounded)),
-            Strategy::Rebalancing => {
-                Placer::Rebalancing(Rebalancing::new(config.bounded.epsilon_ppm()))
-            }
+            Strategy::Rebalancing => Placer::Rebalancing(Rebalancing::new(
+                config.bounded.epsilon_ppm(),
+                config.zone_skew.map(crate::config::ppm),
+            )),
         }
     }
 
@@ -198,12 +217,20 @@ impl Placer {
         targets: &Targets,
         job_names: &[Box<str>],
         job_total: &[u32],
+        zones: &ZoneView<'_>,
         out: &mut Vec<(u32, u32)>,
     ) {
         match self {
             Placer::Bounded(b) => b.settle(targets, job_names, job_total, out),
-            Placer::Rebalancing(r) => r.settle(targets, out),
+            Placer::Rebalancing(r) => r.settle(targets, zones, out),
             _ => {}
+        }
+    }
+
+    /// The node → zone table changed (only zone-aware `rebalancing` reads it).
+    pub(crate) fn zones_changed(&mut self) {
+        if let Placer::Rebalancing(r) = self {
+            r.zones_changed();
         }
     }
 

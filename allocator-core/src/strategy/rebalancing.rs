@@ -48,6 +48,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
 use super::bounded::bound;
+use super::ZoneView;
 use crate::ids::NONE;
 use crate::targets::Targets;
 
@@ -65,6 +66,8 @@ struct Known {
     weight: u32,
     /// Collector id, or NONE while unplaced.
     collector: u32,
+    /// Zone of its node (NONE: none, or zones off).
+    zone: u32,
     live: bool,
 }
 
@@ -72,8 +75,14 @@ const UNKNOWN: Known = Known {
     key: 0,
     weight: 0,
     collector: NONE,
+    zone: NONE,
     live: false,
 };
+
+/// Most targets `bring_home` looks at per zone and diff before giving up on that zone: the
+/// ones that cannot go home (their collector would fall under the floor) are skipped, and
+/// this bounds the work a diff spends on them. The same state makes the same attempts.
+const HOME_ATTEMPTS: usize = 32;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Rebalancing {
@@ -96,6 +105,42 @@ pub(crate) struct Rebalancing {
     total: u64,
     dirty: Vec<u32>,
     collectors_changed: bool,
+    /// Zone awareness (see [`Zoned`]); `None`: zones are ignored.
+    zoned: Option<Zoned>,
+}
+
+/// What zone-aware rebalancing keeps besides the plain tables. Zones are ordered by name
+/// wherever order decides (zone ids depend on interning history; names do not).
+#[derive(Debug, Clone, Default)]
+struct Zoned {
+    /// The skew in millionths: the band widens to `⌊(1−s)·W/n⌋ … ⌈(1+s)·W/n⌉` so targets can
+    /// stay in their zone.
+    skew_ppm: u64,
+    /// Collector id → zone (NONE: no zone, or not a member).
+    of_collector: Vec<u32>,
+    /// Zone id → `(load, member index)` of its members.
+    order: Vec<BTreeSet<(u64, u32)>>,
+    /// Zone id → its targets held by a collector outside it.
+    away: Vec<BTreeSet<Held>>,
+    /// Zone ids in name order.
+    by_name: Vec<u32>,
+    /// The node → zone table changed since the last settle.
+    changed: bool,
+}
+
+impl Zoned {
+    /// Whether a target of zone `zone` on collector `id` is away from home.
+    #[inline]
+    fn is_away(&self, zone: u32, id: u32) -> bool {
+        zone != NONE && self.of_collector.get(id as usize).copied().unwrap_or(NONE) != zone
+    }
+
+    fn grow(&mut self, zones: usize) {
+        if self.order.len() < zones {
+            self.order.resize_with(zones, BTreeSet::new);
+            self.away.resize_with(zones, BTreeSet::new);
+        }
+    }
 }
 
 /// The weight band of the current state (for `explain`).
@@ -106,8 +151,12 @@ pub(crate) struct Band {
 }
 
 impl Rebalancing {
-    pub(crate) fn new(eps_ppm: u64) -> Rebalancing {
+    pub(crate) fn new(eps_ppm: u64, skew_ppm: Option<u64>) -> Rebalancing {
         Rebalancing {
+            zoned: skew_ppm.map(|skew_ppm| Zoned {
+                skew_ppm,
+                ..Zoned::default()
+            }),
             eps_ppm,
             ids: Vec::new(),
             rank: Vec::new(),
@@ -133,29 +182,75 @@ impl Rebalancing {
         self.collectors_changed = true;
     }
 
-    /// The band for the current state.
+    /// The node → zone table changed: collectors' zones are read again at the next settle
+    /// (the allocator touches every target, so their zones are read again too).
+    pub(crate) fn zones_changed(&mut self) {
+        if let Some(z) = &mut self.zoned {
+            z.changed = true;
+        }
+    }
+
+    /// The band for the current state (widened by the zone skew when zones are on).
     pub(crate) fn band(&self) -> Option<Band> {
         let n = self.ids.len() as u64;
+        let slack = match &self.zoned {
+            Some(z) => z.skew_ppm.max(self.eps_ppm),
+            None => self.eps_ppm,
+        };
         (n > 0).then(|| Band {
-            floor: floor(self.total, n, self.eps_ppm),
-            cap: bound(self.total, n, self.eps_ppm),
+            floor: floor(self.total, n, slack),
+            cap: bound(self.total, n, slack),
         })
+    }
+
+    /// The zone a collector is in, for `explain` (NONE: none, or zones off).
+    pub(crate) fn zone_of_collector(&self, id: u32) -> u32 {
+        self.zoned
+            .as_ref()
+            .and_then(|z| z.of_collector.get(id as usize).copied())
+            .unwrap_or(NONE)
     }
 
     /// Bring the tables up to date and restore the band; push `(slot, collector id or NONE)`
     /// for every target whose collector changes (once per target, its final collector).
-    pub(crate) fn settle(&mut self, targets: &Targets, out: &mut Vec<(u32, u32)>) {
-        if self.dirty.is_empty() && !self.collectors_changed {
+    pub(crate) fn settle(
+        &mut self,
+        targets: &Targets,
+        zones: &ZoneView<'_>,
+        out: &mut Vec<(u32, u32)>,
+    ) {
+        let zones_changed = self.zoned.as_ref().is_some_and(|z| z.changed);
+        if self.dirty.is_empty() && !self.collectors_changed && !zones_changed {
             return;
         }
         let mut dirty = std::mem::take(&mut self.dirty);
-        dirty.sort_unstable();
-        dirty.dedup();
         if self.known.len() < targets.capacity_slots() {
             self.known.resize(targets.capacity_slots(), UNKNOWN);
         }
+        let new_zones = if self.collectors_changed || zones_changed {
+            self.collector_zones(zones, &mut dirty)
+        } else {
+            None
+        };
+        dirty.sort_unstable();
+        dirty.dedup();
         for &slot in &dirty {
             self.forget(slot);
+        }
+        if let (Some(z), Some(of_collector)) = (&mut self.zoned, new_zones) {
+            // After `forget`, which took the dirty targets off `away` with the old zones.
+            z.of_collector = of_collector;
+            z.changed = false;
+            z.grow(zones.names.len());
+            let mut by_name: Vec<u32> = (0..zones.names.len() as u32).collect();
+            by_name
+                .sort_unstable_by(|&a, &b| zones.names[a as usize].cmp(&zones.names[b as usize]));
+            z.by_name = by_name;
+            // With the collector set unchanged (else `change_members` rebuilds them below, with
+            // the new member indexes).
+            if !self.collectors_changed {
+                self.rebuild_zone_orders();
+            }
         }
         let mut touched: Vec<u32> = Vec::new();
         // Targets to place in this diff (new ones, removed collectors' ones).
@@ -178,6 +273,11 @@ impl Rebalancing {
                 key: r.key,
                 weight: r.weight,
                 collector: NONE,
+                zone: if self.zoned.is_some() {
+                    zones.of_node(r.node)
+                } else {
+                    NONE
+                },
                 live: true,
             };
             if member {
@@ -196,8 +296,14 @@ impl Rebalancing {
             self.unplaced.extend(pending);
         } else {
             pending.extend(std::mem::take(&mut self.unplaced));
-            self.place(pending, &mut touched);
-            self.rebalance(&mut touched);
+            if self.zoned.is_some() {
+                self.place_in_zones(pending, &mut touched);
+                self.rebalance(&mut touched);
+                self.bring_home(&mut touched);
+            } else {
+                self.place(pending, &mut touched);
+                self.rebalance(&mut touched);
+            }
         }
         // Moves in key order, so the same history gives the same list (slots depend on it).
         let known = &self.known;
@@ -221,8 +327,29 @@ impl Rebalancing {
         if k.collector == NONE {
             self.unplaced.remove(&(Reverse(k.weight), k.key, slot));
         } else {
-            self.release(k.collector, (k.weight, k.key, slot));
+            self.release_zoned(k.collector, (k.weight, k.key, slot), k.zone);
         }
+    }
+
+    /// Zones on and the collectors or the table changed: every collector id's zone as of now
+    /// (by its node), with the targets of members whose zone changed added to `dirty` (they
+    /// are re-held, so their away status is read again). `None` when zones are off.
+    fn collector_zones(&self, zones: &ZoneView<'_>, dirty: &mut Vec<u32>) -> Option<Vec<u32>> {
+        let z = self.zoned.as_ref()?;
+        let count = zones.collectors.slot_count().max(self.held.len());
+        let mut of_collector = vec![NONE; count];
+        for &id in &self.ids {
+            if let Some(c) = zones.collectors.get(id) {
+                of_collector[id as usize] = zones.of_node(c.node);
+            }
+        }
+        for (id, set) in self.held.iter().enumerate() {
+            let old = z.of_collector.get(id).copied().unwrap_or(NONE);
+            if old != of_collector[id] && !set.is_empty() {
+                dirty.extend(set.iter().map(|t| t.2));
+            }
+        }
+        Some(of_collector)
     }
 
     /// Install the member set of the last `commit`: removed collectors' targets become
@@ -241,6 +368,12 @@ impl Rebalancing {
         for (id, &stays) in member.iter().enumerate() {
             if self.rank[id] != NONE && !stays {
                 for (w, key, slot) in std::mem::take(&mut self.held[id]) {
+                    let zone = self.known[slot as usize].zone;
+                    if let Some(z) = &mut self.zoned {
+                        if zone != NONE {
+                            z.away[zone as usize].remove(&(w, key, slot));
+                        }
+                    }
                     self.known[slot as usize].collector = NONE;
                     pending.push((Reverse(w), key, slot));
                     touched.push(slot);
@@ -254,6 +387,89 @@ impl Rebalancing {
             self.rank[id as usize] = m as u32;
             self.order.insert((self.load[id as usize], m as u32));
         }
+        self.rebuild_zone_orders();
+    }
+
+    /// Each zone's `(load, member)` order from the members' current loads.
+    fn rebuild_zone_orders(&mut self) {
+        let Some(z) = &mut self.zoned else {
+            return;
+        };
+        for set in &mut z.order {
+            set.clear();
+        }
+        for &(load, m) in &self.order {
+            let id = self.ids[m as usize];
+            let zone = z.of_collector.get(id as usize).copied().unwrap_or(NONE);
+            if zone != NONE {
+                z.order[zone as usize].insert((load, m));
+            }
+        }
+    }
+
+    /// Zones on: place targets heaviest first, then by key, each on the least-loaded
+    /// collector of its zone while that one stays within the band's cap, else on the
+    /// least-loaded collector of all (lowest name on ties).
+    fn place_in_zones(&mut self, mut pending: Vec<Pending>, touched: &mut Vec<u32>) {
+        let Some(Band { cap, .. }) = self.band() else {
+            return;
+        };
+        pending.sort_unstable();
+        for (Reverse(w), _, slot) in pending {
+            let zone = self.known[slot as usize].zone;
+            let home = self.zoned.as_ref().and_then(|z| {
+                let &(load, m) = z.order.get(zone as usize)?.first()?;
+                (load + u64::from(w) <= cap).then_some(m)
+            });
+            let m = home.unwrap_or_else(|| self.order.first().expect("members exist").1);
+            self.hold(slot, self.ids[m as usize]);
+            touched.push(slot);
+        }
+    }
+
+    /// Zones on, after the band holds: move targets held outside their zone back into it
+    /// (heaviest first, zones in name order) while the receiver (the least-loaded collector of
+    /// the zone) stays within the cap and the giver above the floor. Every move takes weight
+    /// home and none breaks the band, so the loop ends and leaves nothing for `rebalance`.
+    fn bring_home(&mut self, touched: &mut Vec<u32>) {
+        let Some(Band { floor, cap }) = self.band() else {
+            return;
+        };
+        let by_name = match &self.zoned {
+            Some(z) => z.by_name.clone(),
+            None => return,
+        };
+        // Until a whole pass moves nothing: a target going home to one zone makes room in
+        // another (its giver's).
+        let mut moved = true;
+        while moved {
+            moved = false;
+            for &zone in &by_name {
+                while let Some((t, to)) = self.home_move(zone, floor, cap) {
+                    let from = self.known[t.2 as usize].collector;
+                    self.relocate(t, from, to, touched);
+                    moved = true;
+                }
+            }
+        }
+    }
+
+    /// The next target of `zone` to bring home, with its receiver (the zone's least-loaded
+    /// collector): the heaviest one away that fits under the cap there and leaves its
+    /// collector at or over the floor.
+    fn home_move(&self, zone: u32, floor: u64, cap: u64) -> Option<(Held, u32)> {
+        let z = self.zoned.as_ref()?;
+        let &(load, m) = z.order.get(zone as usize)?.first()?;
+        let room = cap.saturating_sub(load).min(u64::from(u32::MAX)) as u32;
+        let t = z.away[zone as usize]
+            .range(..=(room, u64::MAX, u32::MAX))
+            .rev()
+            .take(HOME_ATTEMPTS)
+            .find(|t| {
+                let from = self.known[t.2 as usize].collector;
+                self.load[from as usize] - u64::from(t.0) >= floor
+            })?;
+        Some((*t, self.ids[m as usize]))
     }
 
     /// Place targets heaviest first, then by key, each on the least-loaded collector (lowest
@@ -295,15 +511,32 @@ impl Rebalancing {
     fn hold(&mut self, slot: u32, id: u32) {
         let k = &mut self.known[slot as usize];
         k.collector = id;
-        let (w, key) = (k.weight, k.key);
+        let (w, key, zone) = (k.weight, k.key, k.zone);
         self.held[id as usize].insert((w, key, slot));
+        if let Some(z) = &mut self.zoned {
+            if z.is_away(zone, id) {
+                z.away[zone as usize].insert((w, key, slot));
+            }
+        }
         self.shift(id, |l| l + u64::from(w));
     }
 
     /// Take a held target off collector `id` (the caller decides where it goes).
     fn release(&mut self, id: u32, t: Held) {
+        let zone = self.known[t.2 as usize].zone;
+        self.release_zoned(id, t, zone);
+    }
+
+    /// [`Rebalancing::release`] for a target of zone `zone` (given: `forget` has already
+    /// cleared what was known of the slot).
+    fn release_zoned(&mut self, id: u32, t: Held, zone: u32) {
         let removed = self.held[id as usize].remove(&t);
         debug_assert!(removed, "released a target the collector does not hold");
+        if let Some(z) = &mut self.zoned {
+            if z.is_away(zone, id) {
+                z.away[zone as usize].remove(&t);
+            }
+        }
         self.shift(id, |l| l - u64::from(t.0));
     }
 
@@ -315,6 +548,13 @@ impl Rebalancing {
         if m != NONE {
             self.order.remove(&(old, m));
             self.order.insert((new, m));
+            if let Some(z) = &mut self.zoned {
+                let zone = z.of_collector.get(id as usize).copied().unwrap_or(NONE);
+                if zone != NONE {
+                    z.order[zone as usize].remove(&(old, m));
+                    z.order[zone as usize].insert((new, m));
+                }
+            }
         }
     }
 
