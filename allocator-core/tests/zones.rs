@@ -147,7 +147,7 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
 /// Run a script on an allocator, checking the rules after every step; returns the moves of
 /// every step.
 fn run(a: &mut Allocator, script: &[Vec<Op>], skew: f64) -> Vec<Vec<(TargetKey, Option<String>)>> {
-    let mut present = vec![false; COLLECTORS];
+    let mut present = [false; COLLECTORS];
     for c in a.collectors() {
         let i = (0..COLLECTORS)
             .find(|&i| collector_name(i) == c.name)
@@ -229,7 +229,7 @@ fn run(a: &mut Allocator, script: &[Vec<Op>], skew: f64) -> Vec<Vec<(TargetKey, 
         let after = assignment(a);
         let mut replayed = before.clone();
         for (k, to) in &named {
-            if to.is_none() && after.get(k).is_none() {
+            if to.is_none() && !after.contains_key(k) {
                 replayed.remove(k);
             } else {
                 replayed.insert(*k, to.clone());
