@@ -356,6 +356,20 @@ typedef struct {
 } ta_diff;
 
 /**
+ * One row of a node → zone table (`ta_set_node_zones`).
+ */
+typedef struct {
+  /**
+   * Node name; must not be empty.
+   */
+  ta_str node;
+  /**
+   * Its zone; length 0 for none.
+   */
+  ta_str zone;
+} ta_node_zone;
+
+/**
  * Allocator configuration. Fill it with `ta_config_default`, then change fields.
  */
 typedef struct {
@@ -396,6 +410,15 @@ typedef struct {
    * bounded-hashing: absolute cap on one collector's weight (0: none).
    */
   uint64_t max_weight;
+  /**
+   * rebalancing: keep targets in their node's zone (0 or 1; see `ta_set_node_zones`).
+   */
+  uint8_t zones;
+  /**
+   * With `zones`: how far (as a fraction of the mean weight, 0 to 100) a collector may go
+   * over or under the mean to keep targets in their zone (ε applies when wider).
+   */
+  double zone_skew;
 } ta_config;
 
 /**
@@ -563,6 +586,20 @@ ta_result ta_set_targets(const ta_allocator *ta,
  */
 ta_result ta_set_collectors(const ta_allocator *ta,
                             const ta_collector *collectors,
+                            size_t n,
+                            ta_view *view,
+                            ta_error *err);
+
+/**
+ * Replace the node → zone table (zone-aware rebalancing reads it: a target is in the zone of
+ * its node, a collector in the zone of its node). Nodes not listed have no zone. `view` as in
+ * `ta_apply`.
+ *
+ * # Safety
+ * See the module contract; `table` readable for `n` rows (NULL when `n` is 0).
+ */
+ta_result ta_set_node_zones(const ta_allocator *ta,
+                            const ta_node_zone *table,
                             size_t n,
                             ta_view *view,
                             ta_error *err);

@@ -74,6 +74,7 @@ impl Input {
                 epsilon: self.epsilon.unwrap_or(BoundedConfig::default().epsilon),
                 max_weight: self.max_weight.unwrap_or(0),
             },
+            zone_skew: None,
         };
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)

@@ -66,6 +66,11 @@ pub struct ta_config {
     pub epsilon: f64,
     /// bounded-hashing: absolute cap on one collector's weight (0: none).
     pub max_weight: u64,
+    /// rebalancing: keep targets in their node's zone (0 or 1; see `ta_set_node_zones`).
+    pub zones: u8,
+    /// With `zones`: how far (as a fraction of the mean weight, 0 to 100) a collector may go
+    /// over or under the mean to keep targets in their zone (ε applies when wider).
+    pub zone_skew: f64,
 }
 
 fn strategy(code: u32, field: &str) -> Result<Strategy, FfiError> {
@@ -104,6 +109,8 @@ impl ta_config {
             weighted: u8::from(c.weighted),
             epsilon: c.bounded.epsilon,
             max_weight: c.bounded.max_weight,
+            zones: u8::from(c.zone_skew.is_some()),
+            zone_skew: c.zone_skew.unwrap_or(0.0),
         }
     }
 
@@ -145,6 +152,16 @@ impl ta_config {
             bounded: BoundedConfig {
                 epsilon: self.epsilon,
                 max_weight: self.max_weight,
+            },
+            zone_skew: match self.zones {
+                0 => None,
+                1 => Some(self.zone_skew),
+                other => {
+                    return Err(FfiError::new(
+                        ta_result::TA_INVALID_CONFIG,
+                        format!("ta_config.zones must be 0 or 1, got {other}"),
+                    ))
+                }
             },
         };
         config.validate()?;
@@ -222,6 +239,16 @@ pub struct ta_collector {
     pub name: ta_str,
     /// Node; length 0 for none.
     pub node: ta_str,
+}
+
+/// One row of a node → zone table (`ta_set_node_zones`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ta_node_zone {
+    /// Node name; must not be empty.
+    pub node: ta_str,
+    /// Its zone; length 0 for none.
+    pub zone: ta_str,
 }
 
 /// One change, applied atomically by `ta_apply`: remove targets, remove then add collectors,

@@ -402,6 +402,7 @@ impl Allocator {
                 epsilon,
                 max_weight,
             },
+            zone_skew: None,
         };
         Ok(Allocator {
             inner: RwLock::new(core::Allocator::new(config).map_err(err)?),

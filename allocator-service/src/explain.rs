@@ -62,8 +62,10 @@ pub fn to_json(e: &Explanation<'_>) -> Value {
             floor,
             cap,
             collector_weight,
+            zone,
+            collector_zone,
         } => json!({"kind": "band", "floor": floor, "cap": cap,
-            "collector_weight": collector_weight}),
+            "collector_weight": collector_weight, "zone": zone, "collector_zone": collector_zone}),
         Detail::NoRule => json!({"kind": "no-rule"}),
         other => json!({"kind": format!("{other:?}")}),
     };

@@ -6,10 +6,10 @@ use allocator_core::{Allocator, BatchDiff, Error, Move};
 use crate::error::{ta_error, ta_result, FfiError};
 use crate::guard::call;
 use crate::handle::{self, ta_allocator};
-use crate::types::{ta_collector, ta_diff, ta_label_batch, ta_target_batch};
+use crate::types::{ta_collector, ta_diff, ta_label_batch, ta_node_zone, ta_target_batch};
 use crate::view::ta_view;
 
-use super::convert::{collector_specs, names, Targets};
+use super::convert::{collector_specs, names, node_zones, Targets};
 
 /// Run a change under the write lock and, if the caller passed a view, fill it with the moves
 /// before the lock is released.
@@ -119,5 +119,32 @@ pub unsafe extern "C" fn ta_set_collectors(
             )
         };
         change(h, view, |a| a.set_collectors(&specs))
+    })
+}
+
+/// Replace the node → zone table (zone-aware rebalancing reads it: a target is in the zone of
+/// its node, a collector in the zone of its node). Nodes not listed have no zone. `view` as in
+/// `ta_apply`.
+///
+/// # Safety
+/// See the module contract; `table` readable for `n` rows (NULL when `n` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn ta_set_node_zones(
+    ta: *const ta_allocator,
+    table: *const ta_node_zone,
+    n: usize,
+    view: *mut ta_view,
+    err: *mut ta_error,
+) -> ta_result {
+    call(err, || {
+        // SAFETY: forwarded contract.
+        let (h, rows, view) = unsafe {
+            (
+                handle::borrow(ta)?,
+                node_zones(table, n)?,
+                handle::view_mut(view),
+            )
+        };
+        change(h, view, |a| a.set_node_zones(&rows))
     })
 }

@@ -8,7 +8,7 @@ use allocator_core::{CollectorSpec, Error, KeyHasher, NameIndex, TargetBatch, NO
 
 use crate::error::{ta_result, FfiError};
 use crate::handle;
-use crate::types::{ta_collector, ta_label_batch, ta_str, ta_target_batch};
+use crate::types::{ta_collector, ta_label_batch, ta_node_zone, ta_str, ta_target_batch};
 
 /// # Safety
 /// As `handle::write_output`.
@@ -76,6 +76,28 @@ pub(super) unsafe fn collector_specs<'a>(
                     name: handle::string(c.name, format_args!("collectors[{i}].name"))?,
                     node: handle::opt_string(c.node, format_args!("collectors[{i}].node"))?,
                 })
+            }
+        })
+        .collect()
+}
+
+/// # Safety
+/// As `handle::slice`, strings as `handle::string`.
+pub(super) unsafe fn node_zones<'a>(
+    ptr: *const ta_node_zone,
+    n: usize,
+) -> Result<Vec<(&'a str, &'a str)>, FfiError> {
+    // SAFETY: forwarded contract.
+    let rows = unsafe { handle::slice(ptr, n, "table") }?;
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            // SAFETY: forwarded contract.
+            unsafe {
+                Ok((
+                    handle::string(r.node, format_args!("table[{i}].node"))?,
+                    handle::opt_string(r.zone, format_args!("table[{i}].zone"))?.unwrap_or(""),
+                ))
             }
         })
         .collect()

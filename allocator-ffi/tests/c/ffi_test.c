@@ -885,11 +885,95 @@ static void test_read_table(void) {
   ta_error_free(err);
 }
 
+/* Zone-aware rebalancing: the node → zone table is one call returning its moves; targets of a
+   zone end on that zone's collector while it has room; bad tables are named. */
+static void test_zones(void) {
+  ta_error *err = NULL;
+  CHECK_RC(ta_error_new(&err), TA_OK);
+  ta_view *v = new_view();
+  ta_config cfg;
+  CHECK_RC(ta_config_default(&cfg), TA_OK);
+  cfg.strategy = TA_STRATEGY_REBALANCING;
+  cfg.zones = 1;
+  cfg.zone_skew = 0.5;
+  ta_allocator *ta = NULL;
+  CHECK_RC(ta_allocator_new(&cfg, &ta, NULL), TA_OK);
+  cfg.zones = 2;
+  ta_allocator *bad = NULL;
+  CHECK_RC(ta_allocator_new(&cfg, &bad, err), TA_INVALID_CONFIG);
+  error_contains(err, "zones");
+  cfg.zones = 1;
+  cfg.strategy = TA_STRATEGY_CONSISTENT_HASHING;
+  CHECK_RC(ta_allocator_new(&cfg, &bad, err), TA_INVALID_CONFIG);
+  error_contains(err, "zone_skew is only supported by rebalancing");
+
+  ta_collector cols[2] = {{S("c-0"), S("na")}, {S("c-1"), S("nb")}};
+  enum { N = 40 };
+  uint64_t keys[N], placements[N];
+  uint32_t jobs[N], nodes[N];
+  ta_str job_names[1] = {S("pods")};
+  ta_str node_names[2] = {S("na"), S("nb")};
+  for (size_t i = 0; i < N; i++) {
+    keys[i] = 0x5000 + i;
+    placements[i] = i;
+    jobs[i] = 0;
+    nodes[i] = i < 20 ? 0 : 1; /* 20 targets on each node */
+  }
+  ta_diff d = empty_diff();
+  d.add_collectors = cols;
+  d.n_add_collectors = 2;
+  d.upsert.len = N;
+  d.upsert.keys = keys;
+  d.upsert.placements = placements;
+  d.upsert.jobs = jobs;
+  d.upsert.job_names = job_names;
+  d.upsert.n_job_names = 1;
+  d.upsert.nodes = nodes;
+  d.upsert.node_names = node_names;
+  d.upsert.n_node_names = 2;
+  CHECK_RC(ta_apply(ta, &d, v, err), TA_OK);
+  CHECK(view_of(v).n_moves == N);
+
+  /* With zones, every target goes to the collector on a node of its zone. */
+  ta_node_zone table[2] = {{S("na"), S("zone-a")}, {S("nb"), S("zone-b")}};
+  CHECK_RC(ta_set_node_zones(ta, table, 2, v, err), TA_OK);
+  ta_view_data vd = view_of(v);
+  uint32_t owners[N];
+  CHECK_RC(ta_read(ta, keys, N, owners, v, err), TA_OK);
+  ta_view_data rd = view_of(v);
+  size_t home = 0;
+  for (size_t i = 0; i < N; i++) {
+    CHECK(owners[i] < rd.n_collectors);
+    if (owners[i] < rd.n_collectors &&
+        str_is(rd.collectors[owners[i]].name, i < 20 ? "c-0" : "c-1"))
+      home++;
+  }
+  CHECK(home == N);
+  /* The change's moves were those that went home: as many as were away before. */
+  CHECK(vd.n_moves <= N);
+  /* Unchanged table: no moves. */
+  CHECK_RC(ta_set_node_zones(ta, table, 2, v, err), TA_OK);
+  CHECK(view_of(v).n_moves == 0);
+
+  ta_node_zone dup[2] = {{S("na"), S("zone-a")}, {S("na"), S("zone-b")}};
+  CHECK_RC(ta_set_node_zones(ta, dup, 2, v, err), TA_INVALID_ARGUMENT);
+  error_contains(err, "\"na\" is listed twice");
+  ta_node_zone empty[1] = {{S(""), S("zone-a")}};
+  CHECK_RC(ta_set_node_zones(ta, empty, 1, v, err), TA_INVALID_ARGUMENT);
+  error_contains(err, "node name is empty");
+  CHECK_RC(ta_set_node_zones(ta, NULL, 1, v, err), TA_NULL_ARGUMENT);
+  CHECK_RC(ta_set_node_zones(ta, NULL, 0, v, err), TA_OK);
+  ta_allocator_free(ta);
+  ta_view_free(v);
+  ta_error_free(err);
+}
+
 int main(int argc, char **argv) {
   test_lifecycle_and_config();
   test_batches();
   test_read_table();
   test_labels_and_snapshot();
+  test_zones();
   for (int i = 1; i < argc; i++) test_parity(argv[i]);
   test_threads();
   printf("%lld passed, %lld failed\n", checks - failures, failures);
