@@ -25,7 +25,7 @@
 //! removals or a higher cap, a collector with room takes back its best rejected proposer, which
 //! leaves the collectors below it. It checks the result against an allocation from scratch.
 //!
-//! `cargo run --release -p allocator-benches --bin bounded_da [curve | seeds | churn | removals]`
+//! `cargo run --release -p allocator-benches --bin bounded_da [curve | seeds | churn | removals | million]`
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -191,7 +191,11 @@ struct Row {
 /// Balance at n, then weight moved on n→n+1 and on removing the first collector, each over
 /// the minimum (W/(n+1), W/n).
 fn measure(seed: u64, n: usize, eps: f64, pref: Pref) -> Row {
-    let raw = targets(100_000, n, seed);
+    measure_k(100_000, seed, n, eps, pref)
+}
+
+fn measure_k(k: usize, seed: u64, n: usize, eps: f64, pref: Pref) -> Row {
+    let raw = targets(k, n, seed);
     let mut hasher = KeyHasher::new();
     let sp = specs(&mut hasher, &raw);
     let keys: Vec<u64> = sp.iter().map(|s| s.key.0).collect();
@@ -467,6 +471,24 @@ impl State {
     }
 }
 
+/// 1M targets on 1,000 collectors (1,000 per collector instead of 100).
+fn million() {
+    println!("| targets | collectors | ε | weight max/mean | weight min/mean | moved +1 / min (to new) | moved −1 / min | at cap |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for eps in [0.02, 0.05] {
+        let r = measure_k(1_000_000, 21, 1000, eps, Pref::RankWeight);
+        println!(
+            "| 1M | 1000 | {eps} | {:.2} | {:.2} | {:.2} ({:.2}) | {:.2} | {:.0}% |",
+            r.max,
+            r.min,
+            r.up,
+            r.to_new,
+            r.down,
+            r.full * 100.0
+        );
+    }
+}
+
 /// 1% churn at 100k targets and 1,000 collectors: the surviving targets that change collector,
 /// and the time of an incremental update against one allocation from scratch (checked equal).
 fn churn() {
@@ -573,6 +595,7 @@ fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("seeds") => seeds(),
         Some("churn") => churn(),
+        Some("million") => million(),
         Some("removals") => {
             removals();
             random_diffs();
