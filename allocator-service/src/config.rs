@@ -52,6 +52,9 @@ pub struct File {
     /// bounded-hashing's slack and absolute cap.
     #[serde(default)]
     pub bounded: Option<Bounded>,
+    /// Zone-aware `rebalancing` (Kubernetes discovery): targets stay in the zone of their node.
+    #[serde(default)]
+    pub zones: Option<Zones>,
     /// Which `buraksezer/consistent` release the consistent-hashing ring reproduces:
     /// `v0.10.0` (the Operator's release, default) or `v1.0.0` (its main branch).
     #[serde(default)]
@@ -71,6 +74,23 @@ pub struct Bounded {
     #[serde(default, deserialize_with = "yaml11::opt_u64")]
     pub max_weight: Option<u64>,
 }
+
+/// `zones`: keep targets on collectors of their own zone (cross-zone traffic costs money and
+/// latency) while every collector stays within `max_skew` of the mean weight.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zones {
+    /// How far a collector may go over or under the mean weight to keep targets in their zone
+    /// (default 0.1; the `bounded` ε applies when wider).
+    #[serde(default, deserialize_with = "yaml11::opt_f64")]
+    pub max_skew: Option<f64>,
+    /// The node label naming a node's zone (default `topology.kubernetes.io/zone`).
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// The node label Kubernetes puts a node's zone in.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 /// `prometheus_cr`: which Prometheus Operator resources are turned into jobs. An absent resource
 /// selector selects nothing, `{}` selects all; namespace selectors default to all namespaces.
@@ -394,6 +414,8 @@ pub struct Loaded {
     pub base: PathBuf,
     /// Kubernetes discovery is on (`discovery: kubernetes`).
     pub kubernetes: bool,
+    /// Zones on: the node label that names a node's zone.
+    pub zone_label: Option<String>,
     pub collector_namespace: String,
     pub collector_selector: LabelSelector,
     pub grace: std::time::Duration,
@@ -469,7 +491,27 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
     if let Some(r) = &file.ring {
         core.ring.version = r.parse().map_err(|e| format!("ring: {e}"))?;
     }
-    core.validate().map_err(|e| e.to_string())?;
+    let zone_label = match &file.zones {
+        None => None,
+        Some(z) => {
+            core.zone_skew = Some(z.max_skew.unwrap_or(0.1));
+            let label = z.label.clone().unwrap_or_else(|| ZONE_LABEL.into());
+            if label.is_empty() {
+                return Err("zones.label must not be empty".into());
+            }
+            Some(label)
+        }
+    };
+    core.validate()
+        .map_err(|e| match (&file.zones, e) {
+            (Some(_), allocator_core::Error::Config(allocator_core::ConfigError::ZonesUnsupported(s))) => {
+                format!("zones: only the rebalancing strategy keeps targets in their zone, not {s} (set allocation_strategy: rebalancing)")
+            }
+            (Some(_), allocator_core::Error::Config(allocator_core::ConfigError::ZoneSkew(v))) => {
+                format!("zones.max_skew must be a finite number in [0, 100], got {v}")
+            }
+            (_, e) => e.to_string(),
+        })?;
     // Durations as Prometheus' loader resolves and writes them (`/scrape_configs` and the
     // seeded `__scrape_interval__` / `__scrape_timeout__` labels show these).
     resolve_global(&mut file.config.global)?;
@@ -494,6 +536,12 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
             ))
         }
     };
+    if !kubernetes && zone_label.is_some() {
+        return Err(
+            "zones needs discovery: kubernetes (zones come from the nodes' labels and the collector pods' nodes)"
+                .into(),
+        );
+    }
     if !kubernetes && file.prometheus_cr.as_ref().is_some_and(|p| p.enabled) {
         return Err("prometheus_cr.enabled needs discovery: kubernetes".into());
     }
@@ -632,6 +680,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         http_sd,
         base: base.to_path_buf(),
         kubernetes,
+        zone_label,
         collector_namespace,
         collector_selector,
         grace,

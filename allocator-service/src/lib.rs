@@ -70,7 +70,8 @@ pub async fn serve_with(
     let cluster = match (cfg.kubernetes, kube) {
         (true, Some(client)) => {
             let cr = cfg.file.prometheus_cr.as_ref().is_some_and(|c| c.enabled);
-            Some(Arc::new(k8s::Cluster::start(client, cr)))
+            let nodes = cfg.zone_label.is_some();
+            Some(Arc::new(k8s::Cluster::start(client, cr, nodes)))
         }
         (true, None) => {
             return Err(std::io::Error::other(

@@ -296,6 +296,26 @@ impl Engine {
                 None => CollectorSpec::new(n),
             })
             .collect();
+        // Zones first, so new targets and collectors are placed knowing them.
+        if let (Some(label), Some(c)) = (&self.cfg.zone_label, &cluster) {
+            let table = c.node_zones(label);
+            let pairs: Vec<(&str, &str)> = table
+                .iter()
+                .map(|(n, z)| (n.as_str(), z.as_str()))
+                .collect();
+            let start = Instant::now();
+            match self.alloc.set_node_zones(&pairs) {
+                Ok(moves) => {
+                    let moves = moves.to_vec();
+                    let moved = self.absorb(&moves, m, "SetNodeZones", start);
+                    if moved > 0 {
+                        tracing::info!(nodes = pairs.len(), moved, "node zones applied");
+                    }
+                }
+                // Node names from the API server are unique and non-empty; keep the last table.
+                Err(e) => tracing::error!(error = %e, "node zone table refused"),
+            }
+        }
         let start = Instant::now();
         match self.alloc.set_collectors(&names) {
             Ok(moves) => {

@@ -679,3 +679,186 @@ fn kubernetes_configuration_errors_name_the_problem() {
     bad("discovery: cloud\nconfig: {}", "cloud");
     bad("discovery: kubernetes\ncollector_namespace: o\ncollector_not_ready_grace_period: 99999999999999999999y\nconfig: {}", "too long");
 }
+
+const ZONES_CONFIG: &str = r#"
+discovery: kubernetes
+allocation_strategy: rebalancing
+zones:
+  max_skew: 0.5
+collector_namespace: observability
+collector_selector:
+  matchLabels: {app.kubernetes.io/component: opentelemetry-collector}
+collector_not_ready_grace_period: 1s
+config:
+  scrape_configs:
+    - job_name: pods
+      kubernetes_sd_configs: [{role: pod, namespaces: {names: [shop]}}]
+"#;
+
+fn node(name: &str, zone: Option<&str>) -> Value {
+    let labels = match zone {
+        Some(z) => json!({"topology.kubernetes.io/zone": z, "kubernetes.io/hostname": name}),
+        None => json!({"kubernetes.io/hostname": name}),
+    };
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}})
+}
+
+/// Address → collector, from one job's per-collector answers.
+fn owners(v: &Value) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (collector, c) in v.as_object().unwrap() {
+        for group in c["targets"].as_array().unwrap() {
+            for t in group["targets"].as_array().unwrap() {
+                out.insert(t.as_str().unwrap().to_owned(), collector.clone());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zones_keep_targets_on_collectors_of_their_zone() {
+    let api = MockApi::new();
+    let collector = json!({"app.kubernetes.io/component": "opentelemetry-collector"});
+    api.apply("namespaces", namespace("shop", json!({})));
+    api.apply("namespaces", namespace("observability", json!({})));
+    for (n, z) in [
+        ("node-a", "zone-a"),
+        ("node-b", "zone-a"),
+        ("node-c", "zone-b"),
+    ] {
+        api.apply("nodes", node(n, Some(z)));
+    }
+    api.apply("nodes", node("node-d", None));
+    for (name, ip, n) in [
+        ("otel-a0", "10.9.0.1", "node-a"),
+        ("otel-a1", "10.9.0.2", "node-b"),
+        ("otel-b0", "10.9.0.3", "node-c"),
+    ] {
+        api.apply(
+            "pods",
+            pod("observability", name, collector.clone(), ip, n, true, None),
+        );
+    }
+    // Six targets in zone-a (node-a), three in zone-b (node-c).
+    let mut zone_of_target = std::collections::BTreeMap::new();
+    for i in 0..9 {
+        let (n, z) = if i < 6 {
+            ("node-a", "zone-a")
+        } else {
+            ("node-c", "zone-b")
+        };
+        let ip = format!("10.1.0.{i}");
+        api.apply(
+            "pods",
+            pod(
+                "shop",
+                &format!("app-{i}"),
+                json!({"app": "app"}),
+                &ip,
+                n,
+                true,
+                Some(("metrics", 9090)),
+            ),
+        );
+        zone_of_target.insert(format!("{ip}:9090"), z);
+    }
+    let mock = api.clone().serve().await;
+    let cfg = allocator_service::parse(ZONES_CONFIG, std::path::Path::new(".")).unwrap();
+    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let addr = service.addr;
+    let zone_of_collector = |c: &str| {
+        if c.starts_with("otel-a") {
+            "zone-a"
+        } else {
+            "zone-b"
+        }
+    };
+    let path = "/jobs/pods/targets";
+
+    // W = 9 on 3 collectors, skew 0.5: cap ⌈1.5 · 3⌉ = 5, and each zone's targets fit at home.
+    let v = until(addr, path, "every target in its zone", |v| {
+        let o = owners(v);
+        o.len() == 9
+            && o.iter()
+                .all(|(t, c)| zone_of_target[t] == zone_of_collector(c))
+    })
+    .await;
+    assert_eq!(collectors_of(&v), ["otel-a0", "otel-a1", "otel-b0"]);
+    let why = json_of(addr, "/explain?job=pods&address=10.1.0.7:9090").await;
+    assert_eq!(why[0]["detail"]["zone"], "zone-b", "{why}");
+    assert_eq!(why[0]["detail"]["collector_zone"], "zone-b", "{why}");
+
+    // zone-b's only collector leaves: its targets go to zone-a's collectors (nowhere else)...
+    api.delete("pods", "observability", "otel-b0");
+    until(addr, path, "zone-b's targets on zone-a", |v| {
+        let o = owners(v);
+        o.len() == 9 && o.values().all(|c| c.starts_with("otel-a"))
+    })
+    .await;
+    // ... and come home when a zone-b collector comes back.
+    api.apply(
+        "pods",
+        pod(
+            "observability",
+            "otel-b1",
+            collector.clone(),
+            "10.9.0.4",
+            "node-c",
+            true,
+            None,
+        ),
+    );
+    until(addr, path, "zone-b's targets home again", |v| {
+        let o = owners(v);
+        o.len() == 9
+            && o.iter()
+                .all(|(t, c)| zone_of_target[t] == zone_of_collector(c))
+    })
+    .await;
+
+    // node-c changes zone: its targets and its collector are now in zone-a, all of one zone.
+    api.apply("nodes", node("node-c", Some("zone-a")));
+    let why = until(
+        addr,
+        "/explain?job=pods&address=10.1.0.7:9090",
+        "node-c in zone-a",
+        |v| v[0]["detail"]["zone"] == "zone-a",
+    )
+    .await;
+    assert_eq!(why[0]["detail"]["collector_zone"], "zone-a", "{why}");
+    service.stop().await;
+}
+
+#[test]
+fn zones_configuration_errors_name_the_problem() {
+    let base = std::path::Path::new(".");
+    let err = allocator_service::parse(
+        &ZONES_CONFIG.replace(
+            "allocation_strategy: rebalancing",
+            "allocation_strategy: consistent-hashing",
+        ),
+        base,
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.contains("zones: only the rebalancing strategy"),
+        "{err}"
+    );
+    let err =
+        allocator_service::parse(&ZONES_CONFIG.replace("max_skew: 0.5", "max_skew: -1"), base)
+            .err()
+            .unwrap();
+    assert!(
+        err.contains("zones.max_skew must be a finite number"),
+        "{err}"
+    );
+    let err = allocator_service::parse(&ZONES_CONFIG.replace("max_skew: 0.5", "label: \"\""), base)
+        .err()
+        .unwrap();
+    assert!(err.contains("zones.label must not be empty"), "{err}");
+    let file_mode = "allocation_strategy: rebalancing\nzones: {max_skew: 0.2}\ncollectors: [a]\nconfig: {scrape_configs: []}\n";
+    let err = allocator_service::parse(file_mode, base).err().unwrap();
+    assert!(err.contains("zones needs discovery: kubernetes"), "{err}");
+}

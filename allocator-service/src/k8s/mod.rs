@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -35,8 +35,10 @@ use k8s_openapi::api::networking::v1::Ingress;
 
 /// Every resource the watchers read, as (API group, resource): the RBAC rules of
 /// `examples/k8s/01-rbac.yaml` must grant get, list and watch on each (a test checks).
-pub const WATCHED: [(&str, &str); 11] = [
+pub const WATCHED: [(&str, &str); 12] = [
     ("", "pods"),
+    // Their zone labels (read only when `zones` is configured).
+    ("", "nodes"),
     // The credentials operator resources name (read only when `prometheus_cr` is enabled).
     ("", "secrets"),
     ("", "configmaps"),
@@ -87,6 +89,8 @@ pub struct Cluster {
     probes: Option<Watched<DynamicObject>>,
     secrets: Option<Watched<Secret>>,
     config_maps: Option<Watched<ConfigMap>>,
+    /// Watched only when zones are on (their labels name the zones).
+    nodes: Option<Watched<Node>>,
     generation: Arc<AtomicU64>,
     /// ScrapeConfigs' `httpSDConfigs`: one fetcher per entry, named by the job and the entry's
     /// rendered settings (a changed entry gets a new fetcher; unused ones are stopped).
@@ -170,8 +174,9 @@ fn labels_of(m: &kube::api::ObjectMeta) -> BTreeMap<String, String> {
 }
 
 impl Cluster {
-    /// Start the watchers (on the current tokio runtime).
-    pub fn start(client: Client, cr_enabled: bool) -> Cluster {
+    /// Start the watchers (on the current tokio runtime): the operator's resources when
+    /// `cr_enabled`, nodes when `nodes` (zone-aware allocation reads their labels).
+    pub fn start(client: Client, cr_enabled: bool, nodes: bool) -> Cluster {
         let generation = Arc::new(AtomicU64::new(0));
         let g = || generation.clone();
         let pods = spawn_watch(
@@ -262,6 +267,14 @@ impl Cluster {
         } else {
             (None, None)
         };
+        let nodes = nodes.then(|| {
+            spawn_watch(
+                Api::<Node>::all(client.clone()),
+                Default::default(),
+                g(),
+                "nodes",
+            )
+        });
         Cluster {
             pods,
             services,
@@ -274,6 +287,7 @@ impl Cluster {
             probes,
             secrets,
             config_maps,
+            nodes,
             generation,
             http: Default::default(),
         }
@@ -313,6 +327,30 @@ impl Cluster {
                 .config_maps
                 .as_ref()
                 .is_none_or(|w| w.synced.load(Ordering::Acquire))
+            && self
+                .nodes
+                .as_ref()
+                .is_none_or(|w| w.synced.load(Ordering::Acquire))
+    }
+
+    /// The node → zone table: every node with a non-empty `label`, as `(node, zone)` sorted by
+    /// node (empty when nodes are not watched).
+    pub fn node_zones(&self, label: &str) -> Vec<(String, String)> {
+        let Some(nodes) = &self.nodes else {
+            return Vec::new();
+        };
+        let mut table: Vec<(String, String)> = nodes
+            .store
+            .state()
+            .iter()
+            .filter_map(|n| {
+                let zone = n.metadata.labels.as_ref()?.get(label)?;
+                let name = n.metadata.name.clone()?;
+                (!zone.is_empty()).then(|| (name, zone.clone()))
+            })
+            .collect();
+        table.sort();
+        table
     }
 
     /// Collector pods: in `namespace`, matching `selector`, scheduled; a pod not Running or not

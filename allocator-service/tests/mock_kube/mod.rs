@@ -18,8 +18,9 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 /// (plural, apiVersion, list kind)
-const KINDS: [(&str, &str, &str); 11] = [
+const KINDS: [(&str, &str, &str); 12] = [
     ("pods", "v1", "PodList"),
+    ("nodes", "v1", "NodeList"),
     ("secrets", "v1", "SecretList"),
     ("configmaps", "v1", "ConfigMapList"),
     ("ingresses", "networking.k8s.io/v1", "IngressList"),
@@ -263,6 +264,7 @@ async fn handle(api: MockApi, plural: String, q: HashMap<String, String>) -> Res
 fn plural_kind(plural: &str) -> &'static str {
     match plural {
         "pods" => "Pod",
+        "nodes" => "Node",
         "secrets" => "Secret",
         "configmaps" => "ConfigMap",
         "services" => "Service",
