@@ -5,6 +5,9 @@
 //!
 //! `... --bin quality [TARGETS] epsilon` instead prints the moves-versus-ε curve of the two
 //! strategies with a slack (`bounded-hashing`, `rebalancing`) for ε = 0.02, 0.05, 0.1, 0.25.
+//!
+//! `... --bin quality [TARGETS] zones` prints zone-aware `rebalancing` (three zones) for zone
+//! skews 0.05, 0.1, 0.25: weight kept in its zone, balance, and moves on +1 / −1.
 
 use allocator_benches::{collector_names, collector_specs, specs, targets, Workload};
 use allocator_core::{Allocator, Config, Diff, KeyHasher, MoveKind, Strategy};
@@ -131,6 +134,117 @@ fn epsilon_curve(k: usize) {
     }
 }
 
+/// Weight held by a collector of its own zone, as a fraction of all.
+fn in_zone(alloc: &Allocator) -> f64 {
+    let (mut home, mut all) = (0u64, 0u64);
+    let zone_of_node: std::collections::HashMap<&str, &str> =
+        alloc.node_zones().into_iter().collect();
+    let collector_zone: std::collections::HashMap<_, _> = alloc
+        .collectors()
+        .map(|c| (c.id, c.node.and_then(|n| zone_of_node.get(n).copied())))
+        .collect();
+    for t in alloc.targets() {
+        all += u64::from(t.weight);
+        let here = t.collector.and_then(|c| collector_zone[&c]);
+        if here.is_some() && here == alloc.zone_of(t.key) {
+            home += u64::from(t.weight);
+        }
+    }
+    home as f64 / all as f64
+}
+
+/// Zone-aware rebalancing: collectors `i` on node `i`, zone `i % 3`; targets on `2n` nodes, the
+/// first `n` spread like the collectors and, in the `crowded` case, the other `n` all in zone 0
+/// (two thirds of the weight for a third of the collectors); otherwise zones follow `i % 3`.
+fn zones(k: usize) {
+    println!("| case | skew | collectors | weight in zone | weight max/mean | weight min/mean | weight moved +1 / min | weight moved −1 / min | full allocation | 1% churn diff |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for crowded in [false, true] {
+        for n in [10usize, 100, 1000] {
+            let raw: Workload = targets(k, 2 * n, 21);
+            let mut hasher = KeyHasher::new();
+            let upsert = specs(&mut hasher, &raw);
+            let nodes = collector_names(2 * n);
+            let names = collector_names(n + 1);
+            let all = collector_specs(&names);
+            const ZONES: [&str; 3] = ["zone-a", "zone-b", "zone-c"];
+            let table: Vec<(&str, &str)> = nodes
+                .iter()
+                .enumerate()
+                .map(|(i, (_, node))| {
+                    let z = if crowded && i >= n { 0 } else { i % 3 };
+                    (node.as_str(), ZONES[z])
+                })
+                .collect();
+            for skew in [0.05, 0.1, 0.25] {
+                let mut cfg = config(Strategy::Rebalancing, 0.05);
+                cfg.zone_skew = Some(skew);
+                let mut alloc = Allocator::new(cfg).unwrap();
+                alloc.set_node_zones(&table).unwrap();
+                let start = std::time::Instant::now();
+                alloc
+                    .apply(&Diff {
+                        add_collectors: all[..n].to_vec(),
+                        upsert: upsert.clone(),
+                        ..Diff::default()
+                    })
+                    .unwrap();
+                let full = start.elapsed();
+                let s = alloc.summary();
+                let home = in_zone(&alloc);
+                // 1% churn: remove and re-add 1% of the targets (as a rollout does).
+                let churned: Vec<_> = upsert.iter().step_by(100).copied().collect();
+                let start = std::time::Instant::now();
+                alloc
+                    .apply(&Diff {
+                        remove: churned.iter().map(|t| t.key).collect(),
+                        ..Diff::default()
+                    })
+                    .unwrap();
+                alloc
+                    .apply(&Diff {
+                        upsert: churned,
+                        ..Diff::default()
+                    })
+                    .unwrap();
+                let churn = start.elapsed() / 2;
+                let total = s.mean_weight * n as f64;
+                let (_, up_w) = moved(
+                    &mut alloc,
+                    &Diff {
+                        add_collectors: vec![all[n]],
+                        ..Diff::default()
+                    },
+                );
+                alloc
+                    .apply(&Diff {
+                        remove_collectors: vec![all[n].name],
+                        ..Diff::default()
+                    })
+                    .unwrap();
+                let (_, down_w) = moved(
+                    &mut alloc,
+                    &Diff {
+                        remove_collectors: vec![all[0].name],
+                        ..Diff::default()
+                    },
+                );
+                println!(
+                    "| {} | {skew} | {n} | {:.3} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} ms | {:.1} ms |",
+                    if crowded { "crowded zone-a" } else { "even" },
+                    home,
+                    s.max_weight as f64 / s.mean_weight,
+                    s.min_weight as f64 / s.mean_weight,
+                    up_w as f64 / (total / (n + 1) as f64),
+                    down_w as f64 / (total / n as f64),
+                    full.as_secs_f64() * 1e3,
+                    churn.as_secs_f64() * 1e3,
+                );
+            }
+        }
+    }
+}
+
 fn main() {
     let k: usize = std::env::args()
         .nth(1)
@@ -138,6 +252,10 @@ fn main() {
         .unwrap_or(100_000);
     if std::env::args().nth(2).as_deref() == Some("epsilon") {
         epsilon_curve(k);
+        return;
+    }
+    if std::env::args().nth(2).as_deref() == Some("zones") {
+        zones(k);
         return;
     }
     println!("| strategy | collectors | max/mean | min/mean | weight max/mean | weight min/mean | weight max / ⌈1.05·W/n⌉ | job spread | moved on +1 (min K/(n+1)) | moved on −1 (min K/n) | weight moved +1 / min | weight moved −1 / min |");
