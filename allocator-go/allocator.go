@@ -26,6 +26,12 @@ static ta_result go_set_collectors(const ta_allocator *ta, const ta_collector *c
 	return rc == TA_OK ? ta_view_get(v, out, e) : rc;
 }
 
+static ta_result go_set_node_zones(const ta_allocator *ta, const ta_node_zone *t, size_t n, ta_view *v,
+                                   ta_view_data *out, ta_error *e) {
+	ta_result rc = ta_set_node_zones(ta, t, n, v, e);
+	return rc == TA_OK ? ta_view_get(v, out, e) : rc;
+}
+
 static ta_result go_read(const ta_allocator *ta, const uint64_t *keys, size_t n, uint32_t *owners, ta_view *v,
                          ta_view_data *out, ta_error *e) {
 	ta_result rc = ta_read(ta, keys, n, owners, v, e);
@@ -84,6 +90,11 @@ type Config struct {
 	Epsilon float64
 	// MaxWeight is bounded-hashing's absolute cap on one collector's weight (0: none).
 	MaxWeight uint64
+	// Zones (rebalancing only) keeps targets in the zone of their node, collectors being in
+	// the zone of theirs (SetNodeZones), while every collector stays within ⌈(1+s)·W/n⌉ and
+	// ⌊(1−s)·W/n⌋ weight, s = max(ZoneSkew, Epsilon). ZoneSkew is read only with Zones.
+	Zones    bool
+	ZoneSkew float64
 }
 
 // DefaultConfig is the Go Target Allocator's configuration: consistent-hashing on the
@@ -105,13 +116,18 @@ func configFromC(c C.ta_config) Config {
 		Weighted:          c.weighted != 0,
 		Epsilon:           float64(c.epsilon),
 		MaxWeight:         uint64(c.max_weight),
+		Zones:             c.zones != 0,
+		ZoneSkew:          float64(c.zone_skew),
 	}
 }
 
 func (c Config) toC() C.ta_config {
-	var weighted C.uint8_t
+	var weighted, zones C.uint8_t
 	if c.Weighted {
 		weighted = 1
+	}
+	if c.Zones {
+		zones = 1
 	}
 	return C.ta_config{
 		strategy:           C.uint32_t(c.Strategy),
@@ -123,6 +139,8 @@ func (c Config) toC() C.ta_config {
 		weighted:           weighted,
 		epsilon:            C.double(c.Epsilon),
 		max_weight:         C.uint64_t(c.MaxWeight),
+		zones:              zones,
+		zone_skew:          C.double(c.ZoneSkew),
 	}
 }
 
@@ -386,6 +404,30 @@ func (a *Allocator) SetCollectors(cs []Collector) ([]Move, error) {
 		arr := s.in.collectors(cs)
 		var out C.ta_view_data
 		if rc := C.go_set_collectors(p, arr, C.size_t(len(cs)), s.view, &out, s.err); rc != C.TA_OK {
+			return s.failure(rc)
+		}
+		moves = movesOf(&out)
+		return nil
+	})
+	return moves, err
+}
+
+// NodeZone is one row of a node → zone table: the node's name and its zone ("" for none).
+type NodeZone struct {
+	Node, Zone string
+}
+
+// SetNodeZones replaces the node → zone table that zone-aware rebalancing reads (a target is
+// in the zone of its node, a collector in the zone of its node; nodes not listed have no
+// zone) and returns the moves, taken under the same lock as the change. A node listed twice
+// or an empty node name is an InvalidArgument error, and nothing changed. Other strategies,
+// and rebalancing without Zones, keep the table and move nothing.
+func (a *Allocator) SetNodeZones(table []NodeZone) ([]Move, error) {
+	var moves []Move
+	err := a.call(func(p *C.ta_allocator, s *scratch) error {
+		arr := s.in.nodeZones(table)
+		var out C.ta_view_data
+		if rc := C.go_set_node_zones(p, arr, C.size_t(len(table)), s.view, &out, s.err); rc != C.TA_OK {
 			return s.failure(rc)
 		}
 		moves = movesOf(&out)

@@ -67,12 +67,19 @@ func randomLabelSet(r *rand.Rand, i int) LabelSet {
 
 // Random diffs through every mutator, on every strategy: each returns exactly its moves.
 func TestMovesEqualTheBeforeAfterDifference(t *testing.T) {
-	for _, strategy := range []Strategy{ConsistentHashing, LeastWeighted, PerNode, BoundedHashing, Rebalancing} {
-		r := rand.New(rand.NewSource(int64(strategy) + 7))
+	// The last run is zone-aware rebalancing, with node → zone tables among its changes.
+	for run, strategy := range []Strategy{ConsistentHashing, LeastWeighted, PerNode, BoundedHashing, Rebalancing, Rebalancing} {
+		zoned := run == 5
+		r := rand.New(rand.NewSource(int64(strategy) + 7 + int64(run)/5))
 		cfg := DefaultConfig()
 		cfg.Strategy = strategy
 		if strategy == PerNode {
 			cfg.Fallback = LeastWeighted
+		}
+		ops := 6
+		if zoned {
+			cfg.Zones, cfg.ZoneSkew = true, 0.1
+			ops = 7
 		}
 		a := newOrFail(t, cfg)
 		var keys []uint64 // every key ever used, so removed ones are checked too
@@ -84,8 +91,8 @@ func TestMovesEqualTheBeforeAfterDifference(t *testing.T) {
 			var moves []Move
 			var err error
 			var added []uint64
-			name := fmt.Sprintf("%v step %d", strategy, step)
-			switch op := r.Intn(6); {
+			name := fmt.Sprintf("%v (zones %v) step %d", strategy, zoned, step)
+			switch op := r.Intn(ops); {
 			case op == 0 || len(collectors) == 0:
 				var cs []Collector
 				for i := 0; i < 1+r.Intn(3); i++ {
@@ -134,6 +141,15 @@ func TestMovesEqualTheBeforeAfterDifference(t *testing.T) {
 				for _, k := range gone {
 					delete(live, k)
 				}
+			case op == 6:
+				// A new table: each node in one of three zones or none.
+				var table []NodeZone
+				for n := 0; n < 4; n++ {
+					if z := r.Intn(4); z < 3 {
+						table = append(table, NodeZone{Node: fmt.Sprintf("node-%d", n), Zone: fmt.Sprintf("zone-%d", z)})
+					}
+				}
+				moves, err = a.SetNodeZones(table)
 			default:
 				// A whole diff: remove some, upsert some in columns and some as label sets.
 				var gone []uint64

@@ -39,6 +39,7 @@ type input struct {
 
 	cols     []C.ta_collector
 	strTable []C.ta_str
+	zones    []C.ta_node_zone
 }
 
 func (in *input) reset() {
@@ -50,12 +51,13 @@ func (in *input) reset() {
 	clear(in.labelNames[:cap(in.labelNames)])
 	clear(in.cols[:cap(in.cols)])
 	clear(in.strTable[:cap(in.strTable)])
+	clear(in.zones[:cap(in.zones)])
 	in.keys, in.placements = in.keys[:0], in.placements[:0]
 	in.weights, in.jobs, in.nodes = in.weights[:0], in.jobs[:0], in.nodes[:0]
 	in.jobNames, in.nodeNames = in.jobNames[:0], in.nodeNames[:0]
 	in.ends = in.ends[:0]
 	in.labelJobs, in.labelWts, in.labelNames = in.labelJobs[:0], in.labelWts[:0], in.labelNames[:0]
-	in.cols, in.strTable = in.cols[:0], in.strTable[:0]
+	in.cols, in.strTable, in.zones = in.cols[:0], in.strTable[:0], in.zones[:0]
 	// The label buffer of one huge call is not kept for ever.
 	if in.dataCap > 64<<20 {
 		in.freeData()
@@ -119,6 +121,14 @@ func (in *input) collectors(cs []Collector) *C.ta_collector {
 		in.cols = append(in.cols, C.ta_collector{name: in.str(c.Name), node: in.str(c.Node)})
 	}
 	return (*C.ta_collector)(in.pinSlice(unsafe.Pointer(unsafe.SliceData(in.cols)), len(in.cols)))
+}
+
+// nodeZones is a node → zone table (SetNodeZones).
+func (in *input) nodeZones(rows []NodeZone) *C.ta_node_zone {
+	for _, r := range rows {
+		in.zones = append(in.zones, C.ta_node_zone{node: in.str(r.Node), zone: in.str(r.Zone)})
+	}
+	return (*C.ta_node_zone)(in.pinSlice(unsafe.Pointer(unsafe.SliceData(in.zones)), len(in.zones)))
 }
 
 // names interns strings into a per-batch table: consecutive targets usually share a job, so

@@ -37,6 +37,12 @@ pub fn run(raw: &[u8]) -> Result<String, String> {
         .collect();
     let names = targets.names();
     let mut alloc = Allocator::new(config).map_err(|e| e.to_string())?;
+    // The table first, so that the targets are placed by zone from the start.
+    if let Some(table) = &input.node_zones {
+        alloc
+            .set_node_zones(&table.rows())
+            .map_err(|e| format!("\"node_zones\": {e}"))?;
+    }
     alloc
         .apply_batch(&BatchDiff {
             upsert: targets.batch(&names),

@@ -165,6 +165,34 @@ fn bad_input_gives_a_message_naming_the_problem_and_no_panic() {
             "invalid input",
         ),
         (
+            r#"{"strategy":"least-weighted","zone_skew":0.1,"collectors":[],"targets":[]}"#,
+            "zone_skew is only supported by rebalancing",
+        ),
+        (
+            r#"{"strategy":"rebalancing","zone_skew":-1,"collectors":[],"targets":[]}"#,
+            "zone_skew must be a finite number",
+        ),
+        (
+            r#"{"strategy":"rebalancing","node_zones":{"n":"z"},"collectors":[],"targets":[]}"#,
+            "\"node_zones\" needs \"zone_skew\"",
+        ),
+        (
+            r#"{"strategy":"rebalancing","zone_skew":0.1,"node_zones":{"n":"z1","n":"z2"},"collectors":[],"targets":[]}"#,
+            "\"node_zones\": invalid node zone table: node \"n\" is listed twice",
+        ),
+        (
+            r#"{"strategy":"rebalancing","zone_skew":0.1,"node_zones":{"":"z"},"collectors":[],"targets":[]}"#,
+            "a node name is empty",
+        ),
+        (
+            r#"{"strategy":"rebalancing","zone_skew":0.1,"node_zones":{"n":3},"collectors":[],"targets":[]}"#,
+            "invalid input",
+        ),
+        (
+            r#"{"strategy":"rebalancing","zone_skew":0.1,"node_zones":[["n","z"]],"collectors":[],"targets":[]}"#,
+            "an object of node names to zone names",
+        ),
+        (
             r#"{"strategy":"least-weighted","weighted":true,"collectors":[{"name":"a"}],"targets":[{"job":"j","labels":{"__address__":"x"},"weight":5},{"job":"k","labels":{"__address__":"y"}},{"job":"j","labels":{"__address__":"x"},"weight":1}]}"#,
             "targets[2] (job \"j\") is the same target as targets[0] with a different weight (1 vs 5)",
         ),
@@ -179,4 +207,49 @@ fn bad_input_gives_a_message_naming_the_problem_and_no_panic() {
     let (code, _, err) = run(&["--bogus"], "");
     assert_eq!(code, 2);
     assert!(err.contains("usage"));
+}
+
+/// Zone-aware rebalancing: node-a and node-b are zone-1, node-c zone-2, a collector on each
+/// node, targets spread evenly over the nodes, so every target fits in its zone and must sit
+/// there (zones computed here from the input, not read from the tool). Without the table the
+/// same input leaves some away, so the check means something.
+#[test]
+fn node_zones_keep_targets_in_their_zone() {
+    let nodes = ["node-a", "node-b", "node-c"];
+    let zone = |node: &str| if node == "node-c" { "zone-2" } else { "zone-1" };
+    let targets: Vec<serde_json::Value> = (0..60)
+        .map(|i| {
+            serde_json::json!({"job": "pods", "labels": {
+                "__address__": format!("10.0.{}.{}:8080", i / 7, i),
+                "__meta_kubernetes_pod_node_name": nodes[i % 3],
+            }})
+        })
+        .collect();
+    let collectors: Vec<serde_json::Value> = (0..3)
+        .map(|c| serde_json::json!({"name": format!("otel-{c}"), "node": nodes[c]}))
+        .collect();
+    let collector_zone = |name: &str| zone(nodes[name["otel-".len()..].parse::<usize>().unwrap()]);
+    let mut input = serde_json::json!({
+        "strategy": "rebalancing", "zone_skew": 0.1,
+        "node_zones": {"node-a": "zone-1", "node-b": "zone-1", "node-c": "zone-2", "node-d": null},
+        "collectors": collectors, "targets": targets,
+    });
+    let away = |input: &serde_json::Value| -> usize {
+        let (code, out, err) = run(&[], &input.to_string());
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let got = v["targets"].as_array().unwrap();
+        assert_eq!(got.len(), 60);
+        (0..60)
+            .filter(|&i| {
+                collector_zone(got[i]["collector"].as_str().unwrap()) != zone(nodes[i % 3])
+            })
+            .count()
+    };
+    assert_eq!(away(&input), 0);
+    input.as_object_mut().unwrap().remove("node_zones");
+    assert!(
+        away(&input) > 0,
+        "without zones the placement should ignore them"
+    );
 }

@@ -347,6 +347,24 @@ fn collectors_arg(items: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Option<Stri
     Ok(out)
 }
 
+/// A node → zone table: a mapping, or an iterable of (node, zone) pairs, in the caller's order
+/// (a repeated node in pairs reaches the core, which names it).
+fn node_zones_arg(table: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Option<String>)>> {
+    let items = match table.cast::<PyDict>() {
+        Ok(d) => d.items().into_any(),
+        Err(_) if table.hasattr("keys")? => table.call_method0("items")?,
+        Err(_) => table.clone(),
+    };
+    items
+        .try_iter()?
+        .map(|row| {
+            row?.extract::<(String, Option<String>)>().map_err(|_| {
+                PyTypeError::new_err("a node zone table is a dict or (node, zone) pairs of strings")
+            })
+        })
+        .collect()
+}
+
 fn specs_of(cs: &[(String, Option<String>)]) -> Vec<CollectorSpec<'_>> {
     cs.iter()
         .map(|(n, node)| CollectorSpec {
@@ -376,7 +394,7 @@ impl Allocator {
     #[new]
     // One parameter per Python keyword argument: the signature is the Python API.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (strategy = "consistent-hashing", *, fallback = None, ring = "v0.10.0", partition_count = 1061, replication_factor = 5, load_factor = 1.1, weighted = false, epsilon = 0.05, max_weight = 0))]
+    #[pyo3(signature = (strategy = "consistent-hashing", *, fallback = None, ring = "v0.10.0", partition_count = 1061, replication_factor = 5, load_factor = 1.1, weighted = false, epsilon = 0.05, max_weight = 0, zone_skew = None))]
     fn new(
         strategy: &str,
         fallback: Option<&str>,
@@ -387,6 +405,7 @@ impl Allocator {
         weighted: bool,
         epsilon: f64,
         max_weight: u64,
+        zone_skew: Option<f64>,
     ) -> PyResult<Self> {
         let config = Config {
             strategy: parse_strategy(strategy)?,
@@ -402,7 +421,7 @@ impl Allocator {
                 epsilon,
                 max_weight,
             },
-            zone_skew: None,
+            zone_skew,
         };
         Ok(Allocator {
             inner: RwLock::new(core::Allocator::new(config).map_err(err)?),
@@ -423,6 +442,7 @@ impl Allocator {
         d.set_item("weighted", c.weighted)?;
         d.set_item("epsilon", c.bounded.epsilon)?;
         d.set_item("max_weight", c.bounded.max_weight)?;
+        d.set_item("zone_skew", c.zone_skew)?;
         Ok(d)
     }
 
@@ -453,6 +473,32 @@ impl Allocator {
     fn set_collectors(&self, py: Python<'_>, collectors: &Bound<'_, PyAny>) -> PyResult<Moves> {
         let cs = collectors_arg(collectors)?;
         self.moves(py, |a| a.set_collectors(&specs_of(&cs)).map(|_| ()))
+    }
+
+    /// Replace the node → zone table that zone-aware rebalancing reads (a target is in the
+    /// zone of its node, a collector in the zone of its node): a dict, or (node, zone) pairs;
+    /// a zone of None or "" means none, nodes not listed have no zone. Returns the moves (only
+    /// an allocator made with `zone_skew` moves anything). A node listed twice or an empty
+    /// node name raises AllocatorError, and nothing changed.
+    fn set_node_zones(&self, py: Python<'_>, table: &Bound<'_, PyAny>) -> PyResult<Moves> {
+        let rows = node_zones_arg(table)?;
+        self.moves(py, |a| {
+            let rows: Vec<(&str, &str)> = rows
+                .iter()
+                .map(|(n, z)| (n.as_str(), z.as_deref().unwrap_or("")))
+                .collect();
+            a.set_node_zones(&rows).map(|_| ())
+        })
+    }
+
+    /// The node → zone table as (node, zone) pairs sorted by node (nodes with a zone only).
+    #[getter]
+    fn node_zones(&self) -> Vec<(String, String)> {
+        let a = self.inner.read();
+        a.node_zones()
+            .into_iter()
+            .map(|(n, z)| (n.to_owned(), z.to_owned()))
+            .collect()
     }
 
     /// Alive collectors, sorted by name (the order of `stats` and `loads`). For indexes that

@@ -19,6 +19,7 @@ def test_default_config_is_the_go_allocators():
         "weighted": False,
         "epsilon": 0.05,
         "max_weight": 0,
+        "zone_skew": None,
     }
     assert ta.STRATEGIES == ["consistent-hashing", "least-weighted", "per-node", "bounded-hashing", "rebalancing"]
     assert "consistent-hashing" in repr(a)

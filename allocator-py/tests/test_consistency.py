@@ -21,19 +21,24 @@ def check_moves(step, keys, before, after, moves):
 
 
 @pytest.mark.parametrize(
-    "strategy", ["consistent-hashing", "least-weighted", "per-node", "bounded-hashing", "rebalancing"]
+    "strategy", ["consistent-hashing", "least-weighted", "per-node", "bounded-hashing", "rebalancing", "zones"]
 )
 def test_moves_equal_the_before_after_difference(strategy):
+    # "zones": zone-aware rebalancing, with node -> zone tables among the changes.
+    zoned = strategy == "zones"
     rng = np.random.default_rng(11)
     fallback = "least-weighted" if strategy == "per-node" else None
-    a = ta.Allocator(strategy, fallback=fallback)
+    if zoned:
+        a = ta.Allocator("rebalancing", zone_skew=0.1)
+    else:
+        a = ta.Allocator(strategy, fallback=fallback)
     keys = np.zeros(0, dtype=np.uint64)
     live: set[int] = set()
     collectors: set[str] = set()
     next_key = 1
     for step in range(100):
         before = owners(a, keys)
-        op = int(rng.integers(0, 6))
+        op = int(rng.integers(0, 7 if zoned else 6))
         new = np.zeros(0, dtype=np.uint64)
         if op == 0 or not collectors:
             fresh = {f"c-{int(x)}" for x in rng.integers(0, 12, size=3)} - collectors
@@ -56,6 +61,9 @@ def test_moves_equal_the_before_after_difference(strategy):
             gone = np.array([k for k in sorted(live) if rng.random() < 0.25], dtype=np.uint64)
             moves = a.remove(gone)
             live -= set(gone.tolist())
+        elif op == 6:
+            zones = rng.integers(0, 4, size=4)
+            moves = a.set_node_zones({f"node-{n}": f"zone-{int(z)}" if z < 3 else None for n, z in enumerate(zones)})
         else:
             labels = [({"__address__": f"10.0.{step}.{i}:80", "i": str(i)}, "pods") for i in range(5)]
             new, moves = a.upsert_labels(labels)
