@@ -24,6 +24,8 @@ enum Call {
     Targets(u8, Option<u8>, u8),
     Snapshot(u8, bool),
     Restore(Vec<u8>),
+    /// A node → zone table as (node, zone) string indexes (no zone: empty).
+    NodeZones(Vec<(u8, Option<u8>)>),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -37,6 +39,8 @@ struct Case {
     weighted: u8,
     epsilon: f64,
     max_weight: u16,
+    zones: u8,
+    zone_skew: f64,
     strings: Vec<Vec<u8>>,
     calls: Vec<Call>,
 }
@@ -87,6 +91,8 @@ pub fn c_abi(data: &[u8]) {
         weighted: case.weighted % 3,
         epsilon: case.epsilon,
         max_weight: u64::from(case.max_weight),
+        zones: case.zones % 3,
+        zone_skew: case.zone_skew,
     };
     let mut err: *mut ta_error = std::ptr::null_mut();
     // SAFETY: every pointer passed below points to live Rust data of the length given.
@@ -190,6 +196,17 @@ pub fn c_abi(data: &[u8]) {
                 Call::SetCollectors(cs) => {
                     let cs = collectors(&cs);
                     ta_set_collectors(ta, cs.as_ptr(), cs.len(), view, err)
+                }
+                Call::NodeZones(rows) => {
+                    let rows: Vec<ta_node_zone> = rows
+                        .iter()
+                        .take(16)
+                        .map(|&(n, z)| ta_node_zone {
+                            node: s(pick(n)),
+                            zone: z.map_or(s(b""), |z| s(pick(z))),
+                        })
+                        .collect();
+                    ta_set_node_zones(ta, rows.as_ptr(), rows.len(), view, err)
                 }
                 Call::RemoveCollectors(ns) => {
                     let ns: Vec<ta_str> = ns.iter().take(8).map(|&n| s(pick(n))).collect();
