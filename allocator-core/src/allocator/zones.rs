@@ -13,8 +13,9 @@ impl Allocator {
     /// empty zone) have no zone. Returns the moves it causes (only zone-aware `rebalancing`
     /// moves anything). On error nothing has changed.
     ///
-    /// A change re-reads the zone of every target (a pass over the targets; zone tables change
-    /// when nodes come and go, not per scrape). An unchanged table costs a comparison.
+    /// A change re-reads the zones of the targets on nodes whose zone changed (found by one
+    /// pass over the targets' node ids) and of the collectors. An unchanged table costs a
+    /// comparison.
     pub fn set_node_zones(&mut self, table: &[(&str, &str)]) -> Result<&[Move], Error> {
         let mut seen: Set<&str> = Set::default();
         for &(node, _) in table {
@@ -49,9 +50,19 @@ impl Allocator {
         if next == self.node_zones {
             return Ok(&self.moves);
         }
-        self.node_zones = next;
+        let old = std::mem::replace(&mut self.node_zones, next);
         if self.config.zone_skew.is_some() {
-            let slots: Vec<u32> = self.targets.iter().map(|(slot, _)| slot).collect();
+            // Only targets on nodes whose zone changed are read again (a new node, the usual
+            // change, has none yet); collectors' zones are read again at the settle.
+            let zone = |t: &[u32], n: u32| t.get(n as usize).copied().unwrap_or(NONE);
+            let slots: Vec<u32> = self
+                .targets
+                .iter()
+                .filter(|(_, r)| {
+                    r.node != NONE && zone(&old, r.node) != zone(&self.node_zones, r.node)
+                })
+                .map(|(slot, _)| slot)
+                .collect();
             for slot in slots {
                 self.placer.touch(slot);
             }

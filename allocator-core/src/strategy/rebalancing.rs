@@ -183,7 +183,7 @@ impl Rebalancing {
     }
 
     /// The node → zone table changed: collectors' zones are read again at the next settle
-    /// (the allocator touches every target, so their zones are read again too).
+    /// (the allocator touches the targets on nodes whose zone changed, so those are read again too).
     pub(crate) fn zones_changed(&mut self) {
         if let Some(z) = &mut self.zoned {
             z.changed = true;
