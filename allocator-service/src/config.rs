@@ -59,7 +59,57 @@ pub struct File {
     /// `v0.10.0` (the Operator's release, default) or `v1.0.0` (its main branch).
     #[serde(default)]
     pub ring: Option<String>,
+    /// At most so many reassignments (or so much weight) per interval; the rest queued.
+    #[serde(default)]
+    pub movement_budget: Option<MovementBudget>,
     pub config: PromConfig,
+}
+
+/// `movement_budget`: see [`crate::budget`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MovementBudget {
+    #[serde(default, deserialize_with = "yaml11::opt_u64")]
+    pub max_moves: Option<u64>,
+    #[serde(default, deserialize_with = "yaml11::opt_f64")]
+    pub max_weight_percent: Option<f64>,
+    #[serde(default)]
+    pub interval: Option<String>,
+}
+
+impl MovementBudget {
+    /// The checked limits: at least one of `max_moves` (≥ 1) and `max_weight_percent`
+    /// (above 0, at most 100); `interval` a positive duration (default 30s).
+    pub fn limits(&self) -> Result<crate::budget::Limits, String> {
+        if self.max_moves.is_none() && self.max_weight_percent.is_none() {
+            return Err("movement_budget: set max_moves, max_weight_percent or both".into());
+        }
+        if self.max_moves == Some(0) {
+            return Err(
+                "movement_budget.max_moves: must be at least 1 (0 would never move a target)"
+                    .into(),
+            );
+        }
+        if let Some(p) = self.max_weight_percent {
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(format!(
+                    "movement_budget.max_weight_percent: {p} is not in (0, 100]"
+                ));
+            }
+        }
+        let interval = match &self.interval {
+            Some(i) => duration(i).map_err(|e| format!("movement_budget.interval: {e}"))?,
+            None => std::time::Duration::from_secs(30),
+        };
+        if interval.is_zero() {
+            return Err("movement_budget.interval: must be more than 0".into());
+        }
+        Ok(crate::budget::Limits {
+            max_moves: self.max_moves,
+            max_weight_percent: self.max_weight_percent,
+            interval,
+        })
+    }
 }
 
 fn default_strategy() -> String {
@@ -419,6 +469,8 @@ pub struct Loaded {
     pub collector_namespace: String,
     pub collector_selector: LabelSelector,
     pub grace: std::time::Duration,
+    /// `movement_budget`, checked.
+    pub budget: Option<crate::budget::Limits>,
 }
 
 impl Loaded {
@@ -609,6 +661,11 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
             }
         }
     }
+    let budget = file
+        .movement_budget
+        .as_ref()
+        .map(MovementBudget::limits)
+        .transpose()?;
     let mut seen = std::collections::BTreeSet::new();
     let mut rules = Vec::new();
     let mut http_sd = Vec::new();
@@ -684,6 +741,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         collector_namespace,
         collector_selector,
         grace,
+        budget,
     })
 }
 
@@ -1036,6 +1094,43 @@ mod tests {
             format_duration_ms(prom_duration_ms("90s").unwrap()),
             "1m30s"
         );
+    }
+
+    #[test]
+    fn movement_budget_values_are_checked_and_named() {
+        let load = |b: &str| {
+            parse(
+                &format!("movement_budget: {b}\nconfig: {{}}"),
+                Path::new("."),
+            )
+        };
+        let l = load("{max_moves: 5, max_weight_percent: 2.5, interval: 1m}")
+            .unwrap()
+            .budget
+            .unwrap();
+        assert_eq!(l.max_moves, Some(5));
+        assert_eq!(l.max_weight_percent, Some(2.5));
+        assert_eq!(l.interval, std::time::Duration::from_secs(60));
+        let l = load("{max_moves: 1}").unwrap().budget.unwrap();
+        assert_eq!(l.interval, std::time::Duration::from_secs(30));
+        assert!(parse("config: {}", Path::new("."))
+            .unwrap()
+            .budget
+            .is_none());
+        for (bad, names) in [
+            ("{}", "set max_moves, max_weight_percent or both"),
+            ("{max_moves: 0}", "max_moves"),
+            ("{max_weight_percent: 0}", "max_weight_percent"),
+            ("{max_weight_percent: 101}", "max_weight_percent"),
+            ("{max_weight_percent: .nan}", "not a number"),
+            ("{max_moves: 1, interval: 0s}", "interval"),
+            ("{max_moves: 1, interval: 5}", "interval"),
+            ("{max_moves: 1, intervall: 5s}", "intervall"),
+            ("{max_moves: -1}", "-1 is not an unsigned integer at line 1"),
+        ] {
+            let e = load(bad).err().unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(e.contains(names), "{bad}: {e}");
+        }
     }
 
     /// prometheus v0.314.0 config.go: `GlobalConfig.UnmarshalYAML` (default 1m / 10s, timeout

@@ -2,6 +2,7 @@
 //! allocator's HTTP API and metrics, and a server-rendered dashboard. See the README.
 
 pub mod answer;
+pub mod budget;
 pub mod config;
 pub mod discovery;
 pub mod explain;

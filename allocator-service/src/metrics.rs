@@ -48,6 +48,10 @@ pub struct Metrics {
     /// One series, labelled with the published assignment's digest (replicas that agree show
     /// the same label).
     digest: Family<Labels, Gauge>,
+    /// The movement budget: reassignments waiting, and counts deferred and released.
+    moves_queued: Gauge,
+    moves_deferred: Counter,
+    moves_released: Counter,
 }
 
 impl Default for Metrics {
@@ -74,6 +78,9 @@ impl Metrics {
             moves: Family::default(),
             max_over_mean: Gauge::default(),
             digest: Family::default(),
+            moves_queued: Gauge::default(),
+            moves_deferred: Counter::default(),
+            moves_released: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -146,6 +153,21 @@ impl Metrics {
             "Always 1; the label is the digest of the published assignment (equal on replicas that agree)",
             m.digest.clone(),
         );
+        registry.register(
+            "moves_queued",
+            "Reassignments waiting for the movement budget (their targets stay on their old collector)",
+            m.moves_queued.clone(),
+        );
+        registry.register(
+            "moves_deferred",
+            "Reassignments the movement budget queued since start",
+            m.moves_deferred.clone(),
+        );
+        registry.register(
+            "moves_released",
+            "Queued reassignments the movement budget released since start",
+            m.moves_released.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -197,6 +219,15 @@ impl Metrics {
             .get_or_create(&vec![("kind".into(), kind.into())])
             .clone();
         c.inc_by(total.saturating_sub(c.get()));
+    }
+
+    /// The movement budget's queue and running totals.
+    pub fn set_budget(&self, queued: usize, totals: crate::budget::Totals) {
+        self.moves_queued.set(queued as i64);
+        self.moves_deferred
+            .inc_by(totals.deferred.saturating_sub(self.moves_deferred.get()));
+        self.moves_released
+            .inc_by(totals.released.saturating_sub(self.moves_released.get()));
     }
 
     /// `targets_remaining`: targets kept by relabeling, duplicates included, as handed to the

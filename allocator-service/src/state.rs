@@ -136,6 +136,8 @@ pub struct Engine {
     warmer: Warmer,
     /// The last tick's relabeling results (see [`crate::discovery::RelabelCache`]).
     relabel_cache: crate::discovery::RelabelCache,
+    /// Reassignments waiting for the movement budget (between the diffs and the publisher).
+    budget: crate::budget::Budget,
 }
 
 impl Engine {
@@ -148,7 +150,9 @@ impl Engine {
     pub(crate) fn with_files(cfg: Loaded, cluster: Option<Arc<Cluster>>, files: Files) -> Engine {
         let alloc = Allocator::new(cfg.core).expect("validated when loaded");
         let configured = scrape_configs(&cfg);
+        let budget = crate::budget::Budget::new(cfg.budget);
         Engine {
+            budget,
             configured,
             cfg,
             files,
@@ -194,9 +198,13 @@ impl Engine {
 
     /// One refresh: re-read changed files; when anything changed, apply it and publish a view.
     pub fn tick(&mut self, shared: &Shared) {
-        shared
-            .explain
-            .answer(|k| self.alloc.explain(k).map(|e| crate::explain::to_json(&e)));
+        shared.explain.answer(|k| {
+            let mut v = crate::explain::to_json(&self.alloc.explain(k)?);
+            if let Some(held) = self.budget.explain(k) {
+                v["budget"] = held;
+            }
+            Some(v)
+        });
         let cluster = self.cluster.clone();
         if cluster.as_ref().is_some_and(|c| !c.synced()) {
             // Not ready (503) until every watch has listed once.
@@ -229,10 +237,12 @@ impl Engine {
                 }
             },
         };
+        let now = Instant::now();
         if !self.first
             && !files_changed
             && generation == self.last_generation
             && collectors == self.last_collectors
+            && !self.budget.due(now)
         {
             self.report(shared, true);
             return;
@@ -296,6 +306,8 @@ impl Engine {
                 None => CollectorSpec::new(n),
             })
             .collect();
+        // The budget's interval first: every diff of this refresh (zones too) draws on it.
+        self.budget.refill(now, &self.alloc);
         // Zones first, so new targets and collectors are placed knowing them.
         if let (Some(label), Some(c)) = (&self.cfg.zone_label, &cluster) {
             let table = c.node_zones(label);
@@ -344,9 +356,22 @@ impl Engine {
             }
             Err(e) => {
                 self.publisher.resync();
+                // The publisher reads every owner from the allocator: nothing stays queued.
+                self.budget.clear();
                 tracing::warn!(error = %e, "target list refused; keeping the previous targets")
             }
         }
+        let mut released = Vec::new();
+        self.budget.release(&self.alloc, &mut released);
+        if !released.is_empty() {
+            self.publisher.moved(&released, &self.alloc);
+            tracing::info!(
+                released = released.len(),
+                queued = self.budget.queued(),
+                "movement budget released queued moves"
+            );
+        }
+        m.set_budget(self.budget.queued(), self.budget.totals());
         let totals = self.alloc.move_totals();
         m.set_moves("assigned", totals.assigned);
         m.set_moves("unassigned", totals.unassigned);
@@ -383,7 +408,10 @@ impl Engine {
     /// Hand one diff's moves to the publisher and time the call that made them (`method` as the
     /// Go allocator names it); returns how many targets changed hands.
     fn absorb(&mut self, moves: &[Move], m: &Metrics, method: &str, start: Instant) -> usize {
-        self.publisher.moved(moves, &self.alloc);
+        // The moves the movement budget lets through now; it queues the others.
+        let mut now = Vec::with_capacity(moves.len());
+        self.budget.filter(moves, &self.alloc, &mut now);
+        self.publisher.moved(&now, &self.alloc);
         m.time_to_allocate(method, self.cfg.core.strategy.name())
             .observe(start.elapsed().as_secs_f64());
         moves
@@ -396,7 +424,7 @@ impl Engine {
     fn view(&mut self, found: Found) -> (View, Vec<Arc<Answer>>) {
         let a = &self.alloc;
         let Published { jobs, sd, rebuilt } = self.publisher.publish(found.targets, a);
-        let collectors = a
+        let mut collectors: Vec<(String, usize)> = a
             .collectors()
             .map(|c| {
                 (
@@ -405,6 +433,23 @@ impl Engine {
                 )
             })
             .collect();
+        // Counted where targets are served: a queued move still counts for its old collector.
+        if self.budget.queued() > 0 {
+            let index: HashMap<String, usize> = collectors
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| (name.clone(), i))
+                .collect();
+            for (key, served) in self.budget.held() {
+                let core = a.collector_of(key).and_then(|c| a.collector_name(c));
+                if let (Some(&from), Some(&to)) =
+                    (core.and_then(|c| index.get(c)), index.get(served))
+                {
+                    collectors[from].1 -= 1;
+                    collectors[to].1 += 1;
+                }
+            }
+        }
         let view = View {
             sd,
             answers: Default::default(),
@@ -415,7 +460,7 @@ impl Engine {
             collectors,
             unassigned: a.summary().unassigned,
             moves_total: a.move_totals().reassigned,
-            digest: a.digest(),
+            digest: self.budget.served_digest(a),
         };
         (view, rebuilt)
     }
