@@ -222,11 +222,12 @@ impl Budget {
                 break;
             }
             self.order.remove(&seq);
-            self.held.remove(&key);
+            let h = self.held.remove(&key).expect("queued targets are held");
             self.totals.released += 1;
+            // From the collector that served it (alive, checked above): a reassignment.
             out.push(Move {
                 key,
-                from: None,
+                from: a.collector_id(&h.served),
                 to: Some(to),
             });
         }
