@@ -189,7 +189,8 @@ pub fn parse_query(body: &[u8], collector_label: Option<&str>) -> Result<Vec<Obs
 
 /// A count on the log scale of powers of 2^(1/4), as a weight (at least 1).
 pub fn quantize(series: f64) -> u32 {
-    if !(series > 1.0) {
+    // NaN and counts up to 1 weigh 1.
+    if series.is_nan() || series <= 1.0 {
         return 1;
     }
     let step = (4.0 * series.log2()).round();
@@ -212,17 +213,17 @@ pub struct Totals {
     pub weight_changes: u64,
 }
 
+/// job → address → targets.
+type Index =
+    HashMap<Arc<str>, HashMap<Arc<str>, Vec<TargetKey>, ahash::RandomState>, ahash::RandomState>;
+
 /// The weights the loop hands to the core, with their hysteresis (see the module documentation).
 pub struct Weights {
     band: f64,
     consecutive: u32,
     state: HashMap<TargetKey, State, ahash::RandomState>,
     /// job → address → targets, from the last listing (looked up by `&str`, no allocation).
-    index: HashMap<
-        Arc<str>,
-        HashMap<Arc<str>, Vec<TargetKey>, ahash::RandomState>,
-        ahash::RandomState,
-    >,
+    index: Index,
     totals: Totals,
 }
 
