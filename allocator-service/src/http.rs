@@ -134,8 +134,12 @@ async fn loads(State(s): State<Arc<Shared>>, req: Request) -> Response {
     match crate::loads::parse_push(&body) {
         Ok(obs) => {
             let n = obs.len();
-            s.loads.put(obs);
-            (StatusCode::ACCEPTED, axum::Json(json!({ "accepted": n }))).into_response()
+            match s.loads.put(obs) {
+                Ok(()) => {
+                    (StatusCode::ACCEPTED, axum::Json(json!({ "accepted": n }))).into_response()
+                }
+                Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+            }
         }
         Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     }

@@ -28,6 +28,9 @@ use serde_json::Value;
 /// The largest `POST /loads` body accepted.
 pub const MAX_PUSH_BYTES: usize = 16 << 20;
 
+/// The most observations waiting for the allocation loop.
+pub const MAX_WAITING: usize = 4 << 20;
+
 /// `observed_load:`, checked.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -80,8 +83,19 @@ impl Inbox {
         self.push.load(Ordering::Relaxed)
     }
 
-    pub fn put(&self, obs: Vec<Observation>) {
-        self.waiting.lock().extend(obs);
+    /// Queue observations for the loop; refused (with the reason) when the loop has not taken
+    /// [`MAX_WAITING`] observations yet (it has no listing, or is stalled), so memory stays
+    /// bounded.
+    pub fn put(&self, obs: Vec<Observation>) -> Result<(), String> {
+        let mut w = self.waiting.lock();
+        if w.len() + obs.len() > MAX_WAITING {
+            return Err(format!(
+                "{} observations are waiting for the allocation loop (at most {MAX_WAITING})",
+                w.len()
+            ));
+        }
+        w.extend(obs);
+        Ok(())
     }
 
     pub fn take(&self) -> Vec<Observation> {
@@ -375,7 +389,10 @@ impl Puller {
                     match got {
                         Ok(obs) => {
                             tracing::debug!(samples = obs.len(), url = %p.url, "loads pulled");
-                            inbox.loads.put(obs);
+                            if let Err(e) = inbox.loads.put(obs) {
+                                inbox.metrics.load_pull_failed();
+                                tracing::warn!(url = %p.url, error = %e, "pulled loads dropped");
+                            }
                         }
                         Err(e) => {
                             inbox.metrics.load_pull_failed();
