@@ -192,3 +192,225 @@ fn without_a_window_nothing_is_served_twice() {
     assert!(now.values().all(|c| c.len() == 1));
     assert_eq!(w.h.open(), 0);
 }
+
+/// A small deterministic generator (xorshift64*), so a failure replays from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// A target whose discovered labels (not its address) change with `rev`.
+fn revised(n: u64, rev: u64) -> Target {
+    let address = format!("10.3.{}.{}:9100", n / 250, n % 250);
+    let mut labels = BTreeMap::new();
+    labels.insert("__address__".to_owned(), address);
+    labels.insert("__meta_rev".to_owned(), rev.to_string());
+    labels.insert("__meta_n".to_owned(), n.to_string());
+    let key = TargetKey::from_labels(
+        labels
+            .iter()
+            .filter(|(k, _)| !k.starts_with("__meta_"))
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+        "job",
+    )
+    .unwrap();
+    let (group, address) = crate::discovery::discovered(&labels);
+    Target {
+        job: "job".into(),
+        address: address.unwrap(),
+        group,
+        key,
+    }
+}
+
+/// Budget and hand-over under random churn (collectors and targets come and go, labels change,
+/// the listing is reordered, time passes, collectors are seen scraping): every answer is what
+/// the two say (the budget's serving collector or the core's, plus an open window's old one),
+/// no collector that is gone is ever served anything, and once inputs stop changing, everything
+/// ends on the core's collector alone.
+#[test]
+fn budget_and_windows_serve_only_live_collectors_under_random_churn() {
+    use crate::budget::{Budget, Limits};
+    for seed in 1..=8u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let interval = Duration::from_secs(1);
+        let window = Duration::from_millis(2500);
+        let mut a = Allocator::new(Config::with_strategy(
+            allocator_core::Strategy::ALL[seed as usize % allocator_core::Strategy::ALL.len()],
+        ))
+        .unwrap();
+        let mut p = Publisher::default();
+        let mut h = Handover::new(Some(window));
+        let mut b = Budget::new(Some(Limits {
+            max_moves: Some(2),
+            max_weight_percent: None,
+            interval,
+        }));
+        let pool = ["c0", "c1", "c2", "c3", "c4"];
+        let mut live: Vec<&str> = vec!["c0", "c1"];
+        let mut listing: Vec<Target> = (0..30).map(|n| revised(n, 0)).collect();
+        let mut next = 30u64;
+        let mut now = Instant::now();
+        let step = |a: &mut Allocator,
+                    p: &mut Publisher,
+                    h: &mut Handover,
+                    b: &mut Budget,
+                    live: &[&str],
+                    listing: &[Target],
+                    now: Instant| {
+            b.refill(now, a);
+            let specs_c: Vec<_> = live.iter().map(|n| CollectorSpec::new(n)).collect();
+            let mut out = Vec::new();
+            let m = a.set_collectors(&specs_c).unwrap().to_vec();
+            b.filter(&m, a, &mut out);
+            p.moved(&out, a);
+            h.moved(&out, a, now, p);
+            out.clear();
+            let m = a.set_targets(&specs(listing)).unwrap().to_vec();
+            b.filter(&m, a, &mut out);
+            p.moved(&out, a);
+            h.moved(&out, a, now, p);
+            out.clear();
+            b.release(a, &mut out);
+            p.moved(&out, a);
+            h.moved(&out, a, now, p);
+            h.expire(a, now, p);
+            let published = p.publish(listing.to_vec(), a);
+            // Each collector's answer written from scratch, in listing order, as `rebuild`
+            // writes it: the budget's serving collector or the core's, and an open window's
+            // old one.
+            let mut want: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+            for t in listing {
+                let core = a.collector_of(t.key).and_then(|c| a.collector_name(c));
+                let Some(primary) = b.served(t.key).or(core) else {
+                    continue;
+                };
+                let mut to = vec![primary.to_owned()];
+                if let Some(o) = h.open.get(&t.key) {
+                    to.push(o.old.to_string());
+                }
+                for c in to {
+                    let buf = want.entry(c).or_insert_with(|| b"[".to_vec());
+                    if buf.len() > 1 {
+                        buf.push(b',');
+                    }
+                    serde_json::to_writer(
+                        &mut *buf,
+                        &json!({ "targets": [&*t.address], "labels": t.labels() }),
+                    )
+                    .unwrap();
+                }
+            }
+            for v in want.values_mut() {
+                v.push(b']');
+            }
+            let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+            let got_text: BTreeMap<String, String> = published
+                .sd
+                .iter()
+                .map(|((_, c), answer)| (c.clone(), text(&answer.plain)))
+                .collect();
+            let want_text: BTreeMap<String, String> =
+                want.iter().map(|(c, b)| (c.clone(), text(b))).collect();
+            assert_eq!(got_text, want_text, "seed {seed}");
+            let got = served(&published);
+            for cs in got.values() {
+                for c in cs {
+                    assert!(
+                        a.collector_id(c).is_some(),
+                        "seed {seed}: {c} is gone but served"
+                    );
+                }
+            }
+            let differing = listing.iter().filter(|t| b.served(t.key).is_some()).count();
+            assert_eq!(differing, b.queued(), "seed {seed}");
+        };
+        step(&mut a, &mut p, &mut h, &mut b, &live, &listing, now);
+        for _ in 0..60 {
+            if rng.chance(30) {
+                let c = pool[rng.below(pool.len())];
+                match live.iter().position(|x| *x == c) {
+                    Some(i) if live.len() > 1 => {
+                        live.remove(i);
+                    }
+                    Some(_) => {}
+                    None => {
+                        live.push(c);
+                        live.sort();
+                    }
+                }
+            }
+            for _ in 0..rng.below(4) {
+                listing.push(revised(next, 0));
+                next += 1;
+            }
+            if rng.chance(40) && !listing.is_empty() {
+                listing.remove(rng.below(listing.len()));
+            }
+            if rng.chance(30) && !listing.is_empty() {
+                let i = rng.below(listing.len());
+                let n: u64 = listing[i].group.get("__meta_n").unwrap().parse().unwrap();
+                listing[i] = revised(n, rng.next() % 7);
+            }
+            if rng.chance(20) && listing.len() > 2 {
+                let (i, j) = (rng.below(listing.len()), rng.below(listing.len()));
+                listing.swap(i, j);
+            }
+            // Targets in their window change labels or places (their second answer must follow).
+            let in_window: Vec<usize> = (0..listing.len())
+                .filter(|&i| h.open.contains_key(&listing[i].key))
+                .collect();
+            if rng.chance(50) && !in_window.is_empty() {
+                let i = in_window[rng.below(in_window.len())];
+                let n: u64 = listing[i].group.get("__meta_n").unwrap().parse().unwrap();
+                listing[i] = revised(n, 7 + rng.next() % 7);
+            }
+            if rng.chance(50) && in_window.len() > 1 {
+                let i = in_window[rng.below(in_window.len())];
+                let j = in_window[rng.below(in_window.len())];
+                listing.swap(i, j);
+            }
+            if rng.chance(30) {
+                let keys: Vec<TargetKey> = h.open.keys().copied().collect();
+                if !keys.is_empty() {
+                    let k = keys[rng.below(keys.len())];
+                    let c = a
+                        .collector_of(k)
+                        .and_then(|c| a.collector_name(c))
+                        .unwrap()
+                        .to_owned();
+                    h.observed(k, &c);
+                }
+            }
+            now += Duration::from_millis(rng.below(1500) as u64);
+            step(&mut a, &mut p, &mut h, &mut b, &live, &listing, now);
+        }
+        // Inputs stop changing: the queue drains and windows close.
+        for _ in 0..200 {
+            if b.queued() == 0 && h.open() == 0 {
+                break;
+            }
+            now += interval;
+            step(&mut a, &mut p, &mut h, &mut b, &live, &listing, now);
+        }
+        assert_eq!((b.queued(), h.open()), (0, 0), "seed {seed}");
+        let end = served(&p.publish(listing.clone(), &a));
+        assert_eq!(
+            end,
+            served(&crate::publish::rebuild(listing.clone(), &a)),
+            "seed {seed}"
+        );
+    }
+}
