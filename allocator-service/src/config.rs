@@ -59,7 +59,170 @@ pub struct File {
     /// `v0.10.0` (the Operator's release, default) or `v1.0.0` (its main branch).
     #[serde(default)]
     pub ring: Option<String>,
+    /// At most so many reassignments (or so much weight) per interval; the rest queued.
+    #[serde(default)]
+    pub movement_budget: Option<MovementBudget>,
+    /// Serve a reassigned target to its old collector too, until the new one scraped it.
+    #[serde(default)]
+    pub handover: Option<HandoverConfig>,
+    /// Target weights from observed series counts, pushed or pulled.
+    #[serde(default)]
+    pub observed_load: Option<ObservedLoad>,
     pub config: PromConfig,
+}
+
+/// `observed_load`: see [`crate::loads`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedLoad {
+    #[serde(default, deserialize_with = "yaml11::bool")]
+    pub push: bool,
+    #[serde(default)]
+    pub pull: Option<LoadPull>,
+    #[serde(default, deserialize_with = "yaml11::opt_f64")]
+    pub band_percent: Option<f64>,
+    #[serde(default, deserialize_with = "yaml11::opt_u64")]
+    pub consecutive: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadPull {
+    pub url: String,
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default)]
+    pub collector_label: Option<String>,
+}
+
+impl ObservedLoad {
+    /// The checked settings: push and/or pull; `band_percent` ≥ 0 (default 25); `consecutive`
+    /// ≥ 1 (default 3); `pull.url` an `http://` URL with a host; `pull.interval` a positive
+    /// duration (default 30s).
+    pub fn settings(&self) -> Result<crate::loads::Settings, String> {
+        if !self.push && self.pull.is_none() {
+            return Err("observed_load: set push: true, a pull section, or both".into());
+        }
+        let band = self.band_percent.unwrap_or(25.0);
+        if !(band.is_finite() && band >= 0.0) {
+            return Err(format!(
+                "observed_load.band_percent: {band} is not a number ≥ 0"
+            ));
+        }
+        let consecutive = self.consecutive.unwrap_or(3);
+        if consecutive == 0 || consecutive > u64::from(u32::MAX) {
+            return Err(format!(
+                "observed_load.consecutive: {consecutive} is not between 1 and {}",
+                u32::MAX
+            ));
+        }
+        let pull = match &self.pull {
+            None => None,
+            Some(p) => {
+                let uri: hyper::Uri = p
+                    .url
+                    .parse()
+                    .map_err(|e| format!("observed_load.pull.url: {:?}: {e}", p.url))?;
+                if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                    return Err(format!(
+                        "observed_load.pull.url: {:?}: expected http://host[:port][/prefix] (https is not supported yet)",
+                        p.url
+                    ));
+                }
+                if uri.query().is_some() {
+                    return Err(format!(
+                        "observed_load.pull.url: {:?}: no query string (use pull.query)",
+                        p.url
+                    ));
+                }
+                let interval = match &p.interval {
+                    Some(i) => {
+                        duration(i).map_err(|e| format!("observed_load.pull.interval: {e}"))?
+                    }
+                    None => std::time::Duration::from_secs(30),
+                };
+                if interval.is_zero() {
+                    return Err("observed_load.pull.interval: must be more than 0".into());
+                }
+                let query = p
+                    .query
+                    .clone()
+                    .unwrap_or_else(|| "scrape_samples_scraped".into());
+                if query.trim().is_empty() {
+                    return Err("observed_load.pull.query: must not be empty".into());
+                }
+                Some(crate::loads::Pull {
+                    url: p.url.clone(),
+                    interval,
+                    query,
+                    collector_label: p.collector_label.clone().filter(|l| !l.is_empty()),
+                })
+            }
+        };
+        Ok(crate::loads::Settings {
+            push: self.push,
+            pull,
+            band: band / 100.0,
+            consecutive: consecutive as u32,
+        })
+    }
+}
+
+/// `handover`: see [`crate::handover`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandoverConfig {
+    /// The longest a target is served to both collectors.
+    pub max_window: String,
+}
+
+/// `movement_budget`: see [`crate::budget`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MovementBudget {
+    #[serde(default, deserialize_with = "yaml11::opt_u64")]
+    pub max_moves: Option<u64>,
+    #[serde(default, deserialize_with = "yaml11::opt_f64")]
+    pub max_weight_percent: Option<f64>,
+    #[serde(default)]
+    pub interval: Option<String>,
+}
+
+impl MovementBudget {
+    /// The checked limits: at least one of `max_moves` (≥ 1) and `max_weight_percent`
+    /// (above 0, at most 100); `interval` a positive duration (default 30s).
+    pub fn limits(&self) -> Result<crate::budget::Limits, String> {
+        if self.max_moves.is_none() && self.max_weight_percent.is_none() {
+            return Err("movement_budget: set max_moves, max_weight_percent or both".into());
+        }
+        if self.max_moves == Some(0) {
+            return Err(
+                "movement_budget.max_moves: must be at least 1 (0 would never move a target)"
+                    .into(),
+            );
+        }
+        if let Some(p) = self.max_weight_percent {
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(format!(
+                    "movement_budget.max_weight_percent: {p} is not in (0, 100]"
+                ));
+            }
+        }
+        let interval = match &self.interval {
+            Some(i) => duration(i).map_err(|e| format!("movement_budget.interval: {e}"))?,
+            None => std::time::Duration::from_secs(30),
+        };
+        if interval.is_zero() {
+            return Err("movement_budget.interval: must be more than 0".into());
+        }
+        Ok(crate::budget::Limits {
+            max_moves: self.max_moves,
+            max_weight_percent: self.max_weight_percent,
+            interval,
+        })
+    }
 }
 
 fn default_strategy() -> String {
@@ -419,6 +582,12 @@ pub struct Loaded {
     pub collector_namespace: String,
     pub collector_selector: LabelSelector,
     pub grace: std::time::Duration,
+    /// `movement_budget`, checked.
+    pub budget: Option<crate::budget::Limits>,
+    /// `handover.max_window`, checked.
+    pub handover: Option<std::time::Duration>,
+    /// `observed_load`, checked.
+    pub loads: Option<crate::loads::Settings>,
 }
 
 impl Loaded {
@@ -609,6 +778,24 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
             }
         }
     }
+    let budget = file
+        .movement_budget
+        .as_ref()
+        .map(MovementBudget::limits)
+        .transpose()?;
+    let handover = match &file.handover {
+        None => None,
+        Some(h) => match duration(&h.max_window) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => return Err("handover.max_window: must be more than 0".into()),
+            Err(e) => return Err(format!("handover.max_window: {e}")),
+        },
+    };
+    let loads = file
+        .observed_load
+        .as_ref()
+        .map(ObservedLoad::settings)
+        .transpose()?;
     let mut seen = std::collections::BTreeSet::new();
     let mut rules = Vec::new();
     let mut http_sd = Vec::new();
@@ -684,6 +871,9 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         collector_namespace,
         collector_selector,
         grace,
+        budget,
+        handover,
+        loads,
     })
 }
 
@@ -1036,6 +1226,43 @@ mod tests {
             format_duration_ms(prom_duration_ms("90s").unwrap()),
             "1m30s"
         );
+    }
+
+    #[test]
+    fn movement_budget_values_are_checked_and_named() {
+        let load = |b: &str| {
+            parse(
+                &format!("movement_budget: {b}\nconfig: {{}}"),
+                Path::new("."),
+            )
+        };
+        let l = load("{max_moves: 5, max_weight_percent: 2.5, interval: 1m}")
+            .unwrap()
+            .budget
+            .unwrap();
+        assert_eq!(l.max_moves, Some(5));
+        assert_eq!(l.max_weight_percent, Some(2.5));
+        assert_eq!(l.interval, std::time::Duration::from_secs(60));
+        let l = load("{max_moves: 1}").unwrap().budget.unwrap();
+        assert_eq!(l.interval, std::time::Duration::from_secs(30));
+        assert!(parse("config: {}", Path::new("."))
+            .unwrap()
+            .budget
+            .is_none());
+        for (bad, names) in [
+            ("{}", "set max_moves, max_weight_percent or both"),
+            ("{max_moves: 0}", "max_moves"),
+            ("{max_weight_percent: 0}", "max_weight_percent"),
+            ("{max_weight_percent: 101}", "max_weight_percent"),
+            ("{max_weight_percent: .nan}", "not a number"),
+            ("{max_moves: 1, interval: 0s}", "interval"),
+            ("{max_moves: 1, interval: 5}", "interval"),
+            ("{max_moves: 1, intervall: 5s}", "intervall"),
+            ("{max_moves: -1}", "-1 is not an unsigned integer at line 1"),
+        ] {
+            let e = load(bad).err().unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(e.contains(names), "{bad}: {e}");
+        }
     }
 
     /// prometheus v0.314.0 config.go: `GlobalConfig.UnmarshalYAML` (default 1m / 10s, timeout

@@ -12,7 +12,7 @@ use axum::extract::{MatchedPath, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde_json::{json, Map, Value};
 
@@ -32,6 +32,7 @@ pub fn router(shared: Arc<Shared>, secure: bool) -> Router {
         .route("/scrape_configs", get(scrape_configs))
         .route("/digest", get(digest))
         .route("/explain", get(explain))
+        .route("/loads", post(loads))
         .route("/livez", get(|| async { StatusCode::OK }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -92,6 +93,56 @@ fn link(job: &str) -> String {
     }
     s.push_str("/targets");
     s
+}
+
+/// How long a `POST /loads` body may take to arrive.
+const PUSH_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `POST /loads`: observed series counts (see [`crate::loads`]); 202 with the number taken, 400
+/// naming what is wrong with the body. Matching to targets happens in the allocation loop
+/// (unknown targets are counted in `load_observations_total{result="unknown"}`).
+async fn loads(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let text =
+        |code, msg: String| (code, [(header::CONTENT_TYPE, "text/plain")], msg).into_response();
+    if !s.loads.push_enabled() {
+        return text(
+            StatusCode::NOT_FOUND,
+            "pushing observed load is off (observed_load.push)\n".into(),
+        );
+    }
+    let limit = crate::loads::MAX_PUSH_BYTES;
+    let body = match tokio::time::timeout(
+        PUSH_BODY_TIMEOUT,
+        axum::body::to_bytes(req.into_body(), limit),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {limit} bytes or unreadable: {e}\n"),
+            )
+        }
+        Err(_) => {
+            return text(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {PUSH_BODY_TIMEOUT:?}\n"),
+            )
+        }
+    };
+    match crate::loads::parse_push(&body) {
+        Ok(obs) => {
+            let n = obs.len();
+            match s.loads.put(obs) {
+                Ok(()) => {
+                    (StatusCode::ACCEPTED, axum::Json(json!({ "accepted": n }))).into_response()
+                }
+                Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+            }
+        }
+        Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    }
 }
 
 /// What gin answers for a path no route matches.

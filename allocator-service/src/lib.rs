@@ -2,12 +2,15 @@
 //! allocator's HTTP API and metrics, and a server-rendered dashboard. See the README.
 
 pub mod answer;
+pub mod budget;
 pub mod config;
 pub mod discovery;
 pub mod explain;
+pub mod handover;
 pub mod http;
 pub mod k8s;
 pub mod limits;
+pub mod loads;
 pub mod metrics;
 pub mod publish;
 pub mod relabel;
@@ -67,6 +70,14 @@ pub async fn serve_with(
     limits: server::Limits,
 ) -> std::io::Result<()> {
     let shared = Arc::new(Shared::new(cfg.file.allow_insecure_auth_secrets));
+    shared
+        .loads
+        .enable_push(cfg.loads.as_ref().is_some_and(|l| l.push));
+    // Stops (at its next check) when this function returns.
+    let _puller = match cfg.loads.as_ref().and_then(|l| l.pull.clone()) {
+        Some(p) => Some(loads::Puller::start(p, shared.clone())?),
+        None => None,
+    };
     let cluster = match (cfg.kubernetes, kube) {
         (true, Some(client)) => {
             let cr = cfg.file.prometheus_cr.as_ref().is_some_and(|c| c.enabled);

@@ -48,6 +48,17 @@ pub struct Metrics {
     /// One series, labelled with the published assignment's digest (replicas that agree show
     /// the same label).
     digest: Family<Labels, Gauge>,
+    /// The movement budget: reassignments waiting, and counts deferred and released.
+    moves_queued: Gauge,
+    moves_deferred: Counter,
+    moves_released: Counter,
+    /// The hand-over window: targets served to two collectors, and windows closed by reason.
+    handovers_open: Gauge,
+    handovers_closed: Family<Labels, Counter>,
+    /// Observed load: observations by result (matched, unknown), weight changes, failed pulls.
+    load_observations: Family<Labels, Counter>,
+    weight_changes: Counter,
+    load_pulls_failed: Counter,
 }
 
 impl Default for Metrics {
@@ -74,6 +85,14 @@ impl Metrics {
             moves: Family::default(),
             max_over_mean: Gauge::default(),
             digest: Family::default(),
+            moves_queued: Gauge::default(),
+            moves_deferred: Counter::default(),
+            moves_released: Counter::default(),
+            handovers_open: Gauge::default(),
+            handovers_closed: Family::default(),
+            load_observations: Family::default(),
+            weight_changes: Counter::default(),
+            load_pulls_failed: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -146,6 +165,46 @@ impl Metrics {
             "Always 1; the label is the digest of the published assignment (equal on replicas that agree)",
             m.digest.clone(),
         );
+        registry.register(
+            "moves_queued",
+            "Reassignments waiting for the movement budget (their targets stay on their old collector)",
+            m.moves_queued.clone(),
+        );
+        registry.register(
+            "moves_deferred",
+            "Reassignments the movement budget queued since start",
+            m.moves_deferred.clone(),
+        );
+        registry.register(
+            "moves_released",
+            "Queued reassignments the movement budget released since start",
+            m.moves_released.clone(),
+        );
+        registry.register(
+            "handovers_open",
+            "Reassigned targets served to both their old and new collector",
+            m.handovers_open.clone(),
+        );
+        registry.register(
+            "handovers_closed",
+            "Hand-over windows closed since start, by reason (scraped: seen on the new collector; window: the maximum passed)",
+            m.handovers_closed.clone(),
+        );
+        registry.register(
+            "load_observations",
+            "Observed series counts taken in, by result (matched: a listed target; unknown: ignored)",
+            m.load_observations.clone(),
+        );
+        registry.register(
+            "weight_changes",
+            "Target weights changed by observed load (after quantization and hysteresis)",
+            m.weight_changes.clone(),
+        );
+        registry.register(
+            "load_pulls_failed",
+            "Pulls of observed load that failed (weights stay as they were)",
+            m.load_pulls_failed.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -197,6 +256,44 @@ impl Metrics {
             .get_or_create(&vec![("kind".into(), kind.into())])
             .clone();
         c.inc_by(total.saturating_sub(c.get()));
+    }
+
+    /// The movement budget's queue and running totals.
+    pub fn set_budget(&self, queued: usize, totals: crate::budget::Totals) {
+        self.moves_queued.set(queued as i64);
+        self.moves_deferred
+            .inc_by(totals.deferred.saturating_sub(self.moves_deferred.get()));
+        self.moves_released
+            .inc_by(totals.released.saturating_sub(self.moves_released.get()));
+    }
+
+    /// The hand-over windows open now and closed since start.
+    pub fn set_handover(&self, open: usize, closed: crate::handover::Closed) {
+        self.handovers_open.set(open as i64);
+        for (reason, total) in [("scraped", closed.scraped), ("window", closed.window)] {
+            let c = self
+                .handovers_closed
+                .get_or_create(&vec![("reason".into(), reason.into())])
+                .clone();
+            c.inc_by(total.saturating_sub(c.get()));
+        }
+    }
+
+    /// Observed-load totals.
+    pub fn set_loads(&self, t: crate::loads::Totals) {
+        for (result, total) in [("matched", t.matched), ("unknown", t.unknown)] {
+            let c = self
+                .load_observations
+                .get_or_create(&vec![("result".into(), result.into())])
+                .clone();
+            c.inc_by(total.saturating_sub(c.get()));
+        }
+        self.weight_changes
+            .inc_by(t.weight_changes.saturating_sub(self.weight_changes.get()));
+    }
+
+    pub fn load_pull_failed(&self) {
+        self.load_pulls_failed.inc();
     }
 
     /// `targets_remaining`: targets kept by relabeling, duplicates included, as handed to the

@@ -192,6 +192,9 @@ pub struct Publisher {
     /// Targets per job in the last listing: this tick's per-job lists start at that size (their
     /// growth would copy every target again and free large buffers).
     per_job: Vec<usize>,
+    /// Second owners (the hand-over window, see [`Publisher::also_serve`]): entry → (collector
+    /// name id, group). A side table, so entries pay nothing when there are none.
+    also: HashMap<u32, (u32, u32), ahash::RandomState>,
 }
 
 impl Publisher {
@@ -212,6 +215,34 @@ impl Publisher {
         }
     }
 
+    /// Serve listed target `key` to `collector` too, besides its owner (the hand-over window),
+    /// until its owner changes or this is called again (`None`: stop). Ignored for a target not
+    /// listed or without an owner, and when `collector` is its owner.
+    pub fn also_serve(&mut self, key: TargetKey, collector: Option<&str>) {
+        let Some(&i) = self.slots.get(&key) else {
+            return;
+        };
+        self.drop_also(i);
+        let Some(name) = collector else { return };
+        let c = self.collectors.id(name);
+        let e = &self.entries[i as usize];
+        if e.owner == NONE || e.owner == c {
+            return;
+        }
+        let g = self.group(e.job, c);
+        self.groups[g as usize].members.push(i);
+        self.groups[g as usize].len += 1;
+        self.mark(g);
+        self.also.insert(i, (c, g));
+    }
+
+    fn drop_also(&mut self, i: u32) {
+        if let Some((_, g)) = self.also.remove(&i) {
+            self.groups[g as usize].len -= 1;
+            self.mark(g);
+        }
+    }
+
     /// The allocator refused a listing: the next publish reads every owner from it.
     pub fn resync(&mut self) {
         self.resync = true;
@@ -229,6 +260,12 @@ impl Publisher {
             .map(|&n| Vec::with_capacity(n))
             .collect();
         let mut scratch = Vec::new();
+        // Second owners' answers are rebuilt every publish (few, and short-lived): they follow
+        // the listing's order and fragments without a check of their own.
+        let also: Vec<u32> = self.also.values().map(|&(_, g)| g).collect();
+        for g in also {
+            self.mark(g);
+        }
         for (pos, t) in targets.into_iter().enumerate() {
             let pos = pos as u32;
             let job = match &self.last_job {
@@ -391,6 +428,8 @@ impl Publisher {
         if e.owner == owner && (owner == NONE || e.group != NONE) {
             return;
         }
+        self.drop_also(i);
+        let e = &self.entries[i as usize];
         let (old, job) = (e.group, e.job);
         if old != NONE {
             self.groups[old as usize].len -= 1;
@@ -461,9 +500,11 @@ impl Publisher {
                 continue;
             }
             let entries = &mut self.entries;
+            let also = &self.also;
             members.retain(|&i| {
                 let e = &mut entries[i as usize];
-                let keep = e.group == g && e.seen != 0 && e.placed != build;
+                let member = e.group == g || also.get(&i).is_some_and(|&(_, ag)| ag == g);
+                let keep = member && e.seen != 0 && e.placed != build;
                 e.placed = build;
                 keep
             });

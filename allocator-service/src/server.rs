@@ -253,7 +253,7 @@ async fn connection<T: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let state = conn.clone();
     let service = hyper::service::service_fn(move |req: Request<RequestBody>| {
         *state.idle_since.lock() = None;
-        let call = if has_body(&req) {
+        let call = if has_body(&req) && !pushes_load(&req) {
             None
         } else {
             Some(hyper::service::Service::call(&svc, req))
@@ -298,6 +298,11 @@ fn has_body(req: &Request<RequestBody>) -> bool {
     h.contains_key(header::TRANSFER_ENCODING)
         || h.get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0")
+}
+
+/// `POST /loads` is the one route that reads a body (bounded in size and time by its handler).
+fn pushes_load(req: &Request<RequestBody>) -> bool {
+    req.method() == hyper::Method::POST && req.uri().path() == "/loads"
 }
 
 fn body_refused() -> Response<Body> {

@@ -59,6 +59,8 @@ pub struct Shared {
     pub health: Mutex<Health>,
     /// `/explain` requests waiting for the allocation loop.
     pub explain: crate::explain::Queue,
+    /// Observed loads (pushed or pulled) waiting for the allocation loop.
+    pub loads: crate::loads::Inbox,
 }
 
 /// The allocation loop's own account of its inputs.
@@ -89,6 +91,7 @@ impl Shared {
             allow_insecure_secrets,
             health: Mutex::new(Health::default()),
             explain: Default::default(),
+            loads: Default::default(),
         }
     }
 
@@ -136,6 +139,14 @@ pub struct Engine {
     warmer: Warmer,
     /// The last tick's relabeling results (see [`crate::discovery::RelabelCache`]).
     relabel_cache: crate::discovery::RelabelCache,
+    /// Reassignments waiting for the movement budget (between the diffs and the publisher).
+    budget: crate::budget::Budget,
+    /// Reassigned targets served to their old collector too, until the new one scraped them.
+    handover: crate::handover::Handover,
+    /// Target weights from observed load (`observed_load`), and whether one changed since the
+    /// last refresh.
+    weights: Option<crate::loads::Weights>,
+    weights_changed: bool,
 }
 
 impl Engine {
@@ -148,7 +159,12 @@ impl Engine {
     pub(crate) fn with_files(cfg: Loaded, cluster: Option<Arc<Cluster>>, files: Files) -> Engine {
         let alloc = Allocator::new(cfg.core).expect("validated when loaded");
         let configured = scrape_configs(&cfg);
+        let budget = crate::budget::Budget::new(cfg.budget);
         Engine {
+            budget,
+            handover: crate::handover::Handover::new(cfg.handover),
+            weights: cfg.loads.as_ref().map(crate::loads::Weights::new),
+            weights_changed: false,
             configured,
             cfg,
             files,
@@ -194,9 +210,17 @@ impl Engine {
 
     /// One refresh: re-read changed files; when anything changed, apply it and publish a view.
     pub fn tick(&mut self, shared: &Shared) {
-        shared
-            .explain
-            .answer(|k| self.alloc.explain(k).map(|e| crate::explain::to_json(&e)));
+        shared.explain.answer(|k| {
+            let mut v = crate::explain::to_json(&self.alloc.explain(k)?);
+            if let Some(held) = self.budget.explain(k) {
+                v["budget"] = held;
+            }
+            if let Some(open) = self.handover.explain(k, Instant::now()) {
+                v["handover"] = open;
+            }
+            Some(v)
+        });
+        self.take_loads(shared);
         let cluster = self.cluster.clone();
         if cluster.as_ref().is_some_and(|c| !c.synced()) {
             // Not ready (503) until every watch has listed once.
@@ -229,10 +253,14 @@ impl Engine {
                 }
             },
         };
+        let now = Instant::now();
         if !self.first
             && !files_changed
             && generation == self.last_generation
             && collectors == self.last_collectors
+            && !self.budget.due(now)
+            && !self.handover.due(now)
+            && !self.weights_changed
         {
             self.report(shared, true);
             return;
@@ -296,6 +324,8 @@ impl Engine {
                 None => CollectorSpec::new(n),
             })
             .collect();
+        // The budget's interval first: every diff of this refresh (zones too) draws on it.
+        self.budget.refill(now, &self.alloc);
         // Zones first, so new targets and collectors are placed knowing them.
         if let (Some(label), Some(c)) = (&self.cfg.zone_label, &cluster) {
             let table = c.node_zones(label);
@@ -329,7 +359,18 @@ impl Engine {
                 self.collectors_refused = Some(e.to_string());
             }
         }
-        let specs: Vec<TargetSpec<'_>> = found.targets.iter().map(spec).collect();
+        if let Some(w) = &mut self.weights {
+            w.index(found.targets.iter());
+            // Observations that came before the first listing can be matched now.
+            self.take_loads(shared);
+        }
+        self.weights_changed = false;
+        let weights = self.weights.as_ref();
+        let specs: Vec<TargetSpec<'_>> = found
+            .targets
+            .iter()
+            .map(|t| spec(t).with_weight(weights.map_or(1, |w| w.weight(t.key))))
+            .collect();
         let start = Instant::now();
         match self.alloc.set_targets(&specs) {
             Ok(moves) => {
@@ -344,9 +385,26 @@ impl Engine {
             }
             Err(e) => {
                 self.publisher.resync();
+                // The publisher reads every owner from the allocator: nothing stays queued.
+                self.budget.clear();
+                self.handover.clear(&mut self.publisher);
                 tracing::warn!(error = %e, "target list refused; keeping the previous targets")
             }
         }
+        let mut released = Vec::new();
+        self.budget.release(&self.alloc, &mut released);
+        if !released.is_empty() {
+            self.hand(&released);
+            tracing::info!(
+                released = released.len(),
+                queued = self.budget.queued(),
+                "movement budget released queued moves"
+            );
+        }
+        self.handover
+            .expire(&self.alloc, Instant::now(), &mut self.publisher);
+        m.set_budget(self.budget.queued(), self.budget.totals());
+        m.set_handover(self.handover.open(), self.handover.closed());
         let totals = self.alloc.move_totals();
         m.set_moves("assigned", totals.assigned);
         m.set_moves("unassigned", totals.unassigned);
@@ -383,7 +441,10 @@ impl Engine {
     /// Hand one diff's moves to the publisher and time the call that made them (`method` as the
     /// Go allocator names it); returns how many targets changed hands.
     fn absorb(&mut self, moves: &[Move], m: &Metrics, method: &str, start: Instant) -> usize {
-        self.publisher.moved(moves, &self.alloc);
+        // The moves the movement budget lets through now; it queues the others.
+        let mut now = Vec::with_capacity(moves.len());
+        self.budget.filter(moves, &self.alloc, &mut now);
+        self.hand(&now);
         m.time_to_allocate(method, self.cfg.core.strategy.name())
             .observe(start.elapsed().as_secs_f64());
         moves
@@ -392,11 +453,30 @@ impl Engine {
             .count()
     }
 
+    /// Match waiting load observations to the last listing's targets (kept waiting until there
+    /// is one): weights through their hysteresis, and sightings for the hand-over windows.
+    fn take_loads(&mut self, shared: &Shared) {
+        let Some(w) = &mut self.weights else { return };
+        if !w.indexed() || shared.loads.is_empty() {
+            return;
+        }
+        let handover = &mut self.handover;
+        self.weights_changed |= w.observe(shared.loads.take(), |k, c| handover.observed(k, c));
+        shared.metrics.set_loads(w.totals());
+    }
+
+    /// Hand moves to the publisher (and open or close their hand-over windows).
+    fn hand(&mut self, moves: &[Move]) {
+        self.publisher.moved(moves, &self.alloc);
+        self.handover
+            .moved(moves, &self.alloc, Instant::now(), &mut self.publisher);
+    }
+
     /// The view of `found`, and the answers its publish rebuilt.
     fn view(&mut self, found: Found) -> (View, Vec<Arc<Answer>>) {
         let a = &self.alloc;
         let Published { jobs, sd, rebuilt } = self.publisher.publish(found.targets, a);
-        let collectors = a
+        let mut collectors: Vec<(String, usize)> = a
             .collectors()
             .map(|c| {
                 (
@@ -405,6 +485,23 @@ impl Engine {
                 )
             })
             .collect();
+        // Counted where targets are served: a queued move still counts for its old collector.
+        if self.budget.queued() > 0 {
+            let index: HashMap<String, usize> = collectors
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| (name.clone(), i))
+                .collect();
+            for (key, served) in self.budget.held() {
+                let core = a.collector_of(key).and_then(|c| a.collector_name(c));
+                if let (Some(&from), Some(&to)) =
+                    (core.and_then(|c| index.get(c)), index.get(served))
+                {
+                    collectors[from].1 -= 1;
+                    collectors[to].1 += 1;
+                }
+            }
+        }
         let view = View {
             sd,
             answers: Default::default(),
@@ -415,7 +512,7 @@ impl Engine {
             collectors,
             unassigned: a.summary().unassigned,
             moves_total: a.move_totals().reassigned,
-            digest: a.digest(),
+            digest: self.budget.served_digest(a),
         };
         (view, rebuilt)
     }
