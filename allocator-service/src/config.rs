@@ -59,6 +59,9 @@ pub struct File {
     /// `v0.10.0` (the Operator's release, default) or `v1.0.0` (its main branch).
     #[serde(default)]
     pub ring: Option<String>,
+    /// Several replicas with a leader elected through a Lease (history-dependent strategies).
+    #[serde(default)]
+    pub replication: Option<crate::replica::ReplicationFile>,
     pub config: PromConfig,
 }
 
@@ -419,6 +422,8 @@ pub struct Loaded {
     pub collector_namespace: String,
     pub collector_selector: LabelSelector,
     pub grace: std::time::Duration,
+    /// The checked `replication` block.
+    pub replication: Option<crate::replica::Replication>,
 }
 
 impl Loaded {
@@ -609,6 +614,11 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
             }
         }
     }
+    let replication = file
+        .replication
+        .as_ref()
+        .map(|r| crate::replica::Replication::from_file(r, &core, &collector_namespace))
+        .transpose()?;
     let mut seen = std::collections::BTreeSet::new();
     let mut rules = Vec::new();
     let mut http_sd = Vec::new();
@@ -684,6 +694,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         collector_namespace,
         collector_selector,
         grace,
+        replication,
     })
 }
 

@@ -136,6 +136,8 @@ pub struct Engine {
     warmer: Warmer,
     /// The last tick's relabeling results (see [`crate::discovery::RelabelCache`]).
     relabel_cache: crate::discovery::RelabelCache,
+    /// Replication with a leader (see [`crate::replica`]), when configured.
+    replica: Option<Arc<crate::replica::Replica>>,
 }
 
 impl Engine {
@@ -161,6 +163,37 @@ impl Engine {
             publisher: Publisher::default(),
             warmer: Warmer::default(),
             relabel_cache: Default::default(),
+            replica: None,
+        }
+    }
+
+    /// Follow or lead through `replica`: restore the leader's snapshots, or share this one's.
+    pub fn replicated(mut self, replica: Option<Arc<crate::replica::Replica>>) -> Engine {
+        self.replica = replica;
+        self
+    }
+
+    /// Follower: restore the leader's newest snapshot, if one came; true when the allocator
+    /// was replaced (its view must then be rebuilt from it).
+    fn adopt(&mut self) -> bool {
+        let Some(r) = &self.replica else { return false };
+        let Some(offer) = r.take_offer() else {
+            return false;
+        };
+        match r.restore(&offer, &self.cfg.core) {
+            Some(a) => {
+                self.alloc = a;
+                self.publisher.resync();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Leader: share the state as a snapshot when it changed (`changed`) or none is shared.
+    fn share(&self, changed: bool) {
+        if let Some(r) = self.replica.as_ref().filter(|r| r.wants_snapshot(changed)) {
+            r.publish(self.alloc.snapshot());
         }
     }
 
@@ -182,6 +215,7 @@ impl Engine {
         if let Some(e) = &self.collectors_refused {
             problems.push(format!("collector list refused: {e}"));
         }
+        problems.extend(self.replica.as_ref().and_then(|r| r.problem()));
         let mut h = shared.health.lock();
         h.problems = problems;
         h.heartbeat = Instant::now();
@@ -214,6 +248,10 @@ impl Engine {
             return;
         }
         let generation = cluster.as_ref().map_or(0, |c| c.generation());
+        if self.adopt() {
+            // A restored allocator: the next full refresh rebuilds the view from it.
+            self.first = true;
+        }
         let collectors = match &cluster {
             Some(c) => c.collectors(
                 &self.cfg.collector_namespace,
@@ -234,6 +272,7 @@ impl Engine {
             && generation == self.last_generation
             && collectors == self.last_collectors
         {
+            self.share(false);
             self.report(shared, true);
             return;
         }
@@ -377,6 +416,7 @@ impl Engine {
         );
         // After the swap: the plain answers are served while their gzip forms are made.
         self.warmer.warm(rebuilt);
+        self.share(true);
         self.report(shared, true);
     }
 
