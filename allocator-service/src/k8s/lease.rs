@@ -17,6 +17,10 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
 
+/// What the election does to its Lease (`get`, `create` once, `update` to renew, take over and
+/// release): the RBAC of `examples/k8s/01-rbac.yaml` grants exactly these (a test checks).
+pub const VERBS: [&str; 3] = ["get", "create", "update"];
+
 /// The annotation holding the holder's snapshot URL.
 pub const SNAPSHOT_URL: &str = "target-allocator.opentelemetry.io/snapshot-url";
 
