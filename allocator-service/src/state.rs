@@ -136,8 +136,10 @@ pub struct Engine {
     warmer: Warmer,
     /// The last tick's relabeling results (see [`crate::discovery::RelabelCache`]).
     relabel_cache: crate::discovery::RelabelCache,
-    /// Replication with a leader (see [`crate::replica`]), when configured.
+    /// Replication with a leader (see [`crate::replica`]), when configured, and whether this
+    /// replica led at the last refresh.
     replica: Option<Arc<crate::replica::Replica>>,
+    leading: bool,
 }
 
 impl Engine {
@@ -164,6 +166,7 @@ impl Engine {
             warmer: Warmer::default(),
             relabel_cache: Default::default(),
             replica: None,
+            leading: false,
         }
     }
 
@@ -173,12 +176,14 @@ impl Engine {
         self
     }
 
-    /// Follower: restore the leader's newest snapshot, if one came; true when the allocator
-    /// was replaced (its view must then be rebuilt from it).
+    /// Follower: restore the leader's newest snapshot, if one came. True when the view must
+    /// be rebuilt: the allocator was replaced, or the replica became leader or follower.
     fn adopt(&mut self) -> bool {
         let Some(r) = &self.replica else { return false };
+        let leading = r.is_leader();
+        let turned = std::mem::replace(&mut self.leading, leading) != leading;
         let Some(offer) = r.take_offer() else {
-            return false;
+            return turned;
         };
         match r.restore(&offer, &self.cfg.core) {
             Some(a) => {
@@ -186,8 +191,13 @@ impl Engine {
                 self.publisher.resync();
                 true
             }
-            None => false,
+            None => turned,
         }
+    }
+
+    /// Replicated and not the leader (the role as of this refresh).
+    fn following(&self) -> bool {
+        self.replica.is_some() && !self.leading
     }
 
     /// Leader: share the state as a snapshot when it changed (`changed`) or none is shared.
@@ -249,7 +259,8 @@ impl Engine {
         }
         let generation = cluster.as_ref().map_or(0, |c| c.generation());
         if self.adopt() {
-            // A restored allocator: the next full refresh rebuilds the view from it.
+            // A restored allocator, or a new role: a full refresh rebuilds the view (a new
+            // leader applies its discovery to what it restored).
             self.first = true;
         }
         let collectors = match &cluster {
@@ -335,55 +346,62 @@ impl Engine {
                 None => CollectorSpec::new(n),
             })
             .collect();
-        // Zones first, so new targets and collectors are placed knowing them.
-        if let (Some(label), Some(c)) = (&self.cfg.zone_label, &cluster) {
-            let table = c.node_zones(label);
-            let pairs: Vec<(&str, &str)> = table
-                .iter()
-                .map(|(n, z)| (n.as_str(), z.as_str()))
-                .collect();
+        if self.following() {
+            // A follower serves the restored assignment of the leader and decides nothing: the
+            // targets it discovered that the leader has not placed yet are not served until
+            // the leader's next snapshot places them.
+            self.publisher.resync();
+        } else {
+            // Zones first, so new targets and collectors are placed knowing them.
+            if let (Some(label), Some(c)) = (&self.cfg.zone_label, &cluster) {
+                let table = c.node_zones(label);
+                let pairs: Vec<(&str, &str)> = table
+                    .iter()
+                    .map(|(n, z)| (n.as_str(), z.as_str()))
+                    .collect();
+                let start = Instant::now();
+                match self.alloc.set_node_zones(&pairs) {
+                    Ok(moves) => {
+                        let moves = moves.to_vec();
+                        let moved = self.absorb(&moves, m, "SetNodeZones", start);
+                        if moved > 0 {
+                            tracing::info!(nodes = pairs.len(), moved, "node zones applied");
+                        }
+                    }
+                    // Node names from the API server are unique and non-empty; keep the last table.
+                    Err(e) => tracing::error!(error = %e, "node zone table refused"),
+                }
+            }
             let start = Instant::now();
-            match self.alloc.set_node_zones(&pairs) {
+            match self.alloc.set_collectors(&names) {
                 Ok(moves) => {
                     let moves = moves.to_vec();
-                    let moved = self.absorb(&moves, m, "SetNodeZones", start);
-                    if moved > 0 {
-                        tracing::info!(nodes = pairs.len(), moved, "node zones applied");
-                    }
+                    let moved = self.absorb(&moves, m, "SetCollectors", start);
+                    tracing::info!(collectors = names.len(), moved, "collectors applied");
+                    self.collectors_refused = None;
                 }
-                // Node names from the API server are unique and non-empty; keep the last table.
-                Err(e) => tracing::error!(error = %e, "node zone table refused"),
+                Err(e) => {
+                    tracing::error!(error = %e, collectors = names.len(), "collector list refused; keeping the previous collectors, not ready");
+                    self.collectors_refused = Some(e.to_string());
+                }
             }
-        }
-        let start = Instant::now();
-        match self.alloc.set_collectors(&names) {
-            Ok(moves) => {
-                let moves = moves.to_vec();
-                let moved = self.absorb(&moves, m, "SetCollectors", start);
-                tracing::info!(collectors = names.len(), moved, "collectors applied");
-                self.collectors_refused = None;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, collectors = names.len(), "collector list refused; keeping the previous collectors, not ready");
-                self.collectors_refused = Some(e.to_string());
-            }
-        }
-        let specs: Vec<TargetSpec<'_>> = found.targets.iter().map(spec).collect();
-        let start = Instant::now();
-        match self.alloc.set_targets(&specs) {
-            Ok(moves) => {
-                let moves = moves.to_vec();
-                let moved = self.absorb(&moves, m, "SetTargets", start);
-                tracing::info!(
-                    targets = specs.len(),
-                    changes = moves.len(),
-                    moved,
-                    "targets applied"
-                );
-            }
-            Err(e) => {
-                self.publisher.resync();
-                tracing::warn!(error = %e, "target list refused; keeping the previous targets")
+            let specs: Vec<TargetSpec<'_>> = found.targets.iter().map(spec).collect();
+            let start = Instant::now();
+            match self.alloc.set_targets(&specs) {
+                Ok(moves) => {
+                    let moves = moves.to_vec();
+                    let moved = self.absorb(&moves, m, "SetTargets", start);
+                    tracing::info!(
+                        targets = specs.len(),
+                        changes = moves.len(),
+                        moved,
+                        "targets applied"
+                    );
+                }
+                Err(e) => {
+                    self.publisher.resync();
+                    tracing::warn!(error = %e, "target list refused; keeping the previous targets")
+                }
             }
         }
         let totals = self.alloc.move_totals();
