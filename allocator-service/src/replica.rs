@@ -433,9 +433,10 @@ impl Replica {
         }
         if age > self.settings.snapshot_max_age {
             return Some(format!(
-                "replication: the leader ({leader}) last confirmed this replica's snapshot {} s ago (limit {} s)",
+                "replication: the leader ({leader}) last confirmed this replica's snapshot {} s ago (limit {} s){}",
                 age.as_secs(),
-                self.settings.snapshot_max_age.as_secs()
+                self.settings.snapshot_max_age.as_secs(),
+                g.trouble.as_deref().map(|t| format!(": {t}")).unwrap_or_default()
             ));
         }
         None

@@ -127,3 +127,42 @@ async fn the_lease_has_one_holder_and_changes_hands_only_after_it_expires() {
     let addr = api.clone().serve().await;
     replicas::lease_protocol(mock_kube::client(addr)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_configured_otherwise_refuses_the_leaders_snapshot_and_is_not_ready() {
+    let api = MockApi::new();
+    let addr = api.clone().serve().await;
+    let d = dir("mismatch");
+    inputs(&d, 2, 50);
+    let leader = common::start(
+        config(&d, "least-weighted", &replicas::replication("leader")),
+        Some(mock_kube::client(addr)),
+    )
+    .await;
+    replicas::until_leader(leader.addr, replicas::LEASE * 5).await;
+    settled(leader.addr, 2, 50).await;
+    let other = common::start(
+        config(&d, "rebalancing", &replicas::replication("other")),
+        Some(mock_kube::client(addr)),
+    )
+    .await;
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    let why = loop {
+        let a = common::get(other.addr, "/readyz").await;
+        assert_ne!(
+            a.status, 200,
+            "a follower serving another strategy's snapshot is ready"
+        );
+        if a.body.contains("snapshot refused") {
+            break a.body;
+        }
+        assert!(std::time::Instant::now() < end, "{}", a.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        why.contains("LeastWeighted") && why.contains("Rebalancing"),
+        "{why}"
+    );
+    other.stop().await;
+    leader.stop().await;
+}

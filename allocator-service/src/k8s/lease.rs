@@ -93,8 +93,8 @@ impl Elector {
     }
 
     /// One round: read the Lease, then create, take over or renew it when this replica may.
-    /// `contend` false: observe only, unless this replica already holds it (a replica without
-    /// the leader's snapshot lets one that has it take a vacant Lease first).
+    /// `contend` false: observe only (a replica without the leader's snapshot lets one that has
+    /// it take a vacant Lease first).
     pub async fn round(&mut self, contend: bool) -> Result<Round, kube::Error> {
         let name = self.settings.name.clone();
         let Some(lease) = self.api.get_opt(&name).await? else {
@@ -145,7 +145,10 @@ impl Elector {
                     .cloned(),
             });
         }
-        if !mine && !contend {
+        // Not contending, even for a Lease in our name: a restarted process with the same
+        // identity has lost the state it led with, so it lets the Lease expire for a replica
+        // that has it (or takes it later, contending, when there is none).
+        if !contend {
             return Ok(Round::Vacant);
         }
         let transitions = spec.lease_transitions.unwrap_or(0);

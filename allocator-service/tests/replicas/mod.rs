@@ -360,6 +360,13 @@ pub async fn lease_protocol(client: kube::Client) {
     let lease = leases.get("held").await.unwrap().spec.unwrap();
     assert_eq!(lease.holder_identity.as_deref(), Some("f"));
     assert_eq!(lease.lease_transitions, Some(1));
+    // A fresh process with the holder's identity (a restarted container) does not renew it
+    // unless it contends: it has lost the state it led with.
+    let mut restarted = elector("f", "held");
+    let version = |l: Lease| l.metadata.resource_version.unwrap();
+    let before = version(leases.get("held").await.unwrap());
+    assert_eq!(restarted.round(false).await.unwrap(), Round::Vacant);
+    assert_eq!(version(leases.get("held").await.unwrap()), before);
     // The old holder sees it lost the Lease; a non-contender does not take a vacant one.
     assert!(matches!(
         l.round(true).await.unwrap(),
