@@ -453,21 +453,18 @@ impl Replica {
         let result = Allocator::restore(&offer.bytes)
             .map_err(|e| e.to_string())
             .and_then(|a| {
-                let (theirs, ours) = (a.config(), core);
-                let same = theirs.strategy == ours.strategy
-                    && theirs.fallback == ours.fallback
-                    && theirs.weighted == ours.weighted
-                    && theirs.ring.version == ours.ring.version
-                    && theirs.ring.partition_count == ours.ring.partition_count
-                    && theirs.ring.replication_factor == ours.ring.replication_factor
-                    && theirs.ring.load_factor == ours.ring.load_factor
-                    && theirs.bounded.epsilon_ppm() == ours.bounded.epsilon_ppm()
-                    && theirs.bounded.max_weight == ours.bounded.max_weight;
-                if same {
+                // Our configuration as a snapshot stores it (slacks in millionths), so that every
+                // field, present and future, is compared as restore reads it.
+                let ours = Allocator::new(*core)
+                    .and_then(|empty| Allocator::restore(&empty.snapshot()))
+                    .map(|empty| *empty.config())
+                    .map_err(|e| format!("this replica's configuration: {e}"))?;
+                if *a.config() == ours {
                     Ok(a)
                 } else {
                     Err(format!(
-                        "the leader allocates with {theirs:?}, this replica is configured with {ours:?}"
+                        "the leader allocates with {:?}, this replica is configured with {ours:?}",
+                        a.config()
                     ))
                 }
             });
