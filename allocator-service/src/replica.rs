@@ -21,6 +21,8 @@
 //!   and stops being ready when the leader has not confirmed it for `snapshot_max_age` (default
 //!   twice the lease duration, so a normal failover does not take every follower out of the
 //!   Service). Meanwhile it serves the last snapshot, and `snapshot_age_seconds` says how old.
+//!   A leader that stops leading serves the state it led with on the same terms, from its last
+//!   renewal.
 //! - Failover: when the leader stops renewing, a follower takes the Lease once it has not
 //!   changed for the lease duration, keeps the allocator it restored (nothing reshuffles) and
 //!   leads. A replica that never restored a snapshot (a new pod in a rollout) contends only after
@@ -317,6 +319,8 @@ struct Inner {
     trouble: Option<String>,
     /// This replica has state worth keeping: it led, or restored a leader's snapshot.
     seasoned: bool,
+    /// Leader: when it last renewed the Lease.
+    renewed: Option<Instant>,
 }
 
 struct ReplicaMetrics {
@@ -384,11 +388,13 @@ impl Replica {
                 g.leader_url = None;
                 g.offer = None;
             } else {
-                tracing::warn!(identity = %self.settings.identity, "no longer leading: waiting for the new leader's snapshot");
+                tracing::warn!(identity = %self.settings.identity, "no longer leading: serving the last assignment it led with until a leader's snapshot replaces it");
                 g.published = None;
                 g.pending = false;
-                g.adopted = false;
-                g.confirmed = None;
+                // Its own state counts as a snapshot confirmed at its last renewal: served, as a
+                // follower serves the last snapshot it has, for `snapshot_max_age`.
+                g.adopted = g.renewed.is_some();
+                g.confirmed = g.renewed.take();
                 g.fetched_etag = None;
             }
         }
@@ -686,6 +692,7 @@ async fn elect(r: Arc<Replica>, mut elector: Elector, mut stop: watch::Receiver<
         let failed = match round {
             Ok(Round::Leader) => {
                 renewed = Some(Instant::now());
+                r.inner.lock().renewed = renewed;
                 vacant_since = None;
                 last_error = None;
                 r.set_leader(true);

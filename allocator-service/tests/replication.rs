@@ -166,3 +166,74 @@ async fn a_follower_configured_otherwise_refuses_the_leaders_snapshot_and_is_not
     other.stop().await;
     leader.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_cannot_renew_steps_down_before_the_lease_could_expire() {
+    let api = MockApi::new();
+    let addr = api.clone().serve().await;
+    let d = dir("renew-deadline");
+    inputs(&d, 2, 50);
+    let leader = common::start(
+        config(&d, "least-weighted", &replicas::replication("only")),
+        Some(mock_kube::client(addr)),
+    )
+    .await;
+    replicas::until_leader(leader.addr, replicas::LEASE * 5).await;
+    settled(leader.addr, 2, 50).await;
+    // The API server stops answering for Leases: the leader keeps leading through the renew
+    // deadline (1 s), then stops, before the 2 s lease could pass to anyone else.
+    api.leases_down(true);
+    let down = std::time::Instant::now();
+    let leading = |addr| async move {
+        replicas::metric(addr, "opentelemetry_allocator_is_leader").await == 1.0
+    };
+    while leading(leader.addr).await {
+        assert!(
+            down.elapsed() < replicas::LEASE,
+            "still leading {:?} after the API went away",
+            down.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stepped = down.elapsed();
+    assert!(
+        stepped >= Duration::from_millis(800),
+        "stepped down after {stepped:?}, before the renew deadline"
+    );
+    assert_eq!(
+        replicas::raw_get(leader.addr, "/internal/snapshot", "")
+            .await
+            .0,
+        503
+    );
+    // It serves the assignment it led with, as a follower serves its last snapshot, until that
+    // is `snapshot_max_age` (2 × 2 s) older than its last renewal; then it is not ready.
+    assert_eq!(common::get(leader.addr, "/readyz").await.status, 200);
+    let why = loop {
+        let a = common::get(leader.addr, "/readyz").await;
+        if a.status == 503 {
+            break a.body;
+        }
+        assert!(
+            down.elapsed() < replicas::LEASE * 3,
+            "still ready {:?} after the API went away",
+            down.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let unready = down.elapsed();
+    assert!(
+        unready >= replicas::LEASE * 2 - Duration::from_millis(300),
+        "not ready after {unready:?}: {why}"
+    );
+    assert!(why.contains("last confirmed"), "{why}");
+    // The API comes back: the Lease is still in its name and it has the state, so it leads again.
+    api.leases_down(false);
+    replicas::until_leader(leader.addr, replicas::LEASE * 2).await;
+    settled(leader.addr, 2, 50).await;
+    println!(
+        "stepped down {stepped:?}, not ready {unready:?} after the API server went away \
+         (renew deadline 1 s, snapshot_max_age 4 s)"
+    );
+    leader.stop().await;
+}

@@ -58,6 +58,8 @@ struct Inner {
     kinds: HashMap<&'static str, Kind>,
     /// Leases by (namespace, name).
     leases: BTreeMap<(String, String), Value>,
+    /// Lease requests answer 503 (the API server unreachable for them).
+    leases_down: bool,
 }
 
 #[derive(Clone)]
@@ -84,6 +86,7 @@ impl MockApi {
                 rv: 1,
                 kinds,
                 leases: BTreeMap::new(),
+                leases_down: false,
             })),
             events: broadcast::channel(4096).0,
             cut: broadcast::channel(64).0,
@@ -151,6 +154,11 @@ impl MockApi {
         self.watches.lock().get(plural).copied().unwrap_or(0)
     }
 
+    /// Make every Lease request fail with 503 (`true`) or work again.
+    pub fn leases_down(&self, down: bool) {
+        self.inner.lock().leases_down = down;
+    }
+
     /// The Lease `namespace/name`, as stored.
     pub fn lease(&self, ns: &str, name: &str) -> Option<Value> {
         self.inner
@@ -216,6 +224,9 @@ async fn get_lease(
     State(api): State<MockApi>,
     Path((ns, name)): Path<(String, String)>,
 ) -> Response {
+    if api.inner.lock().leases_down {
+        return status(503, "ServiceUnavailable", "leases are down".into());
+    }
     match api.lease(&ns, &name) {
         Some(l) => object(&l),
         None => status(
@@ -233,6 +244,9 @@ async fn create_lease(State(api): State<MockApi>, Path(ns): Path<String>, body: 
     };
     let name = lease["metadata"]["name"].as_str().unwrap_or("").to_owned();
     let mut g = api.inner.lock();
+    if g.leases_down {
+        return status(503, "ServiceUnavailable", "leases are down".into());
+    }
     let key = (ns.clone(), name.clone());
     if g.leases.contains_key(&key) {
         return status(
@@ -260,6 +274,9 @@ async fn replace_lease(
         Err(e) => return status(400, "BadRequest", e.to_string()),
     };
     let mut g = api.inner.lock();
+    if g.leases_down {
+        return status(503, "ServiceUnavailable", "leases are down".into());
+    }
     let key = (ns.clone(), name.clone());
     let Some(current) = g.leases.get(&key) else {
         return status(
