@@ -68,6 +68,9 @@ pub struct File {
     /// Target weights from observed series counts, pushed or pulled.
     #[serde(default)]
     pub observed_load: Option<ObservedLoad>,
+    /// Several replicas with a leader elected through a Lease (history-dependent strategies).
+    #[serde(default)]
+    pub replication: Option<crate::replica::ReplicationFile>,
     pub config: PromConfig,
 }
 
@@ -588,6 +591,8 @@ pub struct Loaded {
     pub handover: Option<std::time::Duration>,
     /// `observed_load`, checked.
     pub loads: Option<crate::loads::Settings>,
+    /// The checked `replication` block.
+    pub replication: Option<crate::replica::Replication>,
 }
 
 impl Loaded {
@@ -796,6 +801,24 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         .as_ref()
         .map(ObservedLoad::settings)
         .transpose()?;
+    let replication = file
+        .replication
+        .as_ref()
+        .map(|r| crate::replica::Replication::from_file(r, &core, &collector_namespace))
+        .transpose()?;
+    if replication.is_some()
+        && (budget.is_some() || handover.is_some() || loads.as_ref().is_some_and(|l| l.push))
+    {
+        // Followers restore the leader's core assignment, not what its budget and hand-over
+        // windows serve, and a load pushed to a follower would never reach the leader.
+        return Err(
+            "replication cannot be combined with movement_budget, handover or \
+                    observed_load.push (followers would serve the core's assignment, not the \
+                    leader's budgeted one, and loads pushed to a follower would be lost); \
+                    use observed_load.pull"
+                .into(),
+        );
+    }
     let mut seen = std::collections::BTreeSet::new();
     let mut rules = Vec::new();
     let mut http_sd = Vec::new();
@@ -874,6 +897,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         budget,
         handover,
         loads,
+        replication,
     })
 }
 

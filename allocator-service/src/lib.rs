@@ -14,6 +14,7 @@ pub mod loads;
 pub mod metrics;
 pub mod publish;
 pub mod relabel;
+pub mod replica;
 pub mod server;
 pub mod state;
 pub mod tls;
@@ -69,7 +70,25 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: server::Limits,
 ) -> std::io::Result<()> {
-    let shared = Arc::new(Shared::new(cfg.file.allow_insecure_auth_secrets));
+    let mut shared = Shared::new(cfg.file.allow_insecure_auth_secrets);
+    let replication = match (&cfg.replication, &kube) {
+        (Some(settings), Some(client)) => {
+            let url = settings
+                .snapshot_url(listener.local_addr()?)
+                .map_err(std::io::Error::other)?;
+            let replica = Arc::new(replica::Replica::new(settings.clone()));
+            replica.register(shared.metrics.registry_mut());
+            Some((replica, client.clone(), url))
+        }
+        (Some(_), None) => {
+            return Err(std::io::Error::other(
+                "replication needs a Kubernetes client",
+            ))
+        }
+        (None, _) => None,
+    };
+    let replica = replication.as_ref().map(|r| r.0.clone());
+    let shared = Arc::new(shared);
     shared
         .loads
         .enable_push(cfg.loads.as_ref().is_some_and(|l| l.push));
@@ -91,7 +110,7 @@ pub async fn serve_with(
         }
         (false, _) => None,
     };
-    let mut engine = Engine::new(cfg, cluster);
+    let mut engine = Engine::new(cfg, cluster).replicated(replica.clone());
     let loop_shared = shared.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -113,18 +132,26 @@ pub async fn serve_with(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let plain = server::run(
-        listener,
-        http::router(shared.clone(), false),
-        limits,
-        stop_rx.clone(),
-    );
+    let mut router = http::router(shared.clone(), false);
+    if let Some(r) = &replica {
+        router = router.merge(replica::routes(r.clone()));
+    }
+    let plain = server::run(listener, router, limits, stop_rx.clone());
+    // Joined, not spawned: when the service's future is dropped, the election stops with it.
+    let elect_stop = stop_rx.clone();
+    let elect = async move {
+        if let Some((r, client, url)) = replication {
+            replica::run(r, client, url, elect_stop).await;
+        }
+    };
     match tls {
         Some(tls) => {
             let secure = server::run(tls, http::router(shared.clone(), true), limits, stop_rx);
-            tokio::join!(plain, secure);
+            tokio::join!(plain, secure, elect);
         }
-        None => plain.await,
+        None => {
+            tokio::join!(plain, elect);
+        }
     }
     if tokio::time::timeout(limits.shutdown_grace, done_rx)
         .await

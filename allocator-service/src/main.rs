@@ -116,7 +116,7 @@ fn main() -> ExitCode {
             }
             None => None,
         };
-        let kube = if cfg.kubernetes {
+        let kube = if cfg.kubernetes || cfg.replication.is_some() {
             match allocator_service::k8s::client(&cfg).await {
                 Ok(c) => Some(c),
                 Err(e) => {

@@ -333,6 +333,11 @@ impl Metrics {
     }
 
     /// The registry in the Prometheus text format 0.0.4.
+    /// For metrics registered by other parts of the service (replication).
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");

@@ -147,6 +147,10 @@ pub struct Engine {
     /// last refresh.
     weights: Option<crate::loads::Weights>,
     weights_changed: bool,
+    /// Replication with a leader (see [`crate::replica`]), when configured, and whether this
+    /// replica led at the last refresh.
+    replica: Option<Arc<crate::replica::Replica>>,
+    leading: bool,
 }
 
 impl Engine {
@@ -177,6 +181,45 @@ impl Engine {
             publisher: Publisher::default(),
             warmer: Warmer::default(),
             relabel_cache: Default::default(),
+            replica: None,
+            leading: false,
+        }
+    }
+
+    /// Follow or lead through `replica`: restore the leader's snapshots, or share this one's.
+    pub fn replicated(mut self, replica: Option<Arc<crate::replica::Replica>>) -> Engine {
+        self.replica = replica;
+        self
+    }
+
+    /// Follower: restore the leader's newest snapshot, if one came. True when the view must
+    /// be rebuilt: the allocator was replaced, or the replica became leader or follower.
+    fn adopt(&mut self) -> bool {
+        let Some(r) = &self.replica else { return false };
+        let leading = r.is_leader();
+        let turned = std::mem::replace(&mut self.leading, leading) != leading;
+        let Some(offer) = r.take_offer() else {
+            return turned;
+        };
+        match r.restore(&offer, &self.cfg.core) {
+            Some(a) => {
+                self.alloc = a;
+                self.publisher.resync();
+                true
+            }
+            None => turned,
+        }
+    }
+
+    /// Replicated and not the leader (the role as of this refresh).
+    fn following(&self) -> bool {
+        self.replica.is_some() && !self.leading
+    }
+
+    /// Leader: share the state as a snapshot when it changed (`changed`) or none is shared.
+    fn share(&self, changed: bool) {
+        if let Some(r) = self.replica.as_ref().filter(|r| r.wants_snapshot(changed)) {
+            r.publish(self.alloc.snapshot());
         }
     }
 
@@ -198,6 +241,7 @@ impl Engine {
         if let Some(e) = &self.collectors_refused {
             problems.push(format!("collector list refused: {e}"));
         }
+        problems.extend(self.replica.as_ref().and_then(|r| r.problem()));
         let mut h = shared.health.lock();
         h.problems = problems;
         h.heartbeat = Instant::now();
@@ -238,6 +282,11 @@ impl Engine {
             return;
         }
         let generation = cluster.as_ref().map_or(0, |c| c.generation());
+        if self.adopt() {
+            // A restored allocator, or a new role: a full refresh rebuilds the view (a new
+            // leader applies its discovery to what it restored).
+            self.first = true;
+        }
         let collectors = match &cluster {
             Some(c) => c.collectors(
                 &self.cfg.collector_namespace,
@@ -262,6 +311,7 @@ impl Engine {
             && !self.handover.due(now)
             && !self.weights_changed
         {
+            self.share(false);
             self.report(shared, true);
             return;
         }
@@ -326,69 +376,76 @@ impl Engine {
             .collect();
         // The budget's interval first: every diff of this refresh (zones too) draws on it.
         self.budget.refill(now, &self.alloc);
-        // Zones first, so new targets and collectors are placed knowing them.
-        if let (Some(label), Some(c)) = (&self.cfg.zone_label, &cluster) {
-            let table = c.node_zones(label);
-            let pairs: Vec<(&str, &str)> = table
-                .iter()
-                .map(|(n, z)| (n.as_str(), z.as_str()))
-                .collect();
+        if self.following() {
+            // A follower serves the restored assignment of the leader and decides nothing: the
+            // targets it discovered that the leader has not placed yet are not served until
+            // the leader's next snapshot places them.
+            self.publisher.resync();
+        } else {
+            // Zones first, so new targets and collectors are placed knowing them.
+            if let (Some(label), Some(c)) = (&self.cfg.zone_label, &cluster) {
+                let table = c.node_zones(label);
+                let pairs: Vec<(&str, &str)> = table
+                    .iter()
+                    .map(|(n, z)| (n.as_str(), z.as_str()))
+                    .collect();
+                let start = Instant::now();
+                match self.alloc.set_node_zones(&pairs) {
+                    Ok(moves) => {
+                        let moves = moves.to_vec();
+                        let moved = self.absorb(&moves, m, "SetNodeZones", start);
+                        if moved > 0 {
+                            tracing::info!(nodes = pairs.len(), moved, "node zones applied");
+                        }
+                    }
+                    // Node names from the API server are unique and non-empty; keep the last table.
+                    Err(e) => tracing::error!(error = %e, "node zone table refused"),
+                }
+            }
             let start = Instant::now();
-            match self.alloc.set_node_zones(&pairs) {
+            match self.alloc.set_collectors(&names) {
                 Ok(moves) => {
                     let moves = moves.to_vec();
-                    let moved = self.absorb(&moves, m, "SetNodeZones", start);
-                    if moved > 0 {
-                        tracing::info!(nodes = pairs.len(), moved, "node zones applied");
-                    }
+                    let moved = self.absorb(&moves, m, "SetCollectors", start);
+                    tracing::info!(collectors = names.len(), moved, "collectors applied");
+                    self.collectors_refused = None;
                 }
-                // Node names from the API server are unique and non-empty; keep the last table.
-                Err(e) => tracing::error!(error = %e, "node zone table refused"),
+                Err(e) => {
+                    tracing::error!(error = %e, collectors = names.len(), "collector list refused; keeping the previous collectors, not ready");
+                    self.collectors_refused = Some(e.to_string());
+                }
             }
-        }
-        let start = Instant::now();
-        match self.alloc.set_collectors(&names) {
-            Ok(moves) => {
-                let moves = moves.to_vec();
-                let moved = self.absorb(&moves, m, "SetCollectors", start);
-                tracing::info!(collectors = names.len(), moved, "collectors applied");
-                self.collectors_refused = None;
+            if let Some(w) = &mut self.weights {
+                w.index(found.targets.iter());
+                // Observations that came before the first listing can be matched now.
+                self.take_loads(shared);
             }
-            Err(e) => {
-                tracing::error!(error = %e, collectors = names.len(), "collector list refused; keeping the previous collectors, not ready");
-                self.collectors_refused = Some(e.to_string());
-            }
-        }
-        if let Some(w) = &mut self.weights {
-            w.index(found.targets.iter());
-            // Observations that came before the first listing can be matched now.
-            self.take_loads(shared);
-        }
-        self.weights_changed = false;
-        let weights = self.weights.as_ref();
-        let specs: Vec<TargetSpec<'_>> = found
-            .targets
-            .iter()
-            .map(|t| spec(t).with_weight(weights.map_or(1, |w| w.weight(t.key))))
-            .collect();
-        let start = Instant::now();
-        match self.alloc.set_targets(&specs) {
-            Ok(moves) => {
-                let moves = moves.to_vec();
-                let moved = self.absorb(&moves, m, "SetTargets", start);
-                tracing::info!(
-                    targets = specs.len(),
-                    changes = moves.len(),
-                    moved,
-                    "targets applied"
-                );
-            }
-            Err(e) => {
-                self.publisher.resync();
-                // The publisher reads every owner from the allocator: nothing stays queued.
-                self.budget.clear();
-                self.handover.clear(&mut self.publisher);
-                tracing::warn!(error = %e, "target list refused; keeping the previous targets")
+            self.weights_changed = false;
+            let weights = self.weights.as_ref();
+            let specs: Vec<TargetSpec<'_>> = found
+                .targets
+                .iter()
+                .map(|t| spec(t).with_weight(weights.map_or(1, |w| w.weight(t.key))))
+                .collect();
+            let start = Instant::now();
+            match self.alloc.set_targets(&specs) {
+                Ok(moves) => {
+                    let moves = moves.to_vec();
+                    let moved = self.absorb(&moves, m, "SetTargets", start);
+                    tracing::info!(
+                        targets = specs.len(),
+                        changes = moves.len(),
+                        moved,
+                        "targets applied"
+                    );
+                }
+                Err(e) => {
+                    self.publisher.resync();
+                    // The publisher reads every owner from the allocator: nothing stays queued.
+                    self.budget.clear();
+                    self.handover.clear(&mut self.publisher);
+                    tracing::warn!(error = %e, "target list refused; keeping the previous targets")
+                }
             }
         }
         let mut released = Vec::new();
@@ -435,6 +492,7 @@ impl Engine {
         );
         // After the swap: the plain answers are served while their gzip forms are made.
         self.warmer.warm(rebuilt);
+        self.share(true);
         self.report(shared, true);
     }
 

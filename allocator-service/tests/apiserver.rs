@@ -5,8 +5,15 @@
 //! server: collector pods ready, unready and deleted; monitors added, changed and removed;
 //! selectors and namespace selectors (a namespace relabelled); EndpointSlice changes. Every check
 //! reads the service's HTTP API.
+//!
+//! And leader election of replicas on a real Lease, with the credentials of the `ta` service
+//! account bound by `examples/k8s/01-rbac.yaml` (`RBAC_MANIFEST`): the Lease protocol (races,
+//! renewals, take-over after expiry and not before, release), the replicas' scenario of
+//! tests/replication.rs (one leader, followers with its digest, the leader killed → taken over
+//! with the assignment kept), and that the account can do nothing else with Leases.
 
 mod common;
+mod replicas;
 
 use std::time::Duration;
 
@@ -469,4 +476,107 @@ async fn real_api_server_changes_flow_through_discovery_into_assignments() {
     .await;
 
     service.stop().await;
+}
+
+/// A client with the admin credentials of `KUBECONFIG_TEST`, and that kubeconfig as YAML.
+async fn admin() -> (kube::Client, Value) {
+    let kubeconfig = std::env::var("KUBECONFIG_TEST").expect("KUBECONFIG_TEST (apiserver.sh)");
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    let kc: kube::config::Kubeconfig = serde_yaml::from_str(&text).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    (
+        kube::Client::try_from(config).unwrap(),
+        serde_yaml::from_str(&text).unwrap(),
+    )
+}
+
+/// Server-side apply of every object of a manifest file.
+async fn apply_manifest(client: &kube::Client, path: &str) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let obj: Value = serde::Deserialize::deserialize(doc).unwrap();
+        let (group, version) = match obj["apiVersion"].as_str().unwrap().split_once('/') {
+            Some((g, v)) => (g.to_owned(), v.to_owned()),
+            None => (
+                String::new(),
+                obj["apiVersion"].as_str().unwrap().to_owned(),
+            ),
+        };
+        let gvk = GroupVersionKind::gvk(&group, &version, obj["kind"].as_str().unwrap());
+        let ar = ApiResource::from_gvk(&gvk);
+        let name = obj["metadata"]["name"].as_str().unwrap();
+        let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        api.patch(
+            name,
+            &PatchParams::apply("allocator-test").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply {} {name}: {e}", obj["kind"]));
+    }
+}
+
+/// A client authenticated as the service account `observability/ta`, through a token the
+/// TokenRequest API issues.
+async fn ta_client(admin: &kube::Client, mut kubeconfig: Value) -> kube::Client {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "observability");
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![],
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let token = accounts
+        .create_token_request("ta", &Default::default(), &request)
+        .await
+        .unwrap_or_else(|e| panic!("a token for observability/ta: {e}"))
+        .status
+        .unwrap()
+        .token;
+    kubeconfig["users"][0]["user"] = json!({ "token": token });
+    let kc: kube::config::Kubeconfig = serde_json::from_value(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real API server: run allocator-service/tests/apiserver.sh"]
+async fn real_api_server_elects_one_leader_through_a_lease_with_the_manifests_rbac() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let rbac = std::env::var("RBAC_MANIFEST").expect("RBAC_MANIFEST (apiserver.sh)");
+    let (admin, kubeconfig) = admin().await;
+    apply(&admin, "namespaces", namespace("observability", json!({}))).await;
+    apply_manifest(&admin, &rbac).await;
+    let ta = ta_client(&admin, kubeconfig).await;
+
+    // Least privilege: the account cannot write Leases elsewhere, nor delete its own.
+    let elsewhere: Api<Lease> = Api::namespaced(ta.clone(), "default");
+    let lease: Lease = serde_json::from_value(
+        json!({"metadata": {"name": "not-ours"}, "spec": {"holderIdentity": "x"}}),
+    )
+    .unwrap();
+    match elsewhere.create(&Default::default(), &lease).await {
+        Err(kube::Error::Api(s)) if s.is_forbidden() => {}
+        other => panic!("a Lease in namespace default: {other:?}"),
+    }
+
+    replicas::lease_protocol(ta.clone()).await;
+    let ours: Api<Lease> = Api::namespaced(ta.clone(), "observability");
+    match ours.delete("held", &Default::default()).await {
+        Err(kube::Error::Api(s)) if s.is_forbidden() => {}
+        other => panic!("deleting a Lease: {other:?}"),
+    }
+
+    replicas::failover("apiserver-failover", || ta.clone()).await;
 }

@@ -1,7 +1,8 @@
 //! The manifests of examples/k8s parse as Kubernetes objects (k8s-openapi types, and our CRD
 //! spec types for the Prometheus Operator resources), the Target Allocator configuration they
 //! carry is valid, and the RBAC rules bound to the `ta` service account cover every resource the
-//! watchers read (`k8s::WATCHED`) with get, list and watch.
+//! watchers read (`k8s::WATCHED`) with get, list and watch, and, in its namespace only, what
+//! leader election does to its Lease (`k8s::lease::VERBS`).
 
 use std::path::Path;
 
@@ -10,7 +11,7 @@ use allocator_service::k8s::monitors::{
 };
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -55,6 +56,8 @@ fn every_manifest_is_a_valid_object_and_rbac_covers_the_watchers() {
     let docs = documents();
     let mut roles: Vec<ClusterRole> = Vec::new();
     let mut bindings: Vec<ClusterRoleBinding> = Vec::new();
+    let mut ns_roles: Vec<Role> = Vec::new();
+    let mut ns_bindings: Vec<RoleBinding> = Vec::new();
     let mut kinds = Vec::new();
     for (file, v) in &docs {
         let kind = v["kind"]
@@ -74,6 +77,8 @@ fn every_manifest_is_a_valid_object_and_rbac_covers_the_watchers() {
             "ServiceAccount" => drop(parse::<ServiceAccount>(file, v)),
             "ClusterRole" => roles.push(parse(file, v)),
             "ClusterRoleBinding" => bindings.push(parse(file, v)),
+            "Role" => ns_roles.push(parse(file, v)),
+            "RoleBinding" => ns_bindings.push(parse(file, v)),
             "ConfigMap" => {
                 let cm: ConfigMap = parse(file, v);
                 if let Some(ta) = cm.data.as_ref().and_then(|d| d.get("targetallocator.yaml")) {
@@ -175,6 +180,54 @@ fn every_manifest_is_a_valid_object_and_rbac_covers_the_watchers() {
                 .iter()
                 .all(|v| ["get", "list", "watch"].contains(&v.as_str())),
             "{rule:?}"
+        );
+    }
+
+    // Leader election: a Role in the ta account's namespace, bound to it, granting exactly what
+    // the election does to Leases there.
+    let ta_ns_roles: Vec<&Role> = ns_bindings
+        .iter()
+        .filter(|b| b.metadata.namespace.as_deref() == Some("observability"))
+        .filter(|b| {
+            b.subjects.iter().flatten().any(|s| {
+                s.kind == "ServiceAccount"
+                    && s.name == "ta"
+                    && s.namespace.as_deref() == Some("observability")
+            })
+        })
+        .filter_map(|b| {
+            ns_roles.iter().find(|r| {
+                b.role_ref.kind == "Role"
+                    && r.metadata.name.as_deref() == Some(b.role_ref.name.as_str())
+                    && r.metadata.namespace == b.metadata.namespace
+            })
+        })
+        .collect();
+    let rules: Vec<_> = ta_ns_roles
+        .iter()
+        .flat_map(|r| r.rules.iter().flatten())
+        .collect();
+    for verb in allocator_service::k8s::lease::VERBS {
+        assert!(
+            rules.iter().any(|rule| {
+                rule.api_groups
+                    .iter()
+                    .flatten()
+                    .any(|g| g == "coordination.k8s.io")
+                    && rule.resources.iter().flatten().any(|r| r == "leases")
+                    && rule.verbs.iter().any(|v| v == verb)
+            }),
+            "the ta account may not {verb} leases in its namespace"
+        );
+    }
+    for rule in &rules {
+        assert!(
+            rule.resources.iter().flatten().all(|r| r == "leases")
+                && rule
+                    .verbs
+                    .iter()
+                    .all(|v| allocator_service::k8s::lease::VERBS.contains(&v.as_str())),
+            "more than leader election needs: {rule:?}"
         );
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod files;
+pub mod lease;
 pub mod meta;
 pub mod monitors;
 pub mod selector;

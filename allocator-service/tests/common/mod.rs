@@ -127,6 +127,15 @@ impl Answer {
 }
 
 impl Running {
+    /// End the service at once, as a crash would: nothing shuts down gracefully (a Lease it
+    /// holds is not released). The task is cancelled before the stop signal's sender is
+    /// dropped, so the service never sees a shutdown.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        drop(self.stop);
+    }
+
     /// Shut down gracefully; the service must end cleanly within 10 s.
     pub async fn stop(self) {
         self.stop.send(()).unwrap();

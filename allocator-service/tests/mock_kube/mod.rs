@@ -1,7 +1,12 @@
 //! A faithful fake of the Kubernetes API server on loopback for the resources the service
 //! watches: lists with a resourceVersion, watches that replay events after the requested
 //! version and then stream live ones, bookmarks when asked for, `410 Gone` on demand, and watch
-//! streams that can be cut to force reconnects.
+//! streams that can be cut to force reconnects. And `coordination.k8s.io/v1` Leases for leader
+//! election: get, create (`409 AlreadyExists` when taken) and replace, which checks the
+//! `resourceVersion` it is given as the API server does (`409 Conflict` when it is not the
+//! current one).
+
+#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -51,6 +56,10 @@ struct Kind {
 struct Inner {
     rv: u64,
     kinds: HashMap<&'static str, Kind>,
+    /// Leases by (namespace, name).
+    leases: BTreeMap<(String, String), Value>,
+    /// Lease requests answer 503 (the API server unreachable for them).
+    leases_down: bool,
 }
 
 #[derive(Clone)]
@@ -73,7 +82,12 @@ impl MockApi {
     pub fn new() -> MockApi {
         let kinds = KINDS.iter().map(|k| (k.0, Kind::default())).collect();
         MockApi {
-            inner: Arc::new(Mutex::new(Inner { rv: 1, kinds })),
+            inner: Arc::new(Mutex::new(Inner {
+                rv: 1,
+                kinds,
+                leases: BTreeMap::new(),
+                leases_down: false,
+            })),
             events: broadcast::channel(4096).0,
             cut: broadcast::channel(64).0,
             watches: Arc::new(Mutex::new(HashMap::new())),
@@ -140,10 +154,32 @@ impl MockApi {
         self.watches.lock().get(plural).copied().unwrap_or(0)
     }
 
+    /// Make every Lease request fail with 503 (`true`) or work again.
+    pub fn leases_down(&self, down: bool) {
+        self.inner.lock().leases_down = down;
+    }
+
+    /// The Lease `namespace/name`, as stored.
+    pub fn lease(&self, ns: &str, name: &str) -> Option<Value> {
+        self.inner
+            .lock()
+            .leases
+            .get(&(ns.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
     pub async fn serve(self) -> std::net::SocketAddr {
         let app = Router::new()
             .route("/api/v1/{plural}", get(handle_core))
             .route("/apis/{group}/{version}/{plural}", get(handle_group))
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+                axum::routing::post(create_lease),
+            )
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
+                get(get_lease).put(replace_lease),
+            )
             .with_state(self);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -166,6 +202,110 @@ async fn handle_group(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     handle(api, plural, q).await
+}
+
+/// A `Status` failure as the API server writes it.
+fn status(code: u16, reason: &str, message: String) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code});
+    (
+        axum::http::StatusCode::from_u16(code).unwrap(),
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn object(v: &Value) -> Response {
+    ([("content-type", "application/json")], v.to_string()).into_response()
+}
+
+async fn get_lease(
+    State(api): State<MockApi>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    if api.inner.lock().leases_down {
+        return status(503, "ServiceUnavailable", "leases are down".into());
+    }
+    match api.lease(&ns, &name) {
+        Some(l) => object(&l),
+        None => status(
+            404,
+            "NotFound",
+            format!("leases.coordination.k8s.io \"{name}\" not found"),
+        ),
+    }
+}
+
+async fn create_lease(State(api): State<MockApi>, Path(ns): Path<String>, body: Bytes) -> Response {
+    let mut lease: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return status(400, "BadRequest", e.to_string()),
+    };
+    let name = lease["metadata"]["name"].as_str().unwrap_or("").to_owned();
+    let mut g = api.inner.lock();
+    if g.leases_down {
+        return status(503, "ServiceUnavailable", "leases are down".into());
+    }
+    let key = (ns.clone(), name.clone());
+    if g.leases.contains_key(&key) {
+        return status(
+            409,
+            "AlreadyExists",
+            format!("leases.coordination.k8s.io \"{name}\" already exists"),
+        );
+    }
+    g.rv += 1;
+    lease["metadata"]["resourceVersion"] = json!(g.rv.to_string());
+    lease["metadata"]["namespace"] = json!(ns);
+    lease["apiVersion"] = json!("coordination.k8s.io/v1");
+    lease["kind"] = json!("Lease");
+    g.leases.insert(key, lease.clone());
+    object(&lease)
+}
+
+async fn replace_lease(
+    State(api): State<MockApi>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let mut lease: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return status(400, "BadRequest", e.to_string()),
+    };
+    let mut g = api.inner.lock();
+    if g.leases_down {
+        return status(503, "ServiceUnavailable", "leases are down".into());
+    }
+    let key = (ns.clone(), name.clone());
+    let Some(current) = g.leases.get(&key) else {
+        return status(
+            404,
+            "NotFound",
+            format!("leases.coordination.k8s.io \"{name}\" not found"),
+        );
+    };
+    let given = lease["metadata"]["resourceVersion"].as_str().unwrap_or("");
+    if given.is_empty() {
+        return status(
+            422,
+            "Invalid",
+            "metadata.resourceVersion: must be specified for an update".into(),
+        );
+    }
+    if Some(given) != current["metadata"]["resourceVersion"].as_str() {
+        return status(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            ),
+        );
+    }
+    g.rv += 1;
+    lease["metadata"]["resourceVersion"] = json!(g.rv.to_string());
+    g.leases.insert(key, lease.clone());
+    object(&lease)
 }
 
 fn line(v: &Value) -> Bytes {
