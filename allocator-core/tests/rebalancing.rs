@@ -411,3 +411,40 @@ fn an_absolute_cap_is_refused_with_a_clear_error() {
         Strategy::Rebalancing
     );
 }
+
+/// Single moves cannot always restore the band: two collectors holding 3 × 1024 and
+/// 1024 + 4 × 108 (W = 4528, cap ⌈1.05 · 2264⌉ = 2378) — moving a 1024 overfills the other.
+/// Exchanging a 1024 for a 108 (d = 916) gives 2156 and 2372, both inside the band.
+#[test]
+fn an_exchange_restores_the_band_where_single_moves_cannot() {
+    let mut a = Allocator::new(config(0.05)).unwrap();
+    let names = ["c0", "c1"];
+    a.apply(&Diff {
+        add_collectors: names.iter().map(|n| CollectorSpec::new(n)).collect(),
+        upsert: (0..8).map(|k| spec(k, 0, 108)).collect(),
+        ..Diff::default()
+    })
+    .unwrap();
+    // The four targets of one collector become heavy.
+    let first = a.collector_id("c0").unwrap();
+    let heavy: Vec<TargetKey> = a
+        .targets()
+        .filter(|t| t.collector == Some(first))
+        .map(|t| t.key)
+        .collect();
+    assert_eq!(heavy.len(), 4);
+    let upsert: Vec<TargetSpec<'_>> = (0..8)
+        .map(|k| spec(k, 0, 108))
+        .filter(|t| heavy.contains(&t.key))
+        .map(|t| t.with_weight(1024))
+        .collect();
+    a.apply(&Diff {
+        upsert,
+        ..Diff::default()
+    })
+    .unwrap();
+    let mut loads: Vec<u64> = a.collectors().map(|c| c.weight).collect();
+    loads.sort_unstable();
+    assert_eq!(loads, [2156, 2372]);
+    check_fixed_point(&a, 0.05);
+}

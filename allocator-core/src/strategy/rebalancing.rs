@@ -28,8 +28,10 @@
 //!    the floor, it takes from the busiest collectors' surplus over the floor the same way.
 //! 3. A move is made only if the receiver stays under the cap and the target weighs less than
 //!    the gap between giver and receiver, so the sum of squared loads falls with every move and
-//!    the loop ends; it ends when no such move exists (then the state is a fixed point: settling
-//!    it again moves nothing).
+//!    the loop ends. When no single move helps, the busiest and the idlest exchange a heavier
+//!    target for a lighter one under the same conditions on their difference (two collectors
+//!    with 3 × 1024 and 1024 + 4 × 108 are balanced only so). The loop ends when neither exists
+//!    (then the state is a fixed point: settling it again moves nothing).
 //!
 //! # Cost
 //! Per diff: `O(log)` B-tree work per changed target and per move, plus `O(n)` over the
@@ -612,9 +614,89 @@ impl Rebalancing {
             }
             match pick {
                 Some((t, from)) => self.relocate(t, from, to, touched),
-                None => return,
+                None => match self.swap(floor, cap) {
+                    Some((t, from, u)) => {
+                        self.relocate(t, from, to, touched);
+                        self.relocate(u, to, from, touched);
+                    }
+                    None => return,
+                },
             }
         }
+    }
+
+    /// When no single move helps: an exchange between the busiest collector (over the cap) and
+    /// the idlest (or the idlest, under the floor, and the busiest): a heavier target `t` of the
+    /// busiest for a lighter `u` of the idlest, their difference `d` taking the busiest under the
+    /// cap (the idlest over the floor) with the smallest `d` that does, else the largest `d`
+    /// below that. The idlest stays under the cap, the busiest at or over the floor, and
+    /// `d` is below the gap between them, so the sum of squared loads falls and the loop ends.
+    /// Two collectors holding 3 × 1024 and 1024 + 4 × 108 (ε = 0.05) are balanced only so.
+    fn swap(&self, floor: u64, cap: u64) -> Option<(Held, u32, Held)> {
+        let &(low, low_m) = self.order.first()?;
+        let &(high, high_m) = self.order.last()?;
+        if high_m == low_m || high <= low + 1 {
+            return None;
+        }
+        let need = if high > cap {
+            high - cap
+        } else if low < floor {
+            floor - low
+        } else {
+            return None;
+        };
+        let limit = cap
+            .saturating_sub(low)
+            .min(high - low - 1)
+            .min(high.saturating_sub(floor));
+        let (from, to) = (self.ids[high_m as usize], self.ids[low_m as usize]);
+        let (giver, taker) = (&self.held[from as usize], &self.held[to as usize]);
+        // (covers the need, d or its complement, t, u): the smallest covering d, else the
+        // largest d; ties by the targets' order.
+        let mut best: Option<(bool, u64, Held, Held)> = None;
+        for &t in giver {
+            let a = u64::from(t.0);
+            if a == 0 {
+                continue;
+            }
+            // u of weight b with d = a − b in [1, limit]: b in [a − limit, a − 1].
+            let lo = a.saturating_sub(limit) as u32;
+            let hi = (a - 1) as u32;
+            if limit == 0 || lo > hi {
+                continue;
+            }
+            let range = || taker.range((lo, 0, 0)..=(hi, u64::MAX, u32::MAX));
+            // Covering: the heaviest u with b ≤ a − need (smallest d ≥ need).
+            let covering = (a >= need)
+                .then(|| (a - need) as u32)
+                .filter(|&top| top >= lo)
+                .and_then(|top| {
+                    taker
+                        .range((lo, 0, 0)..=(top.min(hi), u64::MAX, u32::MAX))
+                        .next_back()
+                });
+            let candidate = match covering {
+                Some(&u) => (true, a - u64::from(u.0), u),
+                // Else the lightest u in range (largest d, below the need).
+                None => match range().next() {
+                    Some(&u) => (false, a - u64::from(u.0), u),
+                    None => continue,
+                },
+            };
+            let better = match &best {
+                None => true,
+                Some((covers, d, ..)) => match (candidate.0, *covers) {
+                    (true, false) => true,
+                    (false, true) => false,
+                    (true, true) => candidate.1 < *d,
+                    (false, false) => candidate.1 > *d,
+                },
+            };
+            if better {
+                best = Some((candidate.0, candidate.1, t, candidate.2));
+            }
+        }
+        best.map(|(_, _, t, u)| (t, from, u))
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
