@@ -12,11 +12,14 @@ pub mod k8s;
 pub mod limits;
 pub mod loads;
 pub mod metrics;
+pub mod plain_get;
 pub mod publish;
 pub mod relabel;
 pub mod replica;
 pub mod server;
 pub mod state;
+#[cfg(test)]
+mod test_rng;
 pub mod tls;
 pub mod validate;
 

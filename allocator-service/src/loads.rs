@@ -410,51 +410,26 @@ impl Puller {
 
 /// `GET <url>/api/v1/query?query=<query>` over plain HTTP, as observations.
 async fn query(p: &Pull) -> Result<Vec<Observation>, String> {
-    use http_body_util::{BodyExt, Empty, Limited};
     let url = format!(
         "{}/api/v1/query?query={}",
         p.url.trim_end_matches('/'),
         encode_query(&p.query)
     );
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let host = uri.host().ok_or("no host in URL")?.to_owned();
-    let port = uri.port_u16().unwrap_or(80);
-    let bare = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let tcp = tokio::net::TcpStream::connect((bare.as_str(), port))
-        .await
-        .map_err(|e| format!("connect {host}:{port}: {e}"))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let req = hyper::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
-        .header(
-            hyper::header::HOST,
-            uri.authority().map_or(host.as_str(), |a| a.as_str()),
-        )
-        .header(hyper::header::ACCEPT, "application/json")
-        .body(Empty::<axum::body::Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    let status = resp.status();
-    let body = Limited::new(resp.into_body(), crate::limits::MAX_FILE_SD_BYTES as usize)
-        .collect()
-        .await
-        .map_err(|e| format!("reading the answer: {e}"))?
-        .to_bytes();
-    if status != hyper::StatusCode::OK {
+    let got = crate::plain_get::get(
+        &uri,
+        &[(hyper::header::ACCEPT, "application/json")],
+        crate::limits::MAX_FILE_SD_BYTES as usize,
+    )
+    .await?;
+    if got.status != hyper::StatusCode::OK {
         return Err(format!(
-            "HTTP status {status}: {}",
-            String::from_utf8_lossy(&body[..body.len().min(200)])
+            "HTTP status {}: {}",
+            got.status,
+            crate::plain_get::excerpt(&got.body)
         ));
     }
-    parse_query(&body, p.collector_label.as_deref())
+    parse_query(&got.body, p.collector_label.as_deref())
 }
 
 /// Percent-encode a query parameter value (everything but unreserved characters).

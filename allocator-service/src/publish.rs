@@ -545,23 +545,7 @@ mod tests {
     use super::*;
     use allocator_core::{CollectorSpec, Config, Strategy, TargetSpec};
 
-    /// A small deterministic generator (xorshift64*), so failures replay from the seed.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn chance(&mut self, percent: u64) -> bool {
-            self.next() % 100 < percent
-        }
-    }
+    use crate::test_rng::Rng;
 
     fn target(job: &str, n: u64, meta: u64, node: u64) -> Target {
         let address = format!("10.{}.{}.{}:9100", n >> 16, (n >> 8) & 255, n & 255);

@@ -603,50 +603,23 @@ async fn snapshot(State(r): State<Arc<Replica>>, headers: HeaderMap) -> Response
 
 /// GET the leader's snapshot: `Ok(None)` when it is the one we hold (`etag`).
 async fn fetch(url: &str, etag: Option<&str>) -> Result<Option<Snapshot>, String> {
-    use http_body_util::{BodyExt, Empty, Limited};
     let uri: hyper::Uri = format!("{url}{SNAPSHOT_PATH}")
         .parse()
         .map_err(|e| format!("leader URL {url:?}: {e}"))?;
-    let host = uri.host().ok_or("leader URL without a host")?;
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(80);
-    let tcp = tokio::net::TcpStream::connect((bare, port))
-        .await
-        .map_err(|e| format!("connect {host}:{port}: {e}"))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let mut req = hyper::Request::get(uri.path())
-        .header(header::HOST, uri.authority().map_or(host, |a| a.as_str()))
-        .header(
-            header::USER_AGENT,
-            concat!("target-allocator-rs/", env!("CARGO_PKG_VERSION")),
-        );
+    let agent = concat!("target-allocator-rs/", env!("CARGO_PKG_VERSION"));
+    let mut headers = vec![(header::USER_AGENT, agent)];
     if let Some(e) = etag {
-        req = req.header(header::IF_NONE_MATCH, e);
+        headers.push((header::IF_NONE_MATCH, e));
     }
-    let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    let status = resp.status();
-    if status == StatusCode::NOT_MODIFIED {
-        return Ok(None);
-    }
-    let body = Limited::new(resp.into_body(), MAX_SNAPSHOT_BYTES)
-        .collect()
-        .await
-        .map_err(|e| format!("reading the snapshot (at most {MAX_SNAPSHOT_BYTES} bytes): {e}"))?
-        .to_bytes();
-    if status != StatusCode::OK {
-        return Err(format!(
+    let got = crate::plain_get::get(&uri, &headers, MAX_SNAPSHOT_BYTES).await?;
+    match got.status {
+        StatusCode::NOT_MODIFIED => Ok(None),
+        StatusCode::OK => Ok(Some(Snapshot::new(got.body.to_vec()))),
+        status => Err(format!(
             "{uri}: {status}: {}",
-            String::from_utf8_lossy(&body[..body.len().min(200)]).trim()
-        ));
+            crate::plain_get::excerpt(&got.body)
+        )),
     }
-    Ok(Some(Snapshot::new(body.to_vec())))
 }
 
 /// Resolve when `stop` turns true (or its sender is gone).

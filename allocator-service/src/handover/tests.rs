@@ -193,23 +193,7 @@ fn without_a_window_nothing_is_served_twice() {
     assert_eq!(w.h.open(), 0);
 }
 
-/// A small deterministic generator (xorshift64*), so a failure replays from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
+use crate::test_rng::Rng;
 
 /// A target whose discovered labels (not its address) change with `rev`.
 fn revised(n: u64, rev: u64) -> Target {
