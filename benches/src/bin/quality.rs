@@ -60,6 +60,35 @@ struct Row {
     down: (usize, u64),
 }
 
+/// Moves (count, weight) on n→n+1, then, back at n, on the removal of the first collector.
+fn scale_events(
+    alloc: &mut Allocator,
+    all: &[allocator_core::CollectorSpec<'_>],
+    n: usize,
+) -> ((usize, u64), (usize, u64)) {
+    let up = moved(
+        alloc,
+        &Diff {
+            add_collectors: vec![all[n]],
+            ..Diff::default()
+        },
+    );
+    alloc
+        .apply(&Diff {
+            remove_collectors: vec![all[n].name],
+            ..Diff::default()
+        })
+        .unwrap();
+    let down = moved(
+        alloc,
+        &Diff {
+            remove_collectors: vec![all[0].name],
+            ..Diff::default()
+        },
+    );
+    (up, down)
+}
+
 fn measure(
     cfg: Config,
     upsert: &[allocator_core::TargetSpec<'_>],
@@ -78,27 +107,7 @@ fn measure(
     let spread = job_spread(&alloc);
     let total: u64 = alloc.targets().map(|t| u64::from(t.weight)).sum();
     let bound = (total * 105).div_ceil(100 * n as u64);
-    let up = moved(
-        &mut alloc,
-        &Diff {
-            add_collectors: vec![all[n]],
-            ..Diff::default()
-        },
-    );
-    // Back to n, then remove one of the original collectors.
-    alloc
-        .apply(&Diff {
-            remove_collectors: vec![all[n].name],
-            ..Diff::default()
-        })
-        .unwrap();
-    let down = moved(
-        &mut alloc,
-        &Diff {
-            remove_collectors: vec![all[0].name],
-            ..Diff::default()
-        },
-    );
+    let (up, down) = scale_events(&mut alloc, all, n);
     Row {
         summary,
         spread,
@@ -209,26 +218,7 @@ fn zones(k: usize) {
                     .unwrap();
                 let churn = start.elapsed() / 2;
                 let total = s.mean_weight * n as f64;
-                let (_, up_w) = moved(
-                    &mut alloc,
-                    &Diff {
-                        add_collectors: vec![all[n]],
-                        ..Diff::default()
-                    },
-                );
-                alloc
-                    .apply(&Diff {
-                        remove_collectors: vec![all[n].name],
-                        ..Diff::default()
-                    })
-                    .unwrap();
-                let (_, down_w) = moved(
-                    &mut alloc,
-                    &Diff {
-                        remove_collectors: vec![all[0].name],
-                        ..Diff::default()
-                    },
-                );
+                let ((_, up_w), (_, down_w)) = scale_events(&mut alloc, &all, n);
                 println!(
                     "| {} | {skew} | {n} | {:.3} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} ms | {:.1} ms |",
                     if crowded { "crowded zone-a" } else { "even" },
