@@ -31,7 +31,7 @@ fn answers() -> Vec<axum::body::Bytes> {
     a.set_targets(&specs).unwrap();
     let mut sd: Vec<_> = rebuild(ts, &a).sd.into_iter().collect();
     sd.sort_by(|x, y| x.0.cmp(&y.0));
-    sd.into_iter().map(|(_, a)| a.plain.clone()).collect()
+    sd.into_iter().map(|(_, a)| a.plain()).collect()
 }
 
 fn levels(c: &mut Criterion) {

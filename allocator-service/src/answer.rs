@@ -10,11 +10,12 @@
 use std::io::Write as _;
 use std::sync::{Arc, LazyLock, OnceLock};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use http_body::{Frame, SizeHint};
 
 /// The gzip level. Measured on 100 real answers (`benches/gzip.rs`, benches/README.md): level 1
 /// makes them 12.9× smaller at 420 MiB/s, level 6 24.3× at 115 MiB/s. Either cuts what a poll
@@ -27,24 +28,61 @@ pub const LEVEL: u32 = 1;
 /// tables would make them larger, not smaller.
 pub const MIN_GZIP: usize = 512;
 
-/// One answer: the plain JSON and, made on first need, its gzip form.
-pub struct Answer {
+/// One part of an answer: JSON bytes and, made on first need, their gzip member. A part is
+/// immutable and shared by every answer (and view) that holds it, so it is compressed once.
+pub struct Part {
     pub plain: Bytes,
     gzip: OnceLock<Bytes>,
+}
+
+impl Part {
+    pub fn new(plain: Bytes) -> Arc<Part> {
+        Arc::new(Part {
+            plain,
+            gzip: OnceLock::new(),
+        })
+    }
+
+    /// The gzip member, compressed now if no one has yet (concurrent first callers wait for one
+    /// compression rather than each doing it).
+    pub fn gzip(&self) -> Bytes {
+        self.gzip.get_or_init(|| gzip(&self.plain)).clone()
+    }
+
+    pub fn gzipped(&self) -> bool {
+        self.gzip.get().is_some()
+    }
+}
+
+/// The separators of a chunked list, shared by every answer.
+static OPEN: LazyLock<Arc<Part>> = LazyLock::new(|| Part::new(Bytes::from_static(b"[")));
+static COMMA: LazyLock<Arc<Part>> = LazyLock::new(|| Part::new(Bytes::from_static(b",")));
+static CLOSE: LazyLock<Arc<Part>> = LazyLock::new(|| Part::new(Bytes::from_static(b"]")));
+
+/// One answer: its parts, whose concatenation is the plain JSON. A large HTTP SD answer is a
+/// list of chunks (a few kilobytes of targets each, see [`crate::publish`]), so a change
+/// rebuilds and compresses only the chunks it touches; its gzip form is the parts' gzip members
+/// one after the other, which is one valid gzip stream (RFC 1952 §2.2: a gzip file is a series
+/// of members; Go's `compress/gzip` reader, and so `net/http`'s transport, reads them as one
+/// stream by default, as do Python's `gzip` and `urllib3`).
+pub struct Answer {
+    parts: Box<[Arc<Part>]>,
+    /// Plain bytes in all.
+    len: usize,
 }
 
 impl PartialEq for Answer {
     /// Same plain bytes (the gzip form follows from them).
     fn eq(&self, other: &Self) -> bool {
-        self.plain == other.plain
+        self.len == other.len && self.plain() == other.plain()
     }
 }
 
 impl std::fmt::Debug for Answer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Answer")
-            .field("plain", &self.plain.len())
-            .field("gzip", &self.gzip.get().map(Bytes::len))
+            .field("plain", &self.len)
+            .field("parts", &self.parts.len())
             .finish()
     }
 }
@@ -52,10 +90,33 @@ impl std::fmt::Debug for Answer {
 static EMPTY: LazyLock<Arc<Answer>> = LazyLock::new(|| Answer::new(Bytes::from_static(b"[]")));
 
 impl Answer {
+    /// An answer of one part.
     pub fn new(plain: Bytes) -> Arc<Answer> {
         Arc::new(Answer {
-            plain,
-            gzip: OnceLock::new(),
+            len: plain.len(),
+            parts: Box::new([Part::new(plain)]),
+        })
+    }
+
+    /// The JSON list `[c0,c1,…]` of `chunks` (each the text of one or more elements joined by
+    /// `,`; none empty). No chunk: `[]`.
+    pub fn list(chunks: impl ExactSizeIterator<Item = Arc<Part>>) -> Arc<Answer> {
+        if chunks.len() == 0 {
+            return Answer::empty();
+        }
+        let mut parts = Vec::with_capacity(2 * chunks.len() + 1);
+        parts.push(OPEN.clone());
+        for (i, c) in chunks.enumerate() {
+            debug_assert!(!c.plain.is_empty());
+            if i > 0 {
+                parts.push(COMMA.clone());
+            }
+            parts.push(c);
+        }
+        parts.push(CLOSE.clone());
+        Arc::new(Answer {
+            len: parts.iter().map(|p| p.plain.len()).sum(),
+            parts: parts.into_boxed_slice(),
         })
     }
 
@@ -64,33 +125,118 @@ impl Answer {
         EMPTY.clone()
     }
 
+    /// Its parts, in order.
+    pub fn parts(&self) -> &[Arc<Part>] {
+        &self.parts
+    }
+
+    /// Plain bytes in all.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The plain JSON as one buffer (shared when the answer is one part, copied otherwise).
+    pub fn plain(&self) -> Bytes {
+        match &*self.parts {
+            [one] => one.plain.clone(),
+            parts => {
+                let mut out = Vec::with_capacity(self.len);
+                for p in parts {
+                    out.extend_from_slice(&p.plain);
+                }
+                Bytes::from(out)
+            }
+        }
+    }
+
     /// Whether gzip is worth it for this answer at all.
     pub fn compressible(&self) -> bool {
-        self.plain.len() >= MIN_GZIP
+        self.len >= MIN_GZIP
     }
 
-    /// The gzip form, compressed now if no one has yet (concurrent first callers wait for one
-    /// compression rather than each doing it).
+    /// The gzip form, as one buffer: every part's member, compressed now where no one has yet.
     pub fn gzip(&self) -> Bytes {
-        self.gzip.get_or_init(|| gzip(&self.plain)).clone()
+        let members = self.gzip_members();
+        match &*members {
+            [one] => one.clone(),
+            members => Bytes::from(members.concat()),
+        }
     }
 
-    /// Whether the gzip form is already made.
+    fn gzip_members(&self) -> Vec<Bytes> {
+        self.parts.iter().map(|p| p.gzip()).collect()
+    }
+
+    /// Compress the parts that are not yet (what the [`Warmer`] does off the loop).
+    pub fn warm(&self) {
+        for p in &*self.parts {
+            p.gzip();
+        }
+    }
+
+    /// Whether every part's gzip form is made.
     pub fn gzipped(&self) -> bool {
-        self.gzip.get().is_some()
+        self.parts.iter().all(|p| p.gzipped())
     }
 
     /// The response for a client: gzip when it accepts gzip and the answer is large enough,
     /// plain otherwise; `Vary: Accept-Encoding` either way, since the encoding depends on it.
+    /// The body is the parts' buffers in order (no copy), with its length.
     pub fn respond(&self, gzip_ok: bool, content_type: &'static str) -> Response {
         let vary = (header::VARY, HeaderValue::from_static("accept-encoding"));
         let ct = (header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         if gzip_ok && self.compressible() {
             let enc = (header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            ([ct, vary, enc], self.gzip()).into_response()
+            ([ct, vary, enc], Parts::body(self.gzip_members())).into_response()
         } else {
-            ([ct, vary], self.plain.clone()).into_response()
+            let plain = self.parts.iter().map(|p| p.plain.clone()).collect();
+            ([ct, vary], Parts::body(plain)).into_response()
         }
+    }
+}
+
+/// A response body made of buffers sent one after the other, its length known up front (so it
+/// goes out with `Content-Length`, as a one-buffer body does).
+struct Parts {
+    parts: std::vec::IntoIter<Bytes>,
+    remaining: u64,
+}
+
+impl Parts {
+    fn body(parts: Vec<Bytes>) -> Body {
+        let remaining = parts.iter().map(|p| p.len() as u64).sum();
+        Body::new(Parts {
+            parts: parts.into_iter(),
+            remaining,
+        })
+    }
+}
+
+impl HttpBody for Parts {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let next = self.parts.by_ref().find(|p| !p.is_empty());
+        if let Some(p) = &next {
+            self.remaining -= p.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|p| Ok(Frame::data(p))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
     }
 }
 
@@ -110,7 +256,7 @@ impl Default for Warmer {
                     for a in batch {
                         // Skip answers no view serves any more (a newer view replaced them).
                         if Arc::strong_count(&a) > 1 && a.compressible() {
-                            a.gzip();
+                            a.warm();
                         }
                     }
                 }
@@ -271,7 +417,7 @@ mod tests {
 
     fn gunzip(b: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(b)
+        flate2::read::MultiGzDecoder::new(b)
             .read_to_end(&mut out)
             .unwrap();
         out
@@ -316,6 +462,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_chunked_answer_is_the_list_of_its_chunks_in_both_encodings() {
+        // Chunks as the publisher makes them: elements joined by `,`.
+        let elements: Vec<String> = (0..500)
+            .map(|n| format!(r#"{{"labels":{{"n":"{n} é \"q\""}},"targets":["10.0.0.{n}:80"]}}"#))
+            .collect();
+        let chunks: Vec<Arc<Part>> = elements
+            .chunks(37)
+            .map(|c| Part::new(Bytes::from(c.join(","))))
+            .collect();
+        let a = Answer::list(chunks.clone().into_iter());
+        // The reference: the elements as one JSON list, written independently of the chunks.
+        let want = format!("[{}]", elements.join(","));
+        let parsed: serde_json::Value = serde_json::from_str(&want).unwrap();
+        assert_eq!(parsed.as_array().unwrap().len(), 500);
+        assert_eq!(a.plain(), want.as_bytes());
+        assert_eq!(a.len(), want.len());
+        assert!(!a.gzipped());
+        a.warm();
+        assert!(a.gzipped());
+        // Every part is one gzip member: the concatenation is one multi-member stream.
+        let z = a.gzip();
+        assert_eq!(gunzip(&z), want.as_bytes());
+        assert!(z.len() * 4 < want.len());
+        // A second answer sharing the chunks shares their compressed forms.
+        let b = Answer::list(chunks[..2].iter().cloned());
+        assert!(b.gzipped());
+        assert_eq!(Answer::list(std::iter::empty()).plain(), &b"[]"[..]);
+        for gzip_ok in [false, true] {
+            let r = a.respond(gzip_ok, "application/json");
+            let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let body = if gzip_ok { gunzip(&body) } else { body.to_vec() };
+            assert_eq!(body, want.as_bytes(), "gzip {gzip_ok}");
+        }
+        let r = a.respond(true, "application/json");
+        assert_eq!(
+            axum::body::HttpBody::size_hint(r.body()).exact(),
+            Some(z.len() as u64),
+            "the length is known: sent with Content-Length"
+        );
+    }
+
+    #[tokio::test]
     async fn a_response_is_gzip_only_for_clients_that_accept_it_and_large_answers() {
         let big = Answer::new(Bytes::from(vec![b' '; MIN_GZIP]));
         let r = big.respond(true, "application/json");
@@ -324,14 +514,14 @@ mod tests {
         let body = axum::body::to_bytes(r.into_body(), usize::MAX)
             .await
             .unwrap();
-        assert_eq!(gunzip(&body), big.plain);
+        assert_eq!(gunzip(&body), big.plain());
         let r = big.respond(false, "application/json");
         assert!(r.headers().get(header::CONTENT_ENCODING).is_none());
         assert_eq!(r.headers()[header::VARY], "accept-encoding");
         let body = axum::body::to_bytes(r.into_body(), usize::MAX)
             .await
             .unwrap();
-        assert_eq!(body, big.plain);
+        assert_eq!(body, big.plain());
         // `[]` would grow.
         let r = Answer::empty().respond(true, "application/json");
         assert!(r.headers().get(header::CONTENT_ENCODING).is_none());

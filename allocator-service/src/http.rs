@@ -273,7 +273,7 @@ fn all_targets(v: &View, job: &str) -> Bytes {
         out.extend_from_slice(b":{\"_link\":");
         out.extend_from_slice(&serde_json::to_vec(&link).expect("a string"));
         out.extend_from_slice(b",\"targets\":");
-        out.extend_from_slice(&v.sd_of(job, c).plain);
+        out.extend_from_slice(&v.sd_of(job, c).plain());
         out.push(b'}');
     }
     out.push(b'}');

@@ -333,6 +333,7 @@ impl Engine {
             cache,
         );
         self.relabel_cache = std::mem::take(&mut collect.cache);
+        let collected = processing.elapsed().as_secs_f64();
         let generated = cluster
             .as_ref()
             .map(|c| c.monitor_jobs(&self.cfg))
@@ -466,7 +467,9 @@ impl Engine {
         m.set_moves("assigned", totals.assigned);
         m.set_moves("unassigned", totals.unassigned);
         m.set_moves("reassigned", totals.reassigned);
+        let applied = processing.elapsed().as_secs_f64();
         let (mut view, rebuilt) = self.view(found);
+        let built = processing.elapsed().as_secs_f64();
         for job in &generated {
             let mut config = job_config(&JobConfig {
                 name: &job.name,
@@ -485,9 +488,15 @@ impl Engine {
         }
         m.publish(&view);
         *shared.view.write() = Arc::new(view);
+        let (heap_used, heap_free) = crate::publish::heap();
         tracing::info!(
             seconds = processing.elapsed().as_secs_f64(),
+            collected,
+            applied,
+            built,
             rebuilt = rebuilt.len(),
+            heap_used,
+            heap_free,
             "view published"
         );
         // After the swap: the plain answers are served while their gzip forms are made.

@@ -34,7 +34,7 @@ async fn get(addr: std::net::SocketAddr, path: &str, headers: &str) -> (u16, Str
 
 fn gunzip(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(b)
+    flate2::read::MultiGzDecoder::new(b)
         .read_to_end(&mut out)
         .unwrap();
     out

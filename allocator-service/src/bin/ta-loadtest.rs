@@ -103,7 +103,7 @@ impl Got {
             return Ok(self.body.clone());
         }
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&self.body[..]).read_to_end(&mut out)?;
+        flate2::read::MultiGzDecoder::new(&self.body[..]).read_to_end(&mut out)?;
         Ok(out)
     }
 }

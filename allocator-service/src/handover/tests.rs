@@ -33,7 +33,7 @@ fn specs(ts: &[Target]) -> Vec<TargetSpec<'_>> {
 fn served(p: &crate::publish::Published) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for ((_, c), answer) in &p.sd {
-        let v: Value = serde_json::from_slice(&answer.plain).unwrap();
+        let v: Value = serde_json::from_slice(&answer.plain()).unwrap();
         for g in v.as_array().unwrap() {
             let a = g["targets"][0].as_str().unwrap().to_owned();
             out.entry(a).or_default().insert(c.clone());
@@ -304,7 +304,7 @@ fn budget_and_windows_serve_only_live_collectors_under_random_churn() {
             let got_text: BTreeMap<String, String> = published
                 .sd
                 .iter()
-                .map(|((_, c), answer)| (c.clone(), text(&answer.plain)))
+                .map(|((_, c), answer)| (c.clone(), text(&answer.plain())))
                 .collect();
             let want_text: BTreeMap<String, String> =
                 want.iter().map(|(c, b)| (c.clone(), text(b))).collect();
