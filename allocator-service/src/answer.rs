@@ -241,7 +241,8 @@ impl HttpBody for Parts {
 }
 
 /// Makes the gzip form of each published view's rebuilt answers on a thread of its own, so the
-/// allocation loop's next tick is not delayed by compression and clients rarely wait for it.
+/// allocation loop's next tick is not delayed by compression and clients rarely wait for it;
+/// then returns the heap's free pages to the system ([`crate::publish::trim`]).
 pub struct Warmer {
     tx: Option<std::sync::mpsc::Sender<Vec<Arc<Answer>>>>,
 }
@@ -259,6 +260,8 @@ impl Default for Warmer {
                             a.warm();
                         }
                     }
+                    // The tick that sent the batch freed the last view's leftovers.
+                    crate::publish::trim();
                 }
             });
         match spawned {

@@ -63,11 +63,17 @@ struct Group {
     labels: Pairs,
 }
 
-/// One group as discovery keeps it: its addresses, and its labels shared by its targets.
+/// One group as discovery keeps it: its addresses, its labels shared by its targets, and what
+/// relabeling made of them.
 #[derive(Debug)]
 pub(crate) struct FileGroup {
-    targets: Vec<Arc<str>>,
+    targets: Box<[Arc<str>]>,
     labels: Arc<LabelSet>,
+    /// Per configured job that lists the group (a file can be named by several): each target's
+    /// identity after the job's rules, `None` where they drop it. A job's rules are fixed for
+    /// the service's life, and a group never changes (a re-read makes a new group, or keeps this
+    /// one when its text is unchanged), so a group is relabeled once per job, not every tick.
+    keys: Mutex<Vec<(Arc<str>, Box<[Option<allocator_core::TargetKey>]>)>>,
 }
 
 impl FileGroup {
@@ -80,10 +86,12 @@ impl FileGroup {
         FileGroup {
             targets: targets.into_iter().map(Arc::from).collect(),
             labels,
+            keys: Mutex::default(),
         }
     }
 
     /// Each target's group labels and address, as [`Collect::add`] takes them.
+    #[cfg(test)]
     fn items(&self) -> impl Iterator<Item = Discovered> + '_ {
         self.targets
             .iter()
@@ -221,131 +229,112 @@ pub struct Collect {
     pub seconds: BTreeMap<String, f64>,
     /// Targets kept by relabeling, duplicates included.
     pub kept: usize,
-    /// Index in `targets` of each (job, identity): a later target with the same identity
-    /// replaces the earlier one, as the Go allocator's target map keeps the last.
-    seen: std::collections::HashMap<(Arc<str>, allocator_core::TargetKey), usize>,
+    /// Index in `targets` of each (job, identity), the job by its shared name's address: a
+    /// later target with the same identity replaces the earlier one, as the Go allocator's
+    /// target map keeps the last.
+    seen: std::collections::HashMap<(usize, allocator_core::TargetKey), usize, ahash::RandomState>,
     /// Job names, shared by their targets.
     jobs: std::collections::HashMap<String, Arc<str>>,
-    /// The relabel cache of the last tick (taken from as jobs are added).
-    last: RelabelCache,
-    /// The relabel cache of this tick, for the next.
-    pub cache: RelabelCache,
-    /// Targets relabeled this tick (the others came from the cache).
+    /// Targets relabeled (the others' identities were kept by their file group).
     pub relabeled: usize,
 }
 
-/// Relabeling results of the last tick's file and static targets of the configured jobs (whose
-/// rules are fixed), by the pointers of their shared label set and address. The entries hold
-/// both, so a pointer cannot be reused by another allocation while it is a key: a target that
-/// discovery kept (an unchanged file, or an unchanged group of a re-read file, see [`Reuse`]) is
-/// not relabeled again. Rebuilt every tick from the targets listed, so it never outgrows them.
-#[derive(Default)]
-pub struct RelabelCache {
-    jobs: std::collections::HashMap<String, JobCache>,
-}
-
-type JobCache = std::collections::HashMap<(usize, usize), Cached, ahash::RandomState>;
-
-struct Cached {
-    _labels: Arc<LabelSet>,
-    _address: Arc<str>,
-    /// The identity, `None` when the rules drop the target.
-    key: Option<allocator_core::TargetKey>,
-}
-
 impl Collect {
-    /// A collection that relabels only targets not in `last` (the previous tick's cache).
-    pub fn with_cache(last: RelabelCache) -> Collect {
-        Collect {
-            last,
-            ..Collect::default()
-        }
-    }
-
-    /// Relabel and keep `targets` of `job` (every one: no cache).
+    /// Relabel and keep `targets` of `job`.
     pub fn add(&mut self, job: &JobSpec<'_>, targets: impl IntoIterator<Item = Discovered>) {
-        self.add_with(job, targets, false);
-    }
-
-    /// [`Collect::add`] for targets of a configured job, through the relabel cache.
-    pub fn add_cached(&mut self, job: &JobSpec<'_>, targets: impl IntoIterator<Item = Discovered>) {
-        self.add_with(job, targets, true);
-    }
-
-    fn add_with(
-        &mut self,
-        job: &JobSpec<'_>,
-        targets: impl IntoIterator<Item = Discovered>,
-        cached: bool,
-    ) {
         let start = std::time::Instant::now();
-        let name = self
-            .jobs
-            .entry(job.name.to_owned())
-            .or_insert_with(|| Arc::from(job.name))
-            .clone();
-        let last = self.last.jobs.remove(job.name).unwrap_or_default();
-        let next = self.cache.jobs.entry(job.name.to_owned()).or_default();
-        // Sized from the last tick: growing maps of a million entries rehash them many times.
-        if cached {
-            next.reserve(last.len());
-            self.targets.reserve(last.len());
-            self.seen.reserve(last.len());
-        }
-        let count = self.discovered.entry(job.name.to_owned()).or_insert(0);
+        let name = self.job(job.name);
+        let mut count = 0;
         for (group, address) in targets {
-            *count += 1;
+            count += 1;
             let Some(address) = address else {
                 continue;
             };
-            let relabeled_now = &mut self.relabeled;
-            let mut relabel = || {
-                *relabeled_now += 1;
-                relabeled(job, TargetLabels::new(&group, &address).iter())
-                    .map(|b| b.target_key(job.name))
-            };
-            let key = if cached {
-                let ptrs = (
-                    Arc::as_ptr(&group) as *const u8 as usize,
-                    Arc::as_ptr(&address) as *const u8 as usize,
-                );
-                let key = match last.get(&ptrs) {
-                    Some(c) => c.key,
-                    None => relabel(),
-                };
-                next.insert(
-                    ptrs,
-                    Cached {
-                        _labels: group.clone(),
-                        _address: address.clone(),
-                        key,
-                    },
-                );
-                key
-            } else {
-                relabel()
-            };
-            let Some(key) = key else {
-                continue;
-            };
-            self.kept += 1;
-            let target = Target {
-                job: name.clone(),
-                address,
-                group,
-                key,
-            };
-            match self.seen.entry((name.clone(), key)) {
-                std::collections::hash_map::Entry::Occupied(at) => {
-                    self.targets[*at.get()] = target;
+            self.relabeled += 1;
+            let key = relabeled(job, TargetLabels::new(&group, &address).iter())
+                .map(|b| b.target_key(job.name));
+            if let Some(key) = key {
+                self.keep(&name, group, address, key);
+            }
+        }
+        *self.discovered.entry(job.name.to_owned()).or_insert(0) += count;
+        *self.seconds.entry(job.name.to_owned()).or_default() += start.elapsed().as_secs_f64();
+    }
+
+    /// [`Collect::add`] for the file groups of a configured job (whose rules are fixed): each
+    /// group is relabeled once for the job and keeps the identities it found.
+    fn add_groups<'g>(
+        &mut self,
+        job: &JobSpec<'_>,
+        groups: impl IntoIterator<Item = &'g Arc<FileGroup>> + Clone,
+    ) {
+        let start = std::time::Instant::now();
+        let name = self.job(job.name);
+        let listed: usize = groups.clone().into_iter().map(|g| g.targets.len()).sum();
+        *self.discovered.entry(job.name.to_owned()).or_insert(0) += listed;
+        self.targets.reserve(listed);
+        self.seen.reserve(listed);
+        for g in groups {
+            let mut keys = g.keys.lock();
+            let at = match keys.iter().position(|(j, _)| **j == *job.name) {
+                Some(at) => at,
+                None => {
+                    let found = g
+                        .targets
+                        .iter()
+                        .map(|address| {
+                            relabeled(job, TargetLabels::new(&g.labels, address).iter())
+                                .map(|b| b.target_key(job.name))
+                        })
+                        .collect();
+                    self.relabeled += g.targets.len();
+                    keys.push((name.clone(), found));
+                    keys.len() - 1
                 }
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(self.targets.len());
-                    self.targets.push(target);
+            };
+            for (address, key) in g.targets.iter().zip(&keys[at].1) {
+                if let Some(key) = *key {
+                    self.keep(&name, g.labels.clone(), address.clone(), key);
                 }
             }
         }
         *self.seconds.entry(job.name.to_owned()).or_default() += start.elapsed().as_secs_f64();
+    }
+
+    /// The job's shared name.
+    fn job(&mut self, name: &str) -> Arc<str> {
+        self.discovered.entry(name.to_owned()).or_insert(0);
+        self.jobs
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::from(name))
+            .clone()
+    }
+
+    /// Keep a target the rules kept (replacing an earlier one of the same identity).
+    fn keep(
+        &mut self,
+        job: &Arc<str>,
+        group: Arc<LabelSet>,
+        address: Arc<str>,
+        key: allocator_core::TargetKey,
+    ) {
+        self.kept += 1;
+        let target = Target {
+            job: job.clone(),
+            address,
+            group,
+            key,
+        };
+        let id = Arc::as_ptr(job) as *const u8 as usize;
+        match self.seen.entry((id, key)) {
+            std::collections::hash_map::Entry::Occupied(at) => {
+                self.targets[*at.get()] = target;
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(self.targets.len());
+                self.targets.push(target);
+            }
+        }
     }
 }
 
@@ -567,10 +556,9 @@ impl Files {
         &self,
         cfg: &Loaded,
         mut extra: impl FnMut(&crate::config::ScrapeConfig) -> Vec<BTreeMap<String, String>>,
-        cache: RelabelCache,
     ) -> Collect {
         let global = &cfg.file.config.global;
-        let mut collect = Collect::with_cache(cache);
+        let mut collect = Collect::default();
         for ((sc, rules), http) in cfg
             .file
             .config
@@ -609,7 +597,7 @@ impl Files {
                 params: &sc.params,
                 rules,
             };
-            collect.add_cached(&job, groups.iter().chain(files).flat_map(|g| g.items()));
+            collect.add_groups(&job, groups.iter().chain(files));
             // Kubernetes targets are new allocations each tick: nothing to find in the cache.
             collect.add(&job, extra(sc).iter().map(discovered));
         }
@@ -651,8 +639,9 @@ fn parse_groups(
                 .chain([("__meta_filepath", name.as_str())]),
         );
         Arc::new(FileGroup {
-            targets: g.targets.iter().map(|a| last.address(next, a)).collect(),
+            targets: g.targets.iter().map(|a| Arc::from(a.as_str())).collect(),
             labels: last.set(next, set),
+            keys: Mutex::default(),
         })
     };
     let json = path.extension().is_some_and(|e| e == "json");
@@ -834,7 +823,7 @@ mod tests {
         assert_eq!(again[0].labels.get("team"), Some("b"));
         assert!(Arc::ptr_eq(&json[1].labels, &again[1].labels));
         assert!(Arc::ptr_eq(&json[2].labels, &again[2].labels));
-        assert!(Arc::ptr_eq(&json[0].targets[0], &again[0].targets[0]));
+        assert!(Arc::ptr_eq(&json[1].targets[0], &again[1].targets[0]));
         // The targets of one group share one label set.
         assert!(Arc::ptr_eq(
             &json[0].labels,
@@ -895,15 +884,15 @@ mod tests {
         let key = (cfg.resolve(Path::new("t.json")), "t.json".to_owned());
         let mut reuse = Reuse::default();
         let mut files = Files::default();
-        let tick = |files: &mut Files, cache| files.targets(&cfg, |_| Vec::new(), cache);
+        let tick = |files: &Files| files.targets(&cfg, |_| Vec::new());
         files.cache.insert(
             key.clone(),
             parse_groups(&key, &text("a"), &mut reuse).unwrap(),
         );
-        let first = tick(&mut files, RelabelCache::default());
+        let first = tick(&files);
         assert_eq!(first.relabeled, 5);
         assert_eq!(first.targets.len(), 4, "the dropped group is dropped");
-        let second = tick(&mut files, first.cache);
+        let second = tick(&files);
         assert_eq!(second.relabeled, 0, "nothing changed: nothing relabeled");
         assert_eq!(second.targets, first.targets);
         assert_eq!(second.discovered, first.discovered);
@@ -912,11 +901,18 @@ mod tests {
             key.clone(),
             parse_groups(&key, &text("drop"), &mut reuse).unwrap(),
         );
-        let third = tick(&mut files, second.cache);
+        let third = tick(&files);
         assert_eq!(third.relabeled, 2);
-        let uncached = tick(&mut files, RelabelCache::default());
+        // The reference: every target relabeled from a fresh parse.
+        files.cache.insert(
+            key.clone(),
+            parse_groups(&key, &text("drop"), &mut Reuse::default()).unwrap(),
+        );
+        let uncached = tick(&files);
+        assert_eq!(uncached.relabeled, 5);
         assert_eq!(third.targets, uncached.targets);
         assert_eq!(third.targets.len(), 2);
         assert_eq!(third.kept, uncached.kept);
+        assert_eq!(third.discovered, uncached.discovered);
     }
 }

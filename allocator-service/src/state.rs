@@ -137,8 +137,6 @@ pub struct Engine {
     publisher: Publisher,
     /// Compresses the answers each publish rebuilt.
     warmer: Warmer,
-    /// The last tick's relabeling results (see [`crate::discovery::RelabelCache`]).
-    relabel_cache: crate::discovery::RelabelCache,
     /// Reassignments waiting for the movement budget (between the diffs and the publisher).
     budget: crate::budget::Budget,
     /// Reassigned targets served to their old collector too, until the new one scraped them.
@@ -180,7 +178,6 @@ impl Engine {
             collectors_refused: None,
             publisher: Publisher::default(),
             warmer: Warmer::default(),
-            relabel_cache: Default::default(),
             replica: None,
             leading: false,
         }
@@ -319,7 +316,6 @@ impl Engine {
         self.last_generation = generation;
         self.last_collectors = collectors.clone();
         let processing = Instant::now();
-        let cache = std::mem::take(&mut self.relabel_cache);
         let mut collect = self.files.targets(
             &self.cfg,
             |sc| match &cluster {
@@ -330,9 +326,7 @@ impl Engine {
                     .collect(),
                 None => Vec::new(),
             },
-            cache,
         );
-        self.relabel_cache = std::mem::take(&mut collect.cache);
         let collected = processing.elapsed().as_secs_f64();
         let generated = cluster
             .as_ref()

@@ -208,13 +208,14 @@ pub fn split_address<'a>(
     (Arc::new(set), address.map(Arc::from))
 }
 
-/// The label sets and addresses of a file's last contents: a re-read takes the allocations of
-/// whatever did not change from here, so an unchanged target keeps its pointers (which the
-/// relabel cache and the publisher compare before anything else) and its bytes are held once.
+/// The label sets and groups of a file's last contents: a re-read takes the allocations of
+/// whatever did not change from here, so an unchanged group keeps its pointers (which the
+/// publisher compares before anything else) and the identities relabeling found for it, and its
+/// bytes are held once. (Addresses are not shared across groups: a group whose text changed
+/// usually changed its address, and a table of every address cost more than it saved.)
 #[derive(Default)]
 pub struct Reuse {
     sets: std::collections::HashSet<Arc<LabelSet>, ahash::RandomState>,
-    addresses: std::collections::HashSet<Arc<str>, ahash::RandomState>,
     /// JSON: each group by the 128-bit hash of its text (an unchanged group is not parsed).
     pub(crate) groups:
         std::collections::HashMap<u128, Arc<crate::discovery::FileGroup>, ahash::RandomState>,
@@ -232,20 +233,6 @@ impl Reuse {
             .cloned()
             .unwrap_or_else(|| Arc::new(set));
         next.sets.insert(a.clone());
-        a
-    }
-
-    /// `address`, likewise.
-    pub fn address(&self, next: &mut Reuse, address: &str) -> Arc<str> {
-        if let Some(a) = next.addresses.get(address) {
-            return a.clone();
-        }
-        let a = self
-            .addresses
-            .get(address)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(address));
-        next.addresses.insert(a.clone());
         a
     }
 }
