@@ -1,21 +1,35 @@
-//! Discovered labels, stored compactly: a label set is two allocations (names and values in one
-//! string, and where each ends), sorted by name, and shared (`Arc`) by every target of its
-//! file_sd group, by the discovery cache that read it, by the view that serves it and by the
-//! publisher that compares it. A `BTreeMap<String, String>` per target cost a ~550-byte tree
-//! node plus two allocations per label; at a million targets that was most of the memory.
+//! Discovered labels, stored compactly: a label set is one allocation (how many labels, where
+//! each name and value ends, then names and values in one string), sorted by name, and shared
+//! (`Arc<LabelSet>`) by every target of its file_sd group, by the discovery cache that read it,
+//! by the view that serves it and by the publisher that compares it. A `BTreeMap<String,
+//! String>` per target cost a ~550-byte tree node plus two allocations per label; at a million
+//! targets that was most of the memory.
 
 use std::sync::Arc;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-/// A label set sorted by name, each name once.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+/// A label set sorted by name, each name once. Always behind a pointer (`Arc<LabelSet>`): its
+/// bytes are `[n: u32][end of name 0, end of value 0, …: u32 × 2n][names and values]`, the
+/// ends counted from the start of the text, all little-endian.
+#[repr(transparent)]
 pub struct LabelSet {
-    /// Name, value, name, value, … concatenated.
-    text: Box<str>,
-    /// The end offset in `text` of each name and each value, in that order.
-    ends: Box<[u32]>,
+    data: [u8],
+}
+
+impl PartialEq for LabelSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.data == other.data
+    }
+}
+
+impl Eq for LabelSet {}
+
+impl std::hash::Hash for LabelSet {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.data.hash(h)
+    }
 }
 
 impl std::fmt::Debug for LabelSet {
@@ -27,7 +41,7 @@ impl std::fmt::Debug for LabelSet {
 impl LabelSet {
     /// From pairs in any order; a name given twice keeps its last value (as reading a JSON or
     /// YAML map into a `BTreeMap` did).
-    pub fn new<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> LabelSet {
+    pub fn new<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Arc<LabelSet> {
         let mut pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
         // Stable: equal names keep their input order, and the last of them wins below.
         pairs.sort_by(|a, b| a.0.cmp(b.0));
@@ -38,19 +52,30 @@ impl LabelSet {
                 _ => kept.push(p),
             }
         }
-        let size: usize = kept.iter().map(|(n, v)| n.len() + v.len()).sum();
-        let mut text = String::with_capacity(size);
-        let mut ends = Vec::with_capacity(kept.len() * 2);
-        for (n, v) in kept {
-            text.push_str(n);
-            ends.push(offset(text.len()));
-            text.push_str(v);
-            ends.push(offset(text.len()));
+        let text: usize = kept.iter().map(|(n, v)| n.len() + v.len()).sum();
+        let mut data = Vec::with_capacity(4 + 8 * kept.len() + text);
+        data.extend_from_slice(&offset(kept.len()).to_le_bytes());
+        let mut end = 0;
+        for (n, v) in &kept {
+            end += n.len();
+            data.extend_from_slice(&offset(end).to_le_bytes());
+            end += v.len();
+            data.extend_from_slice(&offset(end).to_le_bytes());
         }
-        LabelSet {
-            text: text.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
+        for (n, v) in &kept {
+            data.extend_from_slice(n.as_bytes());
+            data.extend_from_slice(v.as_bytes());
         }
+        let data: Arc<[u8]> = Arc::from(data);
+        // SAFETY: `LabelSet` is `repr(transparent)` over `[u8]`, so an `Arc<[u8]>` and an
+        // `Arc<LabelSet>` have the same layout and pointer metadata (the length); the bytes
+        // are in the layout above, the text made of whole `str`s cut at their ends.
+        unsafe { Arc::from_raw(Arc::into_raw(data) as *const LabelSet) }
+    }
+
+    fn word(&self, i: usize) -> usize {
+        let b = &self.data[4 * i..4 * i + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
     }
 
     /// The pairs, sorted by name.
@@ -59,14 +84,15 @@ impl LabelSet {
     }
 
     fn pair(&self, i: usize) -> (&str, &str) {
-        let start = if i == 0 {
-            0
-        } else {
-            self.ends[2 * i - 1] as usize
+        let text = 4 + 8 * self.len();
+        let start = if i == 0 { 0 } else { self.word(2 * i) };
+        let mid = self.word(2 * i + 1);
+        let end = self.word(2 * i + 2);
+        let s = |a: usize, b: usize| {
+            // SAFETY: made by `new` from whole `str`s, which start and end at these offsets.
+            unsafe { std::str::from_utf8_unchecked(&self.data[text + a..text + b]) }
         };
-        let mid = self.ends[2 * i] as usize;
-        let end = self.ends[2 * i + 1] as usize;
-        (&self.text[start..mid], &self.text[mid..end])
+        (s(start, mid), s(mid, end))
     }
 
     /// The value of `name`.
@@ -85,16 +111,16 @@ impl LabelSet {
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len() / 2
+        self.word(0)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.len() == 0
     }
 
-    /// Heap bytes held (for accounting).
+    /// Heap bytes held (for accounting; the `Arc`'s counts excepted).
     pub fn heap_bytes(&self) -> usize {
-        self.text.len() + self.ends.len() * 4
+        self.data.len()
     }
 }
 
@@ -142,12 +168,6 @@ impl<'de> Deserialize<'de> for Pairs {
             }
         }
         d.deserialize_map(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for LabelSet {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(LabelSet::new(Pairs::deserialize(d)?.iter()))
     }
 }
 
@@ -205,7 +225,7 @@ pub fn split_address<'a>(
             true
         }
     }));
-    (Arc::new(set), address.map(Arc::from))
+    (set, address.map(Arc::from))
 }
 
 /// The label sets and groups of a file's last contents: a re-read takes the allocations of
@@ -223,15 +243,11 @@ pub struct Reuse {
 
 impl Reuse {
     /// `set`, as the shared allocation of the last contents when they held it; noted in `next`.
-    pub fn set(&self, next: &mut Reuse, set: LabelSet) -> Arc<LabelSet> {
-        if let Some(a) = next.sets.get(&set) {
+    pub fn set(&self, next: &mut Reuse, set: Arc<LabelSet>) -> Arc<LabelSet> {
+        if let Some(a) = next.sets.get(&*set) {
             return a.clone();
         }
-        let a = self
-            .sets
-            .get(&set)
-            .cloned()
-            .unwrap_or_else(|| Arc::new(set));
+        let a = self.sets.get(&*set).cloned().unwrap_or(set);
         next.sets.insert(a.clone());
         a
     }
@@ -247,6 +263,10 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect()
+    }
+
+    fn read(json: &str) -> serde_json::Result<Arc<LabelSet>> {
+        Ok(LabelSet::new(serde_json::from_str::<Pairs>(json)?.iter()))
     }
 
     #[test]
@@ -275,19 +295,19 @@ mod tests {
             }
             assert_eq!(set.get("absent"), None);
             assert_eq!(
-                serde_json::to_string(&set).unwrap(),
+                serde_json::to_string(&*set).unwrap(),
                 serde_json::to_string(&want).unwrap()
             );
             let json = serde_json::to_string(&want).unwrap();
-            assert_eq!(serde_json::from_str::<LabelSet>(&json).unwrap(), set);
+            assert_eq!(read(&json).unwrap(), set);
         }
         // Duplicates in the input text: the last wins, as a BTreeMap reads it.
-        let dup: LabelSet = serde_json::from_str(r#"{"a":"1","b":"2","a":"3"}"#).unwrap();
+        let dup = read(r#"{"a":"1","b":"2","a":"3"}"#).unwrap();
         let want: BTreeMap<String, String> =
             serde_json::from_str(r#"{"a":"1","b":"2","a":"3"}"#).unwrap();
         assert_eq!(dup.get("a"), Some(want["a"].as_str()));
-        assert!(serde_json::from_str::<LabelSet>(r#"{"a":1}"#).is_err());
-        assert!(serde_yaml::from_str::<LabelSet>("a: [1]").is_err());
+        assert!(read(r#"{"a":1}"#).is_err());
+        assert!(serde_yaml::from_str::<Pairs>("a: [1]").is_err());
     }
 
     #[test]
