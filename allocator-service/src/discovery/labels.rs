@@ -1,5 +1,5 @@
-//! Discovered labels, stored compactly: a label set is one allocation (how many labels, where
-//! each name and value ends, then names and values in one string), sorted by name, and shared
+//! Discovered labels, stored compactly: a label set is one byte string (how many labels, where
+//! each name and value ends, then names and values), sorted by name, and shared
 //! (`Arc<LabelSet>`) by every target of its file_sd group, by the discovery cache that read it,
 //! by the view that serves it and by the publisher that compares it. A `BTreeMap<String,
 //! String>` per target cost a ~550-byte tree node plus two allocations per label; at a million
@@ -10,12 +10,13 @@ use std::sync::Arc;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-/// A label set sorted by name, each name once. Always behind a pointer (`Arc<LabelSet>`): its
-/// bytes are `[n: u32][end of name 0, end of value 0, …: u32 × 2n][names and values]`, the
-/// ends counted from the start of the text, all little-endian.
-#[repr(transparent)]
+/// A label set sorted by name, each name once: `[n: u32][end of name 0, end of value 0, …:
+/// u32 × 2n][names and values]`, the ends counted from the start of the text, little-endian.
+/// One allocation rather than a string and a table of ends; a sized struct, so that the
+/// `Arc<LabelSet>` every target, entry and table holds stays one word (a slice behind the `Arc`
+/// would save the `Arc`'s own allocation but double every such pointer).
 pub struct LabelSet {
-    data: [u8],
+    data: Box<[u8]>,
 }
 
 impl PartialEq for LabelSet {
@@ -66,11 +67,9 @@ impl LabelSet {
             data.extend_from_slice(n.as_bytes());
             data.extend_from_slice(v.as_bytes());
         }
-        let data: Arc<[u8]> = Arc::from(data);
-        // SAFETY: `LabelSet` is `repr(transparent)` over `[u8]`, so an `Arc<[u8]>` and an
-        // `Arc<LabelSet>` have the same layout and pointer metadata (the length); the bytes
-        // are in the layout above, the text made of whole `str`s cut at their ends.
-        unsafe { Arc::from_raw(Arc::into_raw(data) as *const LabelSet) }
+        Arc::new(LabelSet {
+            data: data.into_boxed_slice(),
+        })
     }
 
     fn word(&self, i: usize) -> usize {
