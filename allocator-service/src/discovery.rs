@@ -63,17 +63,64 @@ struct Group {
     labels: Pairs,
 }
 
-/// One group as discovery keeps it: its addresses, its labels shared by its targets, and what
-/// relabeling made of them.
+/// One group as discovery keeps it: its addresses, and its labels shared by its targets.
 #[derive(Debug)]
 pub(crate) struct FileGroup {
     targets: Box<[Arc<str>]>,
     labels: Arc<LabelSet>,
-    /// Per configured job that lists the group (a file can be named by several): each target's
-    /// identity after the job's rules, `None` where they drop it. A job's rules are fixed for
-    /// the service's life, and a group never changes (a re-read makes a new group, or keeps this
-    /// one when its text is unchanged), so a group is relabeled once per job, not every tick.
-    keys: Mutex<Vec<(Arc<str>, Box<[Option<allocator_core::TargetKey>]>)>>,
+}
+
+/// The identities relabeling found for one file's targets under one configured job, in the
+/// file's order (`None` where the rules drop a target), and the groups they were found for.
+/// A job's rules are fixed for the service's life and a group never changes (a re-read makes a
+/// new group, or keeps the old one when its text is unchanged), so only the targets of groups
+/// new since the last read are relabeled: the others keep their identities.
+#[derive(Default)]
+struct FileKeys {
+    groups: Vec<Arc<FileGroup>>,
+    keys: Vec<Option<allocator_core::TargetKey>>,
+}
+
+impl FileKeys {
+    /// The identities of `groups`' targets under `job`.
+    fn update(&mut self, job: &JobSpec<'_>, groups: &[Arc<FileGroup>]) -> usize {
+        let same = self.groups.len() == groups.len()
+            && self.groups.iter().zip(groups).all(|(a, b)| Arc::ptr_eq(a, b));
+        if same {
+            return 0;
+        }
+        // Where each kept group's identities start in the last list.
+        let mut at: std::collections::HashMap<*const FileGroup, usize, ahash::RandomState> =
+            Default::default();
+        at.reserve(self.groups.len());
+        let mut n = 0;
+        for g in &self.groups {
+            at.insert(Arc::as_ptr(g), n);
+            n += g.targets.len();
+        }
+        let total = groups.iter().map(|g| g.targets.len()).sum();
+        let mut keys = Vec::with_capacity(total);
+        let mut relabeled = 0;
+        for g in groups {
+            match at.get(&Arc::as_ptr(g)) {
+                Some(&from) => keys.extend_from_slice(&self.keys[from..from + g.targets.len()]),
+                None => {
+                    relabeled += g.targets.len();
+                    keys.extend(g.targets.iter().map(|address| {
+                        relabeled_key(job, TargetLabels::new(&g.labels, address))
+                    }));
+                }
+            }
+        }
+        self.groups = groups.to_vec();
+        self.keys = keys;
+        relabeled
+    }
+}
+
+/// A target's identity under `job`'s rules; `None` when they drop it.
+fn relabeled_key(job: &JobSpec<'_>, labels: TargetLabels<'_>) -> Option<allocator_core::TargetKey> {
+    relabeled(job, labels.iter()).map(|b| b.target_key(job.name))
 }
 
 impl FileGroup {
@@ -86,12 +133,10 @@ impl FileGroup {
         FileGroup {
             targets: targets.into_iter().map(Arc::from).collect(),
             labels,
-            keys: Mutex::default(),
         }
     }
 
     /// Each target's group labels and address, as [`Collect::add`] takes them.
-    #[cfg(test)]
     fn items(&self) -> impl Iterator<Item = Discovered> + '_ {
         self.targets
             .iter()
@@ -154,6 +199,8 @@ struct Watched {
 /// Discovery state: the last good contents of every watched file, fed by the watchers.
 pub struct Files {
     cache: BTreeMap<Key, Vec<Arc<FileGroup>>>,
+    /// Per (file, configured job): its targets' identities.
+    keys: std::collections::HashMap<(Key, String), FileKeys>,
     collectors: Option<Vec<String>>,
     watchers: BTreeMap<Key, Watched>,
     updates: Option<mpsc::Receiver<Update>>,
@@ -251,8 +298,7 @@ impl Collect {
                 continue;
             };
             self.relabeled += 1;
-            let key = relabeled(job, TargetLabels::new(&group, &address).iter())
-                .map(|b| b.target_key(job.name));
+            let key = relabeled_key(job, TargetLabels::new(&group, &address));
             if let Some(key) = key {
                 self.keep(&name, group, address, key);
             }
@@ -261,38 +307,22 @@ impl Collect {
         *self.seconds.entry(job.name.to_owned()).or_default() += start.elapsed().as_secs_f64();
     }
 
-    /// [`Collect::add`] for the file groups of a configured job (whose rules are fixed): each
-    /// group is relabeled once for the job and keeps the identities it found.
-    fn add_groups<'g>(
+    /// [`Collect::add`] for targets whose identities are known: `groups`' targets in order
+    /// with `keys`.
+    fn add_known(
         &mut self,
         job: &JobSpec<'_>,
-        groups: impl IntoIterator<Item = &'g Arc<FileGroup>> + Clone,
+        groups: &[Arc<FileGroup>],
+        keys: &[Option<allocator_core::TargetKey>],
     ) {
         let start = std::time::Instant::now();
         let name = self.job(job.name);
-        let listed: usize = groups.clone().into_iter().map(|g| g.targets.len()).sum();
-        *self.discovered.entry(job.name.to_owned()).or_insert(0) += listed;
-        self.targets.reserve(listed);
-        self.seen.reserve(listed);
+        *self.discovered.entry(job.name.to_owned()).or_insert(0) += keys.len();
+        self.targets.reserve(keys.len());
+        self.seen.reserve(keys.len());
+        let mut keys = keys.iter();
         for g in groups {
-            let mut keys = g.keys.lock();
-            let at = match keys.iter().position(|(j, _)| **j == *job.name) {
-                Some(at) => at,
-                None => {
-                    let found = g
-                        .targets
-                        .iter()
-                        .map(|address| {
-                            relabeled(job, TargetLabels::new(&g.labels, address).iter())
-                                .map(|b| b.target_key(job.name))
-                        })
-                        .collect();
-                    self.relabeled += g.targets.len();
-                    keys.push((name.clone(), found));
-                    keys.len() - 1
-                }
-            };
-            for (address, key) in g.targets.iter().zip(&keys[at].1) {
+            for (address, key) in g.targets.iter().zip(keys.by_ref()) {
                 if let Some(key) = *key {
                     self.keep(&name, g.labels.clone(), address.clone(), key);
                 }
@@ -397,6 +427,7 @@ impl Files {
     pub(crate) fn new(source: Arc<dyn Source>, stall: Duration) -> Files {
         Files {
             cache: BTreeMap::new(),
+            keys: Default::default(),
             collectors: None,
             watchers: BTreeMap::new(),
             updates: None,
@@ -553,7 +584,7 @@ impl Files {
     /// The target list of the configured scrape configs from the last read files; `extra` adds
     /// more groups per scrape config (Kubernetes discovery).
     pub fn targets(
-        &self,
+        &mut self,
         cfg: &Loaded,
         mut extra: impl FnMut(&crate::config::ScrapeConfig) -> Vec<BTreeMap<String, String>>,
     ) -> Collect {
@@ -573,15 +604,6 @@ impl Files {
                     self.http.groups(&http_sd::entry_id(&sc.job_name, k)),
                 ));
             }
-            let files = sc
-                .file_sd_configs
-                .iter()
-                .flat_map(|fsd| &fsd.files)
-                .filter_map(|f| {
-                    self.cache
-                        .get(&(cfg.resolve(f), f.to_string_lossy().into_owned()))
-                })
-                .flatten();
             let job = JobSpec {
                 name: &sc.job_name,
                 scrape_interval: sc
@@ -597,7 +619,17 @@ impl Files {
                 params: &sc.params,
                 rules,
             };
-            collect.add_groups(&job, groups.iter().chain(files));
+            // Static and HTTP SD groups are made anew each tick: relabeled each tick.
+            collect.add(&job, groups.iter().flat_map(|g| g.items()));
+            for f in sc.file_sd_configs.iter().flat_map(|fsd| &fsd.files) {
+                let key = (cfg.resolve(f), f.to_string_lossy().into_owned());
+                let Some(groups) = self.cache.get(&key) else {
+                    continue;
+                };
+                let keys = self.keys.entry((key, sc.job_name.clone())).or_default();
+                collect.relabeled += keys.update(&job, groups);
+                collect.add_known(&job, &keys.groups, &keys.keys);
+            }
             // Kubernetes targets are new allocations each tick: nothing to find in the cache.
             collect.add(&job, extra(sc).iter().map(discovered));
         }
@@ -641,7 +673,6 @@ fn parse_groups(
         Arc::new(FileGroup {
             targets: g.targets.iter().map(|a| Arc::from(a.as_str())).collect(),
             labels: last.set(next, set),
-            keys: Mutex::default(),
         })
     };
     let json = path.extension().is_some_and(|e| e == "json");
@@ -884,15 +915,15 @@ mod tests {
         let key = (cfg.resolve(Path::new("t.json")), "t.json".to_owned());
         let mut reuse = Reuse::default();
         let mut files = Files::default();
-        let tick = |files: &Files| files.targets(&cfg, |_| Vec::new());
+        let tick = |files: &mut Files| files.targets(&cfg, |_| Vec::new());
         files.cache.insert(
             key.clone(),
             parse_groups(&key, &text("a"), &mut reuse).unwrap(),
         );
-        let first = tick(&files);
+        let first = tick(&mut files);
         assert_eq!(first.relabeled, 5);
         assert_eq!(first.targets.len(), 4, "the dropped group is dropped");
-        let second = tick(&files);
+        let second = tick(&mut files);
         assert_eq!(second.relabeled, 0, "nothing changed: nothing relabeled");
         assert_eq!(second.targets, first.targets);
         assert_eq!(second.discovered, first.discovered);
@@ -901,14 +932,14 @@ mod tests {
             key.clone(),
             parse_groups(&key, &text("drop"), &mut reuse).unwrap(),
         );
-        let third = tick(&files);
+        let third = tick(&mut files);
         assert_eq!(third.relabeled, 2);
         // The reference: every target relabeled from a fresh parse.
         files.cache.insert(
             key.clone(),
             parse_groups(&key, &text("drop"), &mut Reuse::default()).unwrap(),
         );
-        let uncached = tick(&files);
+        let uncached = tick(&mut files);
         assert_eq!(uncached.relabeled, 5);
         assert_eq!(third.targets, uncached.targets);
         assert_eq!(third.targets.len(), 2);
