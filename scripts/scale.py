@@ -155,13 +155,14 @@ def loadtest(binary, address, job, seconds, gzip):
     return (m.groups() if m else None), line
 
 
-def from_log(path, what):
-    """`seconds=` of every log line saying `what` (our service's own timing)."""
+def from_log(path, what, field="seconds"):
+    """`field=` (default `seconds=`) of every log line saying `what` (our service's own
+    account: timings, heap bytes)."""
     try:
-        lines = [l for l in open(path, errors="replace") if what in l]
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", l) for l in open(path, errors="replace") if what in l]
     except OSError:
         return []
-    found = (re.search(r"seconds=([\d.e-]+)", l) for l in lines)
+    found = (re.search(r"\b%s=([\d.e-]+)" % field, l) for l in lines)
     return [float(m.group(1)) for m in found if m]
 
 
@@ -221,6 +222,10 @@ def run(size, args, work):
         # The churn cycles' (the first read and view are the start's).
         read_s = from_log(log, "watched file read")[1:] if log else []
         publish_s = from_log(log, "view published")[1:] if log else []
+        # Per churn tick: seconds from the loop taking the file to the end of each phase
+        # (relabeled and collected, applied to the allocator, answers built), and the heap.
+        phases = {f: from_log(log, "view published", f)[1:] if log else []
+                  for f in ("collected", "applied", "built", "heap_used", "heap_free")}
         if log:
             shutil.copy(log, os.path.join(TARGET, "scale-%d.log" % size))
         mem1 = memory(pid)
@@ -241,6 +246,7 @@ def run(size, args, work):
         "rss": rss,
         "read_s": read_s,
         "publish_s": publish_s,
+        "phases": phases,
         "loads": loads,
         "file_bytes": os.path.getsize(path),
     }
@@ -294,6 +300,12 @@ def main():
         if r["read_s"]:
             print("in the service, per churn: file read + parsed (s): %s; view published after the loop took it (s): %s"
                   % (" ".join("%.2f" % x for x in r["read_s"]), " ".join("%.2f" % x for x in r["publish_s"])))
+            ph = r["phases"]
+            med = lambda xs: sorted(xs)[len(xs) // 2] if xs else float("nan")
+            if ph["built"]:
+                print("  medians: collected %.2f s, applied %.2f s, answers built %.2f s; heap in use %.0f MiB, free %.0f MiB"
+                      % (med(ph["collected"]), med(ph["applied"]), med(ph["built"]),
+                         med(ph["heap_used"]) / 2**20, med(ph["heap_free"]) / 2**20))
         for (parsed, line), label in zip(r["loads"], ("plain", "gzip")):
             print("load (%s): %s" % (label, line))
     return 0
