@@ -497,7 +497,11 @@ mod tests {
             let body = axum::body::to_bytes(r.into_body(), usize::MAX)
                 .await
                 .unwrap();
-            let body = if gzip_ok { gunzip(&body) } else { body.to_vec() };
+            let body = if gzip_ok {
+                gunzip(&body)
+            } else {
+                body.to_vec()
+            };
             assert_eq!(body, want.as_bytes(), "gzip {gzip_ok}");
         }
         let r = a.respond(true, "application/json");

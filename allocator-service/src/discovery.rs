@@ -85,7 +85,11 @@ impl FileKeys {
     /// The identities of `groups`' targets under `job`.
     fn update(&mut self, job: &JobSpec<'_>, groups: &[Arc<FileGroup>]) -> usize {
         let same = self.groups.len() == groups.len()
-            && self.groups.iter().zip(groups).all(|(a, b)| Arc::ptr_eq(a, b));
+            && self
+                .groups
+                .iter()
+                .zip(groups)
+                .all(|(a, b)| Arc::ptr_eq(a, b));
         if same {
             return 0;
         }
@@ -106,9 +110,11 @@ impl FileKeys {
                 Some(&from) => keys.extend_from_slice(&self.keys[from..from + g.targets.len()]),
                 None => {
                     relabeled += g.targets.len();
-                    keys.extend(g.targets.iter().map(|address| {
-                        relabeled_key(job, TargetLabels::new(&g.labels, address))
-                    }));
+                    keys.extend(
+                        g.targets.iter().map(|address| {
+                            relabeled_key(job, TargetLabels::new(&g.labels, address))
+                        }),
+                    );
                 }
             }
         }

@@ -630,7 +630,9 @@ impl Publisher {
             runs.push((fresh, members.len(), NONE));
         }
         let bytes = |entries: &[Entry], r: &[u32]| -> usize {
-            r.iter().map(|&m| entries[m as usize].fragment.len() + 1).sum()
+            r.iter()
+                .map(|&m| entries[m as usize].fragment.len() + 1)
+                .sum()
         };
         let chunk_bytes = self.chunk_target();
         let mut out = Vec::with_capacity(runs.len());

@@ -316,17 +316,14 @@ impl Engine {
         self.last_generation = generation;
         self.last_collectors = collectors.clone();
         let processing = Instant::now();
-        let mut collect = self.files.targets(
-            &self.cfg,
-            |sc| match &cluster {
-                Some(c) => sc
-                    .kubernetes_sd_configs
-                    .iter()
-                    .flat_map(|sd| c.sd_groups(sd))
-                    .collect(),
-                None => Vec::new(),
-            },
-        );
+        let mut collect = self.files.targets(&self.cfg, |sc| match &cluster {
+            Some(c) => sc
+                .kubernetes_sd_configs
+                .iter()
+                .flat_map(|sd| c.sd_groups(sd))
+                .collect(),
+            None => Vec::new(),
+        });
         let collected = processing.elapsed().as_secs_f64();
         let generated = cluster
             .as_ref()
