@@ -648,7 +648,7 @@ fn parse(key: &Key, kind: Kind, bytes: Vec<u8>, reuse: &mut Reuse) -> Result<Con
     let text = String::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
     Ok(match kind {
         Kind::Targets => Contents::Groups(parse_groups(key, &text, reuse)?),
-        Kind::Collectors => Contents::Names(parse_collectors(&text)?),
+        Kind::Collectors => Contents::Names(parse_collectors(&text)),
     })
 }
 
@@ -773,17 +773,15 @@ fn json_elements(text: &str) -> Option<Vec<&str>> {
     }
 }
 
-/// One collector name per line (blank lines and `#` comments skipped); a name listed twice is
-/// an error, not silently merged.
-fn parse_collectors(text: &str) -> Result<Vec<String>, String> {
-    let names: Vec<String> = text
-        .lines()
+/// One collector name per line (blank lines and `#` comments skipped). A name listed twice is
+/// kept as listed: the allocator refuses the list, and the service is not ready with the reason
+/// (a read error would keep serving the previous list as ready).
+fn parse_collectors(text: &str) -> Vec<String> {
+    text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_owned)
-        .collect();
-    crate::validate::collector_names(&names)?;
-    Ok(names)
+        .collect()
 }
 
 #[cfg(test)]

@@ -184,8 +184,10 @@ config:
     s.stop().await;
 }
 
-/// A collectors file that names a collector twice is an error that `/readyz` shows; the
-/// service is not ready with no collectors. Fixing the file makes it ready.
+/// A collectors file that names a collector twice is refused and `/readyz` shows why, at
+/// start (not ready with no collectors) and after an edit (not ready while the previous list,
+/// with a collector the file no longer names, is what is served). Fixing the file makes it
+/// ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collectors_file_with_a_name_twice_is_not_ready() {
     let d = dir("dupcollectors");
@@ -205,11 +207,24 @@ config:
     tokio::time::sleep(Duration::from_secs(2)).await;
     let a = common::get(s.addr, "/readyz").await;
     assert_eq!(a.status, 503, "{}", a.body);
-    assert!(a.body.contains("\"c0\" is listed twice"), "{}", a.body);
+    assert!(a.body.contains("duplicate collector \"c0\""), "{}", a.body);
     std::fs::write(d.join("collectors.txt"), "c0\nc1\n").unwrap();
     common::ready_within(s.addr, Duration::from_secs(5))
         .await
         .unwrap();
+    // An edit that drops c1 and names c0 twice: refused, not ready.
+    std::fs::write(d.join("collectors.txt"), "c0\nc0\n").unwrap();
+    let mut refused = false;
+    for _ in 0..100 {
+        let a = common::get(s.addr, "/readyz").await;
+        if a.status == 503 {
+            assert!(a.body.contains("duplicate collector \"c0\""), "{}", a.body);
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "a collectors file naming c0 twice was served as ready");
     s.stop().await;
 }
 
