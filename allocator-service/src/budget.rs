@@ -47,6 +47,10 @@ pub struct Totals {
     pub deferred: u64,
     /// Queued moves released by the budget as it refilled.
     pub released: u64,
+    /// Queued moves that left the queue without the budget: the target was removed or lost
+    /// its collector, the core moved it back where it is served, its serving collector left,
+    /// or every owner was read again (`clear`). deferred = released + dropped + queued.
+    pub dropped: u64,
 }
 
 /// The budget's state (see the module documentation). Without limits every move passes.
@@ -148,11 +152,13 @@ impl Budget {
                     // Removed or unassigned: not budgeted.
                     None => {
                         self.unhold(m.key);
+                        self.totals.dropped += 1;
                         out.push(*m);
                     }
                     // Back where it is served: no longer a move.
                     Some(name) if *name == *h.served => {
                         self.unhold(m.key);
+                        self.totals.dropped += 1;
                     }
                     // Elsewhere: stays queued, released to wherever the core has it then.
                     Some(_) => {}
@@ -207,6 +213,7 @@ impl Budget {
             .collect();
         for key in gone {
             self.unhold(key);
+            self.totals.dropped += 1;
             out.push(Move {
                 key,
                 from: None,
@@ -236,6 +243,7 @@ impl Budget {
     /// Forget every queued move: the publisher will read every owner from the allocator
     /// (after a refused listing).
     pub fn clear(&mut self) {
+        self.totals.dropped += self.held.len() as u64;
         self.held.clear();
         self.order.clear();
     }

@@ -39,6 +39,12 @@ pub struct Closed {
     pub scraped: u64,
     /// The window's maximum passed first.
     pub window: u64,
+    /// The old collector left.
+    pub collector_left: u64,
+    /// The target moved again, lost its collector or was removed.
+    pub moved: u64,
+    /// Dropped with every other window (the publisher re-read every owner).
+    pub cleared: u64,
 }
 
 /// Open windows (see the module documentation). Without a window nothing opens.
@@ -88,7 +94,7 @@ impl Handover {
             match names {
                 Some((old, new)) if old != new => {
                     p.also_serve(m.key, Some(old));
-                    self.open.insert(
+                    let replaced = self.open.insert(
                         m.key,
                         Open {
                             old: old.into(),
@@ -97,9 +103,13 @@ impl Handover {
                             scraped: false,
                         },
                     );
+                    if replaced.is_some() {
+                        self.closed.moved += 1;
+                    }
                 }
                 _ => {
                     if self.open.remove(&m.key).is_some() {
+                        self.closed.moved += 1;
                         p.also_serve(m.key, None);
                     }
                 }
@@ -127,6 +137,8 @@ impl Handover {
                 self.closed.window += 1;
             } else if a.collector_id(&o.old).is_some() {
                 continue;
+            } else {
+                self.closed.collector_left += 1;
             }
             over.push(*k);
         }
@@ -139,6 +151,7 @@ impl Handover {
     /// Close every window (the publisher reads every owner from the allocator).
     pub fn clear(&mut self, p: &mut Publisher) {
         for (k, _) in self.open.drain() {
+            self.closed.cleared += 1;
             p.also_serve(k, None);
         }
     }

@@ -52,6 +52,7 @@ pub struct Metrics {
     moves_queued: Gauge,
     moves_deferred: Counter,
     moves_released: Counter,
+    moves_dropped: Counter,
     /// The hand-over window: targets served to two collectors, and windows closed by reason.
     handovers_open: Gauge,
     handovers_closed: Family<Labels, Counter>,
@@ -88,6 +89,7 @@ impl Metrics {
             moves_queued: Gauge::default(),
             moves_deferred: Counter::default(),
             moves_released: Counter::default(),
+            moves_dropped: Counter::default(),
             handovers_open: Gauge::default(),
             handovers_closed: Family::default(),
             load_observations: Family::default(),
@@ -181,6 +183,11 @@ impl Metrics {
             m.moves_released.clone(),
         );
         registry.register(
+            "moves_dropped",
+            "Queued reassignments that left the queue without the budget since start (target removed or moved back, serving collector gone); deferred = released + dropped + queued",
+            m.moves_dropped.clone(),
+        );
+        registry.register(
             "handovers_open",
             "Reassigned targets served to both their old and new collector",
             m.handovers_open.clone(),
@@ -265,12 +272,20 @@ impl Metrics {
             .inc_by(totals.deferred.saturating_sub(self.moves_deferred.get()));
         self.moves_released
             .inc_by(totals.released.saturating_sub(self.moves_released.get()));
+        self.moves_dropped
+            .inc_by(totals.dropped.saturating_sub(self.moves_dropped.get()));
     }
 
     /// The hand-over windows open now and closed since start.
     pub fn set_handover(&self, open: usize, closed: crate::handover::Closed) {
         self.handovers_open.set(open as i64);
-        for (reason, total) in [("scraped", closed.scraped), ("window", closed.window)] {
+        for (reason, total) in [
+            ("scraped", closed.scraped),
+            ("window", closed.window),
+            ("collector_left", closed.collector_left),
+            ("moved", closed.moved),
+            ("cleared", closed.cleared),
+        ] {
             let c = self
                 .handovers_closed
                 .get_or_create(&vec![("reason".into(), reason.into())])

@@ -207,6 +207,9 @@ fn a_queued_target_whose_collector_leaves_is_released_at_once() {
     assert!(served.all_alive(&a));
     assert_eq!(served.differing(&a), b.queued());
     assert_eq!(b.totals().released, 0, "not counted as budget releases");
+    let t = b.totals();
+    assert_eq!(t.dropped, on_c0 as u64, "counted as dropped");
+    assert_eq!(t.deferred, t.released + t.dropped + b.queued() as u64);
 }
 
 #[test]
@@ -240,6 +243,9 @@ fn a_queued_target_moved_back_or_removed_leaves_the_queue_at_once() {
     assert_eq!(b.queued(), 0);
     assert_eq!(served.differing(&a), 0);
     assert_eq!(b.totals().released, 0);
+    // Every queued move left as dropped: deferred = released + dropped + queued.
+    let t = b.totals();
+    assert_eq!(t.deferred, t.dropped);
 }
 
 #[test]

@@ -165,11 +165,18 @@ fn a_window_closes_when_the_old_collector_leaves_or_the_target_goes() {
             .map(|(k, _)| *k)
             .collect();
     assert!(!from_c0.is_empty());
-    // c0 leaves: nothing is served to it, windows from c0 are closed.
+    // c0 leaves: nothing is served to it, windows from c0 are closed (and counted).
+    let before = w.h.closed();
     w.collectors(&["c1", "c2"], t0);
     let now = w.publish(t0);
     assert!(now.values().all(|c| !c.contains("c0")));
     assert!(from_c0.iter().all(|k| !w.h.open.contains_key(k)));
+    let after = w.h.closed();
+    assert!(
+        (after.collector_left + after.moved) - (before.collector_left + before.moved)
+            >= from_c0.len() as u64,
+        "{before:?} → {after:?}"
+    );
     // A target in its window leaves the listing: served nowhere.
     let (&gone, _) = w.h.open.iter().next().expect("a window from c1 is open");
     let address = w.address_of(gone);
@@ -179,6 +186,7 @@ fn a_window_closes_when_the_old_collector_leaves_or_the_target_goes() {
     let now = w.publish(t0);
     assert!(!now.contains_key(&address));
     assert!(!w.h.open.contains_key(&gone));
+    assert_eq!(w.h.closed().moved, after.moved + 1, "the removed target's window");
 }
 
 #[test]
