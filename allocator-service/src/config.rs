@@ -102,8 +102,8 @@ pub struct LoadPull {
 
 impl ObservedLoad {
     /// The checked settings: push and/or pull; `band_percent` ≥ 0 (default 25); `consecutive`
-    /// ≥ 1 (default 3); `pull.url` an `http://` URL with a host; `pull.interval` a positive
-    /// duration (default 30s).
+    /// ≥ 1 (default 3); `pull.url` an `http://` URL with a host; `pull.interval` at least
+    /// 100ms (default 30s).
     pub fn settings(&self) -> Result<crate::loads::Settings, String> {
         if !self.push && self.pull.is_none() {
             return Err("observed_load: set push: true, a pull section, or both".into());
@@ -146,8 +146,9 @@ impl ObservedLoad {
                     }
                     None => std::time::Duration::from_secs(30),
                 };
-                if interval.is_zero() {
-                    return Err("observed_load.pull.interval: must be more than 0".into());
+                // A query every few milliseconds would load the query API for nothing.
+                if interval < std::time::Duration::from_millis(100) {
+                    return Err("observed_load.pull.interval: must be at least 100ms".into());
                 }
                 let query = p
                     .query
@@ -217,8 +218,9 @@ impl MovementBudget {
             Some(i) => duration(i).map_err(|e| format!("movement_budget.interval: {e}"))?,
             None => std::time::Duration::from_secs(30),
         };
-        if interval.is_zero() {
-            return Err("movement_budget.interval: must be more than 0".into());
+        // Each interval with moves queued costs a refresh (at 1M targets about a second).
+        if interval < std::time::Duration::from_secs(1) {
+            return Err("movement_budget.interval: must be at least 1s".into());
         }
         Ok(crate::budget::Limits {
             max_moves: self.max_moves,
@@ -801,6 +803,23 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         .as_ref()
         .map(ObservedLoad::settings)
         .transpose()?;
+    if loads.is_some() {
+        let weight_aware = match core.strategy {
+            Strategy::LeastWeighted | Strategy::BoundedHashing | Strategy::Rebalancing => true,
+            Strategy::PerNode => core.fallback == Some(Strategy::LeastWeighted),
+            _ => false,
+        };
+        if !weight_aware && handover.is_none() {
+            return Err(format!(
+                "observed_load: {} ignores target weights, so observed loads would change \
+                 nothing (use least-weighted, bounded-hashing or rebalancing; with handover the \
+                 feed also closes hand-over windows)",
+                core.strategy
+            ));
+        }
+        // least-weighted then balances the observed weights, not target counts.
+        core.weighted = true;
+    }
     let replication = file
         .replication
         .as_ref()
@@ -1253,6 +1272,36 @@ mod tests {
     }
 
     #[test]
+    fn observed_load_needs_a_strategy_that_weighs_or_a_handover_window() {
+        let load = |strategy: &str, extra: &str| {
+            parse(
+                &format!("allocation_strategy: {strategy}\nobserved_load: {{push: true}}\n{extra}config: {{}}"),
+                Path::new("."),
+            )
+        };
+        let e = load("consistent-hashing", "").err().unwrap();
+        assert!(
+            e.contains("consistent-hashing ignores target weights"),
+            "{e}"
+        );
+        let e = load("per-node", "").err().unwrap();
+        assert!(e.contains("per-node ignores target weights"), "{e}");
+        // The feed also closes hand-over windows: accepted with one.
+        assert!(load("consistent-hashing", "handover: {max_window: 1m}\n").is_ok());
+        // least-weighted balances the observed weights, not counts.
+        assert!(load("least-weighted", "").unwrap().core.weighted);
+        assert!(
+            !parse(
+                "allocation_strategy: least-weighted\nconfig: {}",
+                Path::new(".")
+            )
+            .unwrap()
+            .core
+            .weighted
+        );
+    }
+
+    #[test]
     fn movement_budget_values_are_checked_and_named() {
         let load = |b: &str| {
             parse(
@@ -1280,6 +1329,10 @@ mod tests {
             ("{max_weight_percent: 101}", "max_weight_percent"),
             ("{max_weight_percent: .nan}", "not a number"),
             ("{max_moves: 1, interval: 0s}", "interval"),
+            (
+                "{max_moves: 1, interval: 1ms}",
+                "movement_budget.interval: must be at least 1s",
+            ),
             ("{max_moves: 1, interval: 5}", "interval"),
             ("{max_moves: 1, intervall: 5s}", "intervall"),
             ("{max_moves: -1}", "-1 is not an unsigned integer at line 1"),

@@ -28,8 +28,9 @@ use serde_json::Value;
 /// The largest `POST /loads` body accepted.
 pub const MAX_PUSH_BYTES: usize = 16 << 20;
 
-/// The most observations waiting for the allocation loop.
-pub const MAX_WAITING: usize = 4 << 20;
+/// The most observations waiting for the allocation loop: one of each target at 1M targets
+/// (each holds its job and address, so about 250 MB at most; 4M held ~1 GB).
+pub const MAX_WAITING: usize = 1 << 20;
 
 /// `observed_load:`, checked.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,11 +67,18 @@ pub struct Observation {
     pub collector: Option<String>,
 }
 
-/// Observations waiting for the allocation loop (filled by `POST /loads` and the puller).
+/// Observations waiting for the allocation loop (filled by `POST /loads` and the puller), one
+/// batch per push or pull: a target counts once per batch (see [`Weights::observe`]).
 #[derive(Default)]
 pub struct Inbox {
     push: AtomicBool,
-    waiting: Mutex<Vec<Observation>>,
+    waiting: Mutex<Waiting>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    batches: Vec<Vec<Observation>>,
+    count: usize,
 }
 
 impl Inbox {
@@ -83,27 +91,31 @@ impl Inbox {
         self.push.load(Ordering::Relaxed)
     }
 
-    /// Queue observations for the loop; refused (with the reason) when the loop has not taken
-    /// [`MAX_WAITING`] observations yet (it has no listing, or is stalled), so memory stays
-    /// bounded.
+    /// Queue one push's or pull's observations for the loop; refused (with the reason) when
+    /// the loop has not taken [`MAX_WAITING`] observations yet (it has no listing, or is
+    /// stalled), so memory stays bounded.
     pub fn put(&self, obs: Vec<Observation>) -> Result<(), String> {
         let mut w = self.waiting.lock();
-        if w.len() + obs.len() > MAX_WAITING {
+        if w.count + obs.len() > MAX_WAITING {
             return Err(format!(
                 "{} observations are waiting for the allocation loop (at most {MAX_WAITING})",
-                w.len()
+                w.count
             ));
         }
-        w.extend(obs);
+        w.count += obs.len();
+        w.batches.push(obs);
         Ok(())
     }
 
-    pub fn take(&self) -> Vec<Observation> {
-        std::mem::take(&mut *self.waiting.lock())
+    /// The waiting batches, oldest first.
+    pub fn take(&self) -> Vec<Vec<Observation>> {
+        let mut w = self.waiting.lock();
+        w.count = 0;
+        std::mem::take(&mut w.batches)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.waiting.lock().is_empty()
+        self.waiting.lock().count == 0
     }
 }
 
@@ -286,32 +298,41 @@ impl Weights {
         self.state.retain(|k, _| listed.contains(k));
     }
 
-    /// Take observations; returns whether a weight changed, and calls `seen` with each matched
-    /// target and the collector that scraped it (when the observation names one).
+    /// Take one push's or pull's observations; returns whether a weight changed, and calls
+    /// `seen` with each matched target and the collector that scraped it (when the observation
+    /// names one). A target observed several times in one batch (listed twice in a push; one
+    /// series per collector in a hand-over window) counts once, with its last value: the run of
+    /// `consecutive` observations is a run of pushes or pulls.
     pub fn observe(
         &mut self,
         obs: Vec<Observation>,
         mut seen: impl FnMut(TargetKey, &str),
     ) -> bool {
-        let mut changed = false;
+        let mut last: HashMap<TargetKey, u32, ahash::RandomState> = HashMap::default();
+        let mut order = Vec::new();
         for o in obs {
             let Some(keys) = self
                 .index
                 .get(o.job.as_str())
                 .and_then(|m| m.get(o.address.as_str()))
-                .cloned()
             else {
                 self.totals.unknown += 1;
                 continue;
             };
             self.totals.matched += 1;
             let q = quantize(o.series);
-            for k in keys {
+            for &k in keys {
                 if let Some(c) = &o.collector {
                     seen(k, c);
                 }
-                changed |= self.step(k, q);
+                if last.insert(k, q).is_none() {
+                    order.push(k);
+                }
             }
+        }
+        let mut changed = false;
+        for k in order {
+            changed |= self.step(k, last[&k]);
         }
         changed
     }

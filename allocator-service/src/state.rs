@@ -519,7 +519,9 @@ impl Engine {
             return;
         }
         let handover = &mut self.handover;
-        self.weights_changed |= w.observe(shared.loads.take(), |k, c| handover.observed(k, c));
+        for batch in shared.loads.take() {
+            self.weights_changed |= w.observe(batch, |k, c| handover.observed(k, c));
+        }
         shared.metrics.set_loads(w.totals());
     }
 

@@ -224,7 +224,10 @@ config:
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(refused, "a collectors file naming c0 twice was served as ready");
+    assert!(
+        refused,
+        "a collectors file naming c0 twice was served as ready"
+    );
     s.stop().await;
 }
 

@@ -186,7 +186,11 @@ fn a_window_closes_when_the_old_collector_leaves_or_the_target_goes() {
     let now = w.publish(t0);
     assert!(!now.contains_key(&address));
     assert!(!w.h.open.contains_key(&gone));
-    assert_eq!(w.h.closed().moved, after.moved + 1, "the removed target's window");
+    assert_eq!(
+        w.h.closed().moved,
+        after.moved + 1,
+        "the removed target's window"
+    );
 }
 
 #[test]

@@ -183,6 +183,31 @@ fn a_weight_changes_after_k_observations_outside_the_band_in_a_row() {
     assert_eq!(w.weight(ts[1].key), 1);
 }
 
+/// A target repeated in one push (or seen once per collector in one pull) counts once, with
+/// its last value: three copies in one batch are not three observations in a row.
+#[test]
+fn a_target_counts_once_per_push_or_pull() {
+    let (mut w, ts) = weights();
+    w.index(ts.iter());
+    let k = ts[0].key;
+    w.observe(obs("h:1", 1000.0), |_, _| ());
+    let mut three = obs("h:1", 4000.0);
+    three.extend(obs("h:1", 4000.0));
+    three.extend(obs("h:1", 4000.0));
+    let mut seen = 0;
+    assert!(!w.observe(three.clone(), |_, _| seen += 1));
+    assert_eq!(w.weight(k), 1024);
+    // Each observation still reports its collector (none here) and counts as matched.
+    assert_eq!(seen, 0);
+    assert_eq!(w.totals().matched, 4);
+    // Two more batches: the third in a row changes it, to the batch's last value.
+    assert!(!w.observe(three.clone(), |_, _| ()));
+    let mut last = obs("h:1", 4000.0);
+    last.extend(obs("h:1", 8000.0));
+    assert!(w.observe(last, |_, _| ()));
+    assert_eq!(w.weight(k), 8192);
+}
+
 #[test]
 fn unknown_targets_are_counted_and_ignored_and_unlisted_ones_forgotten() {
     let (mut w, ts) = weights();
