@@ -33,6 +33,15 @@
 //!    with 3 × 1024 and 1024 + 4 × 108 are balanced only so). The loop ends when neither exists
 //!    (then the state is a fixed point: settling it again moves nothing).
 //!
+//! # Zones (`Config::zone_skew`)
+//! Targets and collectors are in the zone of their node (`Allocator::set_node_zones`). The band
+//! widens from ε to the skew (whichever is wider); a target is placed on the least-loaded
+//! collector of its zone while that one stays under the cap, else on the least-loaded of all;
+//! after the band's repair, targets away from their zone go home (heaviest first, zones by
+//! name, until a whole pass moves nothing) wherever the zone's least-loaded collector has room
+//! and their collector stays at or over the floor. Going home never breaks the band, so the
+//! repair has nothing left to do and the loop ends.
+//!
 //! # Cost
 //! Per diff: `O(log)` B-tree work per changed target and per move, plus `O(n)` over the
 //! collectors when the diff places targets or changes collectors; never a pass over all
@@ -703,7 +712,13 @@ impl Rebalancing {
         // B-tree nodes hold up to 11 entries; count entries at about 1.5× their size.
         let entries: usize =
             self.held.iter().map(BTreeSet::len).sum::<usize>() + self.unplaced.len();
-        entries * std::mem::size_of::<Held>() * 3 / 2
+        let zoned = self.zoned.as_ref().map_or(0, |z| {
+            let entries: usize = z.away.iter().map(BTreeSet::len).sum::<usize>()
+                + z.order.iter().map(BTreeSet::len).sum::<usize>();
+            entries * std::mem::size_of::<Held>() * 3 / 2 + z.of_collector.capacity() * 4
+        });
+        zoned
+            + entries * std::mem::size_of::<Held>() * 3 / 2
             + self.known.capacity() * std::mem::size_of::<Known>()
             + (self.ids.capacity() + self.rank.capacity() + self.dirty.capacity()) * 4
             + self.load.capacity() * 8
