@@ -2,6 +2,8 @@
 //! in-place weight and job changes, equal one allocation of the final state from a shuffled
 //! listing), jobs are spread within one target, and an absolute cap is never broken.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use allocator_core::{
@@ -10,6 +12,8 @@ use allocator_core::{
 };
 use proptest::prelude::*;
 use proptest::strategy::Strategy as _;
+
+use common::assignment;
 
 const KEYS: u64 = 80;
 const COLLECTORS: usize = 12;
@@ -48,17 +52,6 @@ fn spec(key: u64, job: usize, weight: u32) -> TargetSpec<'static> {
         node: None,
         weight,
     }
-}
-
-fn assignment(a: &Allocator) -> BTreeMap<TargetKey, Option<String>> {
-    a.targets()
-        .map(|t| {
-            (
-                t.key,
-                t.collector.map(|c| a.collector_name(c).unwrap().to_owned()),
-            )
-        })
-        .collect()
 }
 
 /// Runs the script one diff per step; after each step calls `check` with the allocator and the

@@ -4,6 +4,8 @@
 //! snapshot resumes identically. Quality: with zones as big as their collectors, everything
 //! stays home; with a crowded zone, its collectors fill to the skew's cap and the rest spills.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use allocator_core::{
@@ -12,6 +14,8 @@ use allocator_core::{
 };
 use proptest::prelude::*;
 use proptest::strategy::Strategy as _;
+
+use common::{assignment, band, check_fixed_point};
 
 const KEYS: u64 = 90;
 const COLLECTORS: usize = 9;
@@ -43,17 +47,6 @@ fn collector_name(c: usize) -> &'static str {
     NAMES[c]
 }
 
-fn assignment(a: &Allocator) -> BTreeMap<TargetKey, Option<String>> {
-    a.targets()
-        .map(|t| {
-            (
-                t.key,
-                t.collector.map(|c| a.collector_name(c).unwrap().to_owned()),
-            )
-        })
-        .collect()
-}
-
 /// Zone of each collector's node, from the table the allocator holds.
 fn collector_zones(a: &Allocator) -> BTreeMap<String, String> {
     let table: BTreeMap<&str, &str> = a.node_zones().into_iter().collect();
@@ -62,42 +55,23 @@ fn collector_zones(a: &Allocator) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Check the rules' end state by brute force: no band repair left undone, and no target away from its zone that its zone's least-loaded
-/// collector could take within the band (`⌈(1+s)·W/n⌉`, `⌊(1−s)·W/n⌋`, s = max(ε, skew)).
+/// Check the rules' end state by brute force: no band repair left undone, and no target away
+/// from its zone that its zone's least-loaded collector could take within the band (`⌈(1+s)·W/n⌉`, `⌊(1−s)·W/n⌋`, s = max(ε, skew)).
 fn check(a: &Allocator, skew: f64) {
     let n = a.collector_count() as u64;
     if n == 0 {
         return;
     }
+    // The band's repair left nothing undone, in the band the skew widens (ε = 0.05 when wider).
+    let slack = skew.max(0.05);
+    check_fixed_point(a, slack);
     let total: u64 = a.targets().map(|t| u64::from(t.weight)).sum();
-    let s = (skew.max(0.05) * 1e6).round() as u128;
-    let cap = (u128::from(total) * (1_000_000 + s)).div_ceil(u128::from(n) * 1_000_000) as u64;
-    let floor =
-        (u128::from(total) * (1_000_000 - s.min(1_000_000)) / (u128::from(n) * 1_000_000)) as u64;
-    let mut load: BTreeMap<String, u64> = a.collectors().map(|c| (c.name.to_owned(), 0)).collect();
-    for t in a.targets() {
-        let c = t
-            .collector
-            .expect("every target has a collector when any exists");
-        *load.get_mut(a.collector_name(c).unwrap()).unwrap() += u64::from(t.weight);
-    }
-    // The band's repair left nothing undone: a collector over the cap has no target the
-    // idlest collector could take under the cap and below the gap between them; one under the
-    // floor could take nothing more from one that stays at or above it.
-    let low = *load.values().min().unwrap();
-    for t in a.targets() {
-        let l = load[a.collector_name(t.collector.unwrap()).unwrap()];
-        let w = u64::from(t.weight);
-        let allowed = w >= 1 && low + w <= cap && w < l - low.min(l);
-        assert!(
-            !(l > cap && allowed),
-            "a collector at {l} > cap {cap} could give {w} to one at {low}"
-        );
-        assert!(
-            !(low < floor && l > floor && allowed && l - w >= floor),
-            "a collector at {low} < floor {floor} could take {w} from one at {l}"
-        );
-    }
+    let (floor, cap) = band(total, n, slack);
+    // The collectors' reported loads (`check_fixed_point` checked them against the assignment).
+    let load: BTreeMap<String, u64> = a
+        .collectors()
+        .map(|c| (c.name.to_owned(), c.weight))
+        .collect();
     let czone = collector_zones(a);
     for t in a.targets() {
         let Some(zone) = a.zone_of(t.key) else {

@@ -183,3 +183,67 @@ pub fn build(config: Config, u: &Universe, targets: &[usize], collectors: &[usiz
     .unwrap();
     a
 }
+
+/// `⌈(1+ε)·W/n⌉` and `⌊(1−ε)·W/n⌋`, with ε in millionths as the configuration resolves it.
+pub fn band(total: u64, n: u64, eps: f64) -> (u64, u64) {
+    let ppm = (eps * 1e6).round() as u128;
+    let den = u128::from(n) * 1_000_000;
+    let cap = (u128::from(total) * (1_000_000 + ppm)).div_ceil(den) as u64;
+    let floor = (u128::from(total) * 1_000_000u128.saturating_sub(ppm) / den) as u64;
+    (floor, cap)
+}
+
+/// Every target placed, and no move left that the rules allow: a target moves from a collector
+/// to the idlest one only if the receiver stays under the cap and the target weighs less than
+/// the gap between them (and, to fill a collector under the floor, the giver stays at or above
+/// the floor).
+pub fn check_fixed_point(a: &Allocator, eps: f64) {
+    let n = a.collector_count() as u64;
+    if n == 0 {
+        assert!(a.targets().all(|t| t.collector.is_none()));
+        return;
+    }
+    assert!(
+        a.targets().all(|t| t.collector.is_some()),
+        "unplaced target"
+    );
+    let mut held: BTreeMap<String, Vec<u64>> = a
+        .collectors()
+        .map(|c| (c.name.to_owned(), Vec::new()))
+        .collect();
+    for t in a.targets() {
+        let name = a.collector_name(t.collector.unwrap()).unwrap();
+        held.get_mut(name).unwrap().push(u64::from(t.weight));
+    }
+    let loads: Vec<u64> = held.values().map(|w| w.iter().sum()).collect();
+    // The allocator's own per-collector weights agree with the assignment.
+    let reported: Vec<u64> = {
+        let mut c: Vec<_> = a
+            .collectors()
+            .map(|c| (c.name.to_owned(), c.weight))
+            .collect();
+        c.sort();
+        c.into_iter().map(|(_, w)| w).collect()
+    };
+    assert_eq!(loads, reported);
+    let total: u64 = loads.iter().sum();
+    let (floor, cap) = band(total, n, eps);
+    let low = *loads.iter().min().unwrap();
+    for (weights, &load) in held.values().zip(&loads) {
+        for &w in weights {
+            let allowed = w >= 1 && low + w <= cap && w < load - low.min(load);
+            if load > cap {
+                assert!(
+                    !allowed,
+                    "a collector at {load} > cap {cap} could give {w} to one at {low}"
+                );
+            }
+            if low < floor && load > floor {
+                assert!(
+                    !(allowed && load - w >= floor),
+                    "a collector at {low} < floor {floor} could take {w} from one at {load}"
+                );
+            }
+        }
+    }
+}
