@@ -47,6 +47,23 @@ fn config(dir: &Path, extra: &str) -> allocator_service::Loaded {
     allocator_service::parse(&yaml, dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A test directory `name` with `n` targets and a collectors file naming `collectors`.
+fn setup(name: &str, n: usize, collectors: &[&str]) -> PathBuf {
+    let d = dir(name);
+    write_targets(&d.join("targets.json"), n);
+    write_collectors(&d.join("collectors.txt"), collectors);
+    d
+}
+
+/// The service on `d` with `extra` configuration, once it is ready.
+async fn start_ready(d: &Path, extra: &str) -> common::Running {
+    let svc = common::start(config(d, extra), None).await;
+    common::ready_within(svc.addr, Duration::from_secs(20))
+        .await
+        .unwrap();
+    svc
+}
+
 /// `/jobs/s/targets` as address → collector (one view, so one consistent state).
 async fn served(addr: std::net::SocketAddr) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
     let v = common::json(addr, "/jobs/s/targets").await;
@@ -115,17 +132,8 @@ fn single(m: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, String> {
 async fn moves_beyond_the_budget_trickle_out_at_the_configured_rate() {
     const N: usize = 40;
     const MAX: usize = 3;
-    let d = dir("budget");
-    write_targets(&d.join("targets.json"), N);
-    write_collectors(&d.join("collectors.txt"), &["c0", "c1"]);
-    let svc = common::start(
-        config(&d, "movement_budget: {max_moves: 3, interval: 1s}"),
-        None,
-    )
-    .await;
-    common::ready_within(svc.addr, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let d = setup("budget", N, &["c0", "c1"]);
+    let svc = start_ready(&d, "movement_budget: {max_moves: 3, interval: 1s}").await;
     let before = core_placement(N, &["c0", "c1"]);
     let after = core_placement(N, &["c0", "c1", "c2", "c3"]);
     let moving = before.iter().filter(|(a, c)| after[*a] != **c).count();
@@ -198,10 +206,7 @@ async fn moves_beyond_the_budget_trickle_out_at_the_configured_rate() {
     assert_eq!(released, deferred);
     // Once nothing waits, what is served is what a replica without a budget serves.
     let digest = common::json(svc.addr, "/digest").await;
-    let plain = common::start(config(&d, ""), None).await;
-    common::ready_within(plain.addr, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let plain = start_ready(&d, "").await;
     assert_eq!(single(&served(plain.addr).await.1), after);
     assert_eq!(
         common::json(plain.addr, "/digest").await["digest"],
@@ -263,20 +268,8 @@ const WEIGHT_CHANGES: &str = "opentelemetry_allocator_weight_changes_total";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushed_loads_weigh_targets_noise_moves_nothing_and_bad_pushes_are_named() {
     const N: usize = 8;
-    let d = dir("push");
-    write_targets(&d.join("targets.json"), N);
-    write_collectors(&d.join("collectors.txt"), &["c0", "c1"]);
-    let svc = common::start(
-        config(
-            &d,
-            "allocation_strategy: rebalancing\nobserved_load: {push: true, band_percent: 25, consecutive: 2}",
-        ),
-        None,
-    )
-    .await;
-    common::ready_within(svc.addr, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let d = setup("push", N, &["c0", "c1"]);
+    let svc = start_ready(&d, "allocation_strategy: rebalancing\nobserved_load: {push: true, band_percent: 25, consecutive: 2}").await;
     let end = Instant::now() + Duration::from_secs(20);
     let first = loop {
         let (_, m) = served(svc.addr).await;
@@ -401,14 +394,9 @@ async fn query_api(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulled_loads_from_a_query_api_weigh_targets() {
     const N: usize = 8;
-    let d = dir("pull");
-    write_targets(&d.join("targets.json"), N);
-    write_collectors(&d.join("collectors.txt"), &["c0", "c1"]);
+    let d = setup("pull", N, &["c0", "c1"]);
     // Placement first, without loads, to know which targets c0 holds.
-    let probe = common::start(config(&d, "allocation_strategy: rebalancing"), None).await;
-    common::ready_within(probe.addr, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let probe = start_ready(&d, "allocation_strategy: rebalancing").await;
     let end = Instant::now() + Duration::from_secs(20);
     let first = loop {
         let (_, m) = served(probe.addr).await;
@@ -434,19 +422,9 @@ async fn pulled_loads_from_a_query_api_weigh_targets() {
     );
     let body = serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": result}});
     let (api, seen) = query_api(body.to_string()).await;
-    let svc = common::start(
-        config(
-            &d,
-            &format!(
+    let svc = start_ready(&d, &format!(
                 "allocation_strategy: rebalancing\nobserved_load: {{pull: {{url: 'http://{api}/prom', interval: 200ms}}, consecutive: 1}}"
-            ),
-        ),
-        None,
-    )
-    .await;
-    common::ready_within(svc.addr, Duration::from_secs(20))
-        .await
-        .unwrap();
+            )).await;
     metric_reaches(svc.addr, MATCHED, N as f64).await;
     metric_reaches(svc.addr, UNKNOWN, 1.0).await;
     metric_reaches(svc.addr, WEIGHT_CHANGES, N as f64).await;
@@ -475,20 +453,12 @@ async fn pulled_loads_from_a_query_api_weigh_targets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moved_target_is_served_to_both_collectors_until_seen_on_the_new_one() {
     const N: usize = 30;
-    let d = dir("handover");
-    write_targets(&d.join("targets.json"), N);
-    write_collectors(&d.join("collectors.txt"), &["c0", "c1"]);
-    let svc = common::start(
-        config(
-            &d,
-            "handover: {max_window: 4s}\nobserved_load: {push: true}",
-        ),
-        None,
+    let d = setup("handover", N, &["c0", "c1"]);
+    let svc = start_ready(
+        &d,
+        "handover: {max_window: 4s}\nobserved_load: {push: true}",
     )
     .await;
-    common::ready_within(svc.addr, Duration::from_secs(20))
-        .await
-        .unwrap();
     let before = core_placement(N, &["c0", "c1"]);
     let after = core_placement(N, &["c0", "c1", "c2"]);
     let moving: Vec<String> = before
