@@ -14,10 +14,11 @@ use crate::types::{ta_collector_info, ta_move, ta_str, ta_summary, ta_view_data,
 pub struct ta_view {
     moves: Vec<ta_move>,
     collectors: Vec<ta_collector_info>,
-    /// Where each collector's name and node are in `text` (start, length), before the
-    /// pointers of `collectors` are made (`text` may move while it grows).
+    /// Where each collector's name and node are in `names.text` (start, length), before the
+    /// pointers of `collectors` are made (the text may move while it grows).
     spans: Vec<[usize; 4]>,
-    text: String,
+    /// Names and nodes of the collectors this view has shown, kept across fills.
+    names: NameCache,
     summary: ta_summary,
     /// Local index of each collector id seen in this fill (`TA_NO_COLLECTOR` otherwise).
     local: Vec<u32>,
@@ -27,6 +28,77 @@ pub struct ta_view {
     /// collector, sorted by name) `collectors`, `text`, `ids` and `local` hold. A read of the
     /// same version refreshes only the loads instead of copying every name again.
     read_table: Option<(u64, u64)>,
+}
+
+/// The names and nodes of collectors, by id, for one collector set (a handle's id and its
+/// collectors version): a change names the same few collectors call after call, so their strings
+/// are copied into the view once per collector set instead of once per fill.
+#[derive(Default)]
+struct NameCache {
+    /// The collector set the cache holds names of.
+    of: Option<(u64, u64)>,
+    text: String,
+    /// Per collector id slot: where its name and node are in `text`.
+    spans: Vec<Option<[usize; 4]>>,
+}
+
+impl NameCache {
+    /// Make the cache hold names of `a`'s collector set (a handle's `handle`).
+    fn keep_for(&mut self, handle: u64, a: &Allocator) {
+        let of = Some((handle, a.collectors_version()));
+        if self.of != of {
+            self.of = of;
+            self.text.clear();
+            self.spans.clear();
+        }
+    }
+
+    /// Where the name and node of `id` are in `text`, copied there on first sight.
+    #[inline]
+    fn span(&mut self, id: CollectorId, name: &str, node: Option<&str>) -> [usize; 4] {
+        let slot = id.index() as usize;
+        if let Some(Some(span)) = self.spans.get(slot) {
+            return *span;
+        }
+        let node = node.unwrap_or("");
+        let start = self.text.len();
+        self.text.push_str(name);
+        self.text.push_str(node);
+        let span = [start, name.len(), start + name.len(), node.len()];
+        if slot >= self.spans.len() {
+            self.spans.resize(slot + 1, None);
+        }
+        self.spans[slot] = Some(span);
+        span
+    }
+}
+
+/// The local index of a collector id in a fill (`local` by id slot, `ids` in local order),
+/// giving it the next one on first sight. Inlined into the per-move loop: after the first few
+/// moves of a change every id has been seen, so the common path is one load and one compare.
+#[inline(always)]
+fn local_index(local: &mut Vec<u32>, ids: &mut Vec<CollectorId>, id: Option<CollectorId>) -> u32 {
+    let Some(id) = id else {
+        return TA_NO_COLLECTOR;
+    };
+    match local.get(id.index() as usize) {
+        Some(&l) if l != TA_NO_COLLECTOR => l,
+        _ => first_sight(local, ids, id),
+    }
+}
+
+/// [`local_index`] for an id not seen yet in this fill.
+#[cold]
+#[inline(never)]
+fn first_sight(local: &mut Vec<u32>, ids: &mut Vec<CollectorId>, id: CollectorId) -> u32 {
+    let slot = id.index() as usize;
+    if slot >= local.len() {
+        local.resize(slot + 1, TA_NO_COLLECTOR);
+    }
+    let l = ids.len() as u32;
+    local[slot] = l;
+    ids.push(id);
+    l
 }
 
 /// Totals, balance and move counters of a state.
@@ -55,7 +127,6 @@ impl ta_view {
         self.moves.clear();
         self.collectors.clear();
         self.spans.clear();
-        self.text.clear();
         for id in self.ids.drain(..) {
             self.local[id.index() as usize] = TA_NO_COLLECTOR;
         }
@@ -64,40 +135,27 @@ impl ta_view {
     /// The local index of a collector id, giving it the next one on first sight.
     #[inline]
     fn local(&mut self, id: Option<CollectorId>) -> u32 {
-        let Some(id) = id else {
-            return TA_NO_COLLECTOR;
-        };
-        let slot = id.index() as usize;
-        if slot >= self.local.len() {
-            self.local.resize(slot + 1, TA_NO_COLLECTOR);
-        }
-        if self.local[slot] == TA_NO_COLLECTOR {
-            self.local[slot] = self.ids.len() as u32;
-            self.ids.push(id);
-        }
-        self.local[slot]
+        local_index(&mut self.local, &mut self.ids, id)
     }
 
     /// The moves of the change just applied to `a` (under the same lock) and the collectors
-    /// they reference. Collectors the change removed still have their names.
-    pub(crate) fn fill_change(&mut self, a: &Allocator, moves: &[Move]) {
+    /// they reference. Collectors the change removed still have their names. `handle` is the
+    /// id of the allocator's handle.
+    pub(crate) fn fill_change(&mut self, a: &Allocator, handle: u64, moves: &[Move]) {
         self.clear();
-        self.moves.reserve(moves.len());
-        for m in moves {
-            let from = self.local(m.from);
-            let to = self.local(m.to);
-            self.moves.push(ta_move {
-                key: m.key.0,
-                from,
-                to,
-            });
-        }
+        self.names.keep_for(handle, a);
+        let (local, ids) = (&mut self.local, &mut self.ids);
+        self.moves.extend(moves.iter().map(|m| ta_move {
+            key: m.key.0,
+            from: local_index(local, ids, m.from),
+            to: local_index(local, ids, m.to),
+        }));
         for i in 0..self.ids.len() {
             let id = self.ids[i];
             let name = a.collector_name(id).unwrap_or_default();
             match a.stats_of(id) {
-                Some(s) => self.push_collector(name, s.node, s.targets, s.weight),
-                None => self.push_collector(name, None, 0, 0),
+                Some(s) => self.push_collector(id, name, s.node, s.targets, s.weight),
+                None => self.push_collector(id, name, None, 0, 0),
             }
         }
         self.finish(a);
@@ -123,9 +181,10 @@ impl ta_view {
             }
         } else {
             self.clear();
+            self.names.keep_for(handle, a);
             for c in a.collectors() {
                 self.local(Some(c.id));
-                self.push_collector(c.name, c.node, c.targets, c.weight);
+                self.push_collector(c.id, c.name, c.node, c.targets, c.weight);
             }
             self.point_strings();
             self.read_table = Some(table);
@@ -139,13 +198,16 @@ impl ta_view {
         self.summary = summary_of(a);
     }
 
-    fn push_collector(&mut self, name: &str, node: Option<&str>, targets: u32, weight: u64) {
-        let node = node.unwrap_or("");
-        let start = self.text.len();
-        self.text.push_str(name);
-        self.text.push_str(node);
-        self.spans
-            .push([start, name.len(), start + name.len(), node.len()]);
+    fn push_collector(
+        &mut self,
+        id: CollectorId,
+        name: &str,
+        node: Option<&str>,
+        targets: u32,
+        weight: u64,
+    ) {
+        let span = self.names.span(id, name, node);
+        self.spans.push(span);
         self.collectors.push(ta_collector_info {
             name: ta_str::EMPTY,
             node: ta_str::EMPTY,
@@ -160,11 +222,11 @@ impl ta_view {
         self.summary = summary_of(a);
     }
 
-    /// Point the collectors' strings into `text`, now that it no longer grows.
+    /// Point the collectors' strings into the names' text, now that it no longer grows.
     fn point_strings(&mut self) {
-        let base = self.text.as_ptr();
+        let base = self.names.text.as_ptr();
         for (c, s) in self.collectors.iter_mut().zip(&self.spans) {
-            // SAFETY: every span lies inside `text` (it was pushed there), so the offsets stay
+            // SAFETY: every span lies inside the names' text (it was pushed there), so the offsets stay
             // within one allocation.
             unsafe {
                 c.name = ta_str {

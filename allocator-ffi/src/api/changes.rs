@@ -21,7 +21,7 @@ fn change(
     h.write(|a| {
         f(a)?;
         if let Some(view) = view {
-            view.fill_change(a, a.last_moves());
+            view.fill_change(a, h.id(), a.last_moves());
         }
         Ok(())
     })

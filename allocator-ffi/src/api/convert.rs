@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use std::borrow::Cow;
 
-use allocator_core::{CollectorSpec, Error, KeyHasher, NameIndex, TargetBatch, NO_NODE};
+use allocator_core::{CollectorSpec, HashedSets, KeyHasher, LabelSets, TargetBatch, NO_NODE};
 
 use crate::error::{ta_result, FfiError};
 use crate::handle;
@@ -232,22 +232,10 @@ impl<'a> Targets<'a> {
                 },
             )
         };
-        let mut t = Targets {
-            keys: Cow::Owned(Vec::with_capacity(n)),
-            placements: Cow::Owned(Vec::with_capacity(n)),
-            weights: Cow::Borrowed(weights),
-            jobs: Cow::Borrowed(jobs),
-            job_names,
-            nodes: Cow::Owned(Vec::new()),
-            node_names: Vec::new(),
-            keys_out: keys_out.map(|k| (k, 0)),
-        };
-        let (keys, placements) = (t.keys.to_mut(), t.placements.to_mut());
-        let mut nodes: Vec<u32> = Vec::new();
-        let mut node_index = NameIndex::default();
-        let mut hasher = KeyHasher::new();
-        // One label set's (name, value) pairs, decoded once (and checked while decoding).
-        let mut pairs: Vec<Label<'a>> = Vec::new();
+        // Every set decoded into one flat array of (name, value) pairs (checked while
+        // decoding), then hashed in one bulk pass, as the core's columnar label input is.
+        let mut pairs: Vec<Label<'a>> = Vec::with_capacity(data.len() / 24);
+        let mut counts: Vec<u32> = Vec::with_capacity(n);
         let mut start = 0usize;
         for (i, (&end, &job)) in ends.iter().zip(jobs).enumerate() {
             let set = u64_to_usize(end)
@@ -263,45 +251,69 @@ impl<'a> Targets<'a> {
                     )
                 })?;
             start += set.len();
-            let job = *t.job_names.get(job as usize).ok_or_else(|| {
-                FfiError::new(
+            if job as usize >= job_names.len() {
+                return Err(FfiError::new(
                     ta_result::TA_INVALID_ARGUMENT,
                     format!(
                         "{what}.jobs[{i}] is {job} but the batch names {} jobs",
-                        t.job_names.len()
+                        job_names.len()
                     ),
-                )
-            })?;
+                ));
+            }
+            let before = pairs.len();
             decode(set, &mut pairs).map_err(|e| {
                 FfiError::new(
                     ta_result::TA_INVALID_ARGUMENT,
                     format!("{what}: label set {i} is not in the labels encoding: {e}"),
                 )
             })?;
-            let context =
-                |e: Error| FfiError::from(e).context(format_args!("{what}: label set {i}"));
-            let labels = hasher
-                .hash_label_bytes(pairs.iter().copied(), job)
-                .map_err(context)?;
-            keys.push(labels.key.0);
-            placements.push(labels.placement.0);
-            match labels.node {
-                Some(node) => {
-                    if nodes.is_empty() {
-                        nodes.resize(i, NO_NODE);
-                    }
-                    // Each distinct node name is checked to be UTF-8 once.
-                    let index = node_index
-                        .index_bytes(node, &mut t.node_names)
-                        .map_err(|_| context(Error::InvalidNodeName(labels.key)))?;
-                    nodes.push(index);
-                }
-                None if !nodes.is_empty() => nodes.push(NO_NODE),
-                None => {}
-            }
+            let count = u32::try_from(pairs.len() - before).map_err(|_| {
+                FfiError::new(
+                    ta_result::TA_INVALID_ARGUMENT,
+                    format!("{what}: label set {i} has more than 2^32 labels"),
+                )
+            })?;
+            counts.push(count);
         }
-        t.nodes = Cow::Owned(nodes);
-        Ok(t)
+        let (keys, placements, nodes, node_names) = {
+            let sets = LabelSets {
+                labels: &pairs,
+                counts: &counts,
+                jobs,
+                job_names: &job_names,
+                weights: &[],
+            };
+            let mut hashed = HashedSets::default();
+            if let Err(e) = KeyHasher::new().hash_label_sets(&sets, &mut hashed) {
+                // The hash pass stops at the set that failed: its row is the count hashed so far.
+                let i = hashed.len();
+                return Err(FfiError::from(e).context(format_args!("{what}: label set {i}")));
+            }
+            // The node names point into the caller's `data` (they are label values): taken
+            // again from `data` itself so that they outlive the decoded pairs.
+            let node_names = hashed
+                .node_names
+                .iter()
+                .map(|name| in_data(data, name))
+                .collect::<Result<Vec<&'a str>, FfiError>>()?;
+            (
+                std::mem::take(&mut hashed.keys),
+                std::mem::take(&mut hashed.placements),
+                std::mem::take(&mut hashed.nodes),
+                node_names,
+            )
+        };
+        let keys_out = keys_out.map(|k| (k, 0));
+        Ok(Targets {
+            keys: Cow::Owned(keys),
+            placements: Cow::Owned(placements),
+            weights: Cow::Borrowed(weights),
+            jobs: Cow::Borrowed(jobs),
+            job_names,
+            nodes: Cow::Owned(nodes),
+            node_names,
+            keys_out,
+        })
     }
 
     /// Rows of `other` after these (job and node indexes moved past this batch's tables).
@@ -345,6 +357,24 @@ impl<'a> Targets<'a> {
     }
 }
 
+/// `text`, a piece of `data`, as a string borrowed from `data` itself.
+fn in_data<'a>(data: &'a [u8], text: &str) -> Result<&'a str, FfiError> {
+    let start = (text.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+    match start
+        .checked_add(text.len())
+        .and_then(|end| data.get(start..end))
+    {
+        // SAFETY: these bytes are `text`'s own (same address, same length), a valid `str`.
+        Some(bytes) if bytes.as_ptr() == text.as_ptr() => {
+            Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
+        }
+        _ => Err(FfiError::new(
+            ta_result::TA_PANIC,
+            "a hashed node name is not a piece of the label data".to_owned(),
+        )),
+    }
+}
+
 fn u64_to_usize(v: u64) -> Option<usize> {
     usize::try_from(v).ok()
 }
@@ -366,31 +396,28 @@ unsafe fn optional<'a, T>(
     unsafe { handle::slice(ptr, n, format_args!("{what}.{field}")) }
 }
 
-/// Read one length of the labels encoding: one byte (0 to 254), or 255 then 3 bytes LE.
-#[inline]
-fn read_size(rest: &[u8]) -> Option<(usize, &[u8])> {
-    match rest {
-        [255, a, b, c, tail @ ..] => Some((
-            usize::from(*a) | usize::from(*b) << 8 | usize::from(*c) << 16,
-            tail,
-        )),
-        [255, ..] => None,
-        [n, tail @ ..] => Some((usize::from(*n), tail)),
-        [] => None,
-    }
-}
-
-/// Read one string of the labels encoding.
-#[inline]
+/// Read one string of the labels encoding: its length in one byte (0 to 254), or 255 then 3
+/// bytes LE, then its bytes. Short strings first: label names and values are almost all shorter
+/// than 255 bytes.
+#[inline(always)]
 fn read_string(rest: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (n, rest) = read_size(rest)?;
-    (rest.len() >= n).then(|| rest.split_at(n))
+    let (&first, tail) = rest.split_first()?;
+    let (n, tail) = match first {
+        255 => match tail {
+            [a, b, c, tail @ ..] => (
+                usize::from(*a) | usize::from(*b) << 8 | usize::from(*c) << 16,
+                tail,
+            ),
+            _ => return None,
+        },
+        n => (usize::from(n), tail),
+    };
+    tail.split_at_checked(n)
 }
 
-/// Decode `set`, whole (name, value) pairs of the labels encoding, into `pairs` (cleared
-/// first); fails on a string that runs past the end or a name without a value.
+/// Decode `set`, whole (name, value) pairs of the labels encoding, onto the end of `pairs`;
+/// fails on a string that runs past the end or a name without a value.
 fn decode<'a>(mut set: &'a [u8], pairs: &mut Vec<Label<'a>>) -> Result<(), &'static str> {
-    pairs.clear();
     while !set.is_empty() {
         let (name, rest) = read_string(set).ok_or("a name runs past the end")?;
         let (value, rest) = read_string(rest).ok_or("a value is missing or runs past the end")?;

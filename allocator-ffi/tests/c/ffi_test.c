@@ -968,10 +968,92 @@ static void test_zones(void) {
   ta_error_free(err);
 }
 
+/* The collectors a change's moves name, through one view kept across changes (the view keeps
+   the names it has copied while the collector set stays the same): a collector replaced in one
+   change, and a second allocator whose collector set has the same history but other names. */
+static const char *owner_name(ta_view_data vd, uint32_t local) {
+  static char buf[64];
+  if (local == TA_NO_COLLECTOR) return "-";
+  ta_str s = vd.collectors[local].name;
+  size_t n = s.len < sizeof buf - 1 ? s.len : sizeof buf - 1;
+  memcpy(buf, s.ptr, n);
+  buf[n] = 0;
+  return buf;
+}
+
+static void test_change_names(void) {
+  ta_error *err = NULL;
+  CHECK_RC(ta_error_new(&err), TA_OK);
+  ta_view *v = new_view();
+  ta_allocator *ta = new_allocator(TA_STRATEGY_LEAST_WEIGHTED, TA_STRATEGY_NONE, TA_RING_V0_10_0);
+  ta_allocator *other = new_allocator(TA_STRATEGY_LEAST_WEIGHTED, TA_STRATEGY_NONE, TA_RING_V0_10_0);
+  ta_collector one[1] = {{S("c-a"), S("n1")}};
+  ta_collector twin[1] = {{S("z-a"), S("n9")}};
+  ta_diff d = empty_diff();
+  d.add_collectors = one;
+  d.n_add_collectors = 1;
+  CHECK_RC(ta_apply(ta, &d, v, err), TA_OK);
+  d.add_collectors = twin;
+  CHECK_RC(ta_apply(other, &d, v, err), TA_OK);
+
+  uint64_t keys[2] = {0x900, 0x901}, placements[2] = {1, 2};
+  uint32_t jobs[2] = {0, 0};
+  ta_str job_names[1] = {S("j")};
+  d = empty_diff();
+  d.upsert.len = 1;
+  d.upsert.keys = keys;
+  d.upsert.placements = placements;
+  d.upsert.jobs = jobs;
+  d.upsert.job_names = job_names;
+  d.upsert.n_job_names = 1;
+  CHECK_RC(ta_apply(ta, &d, v, err), TA_OK);
+  ta_view_data vd = view_of(v);
+  CHECK(vd.n_moves == 1 && strcmp(owner_name(vd, vd.moves[0].to), "c-a") == 0);
+  CHECK(str_is(vd.collectors[0].node, "n1"));
+  /* Same collectors version on the other allocator, other names: the view shows them. */
+  d.upsert.keys = keys + 1;
+  d.upsert.placements = placements + 1;
+  CHECK_RC(ta_apply(other, &d, v, err), TA_OK);
+  vd = view_of(v);
+  CHECK(vd.n_moves == 1 && strcmp(owner_name(vd, vd.moves[0].to), "z-a") == 0);
+  CHECK(str_is(vd.collectors[0].node, "n9"));
+
+  /* c-a replaced by c-b in one change: the move goes from c-a (named though removed) to c-b. */
+  ta_collector next[1] = {{S("c-b"), S("n2")}};
+  ta_str gone[1] = {S("c-a")};
+  d = empty_diff();
+  d.add_collectors = next;
+  d.n_add_collectors = 1;
+  d.remove_collectors = gone;
+  d.n_remove_collectors = 1;
+  CHECK_RC(ta_apply(ta, &d, v, err), TA_OK);
+  vd = view_of(v);
+  CHECK(vd.n_moves == 1 && vd.n_collectors == 2);
+  CHECK(strcmp(owner_name(vd, vd.moves[0].from), "c-a") == 0);
+  CHECK(strcmp(owner_name(vd, vd.moves[0].to), "c-b") == 0);
+  CHECK(str_is(vd.collectors[vd.moves[0].to].node, "n2"));
+  /* And back: c-b replaced by c-a, which may take the slot c-b had. */
+  ta_str gone2[1] = {S("c-b")};
+  d.add_collectors = one;
+  d.remove_collectors = gone2;
+  CHECK_RC(ta_apply(ta, &d, v, err), TA_OK);
+  vd = view_of(v);
+  CHECK(vd.n_moves == 1);
+  CHECK(strcmp(owner_name(vd, vd.moves[0].from), "c-b") == 0);
+  CHECK(strcmp(owner_name(vd, vd.moves[0].to), "c-a") == 0);
+  CHECK(str_is(vd.collectors[vd.moves[0].to].node, "n1"));
+
+  ta_allocator_free(other);
+  ta_allocator_free(ta);
+  ta_view_free(v);
+  ta_error_free(err);
+}
+
 int main(int argc, char **argv) {
   test_lifecycle_and_config();
   test_batches();
   test_read_table();
+  test_change_names();
   test_labels_and_snapshot();
   test_zones();
   for (int i = 1; i < argc; i++) test_parity(argv[i]);
