@@ -100,14 +100,14 @@ impl<'a> HashedSets<'a> {
         }
     }
 
-    fn clear(&mut self, sets: LabelSets<'a>) {
+    /// Start over for `n` label sets whose jobs and weights are those of `sets`.
+    fn clear(&mut self, sets: LabelSets<'a>, n: usize) {
         self.keys.clear();
         self.placements.clear();
         self.nodes.clear();
         self.node_names.clear();
         self.node_table.clear();
         self.sets = sets;
-        let n = sets.len();
         self.keys.reserve(n);
         self.placements.reserve(n);
         self.nodes.reserve(n);
@@ -142,8 +142,8 @@ impl KeyHasher {
         sets: &LabelSets<'a>,
         out: &mut HashedSets<'a>,
     ) -> Result<(), Error> {
-        out.clear(*sets);
         let n = sets.len();
+        out.clear(*sets, n);
         let total: u64 = sets.counts.iter().map(|&c| u64::from(c)).sum();
         if total != sets.labels.len() as u64 {
             return Err(Error::InvalidBatch(format!(
@@ -160,24 +160,69 @@ impl KeyHasher {
         }
         let mut start = 0usize;
         for (&count, &job) in sets.counts.iter().zip(sets.jobs) {
-            let Some(&job_name) = sets.job_names.get(job as usize) else {
-                return Err(Error::InvalidBatch(format!(
-                    "row {}: job index {job} but the batch names {} jobs",
-                    out.len(),
-                    sets.job_names.len()
-                )));
-            };
             let set = &sets.labels[start..start + count as usize];
             start += count as usize;
-            let scanned = self.scan(set.iter().copied(), job_name)?;
-            let address = scanned.address.ok_or(Error::MissingAddress(scanned.key))?;
-            let node = out
-                .node(scanned.node)
-                .map_err(|()| Error::InvalidNodeName(scanned.key))?;
-            out.keys.push(scanned.key.0);
-            out.placements.push(PlacementHash::of_bytes(address).0);
-            out.nodes.push(node);
+            self.hash_into(set.iter().copied(), job, sets.job_names, out)?;
         }
+        Ok(())
+    }
+
+    /// [`KeyHasher::hash_label_sets`] for label sets handed over one by one, each as an
+    /// iterator of its (name, value) pairs, with the job (an index into `job_names`) of each:
+    /// for a caller whose label sets are in an encoding of its own (the C ABI's labels
+    /// encoding), decoded while they are hashed rather than into a flat array first. The
+    /// batch's weights are the caller's to add. Hashing stops at the first set that fails (as
+    /// `hash_label_sets` does) or when `sets` ends.
+    pub fn hash_label_iters<'a, S, L>(
+        &mut self,
+        sets: S,
+        jobs: &'a [u32],
+        job_names: &'a [&'a str],
+        out: &mut HashedSets<'a>,
+    ) -> Result<(), Error>
+    where
+        S: IntoIterator<Item = L>,
+        L: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    {
+        let columns = LabelSets {
+            jobs,
+            job_names,
+            ..LabelSets::default()
+        };
+        out.clear(columns, jobs.len());
+        for (set, &job) in sets.into_iter().zip(jobs) {
+            self.hash_into(set, job, job_names, out)?;
+        }
+        Ok(())
+    }
+
+    /// Hash one label set of job `job` onto the end of `out`'s columns.
+    #[inline]
+    fn hash_into<'a, L>(
+        &mut self,
+        set: L,
+        job: u32,
+        job_names: &[&str],
+        out: &mut HashedSets<'a>,
+    ) -> Result<(), Error>
+    where
+        L: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    {
+        let Some(&job_name) = job_names.get(job as usize) else {
+            return Err(Error::InvalidBatch(format!(
+                "row {}: job index {job} but the batch names {} jobs",
+                out.len(),
+                job_names.len()
+            )));
+        };
+        let scanned = self.scan(set, job_name)?;
+        let address = scanned.address.ok_or(Error::MissingAddress(scanned.key))?;
+        let node = out
+            .node(scanned.node)
+            .map_err(|()| Error::InvalidNodeName(scanned.key))?;
+        out.keys.push(scanned.key.0);
+        out.placements.push(PlacementHash::of_bytes(address).0);
+        out.nodes.push(node);
         Ok(())
     }
 }

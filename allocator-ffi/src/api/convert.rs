@@ -3,8 +3,9 @@
 use std::ffi::c_char;
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
-use allocator_core::{CollectorSpec, HashedSets, KeyHasher, LabelSets, TargetBatch, NO_NODE};
+use allocator_core::{CollectorSpec, HashedSets, KeyHasher, TargetBatch, NO_NODE};
 
 use crate::error::{ta_result, FfiError};
 use crate::handle;
@@ -232,15 +233,11 @@ impl<'a> Targets<'a> {
                 },
             )
         };
-        // Every set decoded into one flat array of (name, value) pairs (checked while
-        // decoding), then hashed in one bulk pass, as the core's columnar label input is.
-        let mut pairs: Vec<Label<'a>> = Vec::with_capacity(data.len() / 24);
-        let mut counts: Vec<u32> = Vec::with_capacity(n);
+        // The ends and jobs checked first, so that the hash pass reads only good bounds.
         let mut start = 0usize;
         for (i, (&end, &job)) in ends.iter().zip(jobs).enumerate() {
-            let set = u64_to_usize(end)
+            start = u64_to_usize(end)
                 .filter(|&e| e >= start && e <= data.len())
-                .map(|e| &data[start..e])
                 .ok_or_else(|| {
                     FfiError::new(
                         ta_result::TA_INVALID_ARGUMENT,
@@ -250,7 +247,6 @@ impl<'a> Targets<'a> {
                         ),
                     )
                 })?;
-            start += set.len();
             if job as usize >= job_names.len() {
                 return Err(FfiError::new(
                     ta_result::TA_INVALID_ARGUMENT,
@@ -260,37 +256,42 @@ impl<'a> Targets<'a> {
                     ),
                 ));
             }
-            let before = pairs.len();
-            decode(set, &mut pairs).map_err(|e| {
-                FfiError::new(
+        }
+        // Each set is decoded as the core's hash pass reads it (no array of pairs in between).
+        // A set that is not in the labels encoding ends its labels early and is noted in
+        // `fault`; the pass stops before the next set, and the fault is reported instead of
+        // whatever the hash made of the cut set.
+        let fault: Cell<Option<(usize, &'static str)>> = Cell::new(None);
+        let (keys, placements, nodes, node_names) = {
+            let mut start = 0usize;
+            let sets = ends.iter().enumerate().map_while(|(i, &end)| {
+                if fault.get().is_some() {
+                    return None;
+                }
+                let end = u64_to_usize(end).unwrap_or(start);
+                let set = data.get(start..end).unwrap_or_default();
+                start = end;
+                Some(Decoded {
+                    rest: set,
+                    set: i,
+                    fault: &fault,
+                })
+            });
+            let mut hashed = HashedSets::default();
+            let hashing = KeyHasher::new().hash_label_iters(sets, jobs, &job_names, &mut hashed);
+            if let Some((i, e)) = fault.get() {
+                return Err(FfiError::new(
                     ta_result::TA_INVALID_ARGUMENT,
                     format!("{what}: label set {i} is not in the labels encoding: {e}"),
-                )
-            })?;
-            let count = u32::try_from(pairs.len() - before).map_err(|_| {
-                FfiError::new(
-                    ta_result::TA_INVALID_ARGUMENT,
-                    format!("{what}: label set {i} has more than 2^32 labels"),
-                )
-            })?;
-            counts.push(count);
-        }
-        let (keys, placements, nodes, node_names) = {
-            let sets = LabelSets {
-                labels: &pairs,
-                counts: &counts,
-                jobs,
-                job_names: &job_names,
-                weights: &[],
-            };
-            let mut hashed = HashedSets::default();
-            if let Err(e) = KeyHasher::new().hash_label_sets(&sets, &mut hashed) {
+                ));
+            }
+            if let Err(e) = hashing {
                 // The hash pass stops at the set that failed: its row is the count hashed so far.
                 let i = hashed.len();
                 return Err(FfiError::from(e).context(format_args!("{what}: label set {i}")));
             }
             // The node names point into the caller's `data` (they are label values): taken
-            // again from `data` itself so that they outlive the decoded pairs.
+            // again from `data` itself so that they outlive the job table borrowed above.
             let node_names = hashed
                 .node_names
                 .iter()
@@ -415,14 +416,44 @@ fn read_string(rest: &[u8]) -> Option<(&[u8], &[u8])> {
     tail.split_at_checked(n)
 }
 
-/// Decode `set`, whole (name, value) pairs of the labels encoding, onto the end of `pairs`;
-/// fails on a string that runs past the end or a name without a value.
-fn decode<'a>(mut set: &'a [u8], pairs: &mut Vec<Label<'a>>) -> Result<(), &'static str> {
-    while !set.is_empty() {
-        let (name, rest) = read_string(set).ok_or("a name runs past the end")?;
-        let (value, rest) = read_string(rest).ok_or("a value is missing or runs past the end")?;
-        pairs.push((name, value));
-        set = rest;
+/// The (name, value) pairs of one label set in the labels encoding, decoded as they are read.
+/// A string that runs past the end, or a name without a value, ends the pairs and is noted in
+/// `fault` (the first one only).
+#[derive(Clone)]
+struct Decoded<'a, 'f> {
+    rest: &'a [u8],
+    /// Index of the set in its batch.
+    set: usize,
+    fault: &'f Cell<Option<(usize, &'static str)>>,
+}
+
+impl<'a> Iterator for Decoded<'a, '_> {
+    type Item = Label<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Label<'a>> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let Some((name, rest)) = read_string(self.rest) else {
+            return self.fail("a name runs past the end");
+        };
+        let Some((value, rest)) = read_string(rest) else {
+            return self.fail("a value is missing or runs past the end");
+        };
+        self.rest = rest;
+        Some((name, value))
     }
-    Ok(())
+}
+
+impl Decoded<'_, '_> {
+    /// End the pairs, noting why (unless an earlier set failed first).
+    #[cold]
+    fn fail<T>(&mut self, why: &'static str) -> Option<T> {
+        self.rest = &[];
+        if self.fault.get().is_none() {
+            self.fault.set(Some((self.set, why)));
+        }
+        None
+    }
 }

@@ -530,6 +530,40 @@ static void test_labels_and_snapshot(void) {
   bend = blen + 1;
   CHECK_RC(ta_apply(ta, &d, NULL, err), TA_INVALID_ARGUMENT);
   error_contains(err, "ends[0]");
+  /* A broken set among good ones is named, whether what precedes the break would hash (a
+     name without a value after a whole label) or not (the first name runs past the end), and
+     the change is refused whole. */
+  {
+    uint8_t three[256];
+    uint64_t tends[3];
+    uint32_t tjobs[3] = {0, 0, 0};
+    size_t tlen = enc_label(three, "__address__", "10.9.0.1:80");
+    tends[0] = tlen;
+    tlen += enc_label(three + tlen, "__address__", "10.9.0.2:80");
+    three[tlen++] = 3; /* a name "job" with no value after it */
+    memcpy(three + tlen, "job", 3);
+    tlen += 3;
+    tends[1] = tlen;
+    tlen += enc_label(three + tlen, "__address__", "10.9.0.3:80");
+    tends[2] = tlen;
+    uint64_t before = view_of(v).summary.targets;
+    ta_diff t = empty_diff();
+    t.upsert_labels.len = 3;
+    t.upsert_labels.data = three;
+    t.upsert_labels.data_len = tlen;
+    t.upsert_labels.ends = tends;
+    t.upsert_labels.jobs = tjobs;
+    t.upsert_labels.job_names = job_names;
+    t.upsert_labels.n_job_names = 2;
+    CHECK_RC(ta_apply(ta, &t, v, err), TA_INVALID_ARGUMENT);
+    error_contains(err, "label set 1 is not in the labels encoding");
+    three[tends[0]] = 250; /* set 1's first name now runs past the end */
+    CHECK_RC(ta_apply(ta, &t, v, err), TA_INVALID_ARGUMENT);
+    error_contains(err, "label set 1 is not in the labels encoding");
+    CHECK_RC(ta_read(ta, NULL, 0, NULL, v, err), TA_OK);
+    CHECK(view_of(v).summary.targets == before);
+  }
+
   uint32_t far_job = 5;
   bend = blen;
   d.upsert_labels.jobs = &far_job;
