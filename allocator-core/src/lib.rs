@@ -10,7 +10,8 @@
 //!
 //! Entry points: [`Allocator`] (state, diffs, queries), [`TargetBatch`] and [`BatchDiff`] (bulk
 //! input in columns), [`LabelSets`] with [`KeyHasher::hash_label_sets`] (discovered label sets
-//! in columns, hashed in bulk), [`TargetKey::from_labels`] and
+//! in columns, hashed in bulk; [`KeyHasher::hash_label_iters`] for label sets in an encoding of
+//! the caller's, decoded as they are hashed), [`TargetKey::from_labels`] and
 //! [`LabelBuilder`] (identity), [`PlacementHash::of_address`] (placement), [`node_of`] (node).
 //!
 //! ## Determinism
