@@ -5,7 +5,7 @@
 //! length (u64 LE), XXH64 of the payload (u64 LE) — then an rkyv archive (little endian, 32-bit
 //! offsets, so the same bytes restore on every platform). Restore checks the header and checksum,
 //! validates the archive with bytecheck, then validates every id and name before building the
-//! indexes; any failure is an [`Error::Snapshot`], never a panic.
+//! indexes; any failure is an [`Error::Snapshot`](crate::Error::Snapshot), never a panic.
 //!
 //! Collectors are stored sorted by name and referenced by position, so collector ids (which
 //! depend on history) never reach the bytes; a restored allocator numbers them afresh. Only what
