@@ -41,6 +41,7 @@ static ta_result go_read(const ta_allocator *ta, const uint64_t *keys, size_t n,
 import "C"
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -95,6 +96,11 @@ type Config struct {
 	// ⌊(1−s)·W/n⌋ weight, s = max(ZoneSkew, Epsilon). ZoneSkew is read only with Zones.
 	Zones    bool
 	ZoneSkew float64
+	// HashThreads caps the goroutines that hash one call's label sets (Go side only; not part
+	// of a snapshot). A call with at least a thousand or so label sets is hashed by up to
+	// GOMAXPROCS goroutines, so it uses up to that many threads for its length; 0 means
+	// GOMAXPROCS, 1 hashes every call on the calling goroutine. Results are the same either way.
+	HashThreads int
 }
 
 // DefaultConfig is the Go Target Allocator's configuration: consistent-hashing on the
@@ -219,6 +225,8 @@ type Allocator struct {
 	// never frees the handle under a call; it never spans two C calls.
 	mu  sync.RWMutex
 	ptr *C.ta_allocator
+	// hashThreads is Config.HashThreads.
+	hashThreads int
 }
 
 // scratch is what one C call needs besides the handle: an error object, a view for its
@@ -228,6 +236,10 @@ type scratch struct {
 	err  *C.ta_error
 	view *C.ta_view
 	in   input
+	// known caches collector and node names read from views (str); viewNameBuf holds one
+	// view's names while its moves are converted.
+	known       map[string]string
+	viewNameBuf []string
 }
 
 // liveScratch counts scratch objects whose C objects are not yet freed (tests watch it).
@@ -254,6 +266,7 @@ func getScratch() *scratch { return scratchPool.Get().(*scratch) }
 
 func putScratch(s *scratch) {
 	s.in.reset()
+	clear(s.viewNameBuf)
 	scratchPool.Put(s)
 }
 
@@ -271,6 +284,9 @@ func (s *scratch) failure(rc C.ta_result) error {
 
 // New creates an Allocator.
 func New(cfg Config) (*Allocator, error) {
+	if cfg.HashThreads < 0 {
+		return nil, &Error{Code: InvalidConfig, Message: fmt.Sprintf("HashThreads is %d; 0 (GOMAXPROCS) or more", cfg.HashThreads)}
+	}
 	c := cfg.toC()
 	s := getScratch()
 	defer putScratch(s)
@@ -278,10 +294,12 @@ func New(cfg Config) (*Allocator, error) {
 	if rc := C.ta_allocator_new(&c, &ptr, s.err); rc != C.TA_OK {
 		return nil, s.failure(rc)
 	}
-	return wrap(ptr), nil
+	a := wrap(ptr)
+	a.hashThreads = cfg.HashThreads
+	return a, nil
 }
 
-// Restore creates an Allocator from Snapshot bytes.
+// Restore creates an Allocator from Snapshot bytes (HashThreads 0).
 func Restore(snapshot []byte) (*Allocator, error) {
 	s := getScratch()
 	defer putScratch(s)
@@ -335,7 +353,9 @@ func (a *Allocator) Config() (Config, error) {
 		}
 		return nil
 	})
-	return configFromC(c), err
+	cfg := configFromC(c)
+	cfg.HashThreads = a.hashThreads
+	return cfg, err
 }
 
 // Digest returns the assignment digest: equal for equal assignments (every assigned target's
@@ -360,7 +380,7 @@ func (a *Allocator) Apply(d Diff) (keys []uint64, moves []Move, err error) {
 		in := &s.in
 		var diff C.ta_diff
 		var err error
-		diff.upsert, diff.upsert_labels, keys, err = in.upserts(d.Upsert, d.UpsertLabels)
+		diff.upsert, diff.upsert_labels, keys, err = in.upserts(d.Upsert, d.UpsertLabels, a.hashThreads)
 		if err != nil {
 			return err
 		}
@@ -379,7 +399,7 @@ func (a *Allocator) Apply(d Diff) (keys []uint64, moves []Move, err error) {
 			keys = nil
 			return s.failure(rc)
 		}
-		moves = movesOf(&out)
+		moves = s.movesOf(&out)
 		return nil
 	})
 	return keys, moves, err
@@ -406,7 +426,7 @@ func (a *Allocator) SetCollectors(cs []Collector) ([]Move, error) {
 		if rc := C.go_set_collectors(p, arr, C.size_t(len(cs)), s.view, &out, s.err); rc != C.TA_OK {
 			return s.failure(rc)
 		}
-		moves = movesOf(&out)
+		moves = s.movesOf(&out)
 		return nil
 	})
 	return moves, err
@@ -430,7 +450,7 @@ func (a *Allocator) SetNodeZones(table []NodeZone) ([]Move, error) {
 		if rc := C.go_set_node_zones(p, arr, C.size_t(len(table)), s.view, &out, s.err); rc != C.TA_OK {
 			return s.failure(rc)
 		}
-		moves = movesOf(&out)
+		moves = s.movesOf(&out)
 		return nil
 	})
 	return moves, err
@@ -470,7 +490,7 @@ func (a *Allocator) SetLabelSets(sets []LabelSet) ([]uint64, []Move, error) {
 func (a *Allocator) setTargets(ts []Target, sets []LabelSet) (keys []uint64, moves []Move, err error) {
 	err = a.call(func(p *C.ta_allocator, s *scratch) error {
 		in := &s.in
-		cols, lbl, hashedKeys, err := in.upserts(ts, sets)
+		cols, lbl, hashedKeys, err := in.upserts(ts, sets, a.hashThreads)
 		if err != nil {
 			return err
 		}
@@ -484,7 +504,7 @@ func (a *Allocator) setTargets(ts []Target, sets []LabelSet) (keys []uint64, mov
 			keys = nil
 			return s.failure(rc)
 		}
-		moves = movesOf(&out)
+		moves = s.movesOf(&out)
 		return nil
 	})
 	return keys, moves, err
@@ -501,7 +521,7 @@ func (a *Allocator) Read(keys []uint64) (Picture, error) {
 		if rc != C.TA_OK {
 			return s.failure(rc)
 		}
-		pic.Collectors = collectorsOf(&out)
+		pic.Collectors = s.collectorsOf(&out)
 		pic.Summary = summaryOf(&out.summary)
 		pic.Owners = make([]int32, len(owners))
 		for i, o := range owners {
@@ -619,10 +639,14 @@ func goStr(s string) C.ta_str {
 	return C.ta_str{ptr: (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(s))), len: C.size_t(len(s))}
 }
 
-// movesOf converts a change's view: each collector name once, then the moves.
-func movesOf(out *C.ta_view_data) []Move {
-	names := viewNames(out)
+// movesOf converts a change's view: each collector name once, then the moves (one slice of
+// the exact size; the moves share the names' strings).
+func (s *scratch) movesOf(out *C.ta_view_data) []Move {
 	raw := unsafe.Slice(out.moves, int(out.n_moves))
+	if len(raw) == 0 {
+		return []Move{} // as before: empty, not nil (no allocation)
+	}
+	names := s.viewNames(out)
 	moves := make([]Move, len(raw))
 	for i := range raw {
 		m := &raw[i]
@@ -637,30 +661,51 @@ func movesOf(out *C.ta_view_data) []Move {
 	return moves
 }
 
-func viewNames(out *C.ta_view_data) []string {
+// viewNames is the view's collector names as Go strings, in s.viewNameBuf (valid until the
+// next call on s).
+func (s *scratch) viewNames(out *C.ta_view_data) []string {
 	infos := unsafe.Slice(out.collectors, int(out.n_collectors))
-	names := make([]string, len(infos))
+	names := s.viewNameBuf[:0]
 	for i := range infos {
-		names[i] = cString(infos[i].name)
+		names = append(names, s.str(infos[i].name))
 	}
+	s.viewNameBuf = names
 	return names
 }
 
-func collectorsOf(out *C.ta_view_data) []CollectorStats {
+func (s *scratch) collectorsOf(out *C.ta_view_data) []CollectorStats {
 	infos := unsafe.Slice(out.collectors, int(out.n_collectors))
 	stats := make([]CollectorStats, len(infos))
 	for i := range infos {
 		c := &infos[i]
-		stats[i] = CollectorStats{Name: cString(c.name), Node: cString(c.node), Targets: uint32(c.targets), Weight: uint64(c.weight)}
+		stats[i] = CollectorStats{Name: s.str(c.name), Node: s.str(c.node), Targets: uint32(c.targets), Weight: uint64(c.weight)}
 	}
 	return stats
 }
 
-func cString(s C.ta_str) string {
-	if s.len == 0 {
+// maxKnownNames bounds a scratch's cache of collector and node names.
+const maxKnownNames = 4096
+
+// str is the Go string of a view's name. Collector names repeat from call to call, so each is
+// copied once into Go memory and then found in the scratch's cache (strings are immutable, so
+// sharing them with earlier results is safe).
+func (s *scratch) str(c C.ta_str) string {
+	if c.len == 0 {
 		return ""
 	}
-	return C.GoStringN((*C.char)(unsafe.Pointer(s.ptr)), C.int(s.len))
+	// The lookup reads the C bytes in place; only a miss copies them.
+	if known, ok := s.known[unsafe.String((*byte)(unsafe.Pointer(c.ptr)), int(c.len))]; ok {
+		return known
+	}
+	if len(s.known) >= maxKnownNames {
+		clear(s.known)
+	}
+	if s.known == nil {
+		s.known = make(map[string]string)
+	}
+	name := C.GoStringN((*C.char)(unsafe.Pointer(c.ptr)), C.int(c.len))
+	s.known[name] = name
+	return name
 }
 
 func summaryOf(s *C.ta_summary) Summary {

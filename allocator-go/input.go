@@ -40,6 +40,11 @@ type input struct {
 	cols     []C.ta_collector
 	strTable []C.ta_str
 	zones    []C.ta_node_zone
+
+	// chunks of a label-set batch being hashed (hashbatch.go)
+	chunks []hashChunk
+	// targetRows builds the target columns of a call (rows).
+	targetRows rows
 }
 
 func (in *input) reset() {
@@ -58,6 +63,12 @@ func (in *input) reset() {
 	in.ends = in.ends[:0]
 	in.labelJobs, in.labelWts, in.labelNames = in.labelJobs[:0], in.labelWts[:0], in.labelNames[:0]
 	in.cols, in.strTable, in.zones = in.cols[:0], in.strTable[:0], in.zones[:0]
+	for i := range in.chunks {
+		in.chunks[i].reset()
+	}
+	clear(in.targetRows.jobs.index)
+	clear(in.targetRows.nodes.index)
+	in.targetRows.jobs.last, in.targetRows.nodes.last = "", ""
 	// The label buffer of one huge call is not kept for ever.
 	if in.dataCap > 64<<20 {
 		in.freeData()
@@ -166,8 +177,13 @@ type rows struct {
 	anyNode bool
 }
 
+// rows returns the call's row builder; its name maps are kept across calls (emptied by reset).
 func (in *input) rows() *rows {
-	return &rows{in: in, jobs: names{table: &in.jobNames, in: in}, nodes: names{table: &in.nodeNames, in: in}}
+	r := &in.targetRows
+	jobIndex, nodeIndex := r.jobs.index, r.nodes.index
+	*r = rows{in: in, jobs: names{table: &in.jobNames, in: in, index: jobIndex},
+		nodes: names{table: &in.nodeNames, in: in, index: nodeIndex}}
+	return r
 }
 
 func (r *rows) add(key, placement uint64, job, node string, weight uint32) {
@@ -215,8 +231,14 @@ var engineHashing atomic.Bool
 // in Go (key, placement, node: see hash.go), which measured faster than handing their bytes
 // over (benches/README.md); only a batch with a label set that is not sorted and unique (a
 // hand-built labels.Labels) goes to the engine as bytes, so its error names the label.
-// keys receives the label sets' keys when they were hashed here.
-func (in *input) upserts(ts []Target, sets []LabelSet) (cols C.ta_target_batch, lbl C.ta_label_batch, keys []uint64, err error) {
+// keys receives the label sets' keys when they were hashed here. Up to threads goroutines
+// hash a large batch (0: GOMAXPROCS; hashbatch.go).
+func (in *input) upserts(ts []Target, sets []LabelSet, threads int) (cols C.ta_target_batch, lbl C.ta_label_batch, keys []uint64, err error) {
+	return in.upsertsOn(ts, sets, hashThreads(len(sets), threads))
+}
+
+// upsertsOn is upserts with the label sets hashed by goroutines goroutines.
+func (in *input) upsertsOn(ts []Target, sets []LabelSet, goroutines int) (cols C.ta_target_batch, lbl C.ta_label_batch, keys []uint64, err error) {
 	r := in.rows()
 	for i := range ts {
 		t := &ts[i]
@@ -228,25 +250,20 @@ func (in *input) upserts(ts []Target, sets []LabelSet) (cols C.ta_target_batch, 
 	if engineHashing.Load() {
 		return r.batch(), in.labelSets(sets), nil, nil
 	}
-	var h hasher
-	for i := range sets {
-		s := &sets[i]
-		key, placement, node, status := h.hash(s.Labels, s.Job)
-		switch status {
-		case hashed:
-			r.add(key, placement, s.Job, node, s.Weight)
-		case missingAddress:
-			return cols, lbl, nil, &Error{Code: MissingAddress,
-				Message: fmt.Sprintf("label set %d: target %016x has no __address__ label", i, key)}
-		case badNode:
-			return cols, lbl, nil, &Error{Code: InvalidUTF8,
-				Message: fmt.Sprintf("label set %d: target %016x has a node name that is not valid UTF-8", i, key)}
-		default:
-			// Not sorted and unique: the engine sorts, hashes and names a repeated label.
-			in.keys, in.placements, in.weights = in.keys[:len(ts)], in.placements[:len(ts)], in.weights[:len(ts)]
-			in.jobs, in.nodes = in.jobs[:len(ts)], in.nodes[:len(ts)]
-			return r.batch(), in.labelSets(sets), nil, nil
-		}
+	fail, status, key := in.hashSets(r, sets, len(ts), goroutines)
+	switch status {
+	case hashed:
+	case missingAddress:
+		return cols, lbl, nil, &Error{Code: MissingAddress,
+			Message: fmt.Sprintf("label set %d: target %016x has no __address__ label", fail, key)}
+	case badNode:
+		return cols, lbl, nil, &Error{Code: InvalidUTF8,
+			Message: fmt.Sprintf("label set %d: target %016x has a node name that is not valid UTF-8", fail, key)}
+	default:
+		// Not sorted and unique: the engine sorts, hashes and names a repeated label.
+		in.keys, in.placements, in.weights = in.keys[:len(ts)], in.placements[:len(ts)], in.weights[:len(ts)]
+		in.jobs, in.nodes = in.jobs[:len(ts)], in.nodes[:len(ts)]
+		return r.batch(), in.labelSets(sets), nil, nil
 	}
 	keys = append([]uint64(nil), in.keys[len(ts):]...)
 	return r.batch(), lbl, keys, nil
