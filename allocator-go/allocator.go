@@ -43,6 +43,7 @@ import "C"
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -240,6 +241,8 @@ type scratch struct {
 	// view's names while its moves are converted.
 	known       map[string]string
 	viewNameBuf []string
+	// owners is Assignments' buffer for the engine's answer.
+	owners []uint32
 }
 
 // liveScratch counts scratch objects whose C objects are not yet freed (tests watch it).
@@ -267,6 +270,10 @@ func getScratch() *scratch { return scratchPool.Get().(*scratch) }
 func putScratch(s *scratch) {
 	s.in.reset()
 	clear(s.viewNameBuf)
+	// One huge read's buffer is not kept for ever.
+	if cap(s.owners) > 1<<20 {
+		s.owners = nil
+	}
 	scratchPool.Put(s)
 }
 
@@ -514,19 +521,18 @@ func (a *Allocator) setTargets(ts []Target, sets []LabelSet) (keys []uint64, mov
 func (a *Allocator) Read(keys []uint64) (Picture, error) {
 	var pic Picture
 	err := a.call(func(p *C.ta_allocator, s *scratch) error {
-		owners := make([]uint32, len(keys))
+		// The engine writes uint32 owners; TA_NO_COLLECTOR (all ones) is -1 as int32, so they
+		// are written straight into the int32 column.
+		owners := make([]int32, len(keys))
 		var out C.ta_view_data
 		rc := C.go_read(p, (*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)),
-			(*C.uint32_t)(unsafe.SliceData(owners)), s.view, &out, s.err)
+			(*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(owners))), s.view, &out, s.err)
 		if rc != C.TA_OK {
 			return s.failure(rc)
 		}
 		pic.Collectors = s.collectorsOf(&out)
 		pic.Summary = summaryOf(&out.summary)
-		pic.Owners = make([]int32, len(owners))
-		for i, o := range owners {
-			pic.Owners[i] = int32(o) // TA_NO_COLLECTOR is -1 as int32
-		}
+		pic.Owners = owners
 		return nil
 	})
 	runtime.KeepAlive(keys)
@@ -534,19 +540,28 @@ func (a *Allocator) Read(keys []uint64) (Picture, error) {
 }
 
 // Assignments returns the collector name of each key ("" for unknown or unassigned targets),
-// all from one state.
+// all from one state: one read into a reused owner buffer, then the names (no Picture).
 func (a *Allocator) Assignments(keys []uint64) ([]string, error) {
-	pic, err := a.Read(keys)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(keys))
-	for i, o := range pic.Owners {
-		if o >= 0 {
-			out[i] = pic.Collectors[o].Name
+	var names []string
+	err := a.call(func(p *C.ta_allocator, s *scratch) error {
+		s.owners = slices.Grow(s.owners[:0], len(keys))[:len(keys)]
+		var out C.ta_view_data
+		rc := C.go_read(p, (*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)),
+			(*C.uint32_t)(unsafe.SliceData(s.owners)), s.view, &out, s.err)
+		if rc != C.TA_OK {
+			return s.failure(rc)
 		}
-	}
-	return out, nil
+		collectors := s.viewNames(&out)
+		names = make([]string, len(keys))
+		for i, o := range s.owners {
+			if o != C.TA_NO_COLLECTOR {
+				names[i] = collectors[o]
+			}
+		}
+		return nil
+	})
+	runtime.KeepAlive(keys)
+	return names, err
 }
 
 // Stats returns the load of every collector, sorted by name.

@@ -47,23 +47,28 @@ func (hs *hasher) encoded(ls labels.Labels) string {
 	return unsafe.String(unsafe.SliceData(hs.enc), len(hs.enc))
 }
 
+// hash returns a label set's key, placement and node. The node is not yet checked for UTF-8
+// (validNode), and under a build other than stringlabels it points into hs.enc, valid until
+// the next call: the caller interns it (a copy) before hashing the next set.
 func (hs *hasher) hash(ls labels.Labels, job string) (key, placement uint64, node string, status hashStatus) {
 	data := hs.encoded(ls)
 	buf := hs.buf[:0]
 	var address string
 	hasAddress := false
 	var prev string
-	first := true
 	var ranked [3]string
 	var sliceKind, sliceName string
-	for len(data) > 0 {
+	// The encoding is read by offset (decodeAt), not by re-slicing the rest of the string
+	// after every label: fewer string headers to update per label.
+	for i := 0; i < len(data); {
 		var name, value string
-		name, data = decodeString(data)
-		value, data = decodeString(data)
-		if !first && name <= prev {
+		start := i
+		name, i = decodeAt(data, i)
+		value, i = decodeAt(data, i)
+		if start > 0 && name <= prev {
 			return 0, 0, "", notSorted
 		}
-		first, prev = false, name
+		prev = name
 		if len(name) >= len("__meta_") && name[:len("__meta_")] == "__meta_" {
 			// Most __meta_ labels are none of the five node labels: their lengths rule them
 			// out before any comparison.
@@ -114,12 +119,9 @@ func (hs *hasher) hash(ls labels.Labels, job string) (key, placement uint64, nod
 	if node == "" && sliceKind == "Node" {
 		node = sliceName
 	}
-	if !utf8.ValidString(node) {
-		return key, 0, "", badNode
-	}
-	if !labelsAreEncoded {
-		// node points into h.enc, which the next label set overwrites.
-		node = strings.Clone(node)
-	}
 	return key, xxhash.Sum64String(address), node, hashed
 }
+
+// validNode is the check hash leaves to its caller: a node name must be valid UTF-8. The batch
+// checks each distinct node once, when its table first meets it, rather than every set.
+func validNode(node string) bool { return utf8.ValidString(node) }

@@ -82,15 +82,15 @@ func appendString(buf []byte, s string) []byte {
 	return append(buf, s...)
 }
 
-// decodeString reads one length-prefixed string of the labels encoding from the front of data.
-// The data is a labels.Labels' own string (checked at startup to be this encoding), so it is
-// well formed.
-func decodeString(data string) (s, rest string) {
-	n := int(data[0])
-	data = data[1:]
+// decodeAt reads the length-prefixed string of the labels encoding at data[i:] and returns
+// the offset after it. The data is a labels.Labels' own string (checked at startup to be this
+// encoding), so it is well formed; a bounds check would stop anything else.
+func decodeAt(data string, i int) (s string, next int) {
+	n := int(data[i])
+	i++
 	if n == 255 {
-		n = int(data[0]) | int(data[1])<<8 | int(data[2])<<16
-		data = data[3:]
+		n = int(data[i]) | int(data[i+1])<<8 | int(data[i+2])<<16
+		i += 3
 	}
-	return data[:n], data[n:]
+	return data[i : i+n], i + n
 }
