@@ -15,7 +15,7 @@ func BenchmarkChurnLabelSets(b *testing.B) {
 	for i := range cs {
 		cs[i] = Collector{Name: fmt.Sprintf("collector-%d", i)}
 	}
-	for _, n := range []int{256, 512, 1000, 2000, 10_000} {
+	for _, n := range []int{1, 256, 512, 1000, 2000, 10_000} {
 		if testing.Short() && n > 1000 {
 			continue
 		}
