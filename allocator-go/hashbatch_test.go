@@ -208,3 +208,39 @@ func TestParallelAndSerialAllocatorsAgree(t *testing.T) {
 		t.Fatalf("HashThreads -1: %v", err)
 	}
 }
+
+// A name table numbers names in first-seen order, through its last-name check, its map and
+// its arena (names copied, tables reused across calls), compared with a plain map.
+func TestNameTableNumbersInFirstSeenOrder(t *testing.T) {
+	r := rand.New(rand.NewSource(16))
+	var n localNames
+	for call := 0; call < 4; call++ {
+		n.reset()
+		want := map[string]uint32{}
+		pool := make([]string, 50+r.Intn(1000))
+		for i := range pool {
+			// Short and long names, some sharing their last eight bytes, some equal across calls.
+			pool[i] = fmt.Sprintf("%s-%d-%s", []string{"node", "ip-10-0", "gke-pool"}[r.Intn(3)], r.Intn(3000), "ec2.internal"[:r.Intn(13)])
+		}
+		for row := 0; row < 20_000; row++ {
+			s := pool[r.Intn(len(pool))]
+			if r.Intn(3) == 0 {
+				s = string([]byte(s)) // equal, another backing array
+			}
+			w, seen := want[s]
+			if !seen {
+				w = uint32(len(want))
+				want[s] = w
+			}
+			got, added := n.of(s)
+			if got != w || added == seen {
+				t.Fatalf("call %d row %d: %q numbered %d (added %v), want %d (added %v)", call, row, s, got, added, w, !seen)
+			}
+		}
+		for s, w := range want {
+			if n.names[w] != s {
+				t.Fatalf("call %d: table[%d] = %q, want %q", call, w, n.names[w], s)
+			}
+		}
+	}
+}
