@@ -329,16 +329,16 @@ impl Allocator {
                 }
             }
             orphans.sort_unstable();
-            let mut tournament = self.placer.tournament(&self.ctx(), orphans.len());
+            let mut run = self.placer.run(&self.ctx(), orphans.len());
             for (_, slot) in orphans {
                 let t = self.targets.get(slot);
-                let to = match &tournament {
-                    Some(tour) if self.placer.least_weighted(t) => tour.choose(t.job),
+                let to = match &mut run {
+                    Some(run) if self.placer.least_weighted(t) => run.choose(t.job, &self.loads),
                     _ => self.placer.choose(t, &self.ctx()),
                 };
                 self.reassign(slot, to);
-                if let Some(tour) = &mut tournament {
-                    tour.refresh(to, &self.loads);
+                if let Some(run) = &mut run {
+                    run.placed(to, &self.loads);
                 }
             }
         }
@@ -447,19 +447,19 @@ impl Allocator {
         }
         drop((buckets, order));
         self.moves.reserve(fresh.len());
-        let mut tournament = self.placer.tournament(&self.ctx(), fresh.len());
+        let mut run = self.placer.run(&self.ctx(), fresh.len());
         for (slot, bucket) in fresh {
             // A repeat of a new key in this diff may have changed its fields, its bucket too.
             let changed = !self.stale.is_empty() && self.stale.remove(&slot);
             let t = self.targets.get(slot);
-            let to = match &tournament {
-                Some(tour) if self.placer.least_weighted(t) => tour.choose(t.job),
+            let to = match &mut run {
+                Some(run) if self.placer.least_weighted(t) => run.choose(t.job, &self.loads),
                 _ if changed => self.placer.choose(t, &self.ctx()),
                 _ => self.placer.choose_in(t, bucket, &self.ctx()),
             };
             self.reassign(slot, to);
-            if let Some(tour) = &mut tournament {
-                tour.refresh(to, &self.loads);
+            if let Some(run) = &mut run {
+                run.placed(to, &self.loads);
             }
         }
     }

@@ -30,14 +30,305 @@ pub(crate) fn choose(t: &TargetRecord, ctx: &Ctx<'_>) -> u32 {
     best
 }
 
-/// [`choose`] for a run of placements, in O(jobs · log collectors) per placement instead of
-/// O(collectors): one tournament tree per job over the collectors in name order, whose leaves
-/// are the keys `choose` compares — (load, targets of the job, name rank), packed so that
-/// integer order is that order — and whose root is therefore `choose`'s answer.
+/// [`choose`] for a run of placements, each adding one target to the collector it names (a
+/// full allocation, a removed collector's orphans): the caller asks [`Run::choose`], places the
+/// target, then tells [`Run::placed`] which collector received it.
+pub(crate) enum Run {
+    /// By target count: a bucket queue by count, O(jobs) per placement.
+    Levels(Levels),
+    /// By weight, which a placement raises by any amount: O(jobs · log collectors).
+    Tournament(Tournament),
+}
+
+impl Run {
+    /// Whether a run of `placements` is faster this way than a scan per placement: enough
+    /// collectors that a scan costs more than updating every job's structure, and a run long
+    /// enough to pay for building them.
+    pub(crate) fn worth_it(ctx: &Ctx<'_>, placements: usize) -> bool {
+        let collectors = ctx.collectors.len();
+        let jobs = ctx.loads.per_job.len().max(1);
+        let depth = (usize::BITS - collectors.leading_zeros()) as usize + 1;
+        collectors >= 64 && jobs * depth * 4 < collectors && placements * 4 >= collectors
+    }
+
+    pub(crate) fn new(ctx: &Ctx<'_>) -> Run {
+        if ctx.weighted {
+            Run::Tournament(Tournament::new(ctx))
+        } else {
+            Run::Levels(Levels::new(ctx))
+        }
+    }
+
+    /// What [`choose`] returns for a target of this job, given the loads of the last
+    /// [`Run::placed`].
+    #[inline]
+    pub(crate) fn choose(&mut self, job: u32, loads: &Loads) -> u32 {
+        match self {
+            Run::Levels(l) => l.choose(job, loads),
+            Run::Tournament(t) => t.choose(job),
+        }
+    }
+
+    /// `collector` (any collector, or NONE) received a target; `loads` count it already.
+    #[inline]
+    pub(crate) fn placed(&mut self, collector: u32, loads: &Loads) {
+        match self {
+            Run::Levels(l) => l.placed(collector, loads),
+            Run::Tournament(t) => t.refresh(collector, loads),
+        }
+    }
+}
+
+/// [`choose`] by target count as a bucket queue by count ("level").
+///
+/// Only the lowest level can hold the answer: `choose` takes the smallest (count, targets of
+/// the job, name rank), so the answer is the collector of the lowest count with the fewest
+/// targets of the job, then the smallest name. A placement raises one count by exactly one,
+/// so the collectors are kept sorted by count in O(1) per placement (the placed collector
+/// swaps with the last of its level, whose boundary moves down by one), and the lowest level
+/// only ever loses members until it is empty and the next one, never empty then, takes over.
+///
+/// While a collector stays in the lowest level its targets per job cannot change (a target
+/// added to it would raise its count), so each job orders the lowest level once — by
+/// (targets of the job, rank), a counting sort — when it is first asked at that level, and
+/// then walks that list, skipping the collectors that have left the level since. Each level
+/// costs each job asked at it one pass over the level's members; a placement costs a few
+/// steps per job on average, instead of a scan of every collector or a walk of every job's
+/// tournament tree.
+pub(crate) struct Levels {
+    /// Collector id by name rank.
+    ids: Vec<u32>,
+    /// Name rank by collector id (NONE: not alive).
+    rank_of: Vec<u32>,
+    /// Target count by rank, as last placed.
+    count: Vec<u32>,
+    /// Ranks sorted by count (any order within a count).
+    order: Vec<u32>,
+    /// Position in `order` by rank.
+    pos: Vec<u32>,
+    /// `first[l]`: the position in `order` of the first rank whose count is at least
+    /// `base + l`, for every count from `base` to one past the highest.
+    first: Vec<u32>,
+    /// The lowest count when the run started.
+    base: u32,
+    /// The lowest count now: `order[..first[lowest + 1 - base]]` is the lowest level.
+    lowest: u32,
+    /// The lowest level's ranks in rank order, collected once per level when a job first
+    /// needs them (`level_for`: the level they were collected at, or NONE).
+    level_ranks: Vec<u32>,
+    /// The collector id of each of `level_ranks`.
+    level_ids: Vec<u32>,
+    level_for: u32,
+    jobs: Vec<JobOrder>,
+    /// Scratch of [`Levels::order_job`]: the job's count per member of `level_ranks`, and the
+    /// counting sort's buckets.
+    keys: Vec<u32>,
+    buckets: Vec<u32>,
+}
+
+/// One job's order of the lowest level: ranks by (targets of the job, rank).
+#[derive(Default)]
+struct JobOrder {
+    /// The level `ranks` was ordered at (NONE: never).
+    level: u32,
+    ranks: Vec<u32>,
+    /// Entries before `next` have left the level.
+    next: usize,
+}
+
+impl Levels {
+    fn new(ctx: &Ctx<'_>) -> Levels {
+        let ids: Vec<u32> = ctx.collectors.sorted().iter().map(|c| c.index()).collect();
+        let mut rank_of = vec![NONE; ctx.loads.count.len()];
+        for (rank, &id) in ids.iter().enumerate() {
+            rank_of[id as usize] = rank as u32;
+        }
+        let mut l = Levels {
+            ids,
+            rank_of,
+            count: Vec::new(),
+            order: Vec::new(),
+            pos: Vec::new(),
+            first: Vec::new(),
+            base: 0,
+            lowest: 0,
+            level_ranks: Vec::new(),
+            level_ids: Vec::new(),
+            level_for: NONE,
+            jobs: Vec::new(),
+            keys: Vec::new(),
+            buckets: Vec::new(),
+        };
+        l.jobs
+            .resize_with(ctx.loads.per_job.len(), JobOrder::default);
+        l.sort_by_count(ctx.loads);
+        l
+    }
+
+    /// (Re)build the order by count from the loads; every job's order is stale afterwards.
+    fn sort_by_count(&mut self, loads: &Loads) {
+        self.count.clear();
+        self.count
+            .extend(self.ids.iter().map(|&c| loads.count[c as usize]));
+        let n = self.ids.len();
+        self.order.clear();
+        self.order.extend(0..n as u32);
+        let count = &self.count;
+        self.order.sort_unstable_by_key(|&r| count[r as usize]);
+        self.pos.clear();
+        self.pos.resize(n, 0);
+        for (i, &r) in self.order.iter().enumerate() {
+            self.pos[r as usize] = i as u32;
+        }
+        self.base = self.order.first().map_or(0, |&r| self.count[r as usize]);
+        self.lowest = self.base;
+        let top = self.order.last().map_or(0, |&r| self.count[r as usize]);
+        self.first.clear();
+        self.first.resize((top - self.base) as usize + 2, 0);
+        // first[l] = ranks whose count is below base + l.
+        for &c in &self.count {
+            self.first[(c - self.base) as usize + 1] += 1;
+        }
+        for l in 1..self.first.len() {
+            self.first[l] += self.first[l - 1];
+        }
+        self.level_for = NONE;
+        for job in &mut self.jobs {
+            job.level = NONE;
+        }
+    }
+
+    #[inline]
+    fn choose(&mut self, job: u32, loads: &Loads) -> u32 {
+        if self.ids.is_empty() {
+            return NONE;
+        }
+        let j = job as usize;
+        if self.jobs[j].level != self.lowest {
+            self.order_job(j, loads);
+        }
+        let order = &mut self.jobs[j];
+        loop {
+            let rank = order.ranks[order.next];
+            if self.count[rank as usize] == self.lowest {
+                return self.ids[rank as usize];
+            }
+            order.next += 1;
+        }
+    }
+
+    /// Order the lowest level for `job` by (targets of the job, rank): once per job and level,
+    /// out of the inlined path of `choose`.
+    #[inline(never)]
+    fn order_job(&mut self, j: usize, loads: &Loads) {
+        let lowest = self.lowest;
+        if self.level_for != lowest {
+            let members = self.first[(lowest + 1 - self.base) as usize] as usize;
+            self.level_ranks.clear();
+            if members * 4 >= self.ids.len() {
+                // Most collectors: a pass in rank order beats a sort.
+                let count = &self.count;
+                self.level_ranks
+                    .extend((0..count.len() as u32).filter(|&r| count[r as usize] == lowest));
+            } else {
+                self.level_ranks.extend_from_slice(&self.order[..members]);
+                self.level_ranks.sort_unstable();
+            }
+            self.level_ids.clear();
+            let ids = &self.ids;
+            self.level_ids
+                .extend(self.level_ranks.iter().map(|&r| ids[r as usize]));
+            self.level_for = lowest;
+        }
+        // The job's count of each member collected at the level. Members that left the level
+        // since keep their place in the order (their count may have changed): the walk in
+        // `choose` skips them anyway.
+        let per_job = &loads.per_job[j];
+        let keys = &mut self.keys;
+        keys.clear();
+        keys.extend(self.level_ids.iter().map(|&id| per_job[id as usize]));
+        let least = keys.iter().copied().min().unwrap_or(0);
+        let most = keys.iter().copied().max().unwrap_or(0);
+        let order = &mut self.jobs[j];
+        order.level = lowest;
+        order.next = 0;
+        order.ranks.clear();
+        let range = (most - least) as usize;
+        if range == 0 {
+            order.ranks.extend_from_slice(&self.level_ranks);
+        } else if range <= 2 * keys.len() + 64 {
+            // Counting sort by the job's count, stable, so ranks stay in order within a count.
+            self.buckets.clear();
+            self.buckets.resize(range + 2, 0);
+            for &c in keys.iter() {
+                self.buckets[(c - least) as usize + 1] += 1;
+            }
+            for b in 1..self.buckets.len() {
+                self.buckets[b] += self.buckets[b - 1];
+            }
+            order.ranks.resize(keys.len(), 0);
+            for (&c, &r) in keys.iter().zip(&self.level_ranks) {
+                let b = &mut self.buckets[(c - least) as usize];
+                order.ranks[*b as usize] = r;
+                *b += 1;
+            }
+        } else {
+            let mut keyed: Vec<(u32, u32)> = keys
+                .iter()
+                .copied()
+                .zip(self.level_ranks.iter().copied())
+                .collect();
+            keyed.sort_unstable();
+            order.ranks.extend(keyed.iter().map(|&(_, r)| r));
+        }
+    }
+
+    /// A target was added to `collector`: its count rises by one.
+    #[inline]
+    fn placed(&mut self, collector: u32, loads: &Loads) {
+        let Some(&rank) = self.rank_of.get(collector as usize) else {
+            return;
+        };
+        if rank == NONE {
+            return;
+        }
+        let now = loads.count[collector as usize];
+        let r = rank as usize;
+        if now != self.count[r] + 1 {
+            // Not one target added (no caller does this): start over from the loads.
+            if now != self.count[r] {
+                self.sort_by_count(loads);
+            }
+            return;
+        }
+        let level = self.count[r];
+        // The placed rank swaps with the last of its level, which then ends one earlier.
+        let up = (level + 1 - self.base) as usize;
+        if up + 1 == self.first.len() {
+            self.first.push(self.ids.len() as u32);
+        }
+        let last = self.first[up] as usize - 1;
+        let (here, other) = (self.pos[r] as usize, self.order[last]);
+        self.order.swap(here, last);
+        self.pos[other as usize] = here as u32;
+        self.pos[r] = last as u32;
+        self.first[up] -= 1;
+        self.count[r] = level + 1;
+        if level == self.lowest && self.first[up] == 0 {
+            // The lowest level is empty; the placed collector is in the next one.
+            self.lowest += 1;
+        }
+    }
+}
+
+/// [`choose`] by weight for a run of placements, in O(jobs · log collectors) per placement
+/// instead of O(collectors): one tournament tree per job over the collectors in name order,
+/// whose leaves are the keys `choose` compares — (weight, targets of the job, name rank), packed
+/// so that integer order is that order — and whose root is therefore `choose`'s answer.
 ///
 /// Built from the loads at the start of a run; after each placement the caller refreshes the
 /// collector whose load changed, from the loads themselves, so the trees never hold their own
-/// copy of a count.
+/// copy of a load.
 pub(crate) struct Tournament {
     /// Leaves per tree (a power of two at least the number of collectors).
     size: usize,
@@ -45,26 +336,14 @@ pub(crate) struct Tournament {
     ids: Vec<u32>,
     /// Name rank by collector id (NONE: not alive).
     rank_of: Vec<u32>,
-    trees: Trees,
-    weighted: bool,
+    /// Per job, a tree of `2 * size` keys (weight: 64, job count: 32, rank: 32): node `i`
+    /// holds the smaller of `2i` and `2i + 1`.
+    trees: Vec<u128>,
 }
-
-/// Per job, a tree of `2 * size` keys: node `i` holds the smaller of `2i` and `2i + 1`.
-enum Trees {
-    /// Keys packed in 64 bits (count: 24, job count: 24, rank: 16), when every count of the
-    /// run fits: half the memory and one-word compares on the path a refresh walks.
-    Narrow(Vec<u64>),
-    /// Keys in 128 bits (load: 64, job count: 32, rank: 32).
-    Wide(Vec<u128>),
-}
-
-/// The limit of counts and ranks in a narrow key.
-const NARROW_COUNT: u64 = 1 << 24;
-const NARROW_RANK: usize = 1 << 16;
 
 /// Set leaf `rank` of `tree` and recompute the nodes above it until one does not change.
 #[inline]
-fn update<K: Copy + Ord>(tree: &mut [K], size: usize, rank: usize, key: K) {
+fn update(tree: &mut [u128], size: usize, rank: usize, key: u128) {
     let mut i = size + rank;
     tree[i] = key;
     while i > 1 {
@@ -77,25 +356,8 @@ fn update<K: Copy + Ord>(tree: &mut [K], size: usize, rank: usize, key: K) {
     }
 }
 
-/// Fill the inner nodes of a tree whose leaves are set.
-fn build<K: Copy + Ord>(tree: &mut [K], size: usize) {
-    for i in (1..size).rev() {
-        tree[i] = tree[2 * i].min(tree[2 * i + 1]);
-    }
-}
-
 impl Tournament {
-    /// Whether a run of `placements` is faster this way: enough collectors that a scan costs
-    /// more than updating every job's tree, and a run long enough to pay for building them.
-    pub(crate) fn worth_it(ctx: &Ctx<'_>, placements: usize) -> bool {
-        let collectors = ctx.collectors.len();
-        let jobs = ctx.loads.per_job.len().max(1);
-        let depth = (usize::BITS - collectors.leading_zeros()) as usize + 1;
-        collectors >= 64 && jobs * depth * 4 < collectors && placements * 4 >= collectors
-    }
-
-    /// The trees for a run of at most `placements` placements, each adding one target.
-    pub(crate) fn new(ctx: &Ctx<'_>, placements: usize) -> Tournament {
+    fn new(ctx: &Ctx<'_>) -> Tournament {
         let ids: Vec<u32> = ctx.collectors.sorted().iter().map(|c| c.index()).collect();
         let size = ids.len().next_power_of_two().max(1);
         let mut rank_of = vec![NONE; ctx.loads.count.len()];
@@ -103,66 +365,34 @@ impl Tournament {
             rank_of[id as usize] = rank as u32;
         }
         let jobs = ctx.loads.per_job.len();
-        // A count grows by one per placement, and a job's count never exceeds the total.
-        let most = ids
-            .iter()
-            .map(|&c| u64::from(ctx.loads.count[c as usize]))
-            .max()
-            .unwrap_or(0);
-        let narrow =
-            !ctx.weighted && most + (placements as u64) < NARROW_COUNT && ids.len() <= NARROW_RANK;
-        let mut t = Tournament {
+        let mut trees = vec![u128::MAX; jobs * 2 * size];
+        for (job, tree) in trees.chunks_exact_mut(2 * size).enumerate() {
+            for (rank, &c) in ids.iter().enumerate() {
+                tree[size + rank] = key(ctx.loads, job, c as usize, rank);
+            }
+            for i in (1..size).rev() {
+                tree[i] = tree[2 * i].min(tree[2 * i + 1]);
+            }
+        }
+        Tournament {
             size,
             ids,
             rank_of,
-            trees: if narrow {
-                Trees::Narrow(vec![u64::MAX; jobs * 2 * size])
-            } else {
-                Trees::Wide(vec![u128::MAX; jobs * 2 * size])
-            },
-            weighted: ctx.weighted,
-        };
-        for job in 0..jobs {
-            let base = job * 2 * size;
-            for rank in 0..t.ids.len() {
-                let c = t.ids[rank] as usize;
-                match &mut t.trees {
-                    Trees::Narrow(trees) => {
-                        trees[base + size + rank] = narrow_key(ctx.loads, job, c, rank)
-                    }
-                    Trees::Wide(trees) => {
-                        trees[base + size + rank] = wide_key(ctx.loads, t.weighted, job, c, rank)
-                    }
-                }
-            }
-            match &mut t.trees {
-                Trees::Narrow(trees) => build(&mut trees[base..base + 2 * size], size),
-                Trees::Wide(trees) => build(&mut trees[base..base + 2 * size], size),
-            }
+            trees,
         }
-        t
     }
 
-    /// What [`choose`] returns for a target of this job, given the loads last refreshed.
     #[inline]
-    pub(crate) fn choose(&self, job: u32) -> u32 {
-        let root = job as usize * 2 * self.size + 1;
-        let rank = match &self.trees {
-            Trees::Narrow(trees) => match trees[root] {
-                u64::MAX => return NONE,
-                key => (key as usize) & (NARROW_RANK - 1),
-            },
-            Trees::Wide(trees) => match trees[root] {
-                u128::MAX => return NONE,
-                key => key as u32 as usize,
-            },
-        };
-        self.ids[rank]
+    fn choose(&self, job: u32) -> u32 {
+        match self.trees[job as usize * 2 * self.size + 1] {
+            u128::MAX => NONE,
+            key => self.ids[key as u32 as usize],
+        }
     }
 
     /// A collector's load changed: recompute its leaf in every job's tree, and the nodes
     /// above it until one does not change.
-    pub(crate) fn refresh(&mut self, collector: u32, loads: &Loads) {
+    fn refresh(&mut self, collector: u32, loads: &Loads) {
         let Some(&rank) = self.rank_of.get(collector as usize) else {
             return;
         };
@@ -170,39 +400,109 @@ impl Tournament {
             return;
         }
         let (size, rank, c) = (self.size, rank as usize, collector as usize);
-        match &mut self.trees {
-            Trees::Narrow(trees) => {
-                for (job, tree) in trees.chunks_exact_mut(2 * size).enumerate() {
-                    update(tree, size, rank, narrow_key(loads, job, c, rank));
-                }
-            }
-            Trees::Wide(trees) => {
-                for (job, tree) in trees.chunks_exact_mut(2 * size).enumerate() {
-                    update(
-                        tree,
-                        size,
-                        rank,
-                        wide_key(loads, self.weighted, job, c, rank),
-                    );
-                }
-            }
+        for (job, tree) in self.trees.chunks_exact_mut(2 * size).enumerate() {
+            update(tree, size, rank, key(loads, job, c, rank));
         }
     }
 }
 
-/// (count, targets of the job, rank) in 64 bits; the caller checked that each fits.
+/// (weight, targets of the job, rank) in 128 bits.
 #[inline]
-fn narrow_key(loads: &Loads, job: usize, c: usize, rank: usize) -> u64 {
-    u64::from(loads.count[c]) << 40 | u64::from(loads.per_job[job][c]) << 16 | rank as u64
+fn key(loads: &Loads, job: usize, c: usize, rank: usize) -> u128 {
+    (u128::from(loads.weight[c]) << 64) | (u128::from(loads.per_job[job][c]) << 32) | rank as u128
 }
 
-/// (load, targets of the job, rank) in 128 bits.
-#[inline]
-fn wide_key(loads: &Loads, weighted: bool, job: usize, c: usize, rank: usize) -> u128 {
-    let load = if weighted {
-        loads.weight[c]
-    } else {
-        u64::from(loads.count[c])
-    };
-    (u128::from(load) << 64) | (u128::from(loads.per_job[job][c]) << 32) | rank as u128
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collectors::Collectors;
+    use crate::ids::CollectorId;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    /// A placement of a run: by the rule, for a target of `job`, or (as per-node's node
+    /// targets) straight to the collector at `to` (an index into the alive ones).
+    #[derive(Debug, Clone)]
+    struct Step {
+        job: u32,
+        node_target: bool,
+        to: usize,
+        weight: u32,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        (0u32..4, 0u32..4, any::<usize>(), 1u32..40).prop_map(|(job, kind, to, weight)| Step {
+            job,
+            node_target: kind == 0,
+            to,
+            weight,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// A run decides every placement exactly as `choose`'s scan over the loads of the moment
+        /// does, by count and by weight, from random loads (some collectors holding many more
+        /// targets of a job than others), over collectors whose ids are not in name order and
+        /// some of which left, with placements outside the rule (node targets) in between.
+        #[test]
+        fn a_run_decides_as_a_scan_per_placement(
+            collectors in 0usize..70,
+            offset in 0usize..10_007,
+            left in vec(any::<bool>(), 70),
+            jobs in 1usize..5,
+            weighted in any::<bool>(),
+            start in vec((any::<usize>(), 0u32..4, 1u32..100, 0u32..90), 0..60),
+            steps in vec(step(), 1..500),
+        ) {
+            let mut set = Collectors::default();
+            let mut ids = Vec::new();
+            for i in 0..collectors {
+                // 7919 is invertible modulo the prime 10007: distinct names, shuffled ids.
+                let name = format!("c{:05}", (i * 7919 + offset) % 10_007);
+                ids.push(set.add(&name, NONE).unwrap());
+            }
+            for (&id, &gone) in ids.iter().zip(&left) {
+                if gone {
+                    set.retire(id);
+                }
+            }
+            set.resort();
+            let alive: Vec<u32> = set.sorted().iter().map(|c: &CollectorId| c.index()).collect();
+            let mut loads = Loads::default();
+            loads.grow(collectors, jobs);
+            for &(at, job, weight, times) in &start {
+                if let Some(&c) = ids.get(at % collectors.max(1)) {
+                    for _ in 0..times {
+                        loads.add(c.index(), job % jobs as u32, weight);
+                    }
+                }
+            }
+            let ctx = Ctx { collectors: &set, loads: &loads, weighted };
+            let mut run = Run::new(&ctx);
+            for s in &steps {
+                let job = s.job % jobs as u32;
+                let to = if s.node_target {
+                    alive.get(s.to % alive.len().max(1)).copied().unwrap_or(NONE)
+                } else {
+                    let record = TargetRecord {
+                        key: 0,
+                        placement: 0,
+                        job,
+                        node: NONE,
+                        weight: s.weight,
+                        collector: NONE,
+                        bucket_pos: 0,
+                    };
+                    let ctx = Ctx { collectors: &set, loads: &loads, weighted };
+                    let scan = choose(&record, &ctx);
+                    prop_assert_eq!(run.choose(job, &loads), scan);
+                    scan
+                };
+                loads.add(to, job, s.weight);
+                run.placed(to, &loads);
+            }
+        }
+    }
 }

@@ -22,7 +22,7 @@ use crate::targets::{TargetRecord, Targets};
 
 pub(crate) use bounded::Bounded;
 pub(crate) use consistent::ConsistentHashing;
-pub(crate) use least_weighted::Tournament;
+pub(crate) use least_weighted::Run;
 pub(crate) use per_node::PerNode;
 pub(crate) use rebalancing::Rebalancing;
 
@@ -140,8 +140,8 @@ impl Placer {
         }
     }
 
-    /// Whether `choose` decides this target by the `least-weighted` rule (so a
-    /// [`Tournament`] can decide it instead).
+    /// Whether `choose` decides this target by the `least-weighted` rule (so a [`Run`] can
+    /// decide it instead).
     #[inline]
     pub(crate) fn least_weighted(&self, t: &TargetRecord) -> bool {
         match self {
@@ -151,10 +151,10 @@ impl Placer {
         }
     }
 
-    /// A tournament for a run of `placements` placed in order, when one is faster.
-    pub(crate) fn tournament(&self, ctx: &Ctx<'_>, placements: usize) -> Option<Tournament> {
-        (self.order_matters() && Tournament::worth_it(ctx, placements))
-            .then(|| Tournament::new(ctx, placements))
+    /// The structure that decides a run of `placements` placed in order, when one is faster
+    /// than a scan per placement.
+    pub(crate) fn run(&self, ctx: &Ctx<'_>, placements: usize) -> Option<Run> {
+        (self.order_matters() && Run::worth_it(ctx, placements)).then(|| Run::new(ctx))
     }
 
     /// [`Placer::choose`] for a target whose bucket is known.
