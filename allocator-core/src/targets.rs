@@ -124,6 +124,96 @@ impl Targets {
         }
     }
 
+    /// Whether no slot was ever used (a full allocation can then use [`Targets::insert_fresh`]).
+    pub(crate) fn is_pristine(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Insert rows `0..count` into a pristine table, as [`Targets::find_or_insert`] row by row
+    /// would: a key's first row takes the next slot, a repeated key's later rows insert
+    /// nothing. Returns each row's slot (a repeat: its key's); the caller tells a first row by
+    /// its slot being the next one.
+    ///
+    /// At scale the key index is far larger than the caches and row order is random in it, so
+    /// inserting row by row costs a cache miss or two per row, the largest single cost of a full
+    /// allocation. Here the index is filled in the order of its own memory instead (rows
+    /// grouped by the high bits of their home bucket, a counting sort), then its values are
+    /// renumbered from rows to slots.
+    pub(crate) fn insert_fresh(
+        &mut self,
+        count: usize,
+        key: impl Fn(usize) -> u64,
+        record: impl Fn(usize) -> TargetRecord,
+    ) -> Vec<u32> {
+        debug_assert!(self.is_pristine() && count < NONE as usize);
+        let hasher = &self.hasher;
+        let hashes: Vec<u64> = (0..count).map(|i| hasher.hash_one(key(i))).collect();
+        self.index.reserve(count, |&i| hashes[i as usize]);
+        // The home bucket of a hash is its low bits under the table's power-of-two mask
+        // (hashbrown's layout; were it another, only locality would suffer, never the result).
+        let buckets = (self.index.capacity() / 7 * 8).max(1).next_power_of_two();
+        let bits = buckets.trailing_zeros();
+        let shift = bits - bits.min(12);
+        let group = |h: u64| ((h as usize) & (buckets - 1)) >> shift;
+        let mut starts = vec![0u32; (buckets >> shift) + 1];
+        for &h in &hashes {
+            starts[group(h) + 1] += 1;
+        }
+        for g in 1..starts.len() {
+            starts[g] += starts[g - 1];
+        }
+        // (hash, row) by home, so the pass below reads them in order; a row's key is read only
+        // to tell a repeat from a tag collision.
+        let mut by_home = vec![(0u64, 0u32); count];
+        for (i, &h) in hashes.iter().enumerate() {
+            let at = &mut starts[group(h)];
+            by_home[*at as usize] = (h, i as u32);
+            *at += 1;
+        }
+        drop((starts, hashes));
+        // Rows of one key share a hash, so they meet in row order: the first one is indexed,
+        // the later ones note it (`first`). The index holds rows until renumbered below.
+        let mut first: Vec<u32> = vec![NONE; count];
+        let mut repeats = false;
+        for &(h, i) in &by_home {
+            let entry = self.index.entry(
+                h,
+                |&r| key(r as usize) == key(i as usize),
+                |&r| hasher.hash_one(key(r as usize)),
+            );
+            match entry {
+                Entry::Occupied(e) => {
+                    first[i as usize] = *e.get();
+                    repeats = true;
+                }
+                Entry::Vacant(v) => {
+                    v.insert(i);
+                }
+            }
+        }
+        drop(by_home);
+        // Slots in row order: the first row of each key takes the next one. Without repeats
+        // that is the row itself, and the index holds the slots already.
+        let mut slot_of = first;
+        self.slots.reserve(count);
+        for i in 0..count {
+            slot_of[i] = match slot_of[i] {
+                NONE => {
+                    self.slots.push(record(i));
+                    (self.slots.len() - 1) as u32
+                }
+                row => slot_of[row as usize],
+            };
+        }
+        if repeats {
+            for v in self.index.iter_mut() {
+                *v = slot_of[*v as usize];
+            }
+        }
+        self.len = self.slots.len();
+        slot_of
+    }
+
     /// Remove the record in a slot; returns it.
     pub(crate) fn remove(&mut self, slot: u32) -> TargetRecord {
         let record = self.slots[slot as usize];
@@ -227,5 +317,59 @@ impl Buckets {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.lists.capacity() * std::mem::size_of::<Vec<u32>>()
             + self.lists.iter().map(|l| l.capacity() * 4).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    fn record(key: u64, job: u32) -> TargetRecord {
+        TargetRecord {
+            key,
+            placement: key ^ 1,
+            job,
+            node: NONE,
+            weight: 1,
+            collector: NONE,
+            bucket_pos: 0,
+        }
+    }
+
+    proptest! {
+        /// Bulk insertion numbers slots, keeps records and answers lookups exactly as
+        /// `find_or_insert` row by row does, repeated keys included (few distinct keys make
+        /// many repeats).
+        #[test]
+        fn insert_fresh_is_find_or_insert_row_by_row(
+            keys in vec(0u64..40, 0..300),
+            wide in vec(any::<u64>(), 0..3000),
+            narrow in any::<bool>(),
+        ) {
+            let keys = if narrow { keys } else { wide };
+            let mut bulk = Targets::default();
+            let slots = bulk.insert_fresh(keys.len(), |i| keys[i], |i| record(keys[i], i as u32));
+            let mut single = Targets::default();
+            let mut next = 0;
+            for (i, &key) in keys.iter().enumerate() {
+                let (slot, inserted) = single.find_or_insert(record(key, i as u32));
+                prop_assert_eq!(slots[i], slot);
+                prop_assert_eq!(slot == next, inserted);
+                if inserted {
+                    next += 1;
+                }
+            }
+            prop_assert_eq!(bulk.len(), single.len());
+            prop_assert_eq!(bulk.capacity_slots(), single.capacity_slots());
+            for &key in &keys {
+                let slot = bulk.find(TargetKey(key));
+                prop_assert_eq!(slot, single.find(TargetKey(key)));
+                let slot = slot.unwrap();
+                prop_assert_eq!(bulk.get(slot), single.get(slot));
+            }
+            prop_assert_eq!(bulk.find(TargetKey(u64::MAX - 7)), single.find(TargetKey(u64::MAX - 7)));
+        }
     }
 }

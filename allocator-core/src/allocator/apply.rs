@@ -427,12 +427,29 @@ impl Allocator {
             keyed.sort_unstable();
             keyed.into_iter().map(|(_, i)| i).collect()
         });
+        let at = |n: usize| order.as_ref().map_or(n, |o| o[n] as usize);
+        // A first allocation fills the key index in bulk, in its memory order.
+        let slots = self.targets.is_pristine().then(|| {
+            self.targets.insert_fresh(
+                count,
+                |n| rows.batch.keys[row(at(n))],
+                |n| rows.record(row(at(n))),
+            )
+        });
+        let mut next_slot = 0;
         let mut fresh: Vec<(u32, u32)> = Vec::with_capacity(count);
         for n in 0..count {
-            let i = order.as_ref().map_or(n, |o| o[n] as usize);
+            let i = at(n);
             let bucket = buckets[i];
             let record = rows.record(row(i));
-            let (slot, inserted) = self.targets.find_or_insert(record);
+            let (slot, inserted) = match &slots {
+                Some(slots) if slots[n] == next_slot => {
+                    next_slot += 1;
+                    (slots[n], true)
+                }
+                Some(slots) => (slots[n], false),
+                None => self.targets.find_or_insert(record),
+            };
             if !inserted {
                 // A repeat of a key first inserted by this diff: it takes the later fields.
                 self.update_in_place(slot, record);
@@ -445,7 +462,7 @@ impl Allocator {
             self.placer.touch(slot);
             fresh.push((slot, bucket));
         }
-        drop((buckets, order));
+        drop((buckets, slots, order));
         self.moves.reserve(fresh.len());
         let mut run = self.placer.run(&self.ctx(), fresh.len());
         for (slot, bucket) in fresh {
