@@ -420,35 +420,46 @@ impl Allocator {
         // by their records' keys reads a record at random per comparison); inserted in that
         // order, the placement loop below walks them without another sort, and a repeated key's
         // rows stay in batch order, the last one winning.
-        let order: Option<Vec<u32>> = self.placer.order_matters().then(|| {
+        let order: Option<Vec<(u64, u32)>> = self.placer.order_matters().then(|| {
             let mut keyed: Vec<(u64, u32)> = (0..count)
                 .map(|i| (rows.batch.keys[row(i)], i as u32))
                 .collect();
             keyed.sort_unstable();
-            keyed.into_iter().map(|(_, i)| i).collect()
+            keyed
         });
-        let at = |n: usize| order.as_ref().map_or(n, |o| o[n] as usize);
-        // A first allocation fills the key index in bulk, in its memory order.
+        let at = |n: usize| order.as_ref().map_or(n, |o| o[n].1 as usize);
+        // A first allocation fills the key index in bulk, in its memory order; its records are
+        // then read back from their slots, in order, instead of gathered from the rows again.
+        // (A pristine table has no existing targets, so every row is new: `row` is the identity.)
+        debug_assert!(!self.targets.is_pristine() || new.is_none());
         let slots = self.targets.is_pristine().then(|| {
             self.targets.insert_fresh(
                 count,
-                |n| rows.batch.keys[row(at(n))],
-                |n| rows.record(row(at(n))),
+                |n| order.as_ref().map_or(rows.batch.keys[n], |o| o[n].0),
+                |n| rows.record(at(n)),
             )
         });
         let mut next_slot = 0;
         let mut fresh: Vec<(u32, u32)> = Vec::with_capacity(count);
         for n in 0..count {
             let i = at(n);
-            let bucket = buckets[i];
-            let record = rows.record(row(i));
-            let (slot, inserted) = match &slots {
+            let (slot, inserted, record) = match &slots {
                 Some(slots) if slots[n] == next_slot => {
                     next_slot += 1;
-                    (slots[n], true)
+                    (slots[n], true, *self.targets.get(slots[n]))
                 }
-                Some(slots) => (slots[n], false),
-                None => self.targets.find_or_insert(record),
+                Some(slots) => (slots[n], false, rows.record(row(i))),
+                None => {
+                    let record = rows.record(row(i));
+                    let (slot, inserted) = self.targets.find_or_insert(record);
+                    (slot, inserted, record)
+                }
+            };
+            // In key order, `buckets[i]` is a random read; a sticky rule's bucket (a node, or
+            // none) is cheaper to compute again from the record at hand.
+            let bucket = match order {
+                Some(_) => self.placer.bucket(&record),
+                None => buckets[i],
             };
             if !inserted {
                 // A repeat of a key first inserted by this diff: it takes the later fields.
