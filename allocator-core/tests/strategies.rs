@@ -765,3 +765,71 @@ fn least_weighted_runs_decide_exactly_as_one_placement_at_a_time() {
         );
     }
 }
+
+/// A first allocation large enough to fill the key index in bulk places every target as one
+/// into an allocator that already held a target (which inserts row by row), for the rules that
+/// place in key order and those that do not, with repeated keys in the diff.
+#[test]
+fn a_bulk_first_allocation_places_as_row_by_row_insertion() {
+    let nodes: Vec<&'static str> = vec!["n0", "n1", "n2", "n3"];
+    let mut targets = weighted_targets(70_000, &nodes);
+    // Repeats: a key listed again later in the same diff, with other fields.
+    for i in 0..50usize {
+        let mut again = targets[i * 997];
+        again.placement = PlacementHash(i as u64);
+        targets.push(again.with_weight(3));
+    }
+    let names: Vec<String> = (0..80).map(|i| format!("c{i:02}")).collect();
+    let specs: Vec<CollectorSpec<'_>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| CollectorSpec {
+            name: n,
+            node: (i % 20 == 0).then(|| nodes[i / 20]),
+        })
+        .collect();
+    for (strategy, fallback) in [
+        (Strategy::LeastWeighted, None),
+        (Strategy::ConsistentHashing, None),
+        (Strategy::PerNode, Some(Strategy::LeastWeighted)),
+    ] {
+        let mut config = Config::with_strategy(strategy);
+        config.fallback = fallback;
+        let mut bulk = Allocator::new(config).unwrap();
+        let mut rows = Allocator::new(config).unwrap();
+        // A target added and removed again leaves a used slot behind: no bulk fill.
+        let once = [TargetSpec::new(TargetKey(u64::MAX), PlacementHash(1), "a")];
+        rows.apply(&Diff {
+            upsert: once.to_vec(),
+            ..Diff::default()
+        })
+        .unwrap();
+        rows.apply(&Diff {
+            remove: vec![TargetKey(u64::MAX)],
+            ..Diff::default()
+        })
+        .unwrap();
+        for a in [&mut bulk, &mut rows] {
+            a.apply(&Diff {
+                add_collectors: specs.clone(),
+                ..Diff::default()
+            })
+            .unwrap();
+            a.apply(&Diff {
+                upsert: targets.clone(),
+                ..Diff::default()
+            })
+            .unwrap();
+        }
+        for t in &targets {
+            assert_eq!(
+                bulk.collector_of(t.key)
+                    .map(|c| bulk.collector_name(c).unwrap()),
+                rows.collector_of(t.key)
+                    .map(|c| rows.collector_name(c).unwrap()),
+                "{strategy:?}"
+            );
+        }
+        assert_eq!(bulk.digest(), rows.digest(), "{strategy:?}");
+    }
+}

@@ -13,6 +13,11 @@ use super::{Allocator, Set};
 /// Capacity of the moves buffer kept between diffs.
 const MOVES_KEPT: usize = 64 * 1024;
 
+/// From this many new targets a first allocation fills the key index in bulk
+/// ([`crate::targets::Targets::insert_fresh`]): then the index (~10 bytes a target) outgrows a
+/// core's L2 cache, where a random access per row costs more than the bulk fill's extra passes.
+const BULK_INDEX_FROM: usize = 1 << 16;
+
 /// A collector change, validated and with the strategy's new tables computed.
 struct CollectorPlan<'a> {
     removed: Vec<CollectorId>,
@@ -432,7 +437,7 @@ impl Allocator {
         // then read back from their slots, in order, instead of gathered from the rows again.
         // (A pristine table has no existing targets, so every row is new: `row` is the identity.)
         debug_assert!(!self.targets.is_pristine() || new.is_none());
-        let slots = self.targets.is_pristine().then(|| {
+        let slots = (self.targets.is_pristine() && count >= BULK_INDEX_FROM).then(|| {
             self.targets.insert_fresh(
                 count,
                 |n| order.as_ref().map_or(rows.batch.keys[n], |o| o[n].0),
