@@ -152,10 +152,13 @@ impl ta_view {
         }));
         for i in 0..self.ids.len() {
             let id = self.ids[i];
-            let name = a.collector_name(id).unwrap_or_default();
             match a.stats_of(id) {
-                Some(s) => self.push_collector(id, name, s.node, s.targets, s.weight),
-                None => self.push_collector(id, name, None, 0, 0),
+                Some(s) => self.push_collector(id, s.name, s.node, s.targets, s.weight),
+                // Removed by this change: its name is still known, its load is none.
+                None => {
+                    let name = a.collector_name(id).unwrap_or_default();
+                    self.push_collector(id, name, None, 0, 0)
+                }
             }
         }
         self.finish(a);
