@@ -178,9 +178,9 @@ impl ta_view {
         if self.read_table == Some(table) && self.collectors.len() == a.collector_count() {
             // The same collectors in the same order as the last read: only their loads moved.
             self.moves.clear();
-            for (info, c) in self.collectors.iter_mut().zip(a.collectors()) {
-                info.targets = c.targets;
-                info.weight = c.weight;
+            for (info, (targets, weight)) in self.collectors.iter_mut().zip(a.collector_loads()) {
+                info.targets = targets;
+                info.weight = weight;
             }
         } else {
             self.clear();

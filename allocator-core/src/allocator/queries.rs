@@ -139,6 +139,18 @@ impl Allocator {
             .map(|&id| self.collector_stats(id))
     }
 
+    /// Targets and weight of each alive collector, sorted by name (the order of
+    /// [`Allocator::collectors`]), without names or nodes: for a reader that keeps its own copy
+    /// of the collector table and refreshes only the loads.
+    pub fn collector_loads(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.collectors.sorted().iter().map(|&id| {
+            (
+                self.loads.count[id.0 as usize],
+                self.loads.weight[id.0 as usize],
+            )
+        })
+    }
+
     fn collector_stats(&self, id: CollectorId) -> CollectorStats<'_> {
         let slot = self.collectors.get(id.0).expect("alive collector");
         CollectorStats {
