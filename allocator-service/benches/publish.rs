@@ -1,23 +1,33 @@
-//! Publishing a view after churn: the incremental publisher against the full build it replaced,
-//! at 100k targets (10 jobs, 10 collectors, consistent-hashing, Kubernetes-like labels).
+//! Publishing a view after churn at 100k targets (10 jobs, 10 collectors, consistent-hashing,
+//! Kubernetes-like labels): the full build against the incremental paths.
 //!
 //! `cargo bench -p allocator-service --bench publish --profile release`
 //!
-//! Each measured publish goes from one listing to the other (A → B, then B → A, …), so every
-//! iteration carries the same churn; the listing's clone (the engine gets it from discovery)
-//! and the drop of the previous view are outside the timing for both. Unchanged targets share
-//! their label set and address with the other listing, as discovery hands them over (an
-//! unchanged file, or the unchanged groups of a re-read one).
+//! - `full`: every answer serialized from scratch ([`rebuild`]; does not depend on the churn).
+//! - `publisher`: the publisher alone, handed one listing's changes (targets added, removed,
+//!   relabeled) and the diff's moves (made outside the timing), then publishing.
+//! - `tick`: what the service's refresh does from a re-read file's groups to a published view:
+//!   discovery compares each job's groups by pointer and relabels the new ones
+//!   ([`Current`]), the allocator applies the changes as one diff, the publisher takes the
+//!   changes and the moves and publishes.
+//!
+//! Each measured step goes from one listing to the other (A → B, then B → A, …), so every
+//! iteration carries the same churn. Unchanged targets are the same groups (allocations) in
+//! both listings, as discovery hands them over for the unchanged groups of a re-read file.
 
 mod common;
 
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use allocator_core::{Allocator, CollectorSpec, Config, Move, PlacementHash, Strategy, TargetSpec};
-use allocator_service::discovery::Target;
+use allocator_core::{
+    Allocator, CollectorSpec, Config, Diff, Move, PlacementHash, Strategy, TargetKey, TargetSpec,
+};
+use allocator_service::discovery::{Current, FileGroup, JobSpec, Target};
 use allocator_service::publish::{rebuild, Publisher};
-use common::target;
+use common::{target, JOBS};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 const TARGETS: usize = 100_000;
@@ -40,21 +50,81 @@ fn listings(per_mille: usize) -> (Vec<Target>, Vec<Target>) {
     (a, b)
 }
 
-fn specs(ts: &[Target]) -> Vec<TargetSpec<'_>> {
-    ts.iter()
-        .map(|t| TargetSpec::new(t.key, PlacementHash::of_address(&t.address), &t.job))
-        .collect()
+fn spec(t: &Target) -> TargetSpec<'_> {
+    TargetSpec::new(t.key, PlacementHash::of_address(&t.address), &t.job)
 }
 
-/// An allocator holding `first` then `then`, with the moves of that last listing.
-fn allocator(first: &[Target], then: &[Target]) -> (Allocator, Vec<Move>) {
+fn allocator() -> Allocator {
     let mut a = Allocator::new(Config::with_strategy(Strategy::ConsistentHashing)).unwrap();
     let names: Vec<String> = (0..COLLECTORS).map(|i| format!("collector-{i}")).collect();
     let specs_c: Vec<CollectorSpec<'_>> = names.iter().map(|n| CollectorSpec::new(n)).collect();
     a.set_collectors(&specs_c).unwrap();
-    a.set_targets(&specs(first)).unwrap();
-    let moves = a.set_targets(&specs(then)).unwrap().to_vec();
-    (a, moves)
+    a
+}
+
+/// What changed from `from` to `to`: removed keys, and targets added or changed.
+fn changes<'a>(from: &[Target], to: &'a [Target]) -> (Vec<TargetKey>, Vec<&'a Target>) {
+    let before: HashMap<TargetKey, &Target> = from.iter().map(|t| (t.key, t)).collect();
+    let after: HashMap<TargetKey, &Target> = to.iter().map(|t| (t.key, t)).collect();
+    let removed = from
+        .iter()
+        .filter(|t| !after.contains_key(&t.key))
+        .map(|t| t.key)
+        .collect();
+    let upserted = to
+        .iter()
+        .filter(|t| before.get(&t.key).is_none_or(|b| *b != *t))
+        .collect();
+    (removed, upserted)
+}
+
+/// One step of the publisher alone: changes and moves handed over, then a publish.
+struct Step<'a> {
+    removed: Vec<TargetKey>,
+    upserted: Vec<&'a Target>,
+    moves: Vec<Move>,
+    alloc: Allocator,
+}
+
+fn step<'a>(from: &[Target], to: &'a [Target]) -> Step<'a> {
+    let (removed, upserted) = changes(from, to);
+    let mut alloc = allocator();
+    let specs: Vec<TargetSpec<'_>> = from.iter().map(spec).collect();
+    alloc.set_targets(&specs).unwrap();
+    let diff = Diff {
+        upsert: upserted.iter().map(|t| spec(t)).collect(),
+        remove: removed.clone(),
+        ..Diff::default()
+    };
+    let moves = alloc.apply(&diff).unwrap().to_vec();
+    Step {
+        removed,
+        upserted,
+        moves,
+        alloc,
+    }
+}
+
+/// Each job's file groups (one target each, as `make scale`'s file); where `listing` holds the
+/// same target as `base` (the same allocations), the same group as `shared`.
+fn groups(
+    listing: &[Target],
+    base: &[Target],
+    shared: &[Arc<FileGroup>],
+) -> Vec<Vec<Arc<FileGroup>>> {
+    let mut out = vec![Vec::new(); JOBS];
+    for (n, t) in listing.iter().enumerate() {
+        let kept = base.get(n).is_some_and(|b| {
+            Arc::ptr_eq(&b.group, &t.group) && Arc::ptr_eq(&b.address, &t.address)
+        });
+        let g = if kept {
+            shared[n].clone()
+        } else {
+            FileGroup::of(t)
+        };
+        out[n % JOBS].push(g);
+    }
+    out
 }
 
 fn publish(c: &mut Criterion) {
@@ -62,31 +132,102 @@ fn publish(c: &mut Criterion) {
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
+    let job_names: Vec<String> = (0..JOBS).map(|j| format!("job-{j}")).collect();
+    let params = Default::default();
+    let jobs: Vec<JobSpec<'_>> = job_names
+        .iter()
+        .map(|name| JobSpec {
+            name,
+            scrape_interval: "30s",
+            scrape_timeout: "10s",
+            metrics_path: "/metrics",
+            scheme: "http",
+            params: &params,
+            rules: &[],
+        })
+        .collect();
     for per_mille in [0usize, 1, 10, 100] {
         let (a, b) = listings(per_mille);
-        // The same collectors were added in the same order, so collector ids agree.
-        let (alloc_b, to_b) = allocator(&a, &b);
-        let (alloc_a, to_a) = allocator(&b, &a);
         let label = format!("{}%", per_mille as f64 / 10.0);
-        // Criterion calls the routine once per sample: the publisher lives across them.
+
+        // The publisher alone.
+        let to_b = step(&a, &b);
+        let to_a = step(&b, &a);
         let mut p = Publisher::default();
-        let first = allocator(&[], &a);
-        p.moved(&first.1, &first.0);
-        drop(p.publish(a.clone(), &first.0));
+        {
+            let first = allocator();
+            let mut first = first;
+            let specs: Vec<TargetSpec<'_>> = a.iter().map(spec).collect();
+            let moves = first.set_targets(&specs).unwrap().to_vec();
+            for t in &a {
+                p.upsert(t);
+            }
+            p.moved(&moves, &first);
+            drop(p.publish(&first));
+        }
         let mut at_a = true;
-        g.bench_function(BenchmarkId::new("incremental", &label), |bench| {
+        g.bench_function(BenchmarkId::new("publisher", &label), |bench| {
             bench.iter_custom(|iters| {
                 let mut spent = Duration::ZERO;
                 for _ in 0..iters {
-                    let (listing, alloc, moves) = if at_a {
-                        (b.clone(), &alloc_b, &to_b)
-                    } else {
-                        (a.clone(), &alloc_a, &to_a)
-                    };
+                    let s = if at_a { &to_b } else { &to_a };
                     at_a = !at_a;
                     let start = Instant::now();
-                    p.moved(moves, alloc);
-                    let view = black_box(p.publish(listing, alloc));
+                    for t in &s.upserted {
+                        p.upsert(t);
+                    }
+                    p.moved(&s.moves, &s.alloc);
+                    for &k in &s.removed {
+                        p.remove(k);
+                    }
+                    let view = black_box(p.publish(&s.alloc));
+                    spent += start.elapsed();
+                    drop(view);
+                }
+                spent
+            });
+        });
+        drop((to_a, to_b, p));
+
+        // The refresh from changed groups to a published view.
+        let of_a: Vec<Arc<FileGroup>> = a.iter().map(FileGroup::of).collect();
+        let groups_a = groups(&a, &a, &of_a);
+        let groups_b = groups(&b, &a, &of_a);
+        let mut current = Current::default();
+        let mut alloc = allocator();
+        let mut p = Publisher::default();
+        let mut refresh =
+            |groups: &[Vec<Arc<FileGroup>>], alloc: &mut Allocator, p: &mut Publisher| {
+                current.begin();
+                for (job, gs) in jobs.iter().zip(groups) {
+                    current.set_groups(&format!("file {}", job.name), job, gs);
+                }
+                let c = current.finish();
+                for t in &c.upserted {
+                    p.upsert(t);
+                }
+                let diff = Diff {
+                    upsert: c.upserted.iter().map(spec).collect(),
+                    remove: c.removed.iter().map(|t| t.key).collect(),
+                    ..Diff::default()
+                };
+                let moves = alloc.apply(&diff).unwrap().to_vec();
+                p.moved(&moves, alloc);
+                for t in &c.removed {
+                    p.remove(t.key);
+                }
+                black_box(p.publish(alloc))
+            };
+        drop(refresh(&groups_a, &mut alloc, &mut p));
+        let mut at_a = true;
+        g.bench_function(BenchmarkId::new("tick", &label), |bench| {
+            bench.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    let groups = if at_a { &groups_b } else { &groups_a };
+                    at_a = !at_a;
+                    let start = Instant::now();
+                    let view = refresh(groups, &mut alloc, &mut p);
                     spent += start.elapsed();
                     drop(view);
                 }
@@ -94,9 +235,11 @@ fn publish(c: &mut Criterion) {
             });
         });
     }
-    // Today's full build does not depend on the churn: measured once, in the same run.
+    // The full build does not depend on the churn: measured once, in the same run.
     let (_, b) = listings(10);
-    let (alloc_b, _) = allocator(&[], &b);
+    let mut alloc_b = allocator();
+    let specs: Vec<TargetSpec<'_>> = b.iter().map(spec).collect();
+    alloc_b.set_targets(&specs).unwrap();
     g.bench_function(BenchmarkId::new("full", "any churn"), |bench| {
         bench.iter_custom(|iters| {
             let mut spent = Duration::ZERO;

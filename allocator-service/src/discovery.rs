@@ -10,6 +10,7 @@
 //! are read (a FIFO would block), within size and nesting limits. A watcher busy for longer than
 //! [`STALL`] is reported as a stall, which `/readyz` shows.
 
+mod current;
 pub mod http_sd;
 pub mod labels;
 pub(crate) mod watch;
@@ -28,6 +29,7 @@ use serde::Deserialize;
 
 use crate::config::{Loaded, StaticConfig};
 use crate::relabel;
+pub use current::{Changes, Current};
 use labels::{split_address, Pairs, Reuse};
 pub use labels::{LabelSet, TargetLabels};
 use watch::{Disk, Source, Watch, Watcher};
@@ -65,63 +67,9 @@ struct Group {
 
 /// One group as discovery keeps it: its addresses, and its labels shared by its targets.
 #[derive(Debug)]
-pub(crate) struct FileGroup {
+pub struct FileGroup {
     targets: Box<[Arc<str>]>,
     labels: Arc<LabelSet>,
-}
-
-/// The identities relabeling found for one file's targets under one configured job, in the
-/// file's order (`None` where the rules drop a target), and the groups they were found for.
-/// A job's rules are fixed for the service's life and a group never changes (a re-read makes a
-/// new group, or keeps the old one when its text is unchanged), so only the targets of groups
-/// new since the last read are relabeled: the others keep their identities.
-#[derive(Default)]
-struct FileKeys {
-    groups: Vec<Arc<FileGroup>>,
-    keys: Vec<Option<allocator_core::TargetKey>>,
-}
-
-impl FileKeys {
-    /// The identities of `groups`' targets under `job`.
-    fn update(&mut self, job: &JobSpec<'_>, groups: &[Arc<FileGroup>]) -> usize {
-        let same = self.groups.len() == groups.len()
-            && self
-                .groups
-                .iter()
-                .zip(groups)
-                .all(|(a, b)| Arc::ptr_eq(a, b));
-        if same {
-            return 0;
-        }
-        // Where each kept group's identities start in the last list.
-        let mut at: std::collections::HashMap<*const FileGroup, usize, ahash::RandomState> =
-            Default::default();
-        at.reserve(self.groups.len());
-        let mut n = 0;
-        for g in &self.groups {
-            at.insert(Arc::as_ptr(g), n);
-            n += g.targets.len();
-        }
-        let total = groups.iter().map(|g| g.targets.len()).sum();
-        let mut keys = Vec::with_capacity(total);
-        let mut relabeled = 0;
-        for g in groups {
-            match at.get(&Arc::as_ptr(g)) {
-                Some(&from) => keys.extend_from_slice(&self.keys[from..from + g.targets.len()]),
-                None => {
-                    relabeled += g.targets.len();
-                    keys.extend(
-                        g.targets.iter().map(|address| {
-                            relabeled_key(job, TargetLabels::new(&g.labels, address))
-                        }),
-                    );
-                }
-            }
-        }
-        self.groups = groups.to_vec();
-        self.keys = keys;
-        relabeled
-    }
 }
 
 /// A target's identity under `job`'s rules; `None` when they drop it.
@@ -130,6 +78,15 @@ fn relabeled_key(job: &JobSpec<'_>, labels: TargetLabels<'_>) -> Option<allocato
 }
 
 impl FileGroup {
+    /// A group of one target, as discovery would have read it (benchmarks make sources of
+    /// these).
+    pub fn of(t: &Target) -> Arc<FileGroup> {
+        Arc::new(FileGroup {
+            targets: Box::new([t.address.clone()]),
+            labels: t.group.clone(),
+        })
+    }
+
     /// A group, `__address__` left out of its labels (a target's own address replaces it).
     fn new<'a>(
         targets: impl IntoIterator<Item = &'a str>,
@@ -142,7 +99,8 @@ impl FileGroup {
         }
     }
 
-    /// Each target's group labels and address, as [`Collect::add`] takes them.
+    /// Each target's group labels and address.
+    #[cfg(test)]
     fn items(&self) -> impl Iterator<Item = Discovered> + '_ {
         self.targets
             .iter()
@@ -205,8 +163,8 @@ struct Watched {
 /// Discovery state: the last good contents of every watched file, fed by the watchers.
 pub struct Files {
     cache: BTreeMap<Key, Vec<Arc<FileGroup>>>,
-    /// Per (file, configured job): its targets' identities.
-    keys: std::collections::HashMap<(Key, String), FileKeys>,
+    /// The targets of every source, and what each refresh changed.
+    current: Current,
     collectors: Option<Vec<String>>,
     watchers: BTreeMap<Key, Watched>,
     updates: Option<mpsc::Receiver<Update>>,
@@ -252,15 +210,6 @@ impl Drop for Files {
     }
 }
 
-/// What one refresh found.
-pub struct Found {
-    pub targets: Vec<Target>,
-    /// Targets discovered per job, before relabeling filters them.
-    pub discovered: BTreeMap<String, usize>,
-    /// Collector names with their node (Kubernetes discovery only).
-    pub collectors: Vec<(String, Option<String>)>,
-}
-
 /// What a job contributes to the target pipeline: its name, scrape-layer labels and rules.
 pub struct JobSpec<'a> {
     pub name: &'a str,
@@ -270,108 +219,6 @@ pub struct JobSpec<'a> {
     pub scheme: &'a str,
     pub params: &'a BTreeMap<String, Vec<String>>,
     pub rules: &'a [relabel::Rule],
-}
-
-/// The target pipeline shared by every discovery source: seed the scrape-layer labels a target
-/// does not set, relabel, drop what the rules drop, and keep one target per relabeled set.
-#[derive(Default)]
-pub struct Collect {
-    pub targets: Vec<Target>,
-    pub discovered: BTreeMap<String, usize>,
-    /// Seconds spent relabeling and hashing each job's groups.
-    pub seconds: BTreeMap<String, f64>,
-    /// Targets kept by relabeling, duplicates included.
-    pub kept: usize,
-    /// Index in `targets` of each (job, identity), the job by its shared name's address: a
-    /// later target with the same identity replaces the earlier one, as the Go allocator's
-    /// target map keeps the last.
-    seen: std::collections::HashMap<(usize, allocator_core::TargetKey), usize, ahash::RandomState>,
-    /// Job names, shared by their targets.
-    jobs: std::collections::HashMap<String, Arc<str>>,
-    /// Targets relabeled (the others' identities were kept by their file group).
-    pub relabeled: usize,
-}
-
-impl Collect {
-    /// Relabel and keep `targets` of `job`.
-    pub fn add(&mut self, job: &JobSpec<'_>, targets: impl IntoIterator<Item = Discovered>) {
-        let start = std::time::Instant::now();
-        let name = self.job(job.name);
-        let mut count = 0;
-        for (group, address) in targets {
-            count += 1;
-            let Some(address) = address else {
-                continue;
-            };
-            self.relabeled += 1;
-            let key = relabeled_key(job, TargetLabels::new(&group, &address));
-            if let Some(key) = key {
-                self.keep(&name, group, address, key);
-            }
-        }
-        *self.discovered.entry(job.name.to_owned()).or_insert(0) += count;
-        *self.seconds.entry(job.name.to_owned()).or_default() += start.elapsed().as_secs_f64();
-    }
-
-    /// [`Collect::add`] for targets whose identities are known: `groups`' targets in order
-    /// with `keys`.
-    fn add_known(
-        &mut self,
-        job: &JobSpec<'_>,
-        groups: &[Arc<FileGroup>],
-        keys: &[Option<allocator_core::TargetKey>],
-    ) {
-        let start = std::time::Instant::now();
-        let name = self.job(job.name);
-        *self.discovered.entry(job.name.to_owned()).or_insert(0) += keys.len();
-        self.targets.reserve(keys.len());
-        self.seen.reserve(keys.len());
-        let mut keys = keys.iter();
-        for g in groups {
-            for (address, key) in g.targets.iter().zip(keys.by_ref()) {
-                if let Some(key) = *key {
-                    self.keep(&name, g.labels.clone(), address.clone(), key);
-                }
-            }
-        }
-        *self.seconds.entry(job.name.to_owned()).or_default() += start.elapsed().as_secs_f64();
-    }
-
-    /// The job's shared name.
-    fn job(&mut self, name: &str) -> Arc<str> {
-        self.discovered.entry(name.to_owned()).or_insert(0);
-        self.jobs
-            .entry(name.to_owned())
-            .or_insert_with(|| Arc::from(name))
-            .clone()
-    }
-
-    /// Keep a target the rules kept (replacing an earlier one of the same identity).
-    fn keep(
-        &mut self,
-        job: &Arc<str>,
-        group: Arc<LabelSet>,
-        address: Arc<str>,
-        key: allocator_core::TargetKey,
-    ) {
-        self.kept += 1;
-        let target = Target {
-            job: job.clone(),
-            address,
-            group,
-            key,
-        };
-        let id = Arc::as_ptr(job) as *const u8 as usize;
-        match self.seen.entry((id, key)) {
-            std::collections::hash_map::Entry::Occupied(at) => {
-                self.targets[*at.get()] = target;
-            }
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(self.targets.len());
-                self.targets.push(target);
-            }
-        }
-    }
 }
 
 /// A target's labels after seeding the scrape-layer labels and applying the job's rules; None
@@ -433,7 +280,7 @@ impl Files {
     pub(crate) fn new(source: Arc<dyn Source>, stall: Duration) -> Files {
         Files {
             cache: BTreeMap::new(),
-            keys: Default::default(),
+            current: Current::default(),
             collectors: None,
             watchers: BTreeMap::new(),
             updates: None,
@@ -587,22 +434,29 @@ impl Files {
         Some(names.into_iter().map(|n| (n, None)).collect())
     }
 
-    /// The target list of the configured scrape configs from the last read files; `extra` adds
-    /// more groups per scrape config (Kubernetes discovery).
-    pub fn targets(
+    /// The targets discovery holds (after [`Files::refresh`]: of the last read files).
+    pub fn current(&mut self) -> &mut Current {
+        &mut self.current
+    }
+
+    /// Start a refresh of the targets from the configured scrape configs and the last read
+    /// files; `extra` adds more groups per scrape config (Kubernetes discovery). More sources
+    /// may be set before [`Current::finish`] says what changed.
+    pub fn refresh(
         &mut self,
         cfg: &Loaded,
         mut extra: impl FnMut(&crate::config::ScrapeConfig) -> Vec<BTreeMap<String, String>>,
-    ) -> Collect {
+    ) {
         let global = &cfg.file.config.global;
-        let mut collect = Collect::default();
-        for ((sc, rules), http) in cfg
+        self.current.begin();
+        for (n, ((sc, rules), http)) in cfg
             .file
             .config
             .scrape_configs
             .iter()
             .zip(&cfg.rules)
             .zip(&cfg.http_sd)
+            .enumerate()
         {
             let mut groups = statics(&sc.static_configs);
             for k in 0..http.len() {
@@ -625,21 +479,26 @@ impl Files {
                 params: &sc.params,
                 rules,
             };
-            // Static and HTTP SD groups are made anew each tick: relabeled each tick.
-            collect.add(&job, groups.iter().flat_map(|g| g.items()));
-            for f in sc.file_sd_configs.iter().flat_map(|fsd| &fsd.files) {
+            // Static and HTTP SD groups are made anew each refresh: compared in full.
+            self.current
+                .set_groups(&format!("{n}\0static"), &job, &groups);
+            // One source per configured file entry (a file named twice is two sources).
+            for (i, f) in sc
+                .file_sd_configs
+                .iter()
+                .flat_map(|fsd| &fsd.files)
+                .enumerate()
+            {
                 let key = (cfg.resolve(f), f.to_string_lossy().into_owned());
-                let Some(groups) = self.cache.get(&key) else {
-                    continue;
-                };
-                let keys = self.keys.entry((key, sc.job_name.clone())).or_default();
-                collect.relabeled += keys.update(&job, groups);
-                collect.add_known(&job, &keys.groups, &keys.keys);
+                let id = format!("{n}\0file\0{i}\0{}\0{}", key.0.display(), key.1);
+                // A file not read yet lists nothing.
+                let groups = self.cache.get(&key).map_or(&[][..], |g| &g[..]);
+                self.current.set_groups(&id, &job, groups);
             }
-            // Kubernetes targets are new allocations each tick: nothing to find in the cache.
-            collect.add(&job, extra(sc).iter().map(discovered));
+            // Kubernetes targets are new allocations each refresh: compared in full.
+            let items: Vec<Discovered> = extra(sc).iter().map(discovered).collect();
+            self.current.set_items(&format!("{n}\0k8s"), &job, &items);
         }
-        collect
     }
 }
 
@@ -919,35 +778,49 @@ mod tests {
         let key = (cfg.resolve(Path::new("t.json")), "t.json".to_owned());
         let mut reuse = Reuse::default();
         let mut files = Files::default();
-        let tick = |files: &mut Files| files.targets(&cfg, |_| Vec::new());
+        // One refresh: what changed, how many targets were relabeled, and the whole listing.
+        let tick = |files: &mut Files| {
+            files.refresh(&cfg, |_| Vec::new());
+            let c = files.current();
+            let changes = c.finish();
+            let mut listing = c.listing();
+            listing.sort_by_key(|t| t.key);
+            (changes, c.relabeled(), listing, c.discovered(), c.kept())
+        };
         files.cache.insert(
             key.clone(),
             parse_groups(&key, &text("a"), &mut reuse).unwrap(),
         );
         let first = tick(&mut files);
-        assert_eq!(first.relabeled, 5);
-        assert_eq!(first.targets.len(), 4, "the dropped group is dropped");
+        assert_eq!(first.1, 5);
+        assert_eq!(first.2.len(), 4, "the dropped group is dropped");
+        assert_eq!(first.0.upserted.len(), 4);
         let second = tick(&mut files);
-        assert_eq!(second.relabeled, 0, "nothing changed: nothing relabeled");
-        assert_eq!(second.targets, first.targets);
-        assert_eq!(second.discovered, first.discovered);
+        assert_eq!(second.1, 0, "nothing changed: nothing relabeled");
+        assert!(second.0.is_empty());
+        assert_eq!(second.2, first.2);
+        assert_eq!(second.3, first.3);
         // The first group changes (now dropped): only its two targets are relabeled.
         files.cache.insert(
             key.clone(),
             parse_groups(&key, &text("drop"), &mut reuse).unwrap(),
         );
         let third = tick(&mut files);
-        assert_eq!(third.relabeled, 2);
-        // The reference: every target relabeled from a fresh parse.
+        assert_eq!(third.1, 2);
+        assert_eq!(third.0.removed.len(), 2);
+        assert!(third.0.upserted.is_empty());
+        // The reference: every target relabeled from a fresh parse (new groups: all relabeled,
+        // and nothing served changes).
         files.cache.insert(
             key.clone(),
             parse_groups(&key, &text("drop"), &mut Reuse::default()).unwrap(),
         );
         let uncached = tick(&mut files);
-        assert_eq!(uncached.relabeled, 5);
-        assert_eq!(third.targets, uncached.targets);
-        assert_eq!(third.targets.len(), 2);
-        assert_eq!(third.kept, uncached.kept);
-        assert_eq!(third.discovered, uncached.discovered);
+        assert_eq!(uncached.1, 5);
+        assert!(uncached.0.is_empty(), "{:?}", uncached.0);
+        assert_eq!(third.2, uncached.2);
+        assert_eq!(third.2.len(), 2);
+        assert_eq!(third.4, uncached.4);
+        assert_eq!(third.3, uncached.3);
     }
 }

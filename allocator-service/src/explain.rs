@@ -10,8 +10,16 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-/// One request: the targets, and where their explanations go.
-type Request = (Vec<TargetKey>, oneshot::Sender<Vec<Value>>);
+/// What a request asks about.
+enum Query {
+    /// These targets.
+    Keys(Vec<TargetKey>),
+    /// Every target of a job at one address (found by the loop, which holds the targets).
+    At { job: String, address: String },
+}
+
+/// One request, and where its explanations go.
+type Request = (Query, oneshot::Sender<Vec<Value>>);
 
 /// Explanations asked for, waiting for the loop.
 #[derive(Default)]
@@ -24,19 +32,45 @@ impl Queue {
     /// holds).
     pub fn ask(&self, keys: Vec<TargetKey>) -> oneshot::Receiver<Vec<Value>> {
         let (tx, rx) = oneshot::channel();
-        self.waiting.lock().push((keys, tx));
+        self.waiting.lock().push((Query::Keys(keys), tx));
         rx
     }
 
-    /// Answer every waiting request with `explain` (the loop calls this once per refresh).
-    pub fn answer(&self, explain: impl Fn(TargetKey) -> Option<Value>) {
+    /// Ask for the explanations of every target of `job` at `address`, each with `job` and
+    /// `address` added (none: no such target is listed).
+    pub fn ask_at(&self, job: String, address: String) -> oneshot::Receiver<Vec<Value>> {
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().push((Query::At { job, address }, tx));
+        rx
+    }
+
+    /// Answer every waiting request with `explain`, finding targets by address with `find`
+    /// (the loop calls this once per refresh).
+    pub fn answer(
+        &self,
+        explain: impl Fn(TargetKey) -> Option<Value>,
+        find: impl Fn(&str, &str) -> Vec<TargetKey>,
+    ) {
         let waiting = std::mem::take(&mut *self.waiting.lock());
-        for (keys, tx) in waiting {
-            let _ = tx.send(
-                keys.into_iter()
+        for (query, tx) in waiting {
+            let answers = match query {
+                Query::Keys(keys) => keys
+                    .into_iter()
                     .map(|k| explain(k).unwrap_or(Value::Null))
                     .collect(),
-            );
+                Query::At { job, address } => find(&job, &address)
+                    .into_iter()
+                    .map(|k| {
+                        let mut e = explain(k).unwrap_or(Value::Null);
+                        if let Value::Object(m) = &mut e {
+                            m.insert("job".into(), Value::String(job.clone()));
+                            m.insert("address".into(), Value::String(address.clone()));
+                        }
+                        e
+                    })
+                    .collect(),
+            };
+            let _ = tx.send(answers);
         }
     }
 }

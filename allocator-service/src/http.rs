@@ -169,7 +169,7 @@ async fn jobs(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
             let out: Map<String, Value> = v
                 .jobs
                 .iter()
-                .filter(|(_, ts)| !ts.is_empty())
+                .filter(|(_, &n)| n > 0)
                 .map(|(j, _)| (j.clone(), json!({ "_link": link(j) })))
                 .collect();
             Answer::new(Bytes::from(serde_json::to_vec(&out).expect("plain data")))
@@ -180,13 +180,13 @@ async fn jobs(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
         "<!doctype html><html><head><meta charset=utf-8><title>Jobs</title></head><body>\
          <h1>Jobs</h1><table><tr><th>job</th><th>targets</th></tr>",
     );
-    for (job, ts) in v.jobs.iter().filter(|(_, ts)| !ts.is_empty()) {
+    for (job, n) in v.jobs.iter().filter(|(_, &n)| n > 0) {
         let _ = write!(
             h,
             "<tr><td><a href=\"{}\">{}</a></td><td>{}</td></tr>",
             esc(&link(job)),
             esc(job),
-            ts.len()
+            n
         );
     }
     h.push_str("</table></body></html>");
@@ -420,52 +420,29 @@ async fn digest(State(s): State<Arc<Shared>>) -> Response {
 async fn explain(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>) -> Response {
     let param = |name: &str| q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let bad = |why: &str| (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
-    let v = s.view();
-    let mut found: Vec<(Option<String>, Option<String>, allocator_core::TargetKey)> = Vec::new();
-    match (param("key"), param("job"), param("address")) {
+    let rx = match (param("key"), param("job"), param("address")) {
         (Some(k), None, None) => match u64::from_str_radix(k, 16) {
-            Ok(k) if k != 0 => found.push((None, None, allocator_core::TargetKey(k))),
+            Ok(k) if k != 0 => s.explain.ask(vec![allocator_core::TargetKey(k)]),
             _ => return bad("key: expected 16 hex digits"),
         },
-        (None, Some(job), Some(address)) => {
-            for (t, _) in v.jobs.get(job).into_iter().flatten() {
-                if *t.address == *address {
-                    found.push((Some(job.to_owned()), Some(address.to_owned()), t.key));
-                }
-            }
-        }
+        // The loop finds the job's targets at that address (it holds the targets).
+        (None, Some(job), Some(address)) => s.explain.ask_at(job.to_owned(), address.to_owned()),
         _ => return bad("ask with ?job=<job>&address=<__address__> or ?key=<target key>"),
-    }
-    if found.is_empty() {
-        return (
-            StatusCode::NOT_FOUND,
-            "no such target in the published view\n",
-        )
-            .into_response();
-    }
-    let rx = s.explain.ask(found.iter().map(|f| f.2).collect());
-    let Ok(Ok(answers)) = tokio::time::timeout(std::time::Duration::from_secs(10), rx).await else {
+    };
+    let Ok(Ok(out)) = tokio::time::timeout(std::time::Duration::from_secs(10), rx).await else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "the allocation loop did not answer within 10 s\n",
         )
             .into_response();
     };
-    let out: Vec<Value> = found
-        .into_iter()
-        .zip(answers)
-        .map(|((job, address, _), mut e)| {
-            if let Value::Object(m) = &mut e {
-                if let Some(j) = job {
-                    m.insert("job".into(), Value::String(j));
-                }
-                if let Some(a) = address {
-                    m.insert("address".into(), Value::String(a));
-                }
-            }
-            e
-        })
-        .collect();
+    if out.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            "no such target in the published view\n",
+        )
+            .into_response();
+    }
     axum::Json(out).into_response()
 }
 
@@ -508,7 +485,7 @@ struct Owned<'a> {
 /// collector's targets. No JavaScript.
 async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {
     let v = s.view();
-    let targets: usize = v.jobs.values().map(Vec::len).sum();
+    let targets: usize = v.jobs.values().sum();
     let mut h = String::new();
     let _ = write!(
         h,
@@ -549,23 +526,20 @@ async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {
             y + 15
         );
     }
-    // One pass over the targets: each collector's jobs and (the first few of) its targets. The
-    // page lists at most ROWS targets in all (at most 200 per collector): at a million targets
-    // it stays a page, and the JSON API has the rest.
-    const ROWS: usize = 2_000;
-    let listed = (ROWS / v.collectors.len().max(1)).clamp(1, 200);
+    // Each collector's jobs from the answers' pairs, and the first of its targets as the
+    // loop listed them for this view (at most 200 per collector, 2,000 in all): at a million
+    // targets it stays a page, and the JSON API has the rest.
     let mut per: HashMap<&str, Owned<'_>> = HashMap::new();
-    for (job, ts) in &v.jobs {
-        for (t, owner) in ts {
-            if let Some(owner) = owner {
-                let entry = per.entry(&**owner).or_default();
-                entry.jobs.insert(job.as_str());
-                if entry.listed.len() < listed {
-                    entry.listed.push((job.as_str(), &*t.address));
-                }
-            }
-        }
+    for (job, c) in v.sd.keys() {
+        per.entry(c.as_str()).or_default().jobs.insert(job.as_str());
     }
+    for (c, first) in &v.first {
+        per.entry(c.as_str())
+            .or_default()
+            .listed
+            .extend(first.iter().map(|(j, a)| (&**j, &**a)));
+    }
+    let listed = crate::state::listed_per_collector(v.collectors.len());
     h.push_str("</svg><h2>Collectors</h2><table id=collector-table><tr><th>collector</th><th>status</th><th>jobs</th><th>targets</th></tr>");
     for (name, n) in &v.collectors {
         let jobs = per.get(name.as_str()).map_or(0, |p| p.jobs.len());
@@ -576,13 +550,13 @@ async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {
         );
     }
     h.push_str("</table><h2>Jobs</h2><table><tr><th>job</th><th>targets</th></tr>");
-    for (job, ts) in &v.jobs {
+    for (job, n) in &v.jobs {
         let _ = write!(
             h,
             "<tr><td><a href=\"{}\">{}</a></td><td>{}</td></tr>",
             esc(&link(job)),
             esc(job),
-            ts.len()
+            n
         );
     }
     h.push_str("</table><h2>Targets by collector</h2>");

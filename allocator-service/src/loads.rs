@@ -298,6 +298,44 @@ impl Weights {
         self.state.retain(|k, _| listed.contains(k));
     }
 
+    /// Apply one refresh's changes (see [`crate::discovery::Changes`]): `removed` targets leave
+    /// the index and their weights are forgotten, `replaced` ones (the old contents of changed
+    /// targets) leave their old address, `upserted` ones are indexed at their address.
+    pub fn update(
+        &mut self,
+        removed: &[crate::discovery::Target],
+        replaced: &[crate::discovery::Target],
+        upserted: &[crate::discovery::Target],
+    ) {
+        for t in removed.iter().chain(replaced) {
+            if let Some(by_address) = self.index.get_mut(&t.job) {
+                if let Some(keys) = by_address.get_mut(&t.address) {
+                    keys.retain(|&k| k != t.key);
+                    if keys.is_empty() {
+                        by_address.remove(&t.address);
+                    }
+                }
+                if by_address.is_empty() {
+                    self.index.remove(&t.job);
+                }
+            }
+        }
+        for t in removed {
+            self.state.remove(&t.key);
+        }
+        for t in upserted {
+            let keys = self
+                .index
+                .entry(t.job.clone())
+                .or_default()
+                .entry(t.address.clone())
+                .or_default();
+            if !keys.contains(&t.key) {
+                keys.push(t.key);
+            }
+        }
+    }
+
     /// Take one push's or pull's observations; returns whether a weight changed, and calls
     /// `seen` with each matched target and the collector that scraped it (when the observation
     /// names one). A target observed several times in one batch (listed twice in a push; one

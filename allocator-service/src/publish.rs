@@ -1,24 +1,30 @@
-//! Publishing the view incrementally: each tick's moves and discovery changes rebuild only the
-//! HTTP SD answers of the (job, collector) pairs they touch.
+//! Publishing the view incrementally: each tick's discovery changes (targets added, removed,
+//! relabeled) and the moves of its diffs rebuild only the chunks of the HTTP SD answers they
+//! touch. Nothing here passes over every target per tick.
 //!
 //! A served fragment is `{"labels":{...},"targets":["<address>"]}` of one target, and an answer
-//! is the `[...]` of a pair's fragments in discovery order, exactly as [`rebuild`] (the full build
-//! the service did before) serializes them. The publisher keeps, per target, what its fragment is
-//! made of (address and discovered labels, `__meta_*` included, which are not part of the
-//! target's identity and can change without a move; shared with discovery, not copied) and the
-//! fragment itself as a slice of its pair's answer, so no byte is held twice. Per tick:
-//! - moves (fed as each diff returns them) move targets between pairs and mark both dirty;
-//! - one pass over the listing compares every target with what it was (a pointer comparison
-//!   when discovery kept it; the contents when a file was re-read), serializes only targets that
-//!   are new or changed, and marks their pair dirty; a pair whose members were
-//!   reordered in the listing is dirty too, so answers keep discovery order;
-//! - targets no longer listed leave their pair (dirty);
-//! - only dirty pairs are re-concatenated from their members' fragments (a `memcpy` each).
+//! is the `[...]` of a pair's fragments **in target key order**, exactly as [`rebuild`] (the full
+//! build) serializes them. The order inside one (job, collector) answer is ours to choose: the Go
+//! allocator serves a collector's targets from a Go map (random order per request), so no client
+//! can rely on one. Key order makes an incremental update cheap: a change finds its chunk by
+//! binary search instead of a pass over the pair.
 //!
-//! Answers are shared [`Answer`]s: every view and every client shares them. A rebuilt pair gets
-//! a new `Answer`, whose gzip form is made once (by the loop right after the view is published, or
-//! by the first client that asks, whichever comes first); an untouched pair keeps its `Answer`,
-//! gzip form included, so a tick compresses only what it rebuilt.
+//! The publisher keeps, per target, what its fragment is made of (address and discovered labels,
+//! `__meta_*` included, which are not part of the target's identity and can change without a
+//! move; shared with discovery, not copied) and the fragment itself as a slice of its chunk's
+//! bytes, so no byte is held twice. Each (job, collector) pair is a list of chunks, each the
+//! members of one key range (sorted by key) and the bytes of their fragments joined by `,`:
+//! - a discovery change ([`Publisher::upsert`], [`Publisher::remove`]) or a move
+//!   ([`Publisher::moved`]) inserts or removes the target in its pair's chunk, found by binary
+//!   search on the chunks' first keys, and marks that chunk dirty;
+//! - [`Publisher::publish`] re-serializes only the dirty chunks (consecutive dirty chunks are
+//!   recut together into chunks of about [`CHUNK_BYTES`], a small one joins a small neighbour),
+//!   and makes each touched pair's answer from its chunks' parts.
+//!
+//! Answers are shared [`Answer`]s: every view and every client shares them. A rebuilt chunk gets
+//! a new [`Part`], whose gzip member is made once (by the loop right after the view is published,
+//! or by the first client that asks, whichever comes first); an untouched chunk keeps its `Part`,
+//! gzip member included, so a tick compresses only what it rebuilt.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -28,7 +34,7 @@ use axum::body::Bytes;
 use serde_json::json;
 
 use crate::answer::{Answer, Part};
-use crate::discovery::{LabelSet, Target};
+use crate::discovery::{LabelSet, Target, TargetLabels};
 
 /// Index meaning "none" in the publisher's dense tables.
 const NONE: u32 = u32::MAX;
@@ -40,9 +46,9 @@ const NONE: u32 = u32::MAX;
 /// level); 1% churn spread evenly touches a third of 8 KB chunks.
 pub const CHUNK_BYTES: usize = 8 * 1024;
 
-/// Targets per job, each with its collector, in discovery order (what `View::jobs` holds).
-/// Collector names are shared, not copied per target.
-pub type Jobs = BTreeMap<String, Vec<(Target, Option<Arc<str>>)>>;
+/// Targets per job the allocator holds (what `View::jobs` holds): `/jobs` and the dashboard
+/// count them; the targets themselves are in the answers.
+pub type Jobs = BTreeMap<String, usize>;
 /// The HTTP SD answer of every (job, collector) pair with targets (what `View::sd` holds).
 pub type Answers = HashMap<(String, String), Arc<Answer>>;
 
@@ -81,42 +87,40 @@ pub fn trim() {
     }
 }
 
-/// The full build: every answer serialized from scratch. This is what the service published
-/// before the incremental publisher; kept as its reference (tests compare the two byte for byte)
-/// and as the benchmark's baseline.
+/// The full build: every answer serialized from scratch, each pair's targets in key order.
+/// The reference of the incremental publisher (tests compare the two byte for byte) and the
+/// benchmark's baseline.
 pub fn rebuild(targets: Vec<Target>, a: &Allocator) -> Published {
     let mut jobs: Jobs = BTreeMap::new();
+    let mut pairs: HashMap<(String, String), Vec<Target>> = HashMap::new();
     for t in targets {
         // A target the allocator does not hold (its listing was refused) is not served.
         let Some(info) = a.target(t.key) else {
             continue;
         };
-        let owner = info
-            .collector
-            .and_then(|c| a.collector_name(c))
-            .map(Arc::from);
-        jobs.entry(t.job.to_string()).or_default().push((t, owner));
-    }
-    let mut parts: HashMap<(String, String), Vec<u8>> = HashMap::new();
-    for (job, ts) in &jobs {
-        for (t, owner) in ts {
-            let Some(owner) = owner else { continue };
-            let buf = parts
-                .entry((job.clone(), owner.to_string()))
-                .or_insert_with(|| b"[".to_vec());
-            if buf.len() > 1 {
-                buf.push(b',');
-            }
-            serde_json::to_writer(
-                &mut *buf,
-                &json!({ "targets": [&*t.address], "labels": t.labels() }),
-            )
-            .expect("plain data");
+        *jobs.entry(t.job.to_string()).or_default() += 1;
+        if let Some(owner) = info.collector.and_then(|c| a.collector_name(c)) {
+            pairs
+                .entry((t.job.to_string(), owner.to_owned()))
+                .or_default()
+                .push(t);
         }
     }
-    let sd: Answers = parts
+    let sd: Answers = pairs
         .into_iter()
-        .map(|(k, mut v)| {
+        .map(|(k, mut ts)| {
+            ts.sort_by_key(|t| t.key);
+            let mut v = b"[".to_vec();
+            for t in &ts {
+                if v.len() > 1 {
+                    v.push(b',');
+                }
+                serde_json::to_writer(
+                    &mut v,
+                    &json!({ "targets": [&*t.address], "labels": t.labels() }),
+                )
+                .expect("plain data");
+            }
             v.push(b']');
             (k, Answer::new(Bytes::from(v)))
         })
@@ -127,11 +131,11 @@ pub fn rebuild(targets: Vec<Target>, a: &Allocator) -> Published {
 
 /// One target's fragment, as [`rebuild`] writes it: `serde_json::Value` objects keep their keys
 /// sorted, so `labels` comes before `targets`.
-fn fragment(t: &Target, out: &mut Vec<u8>) {
+fn fragment(address: &str, labels: &LabelSet, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"labels\":");
-    serde_json::to_writer(&mut *out, &t.labels()).expect("plain data");
+    serde_json::to_writer(&mut *out, &TargetLabels::new(labels, address)).expect("plain data");
     out.extend_from_slice(b",\"targets\":[");
-    serde_json::to_writer(&mut *out, &*t.address).expect("plain data");
+    serde_json::to_writer(&mut *out, address).expect("plain data");
     out.extend_from_slice(b"]}");
 }
 
@@ -160,7 +164,7 @@ impl Names {
     }
 }
 
-/// What the publisher remembers of one listed target.
+/// What the publisher remembers of one target.
 struct Entry {
     key: TargetKey,
     /// What its fragment is made of: address and group labels. Shared with discovery, so an
@@ -171,49 +175,49 @@ struct Entry {
     job: u32,
     /// Collector name id, or `NONE` (unassigned).
     owner: u32,
-    /// Group index (`NONE` when unassigned).
+    /// Pair index (`NONE` when unassigned).
     group: u32,
-    /// Position in the last listing: the order of an answer.
-    pos: u32,
-    /// The tick that last listed it.
-    seen: u32,
-    /// The rebuild that last placed it in an answer (so a stale member index is skipped once).
-    placed: u32,
-    /// Its serialized fragment: a slice of its chunk, or a fresh buffer when it was serialized
-    /// this tick. Empty when it must be serialized (new, changed, or unassigned).
+    /// Whether the allocator holds it (false only after a refused listing, until the next one
+    /// is taken): `/jobs` counts the targets held.
+    held: bool,
+    /// Its serialized fragment: a slice of its chunk, or a fresh buffer. Empty when it must be
+    /// serialized (new, changed, or unassigned).
     fragment: Bytes,
-    /// The chunk its fragment was last cut into (`NONE`: none since it changed or moved): a
-    /// hint only, which [`Publisher::chunk`] checks against the chunk's bytes before keeping
-    /// the chunk (a target served to two pairs during a hand-over has one fragment).
-    chunk: u32,
 }
 
-/// One chunk of a pair's answer: consecutive members' fragments joined by `,`.
+/// One chunk of a pair's answer: the members of one key range, in key order, and their
+/// fragments joined by `,`.
 struct Chunk {
-    /// How many members it was built from.
-    len: u32,
-    /// The pair whose answer it is part of (only that pair keeps or frees it).
-    group: u32,
+    /// Where its key range starts (the first chunk of a pair also takes every smaller key);
+    /// the range ends where the next chunk's starts.
+    low: TargetKey,
+    /// Members (key, entry), sorted by key.
+    members: Vec<(TargetKey, u32)>,
+    /// Its bytes (`None` until it is first built).
     part: Option<Arc<Part>>,
+    /// Members changed since `part` was built.
+    dirty: bool,
 }
 
 /// One (job, collector) pair.
 struct Group {
     job: u32,
     collector: u32,
-    /// Entry indexes in the order of the last answer; may hold stale indexes (targets that left
-    /// since), which the next rebuild drops.
-    members: Vec<u32>,
-    /// Its answer's chunks, in order.
-    chunks: Vec<u32>,
-    /// How many entries belong to it now.
+    /// Its answer's chunks, in key order.
+    chunks: Vec<Chunk>,
+    /// How many entries it serves.
     len: usize,
     answer: Arc<Answer>,
     dirty: bool,
-    /// Order check of the current pass: the tick and the previous-listing position of the last
-    /// member seen in this pass.
-    check_tick: u32,
-    check_last: u32,
+}
+
+impl Group {
+    /// The chunk whose key range holds `key` (there is at least one chunk).
+    fn chunk_of(&self, key: TargetKey) -> usize {
+        self.chunks
+            .partition_point(|c| c.low <= key)
+            .saturating_sub(1)
+    }
 }
 
 /// The incremental publisher (see the module documentation).
@@ -223,31 +227,31 @@ pub struct Publisher {
     entries: Vec<Entry>,
     free_entries: Vec<u32>,
     jobs: Names,
+    /// Targets held per job id.
+    job_len: Vec<usize>,
     collectors: Names,
     groups: Vec<Group>,
-    chunks: Vec<Chunk>,
-    free_chunks: Vec<u32>,
     group_ids: HashMap<(u32, u32), u32, ahash::RandomState>,
     free_groups: Vec<u32>,
     dirty: Vec<u32>,
-    /// Collectors of moved targets not listed yet (new targets): taken by the next publish.
+    /// The answer of every pair with targets, as the last publish left it.
+    sd: Answers,
+    /// Collectors of moved targets not known yet (a diff's moves handed over before the
+    /// discovery change that lists the target): taken when it is upserted.
     pending: HashMap<TargetKey, u32, ahash::RandomState>,
-    /// Read every owner from the allocator on the next publish (its listing was refused, so the
-    /// allocator does not hold what moves would describe).
+    /// Read every owner from the allocator on the next publish (its listing was refused, or it
+    /// was replaced, so the allocator does not hold what moves would describe).
     resync: bool,
-    tick: u32,
-    builds: u32,
-    /// The job of the last listed target, with its id: consecutive targets of one job share
+    /// The job of the last upserted target, with its id: consecutive targets of one job share
     /// its name, so most lookups are a pointer comparison.
     last_job: Option<(Arc<str>, u32)>,
-    /// Targets per job in the last listing: this tick's per-job lists start at that size (their
-    /// growth would copy every target again and free large buffers).
-    per_job: Vec<usize>,
     /// Second owners (the hand-over window, see [`Publisher::also_serve`]): entry → (collector
     /// name id, group). A side table, so entries pay nothing when there are none.
     also: HashMap<u32, (u32, u32), ahash::RandomState>,
     /// Where chunks are cut (0: [`CHUNK_BYTES`]).
     chunk_bytes: usize,
+    /// Mark of [`Publisher::publish_listing`]'s pass: entries listed in it.
+    listed: Vec<bool>,
 }
 
 impl Publisher {
@@ -264,6 +268,15 @@ impl Publisher {
             0 => CHUNK_BYTES,
             n => n,
         }
+    }
+
+    /// How many targets it knows (served or not).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
     }
 
     /// Apply one diff's moves. Call it right after the diff, while `a` still names every
@@ -283,6 +296,96 @@ impl Publisher {
         }
     }
 
+    /// A target discovery added, or whose address or labels changed (same key): serve its new
+    /// fragment where it is served. A new target is served once a move places it (or it was
+    /// placed by moves already handed over).
+    pub fn upsert(&mut self, t: &Target) {
+        let job = match &self.last_job {
+            Some((name, id)) if Arc::ptr_eq(name, &t.job) => *id,
+            _ => {
+                let id = self.jobs.id(&t.job);
+                self.last_job = Some((t.job.clone(), id));
+                id
+            }
+        };
+        if self.job_len.len() <= job as usize {
+            self.job_len.resize(job as usize + 1, 0);
+        }
+        match self.slots.get(&t.key) {
+            Some(&i) => {
+                let e = &mut self.entries[i as usize];
+                let changed = !same(&e.address, &t.address) || !same(&e.labels, &t.group);
+                // Hold what discovery holds now (the next comparison is by pointer).
+                e.address = t.address.clone();
+                e.labels = t.group.clone();
+                if !e.held {
+                    e.held = true;
+                    self.job_len[e.job as usize] += 1;
+                }
+                let e = &self.entries[i as usize];
+                if e.job != job {
+                    // The same key under another job: a 64-bit hash collision; it moves job.
+                    let owner = e.owner;
+                    self.set_owner(i, NONE);
+                    self.job_len[self.entries[i as usize].job as usize] -= 1;
+                    self.job_len[job as usize] += 1;
+                    self.entries[i as usize].job = job;
+                    self.set_owner(i, owner);
+                }
+                if changed {
+                    self.entries[i as usize].fragment = Bytes::new();
+                    self.touch(i);
+                }
+            }
+            None => {
+                let e = Entry {
+                    key: t.key,
+                    address: t.address.clone(),
+                    labels: t.group.clone(),
+                    job,
+                    owner: NONE,
+                    group: NONE,
+                    held: true,
+                    fragment: Bytes::new(),
+                };
+                let i = match self.free_entries.pop() {
+                    Some(i) => {
+                        self.entries[i as usize] = e;
+                        i
+                    }
+                    None => {
+                        self.entries.push(e);
+                        (self.entries.len() - 1) as u32
+                    }
+                };
+                self.slots.insert(t.key, i);
+                self.job_len[job as usize] += 1;
+                if let Some(owner) = self.pending.remove(&t.key) {
+                    self.set_owner(i, owner);
+                }
+            }
+        }
+    }
+
+    /// A target discovery no longer lists: it leaves every answer.
+    pub fn remove(&mut self, key: TargetKey) {
+        self.pending.remove(&key);
+        let Some(i) = self.slots.remove(&key) else {
+            return;
+        };
+        self.set_owner(i, NONE);
+        let e = &mut self.entries[i as usize];
+        if e.held {
+            self.job_len[e.job as usize] -= 1;
+        }
+        // Do not pin discovery's strings or an old chunk.
+        e.address = Arc::from("");
+        e.labels = EMPTY_LABELS.clone();
+        e.fragment = Bytes::new();
+        e.held = false;
+        self.free_entries.push(i);
+    }
+
     /// Serve listed target `key` to `collector` too, besides its owner (the hand-over window),
     /// until its owner changes or this is called again (`None`: stop). Ignored for a target not
     /// listed or without an owner, and when `collector` is its owner.
@@ -298,191 +401,138 @@ impl Publisher {
             return;
         }
         let g = self.group(e.job, c);
-        self.groups[g as usize].members.push(i);
-        self.groups[g as usize].len += 1;
-        self.mark(g);
+        self.join(g, key, i);
         self.also.insert(i, (c, g));
     }
 
     fn drop_also(&mut self, i: u32) {
         if let Some((_, g)) = self.also.remove(&i) {
-            self.groups[g as usize].len -= 1;
-            self.mark(g);
+            let key = self.entries[i as usize].key;
+            self.leave(g, key);
         }
     }
 
-    /// The allocator refused a listing: the next publish reads every owner from it.
+    /// The allocator refused a listing or was replaced: the next publish reads every owner from
+    /// it (a pass over every target, on this path only).
     pub fn resync(&mut self) {
         self.resync = true;
     }
 
-    /// Publish the listing (in discovery order) against the allocator that placed it.
-    pub fn publish(&mut self, targets: Vec<Target>, a: &Allocator) -> Published {
-        let resync = std::mem::take(&mut self.resync);
-        // 0 marks a free entry.
-        self.tick = self.tick.wrapping_add(1).max(1);
-        let tick = self.tick;
-        let mut by_job: Vec<Vec<(Target, Option<Arc<str>>)>> = self
-            .per_job
-            .iter()
-            .map(|&n| Vec::with_capacity(n))
-            .collect();
-        let mut scratch = Vec::new();
-        // Second owners' answers are rebuilt every publish (few, and short-lived): they follow
-        // the listing's order and fragments without a check of their own.
-        let also: Vec<u32> = self.also.values().map(|&(_, g)| g).collect();
-        for g in also {
-            self.mark(g);
-        }
-        for (pos, t) in targets.into_iter().enumerate() {
-            let pos = pos as u32;
-            let job = match &self.last_job {
-                Some((name, id)) if Arc::ptr_eq(name, &t.job) => *id,
-                _ => {
-                    let id = self.jobs.id(&t.job);
-                    self.last_job = Some((t.job.clone(), id));
-                    id
-                }
-            };
-            // After a refused listing, the allocator holds other targets than the listing:
-            // serve only those it holds, where it holds them.
-            let held = if resync {
-                match a.target(t.key) {
-                    None => continue,
-                    Some(info) => Some(match info.collector.and_then(|c| a.collector_name(c)) {
+    fn read_owners(&mut self, a: &Allocator) {
+        self.pending.clear();
+        let live: Vec<u32> = self.slots.values().copied().collect();
+        for i in live {
+            let e = &self.entries[i as usize];
+            let (job, was) = (e.job as usize, e.held);
+            let (held, owner) = match a.target(e.key) {
+                None => (false, NONE),
+                Some(info) => (
+                    true,
+                    match info.collector.and_then(|c| a.collector_name(c)) {
                         Some(name) => self.collectors.id(name),
                         None => NONE,
-                    }),
-                }
-            } else {
-                None
+                    },
+                ),
             };
-            let i = match self.slots.get(&t.key) {
-                Some(&i) => {
-                    let e = &mut self.entries[i as usize];
-                    if e.seen == tick {
-                        // Discovery lists a key once (its identity includes the job); a
-                        // repeat would be a 64-bit hash collision.
-                        tracing::warn!(key = %t.key, job = %t.job, "target listed twice; serving it once");
-                        continue;
-                    }
-                    e.seen = tick;
-                    let changed = !same(&e.address, &t.address) || !same(&e.labels, &t.group);
-                    // Hold what discovery holds now (next tick compares pointers).
-                    e.address = t.address.clone();
-                    e.labels = t.group.clone();
-                    let (old_job, owner, group) = (e.job, e.owner, e.group);
-                    if changed {
-                        e.fragment = Bytes::new();
-                        e.chunk = NONE;
-                    }
-                    if old_job != job {
-                        self.set_owner(i, NONE);
-                        self.entries[i as usize].job = job;
-                        self.set_owner(i, owner);
-                    } else if changed {
-                        self.mark(group);
-                    }
-                    if let Some(owner) = held {
-                        self.set_owner(i, owner);
-                    }
-                    // Answers follow discovery order: a pair whose members kept their relative
-                    // order keeps its answer; otherwise it is rebuilt.
-                    let e = &self.entries[i as usize];
-                    if e.group != NONE {
-                        let g = &mut self.groups[e.group as usize];
-                        if !g.dirty {
-                            if g.check_tick == tick && e.pos < g.check_last {
-                                g.dirty = true;
-                                self.dirty.push(e.group);
-                            }
-                            g.check_tick = tick;
-                            g.check_last = e.pos;
-                        }
-                    }
-                    i
+            if held != was {
+                self.entries[i as usize].held = held;
+                if held {
+                    self.job_len[job] += 1;
+                } else {
+                    self.job_len[job] -= 1;
                 }
-                None => {
-                    let owner = match held {
-                        Some(owner) => owner,
-                        None => self.pending.remove(&t.key).unwrap_or(NONE),
-                    };
-                    let e = Entry {
-                        key: t.key,
-                        address: t.address.clone(),
-                        labels: t.group.clone(),
-                        job,
-                        owner: NONE,
-                        group: NONE,
-                        pos,
-                        seen: tick,
-                        placed: 0,
-                        fragment: Bytes::new(),
-                        chunk: NONE,
-                    };
-                    let i = match self.free_entries.pop() {
-                        Some(i) => {
-                            self.entries[i as usize] = e;
-                            i
-                        }
-                        None => {
-                            self.entries.push(e);
-                            (self.entries.len() - 1) as u32
-                        }
-                    };
-                    self.slots.insert(t.key, i);
-                    self.set_owner(i, owner);
-                    i
-                }
-            };
-            let e = &mut self.entries[i as usize];
-            e.pos = pos;
-            if e.owner != NONE && e.fragment.is_empty() {
-                scratch.clear();
-                fragment(&t, &mut scratch);
-                e.fragment = Bytes::copy_from_slice(&scratch);
             }
-            let owner = (e.owner != NONE).then(|| self.collectors.names[e.owner as usize].clone());
-            if by_job.len() <= job as usize {
-                by_job.resize_with(job as usize + 1, Vec::new);
-            }
-            by_job[job as usize].push((t, owner));
+            self.set_owner(i, owner);
         }
+    }
+
+    /// Publish what the changes and moves handed over since the last publish made of the view.
+    pub fn publish(&mut self, a: &Allocator) -> Published {
+        if std::mem::take(&mut self.resync) {
+            self.read_owners(a);
+        }
+        // Moves of targets that were never listed (their listing was refused) serve nothing.
         self.pending.clear();
-        // Targets no longer listed (or no longer held) leave their pair.
-        for i in 0..self.entries.len() as u32 {
-            let e = &self.entries[i as usize];
-            if e.seen != tick && e.seen != 0 {
-                self.set_owner(i, NONE);
-                let e = &mut self.entries[i as usize];
-                self.slots.remove(&e.key);
-                e.seen = 0;
-                self.free_entries.push(i);
+        let rebuilt = self.rebuild_dirty();
+        let jobs = self
+            .job_len
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(j, &n)| (self.jobs.names[j].to_string(), n))
+            .collect();
+        Published {
+            jobs,
+            sd: self.sd.clone(),
+            rebuilt,
+        }
+    }
+
+    /// Publish a full listing (in no particular order): what changed against what the
+    /// publisher holds is found by comparing every target (unchanged ones by pointer), then
+    /// [`Publisher::publish`]. For sources that only deliver full listings, and the tests.
+    pub fn publish_listing(&mut self, targets: Vec<Target>, a: &Allocator) -> Published {
+        self.listed.clear();
+        self.listed.resize(self.entries.len(), false);
+        for t in &targets {
+            self.upsert(t);
+            let i = self.slots[&t.key] as usize;
+            if self.listed.len() <= i {
+                self.listed.resize(i + 1, false);
+            }
+            self.listed[i] = true;
+        }
+        let gone: Vec<TargetKey> = self
+            .slots
+            .iter()
+            .filter(|(_, &i)| !self.listed.get(i as usize).copied().unwrap_or(false))
+            .map(|(&k, _)| k)
+            .collect();
+        for k in gone {
+            self.remove(k);
+        }
+        self.publish(a)
+    }
+
+    /// Up to `limit` (job, address) of the targets `collector` serves, in job then key order
+    /// (the dashboard lists a few per collector).
+    pub fn first_of(&self, collector: &str, limit: usize) -> Vec<(Arc<str>, Arc<str>)> {
+        let Some(&c) = self.collectors.ids.get(collector) else {
+            return Vec::new();
+        };
+        let mut groups: Vec<&Group> = self
+            .group_ids
+            .iter()
+            .filter(|((_, gc), _)| *gc == c)
+            .map(|(_, &g)| &self.groups[g as usize])
+            .collect();
+        groups.sort_by_key(|g| &self.jobs.names[g.job as usize]);
+        let mut out = Vec::new();
+        for g in groups {
+            for ch in &g.chunks {
+                for &(_, i) in &ch.members {
+                    if out.len() == limit {
+                        return out;
+                    }
+                    let e = &self.entries[i as usize];
+                    out.push((self.jobs.names[g.job as usize].clone(), e.address.clone()));
+                }
             }
         }
-        let rebuilt = self.rebuild_dirty();
-        self.per_job = by_job.iter().map(Vec::len).collect();
-        let jobs = by_job
-            .into_iter()
-            .enumerate()
-            .filter(|(_, ts)| !ts.is_empty())
-            .map(|(j, ts)| (self.jobs.names[j].to_string(), ts))
-            .collect();
-        let sd = self
-            .group_ids
+        out
+    }
+
+    /// The keys of `job`'s targets at `address` (a pass over every target: `/explain` only).
+    pub fn find(&self, job: &str, address: &str) -> Vec<TargetKey> {
+        let Some(&j) = self.jobs.ids.get(job) else {
+            return Vec::new();
+        };
+        self.slots
             .values()
-            .map(|&g| {
-                let g = &self.groups[g as usize];
-                (
-                    (
-                        self.jobs.names[g.job as usize].to_string(),
-                        self.collectors.names[g.collector as usize].to_string(),
-                    ),
-                    g.answer.clone(),
-                )
-            })
-            .collect();
-        Published { jobs, sd, rebuilt }
+            .map(|&i| &self.entries[i as usize])
+            .filter(|e| e.job == j && *e.address == *address)
+            .map(|e| e.key)
+            .collect()
     }
 
     fn mark(&mut self, g: u32) {
@@ -490,6 +540,59 @@ impl Publisher {
             self.groups[g as usize].dirty = true;
             self.dirty.push(g);
         }
+    }
+
+    /// Entry `i`'s fragment changed: the chunks that serve it are rebuilt.
+    fn touch(&mut self, i: u32) {
+        let e = &self.entries[i as usize];
+        let key = e.key;
+        let also = self.also.get(&i).map_or(NONE, |&(_, g)| g);
+        for g in [e.group, also] {
+            if g != NONE {
+                let group = &mut self.groups[g as usize];
+                let c = group.chunk_of(key);
+                group.chunks[c].dirty = true;
+                self.mark(g);
+            }
+        }
+    }
+
+    /// Add entry `i` (key `key`) to pair `g`.
+    fn join(&mut self, g: u32, key: TargetKey, i: u32) {
+        let group = &mut self.groups[g as usize];
+        group.len += 1;
+        if group.chunks.is_empty() {
+            group.chunks.push(Chunk {
+                low: key,
+                members: Vec::new(),
+                part: None,
+                dirty: true,
+            });
+        }
+        let c = group.chunk_of(key);
+        let chunk = &mut group.chunks[c];
+        match chunk.members.binary_search_by_key(&key, |m| m.0) {
+            Ok(at) => chunk.members[at] = (key, i),
+            Err(at) => chunk.members.insert(at, (key, i)),
+        }
+        chunk.low = chunk.low.min(key);
+        chunk.dirty = true;
+        self.mark(g);
+    }
+
+    /// Take key `key` out of pair `g`.
+    fn leave(&mut self, g: u32, key: TargetKey) {
+        let group = &mut self.groups[g as usize];
+        group.len -= 1;
+        let c = group.chunk_of(key);
+        let chunk = &mut group.chunks[c];
+        if let Ok(at) = chunk.members.binary_search_by_key(&key, |m| m.0) {
+            chunk.members.remove(at);
+        } else {
+            debug_assert!(false, "a member is in the chunk of its key");
+        }
+        chunk.dirty = true;
+        self.mark(g);
     }
 
     /// Move entry `i` to the pair of its job and `owner` (`NONE`: out of every pair).
@@ -500,26 +603,22 @@ impl Publisher {
         }
         self.drop_also(i);
         let e = &self.entries[i as usize];
-        let (old, job) = (e.group, e.job);
+        let (old, job, key) = (e.group, e.job, e.key);
         if old != NONE {
-            self.groups[old as usize].len -= 1;
-            self.mark(old);
+            self.leave(old, key);
         }
         let group = if owner == NONE {
             NONE
         } else {
             let g = self.group(job, owner);
-            self.groups[g as usize].members.push(i);
-            self.groups[g as usize].len += 1;
-            self.mark(g);
+            self.join(g, key, i);
             g
         };
         let e = &mut self.entries[i as usize];
         e.owner = owner;
         e.group = group;
-        e.chunk = NONE;
         if owner == NONE {
-            // Unassigned targets are in no answer: do not pin an old answer's buffer.
+            // Unassigned targets are in no answer: do not pin an old chunk's buffer.
             e.fragment = Bytes::new();
         }
     }
@@ -531,13 +630,10 @@ impl Publisher {
         let group = Group {
             job,
             collector,
-            members: Vec::new(),
             chunks: Vec::new(),
             len: 0,
             answer: Answer::empty(),
             dirty: false,
-            check_tick: 0,
-            check_last: 0,
         };
         let g = match self.free_groups.pop() {
             Some(g) => {
@@ -553,169 +649,141 @@ impl Publisher {
         g
     }
 
-    /// Rebuild the answers of the dirty pairs (only their chunks that changed); drop the pairs
-    /// left empty. Returns the new answers.
+    fn names(&self, g: &Group) -> (String, String) {
+        (
+            self.jobs.names[g.job as usize].to_string(),
+            self.collectors.names[g.collector as usize].to_string(),
+        )
+    }
+
+    /// Rebuild the dirty chunks of the dirty pairs; drop the pairs left empty. Returns the new
+    /// answers.
     fn rebuild_dirty(&mut self) -> Vec<Arc<Answer>> {
         let dirty = std::mem::take(&mut self.dirty);
         let mut rebuilt = Vec::with_capacity(dirty.len());
         for g in dirty {
-            self.builds = self.builds.wrapping_add(1).max(1);
-            let build = self.builds;
             let group = &mut self.groups[g as usize];
             group.dirty = false;
-            let mut members = std::mem::take(&mut group.members);
-            let old = std::mem::take(&mut group.chunks);
             if group.len == 0 {
                 let key = (group.job, group.collector);
                 group.answer = Answer::empty();
+                group.chunks = Vec::new();
                 self.group_ids.remove(&key);
                 self.free_groups.push(g);
-                self.free(&old, &[]);
+                let names = self.names(&self.groups[g as usize]);
+                self.sd.remove(&names);
                 continue;
             }
-            let entries = &mut self.entries;
-            let also = &self.also;
-            members.retain(|&i| {
-                let e = &mut entries[i as usize];
-                let member = e.group == g || also.get(&i).is_some_and(|&(_, ag)| ag == g);
-                let keep = member && e.seen != 0 && e.placed != build;
-                e.placed = build;
-                keep
-            });
-            debug_assert_eq!(members.len(), self.groups[g as usize].len);
-            // Nearly sorted (old order plus a few joiners): the stable sort finds the runs.
-            members.sort_by_key(|&i| entries[i as usize].pos);
-            let chunks = self.chunk(g, &members);
-            self.free(&old, &chunks);
-            let answer = Answer::list(chunks.iter().map(|&c| {
-                self.chunks[c as usize]
-                    .part
-                    .clone()
-                    .expect("a chunk in use holds its part")
-            }));
+            let old = std::mem::take(&mut group.chunks);
+            let chunks = self.recut(old);
+            debug_assert_eq!(
+                chunks.iter().map(|c| c.members.len()).sum::<usize>(),
+                self.groups[g as usize].len
+            );
+            let answer = Answer::list(
+                chunks
+                    .iter()
+                    .map(|c| c.part.clone().expect("a built chunk holds its part")),
+            );
+            let names = self.names(&self.groups[g as usize]);
             let group = &mut self.groups[g as usize];
-            group.members = members;
             group.chunks = chunks;
-            group.answer = answer;
-            rebuilt.push(group.answer.clone());
+            group.answer = answer.clone();
+            self.sd.insert(names, answer.clone());
+            rebuilt.push(answer);
         }
         rebuilt
     }
 
-    /// The chunks of pair `g` whose members are `members`, in order: a chunk of the pair's last
-    /// answer is kept where its bytes are exactly the fragments of the members at that place
-    /// (each member's fragment is the slice of the chunk's buffer at its place: a changed
-    /// target has a new fragment, a joiner or a reordering breaks the sequence); the members in
-    /// between are cut into new chunks of about [`CHUNK_BYTES`].
-    fn chunk(&mut self, g: u32, members: &[u32]) -> Vec<u32> {
-        // Runs of `members`: a kept chunk, or `NONE` for members to chunk anew.
-        let mut runs: Vec<(usize, usize, u32)> = Vec::new();
-        let mut i = 0;
-        let mut fresh = 0;
-        while i < members.len() {
-            let c = self.entries[members[i] as usize].chunk;
-            if c != NONE && self.keeps(g, c, &members[i..]) {
-                let len = self.chunks[c as usize].len as usize;
-                if fresh < i {
-                    runs.push((fresh, i, NONE));
-                }
-                runs.push((i, i + len, c));
-                i += len;
-                fresh = i;
-                continue;
-            }
-            i += 1;
-        }
-        if fresh < members.len() {
-            runs.push((fresh, members.len(), NONE));
-        }
-        let bytes = |entries: &[Entry], r: &[u32]| -> usize {
-            r.iter()
-                .map(|&m| entries[m as usize].fragment.len() + 1)
-                .sum()
-        };
-        let chunk_bytes = self.chunk_target();
-        let mut out = Vec::with_capacity(runs.len());
-        // The last run pushed as a kept chunk, with its start (a small run may take it back).
-        let mut last_kept: Option<usize> = None;
-        let mut k = 0;
-        while k < runs.len() {
-            let (mut start, mut end, c) = runs[k];
-            k += 1;
-            if c != NONE {
+    /// The chunks of one pair after its changes: clean chunks are kept as they are; each run of
+    /// consecutive dirty chunks is recut into chunks of about the target size (a run smaller
+    /// than half of it takes a small clean neighbour along, so that chunks do not shrink to a
+    /// few targets each over many ticks: each chunk costs a gzip member's frame and compresses
+    /// worse than a larger one).
+    fn recut(&mut self, old: Vec<Chunk>) -> Vec<Chunk> {
+        let target = self.chunk_target();
+        let small = |c: &Chunk| c.part.as_ref().is_some_and(|p| p.plain.len() < target / 2);
+        let mut out: Vec<Chunk> = Vec::with_capacity(old.len());
+        let mut run: Vec<(TargetKey, u32)> = Vec::new();
+        let mut in_run = false;
+        let mut old = old.into_iter().peekable();
+        while let Some(c) = old.next() {
+            if !c.dirty {
                 out.push(c);
-                last_kept = Some(start);
                 continue;
             }
-            // A small run joins a small kept chunk beside it, so that chunks do not shrink to a
-            // few targets each over many ticks (each chunk costs a gzip member's frame and
-            // compresses worse than a larger one).
-            let small = |entries: &[Entry], r: &[u32]| bytes(entries, r) < chunk_bytes / 2;
-            if small(&self.entries, &members[start..end]) {
-                if let Some(s) = last_kept.filter(|&s| small(&self.entries, &members[s..start])) {
-                    out.pop();
-                    start = s;
-                }
-                if let Some(&(_, e, next)) = runs.get(k) {
-                    if next != NONE && small(&self.entries, &members[end..e]) {
-                        end = e;
-                        k += 1;
-                    }
+            if !in_run {
+                in_run = true;
+                run.clear();
+                if out.last().is_some_and(|p| !p.dirty && small(p)) {
+                    run.extend(out.pop().expect("checked").members);
                 }
             }
-            last_kept = None;
-            let run = &members[start..end];
-            let total = bytes(&self.entries, run);
-            let pieces = total.div_ceil(chunk_bytes).max(1);
-            let target = total.div_ceil(pieces);
-            let mut from = 0;
-            let mut size = 0;
-            for (n, &m) in run.iter().enumerate() {
-                size += self.entries[m as usize].fragment.len() + 1;
-                if size >= target || n + 1 == run.len() {
-                    out.push(self.build_chunk(g, &run[from..=n]));
-                    from = n + 1;
-                    size = 0;
-                }
+            run.extend(c.members);
+            if old.peek().is_some_and(|n| n.dirty) {
+                continue;
             }
+            // The run ends here.
+            let bytes = self.serialize(&run);
+            if bytes < target / 2 && old.peek().is_some_and(|n| small(n)) {
+                let next = old.next().expect("checked");
+                self.serialize(&next.members);
+                run.extend(next.members);
+            }
+            self.cut(&run, target, &mut out);
+            in_run = false;
         }
         out
     }
 
-    /// Whether chunk `c` of pair `g` is exactly the fragments of the first members of `run`
-    /// joined by `,`.
-    fn keeps(&self, g: u32, c: u32, run: &[u32]) -> bool {
-        let chunk = &self.chunks[c as usize];
-        let Some(part) = chunk.part.as_ref().filter(|_| chunk.group == g) else {
-            return false;
-        };
-        let Some(run) = run.get(..chunk.len as usize) else {
-            return false;
-        };
-        let base = part.plain.as_ptr() as usize;
-        let mut at = 0;
-        for &m in run {
-            let f = &self.entries[m as usize].fragment;
-            // Fragments hold their buffer, so an address in this chunk's live buffer is a slice
-            // of it, never of another allocation.
-            if f.is_empty() || f.as_ptr() as usize != base + at {
-                return false;
+    /// Serialize the members of `run` without a fragment; returns the run's bytes (with a
+    /// separator each).
+    fn serialize(&mut self, run: &[(TargetKey, u32)]) -> usize {
+        let mut total = 0;
+        for &(_, i) in run {
+            let e = &mut self.entries[i as usize];
+            if e.fragment.is_empty() {
+                let mut buf = Vec::with_capacity(256);
+                fragment(&e.address, &e.labels, &mut buf);
+                e.fragment = Bytes::from(buf);
             }
-            at += f.len() + 1;
+            total += e.fragment.len() + 1;
         }
-        at == part.plain.len() + 1
+        total
     }
 
-    /// A new chunk of pair `g` of `members`' fragments joined by `,`; their fragments become its
-    /// slices.
-    fn build_chunk(&mut self, g: u32, members: &[u32]) -> u32 {
+    /// Cut `run` (fragments serialized) into chunks of about `target` bytes onto `out`.
+    fn cut(&mut self, run: &[(TargetKey, u32)], target: usize, out: &mut Vec<Chunk>) {
+        if run.is_empty() {
+            return;
+        }
+        let total: usize = run
+            .iter()
+            .map(|&(_, i)| self.entries[i as usize].fragment.len() + 1)
+            .sum();
+        let pieces = total.div_ceil(target).max(1);
+        let each = total.div_ceil(pieces);
+        let mut from = 0;
+        let mut size = 0;
+        for (n, &(_, i)) in run.iter().enumerate() {
+            size += self.entries[i as usize].fragment.len() + 1;
+            if size >= each || n + 1 == run.len() {
+                out.push(self.build_chunk(&run[from..=n]));
+                from = n + 1;
+                size = 0;
+            }
+        }
+    }
+
+    /// A new chunk of `members`' fragments joined by `,`; their fragments become its slices.
+    fn build_chunk(&mut self, members: &[(TargetKey, u32)]) -> Chunk {
         let size: usize = members
             .iter()
-            .map(|&i| self.entries[i as usize].fragment.len() + 1)
+            .map(|&(_, i)| self.entries[i as usize].fragment.len() + 1)
             .sum();
         let mut buf = Vec::with_capacity(size);
         let mut ends = Vec::with_capacity(members.len());
-        for (n, &i) in members.iter().enumerate() {
+        for (n, &(_, i)) in members.iter().enumerate() {
             if n > 0 {
                 buf.push(b',');
             }
@@ -724,49 +792,21 @@ impl Publisher {
             ends.push((start, buf.len()));
         }
         let bytes = Bytes::from(buf);
-        let chunk = Chunk {
-            len: members.len() as u32,
-            group: g,
-            part: Some(Part::new(bytes.clone())),
-        };
-        let c = match self.free_chunks.pop() {
-            Some(c) => {
-                self.chunks[c as usize] = chunk;
-                c
-            }
-            None => {
-                self.chunks.push(chunk);
-                (self.chunks.len() - 1) as u32
-            }
-        };
-        for (&i, &(start, end)) in members.iter().zip(&ends) {
-            let e = &mut self.entries[i as usize];
-            e.fragment = bytes.slice(start..end);
-            e.chunk = c;
+        for (&(_, i), &(start, end)) in members.iter().zip(&ends) {
+            self.entries[i as usize].fragment = bytes.slice(start..end);
         }
-        c
-    }
-
-    /// Free the chunks of `old` that are not in `kept`.
-    fn free(&mut self, old: &[u32], kept: &[u32]) {
-        for &c in kept {
-            self.chunks[c as usize].len |= KEPT;
-        }
-        for &c in old {
-            let chunk = &mut self.chunks[c as usize];
-            if chunk.len & KEPT == 0 {
-                chunk.part = None;
-                self.free_chunks.push(c);
-            }
-        }
-        for &c in kept {
-            self.chunks[c as usize].len &= !KEPT;
+        Chunk {
+            low: members[0].0,
+            members: members.to_vec(),
+            part: Some(Part::new(bytes)),
+            dirty: false,
         }
     }
 }
 
-/// A mark on a chunk's length while [`Publisher::free`] runs (a chunk never holds 2³¹ members).
-const KEPT: u32 = 1 << 31;
+/// The label set a freed entry holds (so it pins none of discovery's).
+static EMPTY_LABELS: std::sync::LazyLock<Arc<LabelSet>> =
+    std::sync::LazyLock::new(|| LabelSet::new(std::iter::empty()));
 
 #[cfg(test)]
 mod tests {
@@ -827,28 +867,34 @@ mod tests {
     }
 
     /// Each pair's answer as the service wrote it from per-target maps (before the compact
-    /// label store): the served bytes must not have changed.
-    fn answers_from_maps(jobs: &Jobs) -> HashMap<(String, String), Vec<u8>> {
-        let mut out: HashMap<(String, String), Vec<u8>> = HashMap::new();
-        for (job, ts) in jobs {
-            for (t, owner) in ts {
-                let Some(owner) = owner else { continue };
-                let buf = out
-                    .entry((job.clone(), owner.to_string()))
-                    .or_insert_with(|| b"[".to_vec());
+    /// label store), each pair's targets in key order: the served bytes must not have changed.
+    fn answers_from_maps(listing: &[Target], a: &Allocator) -> HashMap<(String, String), Vec<u8>> {
+        let mut pairs: BTreeMap<(String, String), BTreeMap<TargetKey, &Target>> = BTreeMap::new();
+        for t in listing {
+            let Some(owner) = a.collector_of(t.key).and_then(|c| a.collector_name(c)) else {
+                continue;
+            };
+            pairs
+                .entry((t.job.to_string(), owner.to_owned()))
+                .or_default()
+                .insert(t.key, t);
+        }
+        let mut out = HashMap::new();
+        for (pair, ts) in pairs {
+            let mut buf = b"[".to_vec();
+            for t in ts.values() {
                 if buf.len() > 1 {
                     buf.push(b',');
                 }
                 let map = map_of(t);
                 serde_json::to_writer(
-                    &mut *buf,
+                    &mut buf,
                     &json!({ "targets": [map["__address__"]], "labels": map }),
                 )
                 .unwrap();
             }
-        }
-        for v in out.values_mut() {
-            v.push(b']');
+            buf.push(b']');
+            out.insert(pair, buf);
         }
         out
     }
@@ -874,6 +920,7 @@ mod tests {
         let mut listing: Vec<Target> = Vec::new();
         let mut collectors: Vec<String> = Vec::new();
         let mut next = 0u64;
+        let mut last: Vec<Target> = Vec::new();
         for step in 0..40 {
             // Collectors come and go (sometimes all of them).
             if rng.chance(30) || collectors.is_empty() {
@@ -932,7 +979,26 @@ mod tests {
             } else {
                 p.moved(&moves, &a);
             }
-            let got = p.publish(listing.clone(), &a);
+            // The changes as discovery hands them over (found here by comparing the listings),
+            // or the whole listing.
+            let got = if rng.chance(50) {
+                let now: HashMap<TargetKey, &Target> = listing.iter().map(|t| (t.key, t)).collect();
+                for t in &last {
+                    if !now.contains_key(&t.key) {
+                        p.remove(t.key);
+                    }
+                }
+                let before: HashMap<TargetKey, &Target> = last.iter().map(|t| (t.key, t)).collect();
+                for t in &listing {
+                    if before.get(&t.key).is_none_or(|b| *b != t) {
+                        p.upsert(t);
+                    }
+                }
+                p.publish(&a)
+            } else {
+                p.publish_listing(listing.clone(), &a)
+            };
+            last = listing.clone();
             let want = rebuild(listing.clone(), &a);
             assert!(
                 got.jobs == want.jobs,
@@ -948,7 +1014,7 @@ mod tests {
                     "seed {seed} {strategy:?} step {step}: answer of {pair:?}"
                 );
             }
-            let before = answers_from_maps(&want.jobs);
+            let before = answers_from_maps(&listing, &a);
             assert_eq!(before.len(), got.sd.len());
             for (pair, bytes) in before {
                 assert_eq!(
@@ -993,7 +1059,7 @@ mod tests {
         let moves = a.set_targets(&specs(&listing)).unwrap().to_vec();
         p.moved(&moves, &a);
         let pair = ("api".to_owned(), "c0".to_owned());
-        let before = p.publish(listing.clone(), &a).sd[&pair].clone();
+        let before = p.publish_listing(listing.clone(), &a).sd[&pair].clone();
         let chunks = |x: &Answer| -> Vec<Arc<Part>> {
             // Parts at odd places are the separators `[`, `,`, `]`.
             x.parts().iter().skip(1).step_by(2).cloned().collect()
@@ -1006,7 +1072,7 @@ mod tests {
         listing.insert(250, target("api", 1000, 0, 0));
         let moves = a.set_targets(&specs(&listing)).unwrap().to_vec();
         p.moved(&moves, &a);
-        let after = p.publish(listing.clone(), &a).sd[&pair].clone();
+        let after = p.publish_listing(listing.clone(), &a).sd[&pair].clone();
         assert_eq!(*after, *rebuild(listing, &a).sd[&pair]);
         let new = chunks(&after);
         let kept = new
@@ -1034,14 +1100,14 @@ mod tests {
         let old: Vec<Target> = (0..20).map(|n| target("api", n, 0, 0)).collect();
         let moves = a.set_targets(&specs(&old)).unwrap().to_vec();
         p.moved(&moves, &a);
-        let first = p.publish(old.clone(), &a);
+        let first = p.publish_listing(old.clone(), &a);
         assert_eq!(first.sd, rebuild(old.clone(), &a).sd);
         // The allocator keeps the old targets; the listing has half of them and new ones.
         let listing: Vec<Target> = (10..30).map(|n| target("api", n, 1, 0)).collect();
         p.resync();
-        let got = p.publish(listing.clone(), &a);
+        let got = p.publish_listing(listing.clone(), &a);
         let want = rebuild(listing, &a);
-        assert_eq!(got.jobs["api"].len(), 10);
+        assert_eq!(got.jobs["api"], 10);
         assert!(got.jobs == want.jobs);
         assert_eq!(got.sd, want.sd);
     }

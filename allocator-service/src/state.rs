@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use allocator_core::{Allocator, CollectorSpec, Move, MoveKind, TargetSpec};
+use allocator_core::{Allocator, CollectorSpec, Diff, Move, MoveKind, TargetSpec};
 use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Map, Value};
 
 use crate::answer::{Answer, Warmer};
 use crate::config::Loaded;
-use crate::discovery::{Files, Found, Target};
+use crate::discovery::{Changes, Files, Target};
 use crate::k8s::Cluster;
 use crate::metrics::Metrics;
 use crate::publish::{Published, Publisher};
@@ -23,8 +23,11 @@ pub struct View {
     pub ready: bool,
     pub strategy: String,
     pub scrape_configs: Map<String, Value>,
-    /// Targets per job, with their collector.
+    /// Targets per job (how many the allocator holds).
     pub jobs: crate::publish::Jobs,
+    /// The first targets (job, address) of each collector, as many as the dashboard lists
+    /// (see [`listed_per_collector`]).
+    pub first: Vec<(String, Vec<(Arc<str>, Arc<str>)>)>,
     /// Every collector with its target count, sorted by name.
     pub collectors: Vec<(String, usize)>,
     pub unassigned: usize,
@@ -118,6 +121,12 @@ impl Shared {
     }
 }
 
+/// How many targets the dashboard lists per collector: 2,000 in all, at most 200 each (at a
+/// million targets it stays a page; the JSON API has the rest).
+pub fn listed_per_collector(collectors: usize) -> usize {
+    (2_000 / collectors.max(1)).clamp(1, 200)
+}
+
 /// The allocation state owned by the loop.
 pub struct Engine {
     cfg: Loaded,
@@ -149,6 +158,9 @@ pub struct Engine {
     /// replica led at the last refresh.
     replica: Option<Arc<crate::replica::Replica>>,
     leading: bool,
+    /// The allocator does not hold what discovery holds (a diff was refused, or the allocator
+    /// was replaced by a snapshot): the next refresh hands it the full listing.
+    core_stale: bool,
 }
 
 impl Engine {
@@ -180,6 +192,7 @@ impl Engine {
             warmer: Warmer::default(),
             replica: None,
             leading: false,
+            core_stale: false,
         }
     }
 
@@ -195,6 +208,9 @@ impl Engine {
         let Some(r) = &self.replica else { return false };
         let leading = r.is_leader();
         let turned = std::mem::replace(&mut self.leading, leading) != leading;
+        // A new role: a new leader applies its discovery in full to what it holds (a follower
+        // did not hand its discovery's changes to the allocator).
+        self.core_stale |= turned;
         let Some(offer) = r.take_offer() else {
             return turned;
         };
@@ -202,6 +218,7 @@ impl Engine {
             Some(a) => {
                 self.alloc = a;
                 self.publisher.resync();
+                self.core_stale = true;
                 true
             }
             None => turned,
@@ -251,16 +268,20 @@ impl Engine {
 
     /// One refresh: re-read changed files; when anything changed, apply it and publish a view.
     pub fn tick(&mut self, shared: &Shared) {
-        shared.explain.answer(|k| {
-            let mut v = crate::explain::to_json(&self.alloc.explain(k)?);
-            if let Some(held) = self.budget.explain(k) {
-                v["budget"] = held;
-            }
-            if let Some(open) = self.handover.explain(k, Instant::now()) {
-                v["handover"] = open;
-            }
-            Some(v)
-        });
+        let publisher = &self.publisher;
+        shared.explain.answer(
+            |k| {
+                let mut v = crate::explain::to_json(&self.alloc.explain(k)?);
+                if let Some(held) = self.budget.explain(k) {
+                    v["budget"] = held;
+                }
+                if let Some(open) = self.handover.explain(k, Instant::now()) {
+                    v["handover"] = open;
+                }
+                Some(v)
+            },
+            |job, address| publisher.find(job, address),
+        );
         self.take_loads(shared);
         let cluster = self.cluster.clone();
         if cluster.as_ref().is_some_and(|c| !c.synced()) {
@@ -316,7 +337,7 @@ impl Engine {
         self.last_generation = generation;
         self.last_collectors = collectors.clone();
         let processing = Instant::now();
-        let mut collect = self.files.targets(&self.cfg, |sc| match &cluster {
+        self.files.refresh(&self.cfg, |sc| match &cluster {
             Some(c) => sc
                 .kubernetes_sd_configs
                 .iter()
@@ -324,11 +345,11 @@ impl Engine {
                 .collect(),
             None => Vec::new(),
         });
-        let collected = processing.elapsed().as_secs_f64();
         let generated = cluster
             .as_ref()
             .map(|c| c.monitor_jobs(&self.cfg))
             .unwrap_or_default();
+        let current = self.files.current();
         for job in &generated {
             let spec = crate::discovery::JobSpec {
                 name: &job.name,
@@ -339,33 +360,39 @@ impl Engine {
                 params: &job.params,
                 rules: &job.rules,
             };
-            collect.add(&spec, job.groups.iter().map(crate::discovery::discovered));
+            let items: Vec<_> = job
+                .groups
+                .iter()
+                .map(crate::discovery::discovered)
+                .collect();
+            current.set_items(&format!("monitor\0{}", job.name), &spec, &items);
         }
-        shared
-            .metrics
-            .processed(processing.elapsed().as_secs_f64(), &collect.seconds);
-        shared.metrics.set_remaining(collect.kept);
-        let found = Found {
-            targets: collect.targets,
-            discovered: collect.discovered,
-            collectors,
-        };
+        let changes = current.finish();
+        let collected = processing.elapsed().as_secs_f64();
         let m = &shared.metrics;
+        m.processed(collected, current.seconds());
+        m.set_remaining(current.kept());
         m.events(if cluster.is_some() {
             "kubernetes"
         } else {
             "file"
         })
         .inc();
-        m.set_discovered(&found.discovered);
-        let names: Vec<CollectorSpec<'_>> = found
-            .collectors
+        m.set_discovered(&current.discovered());
+        let names: Vec<CollectorSpec<'_>> = collectors
             .iter()
             .map(|(n, node)| match node {
                 Some(node) => CollectorSpec::on_node(n, node),
                 None => CollectorSpec::new(n),
             })
             .collect();
+        // The publisher learns what the targets are before the diffs' moves place them.
+        for t in &changes.upserted {
+            self.publisher.upsert(t);
+        }
+        if let Some(w) = &mut self.weights {
+            w.update(&changes.removed, &changes.replaced, &changes.upserted);
+        }
         // The budget's interval first: every diff of this refresh (zones too) draws on it.
         self.budget.refill(now, &self.alloc);
         if self.following() {
@@ -407,38 +434,12 @@ impl Engine {
                     self.collectors_refused = Some(e.to_string());
                 }
             }
-            if let Some(w) = &mut self.weights {
-                w.index(found.targets.iter());
-                // Observations that came before the first listing can be matched now.
-                self.take_loads(shared);
-            }
-            self.weights_changed = false;
-            let weights = self.weights.as_ref();
-            let specs: Vec<TargetSpec<'_>> = found
-                .targets
-                .iter()
-                .map(|t| spec(t).with_weight(weights.map_or(1, |w| w.weight(t.key))))
-                .collect();
-            let start = Instant::now();
-            match self.alloc.set_targets(&specs) {
-                Ok(moves) => {
-                    let moves = moves.to_vec();
-                    let moved = self.absorb(&moves, m, "SetTargets", start);
-                    tracing::info!(
-                        targets = specs.len(),
-                        changes = moves.len(),
-                        moved,
-                        "targets applied"
-                    );
-                }
-                Err(e) => {
-                    self.publisher.resync();
-                    // The publisher reads every owner from the allocator: nothing stays queued.
-                    self.budget.clear();
-                    self.handover.clear(&mut self.publisher);
-                    tracing::warn!(error = %e, "target list refused; keeping the previous targets")
-                }
-            }
+            // Observations that came before the first listing can be matched now.
+            self.take_loads(shared);
+            self.apply_targets(&changes, m);
+        }
+        for t in &changes.removed {
+            self.publisher.remove(t.key);
         }
         let mut released = Vec::new();
         self.budget.release(&self.alloc, &mut released);
@@ -459,7 +460,7 @@ impl Engine {
         m.set_moves("unassigned", totals.unassigned);
         m.set_moves("reassigned", totals.reassigned);
         let applied = processing.elapsed().as_secs_f64();
-        let (mut view, rebuilt) = self.view(found);
+        let (mut view, rebuilt) = self.view();
         let built = processing.elapsed().as_secs_f64();
         for job in &generated {
             let mut config = job_config(&JobConfig {
@@ -494,6 +495,63 @@ impl Engine {
         self.warmer.warm(rebuilt);
         self.share(true);
         self.report(shared, true);
+    }
+
+    /// Hand discovery's changes to the allocator as one diff (or the full listing, when the
+    /// allocator does not hold what discovery holds, or observed weights changed).
+    fn apply_targets(&mut self, changes: &Changes, m: &Metrics) {
+        let weights = self.weights.as_ref();
+        let spec_of = |t| weighted(t, weights);
+        let full = self.core_stale || std::mem::take(&mut self.weights_changed);
+        let start = Instant::now();
+        let result = if full {
+            None
+        } else if changes.is_empty() {
+            Some(Ok(Vec::new()))
+        } else {
+            let diff = Diff {
+                upsert: changes.upserted.iter().map(spec_of).collect(),
+                remove: changes.removed.iter().map(|t| t.key).collect(),
+                ..Diff::default()
+            };
+            Some(self.alloc.apply(&diff).map(<[Move]>::to_vec))
+        };
+        let (method, result) = match result {
+            Some(Ok(moves)) => ("ApplyDiff", Ok(moves)),
+            refused => {
+                if let Some(Err(e)) = refused {
+                    tracing::warn!(error = %e, "target diff refused; handing over the full listing");
+                }
+                // The full listing: what discovery holds now, compared in full by the core.
+                let listing = self.files.current().listing();
+                let specs: Vec<TargetSpec<'_>> = listing.iter().map(spec_of).collect();
+                let r = self.alloc.set_targets(&specs).map(<[Move]>::to_vec);
+                ("SetTargets", r)
+            }
+        };
+        match result {
+            Ok(moves) => {
+                self.core_stale = false;
+                let moved = self.absorb(&moves, m, method, start);
+                tracing::info!(
+                    targets = self.files.current().len(),
+                    removed = changes.removed.len(),
+                    upserted = changes.upserted.len(),
+                    changes = moves.len(),
+                    moved,
+                    method,
+                    "targets applied"
+                );
+            }
+            Err(e) => {
+                self.core_stale = true;
+                self.publisher.resync();
+                // The publisher reads every owner from the allocator: nothing stays queued.
+                self.budget.clear();
+                self.handover.clear(&mut self.publisher);
+                tracing::warn!(error = %e, "target list refused; keeping the previous targets")
+            }
+        }
     }
 
     /// Hand one diff's moves to the publisher and time the call that made them (`method` as the
@@ -532,10 +590,10 @@ impl Engine {
             .moved(moves, &self.alloc, Instant::now(), &mut self.publisher);
     }
 
-    /// The view of `found`, and the answers its publish rebuilt.
-    fn view(&mut self, found: Found) -> (View, Vec<Arc<Answer>>) {
+    /// The view of what the publisher was handed, and the answers its publish rebuilt.
+    fn view(&mut self) -> (View, Vec<Arc<Answer>>) {
         let a = &self.alloc;
-        let Published { jobs, sd, rebuilt } = self.publisher.publish(found.targets, a);
+        let Published { jobs, sd, rebuilt } = self.publisher.publish(a);
         let mut collectors: Vec<(String, usize)> = a
             .collectors()
             .map(|c| {
@@ -562,7 +620,13 @@ impl Engine {
                 }
             }
         }
+        let listed = listed_per_collector(collectors.len());
+        let first = collectors
+            .iter()
+            .map(|(c, _)| (c.clone(), self.publisher.first_of(c, listed)))
+            .collect();
         let view = View {
+            first,
             sd,
             answers: Default::default(),
             ready: true,
@@ -576,6 +640,10 @@ impl Engine {
         };
         (view, rebuilt)
     }
+}
+
+fn weighted<'t>(t: &'t Target, weights: Option<&crate::loads::Weights>) -> TargetSpec<'t> {
+    spec(t).with_weight(weights.map_or(1, |w| w.weight(t.key)))
 }
 
 fn spec(t: &Target) -> TargetSpec<'_> {
@@ -755,5 +823,7 @@ pub fn scrape_configs(cfg: &Loaded) -> Map<String, Value> {
     out
 }
 
+#[cfg(test)]
+mod diff_tests;
 #[cfg(test)]
 mod readiness_tests;

@@ -78,7 +78,7 @@ impl World {
 
     fn publish(&mut self, now: Instant) -> BTreeMap<String, BTreeSet<String>> {
         self.h.expire(&self.a, now, &mut self.p);
-        let published = self.p.publish(self.listing.clone(), &self.a);
+        let published = self.p.publish_listing(self.listing.clone(), &self.a);
         // What the core says, plus each open window's old collector.
         let want = crate::publish::rebuild(self.listing.clone(), &self.a);
         let mut expect = served(&want);
@@ -283,12 +283,14 @@ fn budget_and_windows_serve_only_live_collectors_under_random_churn() {
             p.moved(&out, a);
             h.moved(&out, a, now, p);
             h.expire(a, now, p);
-            let published = p.publish(listing.to_vec(), a);
-            // Each collector's answer written from scratch, in listing order, as `rebuild`
+            let published = p.publish_listing(listing.to_vec(), a);
+            // Each collector's answer written from scratch, in key order, as `rebuild`
             // writes it: the budget's serving collector or the core's, and an open window's
             // old one.
             let mut want: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-            for t in listing {
+            let mut by_key: Vec<&Target> = listing.iter().collect();
+            by_key.sort_by_key(|t| t.key);
+            for t in by_key {
                 let core = a.collector_of(t.key).and_then(|c| a.collector_name(c));
                 let Some(primary) = b.served(t.key).or(core) else {
                     continue;
@@ -402,7 +404,7 @@ fn budget_and_windows_serve_only_live_collectors_under_random_churn() {
             step(&mut a, &mut p, &mut h, &mut b, &live, &listing, now);
         }
         assert_eq!((b.queued(), h.open()), (0, 0), "seed {seed}");
-        let end = served(&p.publish(listing.clone(), &a));
+        let end = served(&p.publish_listing(listing.clone(), &a));
         assert_eq!(
             end,
             served(&crate::publish::rebuild(listing.clone(), &a)),

@@ -82,15 +82,22 @@ fn stays(period: Duration, ok: impl Fn() -> bool) -> bool {
     true
 }
 
-/// The addresses a view serves for `job`, with their collector.
+/// The addresses a view serves for `job`, with their collector (from its HTTP SD answers).
 fn served(shared: &Shared, job: &str) -> Vec<(String, Option<String>)> {
     let view = shared.view();
-    view.jobs
-        .get(job)
-        .into_iter()
-        .flatten()
-        .map(|(t, c)| (t.address.to_string(), c.as_deref().map(str::to_owned)))
-        .collect()
+    let mut out = Vec::new();
+    for ((j, c), answer) in &view.sd {
+        if j != job {
+            continue;
+        }
+        let groups: serde_json::Value = serde_json::from_slice(&answer.plain()).unwrap();
+        for g in groups.as_array().unwrap() {
+            let address = g["targets"][0].as_str().unwrap().to_owned();
+            out.push((address, Some(c.clone())));
+        }
+    }
+    out.sort();
+    out
 }
 
 const CONFIG: &str = r#"

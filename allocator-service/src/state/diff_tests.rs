@@ -1,0 +1,184 @@
+//! The loop's diff path on real files: discovery's changes reach the allocator as one diff and
+//! the publisher as changes, duplicates across files are served as the last one listed, and a
+//! refused diff is followed by the full listing, leaving a consistent view.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use allocator_core::Allocator;
+
+use super::{Engine, Shared, View};
+use crate::discovery::{relabeled, JobSpec, LabelSet, Target};
+use crate::publish::rebuild;
+
+const CONFIG: &str =
+    "collectors: [c0, c1]\nconfig:\n  scrape_configs:\n    - job_name: files\n      \
+                      file_sd_configs:\n        - files: [a.json, b.json]\n";
+
+/// One file's groups: addresses and the value of their `__meta_v` label.
+type Groups<'a> = &'a [(&'a [&'a str], &'a str)];
+
+fn text(groups: Groups<'_>) -> String {
+    let groups: Vec<serde_json::Value> = groups
+        .iter()
+        .map(|(ts, v)| serde_json::json!({"targets": ts, "labels": {"__meta_v": v}}))
+        .collect();
+    serde_json::to_string(&groups).unwrap()
+}
+
+/// Write a file whole (a rename), so a watcher never reads half of it.
+fn write(dir: &Path, name: &str, groups: Groups<'_>) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text(groups)).unwrap();
+    std::fs::rename(tmp, dir.join(name)).unwrap();
+}
+
+/// The listing as the service collected it before it worked from changes: every file's
+/// targets in order, relabeled from scratch, the last of each identity kept.
+fn reference(cfg: &crate::config::Loaded, files: &[(&str, Groups<'_>)]) -> Vec<Target> {
+    let global = &cfg.file.config.global;
+    let job = JobSpec {
+        name: "files",
+        scrape_interval: &global.scrape_interval,
+        scrape_timeout: &global.scrape_timeout,
+        metrics_path: "/metrics",
+        scheme: "http",
+        params: &BTreeMap::new(),
+        rules: &cfg.rules[0],
+    };
+    let mut kept: BTreeMap<allocator_core::TargetKey, Target> = BTreeMap::new();
+    for (name, groups) in files {
+        for (addresses, v) in groups.iter() {
+            let group = LabelSet::new([("__meta_filepath", *name), ("__meta_v", *v)]);
+            for a in addresses.iter() {
+                let labels = [
+                    ("__address__", *a),
+                    ("__meta_filepath", *name),
+                    ("__meta_v", *v),
+                ];
+                let key = relabeled(&job, labels).unwrap().target_key("files");
+                kept.insert(
+                    key,
+                    Target {
+                        job: "files".into(),
+                        address: (*a).into(),
+                        group: group.clone(),
+                        key,
+                    },
+                );
+            }
+        }
+    }
+    kept.into_values().collect()
+}
+
+/// Tick until `ok` holds of the published view (at most 10 s).
+fn tick_until(engine: &mut Engine, shared: &Shared, ok: impl Fn(&View) -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        engine.tick(shared);
+        if ok(&shared.view()) {
+            return true;
+        }
+        engine.wait(Duration::from_millis(20));
+    }
+    false
+}
+
+/// The published answers equal the full build of `listing` against the engine's allocator.
+fn check(engine: &Engine, shared: &Shared, listing: Vec<Target>, what: &str) {
+    let v = shared.view();
+    let want = rebuild(listing, &engine.alloc);
+    assert_eq!(v.sd, want.sd, "{what}: answers");
+    assert_eq!(v.jobs, want.jobs, "{what}: targets per job");
+}
+
+/// A directory removed when the test ends.
+struct Dir(std::path::PathBuf);
+
+impl Dir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn served(v: &View) -> usize {
+    v.jobs.values().sum()
+}
+
+#[test]
+fn file_changes_reach_the_view_as_diffs_and_a_refused_diff_falls_back_to_the_listing() {
+    let dir = Dir(std::env::temp_dir().join(format!("ta-diff-tests-{}", std::process::id())));
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let cfg = crate::parse(CONFIG, dir.path()).unwrap();
+    let a1: Groups<'_> = &[(&["t1:80", "t2:80", "t3:80"], "1")];
+    let b1: Groups<'_> = &[(&["t3:80"], "b")];
+    write(dir.path(), "a.json", a1);
+    write(dir.path(), "b.json", b1);
+    let mut engine = Engine::new(crate::parse(CONFIG, dir.path()).unwrap(), None);
+    let shared = Shared::new(false);
+    assert!(tick_until(&mut engine, &shared, |v| served(v) == 3));
+    // t3 is listed by both files: b.json's (the later) is served.
+    check(
+        &engine,
+        &shared,
+        reference(&cfg, &[("a.json", a1), ("b.json", b1)]),
+        "first",
+    );
+
+    // The later duplicate goes: a.json's t3 is served again; t4 joins.
+    let a2: Groups<'_> = &[(&["t1:80", "t2:80", "t3:80", "t4:80"], "1")];
+    write(dir.path(), "a.json", a2);
+    write(dir.path(), "b.json", &[]);
+    let want = reference(&cfg, &[("a.json", a2), ("b.json", &[])]);
+    let meta_of_t3 = |v: &View| {
+        v.sd.values()
+            .any(|a| String::from_utf8_lossy(&a.plain()).contains(r#""__meta_v":"1""#))
+            && served(v) == 4
+            && !v
+                .sd
+                .values()
+                .any(|a| String::from_utf8_lossy(&a.plain()).contains(r#""__meta_v":"b""#))
+    };
+    assert!(tick_until(&mut engine, &shared, meta_of_t3));
+    check(&engine, &shared, want, "after the duplicate went");
+
+    // The allocator loses its targets (as if it had been replaced): the next diff removes a
+    // target it does not hold and is refused; the full listing is handed over instead.
+    engine.alloc = Allocator::new(engine.cfg.core).unwrap();
+    let a3: Groups<'_> = &[(&["t1:80", "t3:80", "t4:80"], "1"), (&["t5:80"], "2")];
+    write(dir.path(), "a.json", a3);
+    assert!(tick_until(&mut engine, &shared, |v| served(v) == 4
+        && v.sd.values().any(
+            |a| String::from_utf8_lossy(&a.plain()).contains("t5:80")
+        )));
+    assert!(!engine.core_stale, "the full listing was taken");
+    assert_eq!(engine.alloc.summary().targets, 4);
+    check(
+        &engine,
+        &shared,
+        reference(&cfg, &[("a.json", a3), ("b.json", &[])]),
+        "after the refused diff",
+    );
+
+    // And diffs again afterwards.
+    let a4: Groups<'_> = &[(&["t1:80", "t4:80"], "1"), (&["t5:80", "t6:80"], "3")];
+    write(dir.path(), "a.json", a4);
+    assert!(tick_until(&mut engine, &shared, |v| served(v) == 4
+        && v.sd.values().any(
+            |a| String::from_utf8_lossy(&a.plain()).contains("t6:80")
+        )));
+    check(
+        &engine,
+        &shared,
+        reference(&cfg, &[("a.json", a4), ("b.json", &[])]),
+        "a diff after the fallback",
+    );
+}
