@@ -46,6 +46,9 @@ const NONE: u32 = u32::MAX;
 /// level); 1% churn spread evenly touches a third of 8 KB chunks.
 pub const CHUNK_BYTES: usize = 8 * 1024;
 
+/// The first targets (job, address) a collector serves, per collector (the dashboard's list).
+pub type First = Vec<(String, Vec<(Arc<str>, Arc<str>)>)>;
+
 /// Targets per job the allocator holds (what `View::jobs` holds): `/jobs` and the dashboard
 /// count them; the targets themselves are in the answers.
 pub type Jobs = BTreeMap<String, usize>;
@@ -725,7 +728,7 @@ impl Publisher {
             }
             // The run ends here.
             let bytes = self.serialize(&run);
-            if bytes < target / 2 && old.peek().is_some_and(|n| small(n)) {
+            if bytes < target / 2 && old.peek().is_some_and(&small) {
                 let next = old.next().expect("checked");
                 self.serialize(&next.members);
                 run.extend(next.members);

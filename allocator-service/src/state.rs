@@ -27,7 +27,7 @@ pub struct View {
     pub jobs: crate::publish::Jobs,
     /// The first targets (job, address) of each collector, as many as the dashboard lists
     /// (see [`listed_per_collector`]).
-    pub first: Vec<(String, Vec<(Arc<str>, Arc<str>)>)>,
+    pub first: crate::publish::First,
     /// Every collector with its target count, sorted by name.
     pub collectors: Vec<(String, usize)>,
     pub unassigned: usize,

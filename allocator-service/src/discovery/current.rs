@@ -597,7 +597,7 @@ mod tests {
         assert_eq!(src_of(&gone, "x:1"), ["A"]);
         assert_eq!(gone.upserted.len(), 1);
         assert_eq!(gone.replaced.len(), 1);
-        assert_eq!(&*gone.replaced[0].group.get("__meta_src").unwrap(), "B");
+        assert_eq!(gone.replaced[0].group.get("__meta_src").unwrap(), "B");
         // It comes back: served again.
         let back = refresh(&mut c, &[vec![a.clone()], vec![b.clone()]]);
         assert_eq!(src_of(&back, "x:1"), ["B"]);
