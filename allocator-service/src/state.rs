@@ -516,8 +516,9 @@ impl Engine {
             };
             Some(self.alloc.apply(&diff).map(<[Move]>::to_vec))
         };
-        let (method, result) = match result {
-            Some(Ok(moves)) => ("ApplyDiff", Ok(moves)),
+        // Timed as `SetTargets` either way: the Go allocator's name for handing it targets.
+        let (full, result) = match result {
+            Some(Ok(moves)) => (false, Ok(moves)),
             refused => {
                 if let Some(Err(e)) = refused {
                     tracing::warn!(error = %e, "target diff refused; handing over the full listing");
@@ -526,20 +527,20 @@ impl Engine {
                 let listing = self.files.current().listing();
                 let specs: Vec<TargetSpec<'_>> = listing.iter().map(spec_of).collect();
                 let r = self.alloc.set_targets(&specs).map(<[Move]>::to_vec);
-                ("SetTargets", r)
+                (true, r)
             }
         };
         match result {
             Ok(moves) => {
                 self.core_stale = false;
-                let moved = self.absorb(&moves, m, method, start);
+                let moved = self.absorb(&moves, m, "SetTargets", start);
                 tracing::info!(
                     targets = self.files.current().len(),
                     removed = changes.removed.len(),
                     upserted = changes.upserted.len(),
                     changes = moves.len(),
                     moved,
-                    method,
+                    full,
                     "targets applied"
                 );
             }
