@@ -251,6 +251,8 @@ pub struct Weights {
     /// job → address → targets, from the last listing (looked up by `&str`, no allocation).
     index: Index,
     totals: Totals,
+    /// Targets (job, key) whose weight changed since [`Weights::take_changed`].
+    changed: Vec<(Arc<str>, TargetKey)>,
 }
 
 impl Weights {
@@ -261,6 +263,7 @@ impl Weights {
             state: Default::default(),
             index: Default::default(),
             totals: Totals::default(),
+            changed: Vec::new(),
         }
     }
 
@@ -349,10 +352,10 @@ impl Weights {
         let mut last: HashMap<TargetKey, u32, ahash::RandomState> = HashMap::default();
         let mut order = Vec::new();
         for o in obs {
-            let Some(keys) = self
+            let Some((job, keys)) = self
                 .index
-                .get(o.job.as_str())
-                .and_then(|m| m.get(o.address.as_str()))
+                .get_key_value(o.job.as_str())
+                .and_then(|(job, m)| Some((job, m.get(o.address.as_str())?)))
             else {
                 self.totals.unknown += 1;
                 continue;
@@ -364,15 +367,23 @@ impl Weights {
                     seen(k, c);
                 }
                 if last.insert(k, q).is_none() {
-                    order.push(k);
+                    order.push((job.clone(), k));
                 }
             }
         }
         let mut changed = false;
-        for k in order {
-            changed |= self.step(k, last[&k]);
+        for (job, k) in order {
+            if self.step(k, last[&k]) {
+                changed = true;
+                self.changed.push((job, k));
+            }
         }
         changed
+    }
+
+    /// The targets (job, key) whose weight changed since the last call.
+    pub fn take_changed(&mut self) -> Vec<(Arc<str>, TargetKey)> {
+        std::mem::take(&mut self.changed)
     }
 
     /// One quantized observation of one target.

@@ -400,6 +400,11 @@ impl Engine {
             // targets it discovered that the leader has not placed yet are not served until
             // the leader's next snapshot places them.
             self.publisher.resync();
+            // Weights reach the allocator in full if this replica leads (a new role).
+            if let Some(w) = &mut self.weights {
+                w.take_changed();
+            }
+            self.weights_changed = false;
         } else {
             // Zones first, so new targets and collectors are placed knowing them.
             if let (Some(label), Some(c)) = (&self.cfg.zone_label, &cluster) {
@@ -497,20 +502,45 @@ impl Engine {
         self.report(shared, true);
     }
 
-    /// Hand discovery's changes to the allocator as one diff (or the full listing, when the
-    /// allocator does not hold what discovery holds, or observed weights changed).
+    /// Hand discovery's changes and the targets whose observed weight changed to the allocator
+    /// as one diff (or the full listing, when the allocator does not hold what discovery holds).
     fn apply_targets(&mut self, changes: &Changes, m: &Metrics) {
+        // Targets whose observed weight changed (and that this refresh does not upsert or
+        // remove anyway) are upserted with their new weight.
+        let reweighted: Vec<Target> = match &mut self.weights {
+            Some(w) if std::mem::take(&mut self.weights_changed) => {
+                let changed = w.take_changed();
+                let listed: std::collections::HashSet<allocator_core::TargetKey> = changes
+                    .upserted
+                    .iter()
+                    .chain(&changes.removed)
+                    .map(|t| t.key)
+                    .collect();
+                let current = self.files.current();
+                changed
+                    .into_iter()
+                    .filter(|(_, k)| !listed.contains(k))
+                    .filter_map(|(job, k)| current.target(&job, k))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         let weights = self.weights.as_ref();
         let spec_of = |t| weighted(t, weights);
-        let full = self.core_stale || std::mem::take(&mut self.weights_changed);
+        let full = self.core_stale;
         let start = Instant::now();
         let result = if full {
             None
-        } else if changes.is_empty() {
+        } else if changes.is_empty() && reweighted.is_empty() {
             Some(Ok(Vec::new()))
         } else {
             let diff = Diff {
-                upsert: changes.upserted.iter().map(spec_of).collect(),
+                upsert: changes
+                    .upserted
+                    .iter()
+                    .chain(&reweighted)
+                    .map(spec_of)
+                    .collect(),
                 remove: changes.removed.iter().map(|t| t.key).collect(),
                 ..Diff::default()
             };

@@ -442,6 +442,18 @@ impl Current {
             .collect()
     }
 
+    /// The target `key` of `job` as it is served now.
+    pub fn target(&self, job: &str, key: TargetKey) -> Option<Target> {
+        let j = *self.job_ids.get(job)?;
+        let (address, group) = self.winner((j, key))?;
+        Some(Target {
+            job: self.jobs[j as usize].clone(),
+            address,
+            group,
+            key,
+        })
+    }
+
     /// How many targets it holds (one per (job, identity)).
     pub fn len(&self) -> usize {
         self.targets.len()
