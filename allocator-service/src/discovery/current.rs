@@ -70,6 +70,8 @@ struct GroupState {
     count: u32,
     /// Its last position in the source (the later copy wins).
     pos: u32,
+    /// The last [`Current::replace`] that found it listed.
+    round: u32,
     /// Its targets' identities under the source's job (`None`: the rules drop it).
     keys: Box<[Option<TargetKey>]>,
 }
@@ -110,6 +112,8 @@ pub struct Current {
     seconds: BTreeMap<String, f64>,
     /// Targets relabeled this refresh (the others kept the identities of their group).
     relabeled: usize,
+    /// Counts [`Current::replace`] calls (marks the groups each one finds listed).
+    round: u32,
 }
 
 /// What is served of one target: its address and group labels.
@@ -236,7 +240,8 @@ impl Current {
 
     /// Replace source `s`'s groups with `groups`: the targets of groups that went away lose an
     /// occurrence, those of new groups gain one (relabeled); kept groups only take their new
-    /// positions.
+    /// count and position. One lookup per listed group (by its address); the groups that went
+    /// away are found by position in the last list, without a lookup for the others.
     fn replace(&mut self, s: u32, order: u32, groups: &[Arc<FileGroup>], job: &JobSpec<'_>) {
         // Positions and orders decide between duplicates: record what every duplicate serves
         // before they change (there are few).
@@ -244,58 +249,31 @@ impl Current {
         for k in dups {
             self.touch(k);
         }
+        self.round = self.round.wrapping_add(1);
+        let round = self.round;
         let j = self.sources[s as usize].job;
-        let mut count: HashMap<usize, (u32, u32), ahash::RandomState> = Default::default();
-        count.reserve(groups.len());
+        let last = std::mem::take(&mut self.sources[s as usize].groups);
+        // Positions in `last` of the groups listed again.
+        let mut again = vec![false; last.len()];
         for (pos, g) in groups.iter().enumerate() {
-            let c = count.entry(Arc::as_ptr(g) as usize).or_insert((0, 0));
-            c.0 += 1;
-            c.1 = pos as u32;
-        }
-        // Groups that went away.
-        let gone: Vec<usize> = self.sources[s as usize]
-            .at
-            .keys()
-            .filter(|p| !count.contains_key(p))
-            .copied()
-            .collect();
-        for p in &gone {
-            let state = &self.sources[s as usize].at[p];
-            let (keys, n) = (state.keys.clone(), state.count as usize);
-            let src = &mut self.sources[s as usize];
-            src.discovered -= n * keys.len();
-            src.kept -= n * keys.iter().flatten().count();
-            for (idx, key) in keys.iter().enumerate() {
-                if let Some(key) = *key {
-                    self.drop_occ(
-                        (j, key),
-                        Occ {
-                            source: s,
-                            idx: idx as u32,
-                            group: *p,
-                        },
-                    );
-                }
-            }
-        }
-        for p in &gone {
-            self.sources[s as usize].at.remove(p);
-        }
-        // Kept groups take their new count and position; new ones are relabeled and added.
-        for g in groups {
             let p = Arc::as_ptr(g) as usize;
-            let Some((n, pos)) = count.remove(&p) else {
-                continue; // A later copy of a group already handled.
-            };
+            let pos = pos as u32;
             let src = &mut self.sources[s as usize];
             if let Some(state) = src.at.get_mut(&p) {
-                // Each listing counts (as the Go allocator counts what discovery sent).
                 let (len, kept) = (state.keys.len(), state.keys.iter().flatten().count());
-                let was = state.count as usize;
-                state.count = n;
+                if state.round != round {
+                    // Listed before: it starts counting again (each listing counts, as the Go
+                    // allocator counts what discovery sent).
+                    again[state.pos as usize] = true;
+                    src.discovered -= state.count as usize * len;
+                    src.kept -= state.count as usize * kept;
+                    state.count = 0;
+                    state.round = round;
+                }
+                state.count += 1;
                 state.pos = pos;
-                src.discovered = src.discovered + n as usize * len - was * len;
-                src.kept = src.kept + n as usize * kept - was * kept;
+                src.discovered += len;
+                src.kept += kept;
                 continue;
             }
             self.relabeled += g.targets.len();
@@ -305,14 +283,15 @@ impl Current {
                 .map(|address| relabeled_key(job, TargetLabels::new(&g.labels, address)))
                 .collect();
             let src = &mut self.sources[s as usize];
-            src.discovered += n as usize * keys.len();
-            src.kept += n as usize * keys.iter().flatten().count();
+            src.discovered += keys.len();
+            src.kept += keys.iter().flatten().count();
             src.at.insert(
                 p,
                 GroupState {
                     group: g.clone(),
-                    count: n,
+                    count: 1,
                     pos,
+                    round,
                     keys: keys.clone(),
                 },
             );
@@ -328,6 +307,34 @@ impl Current {
                     );
                 }
             }
+        }
+        // Groups that went away: not listed again at their last position (an earlier copy of
+        // a group listed twice is looked up, and kept).
+        for (i, g) in last.iter().enumerate() {
+            if again[i] {
+                continue;
+            }
+            let p = Arc::as_ptr(g) as usize;
+            let src = &mut self.sources[s as usize];
+            let Some(state) = src.at.get(&p).filter(|st| st.round != round) else {
+                continue;
+            };
+            let (keys, n) = (state.keys.clone(), state.count as usize);
+            src.discovered -= n * keys.len();
+            src.kept -= n * keys.iter().flatten().count();
+            for (idx, key) in keys.iter().enumerate() {
+                if let Some(key) = *key {
+                    self.drop_occ(
+                        (j, key),
+                        Occ {
+                            source: s,
+                            idx: idx as u32,
+                            group: p,
+                        },
+                    );
+                }
+            }
+            self.sources[s as usize].at.remove(&p);
         }
         let src = &mut self.sources[s as usize];
         src.order = order;
