@@ -497,32 +497,39 @@ impl Publisher {
         self.publish(a)
     }
 
-    /// Up to `limit` (job, address) of the targets `collector` serves, in job then key order
-    /// (the dashboard lists a few per collector).
-    pub fn first_of(&self, collector: &str, limit: usize) -> Vec<(Arc<str>, Arc<str>)> {
-        let Some(&c) = self.collectors.ids.get(collector) else {
-            return Vec::new();
-        };
-        let mut groups: Vec<&Group> = self
-            .group_ids
-            .iter()
-            .filter(|((_, gc), _)| *gc == c)
-            .map(|(_, &g)| &self.groups[g as usize])
-            .collect();
-        groups.sort_by_key(|g| &self.jobs.names[g.job as usize]);
-        let mut out = Vec::new();
-        for g in groups {
-            for ch in &g.chunks {
-                for &(_, i) in &ch.members {
-                    if out.len() == limit {
-                        return out;
-                    }
-                    let e = &self.entries[i as usize];
-                    out.push((self.jobs.names[g.job as usize].clone(), e.address.clone()));
-                }
-            }
+    /// Up to `limit` (job, address) of the targets each of `collectors` serves, in job then key
+    /// order (the dashboard lists a few per collector): one pass over the pairs, then at most
+    /// `limit` targets per collector.
+    pub fn first(&self, collectors: &[String], limit: usize) -> First {
+        let mut per: HashMap<u32, Vec<&Group>> = HashMap::new();
+        for (&(_, c), &g) in &self.group_ids {
+            per.entry(c).or_default().push(&self.groups[g as usize]);
         }
-        out
+        collectors
+            .iter()
+            .map(|name| {
+                let mut out = Vec::new();
+                let mut groups = self
+                    .collectors
+                    .ids
+                    .get(name.as_str())
+                    .and_then(|c| per.remove(c))
+                    .unwrap_or_default();
+                groups.sort_by_key(|g| &self.jobs.names[g.job as usize]);
+                'pairs: for g in groups {
+                    for ch in &g.chunks {
+                        for &(_, i) in &ch.members {
+                            if out.len() == limit {
+                                break 'pairs;
+                            }
+                            let e = &self.entries[i as usize];
+                            out.push((self.jobs.names[g.job as usize].clone(), e.address.clone()));
+                        }
+                    }
+                }
+                (name.clone(), out)
+            })
+            .collect()
     }
 
     /// The keys of `job`'s targets at `address` (a pass over every target: `/explain` only).
@@ -1024,6 +1031,30 @@ mod tests {
                     got.sd[&pair].plain(),
                     bytes,
                     "seed {seed} {strategy:?} step {step}: {pair:?} differs from the per-target maps"
+                );
+            }
+            // The dashboard's first targets of each collector: by job, then key.
+            let first = p.first(&collectors, 3);
+            for (c, got) in first {
+                let mut want: Vec<(String, TargetKey, String)> = listing
+                    .iter()
+                    .filter(|t| {
+                        a.collector_of(t.key).and_then(|id| a.collector_name(id))
+                            == Some(c.as_str())
+                    })
+                    .map(|t| (t.job.to_string(), t.key, t.address.to_string()))
+                    .collect();
+                want.sort();
+                want.truncate(3);
+                let want: Vec<(String, String)> =
+                    want.into_iter().map(|(j, _, a)| (j, a)).collect();
+                let got: Vec<(String, String)> = got
+                    .iter()
+                    .map(|(j, a)| (j.to_string(), a.to_string()))
+                    .collect();
+                assert_eq!(
+                    got, want,
+                    "seed {seed} {strategy:?} step {step}: first of {c}"
                 );
             }
             // What this publish rebuilt is what it serves (a stale answer would not be warmed).

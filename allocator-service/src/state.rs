@@ -652,10 +652,8 @@ impl Engine {
             }
         }
         let listed = listed_per_collector(collectors.len());
-        let first = collectors
-            .iter()
-            .map(|(c, _)| (c.clone(), self.publisher.first_of(c, listed)))
-            .collect();
+        let names: Vec<String> = collectors.iter().map(|(c, _)| c.clone()).collect();
+        let first = self.publisher.first(&names, listed);
         let view = View {
             first,
             sd,
