@@ -50,7 +50,9 @@ struct Occ {
 /// The occurrences of one (job, identity): nearly always one.
 enum Occs {
     One(Occ),
-    Many(Vec<Occ>),
+    /// Boxed: a multimap entry stays the size of one occurrence and a tag.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<Occ>>),
 }
 
 impl Occs {
@@ -73,7 +75,31 @@ struct GroupState {
     /// The last [`Current::replace`] that found it listed.
     round: u32,
     /// Its targets' identities under the source's job (`None`: the rules drop it).
-    keys: Box<[Option<TargetKey>]>,
+    keys: Keys,
+}
+
+/// A group's identities: inline for a group of one target (file_sd files often list one
+/// target per group), so it costs no allocation of its own.
+#[derive(Clone)]
+enum Keys {
+    One(Option<TargetKey>),
+    Many(Box<[Option<TargetKey>]>),
+}
+
+impl Keys {
+    fn new(mut keys: Vec<Option<TargetKey>>) -> Keys {
+        match keys.len() {
+            1 => Keys::One(keys.pop().expect("one")),
+            _ => Keys::Many(keys.into_boxed_slice()),
+        }
+    }
+
+    fn as_slice(&self) -> &[Option<TargetKey>] {
+        match self {
+            Keys::One(k) => std::slice::from_ref(k),
+            Keys::Many(k) => k,
+        }
+    }
 }
 
 /// One source of one job.
@@ -260,7 +286,8 @@ impl Current {
             let pos = pos as u32;
             let src = &mut self.sources[s as usize];
             if let Some(state) = src.at.get_mut(&p) {
-                let (len, kept) = (state.keys.len(), state.keys.iter().flatten().count());
+                let keys = state.keys.as_slice();
+                let (len, kept) = (keys.len(), keys.iter().flatten().count());
                 if state.round != round {
                     // Listed before: it starts counting again (each listing counts, as the Go
                     // allocator counts what discovery sent).
@@ -277,14 +304,15 @@ impl Current {
                 continue;
             }
             self.relabeled += g.targets.len();
-            let keys: Box<[Option<TargetKey>]> = g
-                .targets
-                .iter()
-                .map(|address| relabeled_key(job, TargetLabels::new(&g.labels, address)))
-                .collect();
+            let keys = Keys::new(
+                g.targets
+                    .iter()
+                    .map(|address| relabeled_key(job, TargetLabels::new(&g.labels, address)))
+                    .collect(),
+            );
             let src = &mut self.sources[s as usize];
-            src.discovered += keys.len();
-            src.kept += keys.iter().flatten().count();
+            src.discovered += keys.as_slice().len();
+            src.kept += keys.as_slice().iter().flatten().count();
             src.at.insert(
                 p,
                 GroupState {
@@ -295,7 +323,7 @@ impl Current {
                     keys: keys.clone(),
                 },
             );
-            for (idx, key) in keys.iter().enumerate() {
+            for (idx, key) in keys.as_slice().iter().enumerate() {
                 if let Some(key) = *key {
                     self.add_occ(
                         (j, key),
@@ -320,6 +348,7 @@ impl Current {
                 continue;
             };
             let (keys, n) = (state.keys.clone(), state.count as usize);
+            let keys = keys.as_slice();
             src.discovered -= n * keys.len();
             src.kept -= n * keys.iter().flatten().count();
             for (idx, key) in keys.iter().enumerate() {
@@ -350,7 +379,7 @@ impl Current {
             std::collections::hash_map::Entry::Occupied(mut e) => {
                 let occs = e.get_mut();
                 match occs {
-                    Occs::One(first) => *occs = Occs::Many(vec![*first, o]),
+                    Occs::One(first) => *occs = Occs::Many(Box::new(vec![*first, o])),
                     Occs::Many(v) => v.push(o),
                 }
                 self.dups.insert(k);
