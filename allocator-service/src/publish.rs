@@ -200,6 +200,20 @@ struct Chunk {
     part: Option<Arc<Part>>,
     /// Members changed since `part` was built.
     dirty: bool,
+    /// `members` is in key order (joiners are appended to a dirty chunk and sorted when it is
+    /// recut: a pair's first build takes all its targets without moving any twice).
+    sorted: bool,
+}
+
+impl Chunk {
+    /// Where `key` is among the members.
+    fn find(&self, key: TargetKey) -> Option<usize> {
+        if self.sorted {
+            self.members.binary_search_by_key(&key, |m| m.0).ok()
+        } else {
+            self.members.iter().position(|m| m.0 == key)
+        }
+    }
 }
 
 /// One (job, collector) pair.
@@ -577,14 +591,17 @@ impl Publisher {
                 members: Vec::new(),
                 part: None,
                 dirty: true,
+                sorted: true,
             });
         }
         let c = group.chunk_of(key);
         let chunk = &mut group.chunks[c];
-        match chunk.members.binary_search_by_key(&key, |m| m.0) {
-            Ok(at) => chunk.members[at] = (key, i),
-            Err(at) => chunk.members.insert(at, (key, i)),
+        // Appended; the chunk is sorted when it is recut (its members are few, or this is a
+        // first build).
+        if chunk.members.last().is_some_and(|m| m.0 > key) {
+            chunk.sorted = false;
         }
+        chunk.members.push((key, i));
         chunk.low = chunk.low.min(key);
         chunk.dirty = true;
         self.mark(g);
@@ -596,8 +613,12 @@ impl Publisher {
         group.len -= 1;
         let c = group.chunk_of(key);
         let chunk = &mut group.chunks[c];
-        if let Ok(at) = chunk.members.binary_search_by_key(&key, |m| m.0) {
-            chunk.members.remove(at);
+        if let Some(at) = chunk.find(key) {
+            if chunk.sorted {
+                chunk.members.remove(at);
+            } else {
+                chunk.members.swap_remove(at);
+            }
         } else {
             debug_assert!(false, "a member is in the chunk of its key");
         }
@@ -717,10 +738,13 @@ impl Publisher {
         let mut run: Vec<(TargetKey, u32)> = Vec::new();
         let mut in_run = false;
         let mut old = old.into_iter().peekable();
-        while let Some(c) = old.next() {
+        while let Some(mut c) = old.next() {
             if !c.dirty {
                 out.push(c);
                 continue;
+            }
+            if !c.sorted {
+                c.members.sort_unstable_by_key(|m| m.0);
             }
             if !in_run {
                 in_run = true;
@@ -810,6 +834,7 @@ impl Publisher {
             members: members.to_vec(),
             part: Some(Part::new(bytes)),
             dirty: false,
+            sorted: true,
         }
     }
 }
