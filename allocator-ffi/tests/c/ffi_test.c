@@ -178,6 +178,36 @@ static ta_diff empty_diff(void) {
   return d;
 }
 
+/* A batch of `n` targets in columns, of job job_names[jobs[i]]; no weights, no nodes. */
+static ta_target_batch target_batch(size_t n, const uint64_t *keys, const uint64_t *placements,
+                                    const uint32_t *jobs, const ta_str *job_names, size_t n_jobs) {
+  ta_target_batch b;
+  memset(&b, 0, sizeof b);
+  b.len = n;
+  b.keys = keys;
+  b.placements = placements;
+  b.jobs = jobs;
+  b.job_names = job_names;
+  b.n_job_names = n_jobs;
+  return b;
+}
+
+/* A batch of `n` label sets in `data` (the labels encoding), set i ending at ends[i], of job
+   job_names[jobs[i]]; no weights, no keys out. */
+static ta_label_batch label_batch(size_t n, const uint8_t *data, size_t len, const uint64_t *ends,
+                                  const uint32_t *jobs, const ta_str *job_names, size_t n_jobs) {
+  ta_label_batch b;
+  memset(&b, 0, sizeof b);
+  b.len = n;
+  b.data = data;
+  b.data_len = len;
+  b.ends = ends;
+  b.jobs = jobs;
+  b.job_names = job_names;
+  b.n_job_names = n_jobs;
+  return b;
+}
+
 /* Owner names of `keys` in one read, as collector numbers parsed from "<prefix>-<n>" (-1: none). */
 static void owners_by_number(ta_allocator *ta, const uint64_t *keys, size_t n, int *out, ta_view *v) {
   uint32_t *owners = calloc(n, sizeof *owners);
@@ -267,12 +297,7 @@ static void test_batches(void) {
   owners_by_number(ta, keys, N, before, v);
 
   d = empty_diff();
-  d.upsert.len = N;
-  d.upsert.keys = keys;
-  d.upsert.placements = placements;
-  d.upsert.jobs = jobs;
-  d.upsert.job_names = job_names;
-  d.upsert.n_job_names = 2;
+  d.upsert = target_batch(N, keys, placements, jobs, job_names, 2);
   CHECK_RC(ta_apply(ta, &d, v, err), TA_OK);
   ta_view_data vd = view_of(v);
   CHECK(vd.n_moves == N && vd.n_collectors == 3 && vd.summary.targets == N);
@@ -334,12 +359,7 @@ static void test_batches(void) {
   d.n_remove = 100;
   uint64_t fresh[100];
   for (int i = 0; i < 100; i++) fresh[i] = 0x900000 + (uint64_t)i;
-  d.upsert.len = 100;
-  d.upsert.keys = fresh;
-  d.upsert.placements = placements;
-  d.upsert.jobs = jobs;
-  d.upsert.job_names = job_names;
-  d.upsert.n_job_names = 2;
+  d.upsert = target_batch(100, fresh, placements, jobs, job_names, 2);
   CHECK_RC(ta_apply(ta, &d, moves, err), TA_OK);
   uint64_t *all = calloc(N + 100, sizeof *all);
   memcpy(all, keys, N * sizeof *keys);
@@ -362,12 +382,7 @@ static void test_batches(void) {
   /* Bad columns: a job index past the table, a NULL column with a length. */
   uint32_t bad_jobs[1] = {7};
   d = empty_diff();
-  d.upsert.len = 1;
-  d.upsert.keys = keys;
-  d.upsert.placements = placements;
-  d.upsert.jobs = bad_jobs;
-  d.upsert.job_names = job_names;
-  d.upsert.n_job_names = 2;
+  d.upsert = target_batch(1, keys, placements, bad_jobs, job_names, 2);
   CHECK_RC(ta_apply(ta, &d, moves, err), TA_INVALID_ARGUMENT);
   error_contains(err, "job index 7");
   d.upsert.jobs = NULL;
@@ -461,13 +476,7 @@ static void test_labels_and_snapshot(void) {
   uint32_t weights[2] = {7, 9};
   uint64_t keys[2] = {0, 0};
   ta_diff d = empty_diff();
-  d.upsert_labels.len = 2;
-  d.upsert_labels.data = data;
-  d.upsert_labels.data_len = len;
-  d.upsert_labels.ends = ends;
-  d.upsert_labels.jobs = jobs;
-  d.upsert_labels.job_names = job_names;
-  d.upsert_labels.n_job_names = 2;
+  d.upsert_labels = label_batch(2, data, len, ends, jobs, job_names, 2);
   d.upsert_labels.weights = weights;
   d.upsert_labels.keys_out = keys;
   CHECK_RC(ta_apply(ta, &d, v, err), TA_OK);
@@ -496,12 +505,7 @@ static void test_labels_and_snapshot(void) {
   uint64_t ckey = 0x77, cplace = 0x1234;
   uint32_t cjob = 0;
   ta_str cjobs[1] = {S("static")};
-  d.upsert.len = 1;
-  d.upsert.keys = &ckey;
-  d.upsert.placements = &cplace;
-  d.upsert.jobs = &cjob;
-  d.upsert.job_names = cjobs;
-  d.upsert.n_job_names = 1;
+  d.upsert = target_batch(1, &ckey, &cplace, &cjob, cjobs, 1);
   CHECK_RC(ta_apply(ta, &d, v, err), TA_OK);
   CHECK(view_of(v).summary.targets == 3 && view_of(v).n_moves == 1);
 
@@ -511,13 +515,7 @@ static void test_labels_and_snapshot(void) {
   blen += enc_label(bad + blen, "__address__", "y");
   uint64_t bend = blen;
   d = empty_diff();
-  d.upsert_labels.len = 1;
-  d.upsert_labels.data = bad;
-  d.upsert_labels.data_len = blen;
-  d.upsert_labels.ends = &bend;
-  d.upsert_labels.jobs = jobs;
-  d.upsert_labels.job_names = job_names;
-  d.upsert_labels.n_job_names = 2;
+  d.upsert_labels = label_batch(1, bad, blen, &bend, jobs, job_names, 2);
   CHECK_RC(ta_apply(ta, &d, NULL, err), TA_DUPLICATE_LABEL);
   error_contains(err, "__address__");
   blen = enc_label(bad, "instance", "x");
@@ -548,13 +546,7 @@ static void test_labels_and_snapshot(void) {
     tends[2] = tlen;
     uint64_t before = view_of(v).summary.targets;
     ta_diff t = empty_diff();
-    t.upsert_labels.len = 3;
-    t.upsert_labels.data = three;
-    t.upsert_labels.data_len = tlen;
-    t.upsert_labels.ends = tends;
-    t.upsert_labels.jobs = tjobs;
-    t.upsert_labels.job_names = job_names;
-    t.upsert_labels.n_job_names = 2;
+    t.upsert_labels = label_batch(3, three, tlen, tends, tjobs, job_names, 2);
     CHECK_RC(ta_apply(ta, &t, v, err), TA_INVALID_ARGUMENT);
     error_contains(err, "label set 1 is not in the labels encoding");
     three[tends[0]] = 250; /* set 1's first name now runs past the end */
@@ -694,13 +686,7 @@ static void test_parity(const char *path) {
       uint64_t end = used, key = 0;
       uint32_t job0 = 0;
       ta_diff d = empty_diff();
-      d.upsert_labels.len = 1;
-      d.upsert_labels.data = data;
-      d.upsert_labels.data_len = used;
-      d.upsert_labels.ends = &end;
-      d.upsert_labels.jobs = &job0;
-      d.upsert_labels.job_names = &job;
-      d.upsert_labels.n_job_names = 1;
+      d.upsert_labels = label_batch(1, data, used, &end, &job0, &job, 1);
       d.upsert_labels.keys_out = &key;
       CHECK_RC(ta_apply(ta, &d, v, NULL), TA_OK);
       CHECK(key == strtoull(fields[2], NULL, 10));
@@ -851,12 +837,7 @@ static void test_read_table(void) {
     jobs[i] = 0;
   }
   d = empty_diff();
-  d.upsert.len = M;
-  d.upsert.keys = keys;
-  d.upsert.placements = placements;
-  d.upsert.jobs = jobs;
-  d.upsert.job_names = job_names;
-  d.upsert.n_job_names = 1;
+  d.upsert = target_batch(M, keys, placements, jobs, job_names, 1);
   CHECK_RC(ta_apply(ta, &d, NULL, err), TA_OK);
   CHECK_RC(ta_read(ta, keys, M, owners, v, err), TA_OK);
   ta_view_data vd = view_of(v);
@@ -956,12 +937,7 @@ static void test_zones(void) {
   ta_diff d = empty_diff();
   d.add_collectors = cols;
   d.n_add_collectors = 2;
-  d.upsert.len = N;
-  d.upsert.keys = keys;
-  d.upsert.placements = placements;
-  d.upsert.jobs = jobs;
-  d.upsert.job_names = job_names;
-  d.upsert.n_job_names = 1;
+  d.upsert = target_batch(N, keys, placements, jobs, job_names, 1);
   d.upsert.nodes = nodes;
   d.upsert.node_names = node_names;
   d.upsert.n_node_names = 2;
@@ -1034,12 +1010,7 @@ static void test_change_names(void) {
   uint32_t jobs[2] = {0, 0};
   ta_str job_names[1] = {S("j")};
   d = empty_diff();
-  d.upsert.len = 1;
-  d.upsert.keys = keys;
-  d.upsert.placements = placements;
-  d.upsert.jobs = jobs;
-  d.upsert.job_names = job_names;
-  d.upsert.n_job_names = 1;
+  d.upsert = target_batch(1, keys, placements, jobs, job_names, 1);
   CHECK_RC(ta_apply(ta, &d, v, err), TA_OK);
   ta_view_data vd = view_of(v);
   CHECK(vd.n_moves == 1 && strcmp(owner_name(vd, vd.moves[0].to), "c-a") == 0);
