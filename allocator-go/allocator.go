@@ -98,7 +98,7 @@ type Config struct {
 	Zones    bool
 	ZoneSkew float64
 	// HashThreads caps the goroutines that hash one call's label sets (Go side only; not part
-	// of a snapshot). A call with 512 label sets or more is hashed by up to
+	// of a snapshot). A call with 2,048 label sets or more is hashed by up to
 	// GOMAXPROCS goroutines, so it uses up to that many threads for its length; 0 means
 	// GOMAXPROCS, 1 hashes every call on the calling goroutine. Results are the same either way.
 	HashThreads int

@@ -27,7 +27,7 @@
 // that applies the change and returns the moves it caused, taken under the engine's lock, so
 // no other change can come between. Every read (Read, Assignments, Stats, Summary) is one
 // engine call returning one state. An Allocator is safe for concurrent use. Close is
-// idempotent; a finalizer frees a forgotten one. A call with 512 label sets or more hashes
+// idempotent; a finalizer frees a forgotten one. A call with 2,048 label sets or more hashes
 // them on up to GOMAXPROCS goroutines (Config.HashThreads caps it; results are the same). Zone-aware rebalancing (Config.Zones,
 // Config.ZoneSkew) reads a node → zone table set by SetNodeZones, itself a mutator with its
 // moves. Errors are *Error values carrying the C

@@ -26,7 +26,7 @@ import (
 // Batches smaller than parallelMin label sets are hashed on the calling goroutine: below it,
 // starting goroutines and merging their tables cost more than they save (benches/README.md).
 // A variable so tests can force the parallel path on small batches.
-var parallelMin = 512
+var parallelMin = 2048
 
 // Chunks are at most maxChunk sets (a few per goroutine balances an uneven load) and at least
 // minChunk (so a chunk's fixed cost stays small against its hashing).
