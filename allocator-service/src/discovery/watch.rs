@@ -5,6 +5,11 @@
 //! A file is read when its status changed, when its `refresh_interval` is due (a rewrite that
 //! keeps the status is still seen), or when a failed read's backoff is over; contents are
 //! reported only when their hash changed.
+//!
+//! A file_sd file that does not exist lists no targets, as in Prometheus' file discovery (whose
+//! files are the matches of a glob: a path that is gone matches nothing, and the targets it
+//! listed are removed); one that exists but cannot be read or parsed keeps its previous targets
+//! (a read may catch a partial write). A collectors file that is gone keeps the previous list.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +37,22 @@ pub(crate) trait Source: Send + Sync {
     /// The file's status; `None` when it cannot be had (missing, no permission).
     fn status(&self, path: &Path) -> Option<Status>;
     /// The file's bytes, within [`crate::limits::MAX_FILE_SD_BYTES`].
-    fn read(&self, path: &Path) -> Result<Vec<u8>, String>;
+    fn read(&self, path: &Path) -> Result<Vec<u8>, ReadError>;
+}
+
+/// Why a watched file was not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ReadError {
+    /// Nothing is at the path (its `lstat` fails, as for a glob that matches nothing).
+    Missing,
+    /// It is there but could not be read (permissions, not a regular file, too large, I/O).
+    Failed(String),
+}
+
+impl From<String> for ReadError {
+    fn from(e: String) -> ReadError {
+        ReadError::Failed(e)
+    }
 }
 
 /// The file system.
@@ -53,28 +73,33 @@ impl Source for Disk {
 
     /// A regular file only, opened without blocking (a FIFO is refused rather than waited on),
     /// within the size limit.
-    fn read(&self, path: &Path) -> Result<Vec<u8>, String> {
+    fn read(&self, path: &Path) -> Result<Vec<u8>, ReadError> {
         use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match std::fs::symlink_metadata(path) {
+                // Prometheus lists a file_sd path through `filepath.Glob`, which drops a path
+                // whose `lstat` fails: such a file is gone, not unreadable.
+                Err(_) => ReadError::Missing,
+                Ok(_) => ReadError::Failed(e.to_string()),
+            })?;
         let meta = file.metadata().map_err(|e| e.to_string())?;
         if !meta.is_file() {
-            return Err("not a regular file".into());
+            return Err(ReadError::Failed("not a regular file".into()));
         }
         let limit = crate::limits::MAX_FILE_SD_BYTES;
         if meta.len() > limit {
-            return Err(format!("{} bytes; the limit is {limit}", meta.len()));
+            return Err(format!("{} bytes; the limit is {limit}", meta.len()).into());
         }
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         file.take(limit + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| e.to_string())?;
         if bytes.len() as u64 > limit {
-            return Err(format!("more than {limit} bytes"));
+            return Err(format!("more than {limit} bytes").into());
         }
         Ok(bytes)
     }
@@ -86,6 +111,9 @@ pub(super) enum Checked {
     Skipped,
     /// Read and parsed; the contents when they differ from the last good ones.
     Read(Option<Contents>),
+    /// A file_sd file that does not exist: it lists no targets; the empty contents when it
+    /// listed some before (or was never read).
+    Missing(Option<Contents>),
     /// Reading or parsing failed; the previous contents stand until the retry.
     Failed { error: String, retry_in: Duration },
 }
@@ -100,6 +128,8 @@ pub(super) struct Watch {
     seen: Option<Status>,
     /// The hash of the last good contents.
     hash: Option<u64>,
+    /// The last check found a file_sd file missing (and reported it empty).
+    missing: bool,
     /// When to read even if the status is unchanged; `None` before the first read.
     due: Option<Instant>,
     /// Failed reads in a row.
@@ -116,6 +146,7 @@ impl Watch {
             refresh,
             seen: None,
             hash: None,
+            missing: false,
             due: None,
             failures: 0,
             reuse: super::Reuse::default(),
@@ -144,6 +175,7 @@ impl Watch {
         match read {
             Ok((h, contents)) => {
                 self.failures = 0;
+                self.missing = false;
                 self.due = Some(now + self.refresh);
                 if self.hash == Some(h) {
                     return Checked::Read(None);
@@ -151,7 +183,22 @@ impl Watch {
                 self.hash = Some(h);
                 Checked::Read(contents)
             }
+            Err(ReadError::Missing) if self.kind == Kind::Targets => {
+                self.failures = 0;
+                self.due = Some(now + self.refresh);
+                // Whatever comes at the path next is new contents (even the text it had).
+                self.hash = None;
+                self.reuse = super::Reuse::default();
+                if std::mem::replace(&mut self.missing, true) {
+                    return Checked::Missing(None);
+                }
+                Checked::Missing(Some(Contents::Groups(Vec::new())))
+            }
             Err(error) => {
+                let error = match error {
+                    ReadError::Missing => "no such file".to_owned(),
+                    ReadError::Failed(e) => e,
+                };
                 // Retry soon, then less often, never less often than the refresh.
                 self.failures = self.failures.saturating_add(1);
                 let retry_in = Duration::from_secs(1 << self.failures.min(8)).min(self.refresh);
@@ -203,14 +250,19 @@ impl Watcher {
                             Contents::Names(n) => n.len(),
                         };
                         tracing::info!(file = %path.display(), kind = ?self.watch.kind, entries = n, seconds = start.elapsed().as_secs_f64(), "watched file read");
-                        let update = Update {
-                            key: self.watch.key.clone(),
-                            contents,
-                        };
-                        if self.tx.send(update).is_err() {
+                        if !self.send(contents) {
                             return;
                         }
-                        self.wake.raise();
+                    }
+                }
+                Checked::Missing(contents) => {
+                    *self.error.lock() = None;
+                    last_error.clear();
+                    if let Some(contents) = contents {
+                        tracing::warn!(file = %path.display(), "watched file does not exist; it lists no targets");
+                        if !self.send(contents) {
+                            return;
+                        }
                     }
                 }
                 Checked::Failed { error, retry_in } => {
@@ -225,6 +277,19 @@ impl Watcher {
             std::thread::sleep(crate::REFRESH);
         }
     }
+
+    /// Hand new contents to the allocation loop; false when it is gone.
+    fn send(&self, contents: Contents) -> bool {
+        let update = Update {
+            key: self.watch.key.clone(),
+            contents,
+        };
+        if self.tx.send(update).is_err() {
+            return false;
+        }
+        self.wake.raise();
+        true
+    }
 }
 
 #[cfg(test)]
@@ -234,7 +299,7 @@ mod tests {
     /// A file whose status and bytes the test sets, counting reads.
     struct Fake {
         status: Mutex<Option<Status>>,
-        bytes: Mutex<Result<Vec<u8>, String>>,
+        bytes: Mutex<Result<Vec<u8>, ReadError>>,
         reads: Mutex<usize>,
     }
 
@@ -258,7 +323,7 @@ mod tests {
         fn status(&self, _: &Path) -> Option<Status> {
             *self.status.lock()
         }
-        fn read(&self, _: &Path) -> Result<Vec<u8>, String> {
+        fn read(&self, _: &Path) -> Result<Vec<u8>, ReadError> {
             *self.reads.lock() += 1;
             self.bytes.lock().clone()
         }
@@ -296,6 +361,7 @@ mod tests {
             Checked::Read(None) | Checked::Skipped => None,
             Checked::Read(Some(Contents::Names(_))) => panic!("read as a collectors file"),
             Checked::Failed { error, .. } => panic!("read failed: {error}"),
+            Checked::Missing(_) => panic!("reported missing"),
         }
     }
 
@@ -370,5 +436,65 @@ mod tests {
         let t2 = t0 + Duration::from_secs(2);
         assert_eq!(targets(w.check(t2, &file)).unwrap(), ["10.0.0.1:80"]);
         assert_eq!(file.reads(), 2);
+    }
+
+    #[test]
+    fn a_missing_file_sd_file_lists_nothing_once_and_its_return_is_new_contents() {
+        let (file, mut w, t0) = (Fake::new(A), watch(), Instant::now());
+        assert_eq!(targets(w.check(t0, &file)).unwrap(), ["10.0.0.1:80"]);
+        // Deleted: empty contents, reported once, not a failure (no backoff).
+        *file.status.lock() = None;
+        *file.bytes.lock() = Err(ReadError::Missing);
+        let t1 = t0 + Duration::from_secs(1);
+        match w.check(t1, &file) {
+            Checked::Missing(Some(Contents::Groups(g))) => assert!(g.is_empty()),
+            _ => panic!("a deleted file was not reported empty"),
+        }
+        assert!(matches!(
+            w.check(t1 + REFRESH, &file),
+            Checked::Missing(None)
+        ));
+        // Recreated with the text it had: reported again (its targets were withdrawn).
+        *file.status.lock() = Some(STATUS);
+        file.set(A);
+        let t2 = t1 + REFRESH + Duration::from_secs(1);
+        assert_eq!(targets(w.check(t2, &file)).unwrap(), ["10.0.0.1:80"]);
+    }
+
+    #[test]
+    fn a_missing_collectors_file_keeps_the_previous_list() {
+        let file = Fake::new("c0\n");
+        let mut w = Watch::new(
+            ("collectors.txt".into(), String::new()),
+            Kind::Collectors,
+            REFRESH,
+        );
+        let t0 = Instant::now();
+        assert!(matches!(
+            w.check(t0, &file),
+            Checked::Read(Some(Contents::Names(_)))
+        ));
+        *file.status.lock() = None;
+        *file.bytes.lock() = Err(ReadError::Missing);
+        assert!(matches!(
+            w.check(t0 + Duration::from_secs(1), &file),
+            Checked::Failed { .. }
+        ));
+    }
+
+    #[test]
+    fn the_disk_tells_a_missing_file_from_an_unreadable_one() {
+        let dir = std::env::temp_dir().join(format!("ta-watch-missing-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(Disk.read(&dir.join("absent.json")), Err(ReadError::Missing));
+        // A path through a regular file (ENOTDIR) matches no glob either.
+        std::fs::write(dir.join("plain"), "x").unwrap();
+        assert_eq!(
+            Disk.read(&dir.join("plain/x.json")),
+            Err(ReadError::Missing)
+        );
+        // A directory is there, and not readable as a file.
+        assert!(matches!(Disk.read(&dir), Err(ReadError::Failed(_))));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

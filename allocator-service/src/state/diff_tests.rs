@@ -182,3 +182,80 @@ fn file_changes_reach_the_view_as_diffs_and_a_refused_diff_falls_back_to_the_lis
         "a diff after the fallback",
     );
 }
+
+/// Whether any published answer holds `needle`.
+fn answers_hold(v: &View, needle: &str) -> bool {
+    v.sd.values()
+        .any(|a| String::from_utf8_lossy(&a.plain()).contains(needle))
+}
+
+#[test]
+fn a_deleted_file_lists_nothing_and_the_earlier_duplicate_is_served_again() {
+    let dir = Dir(std::env::temp_dir().join(format!("ta-diff-deleted-{}", std::process::id())));
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let cfg = crate::parse(CONFIG, dir.path()).unwrap();
+    let a: Groups<'_> = &[(&["t1:80", "t2:80"], "a")];
+    let b: Groups<'_> = &[(&["t2:80", "t3:80"], "b")];
+    write(dir.path(), "a.json", a);
+    write(dir.path(), "b.json", b);
+    let mut engine = Engine::new(crate::parse(CONFIG, dir.path()).unwrap(), None);
+    let shared = Shared::new(false);
+    assert!(tick_until(&mut engine, &shared, |v| served(v) == 3));
+    check(
+        &engine,
+        &shared,
+        reference(&cfg, &[("a.json", a), ("b.json", b)]),
+        "both files",
+    );
+
+    // b.json is deleted: as Prometheus' file discovery (a path no longer matched), it lists
+    // nothing — t3 leaves and a.json's t2 (its labels) is served again, as a fresh start on
+    // the remaining files serves it.
+    std::fs::remove_file(dir.path().join("b.json")).unwrap();
+    assert!(
+        tick_until(&mut engine, &shared, |v| served(v) == 2
+            && !answers_hold(v, r#""__meta_v":"b""#)),
+        "b.json's targets are still served after it was deleted"
+    );
+    check(
+        &engine,
+        &shared,
+        reference(&cfg, &[("a.json", a), ("b.json", &[])]),
+        "b.json deleted",
+    );
+    assert!(shared.view().ready, "a missing file is not a failure");
+
+    // It comes back with the same text: served again.
+    write(dir.path(), "b.json", b);
+    assert!(tick_until(&mut engine, &shared, |v| served(v) == 3
+        && answers_hold(v, r#""__meta_v":"b""#)));
+    check(
+        &engine,
+        &shared,
+        reference(&cfg, &[("a.json", a), ("b.json", b)]),
+        "b.json back",
+    );
+
+    // Renamed away (the path the configuration names is gone), then another file renamed
+    // onto it.
+    std::fs::rename(dir.path().join("a.json"), dir.path().join("a.old")).unwrap();
+    assert!(tick_until(&mut engine, &shared, |v| served(v) == 2
+        && !answers_hold(v, "t1:80")));
+    check(
+        &engine,
+        &shared,
+        reference(&cfg, &[("a.json", &[]), ("b.json", b)]),
+        "a.json renamed away",
+    );
+    let a2: Groups<'_> = &[(&["t4:80"], "a2")];
+    std::fs::write(dir.path().join("other"), text(a2)).unwrap();
+    std::fs::rename(dir.path().join("other"), dir.path().join("a.json")).unwrap();
+    assert!(tick_until(&mut engine, &shared, |v| served(v) == 3
+        && answers_hold(v, "t4:80")));
+    check(
+        &engine,
+        &shared,
+        reference(&cfg, &[("a.json", a2), ("b.json", b)]),
+        "another file renamed onto a.json",
+    );
+}

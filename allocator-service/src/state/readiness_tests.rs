@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::{Engine, Shared, LOOP_STALL};
-use crate::discovery::watch::{Source, Status};
+use crate::discovery::watch::{ReadError, Source, Status};
 use crate::discovery::Files;
 
 /// A file whose reads hang until the test opens the gate.
@@ -37,7 +37,7 @@ impl Source for Gate {
             ctime: (1_700_000_000, 0),
         })
     }
-    fn read(&self, _: &Path) -> Result<Vec<u8>, String> {
+    fn read(&self, _: &Path) -> Result<Vec<u8>, ReadError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         let mut open = self.open.lock();
         while !*open {
