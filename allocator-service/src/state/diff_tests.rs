@@ -109,21 +109,27 @@ impl Drop for Dir {
     }
 }
 
+/// A test directory named `name` with `a.json` and `b.json`, its configuration, and an engine
+/// and shared state on it (not ticked yet).
+fn start(name: &str, a: Groups<'_>, b: Groups<'_>) -> (Dir, crate::config::Loaded, Engine, Shared) {
+    let dir = Dir(std::env::temp_dir().join(format!("{name}-{}", std::process::id())));
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let cfg = crate::parse(CONFIG, dir.path()).unwrap();
+    write(dir.path(), "a.json", a);
+    write(dir.path(), "b.json", b);
+    let engine = Engine::new(crate::parse(CONFIG, dir.path()).unwrap(), None);
+    (dir, cfg, engine, Shared::new(false))
+}
+
 fn served(v: &View) -> usize {
     v.jobs.values().sum()
 }
 
 #[test]
 fn file_changes_reach_the_view_as_diffs_and_a_refused_diff_falls_back_to_the_listing() {
-    let dir = Dir(std::env::temp_dir().join(format!("ta-diff-tests-{}", std::process::id())));
-    std::fs::create_dir_all(dir.path()).unwrap();
-    let cfg = crate::parse(CONFIG, dir.path()).unwrap();
     let a1: Groups<'_> = &[(&["t1:80", "t2:80", "t3:80"], "1")];
     let b1: Groups<'_> = &[(&["t3:80"], "b")];
-    write(dir.path(), "a.json", a1);
-    write(dir.path(), "b.json", b1);
-    let mut engine = Engine::new(crate::parse(CONFIG, dir.path()).unwrap(), None);
-    let shared = Shared::new(false);
+    let (dir, cfg, mut engine, shared) = start("ta-diff-tests", a1, b1);
     assert!(tick_until(&mut engine, &shared, |v| served(v) == 3));
     // t3 is listed by both files: b.json's (the later) is served.
     check(
@@ -191,15 +197,9 @@ fn answers_hold(v: &View, needle: &str) -> bool {
 
 #[test]
 fn a_deleted_file_lists_nothing_and_the_earlier_duplicate_is_served_again() {
-    let dir = Dir(std::env::temp_dir().join(format!("ta-diff-deleted-{}", std::process::id())));
-    std::fs::create_dir_all(dir.path()).unwrap();
-    let cfg = crate::parse(CONFIG, dir.path()).unwrap();
     let a: Groups<'_> = &[(&["t1:80", "t2:80"], "a")];
     let b: Groups<'_> = &[(&["t2:80", "t3:80"], "b")];
-    write(dir.path(), "a.json", a);
-    write(dir.path(), "b.json", b);
-    let mut engine = Engine::new(crate::parse(CONFIG, dir.path()).unwrap(), None);
-    let shared = Shared::new(false);
+    let (dir, cfg, mut engine, shared) = start("ta-diff-deleted", a, b);
     assert!(tick_until(&mut engine, &shared, |v| served(v) == 3));
     check(
         &engine,
