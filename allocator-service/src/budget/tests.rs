@@ -93,6 +93,20 @@ fn started(n: u64, weights: &[u32], strategy: Strategy) -> (Allocator, Vec<Strin
     (a, addrs, served)
 }
 
+/// [`started`] with `n` targets (consistent-hashing), then a budget of one move per interval
+/// and a third collector: the moves to it beyond the first are queued.
+fn scaled_out_by_one_move(n: u64) -> (Allocator, Vec<String>, Served, Budget) {
+    let (mut a, addrs, mut served) = started(n, &[], Strategy::ConsistentHashing);
+    let mut b = Budget::new(limits(Some(1), None));
+    b.refill(Instant::now(), &a);
+    let m = a
+        .set_collectors(&collectors(&["c0", "c1", "c2"]))
+        .unwrap()
+        .to_vec();
+    refresh(&mut b, &a, &m, &mut served);
+    (a, addrs, served, b)
+}
+
 #[test]
 fn without_limits_every_move_passes() {
     let (mut a, _, mut served) = started(60, &[], Strategy::ConsistentHashing);
@@ -181,15 +195,7 @@ fn moves_beyond_the_budget_trickle_out_at_the_configured_rate_and_end_where_the_
 
 #[test]
 fn a_queued_target_whose_collector_leaves_is_released_at_once() {
-    let (mut a, _, mut served) = started(200, &[], Strategy::ConsistentHashing);
-    let mut b = Budget::new(limits(Some(1), None));
-    let now = Instant::now();
-    b.refill(now, &a);
-    let m = a
-        .set_collectors(&collectors(&["c0", "c1", "c2"]))
-        .unwrap()
-        .to_vec();
-    refresh(&mut b, &a, &m, &mut served);
+    let (mut a, _, mut served, mut b) = scaled_out_by_one_move(200);
     let on_c0 = b.held.values().filter(|h| &*h.served == "c0").count();
     assert!(on_c0 > 0 && b.queued() > on_c0);
     // c0 leaves within the same interval (no budget left): its queued targets are served
@@ -214,15 +220,7 @@ fn a_queued_target_whose_collector_leaves_is_released_at_once() {
 
 #[test]
 fn a_queued_target_moved_back_or_removed_leaves_the_queue_at_once() {
-    let (mut a, addrs, mut served) = started(200, &[], Strategy::ConsistentHashing);
-    let mut b = Budget::new(limits(Some(1), None));
-    let now = Instant::now();
-    b.refill(now, &a);
-    let m = a
-        .set_collectors(&collectors(&["c0", "c1", "c2"]))
-        .unwrap()
-        .to_vec();
-    refresh(&mut b, &a, &m, &mut served);
+    let (mut a, addrs, mut served, mut b) = scaled_out_by_one_move(200);
     assert!(b.queued() > 2);
     // Half the targets removed: the queued ones among them leave the queue and every answer.
     let kept = &addrs[..100];
@@ -250,15 +248,7 @@ fn a_queued_target_moved_back_or_removed_leaves_the_queue_at_once() {
 
 #[test]
 fn new_and_unassigned_targets_are_not_budgeted() {
-    let (mut a, addrs, mut served) = started(100, &[], Strategy::ConsistentHashing);
-    let mut b = Budget::new(limits(Some(1), None));
-    let now = Instant::now();
-    b.refill(now, &a);
-    let m = a
-        .set_collectors(&collectors(&["c0", "c1", "c2"]))
-        .unwrap()
-        .to_vec();
-    refresh(&mut b, &a, &m, &mut served);
+    let (mut a, addrs, mut served, mut b) = scaled_out_by_one_move(100);
     let queued = b.queued();
     assert!(queued > 0);
     // Budget exhausted: new targets are still placed at once.
