@@ -483,7 +483,7 @@ async fn query(p: &Pull) -> Result<Vec<Observation>, String> {
     let url = format!(
         "{}/api/v1/query?query={}",
         p.url.trim_end_matches('/'),
-        encode_query(&p.query)
+        crate::plain_get::percent_encode(&p.query)
     );
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     let got = crate::plain_get::get(
@@ -500,19 +500,6 @@ async fn query(p: &Pull) -> Result<Vec<Observation>, String> {
         ));
     }
     parse_query(&got.body, p.collector_label.as_deref())
-}
-
-/// Percent-encode a query parameter value (everything but unreserved characters).
-fn encode_query(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

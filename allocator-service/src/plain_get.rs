@@ -52,3 +52,17 @@ pub fn excerpt(body: &[u8]) -> String {
         .trim()
         .to_owned()
 }
+
+/// Percent-encode a path segment or query parameter value: every byte but the unreserved
+/// characters (RFC 3986 §2.3) as `%XX`.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -217,7 +217,10 @@ async fn try_discover(addr: std::net::SocketAddr, job: Option<&str>) -> Option<P
         None => jobs.keys().next()?.clone(),
     };
     // The per-collector listing names the collectors (the Go allocator's too).
-    let path = format!("/jobs/{}/targets", query_escape(&job));
+    let path = format!(
+        "/jobs/{}/targets",
+        allocator_service::plain_get::percent_encode(&job)
+    );
     let all = get(&mut s, &path, false).await.ok()?;
     let all: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&all.body).ok()?;
     let collectors: Vec<String> = all.keys().cloned().collect();
@@ -229,18 +232,6 @@ async fn try_discover(addr: std::net::SocketAddr, job: Option<&str>) -> Option<P
         job,
         collectors,
     })
-}
-
-fn query_escape(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -318,8 +309,8 @@ async fn load(a: &Args, p: &Polled, churner: Option<Churner>) -> bool {
         let (errors, bytes) = (errors.clone(), bytes.clone());
         let path = format!(
             "/jobs/{}/targets?collector_id={}",
-            query_escape(&p.job),
-            query_escape(&p.collectors[c % p.collectors.len()])
+            allocator_service::plain_get::percent_encode(&p.job),
+            allocator_service::plain_get::percent_encode(&p.collectors[c % p.collectors.len()])
         );
         let (addr, gzip) = (p.addr, a.gzip);
         clients.push(tokio::spawn(async move {
