@@ -54,6 +54,24 @@ impl Target {
     pub fn labels(&self) -> TargetLabels<'_> {
         TargetLabels::new(&self.group, &self.address)
     }
+
+    /// The target of `job` with discovered `labels` kept as they are (no relabeling: its key is
+    /// the Go allocator's item hash of them); `None` without an `__address__` or with a label
+    /// the item hash refuses. For tests and benchmarks that make targets by hand.
+    pub fn unrelabeled(labels: &BTreeMap<String, String>, job: &str) -> Option<Target> {
+        let key = allocator_core::TargetKey::from_labels(
+            labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            job,
+        )
+        .ok()?;
+        let (group, address) = discovered(labels);
+        Some(Target {
+            job: job.into(),
+            address: address?,
+            group,
+            key,
+        })
+    }
 }
 
 /// One file_sd group, as Prometheus reads it (JSON or YAML).

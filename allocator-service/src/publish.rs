@@ -863,15 +863,7 @@ mod tests {
         );
         // Escapes must survive the fragment writer too.
         labels.insert("__meta_note".to_owned(), format!("\"q\" \\ é {meta}"));
-        let key = TargetKey::from_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())), job)
-            .unwrap();
-        let (group, address) = crate::discovery::discovered(&labels);
-        Target {
-            job: job.into(),
-            address: address.unwrap(),
-            group,
-            key,
-        }
+        Target::unrelabeled(&labels, job).unwrap()
     }
 
     /// The labels `target` made, as the map discovery held per target before the compact store.

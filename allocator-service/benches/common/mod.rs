@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use allocator_core::TargetKey;
 use allocator_service::discovery::Target;
 
 /// Jobs the targets are spread over (`n % JOBS`).
@@ -38,13 +37,5 @@ pub fn target(n: usize, revision: usize) -> Target {
         revision.to_string(),
     );
     l("__metrics_path__", "/metrics".into());
-    let key = TargetKey::from_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())), &job)
-        .expect("valid labels");
-    let (group, address) = allocator_service::discovery::discovered(&labels);
-    Target {
-        job: job.into(),
-        address: address.expect("an address"),
-        group,
-        key,
-    }
+    Target::unrelabeled(&labels, &job).expect("valid labels with an address")
 }

@@ -12,15 +12,12 @@ fn target(n: u64) -> Target {
     let mut labels = BTreeMap::new();
     labels.insert("__address__".to_owned(), address);
     labels.insert("__meta_n".to_owned(), n.to_string());
-    let key = TargetKey::from_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())), "job")
-        .unwrap();
-    let (group, address) = crate::discovery::discovered(&labels);
-    Target {
-        job: "job".into(),
-        address: address.unwrap(),
-        group,
-        key,
-    }
+    of_job(&labels)
+}
+
+/// The target of job `job` with these discovered labels (its key skips `__meta_*`).
+fn of_job(labels: &BTreeMap<String, String>) -> Target {
+    Target::unrelabeled(labels, "job").unwrap()
 }
 
 fn specs(ts: &[Target]) -> Vec<TargetSpec<'_>> {
@@ -214,21 +211,7 @@ fn revised(n: u64, rev: u64) -> Target {
     labels.insert("__address__".to_owned(), address);
     labels.insert("__meta_rev".to_owned(), rev.to_string());
     labels.insert("__meta_n".to_owned(), n.to_string());
-    let key = TargetKey::from_labels(
-        labels
-            .iter()
-            .filter(|(k, _)| !k.starts_with("__meta_"))
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-        "job",
-    )
-    .unwrap();
-    let (group, address) = crate::discovery::discovered(&labels);
-    Target {
-        job: "job".into(),
-        address: address.unwrap(),
-        group,
-        key,
-    }
+    of_job(&labels)
 }
 
 /// Budget and hand-over under random churn (collectors and targets come and go, labels change,

@@ -106,15 +106,7 @@ fn query_answers_are_read_as_prometheus_writes_them() {
 fn target(job: &str, address: &str) -> Target {
     let mut labels = BTreeMap::new();
     labels.insert("__address__".to_owned(), address.to_owned());
-    let key =
-        TargetKey::from_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())), job).unwrap();
-    let (group, address) = crate::discovery::discovered(&labels);
-    Target {
-        job: job.into(),
-        address: address.unwrap(),
-        group,
-        key,
-    }
+    Target::unrelabeled(&labels, job).unwrap()
 }
 
 fn obs(address: &str, series: f64) -> Vec<Observation> {
