@@ -4,14 +4,16 @@
 //! MODE: `alloc` (pre-hashed specs, the allocation alone), `hash` (label hashing alone),
 //! `spec` (hashing + allocation through `TargetSpec`s, as the `full_allocation` bench), `batch`
 //! (hashing + allocation through the columnar batch, as `full_allocation_batch`), `hash-batch`
-//! and `hash-sorted` (the columnar label hashing alone, of the sets as discovered and sorted).
+//! and `hash-sorted` (the columnar label hashing alone, of the sets as discovered and sorted),
+//! `churn` (a 1% churn diff on an allocated state: 1% of the targets removed, as many new ones
+//! added, then undone; the forward diff is timed, as the `strategies_100k` churn bench).
 
 use std::time::Instant;
 
 use allocator_benches::{
     allocated, allocated_batch, collector_names, hash_label_sets, specs, targets, LabelColumns,
 };
-use allocator_core::{Config, KeyHasher, Strategy};
+use allocator_core::{BatchDiff, Config, KeyHasher, Strategy, TargetBatch, TargetSpec, NO_NODE};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,7 +29,9 @@ fn main() {
     if strategy == Strategy::PerNode {
         config.fallback = Some(Strategy::ConsistentHashing);
     }
-    let raw = targets(n, 1_000, 1);
+    // `churn` swaps 1% of the targets for as many others, generated with them.
+    let reserve = if mode == "churn" { n / 100 } else { 0 };
+    let raw = targets(n + reserve, 1_000, 1);
     let sets = LabelColumns::new(&raw);
     // The same label sets, each sorted by name (discovery hands them over unsorted).
     let mut sorted = sets.clone();
@@ -39,11 +43,14 @@ fn main() {
     let names = collector_names(k);
     // Pre-hashed specs only where the mode allocates them (a profile of a hashing mode then
     // shows that mode's hashing alone).
-    let pre = if mode == "alloc" {
+    let pre = if mode == "alloc" || mode == "churn" {
         specs(&mut KeyHasher::new(), &raw)
     } else {
         Vec::new()
     };
+    if mode == "churn" {
+        return churn(config, &names, &pre, n, rounds);
+    }
     // Each round timed alone; the minimum is the figure least disturbed by other processes
     // on a shared machine, the median shows how disturbed the run was.
     let mut times = Vec::with_capacity(rounds);
@@ -76,6 +83,94 @@ fn main() {
         strategy.name(),
         per(times[0]),
         bytes as f64 / times[0].as_nanos() as f64,
+        per(times[times.len() / 2]),
+    );
+}
+
+/// A churn diff in columns (as the C ABI and the Go package hand one over): removed keys and
+/// the upserted targets.
+struct Churn<'a> {
+    remove: Vec<u64>,
+    keys: Vec<u64>,
+    placements: Vec<u64>,
+    weights: Vec<u32>,
+    jobs: Vec<u32>,
+    job_names: Vec<&'a str>,
+    nodes: Vec<u32>,
+    node_names: Vec<&'a str>,
+}
+
+impl<'a> Churn<'a> {
+    /// Remove `out`, upsert `into`.
+    fn new(out: &[TargetSpec<'a>], into: &[TargetSpec<'a>]) -> Self {
+        let index = |names: &mut Vec<&'a str>, name: &'a str| -> u32 {
+            match names.iter().position(|&n| n == name) {
+                Some(i) => i as u32,
+                None => {
+                    names.push(name);
+                    names.len() as u32 - 1
+                }
+            }
+        };
+        let (mut job_names, mut node_names) = (Vec::new(), Vec::new());
+        let jobs = into.iter().map(|t| index(&mut job_names, t.job)).collect();
+        let nodes = into
+            .iter()
+            .map(|t| t.node.map_or(NO_NODE, |n| index(&mut node_names, n)))
+            .collect();
+        Churn {
+            remove: out.iter().map(|t| t.key.0).collect(),
+            keys: into.iter().map(|t| t.key.0).collect(),
+            placements: into.iter().map(|t| t.placement.0).collect(),
+            weights: into.iter().map(|t| t.weight).collect(),
+            jobs,
+            job_names,
+            nodes,
+            node_names,
+        }
+    }
+
+    fn diff(&self) -> BatchDiff<'_> {
+        BatchDiff {
+            upsert: TargetBatch {
+                keys: &self.keys,
+                placements: &self.placements,
+                weights: &self.weights,
+                jobs: &self.jobs,
+                job_names: &self.job_names,
+                nodes: &self.nodes,
+                node_names: &self.node_names,
+            },
+            remove: &self.remove,
+            ..BatchDiff::default()
+        }
+    }
+}
+
+/// `churn`: the first 1% of the targets swapped for the reserve (one diff: removals and
+/// upserts) and back, `rounds` times; the forward diffs are timed.
+fn churn(config: Config, names: &[(String, String)], all: &[TargetSpec<'_>], n: usize, rounds: usize) {
+    let (base, reserve) = all.split_at(n);
+    let k = reserve.len();
+    let mut alloc = allocated(config, names, base);
+    let forward = Churn::new(&base[..k], reserve);
+    let backward = Churn::new(reserve, &base[..k]);
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let moved = alloc.apply_batch(&forward.diff()).expect("valid diff").len();
+        times.push(start.elapsed());
+        assert!(moved >= 2 * k);
+        alloc.apply_batch(&backward.diff()).expect("valid diff");
+    }
+    times.sort_unstable();
+    let per = |d: std::time::Duration| d.as_nanos() as f64 / (2 * k) as f64;
+    println!(
+        "churn {} {n}/{}: {} changes, min {:.0} ns/change, median {:.0} ns/change ({rounds} rounds)",
+        config.strategy.name(),
+        names.len(),
+        2 * k,
+        per(times[0]),
         per(times[times.len() / 2]),
     );
 }
