@@ -410,3 +410,44 @@ fn zones_off_ignore_the_table() {
         .is_empty());
     assert_eq!(before, assignment(&a));
 }
+
+#[test]
+fn zones_set_after_the_targets_bring_every_target_home_that_fits() {
+    // Found by a user-style review: with the zone table set after 20,000 targets were placed,
+    // hundreds of targets away from their zone are blocked (their collectors sit at the floor)
+    // ahead of ones that could go home; the search for one to bring home must look past them.
+    let mut a = Allocator::new(zoned(0.1)).unwrap();
+    let add: Vec<CollectorSpec<'_>> = (0..COLLECTORS)
+        .map(|c| CollectorSpec::on_node(collector_name(c), NODES[c % NODES.len()]))
+        .collect();
+    let upsert: Vec<TargetSpec<'_>> = (0..20_000u64)
+        .map(|k| {
+            let mut t = spec(k, (k % 6) as usize, 1);
+            // Every tenth target runs on no node, so it has no zone.
+            if k % 10 == 0 {
+                t.node = None;
+            }
+            t
+        })
+        .collect();
+    a.apply(&Diff {
+        add_collectors: add,
+        upsert,
+        ..Diff::default()
+    })
+    .unwrap();
+    let table: Vec<(&str, &str)> = NODES
+        .iter()
+        .enumerate()
+        .map(|(n, &node)| (node, ZONES[n / 2]))
+        .collect();
+    a.set_node_zones(&table).unwrap();
+    check(&a, 0.1);
+    // A one-target diff afterwards leaves it so too.
+    a.apply(&Diff {
+        upsert: vec![spec(1_000_000, 4, 1)],
+        ..Diff::default()
+    })
+    .unwrap();
+    check(&a, 0.1);
+}

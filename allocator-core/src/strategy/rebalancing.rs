@@ -48,7 +48,9 @@
 //! targets. The busiest and idlest collectors come from an ordered set of `(load, name rank)`;
 //! the target to move from a collector's ordered set of `(weight, key)` by one range query.
 //! A target a band violation cannot be fixed around (the giant) is looked at again on the next
-//! diff, one range query per stuck collector.
+//! diff, one range query per stuck collector. With zones, finding a target to bring home looks
+//! at a few of the heaviest away first and, when their holders sit at the floor, at worst one
+//! range query per collector.
 //!
 //! # Sources
 //! Greedy LPT scheduling (Graham 1969) for placement; the "move the least weight to restore the
@@ -56,7 +58,7 @@
 //! minimise the maximum load with a budget of moves), with the budget replaced by the band.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use super::bounded::bound;
 use super::ZoneView;
@@ -90,10 +92,9 @@ const UNKNOWN: Known = Known {
     live: false,
 };
 
-/// Most targets `bring_home` looks at per zone and diff before giving up on that zone: the
-/// ones that cannot go home (their collector would fall under the floor) are skipped, and
-/// this bounds the work a diff spends on them. The same state makes the same attempts.
-const HOME_ATTEMPTS: usize = 32;
+/// How many of the heaviest targets away that fit at home `home_move` looks at before it
+/// searches holder by holder.
+const QUICK_LOOKS: usize = 32;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Rebalancing {
@@ -133,6 +134,10 @@ struct Zoned {
     order: Vec<BTreeSet<(u64, u32)>>,
     /// Zone id → its targets held by a collector outside it.
     away: Vec<BTreeSet<Held>>,
+    /// Zone id → collector id → the zone's targets that collector holds (the same entries as
+    /// `away`, by holder): what a collector can give back depends on its own load, so the
+    /// search for a target to bring home goes holder by holder.
+    away_by_holder: Vec<BTreeMap<u32, BTreeSet<Held>>>,
     /// Zone ids in name order.
     by_name: Vec<u32>,
     /// The node → zone table changed since the last settle.
@@ -150,6 +155,28 @@ impl Zoned {
         if self.order.len() < zones {
             self.order.resize_with(zones, BTreeSet::new);
             self.away.resize_with(zones, BTreeSet::new);
+            self.away_by_holder.resize_with(zones, BTreeMap::new);
+        }
+    }
+
+    /// Note target `t` of zone `zone` as away, held by collector `id`.
+    fn add_away(&mut self, zone: u32, id: u32, t: Held) {
+        self.away[zone as usize].insert(t);
+        self.away_by_holder[zone as usize]
+            .entry(id)
+            .or_default()
+            .insert(t);
+    }
+
+    /// Target `t` of zone `zone`, held by collector `id`, is no longer away (or no longer held).
+    fn remove_away(&mut self, zone: u32, id: u32, t: &Held) {
+        self.away[zone as usize].remove(t);
+        let by_holder = &mut self.away_by_holder[zone as usize];
+        if let Some(held) = by_holder.get_mut(&id) {
+            held.remove(t);
+            if held.is_empty() {
+                by_holder.remove(&id);
+            }
         }
     }
 }
@@ -382,7 +409,7 @@ impl Rebalancing {
                     let zone = self.known[slot as usize].zone;
                     if let Some(z) = &mut self.zoned {
                         if zone != NONE {
-                            z.away[zone as usize].remove(&(w, key, slot));
+                            z.remove_away(zone, id as u32, &(w, key, slot));
                         }
                     }
                     self.known[slot as usize].collector = NONE;
@@ -466,21 +493,56 @@ impl Rebalancing {
     }
 
     /// The next target of `zone` to bring home, with its receiver (the zone's least-loaded
-    /// collector): the heaviest one away that fits under the cap there and leaves its
-    /// collector at or over the floor.
+    /// collector): the heaviest target away (then the highest key) that fits under the cap
+    /// there and leaves its holder at or over the floor.
+    ///
+    /// Usually one of the heaviest that fit can go, so they are looked at first. When their
+    /// holders all sit at the floor (hundreds of targets, after a zone table set on a placed
+    /// fleet), the search goes holder by holder instead, busiest first: a holder can give at
+    /// most its load over the floor, so the search stops once that is below the lightest
+    /// target away or below the best found. Both find the same target: the first eligible one
+    /// in the zone's away targets from the heaviest down. Cost: at most `QUICK_LOOKS`
+    /// entries, then a range query per holder visited, at most one per collector.
     fn home_move(&self, zone: u32, floor: u64, cap: u64) -> Option<(Held, u32)> {
         let z = self.zoned.as_ref()?;
         let &(load, m) = z.order.get(zone as usize)?.first()?;
+        let receiver = self.ids[m as usize];
         let room = cap.saturating_sub(load).min(u64::from(u32::MAX)) as u32;
-        let t = z.away[zone as usize]
-            .range(..=(room, u64::MAX, u32::MAX))
-            .rev()
-            .take(HOME_ATTEMPTS)
-            .find(|t| {
-                let from = self.known[t.2 as usize].collector;
-                self.load[from as usize] - u64::from(t.0) >= floor
-            })?;
-        Some((*t, self.ids[m as usize]))
+        let away = z.away.get(zone as usize)?;
+        let fits = ..=(room, u64::MAX, u32::MAX);
+        let gives = |t: &Held| {
+            let holder = self.known[t.2 as usize].collector;
+            self.load[holder as usize] >= floor + u64::from(t.0)
+        };
+        let mut heaviest = away.range(fits).rev();
+        if let Some(t) = heaviest.by_ref().take(QUICK_LOOKS).find(|t| gives(t)) {
+            return Some((*t, receiver));
+        }
+        heaviest.next()?;
+        let lightest = away.first()?.0;
+        let holders = &z.away_by_holder[zone as usize];
+        let mut best: Option<Held> = None;
+        for &(holder_load, member) in self.order.iter().rev() {
+            let Some(over_floor) = holder_load.checked_sub(floor) else {
+                break;
+            };
+            let limit = over_floor.min(u64::from(room));
+            if limit < u64::from(lightest) || best.is_some_and(|b| u64::from(b.0) > limit) {
+                break;
+            }
+            let Some(held) = holders.get(&self.ids[member as usize]) else {
+                continue;
+            };
+            if let Some(&t) = held
+                .range(..=(limit as u32, u64::MAX, u32::MAX))
+                .next_back()
+            {
+                if best.is_none_or(|b| t > b) {
+                    best = Some(t);
+                }
+            }
+        }
+        best.map(|t| (t, receiver))
     }
 
     /// Place targets heaviest first, then by key, each on the least-loaded collector (lowest
@@ -526,7 +588,7 @@ impl Rebalancing {
         self.held[id as usize].insert((w, key, slot));
         if let Some(z) = &mut self.zoned {
             if z.is_away(zone, id) {
-                z.away[zone as usize].insert((w, key, slot));
+                z.add_away(zone, id, (w, key, slot));
             }
         }
         self.shift(id, |l| l + u64::from(w));
@@ -545,7 +607,7 @@ impl Rebalancing {
         debug_assert!(removed, "released a target the collector does not hold");
         if let Some(z) = &mut self.zoned {
             if z.is_away(zone, id) {
-                z.away[zone as usize].remove(&t);
+                z.remove_away(zone, id, &t);
             }
         }
         self.shift(id, |l| l - u64::from(t.0));
@@ -713,7 +775,7 @@ impl Rebalancing {
         let entries: usize =
             self.held.iter().map(BTreeSet::len).sum::<usize>() + self.unplaced.len();
         let zoned = self.zoned.as_ref().map_or(0, |z| {
-            let entries: usize = z.away.iter().map(BTreeSet::len).sum::<usize>()
+            let entries: usize = 2 * z.away.iter().map(BTreeSet::len).sum::<usize>()
                 + z.order.iter().map(BTreeSet::len).sum::<usize>();
             entries * std::mem::size_of::<Held>() * 3 / 2 + z.of_collector.capacity() * 4
         });
