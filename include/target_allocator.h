@@ -18,6 +18,14 @@
  * Threads: one ta_allocator may be used from many threads at once; reads (ta_read, lists,
  * snapshots) run concurrently, changes are serialized. A ta_error or ta_view must not be used by
  * two threads at once. Free a handle only when no other thread uses it.
+ *
+ * Safety contract (what "see the safety contract" in a function's notes means): every pointer
+ * argument is NULL only where the function says so; an array is readable (or writable) for the
+ * length given with it; a ta_str's bytes are readable for its length; a ta_allocator, ta_view or
+ * ta_error is one this library created and has not freed; and memory the call writes is not
+ * read or written by another thread during the call. Violating it is undefined behaviour; every
+ * other bad input (wrong lengths, invalid UTF-8, unknown names, out-of-range indexes) gets an
+ * error code and a message, never a crash.
  */
 
 #ifndef TARGET_ALLOCATOR_H
@@ -225,7 +233,8 @@ typedef struct {
    */
   const uint64_t *placements;
   /**
-   * Weights, or NULL for all 1.
+   * Weights, or NULL for all 1. A weight of 0 is kept: the target counts as a target but
+   * adds no weight (the Go package's zero value means 1 instead).
    */
   const uint32_t *weights;
   /**
@@ -293,7 +302,8 @@ typedef struct {
    */
   size_t n_job_names;
   /**
-   * Weights, or NULL for all 1.
+   * Weights, or NULL for all 1. A weight of 0 is kept: the target counts as a target but
+   * adds no weight (the Go package's zero value means 1 instead).
    */
   const uint32_t *weights;
   /**
@@ -556,7 +566,7 @@ extern "C" {
  * collectors they name, taken under the same lock (no other change can come between).
  *
  * # Safety
- * See the module contract; `diff` readable; `view` NULL or a live view.
+ * See the safety contract (top of the header); `diff` readable; `view` NULL or a live view.
  */
 ta_result ta_apply(const ta_allocator *ta,
                    const ta_diff *diff,
@@ -569,7 +579,7 @@ ta_result ta_apply(const ta_allocator *ta,
  * new or changed ones upserted. `view` as in `ta_apply`.
  *
  * # Safety
- * See the module contract.
+ * See the safety contract (top of the header).
  */
 ta_result ta_set_targets(const ta_allocator *ta,
                          const ta_target_batch *targets,
@@ -582,7 +592,7 @@ ta_result ta_set_targets(const ta_allocator *ta,
  * place). `view` as in `ta_apply`.
  *
  * # Safety
- * See the module contract.
+ * See the safety contract (top of the header).
  */
 ta_result ta_set_collectors(const ta_allocator *ta,
                             const ta_collector *collectors,
@@ -596,7 +606,7 @@ ta_result ta_set_collectors(const ta_allocator *ta,
  * `ta_apply`.
  *
  * # Safety
- * See the module contract; `table` readable for `n` rows (NULL when `n` is 0).
+ * See the safety contract (top of the header); `table` readable for `n` rows (NULL when `n` is 0).
  */
 ta_result ta_set_node_zones(const ta_allocator *ta,
                             const ta_node_zone *table,
@@ -661,7 +671,7 @@ ta_result ta_error_message(const ta_error *err,
  * The placement hash of a raw `__address__` (XXH64, as the Go allocator's ring).
  *
  * # Safety
- * See the module contract.
+ * See the safety contract (top of the header).
  */
 ta_result ta_placement_hash(ta_str address,
                             uint64_t *out,
@@ -672,7 +682,7 @@ ta_result ta_placement_hash(ta_str address,
  * parallel arrays of `n` names and values, in any order.
  *
  * # Safety
- * See the module contract.
+ * See the safety contract (top of the header).
  */
 ta_result ta_target_key(const ta_str *names,
                         const ta_str *values,
@@ -712,7 +722,7 @@ void ta_allocator_free(ta_allocator *ta);
  * The configuration an allocator was created with.
  *
  * # Safety
- * See the module contract.
+ * See the safety contract (top of the header).
  */
 ta_result ta_allocator_config(const ta_allocator *ta,
                               ta_config *out,
@@ -725,7 +735,7 @@ ta_result ta_allocator_config(const ta_allocator *ta,
  * one state under one read lock. `n` may be 0 (then `keys` and `owners` may be NULL).
  *
  * # Safety
- * See the module contract; `keys` readable and `owners` writable for `n` elements; `view` live.
+ * See the safety contract (top of the header); `keys` readable and `owners` writable for `n` elements; `view` live.
  */
 ta_result ta_read(const ta_allocator *ta,
                   const uint64_t *keys,
@@ -739,7 +749,7 @@ ta_result ta_read(const ta_allocator *ta,
  * Needed-size protocol.
  *
  * # Safety
- * See the module contract.
+ * See the safety contract (top of the header).
  */
 ta_result ta_collector_targets(const ta_allocator *ta,
                                ta_str collector,
@@ -756,7 +766,7 @@ ta_result ta_collector_targets(const ta_allocator *ta,
  * `xxh64(key LE ‖ xxh64(collector name, 0) LE, 0)`; unassigned targets add nothing. O(1).
  *
  * # Safety
- * See the module contract.
+ * See the safety contract (top of the header).
  */
 ta_result ta_digest(const ta_allocator *ta,
                     uint64_t *out,
@@ -767,7 +777,7 @@ ta_result ta_digest(const ta_allocator *ta,
  * size). Restore with `ta_allocator_restore`.
  *
  * # Safety
- * See the module contract.
+ * See the safety contract (top of the header).
  */
 ta_result ta_snapshot(const ta_allocator *ta,
                       uint8_t *buf,
@@ -780,7 +790,7 @@ ta_result ta_snapshot(const ta_allocator *ta,
  * `TA_INVALID_SNAPSHOT` with a message saying why.
  *
  * # Safety
- * See the module contract.
+ * See the safety contract (top of the header).
  */
 ta_result ta_allocator_restore(const uint8_t *bytes,
                                size_t len,
@@ -789,8 +799,9 @@ ta_result ta_allocator_restore(const uint8_t *bytes,
 
 /**
  * Create an empty view. `*out` receives it; free it with `ta_view_free`. A view may be filled
- * again and again (by `ta_apply`, `ta_set_targets`, `ta_set_collectors`, `ta_read`); each fill
- * replaces what it held.
+ * again and again (by `ta_apply`, `ta_set_targets`, `ta_set_collectors`, `ta_set_node_zones`,
+ * `ta_read`); each fill replaces what it held, and a call that fails leaves it empty (no moves,
+ * no collectors, a zero summary), never holding an earlier call's contents.
  *
  * # Safety
  * `out` is NULL or writable.

@@ -15,7 +15,8 @@ pub struct TargetSpec<'a> {
     pub job: &'a str,
     /// Node the target runs on, for `per-node`.
     pub node: Option<&'a str>,
-    /// Relative cost of scraping it (default 1), e.g. its series count.
+    /// Relative cost of scraping it (default 1), e.g. its series count. 0 is allowed: the
+    /// target counts as a target but adds no weight.
     pub weight: u32,
 }
 

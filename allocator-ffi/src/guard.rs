@@ -5,6 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::{ta_error, ta_result, FfiError};
 use crate::handle;
+use crate::view::ta_view;
 
 /// Run an export's body. `err` may be NULL.
 pub(crate) fn call(err: *mut ta_error, body: impl FnOnce() -> Result<(), FfiError>) -> ta_result {
@@ -38,4 +39,23 @@ pub(crate) fn call(err: *mut ta_error, body: impl FnOnce() -> Result<(), FfiErro
             code
         }
     }
+}
+
+/// [`call`] for an export that fills the caller's view (NULL: none). When it fails, the view is
+/// left empty: a failed change moved nothing, so a caller that reads the view without checking
+/// the result sees no moves and no collectors, never what an earlier call put there.
+pub(crate) fn call_filling(
+    err: *mut ta_error,
+    view: *mut ta_view,
+    body: impl FnOnce() -> Result<(), FfiError>,
+) -> ta_result {
+    let code = call(err, body);
+    if code != ta_result::TA_OK {
+        // SAFETY: the export's contract: `view` is NULL or a live view no other thread uses
+        // during the call; `body` has returned, so nothing else borrows it.
+        if let Some(view) = unsafe { handle::view_mut(view) } {
+            view.empty();
+        }
+    }
+    code
 }

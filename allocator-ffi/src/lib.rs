@@ -19,6 +19,11 @@
 //!   number of elements it needs to `*needed`, and fills the buffer only if it is large enough
 //!   (`TA_BUFFER_TOO_SMALL` otherwise).
 //! - One handle may be used from many threads: reads run concurrently, writes are serialized.
+//! - The safety contract the exports' `# Safety` notes refer to: a pointer is NULL only where
+//!   the function allows it; an array is readable (or writable) for the length given with it; a
+//!   `ta_str`'s bytes are readable for its length; a handle, view or error object is one this
+//!   library created and has not freed; memory a call writes is not used by another thread
+//!   during the call. Every other bad input gets an error code and a message.
 //!
 //! Every cast between raw pointers and Rust values lives in [`handle`].
 

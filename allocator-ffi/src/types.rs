@@ -185,7 +185,8 @@ pub struct ta_target_batch {
     pub keys: *const u64,
     /// Placement hashes: `ta_placement_hash` of each raw `__address__`.
     pub placements: *const u64,
-    /// Weights, or NULL for all 1.
+    /// Weights, or NULL for all 1. A weight of 0 is kept: the target counts as a target but
+    /// adds no weight (the Go package's zero value means 1 instead).
     pub weights: *const u32,
     /// Index into `job_names` of each target.
     pub jobs: *const u32,
@@ -225,7 +226,8 @@ pub struct ta_label_batch {
     pub job_names: *const ta_str,
     /// Entries of `job_names`.
     pub n_job_names: usize,
-    /// Weights, or NULL for all 1.
+    /// Weights, or NULL for all 1. A weight of 0 is kept: the target counts as a target but
+    /// adds no weight (the Go package's zero value means 1 instead).
     pub weights: *const u32,
     /// If not NULL, receives the `len` keys the library computed (written only on success).
     pub keys_out: *mut u64,

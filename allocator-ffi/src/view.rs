@@ -122,6 +122,12 @@ pub(crate) fn summary_of(a: &Allocator) -> ta_summary {
 }
 
 impl ta_view {
+    /// Nothing: no moves, no collectors, a zero summary (after a failed call).
+    pub(crate) fn empty(&mut self) {
+        self.clear();
+        self.summary = ta_summary::default();
+    }
+
     fn clear(&mut self) {
         self.read_table = None;
         self.moves.clear();

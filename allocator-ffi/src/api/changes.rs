@@ -4,7 +4,7 @@
 use allocator_core::{Allocator, BatchDiff, Error, Move};
 
 use crate::error::{ta_error, ta_result, FfiError};
-use crate::guard::call;
+use crate::guard::call_filling;
 use crate::handle::{self, ta_allocator};
 use crate::types::{ta_collector, ta_diff, ta_label_batch, ta_node_zone, ta_target_batch};
 use crate::view::ta_view;
@@ -33,7 +33,7 @@ fn change(
 /// collectors they name, taken under the same lock (no other change can come between).
 ///
 /// # Safety
-/// See the module contract; `diff` readable; `view` NULL or a live view.
+/// See the safety contract (top of the header); `diff` readable; `view` NULL or a live view.
 #[no_mangle]
 pub unsafe extern "C" fn ta_apply(
     ta: *const ta_allocator,
@@ -41,7 +41,7 @@ pub unsafe extern "C" fn ta_apply(
     view: *mut ta_view,
     err: *mut ta_error,
 ) -> ta_result {
-    call(err, || {
+    call_filling(err, view, || {
         // SAFETY: forwarded contract (all arguments).
         unsafe {
             let h = handle::borrow(ta)?;
@@ -74,7 +74,7 @@ pub unsafe extern "C" fn ta_apply(
 /// new or changed ones upserted. `view` as in `ta_apply`.
 ///
 /// # Safety
-/// See the module contract.
+/// See the safety contract (top of the header).
 #[no_mangle]
 pub unsafe extern "C" fn ta_set_targets(
     ta: *const ta_allocator,
@@ -83,7 +83,7 @@ pub unsafe extern "C" fn ta_set_targets(
     view: *mut ta_view,
     err: *mut ta_error,
 ) -> ta_result {
-    call(err, || {
+    call_filling(err, view, || {
         // SAFETY: forwarded contract (all arguments).
         unsafe {
             let h = handle::borrow(ta)?;
@@ -100,7 +100,7 @@ pub unsafe extern "C" fn ta_set_targets(
 /// place). `view` as in `ta_apply`.
 ///
 /// # Safety
-/// See the module contract.
+/// See the safety contract (top of the header).
 #[no_mangle]
 pub unsafe extern "C" fn ta_set_collectors(
     ta: *const ta_allocator,
@@ -109,7 +109,7 @@ pub unsafe extern "C" fn ta_set_collectors(
     view: *mut ta_view,
     err: *mut ta_error,
 ) -> ta_result {
-    call(err, || {
+    call_filling(err, view, || {
         // SAFETY: forwarded contract.
         let (h, specs, view) = unsafe {
             (
@@ -127,7 +127,7 @@ pub unsafe extern "C" fn ta_set_collectors(
 /// `ta_apply`.
 ///
 /// # Safety
-/// See the module contract; `table` readable for `n` rows (NULL when `n` is 0).
+/// See the safety contract (top of the header); `table` readable for `n` rows (NULL when `n` is 0).
 #[no_mangle]
 pub unsafe extern "C" fn ta_set_node_zones(
     ta: *const ta_allocator,
@@ -136,7 +136,7 @@ pub unsafe extern "C" fn ta_set_node_zones(
     view: *mut ta_view,
     err: *mut ta_error,
 ) -> ta_result {
-    call(err, || {
+    call_filling(err, view, || {
         // SAFETY: forwarded contract.
         let (h, rows, view) = unsafe {
             (

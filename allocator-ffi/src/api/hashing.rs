@@ -12,7 +12,7 @@ use super::convert::labels;
 /// The placement hash of a raw `__address__` (XXH64, as the Go allocator's ring).
 ///
 /// # Safety
-/// See the module contract.
+/// See the safety contract (top of the header).
 #[no_mangle]
 pub unsafe extern "C" fn ta_placement_hash(
     address: ta_str,
@@ -32,7 +32,7 @@ pub unsafe extern "C" fn ta_placement_hash(
 /// parallel arrays of `n` names and values, in any order.
 ///
 /// # Safety
-/// See the module contract.
+/// See the safety contract (top of the header).
 #[no_mangle]
 pub unsafe extern "C" fn ta_target_key(
     names: *const ta_str,

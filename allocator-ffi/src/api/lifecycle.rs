@@ -58,7 +58,7 @@ pub unsafe extern "C" fn ta_allocator_free(ta: *mut ta_allocator) {
 /// The configuration an allocator was created with.
 ///
 /// # Safety
-/// See the module contract.
+/// See the safety contract (top of the header).
 #[no_mangle]
 pub unsafe extern "C" fn ta_allocator_config(
     ta: *const ta_allocator,

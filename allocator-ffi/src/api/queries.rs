@@ -1,7 +1,7 @@
 //! Pure reads of the allocation state.
 
 use crate::error::{ta_error, ta_result, FfiError};
-use crate::guard::call;
+use crate::guard::{call, call_filling};
 use crate::handle::{self, ta_allocator};
 use crate::types::ta_str;
 use crate::view::ta_view;
@@ -12,7 +12,7 @@ use crate::view::ta_view;
 /// one state under one read lock. `n` may be 0 (then `keys` and `owners` may be NULL).
 ///
 /// # Safety
-/// See the module contract; `keys` readable and `owners` writable for `n` elements; `view` live.
+/// See the safety contract (top of the header); `keys` readable and `owners` writable for `n` elements; `view` live.
 #[no_mangle]
 pub unsafe extern "C" fn ta_read(
     ta: *const ta_allocator,
@@ -22,7 +22,7 @@ pub unsafe extern "C" fn ta_read(
     view: *mut ta_view,
     err: *mut ta_error,
 ) -> ta_result {
-    call(err, || {
+    call_filling(err, view, || {
         // SAFETY: forwarded contract.
         let (h, keys, owners, view) = unsafe {
             (
@@ -42,7 +42,7 @@ pub unsafe extern "C" fn ta_read(
 /// Needed-size protocol.
 ///
 /// # Safety
-/// See the module contract.
+/// See the safety contract (top of the header).
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn ta_collector_targets(
@@ -82,7 +82,7 @@ pub unsafe extern "C" fn ta_collector_targets(
 /// `xxh64(key LE ‖ xxh64(collector name, 0) LE, 0)`; unassigned targets add nothing. O(1).
 ///
 /// # Safety
-/// See the module contract.
+/// See the safety contract (top of the header).
 #[no_mangle]
 pub unsafe extern "C" fn ta_digest(
     ta: *const ta_allocator,

@@ -10,7 +10,7 @@ use crate::handle::{self, ta_allocator};
 /// size). Restore with `ta_allocator_restore`.
 ///
 /// # Safety
-/// See the module contract.
+/// See the safety contract (top of the header).
 #[no_mangle]
 pub unsafe extern "C" fn ta_snapshot(
     ta: *const ta_allocator,
@@ -32,7 +32,7 @@ pub unsafe extern "C" fn ta_snapshot(
 /// `TA_INVALID_SNAPSHOT` with a message saying why.
 ///
 /// # Safety
-/// See the module contract.
+/// See the safety contract (top of the header).
 #[no_mangle]
 pub unsafe extern "C" fn ta_allocator_restore(
     bytes: *const u8,

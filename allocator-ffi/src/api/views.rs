@@ -7,8 +7,9 @@ use crate::types::ta_view_data;
 use crate::view::ta_view;
 
 /// Create an empty view. `*out` receives it; free it with `ta_view_free`. A view may be filled
-/// again and again (by `ta_apply`, `ta_set_targets`, `ta_set_collectors`, `ta_read`); each fill
-/// replaces what it held.
+/// again and again (by `ta_apply`, `ta_set_targets`, `ta_set_collectors`, `ta_set_node_zones`,
+/// `ta_read`); each fill replaces what it held, and a call that fails leaves it empty (no moves,
+/// no collectors, a zero summary), never holding an earlier call's contents.
 ///
 /// # Safety
 /// `out` is NULL or writable.

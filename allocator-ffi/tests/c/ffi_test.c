@@ -1054,11 +1054,62 @@ static void test_change_names(void) {
   ta_error_free(err);
 }
 
+/* A call that fails leaves the caller's view empty: never the moves or collectors of an
+   earlier call, which a caller reading it without checking the result would take for this
+   call's. */
+static void test_failed_calls_empty_the_view(void) {
+  ta_view *v = new_view();
+  ta_allocator *ta = new_allocator(TA_STRATEGY_CONSISTENT_HASHING, TA_STRATEGY_NONE, TA_RING_V0_10_0);
+  ta_collector two[2] = {{S("c-a"), S("n1")}, {S("c-b"), S("n2")}};
+  uint64_t keys[3] = {0x700, 0x701, 0x702}, placements[3] = {1, 2, 3};
+  uint32_t jobs[3] = {0, 0, 0};
+  ta_str job_names[1] = {S("j")};
+  ta_diff d = empty_diff();
+  d.add_collectors = two;
+  d.n_add_collectors = 2;
+  d.upsert = target_batch(3, keys, placements, jobs, job_names, 1);
+  CHECK_RC(ta_apply(ta, &d, v, NULL), TA_OK);
+  ta_view_data vd = view_of(v);
+  CHECK(vd.n_moves == 3 && vd.n_collectors == 2);
+
+  /* Removing a target that does not exist fails, in the core. */
+  uint64_t unknown[1] = {0xdead};
+  d = empty_diff();
+  d.remove = unknown;
+  d.n_remove = 1;
+  CHECK_RC(ta_apply(ta, &d, v, NULL), TA_UNKNOWN_TARGET);
+  vd = view_of(v);
+  CHECK(vd.n_moves == 0 && vd.n_collectors == 0 && vd.summary.targets == 0);
+
+  /* A read fills it; a change refused before it reaches the core (a job index out of range)
+     empties it again. */
+  uint32_t owners[3];
+  CHECK_RC(ta_read(ta, keys, 3, owners, v, NULL), TA_OK);
+  vd = view_of(v);
+  CHECK(vd.n_collectors == 2 && vd.summary.targets == 3);
+  uint32_t bad_jobs[1] = {7};
+  d = empty_diff();
+  d.upsert = target_batch(1, keys, placements, bad_jobs, job_names, 1);
+  CHECK(ta_apply(ta, &d, v, NULL) != TA_OK);
+  vd = view_of(v);
+  CHECK(vd.n_moves == 0 && vd.n_collectors == 0 && vd.summary.targets == 0);
+
+  /* A failed read (NULL owners for three keys) empties it too. */
+  CHECK_RC(ta_read(ta, keys, 3, owners, v, NULL), TA_OK);
+  CHECK(ta_read(ta, keys, 3, NULL, v, NULL) != TA_OK);
+  vd = view_of(v);
+  CHECK(vd.n_moves == 0 && vd.n_collectors == 0 && vd.summary.collectors == 0);
+
+  ta_allocator_free(ta);
+  ta_view_free(v);
+}
+
 int main(int argc, char **argv) {
   test_lifecycle_and_config();
   test_batches();
   test_read_table();
   test_change_names();
+  test_failed_calls_empty_the_view();
   test_labels_and_snapshot();
   test_zones();
   for (int i = 1; i < argc; i++) test_parity(argv[i]);
