@@ -30,7 +30,7 @@ rust-test:
 
 # The Go package: vet, race tests, the cross-check against the upstream ring on random inputs
 # (in the parity modules, which own the upstream dependencies), the no-cgo build error, the
-# example.
+# example, and the example built against a copy of the package outside the repository.
 go-test:
 	allocator-go/build.sh
 	@for m in $(GO_MODULES); do (cd $$m && GOFLAGS=-mod=readonly go vet ./...) || exit 1; done
@@ -42,6 +42,9 @@ go-test:
 	cd allocator-go && ! CGO_ENABLED=0 go build ./... 2>target-nocgo.log && grep -q requires_cgo target-nocgo.log; \
 	  status=$$?; rm -f target-nocgo.log; exit $$status
 	cd examples/go-collector && GOFLAGS=-mod=readonly go run .
+	# A copy of the package outside the repository, linked as the README says (build tag and
+	# CGO_CFLAGS/CGO_LDFLAGS only), builds and runs the example.
+	allocator-go/external-build-check.sh
 
 # The Python module: wheel built by maturin into a venv of its own, pytest, stubtest, mypy, the
 # capacity-planning example in smoke size.

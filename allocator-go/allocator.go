@@ -3,8 +3,14 @@
 package allocator
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../include
-#cgo LDFLAGS: ${SRCDIR}/../target/dist/libtarget_allocator.a -ldl -lm -lpthread
+// Where the header and library are found is in link.go (the repository's layout) or, with
+// the target_allocator_external build tag, in CGO_CFLAGS/CGO_LDFLAGS. A missing header stops
+// the build with what to do instead of only the compiler's "no such file".
+#if defined(__has_include)
+#if !__has_include("target_allocator.h")
+#error "target_allocator.h not found: in the repository run allocator-go/build.sh; for a copy of the package elsewhere build with -tags target_allocator_external and CGO_CFLAGS=-I<dir of target_allocator.h> CGO_LDFLAGS='<path>/libtarget_allocator.a -ldl -lm -lpthread'"
+#endif
+#endif
 #include "target_allocator.h"
 
 // A change and the look at its view in one cgo crossing: the view is read only after the

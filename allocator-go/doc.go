@@ -11,9 +11,17 @@
 //
 //	allocator-go/build.sh        # cargo build --profile dist -p allocator-ffi
 //
-// then build or test Go code as usual (cgo must be enabled). The cgo directives point at
-// ../target/dist/libtarget_allocator.a and ../include; a collector build that
-// vendors this package elsewhere sets CGO_CFLAGS/CGO_LDFLAGS to the header and library instead.
+// then build or test Go code as usual (cgo must be enabled; build.sh leaves the library in
+// target/dist at the repository root even when CARGO_TARGET_DIR points elsewhere). The default
+// cgo directives (link.go) point at ../include and ../target/dist/libtarget_allocator.a next
+// to the package. A copy of the package outside the repository (vendored, or a replace to a
+// copied directory) builds with the target_allocator_external tag, which drops them, and
+// gives header and library in the environment; cgo only appends CGO_CFLAGS/CGO_LDFLAGS to a
+// directive's paths, so without the tag the default path is still linked and fails:
+//
+//	CGO_CFLAGS=-I/dir/of/header \
+//	CGO_LDFLAGS="/dir/of/lib/libtarget_allocator.a -ldl -lm -lpthread" \
+//	go build -tags target_allocator_external ./...
 //
 // # Use
 //

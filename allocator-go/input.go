@@ -4,6 +4,13 @@ package allocator
 
 /*
 #include <stdlib.h>
+// A missing header stops the build with what to do (the same check as allocator.go: the
+// compiler may reach any of these files first).
+#if defined(__has_include)
+#if !__has_include("target_allocator.h")
+#error "target_allocator.h not found: in the repository run allocator-go/build.sh; for a copy of the package elsewhere build with -tags target_allocator_external and CGO_CFLAGS=-I<dir of target_allocator.h> CGO_LDFLAGS='<path>/libtarget_allocator.a -ldl -lm -lpthread'"
+#endif
+#endif
 #include "target_allocator.h"
 */
 import "C"
