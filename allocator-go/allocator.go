@@ -76,6 +76,28 @@ const (
 	NoStrategy Strategy = C.TA_STRATEGY_NONE
 )
 
+// String is the strategy's name in configuration (the Target Allocator's
+// allocation_strategy: "consistent-hashing", "least-weighted", "per-node", and ours
+// "bounded-hashing", "rebalancing"), "none" for NoStrategy, and "Strategy(n)" for a value
+// that names no strategy.
+func (s Strategy) String() string {
+	switch s {
+	case ConsistentHashing:
+		return "consistent-hashing"
+	case LeastWeighted:
+		return "least-weighted"
+	case PerNode:
+		return "per-node"
+	case BoundedHashing:
+		return "bounded-hashing"
+	case Rebalancing:
+		return "rebalancing"
+	case NoStrategy:
+		return "none"
+	}
+	return fmt.Sprintf("Strategy(%d)", uint32(s))
+}
+
 // RingVersion selects which github.com/buraksezer/consistent release the ring reproduces.
 type RingVersion uint32
 
@@ -84,6 +106,18 @@ const (
 	RingV0_10_0 RingVersion = C.TA_RING_V0_10_0 // latest Operator release
 	RingV1_0_0  RingVersion = C.TA_RING_V1_0_0  // Operator main branch
 )
+
+// String is the release as configuration names it ("v0.10.0", "v1.0.0"), and
+// "RingVersion(n)" for a value that names none.
+func (r RingVersion) String() string {
+	switch r {
+	case RingV0_10_0:
+		return "v0.10.0"
+	case RingV1_0_0:
+		return "v1.0.0"
+	}
+	return fmt.Sprintf("RingVersion(%d)", uint32(r))
+}
 
 // Config configures an Allocator. Start from DefaultConfig.
 type Config struct {

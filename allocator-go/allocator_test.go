@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -34,6 +35,56 @@ func TestDefaultConfigIsTheGoAllocators(t *testing.T) {
 	back, err := a.Config()
 	if err != nil || back != c {
 		t.Fatalf("Config() = %+v, %v", back, err)
+	}
+}
+
+func TestStrategyAndRingPrintAsConfigurationNames(t *testing.T) {
+	// The configuration language's names (the Operator's allocation_strategy values, ours,
+	// and the ring's release tags), written out here rather than derived from String.
+	strategies := []struct {
+		s    Strategy
+		want string
+	}{
+		{ConsistentHashing, "consistent-hashing"}, {LeastWeighted, "least-weighted"},
+		{PerNode, "per-node"}, {BoundedHashing, "bounded-hashing"}, {Rebalancing, "rebalancing"},
+		{NoStrategy, "none"}, {Strategy(5), "Strategy(5)"},
+	}
+	for _, c := range strategies {
+		if got := fmt.Sprint(c.s); got != c.want {
+			t.Errorf("Strategy %d prints %q, want %q", uint32(c.s), got, c.want)
+		}
+	}
+	rings := []struct {
+		r    RingVersion
+		want string
+	}{{RingV0_10_0, "v0.10.0"}, {RingV1_0_0, "v1.0.0"}, {RingVersion(2), "RingVersion(2)"}}
+	for _, c := range rings {
+		if got := fmt.Sprint(c.r); got != c.want {
+			t.Errorf("RingVersion %d prints %q, want %q", uint32(c.r), got, c.want)
+		}
+	}
+	// Every value the engine takes has a name, and the values it refuses print as numbers.
+	for v := Strategy(0); v <= 8; v++ {
+		cfg := DefaultConfig()
+		cfg.Strategy = v
+		a, err := New(cfg)
+		if named := !strings.HasPrefix(v.String(), "Strategy("); named != (err == nil) {
+			t.Errorf("strategy %d: String %q, New error %v", uint32(v), v, err)
+		}
+		if a != nil {
+			a.Close()
+		}
+	}
+	for v := RingVersion(0); v <= 4; v++ {
+		cfg := DefaultConfig()
+		cfg.Ring = v
+		a, err := New(cfg)
+		if named := !strings.HasPrefix(v.String(), "RingVersion("); named != (err == nil) {
+			t.Errorf("ring %d: String %q, New error %v", uint32(v), v, err)
+		}
+		if a != nil {
+			a.Close()
+		}
 	}
 }
 
