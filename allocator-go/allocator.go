@@ -204,14 +204,20 @@ type Target struct {
 	Placement uint64
 	Job       string
 	Node      string
-	Weight    uint32 // 0 means 1
+	// Weight is the target's load (what least-weighted, bounded-hashing and rebalancing
+	// balance). 0, the zero value, means 1, so a Target written without a Weight weighs as
+	// one target does. A weight of 0 cannot be expressed from Go: unlike the C ABI and the
+	// Python module, which keep an explicit 0 (a target that counts but adds no weight).
+	Weight uint32
 }
 
 // LabelSet is a discovered target as label set; the library computes key, placement and node.
 type LabelSet struct {
 	Job    string
 	Labels labels.Labels
-	Weight uint32 // 0 means 1
+	// Weight is the target's load; 0, the zero value, means 1, as for Target.Weight (a weight
+	// of 0, which the C ABI and Python keep, cannot be expressed from Go).
+	Weight uint32
 }
 
 // Diff is one change, applied atomically: remove targets, remove then add collectors, upsert

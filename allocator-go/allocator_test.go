@@ -123,6 +123,41 @@ func TestCloseIsIdempotentAndUseAfterCloseIsAnError(t *testing.T) {
 	}
 }
 
+// Weight's zero value means 1 on every way in: target columns, label sets hashed on the
+// calling goroutine, and label sets hashed in parallel (2,048 or more in one call).
+func TestZeroWeightMeansOne(t *testing.T) {
+	a := newOrFail(t, DefaultConfig())
+	if _, err := a.AddCollectors(Collector{Name: "only"}); err != nil {
+		t.Fatal(err)
+	}
+	ts := []Target{
+		{Key: 1, Placement: PlacementHash("10.0.0.1:80"), Job: "j"},
+		{Key: 2, Placement: PlacementHash("10.0.0.2:80"), Job: "j", Weight: 0},
+		{Key: 3, Placement: PlacementHash("10.0.0.3:80"), Job: "j", Weight: 5},
+	}
+	if _, err := a.UpsertTargets(ts); err != nil {
+		t.Fatal(err)
+	}
+	sets := func(n int, prefix string) []LabelSet {
+		out := make([]LabelSet, n)
+		for i := range out {
+			out[i] = LabelSet{Job: "j", Labels: labels.FromStrings("__address__", fmt.Sprintf("%s-%d:80", prefix, i))}
+		}
+		return out
+	}
+	if _, _, err := a.UpsertLabelSets(sets(3, "serial")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.UpsertLabelSets(sets(2100, "parallel")); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := a.Stats()
+	// 1 + 1 + 5 for the columns, 1 each for the 3 + 2,100 label sets.
+	if err != nil || len(stats) != 1 || stats[0].Targets != 2106 || stats[0].Weight != 2110 {
+		t.Fatalf("stats %+v %v", stats, err)
+	}
+}
+
 func TestBatchesMovesStatsAndSnapshot(t *testing.T) {
 	a := newOrFail(t, Config{Strategy: LeastWeighted, Fallback: NoStrategy, Ring: RingV0_10_0, PartitionCount: 1061, ReplicationFactor: 5, LoadFactor: 1.1})
 	if _, err := a.AddCollectors(Collector{Name: "a"}, Collector{Name: "b"}); err != nil {
