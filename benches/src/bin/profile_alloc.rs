@@ -149,7 +149,13 @@ impl<'a> Churn<'a> {
 
 /// `churn`: the first 1% of the targets swapped for the reserve (one diff: removals and
 /// upserts) and back, `rounds` times; the forward diffs are timed.
-fn churn(config: Config, names: &[(String, String)], all: &[TargetSpec<'_>], n: usize, rounds: usize) {
+fn churn(
+    config: Config,
+    names: &[(String, String)],
+    all: &[TargetSpec<'_>],
+    n: usize,
+    rounds: usize,
+) {
     let (base, reserve) = all.split_at(n);
     let k = reserve.len();
     let mut alloc = allocated(config, names, base);
@@ -158,7 +164,10 @@ fn churn(config: Config, names: &[(String, String)], all: &[TargetSpec<'_>], n: 
     let mut times = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let start = Instant::now();
-        let moved = alloc.apply_batch(&forward.diff()).expect("valid diff").len();
+        let moved = alloc
+            .apply_batch(&forward.diff())
+            .expect("valid diff")
+            .len();
         times.push(start.elapsed());
         assert!(moved >= 2 * k);
         alloc.apply_batch(&backward.diff()).expect("valid diff");
