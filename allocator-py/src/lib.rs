@@ -21,43 +21,43 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use target_allocator::ta_result as ResultCode;
 
 create_exception!(
-    _native,
+    target_allocator._native,
     AllocatorError,
     PyException,
     "Base class of every error of target_allocator."
 );
 create_exception!(
-    _native,
+    target_allocator._native,
     ConfigError,
     AllocatorError,
     "The configuration is invalid."
 );
 create_exception!(
-    _native,
+    target_allocator._native,
     CollectorError,
     AllocatorError,
     "A collector is unknown, duplicated or has an empty name."
 );
 create_exception!(
-    _native,
+    target_allocator._native,
     TargetError,
     AllocatorError,
     "A target is unknown or both upserted and removed."
 );
 create_exception!(
-    _native,
+    target_allocator._native,
     LabelError,
     AllocatorError,
     "A label set repeats a label or lacks __address__."
 );
 create_exception!(
-    _native,
+    target_allocator._native,
     RingCapacityError,
     AllocatorError,
     "The ring cannot place every partition on these collectors."
 );
 create_exception!(
-    _native,
+    target_allocator._native,
     SnapshotError,
     AllocatorError,
     "Snapshot bytes are truncated, corrupted or of another format."
