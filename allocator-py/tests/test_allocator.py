@@ -109,8 +109,8 @@ def test_bulk_argument_errors():
         a.upsert_keys(keys, jobs=["a", "b"])
     with pytest.raises(TypeError):
         a.upsert_keys(keys, jobs=[1, 2, 3])
-    with pytest.raises(TypeError):
-        a.upsert_keys(np.arange(3, dtype=np.int64), jobs="j")
+    with pytest.raises(ValueError, match="keys: .*got -1"):
+        a.upsert_keys(np.arange(-1, 2, dtype=np.int64), jobs="j")
     with pytest.raises(ValueError):
         a.upsert_keys(keys, jobs="j", weights=np.ones(2, dtype=np.uint32))
     with pytest.raises(ta.TargetError, match="unknown target"):
@@ -219,3 +219,24 @@ def test_bounded_hashing_caps_weight_and_does_not_depend_on_the_order_of_diffs()
     assert [ca[i] for i in la] == [cb[i] for i in lb]
     cap = -(-int(weights.sum()) * 105 // (100 * len(names)))
     assert max(s["weight"] for s in a.stats().values()) <= cap
+
+
+def test_duplicate_keys_last_row_wins_and_a_repeated_removal_removes_once():
+    a = ta.Allocator("least-weighted")
+    a.add_collectors(["c0"])
+    a.upsert_keys([1, 2, 1], jobs=["a", "b", "c"], weights=[2, 1, 5])
+    assert len(a) == 2
+    assert int(a.loads()[1].sum()) == 6 and dict(a.jobs()) == {"b": 1, "c": 1}
+    moves = a.remove([1, 1])
+    assert moves.to_list() == [(1, "c0", None)] and len(a) == 1
+
+
+def test_a_weight_of_zero_counts_as_a_target_but_adds_no_weight():
+    a = ta.Allocator("least-weighted")
+    a.add_collectors(["c0", "c1"])
+    a.upsert_keys([1, 2, 3], jobs="j", weights=[0, 0, 4])
+    key, _ = a.upsert({"__address__": "x:1"}, "j", weight=0)
+    s = a.summary()
+    assert s["targets"] == 4 and s["unassigned"] == 0
+    counts, weights = a.loads()
+    assert int(counts.sum()) == 4 and int(weights.sum()) == 4
