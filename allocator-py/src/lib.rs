@@ -113,7 +113,8 @@ struct Batch {
 const NO_NODE: u32 = u32::MAX;
 
 impl Batch {
-    /// The columns of the `upsert_keys` arguments, each checked and named in its error.
+    /// The columns of the `upsert_keys`/`set_targets` arguments, each checked and named in its
+    /// error.
     fn of(
         keys: &Bound<'_, PyAny>,
         jobs: &Bound<'_, PyAny>,
@@ -616,6 +617,26 @@ impl Allocator {
         Ok((PyArray1::from_vec(py, keys), moves))
     }
 
+    /// Replace the whole target set by a full listing of label-set targets (as a discovery
+    /// loop delivers it), arguments as in `upsert_labels`: unlisted targets are removed, new
+    /// or changed ones upserted, unchanged ones stay. Returns the keys of the listing and the
+    /// moves of the change.
+    #[pyo3(signature = (targets, weights = None))]
+    fn set_labels<'py>(
+        &self,
+        py: Python<'py>,
+        targets: &Bound<'py, PyAny>,
+        weights: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(Bound<'py, PyArray1<u64>>, Moves)> {
+        let (targets, weights) = label_rows(targets, weights)?;
+        let (keys, moves) = self.change(py, |a| {
+            let specs = label_specs(&targets, weights.as_deref())?;
+            a.set_targets(&specs)?;
+            Ok(specs.iter().map(|s| s.key.0).collect::<Vec<u64>>())
+        })?;
+        Ok((PyArray1::from_vec(py, keys), moves))
+    }
+
     /// Upsert targets in bulk by key. `keys` and `placements` (default: the keys) are uint64
     /// columns, `weights` (default 1) a uint32 column: a 1-D numpy array of any integer dtype
     /// or a list of ints, each value checked (a negative, float or out-of-range value raises,
@@ -641,6 +662,27 @@ impl Allocator {
                         ..BatchDiff::default()
                     })
                 })
+                .map(|_| ())
+        })
+    }
+
+    /// Replace the whole target set by a full listing (as a discovery loop delivers it),
+    /// arguments as in `upsert_keys`: unlisted targets are removed, new or changed ones
+    /// upserted, unchanged ones stay. Returns the moves.
+    #[pyo3(signature = (keys, *, jobs, placements = None, nodes = None, weights = None))]
+    fn set_targets(
+        &self,
+        py: Python<'_>,
+        keys: &Bound<'_, PyAny>,
+        jobs: &Bound<'_, PyAny>,
+        placements: Option<&Bound<'_, PyAny>>,
+        nodes: Option<&Bound<'_, PyAny>>,
+        weights: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Moves> {
+        let batch = Batch::of(keys, jobs, placements, nodes, weights)?;
+        self.moves(py, |a| {
+            batch
+                .with(|listing| a.set_targets_batch(listing))
                 .map(|_| ())
         })
     }

@@ -144,3 +144,5 @@ def test_label_sets_are_any_mapping(wrap):
     assert key == expect
     keys, _ = a.upsert_labels([(wrap(LABELS), "j")])
     assert keys.tolist() == [expect]
+    keys, _ = a.set_labels([(wrap(LABELS), "j")])
+    assert keys.tolist() == [expect] and len(a) == 1

@@ -82,7 +82,21 @@ class Allocator:
         targets: Iterable[tuple[Mapping[str, str], str]],
         weights: _IntColumn | None = None,
     ) -> tuple[npt.NDArray[np.uint64], Moves]: ...
+    def set_labels(
+        self,
+        targets: Iterable[tuple[Mapping[str, str], str]],
+        weights: _IntColumn | None = None,
+    ) -> tuple[npt.NDArray[np.uint64], Moves]: ...
     def upsert_keys(
+        self,
+        keys: _IntColumn,
+        *,
+        jobs: str | Iterable[str],
+        placements: _IntColumn | None = None,
+        nodes: str | Iterable[str | None] | None = None,
+        weights: _IntColumn | None = None,
+    ) -> Moves: ...
+    def set_targets(
         self,
         keys: _IntColumn,
         *,
