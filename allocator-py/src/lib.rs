@@ -6,13 +6,15 @@
 //! instance can be shared between threads; errors are subclasses of `AllocatorError` carrying
 //! the core's message.
 
+mod args;
+
 use std::collections::HashMap;
 
 use allocator_core::{
     self as core, BatchDiff, BoundedConfig, CollectorSpec, Config, Diff, KeyHasher, PlacementHash,
     RingConfig, RingVersion, Strategy, TargetBatch, TargetKey, TargetSpec,
 };
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::PyArray1;
 use parking_lot::RwLock;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
@@ -21,43 +23,43 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use target_allocator::ta_result as ResultCode;
 
 create_exception!(
-    _native,
+    target_allocator._native,
     AllocatorError,
     PyException,
     "Base class of every error of target_allocator."
 );
 create_exception!(
-    _native,
+    target_allocator._native,
     ConfigError,
     AllocatorError,
     "The configuration is invalid."
 );
 create_exception!(
-    _native,
+    target_allocator._native,
     CollectorError,
     AllocatorError,
     "A collector is unknown, duplicated or has an empty name."
 );
 create_exception!(
-    _native,
+    target_allocator._native,
     TargetError,
     AllocatorError,
     "A target is unknown or both upserted and removed."
 );
 create_exception!(
-    _native,
+    target_allocator._native,
     LabelError,
     AllocatorError,
     "A label set repeats a label or lacks __address__."
 );
 create_exception!(
-    _native,
+    target_allocator._native,
     RingCapacityError,
     AllocatorError,
     "The ring cannot place every partition on these collectors."
 );
 create_exception!(
-    _native,
+    target_allocator._native,
     SnapshotError,
     AllocatorError,
     "Snapshot bytes are truncated, corrupted or of another format."
@@ -111,24 +113,62 @@ struct Batch {
 const NO_NODE: u32 = u32::MAX;
 
 impl Batch {
-    /// The batch as the core takes it; `names` holds the borrowed name tables.
-    fn apply(&self, a: &mut core::Allocator) -> Result<(), core::Error> {
+    /// The columns of the `upsert_keys`/`set_targets` arguments, each checked and named in its
+    /// error.
+    fn of(
+        keys: &Bound<'_, PyAny>,
+        jobs: &Bound<'_, PyAny>,
+        placements: Option<&Bound<'_, PyAny>>,
+        nodes: Option<&Bound<'_, PyAny>>,
+        weights: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Batch> {
+        let keys = args::u64_column(keys, "keys")?;
+        let n = keys.len();
+        let placements = match placements {
+            Some(p) => args::u64_column(p, "placements")?,
+            None => keys.clone(),
+        };
+        let weights = match weights {
+            Some(w) => args::u32_column(w, "weights")?,
+            None => vec![1; n],
+        };
+        for (what, len) in [("placements", placements.len()), ("weights", weights.len())] {
+            if len != n {
+                return Err(PyValueError::new_err(format!(
+                    "{what} has {len} entries for {n} keys"
+                )));
+            }
+        }
+        let (job_names, jobs) = encode(jobs, n, "jobs", false)?;
+        let (node_names, nodes) = match nodes {
+            Some(nodes) if !nodes.is_none() => encode(nodes, n, "nodes", true)?,
+            _ => (Vec::new(), vec![NO_NODE; n]),
+        };
+        Ok(Batch {
+            keys,
+            placements,
+            weights,
+            job_names,
+            jobs,
+            node_names,
+            nodes,
+        })
+    }
+
+    /// Run `f` on the batch as the core takes it (borrowing the name tables).
+    fn with<R>(&self, f: impl FnOnce(&TargetBatch<'_>) -> R) -> R {
         let job_names: Vec<&str> = self.job_names.iter().map(String::as_str).collect();
         let node_names: Vec<&str> = self.node_names.iter().map(String::as_str).collect();
         let any_node = self.nodes.iter().any(|&n| n != NO_NODE);
-        a.apply_batch(&BatchDiff {
-            upsert: TargetBatch {
-                keys: &self.keys,
-                placements: &self.placements,
-                weights: &self.weights,
-                jobs: &self.jobs,
-                job_names: &job_names,
-                nodes: if any_node { &self.nodes } else { &[] },
-                node_names: &node_names,
-            },
-            ..BatchDiff::default()
+        f(&TargetBatch {
+            keys: &self.keys,
+            placements: &self.placements,
+            weights: &self.weights,
+            jobs: &self.jobs,
+            job_names: &job_names,
+            nodes: if any_node { &self.nodes } else { &[] },
+            node_names: &node_names,
         })
-        .map(|_| ())
     }
 }
 
@@ -253,23 +293,42 @@ fn encode(
             (names.len() - 1) as u32
         })
     };
-    if values.is_none() && optional {
-        return Ok((names, vec![NO_NODE; n]));
-    }
     if let Ok(s) = values.cast::<PyString>() {
         let c = code(s.extract::<String>()?);
         return Ok((names, vec![c; n]));
     }
+    let expected = if optional {
+        "one str (or None) for all keys, or a list of str or None, one per key"
+    } else {
+        "one str for all keys, or a list of str, one per key"
+    };
+    if values.is_instance_of::<PyBytes>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what}: expected {expected}, got bytes"
+        )));
+    }
     let mut codes = Vec::with_capacity(n);
-    for item in values.try_iter()? {
+    let iter = values.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{what}: expected {expected}, got {}",
+            values
+                .get_type()
+                .name()
+                .map_or_else(|_| "?".to_owned(), |t| t.to_string())
+        ))
+    })?;
+    for (i, item) in iter.enumerate() {
         let item = item?;
         if optional && item.is_none() {
             codes.push(NO_NODE);
         } else {
             let s: String = item.extract().map_err(|_| {
                 PyTypeError::new_err(format!(
-                    "{what} must be strings{}",
-                    if optional { " or None" } else { "" }
+                    "{what}[{i}]: expected a str{}, got {}",
+                    if optional { " or None" } else { "" },
+                    item.get_type()
+                        .name()
+                        .map_or_else(|_| "?".to_owned(), |t| t.to_string())
                 ))
             })?;
             codes.push(if optional && s.is_empty() {
@@ -294,6 +353,14 @@ fn parse_strategy(s: &str) -> PyResult<Strategy> {
 
 /// Assigns Prometheus targets to collectors with the OpenTelemetry Target Allocator's
 /// strategies (bit-compatible with its `consistent-hashing`).
+///
+/// Options each strategy reads: `consistent-hashing` the ring (`ring`, `partition_count`,
+/// `replication_factor`, `load_factor`); `least-weighted` `weighted`; `per-node` `fallback`,
+/// and the ring or `weighted` of that fallback; `bounded-hashing` `epsilon` and `max_weight`;
+/// `rebalancing` `epsilon` and `zone_skew`. Other options are range-checked and ignored, as in
+/// the C and Go bindings; `fallback` off per-node, `zone_skew` off rebalancing and a nonzero
+/// `max_weight` with rebalancing raise ConfigError. Not picklable: ship `snapshot()` bytes and
+/// `Allocator.restore` them.
 #[pyclass(frozen, module = "target_allocator._native")]
 struct Allocator {
     inner: RwLock<core::Allocator>,
@@ -330,37 +397,44 @@ impl Allocator {
     }
 }
 
-fn collectors_arg(items: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Option<String>)>> {
-    let mut out = Vec::new();
-    for item in items.try_iter()? {
-        let item = item?;
-        if let Ok(name) = item.extract::<String>() {
-            out.push((name, None));
-        } else if let Ok((name, node)) = item.extract::<(String, Option<String>)>() {
-            out.push((name, node));
-        } else {
-            return Err(PyTypeError::new_err(
-                "collectors must be names or (name, node) tuples",
-            ));
+/// Label-set rows and their weights, checked (one weight per row).
+fn label_rows(
+    targets: &Bound<'_, PyAny>,
+    weights: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(args::LabelRows, Option<Vec<u32>>)> {
+    let targets = args::label_targets(targets, "targets")?;
+    let weights = weights
+        .filter(|w| !w.is_none())
+        .map(|w| args::u32_column(w, "weights"))
+        .transpose()?;
+    if let Some(w) = &weights {
+        if w.len() != targets.len() {
+            return Err(PyValueError::new_err(format!(
+                "weights has {} entries for {} targets",
+                w.len(),
+                targets.len()
+            )));
         }
     }
-    Ok(out)
+    Ok((targets, weights))
 }
 
-/// A node → zone table: a mapping, or an iterable of (node, zone) pairs, in the caller's order
-/// (a repeated node in pairs reaches the core, which names it).
-fn node_zones_arg(table: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Option<String>)>> {
-    let items = match table.cast::<PyDict>() {
-        Ok(d) => d.items().into_any(),
-        Err(_) if table.hasattr("keys")? => table.call_method0("items")?,
-        Err(_) => table.clone(),
-    };
-    items
-        .try_iter()?
-        .map(|row| {
-            row?.extract::<(String, Option<String>)>().map_err(|_| {
-                PyTypeError::new_err("a node zone table is a dict or (node, zone) pairs of strings")
-            })
+/// The rows as the core's target specs, hashed with one reused hasher.
+fn label_specs<'a>(
+    targets: &'a args::LabelRows,
+    weights: Option<&[u32]>,
+) -> Result<Vec<TargetSpec<'a>>, core::Error> {
+    let mut hasher = KeyHasher::new();
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, (labels, job))| {
+            let spec = TargetSpec::from_labels_with(
+                &mut hasher,
+                labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+                job,
+            )?;
+            Ok(spec.with_weight(weights.map_or(1, |w| w[i])))
         })
         .collect()
 }
@@ -370,21 +444,6 @@ fn specs_of(cs: &[(String, Option<String>)]) -> Vec<CollectorSpec<'_>> {
         .map(|(n, node)| CollectorSpec {
             name: n,
             node: node.as_deref(),
-        })
-        .collect()
-}
-
-fn keys_arg(keys: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
-    if let Ok(arr) = keys.extract::<PyReadonlyArray1<'_, u64>>() {
-        return Ok(arr.as_array().iter().copied().collect());
-    }
-    if let Ok(k) = keys.extract::<u64>() {
-        return Ok(vec![k]);
-    }
-    keys.try_iter()?
-        .map(|k| {
-            k?.extract::<u64>()
-                .map_err(|_| PyTypeError::new_err("keys must be unsigned 64-bit integers"))
         })
         .collect()
 }
@@ -448,7 +507,7 @@ impl Allocator {
 
     /// Add collectors: names, or (name, node) tuples. Returns the moves.
     fn add_collectors(&self, py: Python<'_>, collectors: &Bound<'_, PyAny>) -> PyResult<Moves> {
-        let cs = collectors_arg(collectors)?;
+        let cs = args::collectors(collectors, "collectors")?;
         self.moves(py, |a| {
             a.apply(&Diff {
                 add_collectors: specs_of(&cs),
@@ -458,8 +517,9 @@ impl Allocator {
         })
     }
 
-    /// Remove collectors by name; their targets move. Returns the moves.
-    fn remove_collectors(&self, py: Python<'_>, names: Vec<String>) -> PyResult<Moves> {
+    /// Remove collectors by name (a list of str); their targets move. Returns the moves.
+    fn remove_collectors(&self, py: Python<'_>, names: &Bound<'_, PyAny>) -> PyResult<Moves> {
+        let names = args::names(names, "names")?;
         self.moves(py, |a| {
             a.apply(&Diff {
                 remove_collectors: names.iter().map(String::as_str).collect(),
@@ -471,7 +531,7 @@ impl Allocator {
 
     /// Replace the collector set by a full listing. Returns the moves.
     fn set_collectors(&self, py: Python<'_>, collectors: &Bound<'_, PyAny>) -> PyResult<Moves> {
-        let cs = collectors_arg(collectors)?;
+        let cs = args::collectors(collectors, "collectors")?;
         self.moves(py, |a| a.set_collectors(&specs_of(&cs)).map(|_| ()))
     }
 
@@ -481,7 +541,7 @@ impl Allocator {
     /// an allocator made with `zone_skew` moves anything). A node listed twice or an empty
     /// node name raises AllocatorError, and nothing changed.
     fn set_node_zones(&self, py: Python<'_>, table: &Bound<'_, PyAny>) -> PyResult<Moves> {
-        let rows = node_zones_arg(table)?;
+        let rows = args::node_zones(table)?;
         self.moves(py, |a| {
             let rows: Vec<(&str, &str)> = rows
                 .iter()
@@ -508,15 +568,19 @@ impl Allocator {
         Self::collector_names(&self.inner.read())
     }
 
-    /// Upsert one target from its discovered labels; returns its key and the moves.
-    #[pyo3(signature = (labels, job, weight = 1))]
+    /// Upsert one target from its discovered labels (any mapping of str to str); returns its
+    /// key and the moves. `weight` is 0 to 2**32-1; 0 is a target that counts but adds no
+    /// weight.
+    #[pyo3(signature = (labels, job, weight = None), text_signature = "(self, labels, job, weight=1)")]
     fn upsert(
         &self,
         py: Python<'_>,
-        labels: HashMap<String, String>,
+        labels: &Bound<'_, PyAny>,
         job: String,
-        weight: u32,
+        weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(u64, Moves)> {
+        let labels = args::labels(labels, "labels")?;
+        let weight = weight.map_or(Ok(1), |w| args::u32_scalar(w, "weight"))?;
         self.change(py, |a| {
             let spec = TargetSpec::from_labels(
                 labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
@@ -531,87 +595,102 @@ impl Allocator {
         })
     }
 
-    /// Upsert many label-dict targets; returns their keys as a uint64 array, and the moves.
+    /// Upsert many label-set targets, a list of (labels mapping, job) pairs; `weights` as in
+    /// `upsert_keys`. A label set listed twice is one target with its last row's weight.
+    /// Returns their keys as a uint64 array (in the order given), and the moves.
     #[pyo3(signature = (targets, weights = None))]
     fn upsert_labels<'py>(
         &self,
         py: Python<'py>,
-        targets: Vec<(HashMap<String, String>, String)>,
-        weights: Option<PyReadonlyArray1<'py, u32>>,
+        targets: &Bound<'py, PyAny>,
+        weights: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<(Bound<'py, PyArray1<u64>>, Moves)> {
-        let weights: Option<Vec<u32>> = weights.map(|w| w.as_array().to_vec());
-        if weights.as_ref().is_some_and(|w| w.len() != targets.len()) {
-            return Err(PyValueError::new_err(
-                "weights must have one entry per target",
-            ));
-        }
+        let (targets, weights) = label_rows(targets, weights)?;
         let (keys, moves) = self.change(py, |a| {
-            let mut hasher = KeyHasher::new();
-            let mut upsert = Vec::with_capacity(targets.len());
-            for (i, (labels, job)) in targets.iter().enumerate() {
-                let spec = TargetSpec::from_labels_with(
-                    &mut hasher,
-                    labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-                    job,
-                )?;
-                upsert.push(spec.with_weight(weights.as_ref().map_or(1, |w| w[i])));
-            }
+            let specs = label_specs(&targets, weights.as_deref())?;
             a.apply(&Diff {
-                upsert: upsert.clone(),
+                upsert: specs.clone(),
                 ..Diff::default()
             })?;
-            Ok(upsert.iter().map(|s| s.key.0).collect::<Vec<u64>>())
+            Ok(specs.iter().map(|s| s.key.0).collect::<Vec<u64>>())
         })?;
         Ok((PyArray1::from_vec(py, keys), moves))
     }
 
-    /// Upsert targets in bulk from a uint64 array of keys. `placements` (uint64) defaults to the
-    /// keys; `jobs` and `nodes` are one string for all or one per key (`None`/"" for no node);
-    /// `weights` (uint32) default to 1. Returns the moves.
+    /// Replace the whole target set by a full listing of label-set targets (as a discovery
+    /// loop delivers it), arguments as in `upsert_labels`: unlisted targets are removed, new
+    /// or changed ones upserted, unchanged ones stay. Returns the keys of the listing and the
+    /// moves of the change.
+    #[pyo3(signature = (targets, weights = None))]
+    fn set_labels<'py>(
+        &self,
+        py: Python<'py>,
+        targets: &Bound<'py, PyAny>,
+        weights: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(Bound<'py, PyArray1<u64>>, Moves)> {
+        let (targets, weights) = label_rows(targets, weights)?;
+        let (keys, moves) = self.change(py, |a| {
+            let specs = label_specs(&targets, weights.as_deref())?;
+            a.set_targets(&specs)?;
+            Ok(specs.iter().map(|s| s.key.0).collect::<Vec<u64>>())
+        })?;
+        Ok((PyArray1::from_vec(py, keys), moves))
+    }
+
+    /// Upsert targets in bulk by key. `keys` and `placements` (default: the keys) are uint64
+    /// columns, `weights` (default 1) a uint32 column: a 1-D numpy array of any integer dtype
+    /// or a list of ints, each value checked (a negative, float or out-of-range value raises,
+    /// nothing is wrapped). `jobs` and `nodes` are one str for all or a list of one per key
+    /// (`None`/"" for no node). A key listed twice is one target with its last row's fields.
+    /// Returns the moves.
     #[pyo3(signature = (keys, *, jobs, placements = None, nodes = None, weights = None))]
     fn upsert_keys(
         &self,
         py: Python<'_>,
-        keys: PyReadonlyArray1<'_, u64>,
+        keys: &Bound<'_, PyAny>,
         jobs: &Bound<'_, PyAny>,
-        placements: Option<PyReadonlyArray1<'_, u64>>,
+        placements: Option<&Bound<'_, PyAny>>,
         nodes: Option<&Bound<'_, PyAny>>,
-        weights: Option<PyReadonlyArray1<'_, u32>>,
+        weights: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Moves> {
-        let keys: Vec<u64> = keys.as_array().to_vec();
-        let n = keys.len();
-        let placements = match placements {
-            Some(p) => p.as_array().to_vec(),
-            None => keys.clone(),
-        };
-        let weights = match weights {
-            Some(w) => w.as_array().to_vec(),
-            None => vec![1; n],
-        };
-        if placements.len() != n || weights.len() != n {
-            return Err(PyValueError::new_err(
-                "placements and weights need one entry per key",
-            ));
-        }
-        let (job_names, jobs) = encode(jobs, n, "jobs", false)?;
-        let none = py.None().into_bound(py);
-        let (node_names, nodes) = encode(nodes.unwrap_or(&none), n, "nodes", true)?;
-        let batch = Batch {
-            keys,
-            placements,
-            weights,
-            job_names,
-            jobs,
-            node_names,
-            nodes,
-        };
-        self.moves(py, |a| batch.apply(a))
+        let batch = Batch::of(keys, jobs, placements, nodes, weights)?;
+        self.moves(py, |a| {
+            batch
+                .with(|upsert| {
+                    a.apply_batch(&BatchDiff {
+                        upsert: *upsert,
+                        ..BatchDiff::default()
+                    })
+                })
+                .map(|_| ())
+        })
     }
 
-    /// Remove targets: a key, an iterable of keys, or a uint64 array. Each must exist.
-    /// Returns the moves.
+    /// Replace the whole target set by a full listing (as a discovery loop delivers it),
+    /// arguments as in `upsert_keys`: unlisted targets are removed, new or changed ones
+    /// upserted, unchanged ones stay. Returns the moves.
+    #[pyo3(signature = (keys, *, jobs, placements = None, nodes = None, weights = None))]
+    fn set_targets(
+        &self,
+        py: Python<'_>,
+        keys: &Bound<'_, PyAny>,
+        jobs: &Bound<'_, PyAny>,
+        placements: Option<&Bound<'_, PyAny>>,
+        nodes: Option<&Bound<'_, PyAny>>,
+        weights: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Moves> {
+        let batch = Batch::of(keys, jobs, placements, nodes, weights)?;
+        self.moves(py, |a| {
+            batch
+                .with(|listing| a.set_targets_batch(listing))
+                .map(|_| ())
+        })
+    }
+
+    /// Remove targets: one key, or keys as in `upsert_keys`. Each must exist; a key listed
+    /// twice is removed once. Returns the moves.
     fn remove(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<Moves> {
-        let keys = keys_arg(keys)?;
+        let keys = args::keys_or_key(keys, "keys")?;
         self.moves(py, |a| {
             a.apply_batch(&BatchDiff {
                 remove: &keys,
@@ -622,22 +701,23 @@ impl Allocator {
     }
 
     /// The collector of one target (None: unknown or unassigned).
-    fn lookup(&self, key: u64) -> Option<String> {
+    fn lookup(&self, key: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+        let key = args::u64_scalar(key, "key")?;
         let a = self.inner.read();
-        a.collector_of(TargetKey(key))
+        Ok(a.collector_of(TargetKey(key))
             .and_then(|c| a.collector_name(c))
-            .map(str::to_owned)
+            .map(str::to_owned))
     }
 
-    /// The collectors of many keys, from one state: an int32 array of indexes into the list
-    /// of collector names returned with it (sorted by name), -1 for an unknown or unassigned
-    /// target.
+    /// The collectors of many keys (as in `upsert_keys`), from one state: an int32 array of
+    /// indexes into the list of collector names returned with it (sorted by name), -1 for an
+    /// unknown or unassigned target.
     fn lookup_many<'py>(
         &self,
         py: Python<'py>,
-        keys: PyReadonlyArray1<'py, u64>,
-    ) -> (Bound<'py, PyArray1<i32>>, Vec<String>) {
-        let keys: Vec<u64> = keys.as_array().to_vec();
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyArray1<i32>>, Vec<String>)> {
+        let keys = args::u64_column(keys, "keys")?;
         let (out, names) = py.detach(|| {
             let a = self.inner.read();
             let mut position: HashMap<u32, i32> = HashMap::new();
@@ -655,7 +735,7 @@ impl Allocator {
                 .collect::<Vec<i32>>();
             (out, names)
         });
-        (PyArray1::from_vec(py, out), names)
+        Ok((PyArray1::from_vec(py, out), names))
     }
 
     /// Keys of a collector's targets (sorted), optionally of one job.
@@ -762,7 +842,8 @@ impl Allocator {
 
 /// The target identity (the Go allocator's item hash, no relabeling) of a label dict and job.
 #[pyfunction]
-fn target_key(labels: HashMap<String, String>, job: &str) -> PyResult<u64> {
+fn target_key(labels: &Bound<'_, PyAny>, job: &str) -> PyResult<u64> {
+    let labels = args::labels(labels, "labels")?;
     TargetKey::from_labels(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())), job)
         .map(|k| k.0)
         .map_err(err)

@@ -109,8 +109,8 @@ def test_bulk_argument_errors():
         a.upsert_keys(keys, jobs=["a", "b"])
     with pytest.raises(TypeError):
         a.upsert_keys(keys, jobs=[1, 2, 3])
-    with pytest.raises(TypeError):
-        a.upsert_keys(np.arange(3, dtype=np.int64), jobs="j")
+    with pytest.raises(ValueError, match="keys: .*got -1"):
+        a.upsert_keys(np.arange(-1, 2, dtype=np.int64), jobs="j")
     with pytest.raises(ValueError):
         a.upsert_keys(keys, jobs="j", weights=np.ones(2, dtype=np.uint32))
     with pytest.raises(ta.TargetError, match="unknown target"):
@@ -219,3 +219,72 @@ def test_bounded_hashing_caps_weight_and_does_not_depend_on_the_order_of_diffs()
     assert [ca[i] for i in la] == [cb[i] for i in lb]
     cap = -(-int(weights.sum()) * 105 // (100 * len(names)))
     assert max(s["weight"] for s in a.stats().values()) <= cap
+
+
+def _owners(a, keys):
+    idx, names = a.lookup_many(keys)
+    return {int(k): (names[i] if i >= 0 else None) for k, i in zip(keys, idx)}
+
+
+@pytest.mark.parametrize("strategy", ["consistent-hashing", "least-weighted", "bounded-hashing", "rebalancing"])
+def test_set_targets_reconciles_a_full_listing_and_returns_exactly_the_owner_changes(strategy):
+    rng = np.random.default_rng(3)
+    a = ta.Allocator(strategy)
+    a.add_collectors([f"c{i}" for i in range(5)])
+    old = rng.integers(1, 2**63, size=3000, dtype=np.uint64)
+    weights = rng.integers(1, 20, size=3000).astype(np.uint32)
+    a.upsert_keys(old, jobs="j", weights=weights)
+    fresh = rng.integers(1, 2**63, size=1000, dtype=np.uint64)
+    listing = np.concatenate([old[1000:], fresh])
+    new_weights = np.concatenate([weights[1000:], np.full(1000, 7, dtype=np.uint32)])
+    new_weights[:200] += 5  # changed fields of listed targets
+    every = np.concatenate([old, fresh])
+    before = _owners(a, every)
+    moves = a.set_targets(listing, jobs="j", weights=new_weights)
+    after = _owners(a, every)
+    expect = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    assert {k: (f, t) for k, f, t in moves.to_list()} == expect
+    assert len(moves) == len(expect) > 1000
+    assert len(a) == len(listing)
+    assert all(after[int(k)] is None for k in old[:1000])
+    assert a.summary()["targets"] == 3000
+    assert int(a.loads()[1].sum()) == int(new_weights.sum())
+    # The same listing again changes nothing.
+    assert len(a.set_targets(listing, jobs="j", weights=new_weights)) == 0
+
+
+def test_set_labels_reconciles_label_sets_and_returns_their_keys():
+    a = ta.Allocator()
+    a.add_collectors(["c0", "c1", "c2"])
+    first = [({"__address__": f"10.0.0.{i}:80"}, "pods") for i in range(50)]
+    keys, _ = a.upsert_labels(first)
+    listing = first[25:] + [({"__address__": f"10.0.1.{i}:80"}, "pods") for i in range(10)]
+    every = np.concatenate([keys, np.array([ta.target_key(lb, j) for lb, j in listing[25:]], dtype=np.uint64)])
+    before = _owners(a, every)
+    new_keys, moves = a.set_labels(listing)
+    assert new_keys.tolist() == [ta.target_key(lb, j) for lb, j in listing]
+    after = _owners(a, every)
+    expect = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    assert {k: (f, t) for k, f, t in moves.to_list()} == expect
+    assert len(a) == 35 and all(a.lookup(int(k)) is None for k in keys[:25])
+
+
+def test_duplicate_keys_last_row_wins_and_a_repeated_removal_removes_once():
+    a = ta.Allocator("least-weighted")
+    a.add_collectors(["c0"])
+    a.upsert_keys([1, 2, 1], jobs=["a", "b", "c"], weights=[2, 1, 5])
+    assert len(a) == 2
+    assert int(a.loads()[1].sum()) == 6 and dict(a.jobs()) == {"b": 1, "c": 1}
+    moves = a.remove([1, 1])
+    assert moves.to_list() == [(1, "c0", None)] and len(a) == 1
+
+
+def test_a_weight_of_zero_counts_as_a_target_but_adds_no_weight():
+    a = ta.Allocator("least-weighted")
+    a.add_collectors(["c0", "c1"])
+    a.upsert_keys([1, 2, 3], jobs="j", weights=[0, 0, 4])
+    key, _ = a.upsert({"__address__": "x:1"}, "j", weight=0)
+    s = a.summary()
+    assert s["targets"] == 4 and s["unassigned"] == 0
+    counts, weights = a.loads()
+    assert int(counts.sum()) == 4 and int(weights.sum()) == 4

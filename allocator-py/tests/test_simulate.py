@@ -24,7 +24,24 @@ def test_scale_events_report_moves_and_balance():
     assert all(row["targets"] == 20000 for row in table)
     assert all(row["max_over_mean"] >= 1.0 for row in table)
     assert r.rows[1]["loads"].sum() == 20000
-    assert "loads" not in table[0]
+    assert r.rows[1]["weights"].sum() == 20000
+
+
+def test_table_rows_hold_scalars_only():
+    keys = np.arange(1, 2001, dtype=np.uint64)
+    r = ta.simulate("least-weighted", keys, jobs="j", collectors=3, events=[Event.scale_to(4)])
+    table = r.table()
+    assert set(table[0]) == {
+        "event",
+        "collectors",
+        "targets",
+        "unassigned",
+        "moved",
+        "max_over_mean",
+        "min_over_mean",
+        "weight_max_over_mean",
+    }
+    assert all(isinstance(v, (str, int, float)) for row in table for v in row.values())
 
 
 def test_least_weighted_scale_out_moves_nothing():

@@ -50,6 +50,10 @@ class Event:
         return f"lose {self.node}"
 
 
+# Row fields holding one value per collector (arrays and lists), left out of the table.
+_PER_COLLECTOR = ("loads", "weights", "collector_names")
+
+
 @dataclass
 class SimulationResult:
     """Per event: moves, balance and per-collector loads. ``rows`` are plain dicts."""
@@ -58,8 +62,9 @@ class SimulationResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def table(self) -> list[dict[str, Any]]:
-        """The rows without the per-collector arrays (one dict per event)."""
-        return [{k: v for k, v in r.items() if k not in ("loads", "collector_names")} for r in self.rows]
+        """The rows without the per-collector columns (``loads``, ``weights``,
+        ``collector_names``): one dict of scalars per event, as :meth:`to_pandas` takes them."""
+        return [{k: v for k, v in r.items() if k not in _PER_COLLECTOR} for r in self.rows]
 
     def to_pandas(self) -> Any:
         """The table as a pandas DataFrame (needs the ``pandas`` extra)."""
