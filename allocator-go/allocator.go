@@ -130,7 +130,8 @@ type Config struct {
 	Weighted          bool // least-weighted balances target weight instead of count
 	// Epsilon is bounded-hashing's slack: no collector past ⌈(1+ε)·W/n⌉ weight (default 0.05).
 	Epsilon float64
-	// MaxWeight is bounded-hashing's absolute cap on one collector's weight (0: none).
+	// MaxWeight is bounded-hashing's absolute cap on one collector's weight (0: none; New
+	// refuses another value with any other strategy).
 	MaxWeight uint64
 	// Zones (rebalancing only) keeps targets in the zone of their node, collectors being in
 	// the zone of theirs (SetNodeZones), while every collector stays within ⌈(1+s)·W/n⌉ and

@@ -417,7 +417,8 @@ typedef struct {
    */
   double epsilon;
   /**
-   * bounded-hashing: absolute cap on one collector's weight (0: none).
+   * bounded-hashing: absolute cap on one collector's weight (0: none; any other value with
+   * another strategy is `TA_INVALID_CONFIG`).
    */
   uint64_t max_weight;
   /**

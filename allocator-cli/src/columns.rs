@@ -158,8 +158,9 @@ impl<'de> Deserialize<'de> for Targets {
                 let mut hasher = KeyHasher::new();
                 let mut job_ids: HashMap<String, u32> = HashMap::new();
                 let mut node_ids: HashMap<String, u32> = HashMap::new();
-                // The same target twice is one target; with two different weights, which one
-                // counts would be a silent choice, so it is an error naming both entries.
+                // The same target twice is one target; with two different weights or nodes,
+                // which one counts would be a silent choice, so it is an error naming both
+                // entries.
                 let mut first: HashMap<u64, u32> = HashMap::new();
                 let mut i = 0usize;
                 loop {
@@ -193,6 +194,15 @@ impl<'de> Deserialize<'de> for Targets {
                             t.error = Some(format!(
                                 "targets[{i}] (job {job:?}) is the same target as targets[{j}] with a different weight ({} vs {w})",
                                 target.weight
+                            ));
+                            continue;
+                        }
+                        // The node comes from `__meta_*` labels, which the identity leaves out.
+                        let node = t.node_names.get(t.nodes[j as usize] as usize);
+                        if node.map(String::as_str) != spec.node {
+                            t.error = Some(format!(
+                                "targets[{i}] (job {job:?}) is the same target as targets[{j}] on a different node ({:?} vs {:?})",
+                                spec.node, node
                             ));
                             continue;
                         }

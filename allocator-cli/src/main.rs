@@ -16,10 +16,12 @@ const USAGE: &str = "usage: allocate < input.json   (assignments as JSON on stdo
        allocate --strategies  (the strategy names, one per line)";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // As OS strings: an argument that is not UTF-8 is an unexpected argument (exit 2), not a
+    // panic.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     match args
         .iter()
-        .map(String::as_str)
+        .map(|a| a.to_str().unwrap_or("\u{fffd}"))
         .collect::<Vec<_>>()
         .as_slice()
     {

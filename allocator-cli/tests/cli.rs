@@ -196,6 +196,10 @@ fn bad_input_gives_a_message_naming_the_problem_and_no_panic() {
             r#"{"strategy":"least-weighted","weighted":true,"collectors":[{"name":"a"}],"targets":[{"job":"j","labels":{"__address__":"x"},"weight":5},{"job":"k","labels":{"__address__":"y"}},{"job":"j","labels":{"__address__":"x"},"weight":1}]}"#,
             "targets[2] (job \"j\") is the same target as targets[0] with a different weight (1 vs 5)",
         ),
+        (
+            r#"{"strategy":"per-node","collectors":[{"name":"a","node":"n1"},{"name":"b","node":"n2"}],"targets":[{"job":"j","labels":{"__address__":"x:1","__meta_kubernetes_pod_node_name":"n1"}},{"job":"j","labels":{"__address__":"x:1","__meta_kubernetes_pod_node_name":"n2"}}]}"#,
+            "targets[1] (job \"j\") is the same target as targets[0] on a different node (Some(\"n2\") vs Some(\"n1\"))",
+        ),
     ];
     for (input, needle) in cases {
         let (code, out, err) = run(&[], input);
@@ -207,6 +211,17 @@ fn bad_input_gives_a_message_naming_the_problem_and_no_panic() {
     let (code, _, err) = run(&["--bogus"], "");
     assert_eq!(code, 2);
     assert!(err.contains("usage"));
+    // An argument that is not UTF-8 is a bad argument too, not a panic.
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_allocate"))
+            .arg(std::ffi::OsStr::from_bytes(b"\xff"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
+    }
 }
 
 /// Zone-aware rebalancing: node-a and node-b are zone-1, node-c zone-2, a collector on each

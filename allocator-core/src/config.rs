@@ -265,7 +265,8 @@ impl Config {
                 return Err(ConfigError::ZonesUnsupported(self.strategy).into());
             }
         }
-        if self.strategy == Strategy::Rebalancing && self.bounded.max_weight != 0 {
+        // The only strategy that reads it: elsewhere a cap would be silently ignored.
+        if self.strategy != Strategy::BoundedHashing && self.bounded.max_weight != 0 {
             return Err(ConfigError::MaxWeightUnsupported(self.strategy).into());
         }
         match (self.strategy, self.fallback) {

@@ -47,6 +47,14 @@ pub enum ConfigError {
     /// Zone awareness is a `rebalancing` feature.
     #[error("zone_skew is only supported by rebalancing, not by {0}")]
     ZonesUnsupported(crate::config::Strategy),
+    /// `bounded-hashing`'s probe ring gives every collector at least 128 points; past
+    /// [`crate::config::MAX_RING_POINTS`] in all it would take memory out of proportion.
+    #[error(
+        "{0} collectors are more than bounded-hashing's probe ring holds ({max} collectors: 128 points each, {points} points in all)",
+        max = crate::config::MAX_RING_POINTS / 128,
+        points = crate::config::MAX_RING_POINTS
+    )]
+    ProbeRingTooLarge(u64),
     /// The absolute weight cap is a `bounded-hashing` parameter only.
     #[error("max_weight is only supported by bounded-hashing, not by {0} (set it to 0)")]
     MaxWeightUnsupported(crate::config::Strategy),
@@ -107,8 +115,9 @@ pub enum Error {
     /// A collector name must not be empty.
     #[error("collector name is empty")]
     EmptyCollectorName,
-    /// A collector was added twice, or added while it already exists.
-    #[error("duplicate collector {0:?}")]
+    /// A collector was named twice in one change (added or removed twice), or added while it
+    /// already exists.
+    #[error("duplicate collector {0:?} (named twice in one change, or added while it exists)")]
     DuplicateCollector(String),
     /// A collector that does not exist was named.
     #[error("unknown collector {0:?}")]

@@ -66,8 +66,11 @@ macro_rules! dense_id {
 }
 
 dense_id!(
-    /// A collector known to an [`crate::Allocator`]. Ids of removed collectors stay readable
-    /// until the next diff, so the moves of the last diff can always be named.
+    /// A collector known to an [`crate::Allocator`], meaningful to that allocator only: ids are
+    /// reused after a collector is removed (ids of removed collectors stay readable until the
+    /// next diff, so the moves of the last diff can always be named), and an allocator restored
+    /// from a snapshot numbers its collectors afresh. Name collectors across allocators, diffs
+    /// that remove them, or a restore ([`crate::Allocator::collector_name`]).
     CollectorId
 );
 dense_id!(

@@ -15,9 +15,12 @@
 //! [`LabelBuilder`] (identity), [`PlacementHash::of_address`] (placement), [`node_of`] (node).
 //!
 //! ## Determinism
-//! Decisions never read hash-map order, process-seeded hashes or timing. `consistent-hashing`,
-//! `per-node` and `bounded-hashing` assignments are a function of the current targets and
-//! collectors; the sticky
+//! Decisions never read hash-map order, process-seeded hashes or timing. `bounded-hashing`
+//! assignments are a function of the current targets and collectors. `consistent-hashing` and
+//! `per-node` (without a `least-weighted` fallback) are too, except that, as in the Go allocator,
+//! a target changed in place (new address or node) keeps its collector until the next collector
+//! change re-places it ([`Diff`]); after that, and on any fresh allocation, the assignment is
+//! the function of the state. The sticky
 //! `least-weighted` rule depends on history by nature, but visits targets in key order and breaks
 //! ties by collector name, so the same diffs give the same result everywhere. So does the sticky
 //! `rebalancing` rule, whose every choice is ordered by weight, then key or collector name.

@@ -33,3 +33,17 @@ fn the_ring_limit_is_exact() {
     assert_eq!(cfg.ring.check_members(max), Ok(()));
     assert!(cfg.ring.check_members(max + 1).is_err());
 }
+
+#[test]
+fn bounded_hashing_refuses_more_collectors_than_its_probe_ring_holds() {
+    // 128 points a collector at least: 65,537 collectors would need more than MAX_RING_POINTS
+    // (a user-style review built a ring of 400k collectors, 1.5 GB, from one JSON input).
+    let mut a = Allocator::new(Config::with_strategy(Strategy::BoundedHashing)).unwrap();
+    let max = allocator_core::MAX_RING_POINTS / 128;
+    let names: Vec<String> = (0..=max).map(|i| format!("collector-{i}")).collect();
+    let specs: Vec<CollectorSpec<'_>> = names.iter().map(|n| CollectorSpec::new(n)).collect();
+    let err = a.set_collectors(&specs).unwrap_err();
+    assert_eq!(err, Error::Config(ConfigError::ProbeRingTooLarge(max + 1)));
+    assert!(err.to_string().contains("65536 collectors"), "{err}");
+    assert_eq!(a.collectors().count(), 0, "a refused list changes nothing");
+}

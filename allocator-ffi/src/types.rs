@@ -64,7 +64,8 @@ pub struct ta_config {
     pub weighted: u8,
     /// bounded-hashing and rebalancing: slack ε over the mean weight (default 0.05; 0 to 100).
     pub epsilon: f64,
-    /// bounded-hashing: absolute cap on one collector's weight (0: none).
+    /// bounded-hashing: absolute cap on one collector's weight (0: none; any other value with
+    /// another strategy is `TA_INVALID_CONFIG`).
     pub max_weight: u64,
     /// rebalancing: keep targets in their node's zone (0 or 1; see `ta_set_node_zones`).
     pub zones: u8,

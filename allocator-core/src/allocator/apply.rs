@@ -72,6 +72,10 @@ impl Allocator {
     /// Apply a diff; returns the moves it caused (also readable later with
     /// [`Allocator::last_moves`]). On error nothing has changed. A convenience over
     /// [`Allocator::apply_batch`], which takes the targets in columns.
+    ///
+    /// The moves are the same set whatever the process or binding; their order is the same for
+    /// the same diff history, but is not otherwise specified (a restored copy, whose internal
+    /// lists are rebuilt, may list the same moves in another order): sort them if order matters.
     pub fn apply(&mut self, diff: &Diff<'_>) -> Result<&[Move], Error> {
         let columns = Columns::from_specs(&diff.upsert);
         let remove: Vec<u64> = diff.remove.iter().map(|k| k.0).collect();
@@ -314,7 +318,10 @@ impl Allocator {
             }
         }
         self.buckets = buckets;
-        let stale: Vec<u32> = self.stale.drain().collect();
+        // In key order: the set is hashed with a per-process seed, and its order would make the
+        // order of the moves differ from one run to the next.
+        let mut stale: Vec<u32> = self.stale.drain().collect();
+        stale.sort_unstable_by_key(|&slot| self.targets.get(slot).key);
         for slot in stale {
             self.reevaluate(slot);
         }

@@ -38,8 +38,9 @@ pub enum Detail<'a> {
         /// Its owner.
         owner: Option<&'a str>,
     },
-    /// `per-node`: the target's node and the collector that takes that node (the smallest name
-    /// among the collectors on it).
+    /// `per-node`: the target's node and the collector that takes that node now (the smallest
+    /// name among the collectors on it). It differs from the target's collector while a node
+    /// changed in place waits for the next collector change (as in the Go allocator).
     Node {
         /// The target's node.
         node: &'a str,

@@ -117,7 +117,10 @@ impl Allocator {
     }
 
     /// An allocator from [`Allocator::snapshot`] bytes: the same assignments, and the same
-    /// behaviour on the next diffs. Truncated, corrupted or foreign bytes are an error.
+    /// behaviour on the next diffs (the same targets move to the same collectors). Collectors
+    /// are named, not numbered, in the snapshot, so the restored allocator may give them other
+    /// [`crate::CollectorId`]s than the original had: read moves and owners by name across a
+    /// restore. Truncated, corrupted or foreign bytes are an error.
     pub fn restore(bytes: &[u8]) -> Result<Allocator, Error> {
         let payload = super::codec::decode(bytes)?;
         let invalid = |what: String| Error::Snapshot(SnapshotError::Invalid(what));

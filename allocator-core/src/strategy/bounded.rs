@@ -75,7 +75,8 @@ use std::cmp::Reverse;
 use xxhash_rust::xxh64::xxh64;
 
 use super::Member;
-use crate::config::BoundedConfig;
+use crate::config::{BoundedConfig, MAX_RING_POINTS};
+use crate::error::{ConfigError, Error};
 use crate::ids::NONE;
 use crate::targets::Targets;
 
@@ -114,8 +115,13 @@ pub(crate) struct ProbeRing {
 }
 
 impl ProbeRing {
-    pub(crate) fn build(members: &[Member<'_>]) -> ProbeRing {
+    /// The ring of `members`; refused past [`MAX_RING_POINTS`] points (at least 128 a member),
+    /// as the consistent-hashing ring is, rather than asking for gigabytes.
+    pub(crate) fn build(members: &[Member<'_>]) -> Result<ProbeRing, Error> {
         let per = vnodes(members.len());
+        if (members.len() as u64).saturating_mul(per) > MAX_RING_POINTS {
+            return Err(ConfigError::ProbeRingTooLarge(members.len() as u64).into());
+        }
         let mut pts: Vec<(u64, u32)> = Vec::with_capacity(members.len() * per as usize);
         for (m, member) in members.iter().enumerate() {
             for v in 0..per {
@@ -134,7 +140,7 @@ impl ProbeRing {
             }
             *start = i as u32;
         }
-        ProbeRing {
+        Ok(ProbeRing {
             points: pts.iter().map(|p| p.0).collect(),
             owners: pts.iter().map(|p| p.1).collect(),
             table,
@@ -143,7 +149,7 @@ impl ProbeRing {
                 .iter()
                 .map(|m| xxh64(m.name.as_bytes(), 0))
                 .collect(),
-        }
+        })
     }
 
     /// The member owning the first point at or after `point` (wrapping). Needs a member.
@@ -518,7 +524,7 @@ mod tests {
                 node: NONE,
             })
             .collect();
-        let ring = ProbeRing::build(&members);
+        let ring = ProbeRing::build(&members).unwrap();
         assert_eq!(ring.points.len(), 7 * vnodes(7) as usize);
         assert_eq!(vnodes(1000), 256);
         assert_eq!(vnodes(1001), 256);

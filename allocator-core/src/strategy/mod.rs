@@ -175,7 +175,7 @@ impl Placer {
             Placer::LeastWeighted | Placer::Rebalancing(_) => Ok(Prepared::default()),
             Placer::PerNode(pn) => pn.prepare(members, nodes),
             Placer::Bounded(_) => Ok(Prepared {
-                probes: Some(bounded::ProbeRing::build(members)),
+                probes: Some(bounded::ProbeRing::build(members)?),
                 ..Prepared::default()
             }),
         }
