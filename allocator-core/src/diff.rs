@@ -13,7 +13,7 @@ pub struct TargetSpec<'a> {
     pub placement: PlacementHash,
     /// Job name.
     pub job: &'a str,
-    /// Node the target runs on, for `per-node`.
+    /// Node the target runs on, for `per-node` (and zones). `Some("")` is no node, as `None`.
     pub node: Option<&'a str>,
     /// Relative cost of scraping it (default 1), e.g. its series count. 0 is allowed: the
     /// target counts as a target but adds no weight.
@@ -112,7 +112,7 @@ impl<'a> TargetSpec<'a> {
 pub struct CollectorSpec<'a> {
     /// The collector id, e.g. the pod name. Must not be empty.
     pub name: &'a str,
-    /// The pod's `spec.nodeName`, for `per-node`.
+    /// The pod's `spec.nodeName`, for `per-node` (and zones). `Some("")` is no node, as `None`.
     pub node: Option<&'a str>,
 }
 
