@@ -11,15 +11,18 @@
 //!
 //! The publisher keeps, per target, what its fragment is made of (address and discovered labels,
 //! `__meta_*` included, which are not part of the target's identity and can change without a
-//! move; shared with discovery, not copied) and the fragment itself as a slice of its chunk's
-//! bytes, so no byte is held twice. Each (job, collector) pair is a list of chunks, each the
-//! members of one key range (sorted by key) and the bytes of their fragments joined by `,`:
+//! move; shared with discovery, not copied), and per chunk member where its fragment starts in
+//! the chunk's bytes (so an unchanged fragment is copied, not serialized again, when its chunk is
+//! recut). Each (job, collector) pair is a list of chunks, each the members of one key range
+//! (sorted by key) and the bytes of their fragments joined by `,`:
 //! - a discovery change ([`Publisher::upsert`], [`Publisher::remove`]) or a move
 //!   ([`Publisher::moved`]) inserts or removes the target in its pair's chunk, found by binary
 //!   search on the chunks' first keys, and marks that chunk dirty;
-//! - [`Publisher::publish`] re-serializes only the dirty chunks (consecutive dirty chunks are
-//!   recut together into chunks of about [`CHUNK_BYTES`], a small one joins a small neighbour),
-//!   and makes each touched pair's answer from its chunks' parts.
+//! - [`Publisher::publish`] rebuilds only the dirty chunks (consecutive dirty chunks are recut
+//!   together into chunks of about [`CHUNK_BYTES`], a small one joins a small neighbour): the
+//!   fragments of changed and new members are serialized, the others are copied from their old
+//!   chunk's bytes (inflated from its gzip member when the chunk kept only that, see
+//!   [`Part::chunk`]); it makes each touched pair's answer from its chunks' parts.
 //!
 //! Answers are shared [`Answer`]s: every view and every client shares them. A rebuilt chunk gets
 //! a new [`Part`], whose gzip member is made once (by the loop right after the view is published,
@@ -183,9 +186,66 @@ struct Entry {
     /// Whether the allocator holds it (false only after a refused listing, until the next one
     /// is taken): `/jobs` counts the targets held.
     held: bool,
-    /// Its serialized fragment: a slice of its chunk, or a fresh buffer. Empty when it must be
-    /// serialized (new, changed, or unassigned).
-    fragment: Bytes,
+}
+
+/// One member of a chunk: its key, its entry, and where its fragment starts in the chunk's
+/// plain bytes (`NONE`: not there, to be serialized from the entry: new in the chunk, or
+/// changed). Its end is found by reading the fragment (a JSON object) from there.
+#[derive(Clone, Copy)]
+struct Member {
+    key: TargetKey,
+    entry: u32,
+    at: u32,
+}
+
+/// The fragments of a run of chunks being recut: their bytes one after the other (no
+/// separators) and, per member in key order, its key, entry and bytes.
+#[derive(Default)]
+struct Run {
+    buf: Vec<u8>,
+    members: Vec<(TargetKey, u32, std::ops::Range<usize>)>,
+}
+
+impl Run {
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.members.clear();
+    }
+
+    /// Bytes of the fragments with a separator each.
+    fn bytes(&self) -> usize {
+        self.buf.len() + self.members.len()
+    }
+}
+
+/// Where the JSON object starting at `at` in `b` ends (one past its `}`). `b` is the bytes of
+/// one of our chunks, `at` a fragment's start: valid JSON that serde_json wrote.
+fn object_end(b: &[u8], at: usize) -> usize {
+    let mut depth = 0usize;
+    let mut i = at;
+    loop {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    match b[i] {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
 }
 
 /// One chunk of a pair's answer: the members of one key range, in key order, and their
@@ -194,8 +254,8 @@ struct Chunk {
     /// Where its key range starts (the first chunk of a pair also takes every smaller key);
     /// the range ends where the next chunk's starts.
     low: TargetKey,
-    /// Members (key, entry), sorted by key.
-    members: Vec<(TargetKey, u32)>,
+    /// Its members, sorted by key.
+    members: Vec<Member>,
     /// Its bytes (`None` until it is first built).
     part: Option<Arc<Part>>,
     /// Members changed since `part` was built.
@@ -209,9 +269,9 @@ impl Chunk {
     /// Where `key` is among the members.
     fn find(&self, key: TargetKey) -> Option<usize> {
         if self.sorted {
-            self.members.binary_search_by_key(&key, |m| m.0).ok()
+            self.members.binary_search_by_key(&key, |m| m.key).ok()
         } else {
-            self.members.iter().position(|m| m.0 == key)
+            self.members.iter().position(|m| m.key == key)
         }
     }
 }
@@ -350,7 +410,6 @@ impl Publisher {
                     self.set_owner(i, owner);
                 }
                 if changed {
-                    self.entries[i as usize].fragment = Bytes::new();
                     self.touch(i);
                 }
             }
@@ -363,7 +422,6 @@ impl Publisher {
                     owner: NONE,
                     group: NONE,
                     held: true,
-                    fragment: Bytes::new(),
                 };
                 let i = match self.free_entries.pop() {
                     Some(i) => {
@@ -395,10 +453,9 @@ impl Publisher {
         if e.held {
             self.job_len[e.job as usize] -= 1;
         }
-        // Do not pin discovery's strings or an old chunk.
+        // Do not pin discovery's strings.
         e.address = Arc::from("");
         e.labels = EMPTY_LABELS.clone();
-        e.fragment = Bytes::new();
         e.held = false;
         self.free_entries.push(i);
     }
@@ -532,11 +589,11 @@ impl Publisher {
                 groups.sort_by_key(|g| &self.jobs.names[g.job as usize]);
                 'pairs: for g in groups {
                     for ch in &g.chunks {
-                        for &(_, i) in &ch.members {
+                        for m in &ch.members {
                             if out.len() == limit {
                                 break 'pairs;
                             }
-                            let e = &self.entries[i as usize];
+                            let e = &self.entries[m.entry as usize];
                             out.push((self.jobs.names[g.job as usize].clone(), e.address.clone()));
                         }
                     }
@@ -566,7 +623,8 @@ impl Publisher {
         }
     }
 
-    /// Entry `i`'s fragment changed: the chunks that serve it are rebuilt.
+    /// Entry `i`'s fragment changed: the chunks that serve it are rebuilt, with its fragment
+    /// serialized again.
     fn touch(&mut self, i: u32) {
         let e = &self.entries[i as usize];
         let key = e.key;
@@ -575,7 +633,13 @@ impl Publisher {
             if g != NONE {
                 let group = &mut self.groups[g as usize];
                 let c = group.chunk_of(key);
-                group.chunks[c].dirty = true;
+                let chunk = &mut group.chunks[c];
+                if let Some(at) = chunk.find(key) {
+                    chunk.members[at].at = NONE;
+                } else {
+                    debug_assert!(false, "a member is in the chunk of its key");
+                }
+                chunk.dirty = true;
                 self.mark(g);
             }
         }
@@ -598,10 +662,14 @@ impl Publisher {
         let chunk = &mut group.chunks[c];
         // Appended; the chunk is sorted when it is recut (its members are few, or this is a
         // first build).
-        if chunk.members.last().is_some_and(|m| m.0 > key) {
+        if chunk.members.last().is_some_and(|m| m.key > key) {
             chunk.sorted = false;
         }
-        chunk.members.push((key, i));
+        chunk.members.push(Member {
+            key,
+            entry: i,
+            at: NONE,
+        });
         chunk.low = chunk.low.min(key);
         chunk.dirty = true;
         self.mark(g);
@@ -648,10 +716,6 @@ impl Publisher {
         let e = &mut self.entries[i as usize];
         e.owner = owner;
         e.group = group;
-        if owner == NONE {
-            // Unassigned targets are in no answer: do not pin an old chunk's buffer.
-            e.fragment = Bytes::new();
-        }
     }
 
     fn group(&mut self, job: u32, collector: u32) -> u32 {
@@ -733,109 +797,106 @@ impl Publisher {
     /// worse than a larger one).
     fn recut(&mut self, old: Vec<Chunk>) -> Vec<Chunk> {
         let target = self.chunk_target();
-        let small = |c: &Chunk| c.part.as_ref().is_some_and(|p| p.plain.len() < target / 2);
+        let small = |c: &Chunk| c.part.as_ref().is_some_and(|p| p.len() < target / 2);
         let mut out: Vec<Chunk> = Vec::with_capacity(old.len());
-        let mut run: Vec<(TargetKey, u32)> = Vec::new();
+        let mut run = Run::default();
         let mut in_run = false;
         let mut old = old.into_iter().peekable();
-        while let Some(mut c) = old.next() {
+        while let Some(c) = old.next() {
             if !c.dirty {
                 out.push(c);
                 continue;
-            }
-            if !c.sorted {
-                c.members.sort_unstable_by_key(|m| m.0);
             }
             if !in_run {
                 in_run = true;
                 run.clear();
                 if out.last().is_some_and(|p| !p.dirty && small(p)) {
-                    run.extend(out.pop().expect("checked").members);
+                    let before = out.pop().expect("checked");
+                    self.take(before, &mut run);
                 }
             }
-            run.extend(c.members);
+            self.take(c, &mut run);
             if old.peek().is_some_and(|n| n.dirty) {
                 continue;
             }
             // The run ends here.
-            let bytes = self.serialize(&run);
-            if bytes < target / 2 && old.peek().is_some_and(&small) {
+            if run.bytes() < target / 2 && old.peek().is_some_and(&small) {
                 let next = old.next().expect("checked");
-                self.serialize(&next.members);
-                run.extend(next.members);
+                self.take(next, &mut run);
             }
-            self.cut(&run, target, &mut out);
+            cut(&run, target, &mut out);
             in_run = false;
         }
         out
     }
 
-    /// Serialize the members of `run` without a fragment; returns the run's bytes (with a
-    /// separator each).
-    fn serialize(&mut self, run: &[(TargetKey, u32)]) -> usize {
-        let mut total = 0;
-        for &(_, i) in run {
-            let e = &mut self.entries[i as usize];
-            if e.fragment.is_empty() {
-                let mut buf = Vec::with_capacity(256);
-                fragment(&e.address, &e.labels, &mut buf);
-                e.fragment = Bytes::from(buf);
-            }
-            total += e.fragment.len() + 1;
+    /// Add chunk `c`'s members, in key order, with their fragments to `run`: copied from the
+    /// chunk's bytes where they are there, serialized from their entries otherwise.
+    fn take(&self, mut c: Chunk, run: &mut Run) {
+        if !c.sorted {
+            c.members.sort_unstable_by_key(|m| m.key);
         }
-        total
-    }
-
-    /// Cut `run` (fragments serialized) into chunks of about `target` bytes onto `out`.
-    fn cut(&mut self, run: &[(TargetKey, u32)], target: usize, out: &mut Vec<Chunk>) {
-        if run.is_empty() {
-            return;
-        }
-        let total: usize = run
-            .iter()
-            .map(|&(_, i)| self.entries[i as usize].fragment.len() + 1)
-            .sum();
-        let pieces = total.div_ceil(target).max(1);
-        let each = total.div_ceil(pieces);
-        let mut from = 0;
-        let mut size = 0;
-        for (n, &(_, i)) in run.iter().enumerate() {
-            size += self.entries[i as usize].fragment.len() + 1;
-            if size >= each || n + 1 == run.len() {
-                out.push(self.build_chunk(&run[from..=n]));
-                from = n + 1;
-                size = 0;
+        let old = match &c.part {
+            Some(p) if c.members.iter().any(|m| m.at != NONE) => p.plain(),
+            _ => Bytes::new(),
+        };
+        for m in &c.members {
+            let start = run.buf.len();
+            if m.at == NONE {
+                let e = &self.entries[m.entry as usize];
+                fragment(&e.address, &e.labels, &mut run.buf);
+            } else {
+                let at = m.at as usize;
+                run.buf.extend_from_slice(&old[at..object_end(&old, at)]);
             }
+            run.members.push((m.key, m.entry, start..run.buf.len()));
         }
     }
+}
 
-    /// A new chunk of `members`' fragments joined by `,`; their fragments become its slices.
-    fn build_chunk(&mut self, members: &[(TargetKey, u32)]) -> Chunk {
-        let size: usize = members
-            .iter()
-            .map(|&(_, i)| self.entries[i as usize].fragment.len() + 1)
-            .sum();
-        let mut buf = Vec::with_capacity(size);
-        let mut ends = Vec::with_capacity(members.len());
-        for (n, &(_, i)) in members.iter().enumerate() {
-            if n > 0 {
-                buf.push(b',');
-            }
-            let start = buf.len();
-            buf.extend_from_slice(&self.entries[i as usize].fragment);
-            ends.push((start, buf.len()));
+/// Cut `run` into chunks of about `target` bytes onto `out`.
+fn cut(run: &Run, target: usize, out: &mut Vec<Chunk>) {
+    if run.members.is_empty() {
+        return;
+    }
+    let pieces = run.bytes().div_ceil(target).max(1);
+    let each = run.bytes().div_ceil(pieces);
+    let mut from = 0;
+    let mut size = 0;
+    for (n, (_, _, bytes)) in run.members.iter().enumerate() {
+        size += bytes.len() + 1;
+        if size >= each || n + 1 == run.members.len() {
+            out.push(build_chunk(run, &run.members[from..=n]));
+            from = n + 1;
+            size = 0;
         }
-        let bytes = Bytes::from(buf);
-        for (&(_, i), &(start, end)) in members.iter().zip(&ends) {
-            self.entries[i as usize].fragment = bytes.slice(start..end);
+    }
+}
+
+/// A new chunk of `members`' fragments (from `run`) joined by `,`.
+fn build_chunk(run: &Run, members: &[(TargetKey, u32, std::ops::Range<usize>)]) -> Chunk {
+    let size: usize = members.iter().map(|m| m.2.len() + 1).sum::<usize>() - 1;
+    let mut buf = Vec::with_capacity(size);
+    let mut out = Vec::with_capacity(members.len());
+    for (n, (key, entry, bytes)) in members.iter().enumerate() {
+        if n > 0 {
+            buf.push(b',');
         }
-        Chunk {
-            low: members[0].0,
-            members: members.to_vec(),
-            part: Some(Part::new(bytes)),
-            dirty: false,
-            sorted: true,
-        }
+        out.push(Member {
+            key: *key,
+            entry: *entry,
+            // A chunk is about `CHUNK_BYTES` and at most one fragment more, and one fragment
+            // is one target's labels (a label set is far below 4 GiB): offsets fit.
+            at: u32::try_from(buf.len()).unwrap_or(NONE),
+        });
+        buf.extend_from_slice(&run.buf[bytes.clone()]);
+    }
+    Chunk {
+        low: out[0].key,
+        members: out,
+        part: Some(Part::chunk(Bytes::from(buf))),
+        dirty: false,
+        sorted: true,
     }
 }
 
@@ -1026,6 +1087,15 @@ mod tests {
                 p.publish_listing(listing.clone(), &a)
             };
             last = listing.clone();
+            // Often the gzip forms are made (as the service's gzip thread does), so chunks keep
+            // only their members: plain answers are then inflated, and the next recut of those
+            // chunks takes its unchanged fragments from them.
+            let warmed = rng.chance(25);
+            if warmed {
+                for r in &got.rebuilt {
+                    r.warm();
+                }
+            }
             let want = rebuild(listing.clone(), &a);
             assert!(
                 got.jobs == want.jobs,
@@ -1044,10 +1114,31 @@ mod tests {
             let before = answers_from_maps(&listing, &a);
             assert_eq!(before.len(), got.sd.len());
             for (pair, bytes) in before {
+                let answer = &got.sd[&pair];
                 assert_eq!(
-                    got.sd[&pair].plain(),
+                    answer.plain(),
                     bytes,
                     "seed {seed} {strategy:?} step {step}: {pair:?} differs from the per-target maps"
+                );
+                let rebuilt = got.rebuilt.iter().any(|r| Arc::ptr_eq(r, answer));
+                if !(warmed && rebuilt) {
+                    continue;
+                }
+                // What a plain client receives: the parts, inflated where only the gzip
+                // member is held.
+                let body = futures::executor::block_on(axum::body::to_bytes(
+                    answer.respond(false, "application/json").into_body(),
+                    usize::MAX,
+                ))
+                .unwrap();
+                assert_eq!(
+                    body, bytes,
+                    "seed {seed} {strategy:?} step {step}: {pair:?} sent"
+                );
+                let parts = answer.parts();
+                assert!(
+                    parts.iter().skip(1).step_by(2).all(|p| !p.holds_plain()),
+                    "seed {seed} {strategy:?} step {step}: a gzipped chunk keeps its plain bytes"
                 );
             }
             // The dashboard's first targets of each collector: by job, then key.
