@@ -7,7 +7,7 @@
 //! answer of 10k targets is megabytes of repetitive JSON: at thousands of polls per second, bytes
 //! are the limit, not CPU.
 
-use std::io::Write as _;
+use std::cell::RefCell;
 use std::sync::{Arc, LazyLock};
 
 use parking_lot::Mutex;
@@ -15,8 +15,7 @@ use parking_lot::Mutex;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use http_body::{Frame, SizeHint};
 
 /// The gzip level. Measured on 100 real answers (`benches/gzip.rs`, benches/README.md): level 1
@@ -125,16 +124,58 @@ impl Part {
     }
 }
 
-/// The `len` plain bytes of `member`, one of our own gzip members (made by [`gzip`] from bytes
-/// of that length: it cannot fail to inflate).
+/// The `len` plain bytes of `member`, one of our own gzip members (made by [`gzip_at`] from
+/// bytes of that length: it cannot fail to inflate). Its deflate data is inflated by this
+/// thread's reused inflater (no window allocated and zeroed per member).
 fn gunzip(member: &[u8], len: usize) -> Vec<u8> {
-    use std::io::Read as _;
-    let mut out = Vec::with_capacity(len);
-    flate2::read::GzDecoder::new(member)
-        .read_to_end(&mut out)
-        .expect("our own gzip member inflates");
+    let raw = member
+        .get(HEADER_LEN..member.len().saturating_sub(TRAILER_LEN))
+        .filter(|_| member[..4] == HEADER_FIXED);
+    let inflated = raw.and_then(|raw| {
+        INFLATE.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let d = cell.get_or_insert_with(|| Decompress::new(false));
+            d.reset(false);
+            let mut out = Vec::with_capacity(len);
+            loop {
+                let (took, made) = (d.total_in(), out.len());
+                let rest = &raw[usize::try_from(took).ok()?..];
+                match d.decompress_vec(rest, &mut out, FlushDecompress::Finish) {
+                    Ok(Status::StreamEnd) => return Some(out),
+                    Ok(_) if d.total_in() != took || out.len() != made => out.reserve(64),
+                    Ok(_) if out.len() == out.capacity() => out.reserve(64),
+                    _ => return None,
+                }
+            }
+        })
+    });
+    let out = inflated.unwrap_or_else(|| {
+        // Not a member as `gzip_at` writes them: the general reader says what is wrong.
+        use std::io::Read as _;
+        let mut out = Vec::with_capacity(len);
+        flate2::read::GzDecoder::new(member)
+            .read_to_end(&mut out)
+            .expect("our own gzip member inflates");
+        out
+    });
     debug_assert_eq!(out.len(), len);
     out
+}
+
+/// A gzip member's header as [`gzip_at`] writes it (RFC 1952 §2.3): magic, deflate, no flags
+/// (no name, comment or extra field), no time; then the extra flags and the OS (unknown).
+const HEADER_FIXED: [u8; 4] = [0x1f, 0x8b, 8, 0];
+const HEADER_LEN: usize = 10;
+/// CRC-32 and length of the plain bytes, little-endian.
+const TRAILER_LEN: usize = 8;
+
+thread_local! {
+    /// This thread's deflater, with its level: reset between members. A new one per member
+    /// allocated and zeroed its tables (hundreds of kilobytes) each time, which took about as
+    /// much of the gzip thread's CPU as compressing the 8 KB chunk itself (perf, at 1M targets).
+    static DEFLATE: RefCell<Option<(u32, Compress)>> = const { RefCell::new(None) };
+    /// This thread's inflater (raw deflate), reset between members.
+    static INFLATE: RefCell<Option<Decompress>> = const { RefCell::new(None) };
 }
 
 /// The separators of a chunked list, shared by every answer.
@@ -197,6 +238,14 @@ impl Answer {
             parts.push(c);
         }
         parts.push(CLOSE.clone());
+        Arc::new(Answer {
+            len: parts.iter().map(|p| p.len()).sum(),
+            parts: parts.into_boxed_slice(),
+        })
+    }
+
+    /// The answer whose plain bytes are `parts`' one after the other (shared, not copied).
+    pub fn concat(parts: Vec<Arc<Part>>) -> Arc<Answer> {
         Arc::new(Answer {
             len: parts.iter().map(|p| p.len()).sum(),
             parts: parts.into_boxed_slice(),
@@ -397,14 +446,42 @@ pub fn gzip(bytes: &[u8]) -> Bytes {
     gzip_at(bytes, LEVEL)
 }
 
-/// `bytes` as one gzip member at `level` (0–9).
+/// `bytes` as one gzip member at `level` (0–9), deflated by this thread's reused deflater.
 pub fn gzip_at(bytes: &[u8], level: u32) -> Bytes {
-    let mut e = GzEncoder::new(
-        Vec::with_capacity(bytes.len() / 8 + 64),
-        Compression::new(level),
-    );
-    e.write_all(bytes).expect("writing to a Vec cannot fail");
-    let member = e.finish().expect("writing to a Vec cannot fail");
+    let level = level.min(9);
+    // The extra flags say "fastest" or "best" as flate2's and Go's writers do.
+    let xfl = match level {
+        9 => 2,
+        0 | 1 => 4,
+        _ => 0,
+    };
+    let mut member = Vec::with_capacity(HEADER_LEN + bytes.len() / 4 + 64);
+    member.extend_from_slice(&HEADER_FIXED);
+    member.extend_from_slice(&[0, 0, 0, 0, xfl, 255]);
+    DEFLATE.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if !matches!(&*cell, Some((l, _)) if *l == level) {
+            *cell = Some((level, Compress::new(Compression::new(level), false)));
+        }
+        let c = &mut cell.as_mut().expect("set above").1;
+        c.reset();
+        loop {
+            let took = usize::try_from(c.total_in()).expect("within the input's length");
+            let status = c
+                .compress_vec(&bytes[took..], &mut member, FlushCompress::Finish)
+                .expect("deflating into a Vec cannot fail");
+            if status == Status::StreamEnd {
+                break;
+            }
+            // Out of room: grow, then go on where it stopped.
+            member.reserve(member.capacity() / 2 + 64);
+        }
+    });
+    let mut crc = flate2::Crc::new();
+    crc.update(bytes);
+    member.extend_from_slice(&crc.sum().to_le_bytes());
+    // ISIZE is the length modulo 2^32 (RFC 1952 §2.3.1).
+    member.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     // Exactly its length: a `Bytes` made from a `Vec` keeps the `Vec`'s spare capacity, which
     // the growth while compressing made up to twice the member (members are held for as long
     // as their chunk is served).

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde_json::{json, Map, Value};
 
-use crate::answer::{accepts_gzip, Answer};
+use crate::answer::{accepts_gzip, Answer, Part};
 use crate::state::{Shared, View};
 
 /// Whether a request came over the TLS listener (secrets are shown only there).
@@ -215,9 +215,9 @@ async fn job_targets(
         Some(c) => v.sd_of(&job, c).respond(gzip, JSON),
         None if v.jobs.contains_key(&job) => v
             .answers
-            .job_targets(&job, || Answer::new(all_targets(&v, &job)))
+            .job_targets(&job, || all_targets(&v, &job))
             .respond(gzip, JSON),
-        None => Answer::new(all_targets(&v, &job)).respond(gzip, JSON),
+        None => all_targets(&v, &job).respond(gzip, JSON),
     }
 }
 
@@ -260,24 +260,31 @@ fn secret_field(parent: &str, key: &str) -> bool {
     }
 }
 
-/// `{"<collector>": {"_link": ..., "targets": [...]}}` for every collector, assembled from the
-/// serialized per-collector answers.
-fn all_targets(v: &View, job: &str) -> Bytes {
+/// `{"<collector>": {"_link": ..., "targets": [...]}}` for every collector, made of the
+/// per-collector answers' parts (shared, not copied: at a million targets this answer is
+/// hundreds of megabytes of JSON, and each view keeps it once asked for) between the few bytes
+/// around them.
+fn all_targets(v: &View, job: &str) -> Arc<Answer> {
+    let mut parts = Vec::new();
     let mut out = Vec::from(&b"{"[..]);
     for (i, (c, _)) in v.collectors.iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            out.extend_from_slice(b"},");
         }
         let link = format!("{}?collector_id={c}", link(job));
         out.extend_from_slice(&serde_json::to_vec(c).expect("a string"));
         out.extend_from_slice(b":{\"_link\":");
         out.extend_from_slice(&serde_json::to_vec(&link).expect("a string"));
         out.extend_from_slice(b",\"targets\":");
-        out.extend_from_slice(&v.sd_of(job, c).plain());
+        parts.push(Part::new(Bytes::from(std::mem::take(&mut out))));
+        parts.extend(v.sd_of(job, c).parts().iter().cloned());
+    }
+    if !v.collectors.is_empty() {
         out.push(b'}');
     }
     out.push(b'}');
-    Bytes::from(out)
+    parts.push(Part::new(Bytes::from(out)));
+    Answer::concat(parts)
 }
 
 /// The large answers of one view, built by the first request that needs them and shared by every

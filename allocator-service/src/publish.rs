@@ -226,13 +226,14 @@ fn object_end(b: &[u8], at: usize) -> usize {
     loop {
         match b[i] {
             b'"' => {
+                // Most of a fragment is inside strings: find the closing quote with memchr.
                 i += 1;
                 loop {
-                    match b[i] {
-                        b'\\' => i += 2,
-                        b'"' => break,
-                        _ => i += 1,
+                    i += memchr::memchr2(b'"', b'\\', &b[i..]).expect("a string ends");
+                    if b[i] == b'"' {
+                        break;
                     }
+                    i += 2;
                 }
             }
             b'{' | b'[' => depth += 1,
