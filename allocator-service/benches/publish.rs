@@ -6,6 +6,9 @@
 //! - `full`: every answer serialized from scratch ([`rebuild`]; does not depend on the churn).
 //! - `publisher`: the publisher alone, handed one listing's changes (targets added, removed,
 //!   relabeled) and the diff's moves (made outside the timing), then publishing.
+//! - `publisher_gzipped`: the same, each view's rebuilt answers compressed after it is published
+//!   (outside the timing) as the service's gzip thread does: chunks then hold only their gzip
+//!   member, and a recut inflates the unchanged fragments of the chunks it rebuilds.
 //! - `tick`: what the service's refresh does from a re-read file's groups to a published view:
 //!   discovery compares each job's groups by pointer and relabels the new ones
 //!   ([`Current`]), the allocator applies the changes as one diff, the publisher takes the
@@ -150,44 +153,58 @@ fn publish(c: &mut Criterion) {
         let (a, b) = listings(per_mille);
         let label = format!("{}%", per_mille as f64 / 10.0);
 
-        // The publisher alone.
-        let to_b = step(&a, &b);
-        let to_a = step(&b, &a);
-        let mut p = Publisher::default();
-        {
-            let first = allocator();
-            let mut first = first;
-            let specs: Vec<TargetSpec<'_>> = a.iter().map(spec).collect();
-            let moves = first.set_targets(&specs).unwrap().to_vec();
-            for t in &a {
-                p.upsert(t);
-            }
-            p.moved(&moves, &first);
-            drop(p.publish(&first));
-        }
-        let mut at_a = true;
-        g.bench_function(BenchmarkId::new("publisher", &label), |bench| {
-            bench.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    let s = if at_a { &to_b } else { &to_a };
-                    at_a = !at_a;
-                    let start = Instant::now();
-                    for t in &s.upserted {
-                        p.upsert(t);
-                    }
-                    p.moved(&s.moves, &s.alloc);
-                    for &k in &s.removed {
-                        p.remove(k);
-                    }
-                    let view = black_box(p.publish(&s.alloc));
-                    spent += start.elapsed();
-                    drop(view);
+        // The publisher alone; `gzipped`: each view's rebuilt answers are compressed after it
+        // is published (outside the timing), as the service's gzip thread does, so chunks keep
+        // only their gzip members and a recut inflates the old chunk's unchanged fragments.
+        for gzipped in [false, true] {
+            let to_b = step(&a, &b);
+            let to_a = step(&b, &a);
+            let mut p = Publisher::default();
+            {
+                let mut first = allocator();
+                let specs: Vec<TargetSpec<'_>> = a.iter().map(spec).collect();
+                let moves = first.set_targets(&specs).unwrap().to_vec();
+                for t in &a {
+                    p.upsert(t);
                 }
-                spent
+                p.moved(&moves, &first);
+                let view = p.publish(&first);
+                if gzipped {
+                    view.rebuilt.iter().for_each(|r| r.warm());
+                }
+            }
+            let mut at_a = true;
+            let name = if gzipped {
+                "publisher_gzipped"
+            } else {
+                "publisher"
+            };
+            g.bench_function(BenchmarkId::new(name, &label), |bench| {
+                bench.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        let s = if at_a { &to_b } else { &to_a };
+                        at_a = !at_a;
+                        let start = Instant::now();
+                        for t in &s.upserted {
+                            p.upsert(t);
+                        }
+                        p.moved(&s.moves, &s.alloc);
+                        for &k in &s.removed {
+                            p.remove(k);
+                        }
+                        let view = black_box(p.publish(&s.alloc));
+                        spent += start.elapsed();
+                        if gzipped {
+                            view.rebuilt.iter().for_each(|r| r.warm());
+                        }
+                        drop(view);
+                    }
+                    spent
+                });
             });
-        });
-        drop((to_a, to_b, p));
+            drop((to_a, to_b, p));
+        }
 
         // The refresh from changed groups to a published view.
         let of_a: Vec<Arc<FileGroup>> = a.iter().map(FileGroup::of).collect();
