@@ -105,6 +105,22 @@ impl Rule {
         if action == Action::HashMod && modulus == 0 {
             return Err("hashmod needs a modulus above 0".into());
         }
+        if matches!(action, Action::LabelDrop | Action::LabelKeep)
+            && (!spec.source_labels.is_empty()
+                || spec.target_label.as_deref().is_some_and(|t| !t.is_empty())
+                || modulus != 0
+                || spec.separator.as_deref().is_some_and(|s| s != ";")
+                || spec.replacement.as_deref().is_some_and(|r| r != "$1"))
+        {
+            return Err(format!(
+                "{} action requires only 'regex', and no other fields",
+                if action == Action::LabelDrop {
+                    "labeldrop"
+                } else {
+                    "labelkeep"
+                }
+            ));
+        }
         Ok(Rule {
             action,
             source_labels: spec.source_labels.clone(),
@@ -325,5 +341,19 @@ mod tests {
         let e = Rule::compile(&serde_yaml::from_str("{action: hashmod, target_label: s}").unwrap())
             .unwrap_err();
         assert!(e.contains("modulus"), "{e}");
+    }
+
+    // The answers below are Prometheus' own: model/relabel at v0.312.0 run on these rules and
+    // labels the way testdata/relabel-gen runs it (yaml.v2 into promconfig.Config, then
+    // relabel.ProcessBuilder); the cases it found are in its vectors.
+
+    fn refused(yaml: &str) -> String {
+        Rule::compile(&serde_yaml::from_str(yaml).unwrap()).unwrap_err()
+    }
+
+    #[test]
+    fn labeldrop_and_labelkeep_take_only_a_regex() {
+        let e = refused("{regex: 'x', separator: ',', action: labeldrop}");
+        assert!(e.contains("requires only 'regex'"), "{e}");
     }
 }
