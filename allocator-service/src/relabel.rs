@@ -7,6 +7,10 @@ use md5::{Digest, Md5};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+/// Marks the error of a setting that Prometheus accepts but that this allocator cannot run with
+/// the same meaning; such a configuration is refused (service README: relabel regexes).
+pub const UNSUPPORTED: &str = "is not supported by this allocator";
+
 /// A rule as written in the configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -20,7 +24,7 @@ pub struct RuleSpec {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::config::yaml11::opt_u64"
+        deserialize_with = "modulus::deserialize"
     )]
     pub modulus: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,6 +211,80 @@ fn apply_one(r: &Rule, b: &mut LabelBuilder) -> bool {
     true
 }
 
+/// A modulus as yaml.v2 decodes a YAML value into a `uint64`: an integer in range, or a float
+/// (Go truncates it toward zero); anything else, and the floats whose conversion Go leaves to the
+/// platform (negative, or at least 2^64), is refused.
+mod modulus {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, Visitor};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        d.deserialize_any(Modulus)
+    }
+
+    struct Modulus;
+
+    fn float<E: de::Error>(f: f64) -> Result<Option<u64>, E> {
+        const TWO_64: f64 = 18_446_744_073_709_551_616.0;
+        if f.is_nan() || f <= -1.0 || f >= TWO_64 {
+            return Err(E::custom(format!(
+                "modulus {f} is outside 0..2^64, where Go's conversion depends on the platform: {}",
+                super::UNSUPPORTED
+            )));
+        }
+        Ok(Some(f.trunc() as u64))
+    }
+
+    impl<'de> Visitor<'de> for Modulus {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an unsigned integer")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(Modulus)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom(format!("cannot unmarshal {v} into uint64")))
+        }
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
+            // yaml.v2 reads an integer past 2^64 as a float.
+            float(v as f64)
+        }
+        fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
+            float(v as f64)
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            float(v)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            // The scalars as the configuration loader's YAML 1.1 pass resolves them (see
+            // `config::yaml11`): integers in Go's spellings, floats in Go's format.
+            if let Ok(v) = s.parse::<u64>() {
+                return Ok(Some(v));
+            }
+            if let Some(i) = crate::config::yaml11::int_word(s) {
+                return self.visit_i64(i);
+            }
+            match s.replace('_', "").parse::<f64>() {
+                Ok(f) if s.bytes().any(|b| b.is_ascii_digit()) => float(f),
+                _ => Err(E::custom(format!("cannot unmarshal {s:?} into uint64"))),
+            }
+        }
+    }
+}
+
 /// A valid label name under Prometheus 3's default UTF-8 validation scheme
 /// (`model.UTF8Validation`): any non-empty UTF-8 string, so `team.name` is valid. A Rust
 /// string is always UTF-8, which leaves emptiness as the only test.
@@ -352,8 +430,20 @@ mod tests {
     }
 
     #[test]
-    fn labeldrop_and_labelkeep_take_only_a_regex() {
+    fn labeldrop_takes_only_a_regex_and_modulus_reads_as_yaml_v2() {
         let e = refused("{regex: 'x', separator: ',', action: labeldrop}");
         assert!(e.contains("requires only 'regex'"), "{e}");
+        let out = run(
+            &["{source_labels: [x], target_label: y, modulus: 1e3, action: hashmod}"],
+            &[("x", "1")],
+        );
+        assert_eq!(out, Some(l(&[("x", "1"), ("y", "291")])));
+        let out = run(
+            &["{source_labels: [x], target_label: y, modulus: 2.9, action: hashmod}"],
+            &[("x", "1")],
+        );
+        assert_eq!(out, Some(l(&[("x", "1"), ("y", "1")])));
+        let e = serde_yaml::from_str::<RuleSpec>("{modulus: 18446744073709551616}").unwrap_err();
+        assert!(e.to_string().contains(UNSUPPORTED), "{e}");
     }
 }
