@@ -174,8 +174,8 @@ fn apply_one(r: &Rule, b: &mut LabelBuilder) -> bool {
                 }
             }
         }
-        Action::Lowercase => b.set(&r.target_label, &value.to_lowercase()),
-        Action::Uppercase => b.set(&r.target_label, &value.to_uppercase()),
+        Action::Lowercase => b.set(&r.target_label, &case::lower(&value)),
+        Action::Uppercase => b.set(&r.target_label, &case::upper(&value)),
         Action::HashMod => {
             let sum = Md5::digest(value.as_bytes());
             let tail = u64::from_be_bytes(sum[8..16].try_into().expect("16-byte digest"));
@@ -209,6 +209,48 @@ fn apply_one(r: &Rule, b: &mut LabelBuilder) -> bool {
         }
     }
     true
+}
+
+/// Go's case mappings (`strings.ToLower`/`ToUpper`): one character for one, by Unicode's
+/// simple mappings, with no context (a final `Σ` stays `σ`) and no expansion (`ß` stays `ß`),
+/// where Rust's `str::to_lowercase`/`to_uppercase` use the full, contextual mappings.
+mod case {
+    pub fn lower(s: &str) -> String {
+        s.chars()
+            .map(|c| {
+                let mut m = c.to_lowercase();
+                match (m.next(), m.next()) {
+                    (Some(l), None) => l,
+                    // Only U+0130 (İ) lowercases to more than one character; its simple
+                    // mapping is the first of them, `i`.
+                    (Some(l), Some(_)) => l,
+                    _ => c,
+                }
+            })
+            .collect()
+    }
+
+    pub fn upper(s: &str) -> String {
+        s.chars()
+            .map(|c| {
+                let mut m = c.to_uppercase();
+                match (m.next(), m.next()) {
+                    (Some(u), None) => u,
+                    // Expanding mappings (ß → SS, ﬀ → FF) have no simple one, except the Greek
+                    // letters with ypogegrammeni, whose simple uppercase is the titlecase letter
+                    // 8 or 9 code points on, the one that lowercases back to them.
+                    _ => [8, 9]
+                        .into_iter()
+                        .filter_map(|d| char::from_u32(c as u32 + d))
+                        .find(|t| {
+                            let mut l = t.to_lowercase();
+                            l.next() == Some(c) && l.next().is_none()
+                        })
+                        .unwrap_or(c),
+                }
+            })
+            .collect()
+    }
 }
 
 /// A modulus as yaml.v2 decodes a YAML value into a `uint64`: an integer in range, or a float
@@ -427,6 +469,20 @@ mod tests {
 
     fn refused(yaml: &str) -> String {
         Rule::compile(&serde_yaml::from_str(yaml).unwrap()).unwrap_err()
+    }
+
+    #[test]
+    fn case_actions_map_one_character_to_one_as_go() {
+        let out = run(
+            &["{source_labels: [x], target_label: y, action: uppercase}"],
+            &[("x", "ßﬀᾀ")],
+        );
+        assert_eq!(out, Some(l(&[("x", "ßﬀᾀ"), ("y", "ßﬀᾈ")])));
+        let out = run(
+            &["{source_labels: [x], target_label: y, action: lowercase}"],
+            &[("x", "ΑΣ İ")],
+        );
+        assert_eq!(out, Some(l(&[("x", "ΑΣ İ"), ("y", "ασ i")])));
     }
 
     #[test]
