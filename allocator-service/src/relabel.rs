@@ -2,9 +2,11 @@
 //! discovered labels (with the scrape-layer labels seeded), before hashing. The label set is the
 //! core's `LabelBuilder`, so the hash order matches the Go allocator's.
 
+mod go_regex;
+
 use allocator_core::LabelBuilder;
 use md5::{Digest, Md5};
-use regex::Regex;
+use regex::{Captures, Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
 /// Marks the error of a setting that Prometheus accepts but that this allocator cannot run with
@@ -57,6 +59,8 @@ pub struct Rule {
     source_labels: Vec<String>,
     separator: String,
     regex: Regex,
+    /// Go's name of each capture group (index 0 the whole match, "" unnamed), for templates.
+    names: Vec<String>,
     modulus: u64,
     target_label: String,
     replacement: String,
@@ -86,9 +90,20 @@ impl Rule {
             other => return Err(format!("unknown action {other:?}")),
         };
         let raw = spec.regex.as_deref().unwrap_or("(.*)");
-        // Prometheus anchors every relabel regex at both ends.
-        let regex =
-            Regex::new(&format!("^(?s:{raw})$")).map_err(|e| format!("regex {raw:?}: {e}"))?;
+        // Prometheus anchors every relabel regex at both ends, textually: a `)` in the rule can
+        // close the anchoring group, so the whole text is what Go parses.
+        let go = go_regex::translate(&format!("^(?s:{raw})$")).map_err(|p| match p {
+            go_regex::Problem::Invalid(e) => format!("regex {raw:?}: {e}"),
+            go_regex::Problem::Unsupported(e) => {
+                format!("regex {raw:?}: {e} {UNSUPPORTED}, though Prometheus' Go regexp accepts it")
+            }
+        })?;
+        let regex = RegexBuilder::new(&go.pattern)
+            .nest_limit(4 * 400 + 16)
+            .build()
+            .map_err(|e| {
+                format!("regex {raw:?}: {e} (as translated: {UNSUPPORTED}, though Prometheus' Go regexp accepts it)")
+            })?;
         let target_label = spec.target_label.clone().unwrap_or_default();
         let needs_target = matches!(
             action,
@@ -130,6 +145,7 @@ impl Rule {
             source_labels: spec.source_labels.clone(),
             separator: spec.separator.clone().unwrap_or_else(|| ";".into()),
             regex,
+            names: go.names,
             modulus,
             target_label,
             replacement: spec.replacement.clone().unwrap_or_else(|| "$1".into()),
@@ -162,9 +178,9 @@ fn apply_one(r: &Rule, b: &mut LabelBuilder) -> bool {
         Action::Replace => {
             if let Some(caps) = r.regex.captures(&value) {
                 let mut target = String::new();
-                caps.expand(&r.target_label, &mut target);
+                expand(&r.target_label, &caps, &r.names, &mut target);
                 let mut out = String::new();
-                caps.expand(&r.replacement, &mut out);
+                expand(&r.replacement, &caps, &r.names, &mut out);
                 if valid_name(&target) {
                     if out.is_empty() {
                         b.del(&target);
@@ -185,12 +201,7 @@ fn apply_one(r: &Rule, b: &mut LabelBuilder) -> bool {
             let renamed: Vec<(String, String)> = b
                 .range()
                 .filter(|(n, _)| r.regex.is_match(n))
-                .map(|(n, v)| {
-                    (
-                        r.regex.replace(n, r.replacement.as_str()).into_owned(),
-                        v.to_owned(),
-                    )
-                })
+                .map(|(n, v)| (replace_all(r, n), v.to_owned()))
                 .collect();
             for (n, v) in renamed {
                 b.set(&n, &v);
@@ -211,10 +222,100 @@ fn apply_one(r: &Rule, b: &mut LabelBuilder) -> bool {
     true
 }
 
+/// Go's `Regexp.ReplaceAllString`: every match replaced by the expanded replacement. (The
+/// anchored regex matches a name at most once, unless the rule's text reopens the anchoring.)
+fn replace_all(r: &Rule, src: &str) -> String {
+    let mut out = String::new();
+    let mut last = 0;
+    for caps in r.regex.captures_iter(src) {
+        let m = caps.get(0).expect("group 0 of a match");
+        out.push_str(&src[last..m.start()]);
+        expand(&r.replacement, &caps, &r.names, &mut out);
+        last = m.end();
+    }
+    out.push_str(&src[last..]);
+    out
+}
+
+/// Go's `Regexp.ExpandString`: `$$` is `$`; `$name` / `${name}` where a name is letters,
+/// digits (Unicode, as Go's `unicode.IsLetter`/`IsDigit`) and `_`; a name of ASCII digits
+/// without a leading zero is a group number, any other name a group name (the first group of
+/// that name that took part in the match); an unknown or unmatched group is empty; a malformed
+/// reference leaves the `$` as text.
+fn expand(template: &str, caps: &Captures<'_>, names: &[String], out: &mut String) {
+    let mut t = template;
+    while let Some(i) = t.find('$') {
+        out.push_str(&t[..i]);
+        t = &t[i + 1..];
+        if let Some(rest) = t.strip_prefix('$') {
+            out.push('$');
+            t = rest;
+            continue;
+        }
+        let Some((name, rest)) = template_ref(t) else {
+            out.push('$');
+            continue;
+        };
+        t = rest;
+        let group = match group_number(name) {
+            Some(n) => caps.get(n),
+            None => names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.as_str() == name)
+                .find_map(|(i, _)| caps.get(i)),
+        };
+        if let Some(m) = group {
+            out.push_str(m.as_str());
+        }
+    }
+    out.push_str(t);
+}
+
+/// The reference after a `$` (Go's `extract`): its name and the text after it.
+fn template_ref(t: &str) -> Option<(&str, &str)> {
+    let (body, brace) = match t.strip_prefix('{') {
+        Some(b) => (b, true),
+        None => (t, false),
+    };
+    let end = body
+        .char_indices()
+        .find(|(_, c)| !(*c == '_' || case::is_letter_or_digit(*c)))
+        .map_or(body.len(), |(i, _)| i);
+    if end == 0 {
+        return None;
+    }
+    let name = &body[..end];
+    if !brace {
+        return Some((name, &body[end..]));
+    }
+    body[end..].strip_prefix('}').map(|rest| (name, rest))
+}
+
+/// Go's group number in a template: ASCII digits, no leading zero, below 10^8 (more digits
+/// make it a name, which no group has).
+fn group_number(name: &str) -> Option<usize> {
+    if !name.bytes().all(|b| b.is_ascii_digit()) || (name.len() > 1 && name.starts_with('0')) {
+        return None;
+    }
+    let mut n: usize = 0;
+    for b in name.bytes() {
+        if n >= 100_000_000 {
+            return None;
+        }
+        n = n * 10 + (b - b'0') as usize;
+    }
+    Some(n)
+}
+
 /// Go's case mappings (`strings.ToLower`/`ToUpper`): one character for one, by Unicode's
 /// simple mappings, with no context (a final `Σ` stays `σ`) and no expansion (`ß` stays `ß`),
 /// where Rust's `str::to_lowercase`/`to_uppercase` use the full, contextual mappings.
 mod case {
+    use std::sync::LazyLock;
+
+    use regex::Regex;
+
     pub fn lower(s: &str) -> String {
         s.chars()
             .map(|c| {
@@ -250,6 +351,17 @@ mod case {
                 }
             })
             .collect()
+    }
+
+    /// Go's `unicode.IsLetter(c) || unicode.IsDigit(c)`: general categories L* and Nd.
+    pub fn is_letter_or_digit(c: char) -> bool {
+        static WORD: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"\A[\p{L}\p{Nd}]\z").expect("a valid class"));
+        if c.is_ascii() {
+            return c.is_ascii_alphanumeric();
+        }
+        let mut buf = [0; 4];
+        WORD.is_match(c.encode_utf8(&mut buf))
     }
 }
 
@@ -467,8 +579,75 @@ mod tests {
     // labels the way testdata/relabel-gen runs it (yaml.v2 into promconfig.Config, then
     // relabel.ProcessBuilder); the cases it found are in its vectors.
 
+    fn keeps(regex: &str, value: &str) -> bool {
+        let r = format!(
+            "{{source_labels: [x], regex: {}, action: keep}}",
+            serde_json::to_string(regex).unwrap()
+        );
+        run(&[&r], &[("x", value)]).is_some()
+    }
+
     fn refused(yaml: &str) -> String {
         Rule::compile(&serde_yaml::from_str(yaml).unwrap()).unwrap_err()
+    }
+
+    #[test]
+    fn perl_classes_and_word_boundaries_are_ascii_as_in_go() {
+        assert!(!keeps(r"\d+", "१२३"));
+        assert!(!keeps(r"\w", "é"));
+        assert!(!keeps(r"\s", "\u{a0}"));
+        assert!(!keeps(r"\s", "\u{b}"));
+        assert!(keeps(r".\b.", "éa"));
+    }
+
+    #[test]
+    fn go_syntax_rust_reads_otherwise_or_refuses_means_what_go_means() {
+        assert!(keeps("[a&&b]", "&"));
+        assert!(keeps(r"\<", "<"));
+        assert!(keeps("x{", "x{"));
+        assert!(keeps(r"\Q.*\E", ".*"));
+        assert!(keeps(r"\101", "A"));
+        assert!(keeps(r"\p{^Greek}+", "ab"));
+        let out = run(
+            &["{source_labels: [x], regex: '(?P<1a>.*)', target_label: y, replacement: '${1a}'}"],
+            &[("x", "v")],
+        );
+        assert_eq!(out, Some(l(&[("x", "v"), ("y", "v")])));
+        let out = run(
+            &["{source_labels: [x], regex: '(?P<a>x)|(?P<a>y)', target_label: y, replacement: '<$a>'}"],
+            &[("x", "y")],
+        );
+        assert_eq!(out, Some(l(&[("x", "y"), ("y", "<y>")])));
+    }
+
+    #[test]
+    fn syntax_go_refuses_is_refused() {
+        for re in [
+            "a**",
+            "(?x)a b",
+            "[a--b]",
+            r"\u0041",
+            "a{1001}",
+            "(?P<a.b>x)",
+            r"\p{Alphabetic}",
+            "(a{100}){11}",
+        ] {
+            let yaml = format!(
+                "{{source_labels: [x], regex: {}, action: keep}}",
+                serde_json::to_string(re).unwrap()
+            );
+            let e = refused(&yaml);
+            assert!(e.contains("error parsing regexp"), "{re}: {e}");
+        }
+    }
+
+    #[test]
+    fn templates_expand_as_go_expands_them() {
+        let out = run(
+            &["{source_labels: [x], regex: '(.*)', target_label: y, replacement: '$01|${a-b}|$1é|${1}é|$$1'}"],
+            &[("x", "v")],
+        );
+        assert_eq!(out, Some(l(&[("x", "v"), ("y", "|${a-b}||vé|$1")])));
     }
 
     #[test]
