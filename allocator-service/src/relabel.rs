@@ -154,7 +154,23 @@ impl Rule {
 }
 
 /// Apply rules in order; false when the target is dropped.
+///
+/// First, as the Go allocator's `relabelBuilder.Reset(itemLabels)` (Prometheus'
+/// `Builder.Reset`) does, a discovered label with an empty value counts as deleted: it is not
+/// ranged by labelmap/labeldrop/labelkeep, not hashed into the item hash and not kept. (A
+/// scrape-layer label seeded over it has already replaced it, and stays.)
 pub fn apply(rules: &[Rule], b: &mut LabelBuilder) -> bool {
+    if b.discovered().iter().any(|(_, v)| v.is_empty()) {
+        let empty: Vec<String> = b
+            .discovered()
+            .iter()
+            .filter(|(n, v)| v.is_empty() && b.get(n) == Some(""))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in empty {
+            b.del(&n);
+        }
+    }
     for rule in rules {
         if !apply_one(rule, b) {
             return false;
@@ -680,5 +696,21 @@ mod tests {
         assert_eq!(out, Some(l(&[("x", "1"), ("y", "1")])));
         let e = serde_yaml::from_str::<RuleSpec>("{modulus: 18446744073709551616}").unwrap_err();
         assert!(e.to_string().contains(UNSUPPORTED), "{e}");
+    }
+
+    #[test]
+    fn discovered_labels_with_empty_values_count_as_deleted() {
+        // Prometheus: labelmap `(.*)` → `m_$1` over {x="", y="1"} gives {m_y="1", y="1"}.
+        let out = run(
+            &["{regex: '(.*)', replacement: 'm_$1', action: labelmap}"],
+            &[("x", ""), ("y", "1")],
+        );
+        assert_eq!(out, Some(l(&[("m_y", "1"), ("y", "1")])));
+        let rules = [rule("{regex: 'none', action: labeldrop}")];
+        let mut b = LabelBuilder::new([("__meta_k", ""), ("a", "1"), ("z", "")]).unwrap();
+        b.set("z", "seeded");
+        assert!(apply(&rules, &mut b));
+        let order: Vec<_> = b.range().collect();
+        assert_eq!(order, [("a", "1"), ("z", "seeded")]);
     }
 }
