@@ -10,7 +10,7 @@ import (
 )
 
 // Hashing label sets in Go, as the engine does (DESIGN.md §6.2, §6.3, §6.5): the key is XXH64
-// over name 0xFF value 0xFF of every label not starting with "__meta_", in sorted order, then
+// over name 0xFF value 0xFF of every label not starting with "__meta_" and not empty, in sorted order, then
 // the job; the placement is XXH64 of the raw __address__; the node is the first non-empty of
 // the pod, node and endpoint node names, else the endpoint slice's target name when its kind
 // is Node. Tests check every result against the engine's own (TargetKey, the parity vectors).
@@ -98,6 +98,11 @@ func (hs *hasher) hash(ls labels.Labels, job string) (key, placement uint64, nod
 		}
 		if name == "__address__" {
 			address, hasAddress = value, true
+		}
+		if value == "" {
+			// An empty value is no label: Prometheus' labels.Builder, which the Operator hashes
+			// from, deletes it.
+			continue
 		}
 		buf = append(buf, name...)
 		buf = append(buf, 0xff)

@@ -41,10 +41,17 @@ impl LabelBuilder {
         if let Some(w) = base.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(Error::DuplicateLabel(w[0].0.clone()));
         }
+        // As Prometheus' `Builder.Reset`, which the Go allocator calls on every target: a
+        // discovered label with an empty value is deleted (not ranged, not hashed).
+        let del = base
+            .iter()
+            .filter(|(_, v)| v.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect();
         Ok(LabelBuilder {
             base,
             add: Vec::new(),
-            del: Vec::new(),
+            del,
         })
     }
 
@@ -226,6 +233,27 @@ mod tests {
         // The relabel order differs from sorted order, and so does the key.
         let c = KeyHasher::new().key_in_order([("b", "2"), ("a", "1")], "j");
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn an_empty_value_is_no_label_but_still_a_name_that_may_not_repeat() {
+        // Prometheus' label builder deletes empty labels (Builder.Reset), so the Go allocator
+        // hashes {a="", b="1"} as {b="1"}; the parity vectors check the key values themselves.
+        let key = |ls: &[(&str, &str)]| KeyHasher::new().key_of(ls.iter().copied(), "j");
+        assert_eq!(key(&[("a", ""), ("b", "1")]), key(&[("b", "1")]));
+        assert_eq!(key(&[("b", "1"), ("a", "")]), key(&[("b", "1")]));
+        let b = LabelBuilder::new([("a", ""), ("b", "1")]).unwrap();
+        assert_eq!(b.get("a"), None);
+        assert_eq!(b.range().collect::<Vec<_>>(), [("b", "1")]);
+        assert_eq!(b.target_key("j"), key(&[("b", "1")]).unwrap());
+        // A name given twice is still refused, whichever copy is empty.
+        for ls in [[("a", ""), ("a", "x")], [("a", "x"), ("a", "")]] {
+            assert_eq!(key(&ls), Err(Error::DuplicateLabel("a".into())));
+        }
+        assert_eq!(
+            key(&[("a", ""), ("a", "")]),
+            Err(Error::DuplicateLabel("a".into()))
+        );
     }
 
     #[test]

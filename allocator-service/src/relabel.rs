@@ -153,24 +153,10 @@ impl Rule {
     }
 }
 
-/// Apply rules in order; false when the target is dropped.
-///
-/// First, as the Go allocator's `relabelBuilder.Reset(itemLabels)` (Prometheus'
-/// `Builder.Reset`) does, a discovered label with an empty value counts as deleted: it is not
-/// ranged by labelmap/labeldrop/labelkeep, not hashed into the item hash and not kept. (A
-/// scrape-layer label seeded over it has already replaced it, and stays.)
+/// Apply rules in order; false when the target is dropped. (A discovered label with an empty
+/// value is already deleted in `b`, as Prometheus' `Builder.Reset` in the Go allocator deletes
+/// it: see [`LabelBuilder::new`].)
 pub fn apply(rules: &[Rule], b: &mut LabelBuilder) -> bool {
-    if b.discovered().iter().any(|(_, v)| v.is_empty()) {
-        let empty: Vec<String> = b
-            .discovered()
-            .iter()
-            .filter(|(n, v)| v.is_empty() && b.get(n) == Some(""))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for n in empty {
-            b.del(&n);
-        }
-    }
     for rule in rules {
         if !apply_one(rule, b) {
             return false;

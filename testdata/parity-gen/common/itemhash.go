@@ -25,8 +25,15 @@ var seps = []byte{0xff}
 // The range order is the discovered labels sorted bytewise (skipping names that relabeling
 // deleted or set), then the labels set during relabeling in the order they were first set.
 //
-// As in labels.Builder, setting a label to the empty value deletes it.
+// As in labels.Builder, setting a label to the empty value deletes it, and so does starting
+// from one (Builder.Reset, which the Operator's discoverer calls on every target, deletes the
+// discovered labels whose value is empty).
 func ItemHash(discovered []Label, set []Label, deleted []string, job string) uint64 {
+	for _, l := range discovered {
+		if l.Value == "" {
+			deleted = append(deleted, l.Name)
+		}
+	}
 	var kept []Label
 	for _, l := range set {
 		if l.Value == "" {
@@ -72,7 +79,8 @@ func ItemHash(discovered []Label, set []Label, deleted []string, job string) uin
 func ItemHashSorted(ls []Label, job string) uint64 {
 	h := xxhash.New()
 	for _, l := range ls {
-		if strings.HasPrefix(l.Name, "__meta_") {
+		// An empty value is no label (labels.Builder.Reset deletes it).
+		if l.Value == "" || strings.HasPrefix(l.Name, "__meta_") {
 			continue
 		}
 		_, _ = h.WriteString(l.Name)
