@@ -134,9 +134,23 @@ impl BatchDiff<'_> {
     }
 }
 
-/// Per-target specs gathered into columns, for the convenience entry points.
-#[derive(Default)]
-pub(crate) struct Columns<'a> {
+/// Per-target specs gathered into the columns of a [`TargetBatch`], each job and node name
+/// once: what [`crate::Allocator::apply`] does with a [`crate::Diff`]'s upserts, for a caller
+/// that builds specs but wants [`crate::Allocator::apply_batch`] (to add removals by key, or
+/// to keep the columns for several diffs).
+///
+/// ```
+/// use allocator_core::{Allocator, BatchDiff, CollectorSpec, Config, PlacementHash, TargetColumns, TargetKey, TargetSpec};
+///
+/// let specs = [TargetSpec::new(TargetKey(7), PlacementHash::of_address("10.0.0.1:80"), "node")];
+/// let columns = TargetColumns::from_specs(&specs);
+/// let mut alloc = Allocator::new(Config::default()).unwrap();
+/// let collectors = [CollectorSpec::new("c0")];
+/// let diff = BatchDiff { upsert: columns.batch(), add_collectors: &collectors, ..BatchDiff::default() };
+/// assert_eq!(alloc.apply_batch(&diff).unwrap().len(), 1);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct TargetColumns<'a> {
     keys: Vec<u64>,
     placements: Vec<u64>,
     weights: Vec<u32>,
@@ -146,14 +160,15 @@ pub(crate) struct Columns<'a> {
     node_names: Vec<&'a str>,
 }
 
-impl<'a> Columns<'a> {
-    pub(crate) fn from_specs(specs: &[TargetSpec<'a>]) -> Columns<'a> {
-        let mut c = Columns {
+impl<'a> TargetColumns<'a> {
+    /// The specs' columns, in their order.
+    pub fn from_specs(specs: &[TargetSpec<'a>]) -> TargetColumns<'a> {
+        let mut c = TargetColumns {
             keys: Vec::with_capacity(specs.len()),
             placements: Vec::with_capacity(specs.len()),
             weights: Vec::with_capacity(specs.len()),
             jobs: Vec::with_capacity(specs.len()),
-            ..Columns::default()
+            ..TargetColumns::default()
         };
         let mut job_index = NameIndex::default();
         let mut node_index = NameIndex::default();
@@ -173,7 +188,8 @@ impl<'a> Columns<'a> {
         c
     }
 
-    pub(crate) fn batch(&self) -> TargetBatch<'_> {
+    /// The columns as a batch.
+    pub fn batch(&self) -> TargetBatch<'_> {
         TargetBatch {
             keys: &self.keys,
             placements: &self.placements,

@@ -50,7 +50,7 @@ mod targets;
 pub use allocator::{
     Allocator, CollectorStats, Detail, Explanation, LoadSummary, TargetInfo, Unassigned,
 };
-pub use batch::{BatchDiff, NameIndex, TargetBatch, NO_NODE};
+pub use batch::{BatchDiff, NameIndex, TargetBatch, TargetColumns, NO_NODE};
 pub use config::{
     BoundedConfig, Config, RingConfig, RingVersion, Strategy, MAX_EPSILON, MAX_PARTITIONS,
     MAX_REPLICATION, MAX_RING_POINTS,

@@ -43,16 +43,26 @@ fn refuse_bare_string(
     Ok(())
 }
 
+/// The items of a list argument (any iterable but a bare string), or an error naming it.
+fn list_items<'py>(
+    items: &Bound<'py, PyAny>,
+    what: &str,
+    expected: &str,
+    of_names: bool,
+) -> PyResult<Bound<'py, pyo3::types::PyIterator>> {
+    refuse_bare_string(items, what, expected, of_names)?;
+    items.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{what}: expected {expected}, got {}",
+            type_name(items)
+        ))
+    })
+}
+
 /// Collectors: names, or (name, node) tuples, in a list (any iterable but a bare string).
 pub fn collectors(items: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<(String, Option<String>)>> {
     const EXPECTED: &str = "a list of collector names or (name, node) tuples";
-    refuse_bare_string(items, what, EXPECTED, true)?;
-    let iter = items.try_iter().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{what}: expected {EXPECTED}, got {}",
-            type_name(items)
-        ))
-    })?;
+    let iter = list_items(items, what, EXPECTED, true)?;
     let mut out = Vec::new();
     for (i, item) in iter.enumerate() {
         let item = item?;
@@ -73,13 +83,7 @@ pub fn collectors(items: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<(String,
 /// Names in a list (any iterable of str but a bare string).
 pub fn names(items: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<String>> {
     const EXPECTED: &str = "a list of names (str)";
-    refuse_bare_string(items, what, EXPECTED, true)?;
-    let iter = items.try_iter().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{what}: expected {EXPECTED}, got {}",
-            type_name(items)
-        ))
-    })?;
+    let iter = list_items(items, what, EXPECTED, true)?;
     iter.enumerate()
         .map(|(i, item)| {
             let item = item?;
@@ -133,13 +137,7 @@ pub type LabelRows = Vec<(Labels, String)>;
 /// Label-set targets: a list of (labels mapping, job) pairs.
 pub fn label_targets(items: &Bound<'_, PyAny>, what: &str) -> PyResult<LabelRows> {
     const EXPECTED: &str = "a list of (labels, job) pairs";
-    refuse_bare_string(items, what, EXPECTED, false)?;
-    let iter = items.try_iter().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{what}: expected {EXPECTED}, got {}",
-            type_name(items)
-        ))
-    })?;
+    let iter = list_items(items, what, EXPECTED, false)?;
     iter.enumerate()
         .map(|(i, item)| {
             let item = item?;

@@ -1,7 +1,7 @@
 //! The diff engine: everything that can fail is validated first, then removals, in-place
 //! updates, the collector change and new placements run, each recording the moves it causes.
 
-use crate::batch::{BatchDiff, Columns, TargetBatch, NO_NODE};
+use crate::batch::{BatchDiff, TargetBatch, TargetColumns, NO_NODE};
 use crate::diff::{CollectorSpec, Diff, Move};
 use crate::error::Error;
 use crate::ids::{opt, CollectorId, TargetKey, NONE};
@@ -77,7 +77,7 @@ impl Allocator {
     /// the same diff history, but is not otherwise specified (a restored copy, whose internal
     /// lists are rebuilt, may list the same moves in another order): sort them if order matters.
     pub fn apply(&mut self, diff: &Diff<'_>) -> Result<&[Move], Error> {
-        let columns = Columns::from_specs(&diff.upsert);
+        let columns = TargetColumns::from_specs(&diff.upsert);
         let remove: Vec<u64> = diff.remove.iter().map(|k| k.0).collect();
         self.apply_batch(&BatchDiff {
             upsert: columns.batch(),

@@ -2,7 +2,7 @@
 
 use hashbrown::HashMap;
 
-use crate::batch::{BatchDiff, Columns, TargetBatch, NO_NODE};
+use crate::batch::{BatchDiff, TargetBatch, TargetColumns, NO_NODE};
 use crate::diff::{CollectorSpec, Diff, Move, TargetSpec};
 use crate::error::Error;
 use crate::ids::{opt, NONE};
@@ -15,7 +15,7 @@ impl Allocator {
     /// targets not listed are removed, new or changed ones upserted. A convenience over
     /// [`Allocator::set_targets_batch`].
     pub fn set_targets(&mut self, targets: &[TargetSpec<'_>]) -> Result<&[Move], Error> {
-        let columns = Columns::from_specs(targets);
+        let columns = TargetColumns::from_specs(targets);
         self.set_targets_batch(&columns.batch())
     }
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 use allocator_benches::{
     allocated, allocated_batch, collector_names, hash_label_sets, specs, targets, LabelColumns,
 };
-use allocator_core::{BatchDiff, Config, KeyHasher, Strategy, TargetBatch, TargetSpec, NO_NODE};
+use allocator_core::{BatchDiff, Config, KeyHasher, Strategy, TargetColumns, TargetSpec};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -91,56 +91,21 @@ fn main() {
 /// the upserted targets.
 struct Churn<'a> {
     remove: Vec<u64>,
-    keys: Vec<u64>,
-    placements: Vec<u64>,
-    weights: Vec<u32>,
-    jobs: Vec<u32>,
-    job_names: Vec<&'a str>,
-    nodes: Vec<u32>,
-    node_names: Vec<&'a str>,
+    upsert: TargetColumns<'a>,
 }
 
 impl<'a> Churn<'a> {
     /// Remove `out`, upsert `into`.
     fn new(out: &[TargetSpec<'a>], into: &[TargetSpec<'a>]) -> Self {
-        let index = |names: &mut Vec<&'a str>, name: &'a str| -> u32 {
-            match names.iter().position(|&n| n == name) {
-                Some(i) => i as u32,
-                None => {
-                    names.push(name);
-                    names.len() as u32 - 1
-                }
-            }
-        };
-        let (mut job_names, mut node_names) = (Vec::new(), Vec::new());
-        let jobs = into.iter().map(|t| index(&mut job_names, t.job)).collect();
-        let nodes = into
-            .iter()
-            .map(|t| t.node.map_or(NO_NODE, |n| index(&mut node_names, n)))
-            .collect();
         Churn {
             remove: out.iter().map(|t| t.key.0).collect(),
-            keys: into.iter().map(|t| t.key.0).collect(),
-            placements: into.iter().map(|t| t.placement.0).collect(),
-            weights: into.iter().map(|t| t.weight).collect(),
-            jobs,
-            job_names,
-            nodes,
-            node_names,
+            upsert: TargetColumns::from_specs(into),
         }
     }
 
     fn diff(&self) -> BatchDiff<'_> {
         BatchDiff {
-            upsert: TargetBatch {
-                keys: &self.keys,
-                placements: &self.placements,
-                weights: &self.weights,
-                jobs: &self.jobs,
-                job_names: &self.job_names,
-                nodes: &self.nodes,
-                node_names: &self.node_names,
-            },
+            upsert: self.upsert.batch(),
             remove: &self.remove,
             ..BatchDiff::default()
         }
