@@ -229,6 +229,7 @@ def run(size, args, work):
         if log:
             shutil.copy(log, os.path.join(TARGET, "scale-%d.log" % size))
         mem1 = memory(pid)
+        dashboard = page(host, port, "/", {"Accept": "text/html"})
         loads = [loadtest(args.loadtest, "%s:%d" % (host, port), args.job, args.seconds, g) for g in (False, True)]
     finally:
         if proc:
@@ -248,8 +249,22 @@ def run(size, args, work):
         "publish_s": publish_s,
         "phases": phases,
         "loads": loads,
+        "dashboard": dashboard,
         "file_bytes": os.path.getsize(path),
     }
+
+
+def page(host, port, path, headers):
+    """(status, bytes, seconds) of one GET: the dashboard must stay small and quick at any size."""
+    start = time.monotonic()
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        return resp.status, len(body), time.monotonic() - start
+    finally:
+        conn.close()
 
 
 def fmt_s(x):
@@ -306,6 +321,8 @@ def main():
                 print("  medians: collected %.2f s, applied %.2f s, answers built %.2f s; heap in use %.0f MiB, free %.0f MiB"
                       % (med(ph["collected"]), med(ph["applied"]), med(ph["built"]),
                          med(ph["heap_used"]) / 2**20, med(ph["heap_free"]) / 2**20))
+        status, size_b, secs = r["dashboard"]
+        print("dashboard (/): status %d, %d bytes in %.2f s" % (status, size_b, secs))
         for (parsed, line), label in zip(r["loads"], ("plain", "gzip")):
             print("load (%s): %s" % (label, line))
     return 0
