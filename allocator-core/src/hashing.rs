@@ -213,7 +213,7 @@ impl KeyHasher {
         self.fingerprints.clear();
         let mut local: [Label<'a>; LOCAL_LABELS] = [(&[], &[]); LOCAL_LABELS];
         let mut spill: Vec<Label<'a>> = Vec::new();
-        let mut empty: Vec<&'a [u8]> = Vec::new();
+        let mut any_empty = false;
         let mut hashed = 0usize;
         let mut prev: &[u8] = &[];
         let mut in_order = true;
@@ -240,8 +240,9 @@ impl KeyHasher {
             }
             if value.is_empty() {
                 // An empty value is no label: Prometheus' label builder, which the Go allocator
-                // hashes from, deletes it. Rare, so it is only noted, for the repeated-name check.
-                empty.push(name);
+                // hashes from, deletes it. Rare, so it only sends the set to the exact
+                // repeated-name check below.
+                any_empty = true;
                 continue;
             }
             in_order &= hashed == 0 || cmp_names(prev, name) == Ordering::Less;
@@ -256,7 +257,7 @@ impl KeyHasher {
             }
             hashed += 1;
         }
-        if repeated_meta || !empty.is_empty() {
+        if repeated_meta || any_empty {
             // Two equal fingerprints (maybe a repeated name, maybe a rare coincidence), or a
             // label left out for its empty value that may repeat a name.
             check_unique(restart.clone())?;

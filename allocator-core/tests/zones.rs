@@ -251,6 +251,13 @@ proptest! {
     }
 }
 
+/// Collector `c` on node `c % 6`.
+fn fleet() -> Vec<CollectorSpec<'static>> {
+    (0..COLLECTORS)
+        .map(|c| CollectorSpec::on_node(collector_name(c), NODES[c % NODES.len()]))
+        .collect()
+}
+
 /// Three zones of three collectors, targets spread evenly over the zones' nodes.
 fn even_fleet(skew: f64, targets: u64) -> Allocator {
     let mut a = Allocator::new(zoned(skew)).unwrap();
@@ -260,9 +267,7 @@ fn even_fleet(skew: f64, targets: u64) -> Allocator {
         .map(|(n, &node)| (node, ZONES[n % 3]))
         .collect();
     a.set_node_zones(&table).unwrap();
-    let add: Vec<CollectorSpec<'_>> = (0..COLLECTORS)
-        .map(|c| CollectorSpec::on_node(collector_name(c), NODES[c % NODES.len()]))
-        .collect();
+    let add = fleet();
     let upsert: Vec<TargetSpec<'_>> = (0..targets)
         .map(|k| spec(k, (k % 6) as usize, 1 + (k % 7) as u32))
         .collect();
@@ -417,9 +422,7 @@ fn zones_set_after_the_targets_bring_every_target_home_that_fits() {
     // hundreds of targets away from their zone are blocked (their collectors sit at the floor)
     // ahead of ones that could go home; the search for one to bring home must look past them.
     let mut a = Allocator::new(zoned(0.1)).unwrap();
-    let add: Vec<CollectorSpec<'_>> = (0..COLLECTORS)
-        .map(|c| CollectorSpec::on_node(collector_name(c), NODES[c % NODES.len()]))
-        .collect();
+    let add = fleet();
     let upsert: Vec<TargetSpec<'_>> = (0..20_000u64)
         .map(|k| {
             let mut t = spec(k, (k % 6) as usize, 1);
