@@ -7,6 +7,10 @@ use crate::error::Error;
 use crate::hashing::KeyHasher;
 use crate::ids::PlacementHash;
 
+mod parallel;
+
+pub use parallel::MIN_LABEL_SETS_PER_THREAD;
+
 /// Discovered label sets in columns; target `i` owns the next `counts[i]` entries of `labels`.
 ///
 /// ```
@@ -74,6 +78,9 @@ pub struct HashedSets<'a> {
     pub node_names: Vec<&'a str>,
     sets: LabelSets<'a>,
     node_table: NameTable,
+    /// Row of the batch whose first set these columns start with (nonzero for the part of a
+    /// batch one thread of [`KeyHasher::hash_label_sets_on`] hashes): errors name batch rows.
+    first_row: usize,
 }
 
 impl<'a> HashedSets<'a> {
@@ -108,6 +115,7 @@ impl<'a> HashedSets<'a> {
         self.node_names.clear();
         self.node_table.clear();
         self.sets = sets;
+        self.first_row = 0;
         self.keys.reserve(n);
         self.placements.reserve(n);
         self.nodes.reserve(n);
@@ -142,22 +150,17 @@ impl KeyHasher {
         sets: &LabelSets<'a>,
         out: &mut HashedSets<'a>,
     ) -> Result<(), Error> {
-        let n = sets.len();
-        out.clear(*sets, n);
-        let total: u64 = sets.counts.iter().map(|&c| u64::from(c)).sum();
-        if total != sets.labels.len() as u64 {
-            return Err(Error::InvalidBatch(format!(
-                "label counts add up to {total} for {} labels",
-                sets.labels.len()
-            )));
-        }
-        if sets.jobs.len() != n || !(sets.weights.is_empty() || sets.weights.len() == n) {
-            return Err(Error::InvalidBatch(format!(
-                "{n} label sets with {} jobs and {} weights",
-                sets.jobs.len(),
-                sets.weights.len()
-            )));
-        }
+        out.clear(*sets, sets.len());
+        check_columns(sets)?;
+        self.hash_rows(sets, out)
+    }
+
+    /// Hash the rows of columns already checked onto the end of `out`.
+    fn hash_rows<'a>(
+        &mut self,
+        sets: &LabelSets<'a>,
+        out: &mut HashedSets<'a>,
+    ) -> Result<(), Error> {
         let mut start = 0usize;
         for (&count, &job) in sets.counts.iter().zip(sets.jobs) {
             let set = &sets.labels[start..start + count as usize];
@@ -211,7 +214,7 @@ impl KeyHasher {
         let Some(&job_name) = job_names.get(job as usize) else {
             return Err(Error::InvalidBatch(format!(
                 "row {}: job index {job} but the batch names {} jobs",
-                out.len(),
+                out.first_row + out.len(),
                 job_names.len()
             )));
         };
@@ -225,6 +228,27 @@ impl KeyHasher {
         out.nodes.push(node);
         Ok(())
     }
+}
+
+/// The column lengths of `sets`: counts adding up to the labels, a job per set, and a weight
+/// per set or none.
+fn check_columns(sets: &LabelSets<'_>) -> Result<(), Error> {
+    let n = sets.len();
+    let total: u64 = sets.counts.iter().map(|&c| u64::from(c)).sum();
+    if total != sets.labels.len() as u64 {
+        return Err(Error::InvalidBatch(format!(
+            "label counts add up to {total} for {} labels",
+            sets.labels.len()
+        )));
+    }
+    if sets.jobs.len() != n || !(sets.weights.is_empty() || sets.weights.len() == n) {
+        return Err(Error::InvalidBatch(format!(
+            "{n} label sets with {} jobs and {} weights",
+            sets.jobs.len(),
+            sets.weights.len()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

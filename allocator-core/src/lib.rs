@@ -11,7 +11,8 @@
 //! Entry points: [`Allocator`] (state, diffs, queries), [`TargetBatch`] and [`BatchDiff`] (bulk
 //! input in columns), [`LabelSets`] with [`KeyHasher::hash_label_sets`] (discovered label sets
 //! in columns, hashed in bulk; [`KeyHasher::hash_label_iters`] for label sets in an encoding of
-//! the caller's, decoded as they are hashed), [`TargetKey::from_labels`] and
+//! the caller's, decoded as they are hashed; [`KeyHasher::hash_label_sets_on`] and
+//! [`KeyHasher::hash_label_iters_on`] for either on several threads), [`TargetKey::from_labels`] and
 //! [`LabelBuilder`] (identity), [`PlacementHash::of_address`] (placement), [`node_of`] (node).
 //!
 //! ## Determinism
@@ -59,5 +60,5 @@ pub use diff::{CollectorSpec, Diff, Move, MoveKind, MoveTotals, TargetSpec};
 pub use error::{ConfigError, Error, SnapshotError};
 pub use hashing::{HashedLabels, KeyHasher};
 pub use ids::{CollectorId, JobId, NodeId, PlacementHash, TargetKey};
-pub use label_sets::{HashedSets, LabelSets};
+pub use label_sets::{HashedSets, LabelSets, MIN_LABEL_SETS_PER_THREAD};
 pub use labels::{node_of, LabelBuilder};
