@@ -301,6 +301,7 @@ impl Sides {
             n_job_names: self.fresh_job_names.len(),
             weights: std::ptr::null(),
             keys_out: self.fresh_keys.as_mut_ptr(),
+            threads: 0,
         };
         // SAFETY: arrays valid for their lengths during the call; `view` is live.
         unsafe {

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use allocator_core::{CollectorSpec, HashedSets, KeyHasher, TargetBatch, NO_NODE};
 
@@ -257,33 +257,36 @@ impl<'a> Targets<'a> {
                 ));
             }
         }
-        // Each set is decoded as the core's hash pass reads it (no array of pairs in between).
-        // A set that is not in the labels encoding ends its labels early and is noted in
-        // `fault`; the pass stops before the next set, and the fault is reported instead of
-        // whatever the hash made of the cut set.
-        let fault: Cell<Option<(usize, &'static str)>> = Cell::new(None);
+        // Each set is decoded as the core's hash pass reads it (no array of pairs in between),
+        // on `threads` threads for a large batch. A set that is not in the labels encoding
+        // ends its labels early and is noted in `fault`; the fault is reported instead of
+        // whatever the hash made of the cut set, unless a set before it failed to hash (as a
+        // pass that stopped at the first failure would report).
+        let fault = Fault::default();
         let (keys, placements, nodes, node_names) = {
-            let mut start = 0usize;
-            let sets = ends.iter().enumerate().map_while(|(i, &end)| {
-                if fault.get().is_some() {
-                    return None;
-                }
-                let end = u64_to_usize(end).unwrap_or(start);
-                let set = data.get(start..end).unwrap_or_default();
-                start = end;
-                Some(Decoded {
-                    rest: set,
+            let set = |i: usize| {
+                let start = match i {
+                    0 => 0,
+                    _ => u64_to_usize(ends[i - 1]).unwrap_or(0),
+                };
+                let end = u64_to_usize(ends[i]).unwrap_or(start);
+                Decoded {
+                    rest: data.get(start..end).unwrap_or_default(),
                     set: i,
                     fault: &fault,
-                })
-            });
+                }
+            };
             let mut hashed = HashedSets::default();
-            let hashing = KeyHasher::new().hash_label_iters(sets, jobs, &job_names, &mut hashed);
-            if let Some((i, e)) = fault.get() {
-                return Err(FfiError::new(
-                    ta_result::TA_INVALID_ARGUMENT,
-                    format!("{what}: label set {i} is not in the labels encoding: {e}"),
-                ));
+            let threads = usize::try_from(b.threads).unwrap_or(usize::MAX);
+            let hashing =
+                KeyHasher::new().hash_label_iters_on(set, jobs, &job_names, threads, &mut hashed);
+            if let Some((i, e)) = fault.first() {
+                if hashing.is_ok() || i <= hashed.len() {
+                    return Err(FfiError::new(
+                        ta_result::TA_INVALID_ARGUMENT,
+                        format!("{what}: label set {i} is not in the labels encoding: {e}"),
+                    ));
+                }
             }
             if let Err(e) = hashing {
                 // The hash pass stops at the set that failed: its row is the count hashed so far.
@@ -416,15 +419,46 @@ fn read_string(rest: &[u8]) -> Option<(&[u8], &[u8])> {
     tail.split_at_checked(n)
 }
 
+/// Why a label set is not in the labels encoding.
+const FAULTS: [&str; 2] = [
+    "a name runs past the end",
+    "a value is missing or runs past the end",
+];
+
+/// The first label set (by row) found not to be in the labels encoding, and why, noted by
+/// whichever thread decodes it: `row * 2 + why` (an index into `FAULTS`), the lowest kept.
+struct Fault(AtomicU64);
+
+impl Default for Fault {
+    fn default() -> Self {
+        Fault(AtomicU64::new(u64::MAX))
+    }
+}
+
+impl Fault {
+    fn note(&self, row: usize, why: usize) {
+        let code = (row as u64).saturating_mul(2).saturating_add(why as u64);
+        self.0.fetch_min(code, Ordering::Relaxed);
+    }
+
+    /// The lowest row noted, and why.
+    fn first(&self) -> Option<(usize, &'static str)> {
+        match self.0.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            code => Some(((code / 2) as usize, FAULTS[(code % 2) as usize])),
+        }
+    }
+}
+
 /// The (name, value) pairs of one label set in the labels encoding, decoded as they are read.
 /// A string that runs past the end, or a name without a value, ends the pairs and is noted in
-/// `fault` (the first one only).
+/// `fault`.
 #[derive(Clone)]
 struct Decoded<'a, 'f> {
     rest: &'a [u8],
     /// Index of the set in its batch.
     set: usize,
-    fault: &'f Cell<Option<(usize, &'static str)>>,
+    fault: &'f Fault,
 }
 
 impl<'a> Iterator for Decoded<'a, '_> {
@@ -436,10 +470,10 @@ impl<'a> Iterator for Decoded<'a, '_> {
             return None;
         }
         let Some((name, rest)) = read_string(self.rest) else {
-            return self.fail("a name runs past the end");
+            return self.fail(0);
         };
         let Some((value, rest)) = read_string(rest) else {
-            return self.fail("a value is missing or runs past the end");
+            return self.fail(1);
         };
         self.rest = rest;
         Some((name, value))
@@ -447,13 +481,11 @@ impl<'a> Iterator for Decoded<'a, '_> {
 }
 
 impl Decoded<'_, '_> {
-    /// End the pairs, noting why (unless an earlier set failed first).
+    /// End the pairs, noting why (`FAULTS[why]`).
     #[cold]
-    fn fail<T>(&mut self, why: &'static str) -> Option<T> {
+    fn fail<T>(&mut self, why: usize) -> Option<T> {
         self.rest = &[];
-        if self.fault.get().is_none() {
-            self.fault.set(Some((self.set, why)));
-        }
+        self.fault.note(self.set, why);
         None
     }
 }

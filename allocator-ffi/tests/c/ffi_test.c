@@ -632,6 +632,127 @@ static void test_labels_and_snapshot(void) {
   ta_error_free(err);
 }
 
+/* ---- label sets hashed on several threads ---------------------------------------------------- */
+
+/* `n` label sets (unique address, one of 37 nodes or none, rotated label order) into `data`,
+   set i ending at ends[i], of job jobs[i]. Set `no_address` lacks its address and set `broken`
+   is cut in the middle of a label (either may be n: none). Returns the bytes used. */
+static size_t threads_sets(uint8_t *data, uint64_t *ends, uint32_t *jobs, size_t n,
+                           size_t no_address, size_t broken) {
+  size_t len = 0;
+  for (size_t i = 0; i < n; i++) {
+    char addr[32], node[16], inst[16];
+    snprintf(addr, sizeof addr, "10.%zu.%zu.%zu:9100", i >> 16, (i >> 8) & 255, i & 255);
+    snprintf(node, sizeof node, "node-%zu", (i * 7 + i / 5000) % 37);
+    snprintf(inst, sizeof inst, "i-%zu", i % 11);
+    if (i % 2) len += enc_label(data + len, "instance", inst);
+    len += enc_label(data + len, i == no_address ? "__addresX__" : "__address__", addr);
+    if (i % 9 != 4) len += enc_label(data + len, "__meta_kubernetes_pod_node_name", node);
+    if (i == broken) data[len++] = 40; /* a name running past the end of the set */
+    if (i % 2 == 0) len += enc_label(data + len, "instance", inst);
+    ends[i] = len;
+    jobs[i] = (uint32_t)(i % 3 == 0);
+  }
+  return len;
+}
+
+/* The message of `err` into `buf`. */
+static const char *message_of(ta_error *err, char *buf, size_t cap) {
+  size_t needed = 0;
+  CHECK_RC(ta_error_message(err, buf, cap, &needed), TA_OK);
+  return buf;
+}
+
+/* A batch of 20,480 label sets hashed on 1 and on 4 threads (4 runs of 5,120: more than the
+   library's minimum of 4,096 a thread, so the batch is really cut): the same keys, the same moves
+   to the same collectors, and for bad sets in several runs the same error, named by the first.
+   Run on a thread of its own: the Rust runtime gives a thread that starts hashing threads a
+   handle of its own (48 bytes), freed when that thread exits, which the main thread never does
+   before the leak check. */
+static void *threaded_label_hashing(void *unused) {
+  (void)unused;
+  enum { N = 20480 };
+  uint8_t *data = malloc((size_t)N * 128);
+  uint64_t *ends = malloc(N * sizeof *ends);
+  uint32_t *jobs = malloc(N * sizeof *jobs);
+  uint64_t *keys[2] = {malloc(N * sizeof(uint64_t)), malloc(N * sizeof(uint64_t))};
+  ta_str job_names[2] = {S("pods"), S("nodes")};
+  /* A collector on each of the 37 nodes and one on none (the fallback's). */
+  char col_names[38][16], node_names[38][16];
+  ta_collector cols[38];
+  for (int c = 0; c < 38; c++) {
+    snprintf(col_names[c], sizeof col_names[c], "c-%d", c);
+    snprintf(node_names[c], sizeof node_names[c], c < 37 ? "node-%d" : "", c);
+    cols[c].name = S(col_names[c]);
+    cols[c].node = S(node_names[c]);
+  }
+  ta_error *err = NULL;
+  CHECK_RC(ta_error_new(&err), TA_OK);
+  ta_allocator *ta[2];
+  ta_view *v[2];
+  const uint32_t threads[2] = {1, 4};
+  size_t len = threads_sets(data, ends, jobs, N, N, N);
+  for (int t = 0; t < 2; t++) {
+    ta[t] = new_allocator(TA_STRATEGY_PER_NODE, TA_STRATEGY_CONSISTENT_HASHING, TA_RING_V0_10_0);
+    v[t] = new_view();
+    CHECK_RC(ta_set_collectors(ta[t], cols, 38, NULL, err), TA_OK);
+    ta_diff d = empty_diff();
+    d.upsert_labels = label_batch(N, data, len, ends, jobs, job_names, 2);
+    d.upsert_labels.keys_out = keys[t];
+    d.upsert_labels.threads = threads[t];
+    CHECK_RC(ta_apply(ta[t], &d, v[t], err), TA_OK);
+  }
+  CHECK(memcmp(keys[0], keys[1], N * sizeof(uint64_t)) == 0);
+  ta_view_data a = view_of(v[0]), b = view_of(v[1]);
+  CHECK(a.n_moves == N && b.n_moves == N);
+  for (size_t m = 0; m < a.n_moves && m < b.n_moves; m++) {
+    char fa[32], fb[32], ta_[32], tb[32];
+    CHECK(a.moves[m].key == b.moves[m].key);
+    CHECK(strcmp(name_at(&a, a.moves[m].from, fa, sizeof fa), name_at(&b, b.moves[m].from, fb, sizeof fb)) == 0);
+    CHECK(strcmp(name_at(&a, a.moves[m].to, ta_, sizeof ta_), name_at(&b, b.moves[m].to, tb, sizeof tb)) == 0);
+  }
+  /* Every target placed: those with a node on its node's collector. */
+  CHECK(a.summary.targets == N && a.summary.unassigned == 0);
+  CHECK(a.moves[0].to == b.moves[0].to && str_is(a.collectors[a.moves[0].to].name, "c-0"));
+
+  /* Bad sets in several runs: (missing address in run 3, broken in run 1), then the reverse.
+     Both thread counts refuse the change and name the same first set. */
+  const size_t cases[2][2] = {{16000, 6000}, {6000, 16000}};
+  const char *want[2] = {"label set 6000 is not in the labels encoding", "label set 6000"};
+  for (int c = 0; c < 2; c++) {
+    len = threads_sets(data, ends, jobs, N, cases[c][0], cases[c][1]);
+    char msg[2][256];
+    ta_result rc[2];
+    for (int t = 0; t < 2; t++) {
+      ta_diff d = empty_diff();
+      d.upsert_labels = label_batch(N, data, len, ends, jobs, job_names, 2);
+      d.upsert_labels.threads = threads[t];
+      rc[t] = ta_apply(ta[t], &d, NULL, err);
+      message_of(err, msg[t], sizeof msg[t]);
+      CHECK(rc[t] == (c == 0 ? TA_INVALID_ARGUMENT : TA_MISSING_ADDRESS));
+    }
+    CHECK(rc[0] == rc[1]);
+    CHECK(strcmp(msg[0], msg[1]) == 0);
+    error_contains(err, want[c]);
+  }
+  for (int t = 0; t < 2; t++) {
+    ta_view_free(v[t]);
+    ta_allocator_free(ta[t]);
+    free(keys[t]);
+  }
+  ta_error_free(err);
+  free(data);
+  free(ends);
+  free(jobs);
+  return NULL;
+}
+
+static void test_threaded_label_hashing(void) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, threaded_label_hashing, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+}
+
 /* ---- parity -------------------------------------------------------------------------------- */
 
 static size_t split(char *line, char **fields, size_t max) {
@@ -1111,6 +1232,7 @@ int main(int argc, char **argv) {
   test_change_names();
   test_failed_calls_empty_the_view();
   test_labels_and_snapshot();
+  test_threaded_label_hashing();
   test_zones();
   for (int i = 1; i < argc; i++) test_parity(argv[i]);
   test_threads();

@@ -360,6 +360,7 @@ fn labels_batch(data: &[u8], ends: &[u64], jobs: &[u32], job_names: &[ta_str]) -
         n_job_names: job_names.len(),
         weights: std::ptr::null(),
         keys_out: std::ptr::null_mut(),
+        threads: 0,
     }
 }
 
