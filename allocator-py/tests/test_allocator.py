@@ -288,3 +288,52 @@ def test_a_weight_of_zero_counts_as_a_target_but_adds_no_weight():
     assert s["targets"] == 4 and s["unassigned"] == 0
     counts, weights = a.loads()
     assert int(counts.sum()) == 4 and int(weights.sum()) == 4
+
+
+def _label_sets(n, missing_address=()):
+    """`n` label sets on 37 nodes (some on none), in two jobs; those in `missing_address` lack
+    their address."""
+    sets = []
+    for i in range(n):
+        labels = {"__address__": f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}:9100", "instance": f"i-{i % 11}"}
+        if i % 9 != 4:
+            labels["__meta_kubernetes_pod_node_name"] = f"node-{(i * 7 + i // 5000) % 37}"
+        if i in missing_address:
+            del labels["__address__"]
+        sets.append((labels, "pods" if i % 3 else "nodes"))
+    return sets
+
+
+def test_label_sets_hashed_on_four_threads_give_the_same_keys_moves_and_errors_as_one():
+    # 20,480 sets: four runs of 5,120 with threads=4 (the library cuts a batch only from 4,096 sets
+    # a thread), so the parallel hashing really runs.
+    n = 20_480
+    sets = _label_sets(n)
+    weights = np.arange(n, dtype=np.uint32) % 7
+    allocators = {t: ta.Allocator("per-node", fallback="consistent-hashing") for t in (1, 4)}
+    results = {}
+    for t, a in allocators.items():
+        # A collector on each of the 37 nodes and one on none (the fallback's).
+        a.add_collectors([(f"c{i}", f"node-{i}") for i in range(37)] + [("c37", None)])
+        keys, moves = a.upsert_labels(sets, weights, threads=t)
+        # A full listing with a quarter of the sets replaced.
+        listing = sets[: n // 2] + _label_sets(n + n // 4)[n:] + sets[3 * n // 4 :]
+        listed, changed = a.set_labels(listing, threads=t)
+        results[t] = (keys, moves.to_list(), listed, changed.to_list(), a.stats())
+    (k1, m1, l1, c1, s1), (k4, m4, l4, c4, s4) = results[1], results[4]
+    assert np.array_equal(k1, k4) and np.array_equal(l1, l4)
+    assert m1 == m4 and len(m1) == n
+    assert c1 == c4 and len(c1) > 0
+    assert s1 == s4 and a.summary()["unassigned"] == 0
+    for i in (0, 4, 5119, 5120, 20_479):
+        assert k4[i] == ta.target_key(sets[i][0], sets[i][1])
+    # Bad sets in three runs: the first one (by row) is named, the state is unchanged.
+    bad = _label_sets(n, missing_address=(15_000, 6_000, 19_000))
+    first = f"{ta.target_key(*bad[6_000]):016x}"
+    for t, a in allocators.items():
+        before = len(a)
+        with pytest.raises(ta.LabelError, match=first):
+            a.upsert_labels(bad, threads=t)
+        with pytest.raises(ta.LabelError, match=first):
+            a.set_labels(bad, threads=t)
+        assert len(a) == before

@@ -81,11 +81,15 @@ class Allocator:
         self,
         targets: Iterable[tuple[Mapping[str, str], str]],
         weights: _IntColumn | None = None,
+        *,
+        threads: int = 1,
     ) -> tuple[npt.NDArray[np.uint64], Moves]: ...
     def set_labels(
         self,
         targets: Iterable[tuple[Mapping[str, str], str]],
         weights: _IntColumn | None = None,
+        *,
+        threads: int = 1,
     ) -> tuple[npt.NDArray[np.uint64], Moves]: ...
     def upsert_keys(
         self,
