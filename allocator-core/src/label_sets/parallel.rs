@@ -25,9 +25,11 @@ use crate::hashing::KeyHasher;
 /// Fewest label sets handed to one thread: a batch of fewer than twice this many is hashed on
 /// the calling thread alone, and a larger one on at most one thread per this many sets.
 ///
-/// Starting and joining a thread costs ~20–60 µs on the machines this was measured on
-/// (benches/README.md, "Per-target cost"), the time of ~150–450 label sets at ~130 ns a set; at
-/// 4,096 sets a thread the start-up is at most a few percent of its work.
+/// Starting and joining a thread measured 9–14 µs at best and 18–31 µs typically on a shared
+/// 2-vCPU machine (benches/README.md, "Label hashing on several threads"), the time of ~70–240
+/// label sets at ~130 ns a set: at 4,096 sets a thread it is 2–5 % of the thread's work, and
+/// from 2 × 4,096 sets on 2 threads the hashing took 0.54–0.99 of the serial time when the
+/// second core was free.
 pub const MIN_LABEL_SETS_PER_THREAD: usize = 4096;
 
 /// How many threads hash `n` sets when the caller allows `threads` and a thread takes at least
@@ -54,10 +56,13 @@ impl KeyHasher {
     /// `threads` is the caller's choice (0 and 1 mean this thread alone); a batch of fewer than
     /// `2 * MIN_LABEL_SETS_PER_THREAD` sets is hashed here, a larger one on at most one thread per
     /// [`MIN_LABEL_SETS_PER_THREAD`] sets. Each extra thread is started and joined within the call
-    /// (tens of microseconds each) and hashes with its own scratch space; the work is split,
-    /// not repeated, so it costs CPU time only for the thread starts and for appending the
-    /// other threads' columns (a few nanoseconds a set). A thread the system refuses to start
-    /// leaves its sets to this thread.
+    /// (10–30 µs each) and hashes with its own scratch space and node table; the work is split,
+    /// not repeated, so it costs CPU time only for the thread starts, each thread's node table
+    /// (a node met by several threads is looked up by each) and appending the other threads'
+    /// columns: +3.5 % of instructions on 2 threads at 20,000 sets on 1,000 nodes. Threads
+    /// help only where cores are idle: on busy cores the call takes as long as the serial pass,
+    /// or longer for a small batch whose threads start late, so pass the cores you can spare. A
+    /// thread the system refuses to start leaves its sets to this thread.
     ///
     /// ```
     /// use allocator_core::{HashedSets, KeyHasher, LabelSets};

@@ -1,5 +1,5 @@
 //! Full allocations for profilers (perf, callgrind):
-//! `cargo run --profile bench -p allocator-benches --bin profile_alloc [N] [COLLECTORS] [MODE] [STRATEGY] [ROUNDS]`
+//! `cargo run --profile bench -p allocator-benches --bin profile_alloc [N] [COLLECTORS] [MODE] [STRATEGY] [ROUNDS] [THREADS]`
 //!
 //! MODE: `alloc` (pre-hashed specs, the allocation alone), `hash` (label hashing alone),
 //! `spec` (hashing + allocation through `TargetSpec`s, as the `full_allocation` bench), `batch`
@@ -7,13 +7,26 @@
 //! and `hash-sorted` (the columnar label hashing alone, of the sets as discovered and sorted),
 //! `churn` (a 1% churn diff on an allocated state: 1% of the targets removed, as many new ones
 //! added, then undone; the forward diff is timed, as the `strategies_100k` churn bench).
+//!
+//! On `THREADS` threads (default 2; `KeyHasher::hash_label_sets_on`): `hash-par` and
+//! `batch-par` (`hash-batch` and `batch` with the label sets hashed on them); `hash-vs` and
+//! `batch-vs` time the serial and the parallel form alternately within each round (same
+//! window) and give both with the process's CPU time (user + system, all threads) for each
+//! side, which shows whether the parallel form does more work than the serial one; `spawn` times
+//! starting and joining `THREADS` scoped threads that do nothing (`N` times), what a thread
+//! costs the parallel form.
 
 use std::time::Instant;
 
+use std::time::Duration;
+
 use allocator_benches::{
-    allocated, allocated_batch, collector_names, hash_label_sets, specs, targets, LabelColumns,
+    allocated, allocated_batch, collector_names, collector_specs, hash_label_sets, specs, targets,
+    LabelColumns,
 };
-use allocator_core::{BatchDiff, Config, KeyHasher, Strategy, TargetColumns, TargetSpec};
+use allocator_core::{
+    Allocator, BatchDiff, Config, HashedSets, KeyHasher, Strategy, TargetColumns, TargetSpec,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,6 +38,10 @@ fn main() {
         s.parse().expect("a strategy")
     });
     let rounds = num(4, 1);
+    let threads = num(5, 2);
+    if mode == "spawn" {
+        return spawn(n, threads);
+    }
     let mut config = Config::with_strategy(strategy);
     if strategy == Strategy::PerNode {
         config.fallback = Some(Strategy::ConsistentHashing);
@@ -51,6 +68,10 @@ fn main() {
     if mode == "churn" {
         return churn(config, &names, &pre, n, rounds);
     }
+    let bytes: usize = sets.labels.iter().map(|(a, b)| a.len() + b.len()).sum();
+    if let Some(what) = mode.strip_suffix("-vs") {
+        return serial_vs_parallel(what, config, &names, &sets, threads, rounds, bytes);
+    }
     // Each round timed alone; the minimum is the figure least disturbed by other processes
     // on a shared machine, the median shows how disturbed the run was.
     let mut times = Vec::with_capacity(rounds);
@@ -65,6 +86,8 @@ fn main() {
             }
             "batch" => assert_eq!(allocated_batch(config, &names, &sets).len(), n),
             "hash-batch" => assert_eq!(hash_label_sets(&mut KeyHasher::new(), &sets).keys.len(), n),
+            "hash-par" => assert_eq!(hashed_on(&sets, threads).keys.len(), n),
+            "batch-par" => assert_eq!(allocated_on(config, &names, &sets, threads).len(), n),
             "hash-sorted" => {
                 assert_eq!(
                     hash_label_sets(&mut KeyHasher::new(), &sorted).keys.len(),
@@ -77,13 +100,124 @@ fn main() {
     }
     times.sort_unstable();
     let per = |d: std::time::Duration| d.as_nanos() as f64 / n as f64;
-    let bytes: usize = sets.labels.iter().map(|(a, b)| a.len() + b.len()).sum();
     println!(
         "{mode} {} {n}/{k}: min {:.0} ns/target ({:.2} GB/s of labels), median {:.0} ns/target ({rounds} rounds)",
         strategy.name(),
         per(times[0]),
         bytes as f64 / times[0].as_nanos() as f64,
         per(times[times.len() / 2]),
+    );
+}
+
+/// The bench's label sets hashed on `threads` threads.
+fn hashed_on<'a>(sets: &'a LabelColumns<'a>, threads: usize) -> HashedSets<'a> {
+    let mut out = HashedSets::default();
+    KeyHasher::new()
+        .hash_label_sets_on(&sets.as_sets(), threads, &mut out)
+        .expect("generated labels are valid");
+    out
+}
+
+/// `allocated_batch` with the label sets hashed on `threads` threads.
+fn allocated_on(
+    config: Config,
+    names: &[(String, String)],
+    sets: &LabelColumns<'_>,
+    threads: usize,
+) -> Allocator {
+    let hashed = hashed_on(sets, threads);
+    let mut alloc = Allocator::new(config).expect("valid config");
+    alloc
+        .apply_batch(&BatchDiff {
+            upsert: hashed.batch(),
+            add_collectors: &collector_specs(names),
+            ..BatchDiff::default()
+        })
+        .expect("valid diff");
+    alloc
+}
+
+/// CPU time of this process so far, all its threads (user + system, from `/proc/self/stat`, in
+/// clock ticks of 10 ms), or `None` where there is no such file.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (in parentheses, which may hold spaces): utime and stime
+    // are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// `hash-vs` / `batch-vs`: the serial and the parallel form alternately, each round timed alone.
+fn serial_vs_parallel(
+    what: &str,
+    config: Config,
+    names: &[(String, String)],
+    sets: &LabelColumns<'_>,
+    threads: usize,
+    rounds: usize,
+    bytes: usize,
+) {
+    let n = sets.counts.len();
+    let mut wall = [Vec::new(), Vec::new()];
+    let mut cpu = [Duration::ZERO; 2];
+    for _ in 0..rounds {
+        for (side, t) in [1, threads].into_iter().enumerate() {
+            let cpu_before = cpu_time();
+            let start = Instant::now();
+            match what {
+                "hash" => assert_eq!(hashed_on(sets, t).keys.len(), n),
+                "batch" => assert_eq!(allocated_on(config, names, sets, t).len(), n),
+                other => panic!("unknown mode {other}-vs"),
+            }
+            wall[side].push(start.elapsed());
+            if let (Some(a), Some(b)) = (cpu_before, cpu_time()) {
+                cpu[side] += b - a;
+            }
+        }
+    }
+    let per = |d: Duration| d.as_nanos() as f64 / n as f64;
+    for w in &mut wall {
+        w.sort_unstable();
+    }
+    for (side, t) in [1, threads].into_iter().enumerate() {
+        let w = &wall[side];
+        println!(
+            "{what} {} {n}/{} on {t} thread(s): min {:.0} ns/target ({:.2} GB/s of labels), median {:.0} ns/target, CPU {:.0} ns/target ({rounds} rounds)",
+            config.strategy.name(),
+            names.len(),
+            per(w[0]),
+            bytes as f64 / w[0].as_nanos() as f64,
+            per(w[w.len() / 2]),
+            per(cpu[side]) / rounds as f64,
+        );
+    }
+    println!(
+        "parallel / serial: wall (min) {:.3}, wall (median) {:.3}, CPU {:.3}",
+        wall[1][0].as_secs_f64() / wall[0][0].as_secs_f64(),
+        wall[1][rounds / 2].as_secs_f64() / wall[0][rounds / 2].as_secs_f64(),
+        cpu[1].as_secs_f64() / cpu[0].as_secs_f64().max(f64::MIN_POSITIVE),
+    );
+}
+
+/// `spawn`: `n` times, `threads` scoped threads started and joined, doing nothing.
+fn spawn(n: usize, threads: usize) {
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| ());
+            }
+        });
+        times.push(start.elapsed());
+    }
+    times.sort_unstable();
+    println!(
+        "spawn {threads} scoped thread(s) and join them: min {:.1} µs, median {:.1} µs ({n} times)",
+        times[0].as_secs_f64() * 1e6,
+        times[n / 2].as_secs_f64() * 1e6,
     );
 }
 
