@@ -350,7 +350,7 @@ mod tests {
     }
 
     /// The columns of `sets`.
-    fn columns<'a>(sets: &'a [Vec<(Vec<u8>, Vec<u8>)>]) -> (Vec<(&'a [u8], &'a [u8])>, Vec<u32>) {
+    fn columns(sets: &[Vec<(Vec<u8>, Vec<u8>)>]) -> (Vec<Label<'_>>, Vec<u32>) {
         let labels = sets
             .iter()
             .flatten()
@@ -360,17 +360,18 @@ mod tests {
         (labels, counts)
     }
 
-    /// Everything a caller can read of a hashing's result.
-    fn seen<'a>(
-        out: &HashedSets<'a>,
-        result: Result<(), Error>,
-    ) -> (
+    /// Everything a caller can read of a hashing's result: keys, placements, nodes, node names
+    /// and the result.
+    type Seen<'a> = (
         Vec<u64>,
         Vec<u64>,
         Vec<u32>,
         Vec<&'a str>,
         Result<(), Error>,
-    ) {
+    );
+
+    /// What a caller can read of `out` after a hashing that returned `result`.
+    fn seen<'a>(out: &HashedSets<'a>, result: Result<(), Error>) -> Seen<'a> {
         let batch_len = out.batch().len();
         assert_eq!(batch_len, out.len());
         (
