@@ -14,6 +14,7 @@ use allocator_service::k8s::meta::Labels;
 use allocator_service::k8s::monitors::{self, JobDef, Source};
 use allocator_service::k8s::{finish_job, resource_selected};
 use allocator_service::relabel::RuleSpec;
+use allocator_service::state::{job_config, JobConfig};
 use serde_json::{Map, Value};
 
 /// The case's Secrets and ConfigMaps, as the cluster would hold them.
@@ -66,24 +67,63 @@ fn base64(s: &str) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
-/// The scrape-config fields that the settings of a generated job give (compared with upstream).
-const SETTINGS: [&str; 9] = [
-    "honor_labels",
-    "honor_timestamps",
-    "enable_http2",
-    "follow_redirects",
-    "tls_config",
-    "authorization",
-    "basic_auth",
-    "oauth2",
-    "metric_relabel_configs",
+/// Keys of a loaded scrape config that this test compares elsewhere or not at all: the service
+/// discovery sections (the service discovers for the collectors and serves HTTP SD instead) and
+/// `relabel_configs` (compared rule by rule).
+const NOT_COMPARED: [&str; 5] = [
+    "kubernetes_sd_configs",
+    "static_configs",
+    "file_sd_configs",
+    "http_sd_configs",
+    "relabel_configs",
 ];
 
-fn settings_of(sc: &Value) -> Map<String, Value> {
-    SETTINGS
-        .iter()
-        .filter_map(|k| sc.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-        .collect()
+/// The value Prometheus' config loader gives a field the service's `/scrape_configs` entry
+/// leaves out (the collector's loader fills the same), so leaving it out serves the same config.
+fn loader_default(key: &str) -> Option<Value> {
+    Some(match key {
+        "always_scrape_classic_histograms"
+        | "convert_classic_histograms_to_nhcb"
+        | "extra_scrape_metrics"
+        | "scrape_native_histograms"
+        | "track_timestamps_staleness"
+        | "honor_labels" => Value::Bool(false),
+        "enable_compression" => Value::Bool(true),
+        "metric_name_validation_scheme" => "utf8".into(),
+        "metric_name_escaping_scheme" => "allow-utf-8".into(),
+        "scrape_protocols" => serde_json::json!([
+            "OpenMetricsText1.0.0",
+            "OpenMetricsText0.0.1",
+            "PrometheusText1.0.0",
+            "PrometheusText0.0.4"
+        ]),
+        _ => return None,
+    })
+}
+
+/// Every field of `want` (an upstream loaded scrape config) and of `got` (ours) that differs,
+/// a field we leave out counting as its loader default; the number of fields compared.
+fn config_diff(got: &Value, want: &Value) -> (Vec<String>, usize) {
+    let (got, want) = (got.as_object().unwrap(), want.as_object().unwrap());
+    let keys: std::collections::BTreeSet<&String> = got.keys().chain(want.keys()).collect();
+    let mut diffs = Vec::new();
+    let mut compared = 0;
+    for k in keys {
+        if NOT_COMPARED.contains(&k.as_str()) {
+            continue;
+        }
+        let g = got.get(k).cloned().or_else(|| loader_default(k));
+        let w = want.get(k).cloned().or_else(|| loader_default(k));
+        compared += 1;
+        if g != w {
+            diffs.push(format!(
+                "{k}: upstream {}, ours {}",
+                w.map_or("(absent)".into(), |v| v.to_string()),
+                g.map_or("(absent)".into(), |v| v.to_string())
+            ));
+        }
+    }
+    (diffs, compared)
 }
 
 fn vectors() -> Value {
@@ -308,20 +348,6 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
             let job = upstream[def.name.as_str()];
             let sc = &job["scrape_config"];
             let ctx = format!("{name}: {}", def.name);
-            // The settings, with secrets shown (over mTLS) and redacted (plain HTTP).
-            assert_eq!(
-                settings,
-                settings_of(&job["scrape_config_secrets"]),
-                "{ctx}: settings with secrets shown"
-            );
-            let mut redacted = Value::Object(settings.clone());
-            allocator_service::http::redact_scrape_config(&mut redacted);
-            assert_eq!(
-                redacted,
-                Value::Object(settings_of(sc)),
-                "{ctx}: settings redacted"
-            );
-            settings_checked += settings.len();
             // The served relabel rules, rule by rule.
             let want_rules: Vec<Value> = sc["relabel_configs"]
                 .as_array()
@@ -380,6 +406,34 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
             attach_checked += want_attach.iter().filter(|a| **a).count();
             let fed: Vec<Labels> = def.sources.iter().flat_map(|s| groups(input, s)).collect();
             let g = finish_job(def, interval, fed.clone(), settings).expect("job compiles");
+            // The whole `/scrape_configs` entry as the service serves it (the job's fields, then
+            // its rendered settings, as `state` builds it), with secrets shown (over mTLS) and
+            // redacted (plain HTTP).
+            let mut served = job_config(&JobConfig {
+                name: &g.name,
+                interval: &g.interval,
+                timeout: &g.timeout,
+                path: &g.path,
+                scheme: &g.scheme,
+                params: &g.params,
+                relabel: &g.rule_specs,
+                metric_relabel: &[],
+            });
+            served.as_object_mut().unwrap().extend(g.settings.clone());
+            let (diffs, compared) = config_diff(&served, &job["scrape_config_secrets"]);
+            assert!(
+                diffs.is_empty(),
+                "{ctx}: scrape config (secrets shown):\n{}",
+                diffs.join("\n")
+            );
+            allocator_service::http::redact_scrape_config(&mut served);
+            let (diffs, _) = config_diff(&served, sc);
+            assert!(
+                diffs.is_empty(),
+                "{ctx}: scrape config (redacted):\n{}",
+                diffs.join("\n")
+            );
+            settings_checked += compared;
             for (k, field) in [
                 (&g.interval, "scrape_interval"),
                 (&g.timeout, "scrape_timeout"),
