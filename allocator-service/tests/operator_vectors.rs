@@ -305,6 +305,8 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
     let (mut jobs_checked, mut targets_checked, mut kept, mut rules_checked) = (0, 0, 0, 0);
     let mut settings_checked = 0;
     let mut attach_checked = 0;
+    // Every difference, reported together.
+    let mut failures: Vec<String> = Vec::new();
     for case in v["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let input = &case["case"];
@@ -356,7 +358,13 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
                 .map(upstream_rule)
                 .collect();
             let got_rules: Vec<Value> = def.rules.iter().map(normalized).collect();
-            assert_eq!(got_rules, want_rules, "{ctx}: relabel_configs");
+            if got_rules != want_rules {
+                failures.push(format!(
+                    "{ctx}: relabel_configs\n  upstream {}\n  ours     {}",
+                    Value::from(want_rules.clone()),
+                    Value::from(got_rules.clone())
+                ));
+            }
             rules_checked += want_rules.len();
             // Discovery: role and namespaces of each kubernetes_sd_config.
             let want_sd: Vec<(String, Vec<String>)> = job["discovery"]
@@ -421,30 +429,19 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
             });
             served.as_object_mut().unwrap().extend(g.settings.clone());
             let (diffs, compared) = config_diff(&served, &job["scrape_config_secrets"]);
-            assert!(
-                diffs.is_empty(),
-                "{ctx}: scrape config (secrets shown):\n{}",
-                diffs.join("\n")
+            failures.extend(
+                diffs
+                    .iter()
+                    .map(|d| format!("{ctx}: scrape config (secrets shown): {d}")),
             );
             allocator_service::http::redact_scrape_config(&mut served);
             let (diffs, _) = config_diff(&served, sc);
-            assert!(
-                diffs.is_empty(),
-                "{ctx}: scrape config (redacted):\n{}",
-                diffs.join("\n")
+            failures.extend(
+                diffs
+                    .iter()
+                    .map(|d| format!("{ctx}: scrape config (redacted): {d}")),
             );
             settings_checked += compared;
-            for (k, field) in [
-                (&g.interval, "scrape_interval"),
-                (&g.timeout, "scrape_timeout"),
-                (&g.path, "metrics_path"),
-                (&g.scheme, "scheme"),
-            ] {
-                assert_eq!(Some(k.as_str()), sc[field].as_str(), "{ctx}: {field}");
-            }
-            let want_params: BTreeMap<String, Vec<String>> =
-                serde_json::from_value(sc["params"].clone()).unwrap_or_default();
-            assert_eq!(g.params, want_params, "{ctx}: params");
             let spec = JobSpec {
                 name: &g.name,
                 scrape_interval: &g.interval,
@@ -461,13 +458,24 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
                 let got = relabeled(&spec, labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
                     .map(|b| b.labels().into_iter().collect::<BTreeMap<String, String>>());
                 let want = (!t["final"].is_null()).then(|| str_map(&t["final"]));
-                assert_eq!(got, want, "{ctx}: target {}", labels["__address__"]);
+                if got != want {
+                    failures.push(format!(
+                        "{ctx}: target {}\n  upstream {want:?}\n  ours     {got:?}",
+                        labels["__address__"]
+                    ));
+                }
                 targets_checked += 1;
                 kept += usize::from(want.is_some());
             }
             jobs_checked += 1;
         }
     }
+    assert!(
+        failures.is_empty(),
+        "{} differences from prometheus-operator:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     eprintln!(
         "operator vectors: {jobs_checked} jobs, {rules_checked} relabel rules, {settings_checked} settings, {targets_checked} targets ({kept} kept) equal"
     );

@@ -45,6 +45,14 @@ pub struct Settings {
     pub oauth2: Option<Value>,
     /// The scrape class's metric relabelings, then the resource's.
     pub metric_relabelings: Vec<RuleSpec>,
+    /// Fields the generator copies into the job as they are, already in Prometheus' spelling:
+    /// scrape limits and protocols, histogram settings, `track_timestamps_staleness`,
+    /// `enable_compression`, proxy URL and exclusions.
+    pub plain: Map<String, Value>,
+    /// `proxyConnectHeader`: header name → Secret key references.
+    pub proxy_connect_header: Option<Value>,
+    /// ServiceMonitor's deprecated `bearerTokenFile`: a Bearer token the scraper reads.
+    pub bearer_token_file: Option<String>,
 }
 
 /// `{name, key}` of a Secret or ConfigMap.
@@ -221,6 +229,28 @@ fn oauth2(r: &Reader<'_>, o: &Value) -> Result<Value, String> {
     Ok(Value::Object(out))
 }
 
+/// `proxyConnectHeader` (header → Secret key references) with the values read.
+fn proxy_connect_header(r: &Reader<'_>, h: &Value) -> Result<Value, String> {
+    let headers = h
+        .as_object()
+        .ok_or("proxyConnectHeader: not a map of header names to Secret key references")?;
+    let mut out = Map::new();
+    for (name, refs) in headers {
+        let refs = refs
+            .as_array()
+            .ok_or_else(|| format!("proxyConnectHeader.{name}: not a list"))?;
+        let values: Result<Vec<Value>, String> = refs
+            .iter()
+            .map(|x| {
+                r.secret(&format!("proxyConnectHeader.{name}"), x)
+                    .map(Value::from)
+            })
+            .collect();
+        out.insert(name.clone(), Value::Array(values?));
+    }
+    Ok(Value::Object(out))
+}
+
 /// The settings in Prometheus' spelling, credentials read from `assets`: the fields a loaded
 /// scrape config has (defaults filled: `honor_timestamps`, `enable_http2` and
 /// `follow_redirects` are true unless set false), to be merged into the job's
@@ -257,7 +287,11 @@ pub fn render(s: &Settings, assets: &dyn Assets) -> Result<Map<String, Value>, S
             "credentials": r.secret("bearerTokenSecret", b)?,
         })),
         (None, None, Some(a)) => Some(authorization(&r, a, false)?),
-        (None, None, None) => None,
+        // Prometheus' loader turns `bearer_token_file` into this.
+        (None, None, None) => s
+            .bearer_token_file
+            .as_ref()
+            .map(|f| json!({"type": "Bearer", "credentials_file": f})),
     };
     if let Some(a) = auth {
         out.insert("authorization".into(), a);
@@ -267,6 +301,10 @@ pub fn render(s: &Settings, assets: &dyn Assets) -> Result<Map<String, Value>, S
     }
     if let Some(o) = &s.oauth2 {
         out.insert("oauth2".into(), oauth2(&r, o)?);
+    }
+    out.extend(s.plain.clone());
+    if let Some(h) = &s.proxy_connect_header {
+        out.insert("proxy_connect_header".into(), proxy_connect_header(&r, h)?);
     }
     if !s.metric_relabelings.is_empty() {
         out.insert(

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::client::Settings;
 use super::meta::{sanitize, Labels};
@@ -86,6 +87,105 @@ pub struct AttachMetadata {
     pub node: Option<bool>,
 }
 
+/// The scrape limits, protocols and histogram settings every resource kind has at the level of
+/// its spec, which the generator copies into each of its jobs in Prometheus' spelling.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScrapeLimits {
+    pub sample_limit: Option<u64>,
+    pub target_limit: Option<u64>,
+    pub label_limit: Option<u64>,
+    pub label_name_length_limit: Option<u64>,
+    pub label_value_length_limit: Option<u64>,
+    pub keep_dropped_targets: Option<u64>,
+    #[serde(default)]
+    pub scrape_protocols: Vec<String>,
+    pub fallback_scrape_protocol: Option<String>,
+    pub scrape_native_histograms: Option<bool>,
+    pub scrape_classic_histograms: Option<bool>,
+    pub native_histogram_bucket_limit: Option<u64>,
+    #[serde(rename = "convertClassicHistogramsToNHCB")]
+    pub convert_classic_histograms_to_nhcb: Option<bool>,
+}
+
+impl ScrapeLimits {
+    /// The fields as the generator writes them (`AddLimitsToYAML`, `addScrapeProtocols`,
+    /// `addFallbackScrapeProtocol` with the scrape class's fallback, `addNativeHistogramConfig`
+    /// for Prometheus 3).
+    fn prometheus(&self, class: Option<&ScrapeClass>, out: &mut Map<String, Value>) {
+        for (key, v) in [
+            ("sample_limit", self.sample_limit),
+            ("target_limit", self.target_limit),
+            ("label_limit", self.label_limit),
+            ("label_name_length_limit", self.label_name_length_limit),
+            ("label_value_length_limit", self.label_value_length_limit),
+            ("keep_dropped_targets", self.keep_dropped_targets),
+            (
+                "native_histogram_bucket_limit",
+                self.native_histogram_bucket_limit,
+            ),
+        ] {
+            if let Some(v) = v {
+                out.insert(key.into(), v.into());
+            }
+        }
+        if !self.scrape_protocols.is_empty() {
+            out.insert(
+                "scrape_protocols".into(),
+                self.scrape_protocols.clone().into(),
+            );
+        }
+        let fallback = self
+            .fallback_scrape_protocol
+            .clone()
+            .or_else(|| class.and_then(|c| c.fallback_scrape_protocol.clone()));
+        if let Some(f) = fallback {
+            out.insert("fallback_scrape_protocol".into(), f.into());
+        }
+        for (key, v) in [
+            ("scrape_native_histograms", self.scrape_native_histograms),
+            (
+                "always_scrape_classic_histograms",
+                self.scrape_classic_histograms,
+            ),
+            (
+                "convert_classic_histograms_to_nhcb",
+                self.convert_classic_histograms_to_nhcb,
+            ),
+        ] {
+            if let Some(v) = v {
+                out.insert(key.into(), v.into());
+            }
+        }
+    }
+}
+
+/// A proxy for the scrapes (`ProxyConfig`, inlined in endpoints, probers and ScrapeConfigs).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Proxy {
+    pub proxy_url: Option<String>,
+    pub no_proxy: Option<String>,
+    pub proxy_from_environment: Option<bool>,
+    /// Header name → Secret key references (read when the settings are rendered).
+    pub proxy_connect_header: Option<Value>,
+}
+
+impl Proxy {
+    /// The fields as `addProxyConfigtoYaml` writes them, but the connect headers (Secrets).
+    fn prometheus(&self, out: &mut Map<String, Value>) {
+        if let Some(u) = &self.proxy_url {
+            out.insert("proxy_url".into(), u.clone().into());
+        }
+        if let Some(n) = &self.no_proxy {
+            out.insert("no_proxy".into(), n.clone().into());
+        }
+        if let Some(e) = self.proxy_from_environment {
+            out.insert("proxy_from_environment".into(), e.into());
+        }
+    }
+}
+
 /// A scrape class of the allocator's `prometheus_cr.scrape_classes` (the Prometheus CRD's
 /// `scrapeClasses`): relabelings applied after the generated ones, and TLS, authorization and
 /// `attachMetadata` defaults for resources that name it or, for the default class, name none.
@@ -132,11 +232,16 @@ pub struct Endpoint {
     pub params: BTreeMap<String, Vec<String>>,
     pub honor_labels: Option<bool>,
     pub honor_timestamps: Option<bool>,
+    pub track_timestamps_staleness: Option<bool>,
     pub filter_running: Option<bool>,
     pub tls_config: Option<serde_json::Value>,
     pub authorization: Option<serde_json::Value>,
-    /// ServiceMonitor only (deprecated): a Bearer token from a Secret.
+    /// Deprecated: a Bearer token from a Secret.
     pub bearer_token_secret: Option<serde_json::Value>,
+    /// ServiceMonitor only (deprecated): a Bearer token read from a file by the scraper.
+    pub bearer_token_file: Option<String>,
+    #[serde(flatten)]
+    pub proxy: Proxy,
     pub basic_auth: Option<serde_json::Value>,
     pub oauth2: Option<serde_json::Value>,
     pub follow_redirects: Option<bool>,
@@ -183,6 +288,8 @@ pub struct ServiceMonitorSpec {
     pub scrape_class: Option<String>,
     pub attach_metadata: Option<AttachMetadata>,
     pub service_discovery_role: Option<String>,
+    #[serde(flatten)]
+    pub limits: ScrapeLimits,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -202,6 +309,8 @@ pub struct PodMonitorSpec {
     #[serde(rename = "scrapeClass")]
     pub scrape_class: Option<String>,
     pub attach_metadata: Option<AttachMetadata>,
+    #[serde(flatten)]
+    pub limits: ScrapeLimits,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -281,8 +390,14 @@ pub struct ScrapeConfigSpec {
     pub params: BTreeMap<String, Vec<String>>,
     pub honor_labels: Option<bool>,
     pub honor_timestamps: Option<bool>,
+    pub track_timestamps_staleness: Option<bool>,
+    pub enable_compression: Option<bool>,
     #[serde(rename = "enableHTTP2")]
     pub enable_http2: Option<bool>,
+    #[serde(flatten)]
+    pub proxy: Proxy,
+    #[serde(flatten)]
+    pub limits: ScrapeLimits,
     pub tls_config: Option<serde_json::Value>,
     pub authorization: Option<serde_json::Value>,
     pub basic_auth: Option<serde_json::Value>,
@@ -295,6 +410,8 @@ pub struct Prober {
     pub url: String,
     pub scheme: Option<String>,
     pub path: Option<String>,
+    #[serde(flatten)]
+    pub proxy: Proxy,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -353,8 +470,15 @@ pub struct ProbeSpec {
     pub authorization: Option<serde_json::Value>,
     pub basic_auth: Option<serde_json::Value>,
     pub oauth2: Option<serde_json::Value>,
+    /// Deprecated: a Bearer token from a Secret.
+    pub bearer_token_secret: Option<serde_json::Value>,
+    pub follow_redirects: Option<bool>,
+    #[serde(rename = "enableHttp2")]
+    pub enable_http2: Option<bool>,
     #[serde(default)]
     pub metric_relabelings: Vec<CrRelabel>,
+    #[serde(flatten)]
+    pub limits: ScrapeLimits,
 }
 
 /// Where a generated job's targets come from.
@@ -515,6 +639,8 @@ struct Client<'a> {
     basic_auth: &'a Option<serde_json::Value>,
     oauth2: &'a Option<serde_json::Value>,
     metric_relabelings: &'a [CrRelabel],
+    limits: &'a ScrapeLimits,
+    proxy: &'a Proxy,
 }
 
 fn settings(ns: &str, c: Client<'_>, class: Option<&ScrapeClass>) -> Settings {
@@ -523,7 +649,12 @@ fn settings(ns: &str, c: Client<'_>, class: Option<&ScrapeClass>) -> Settings {
         .flat_map(|c| rules(&c.metric_relabelings))
         .collect();
     metric_relabelings.extend(rules(c.metric_relabelings));
+    let mut plain = Map::new();
+    c.limits.prometheus(class, &mut plain);
+    c.proxy.prometheus(&mut plain);
     Settings {
+        plain,
+        proxy_connect_header: c.proxy.proxy_connect_header.clone(),
         namespace: ns.to_owned(),
         tls_config: c
             .tls
@@ -539,21 +670,34 @@ fn settings(ns: &str, c: Client<'_>, class: Option<&ScrapeClass>) -> Settings {
 }
 
 /// The settings of a ServiceMonitor or PodMonitor endpoint.
-fn endpoint_settings(ns: &str, ep: &Endpoint, class: Option<&ScrapeClass>) -> Settings {
+fn endpoint_settings(
+    ns: &str,
+    ep: &Endpoint,
+    limits: &ScrapeLimits,
+    class: Option<&ScrapeClass>,
+) -> Settings {
     let client = Client {
         tls: &ep.tls_config,
         authorization: &ep.authorization,
         basic_auth: &ep.basic_auth,
         oauth2: &ep.oauth2,
         metric_relabelings: &ep.metric_relabelings,
+        limits,
+        proxy: &ep.proxy,
     };
+    let mut s = settings(ns, client, class);
+    if let Some(t) = ep.track_timestamps_staleness {
+        s.plain
+            .insert("track_timestamps_staleness".into(), t.into());
+    }
     Settings {
+        bearer_token_file: ep.bearer_token_file.clone().filter(|f| !f.is_empty()),
         honor_labels: ep.honor_labels,
         honor_timestamps: ep.honor_timestamps,
         enable_http2: ep.enable_http2,
         follow_redirects: ep.follow_redirects,
         bearer_token_secret: ep.bearer_token_secret.clone(),
-        ..settings(ns, client, class)
+        ..s
     }
 }
 
@@ -681,7 +825,7 @@ pub fn service_monitor_jobs(
                     namespaces: spec.namespace_selector.names(ns),
                     attach_node: attach_node(&spec.attach_metadata, class),
                 }],
-                settings: endpoint_settings(ns, ep, class),
+                settings: endpoint_settings(ns, ep, &spec.limits, class),
             }
         })
         .collect()
@@ -762,7 +906,7 @@ pub fn pod_monitor_jobs(
                     namespaces: spec.namespace_selector.names(ns),
                     attach_node: attach_node(&spec.attach_metadata, class),
                 }],
-                settings: endpoint_settings(ns, ep, class),
+                settings: endpoint_settings(ns, ep, &spec.limits, class),
             }
         })
         .collect()
@@ -859,17 +1003,24 @@ pub fn probe_job(
         params,
         rules: r,
         sources,
-        settings: settings(
-            ns,
-            Client {
-                tls: &spec.tls_config,
-                authorization: &spec.authorization,
-                basic_auth: &spec.basic_auth,
-                oauth2: &spec.oauth2,
-                metric_relabelings: &spec.metric_relabelings,
-            },
-            class,
-        ),
+        settings: Settings {
+            follow_redirects: spec.follow_redirects,
+            enable_http2: spec.enable_http2,
+            bearer_token_secret: spec.bearer_token_secret.clone(),
+            ..settings(
+                ns,
+                Client {
+                    tls: &spec.tls_config,
+                    authorization: &spec.authorization,
+                    basic_auth: &spec.basic_auth,
+                    oauth2: &spec.oauth2,
+                    metric_relabelings: &spec.metric_relabelings,
+                    limits: &spec.limits,
+                    proxy: &spec.prober.proxy,
+                },
+                class,
+            )
+        },
     })
 }
 
@@ -942,11 +1093,8 @@ pub fn scrape_config_job(
         params: spec.params.clone(),
         rules: r,
         sources,
-        settings: Settings {
-            honor_labels: spec.honor_labels,
-            honor_timestamps: spec.honor_timestamps,
-            enable_http2: spec.enable_http2,
-            ..settings(
+        settings: {
+            let mut s = settings(
                 ns,
                 Client {
                     tls: &spec.tls_config,
@@ -954,9 +1102,28 @@ pub fn scrape_config_job(
                     basic_auth: &spec.basic_auth,
                     oauth2: &spec.oauth2,
                     metric_relabelings: &spec.metric_relabelings,
+                    limits: &spec.limits,
+                    proxy: &spec.proxy,
                 },
                 class,
-            )
+            );
+            for (key, v) in [
+                (
+                    "track_timestamps_staleness",
+                    spec.track_timestamps_staleness,
+                ),
+                ("enable_compression", spec.enable_compression),
+            ] {
+                if let Some(v) = v {
+                    s.plain.insert(key.into(), v.into());
+                }
+            }
+            Settings {
+                honor_labels: spec.honor_labels,
+                honor_timestamps: spec.honor_timestamps,
+                enable_http2: spec.enable_http2,
+                ..s
+            }
         },
     }
 }
