@@ -817,7 +817,8 @@ pub fn service_monitor_jobs(
                 interval: ep.interval.clone(),
                 timeout: ep.scrape_timeout.clone(),
                 path: ep.path.clone(),
-                scheme: ep.scheme.clone(),
+                // The CRDs accept `HTTP`/`HTTPS`; the generator lower-cases them (`Scheme.String`).
+                scheme: ep.scheme.as_ref().map(|s| s.to_lowercase()),
                 params: ep.params.clone(),
                 rules: r,
                 sources: vec![Source::Kubernetes {
@@ -898,7 +899,8 @@ pub fn pod_monitor_jobs(
                 interval: ep.interval.clone(),
                 timeout: ep.scrape_timeout.clone(),
                 path: ep.path.clone(),
-                scheme: ep.scheme.clone(),
+                // The CRDs accept `HTTP`/`HTTPS`; the generator lower-cases them (`Scheme.String`).
+                scheme: ep.scheme.as_ref().map(|s| s.to_lowercase()),
                 params: ep.params.clone(),
                 rules: r,
                 sources: vec![Source::Kubernetes {
@@ -999,7 +1001,7 @@ pub fn probe_job(
         interval: spec.interval.clone(),
         timeout: spec.scrape_timeout.clone(),
         path: Some(spec.prober.path.clone().unwrap_or_default()),
-        scheme: spec.prober.scheme.clone(),
+        scheme: spec.prober.scheme.as_ref().map(|s| s.to_lowercase()),
         params,
         rules: r,
         sources,
