@@ -11,6 +11,7 @@ pub mod lease;
 pub mod meta;
 pub mod monitors;
 pub mod selector;
+pub mod support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -161,6 +162,20 @@ fn spec_of<T: serde::de::DeserializeOwned>(obj: &DynamicObject) -> Option<T> {
     serde_json::from_value(obj.data.get("spec").cloned().unwrap_or_default())
         .map_err(|e| tracing::warn!(%kind, object = %format!("{ns}/{name}"), error = %e, "unreadable spec; skipped"))
         .ok()
+}
+
+/// The `spec` of an operator resource of `kind`, when this allocator translates every field it
+/// sets; a resource with other fields is refused (logged with the fields named), since serving
+/// a job that differs from the generator's would be a wrong answer.
+fn supported_spec<T: serde::de::DeserializeOwned>(kind: &str, obj: &DynamicObject) -> Option<T> {
+    let (name, ns) = name_ns(&obj.metadata);
+    let spec = obj.data.get("spec").cloned().unwrap_or_default();
+    let fields = support::unsupported(kind, &spec);
+    if !fields.is_empty() {
+        tracing::warn!(%kind, object = %format!("{ns}/{name}"), fields = %fields.join(", "), "refused: sets fields this allocator does not support; no job is served for it");
+        return None;
+    }
+    spec_of(obj)
 }
 
 fn name_ns(m: &kube::api::ObjectMeta) -> (&str, &str) {
@@ -479,7 +494,7 @@ impl Cluster {
             &cr.service_monitor_namespace_selector,
         ) {
             let (name, ns) = name_ns(&sm.metadata);
-            if let Some(spec) = spec_of::<ServiceMonitorSpec>(&sm) {
+            if let Some(spec) = supported_spec::<ServiceMonitorSpec>("ServiceMonitor", &sm) {
                 let jobs = monitors::service_monitor_jobs(ns, name, &spec, classes);
                 self.accept(&mut defs, "ServiceMonitor", ns, name, jobs);
             }
@@ -491,7 +506,7 @@ impl Cluster {
             &cr.pod_monitor_namespace_selector,
         ) {
             let (name, ns) = name_ns(&pm.metadata);
-            if let Some(spec) = spec_of::<PodMonitorSpec>(&pm) {
+            if let Some(spec) = supported_spec::<PodMonitorSpec>("PodMonitor", &pm) {
                 let jobs = monitors::pod_monitor_jobs(ns, name, &spec, classes);
                 self.accept(&mut defs, "PodMonitor", ns, name, jobs);
             }
@@ -503,7 +518,7 @@ impl Cluster {
             &cr.probe_namespace_selector,
         ) {
             let (name, ns) = name_ns(&probe.metadata);
-            if let Some(spec) = spec_of::<ProbeSpec>(&probe) {
+            if let Some(spec) = supported_spec::<ProbeSpec>("Probe", &probe) {
                 match monitors::probe_job(ns, name, &spec, classes) {
                     Some(def) => self.accept(&mut defs, "Probe", ns, name, vec![def]),
                     None => {
@@ -519,23 +534,7 @@ impl Cluster {
             &cr.scrape_config_namespace_selector,
         ) {
             let (name, ns) = name_ns(&sc.metadata);
-            if let Some(spec) = spec_of::<ScrapeConfigSpec>(&sc) {
-                // Selectors narrow what Prometheus lists for the role, and `apiServer` points
-                // at another cluster: neither is read here, and serving every object of the
-                // role instead would be a wrong answer, so the resource is skipped.
-                if let Some(k) = spec
-                    .kubernetes_sd_configs
-                    .iter()
-                    .find(|k| !k.selectors.is_empty() || k.api_server.is_some())
-                {
-                    let what = if k.selectors.is_empty() {
-                        "apiServer"
-                    } else {
-                        "selectors"
-                    };
-                    tracing::warn!(object = %format!("{ns}/{name}"), field = %format!("kubernetesSDConfigs[].{what}"), "ScrapeConfig skipped: not supported by this allocator");
-                    continue;
-                }
+            if let Some(spec) = supported_spec::<ScrapeConfigSpec>("ScrapeConfig", &sc) {
                 let job = monitors::scrape_config_job(ns, name, &spec, classes);
                 self.accept(&mut defs, "ScrapeConfig", ns, name, vec![job]);
             }

@@ -1,0 +1,247 @@
+//! Which fields of the Prometheus Operator resources this allocator translates. A resource
+//! that sets any other field (or a value the service cannot discover for, such as the
+//! `Endpoints` role) is refused with the field named, rather than served as a job that differs
+//! from the one prometheus-operator's generator writes (the Go allocator serves that one).
+
+use serde_json::Value;
+
+/// Limits, protocols and histogram switches: every kind has them at the level of its spec.
+const LIMITS: &[&str] = &[
+    "sampleLimit",
+    "targetLimit",
+    "labelLimit",
+    "labelNameLengthLimit",
+    "labelValueLengthLimit",
+    "keepDroppedTargets",
+    "scrapeProtocols",
+    "fallbackScrapeProtocol",
+    "scrapeNativeHistograms",
+    "scrapeClassicHistograms",
+    "nativeHistogramBucketLimit",
+    "convertClassicHistogramsToNHCB",
+];
+
+const PROXY: &[&str] = &[
+    "proxyUrl",
+    "noProxy",
+    "proxyFromEnvironment",
+    "proxyConnectHeader",
+];
+
+/// The HTTP client fields of endpoints, Probes and ScrapeConfigs.
+const CLIENT: &[&str] = &[
+    "authorization",
+    "basicAuth",
+    "oauth2",
+    "bearerTokenSecret",
+    "tlsConfig",
+    "followRedirects",
+];
+
+const MONITOR: &[&str] = &[
+    "jobLabel",
+    "podTargetLabels",
+    "selector",
+    "selectorMechanism",
+    "namespaceSelector",
+    "attachMetadata",
+    "scrapeClass",
+];
+
+const ENDPOINT: &[&str] = &[
+    "port",
+    "targetPort",
+    "path",
+    "scheme",
+    "params",
+    "interval",
+    "scrapeTimeout",
+    "honorLabels",
+    "honorTimestamps",
+    "trackTimestampsStaleness",
+    "metricRelabelings",
+    "relabelings",
+    "filterRunning",
+    "enableHttp2",
+];
+
+const PROBE: &[&str] = &[
+    "jobName",
+    "prober",
+    "module",
+    "targets",
+    "interval",
+    "scrapeTimeout",
+    "metricRelabelings",
+    "scrapeClass",
+    "params",
+    "enableHttp2",
+];
+
+const SCRAPE_CONFIG: &[&str] = &[
+    "jobName",
+    "staticConfigs",
+    "fileSDConfigs",
+    "httpSDConfigs",
+    "kubernetesSDConfigs",
+    "relabelings",
+    "metricsPath",
+    "scrapeInterval",
+    "scrapeTimeout",
+    "honorTimestamps",
+    "trackTimestampsStaleness",
+    "honorLabels",
+    "params",
+    "scheme",
+    "enableCompression",
+    "enableHTTP2",
+    "metricRelabelings",
+    "scrapeClass",
+];
+
+/// The `path` of every key of object `v` not in any of `allowed`.
+fn unknown(v: &Value, path: &str, allowed: &[&[&str]], out: &mut Vec<String>) {
+    for k in v.as_object().into_iter().flat_map(|m| m.keys()) {
+        if !allowed.iter().any(|a| a.contains(&k.as_str())) {
+            out.push(format!("{path}{k}"));
+        }
+    }
+}
+
+fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = (usize, &'a Value)> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+}
+
+fn is(v: &Value, key: &str, value: &str) -> bool {
+    v.get(key)
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.eq_ignore_ascii_case(value))
+}
+
+/// The fields of a resource's `spec` this allocator does not translate (empty: supported).
+pub fn unsupported(kind: &str, spec: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    match kind {
+        "ServiceMonitor" => {
+            unknown(
+                spec,
+                "",
+                &[
+                    MONITOR,
+                    LIMITS,
+                    &["targetLabels", "endpoints", "serviceDiscoveryRole"],
+                ],
+                &mut out,
+            );
+            if is(spec, "serviceDiscoveryRole", "Endpoints") {
+                out.push("serviceDiscoveryRole: Endpoints".into());
+            }
+            for (i, ep) in items(spec, "endpoints") {
+                let path = format!("endpoints[{i}].");
+                unknown(
+                    ep,
+                    &path,
+                    &[ENDPOINT, CLIENT, PROXY, &["bearerTokenFile"]],
+                    &mut out,
+                );
+            }
+        }
+        "PodMonitor" => {
+            unknown(
+                spec,
+                "",
+                &[MONITOR, LIMITS, &["podMetricsEndpoints"]],
+                &mut out,
+            );
+            for (i, ep) in items(spec, "podMetricsEndpoints") {
+                let path = format!("podMetricsEndpoints[{i}].");
+                unknown(
+                    ep,
+                    &path,
+                    &[ENDPOINT, CLIENT, PROXY, &["portNumber"]],
+                    &mut out,
+                );
+            }
+        }
+        "Probe" => {
+            unknown(spec, "", &[PROBE, LIMITS, CLIENT], &mut out);
+            if let Some(p) = spec.get("prober") {
+                unknown(p, "prober.", &[&["url", "scheme", "path"], PROXY], &mut out);
+            }
+        }
+        "ScrapeConfig" => {
+            unknown(spec, "", &[SCRAPE_CONFIG, LIMITS, CLIENT, PROXY], &mut out);
+            for (i, k) in items(spec, "kubernetesSDConfigs") {
+                let path = format!("kubernetesSDConfigs[{i}].");
+                unknown(
+                    k,
+                    &path,
+                    &[&["role", "namespaces", "attachMetadata"]],
+                    &mut out,
+                );
+                let role = k.get("role").and_then(Value::as_str).unwrap_or_default();
+                if !["pod", "service", "ingress", "endpointslice"]
+                    .contains(&role.to_ascii_lowercase().as_str())
+                {
+                    out.push(format!("{path}role: {role}"));
+                }
+            }
+            for (i, h) in items(spec, "httpSDConfigs") {
+                let path = format!("httpSDConfigs[{i}].");
+                let known: &[&str] = &[
+                    "url",
+                    "refreshInterval",
+                    "authorization",
+                    "basicAuth",
+                    "tlsConfig",
+                ];
+                unknown(h, &path, &[known], &mut out);
+            }
+            for (i, f) in items(spec, "fileSDConfigs") {
+                let path = format!("fileSDConfigs[{i}].");
+                unknown(f, &path, &[&["files", "refreshInterval"]], &mut out);
+            }
+        }
+        _ => {}
+    }
+    if spec
+        .get("selectorMechanism")
+        .and_then(Value::as_str)
+        .is_some_and(|m| m != "RelabelConfig")
+    {
+        out.push("selectorMechanism: RoleSelector".into());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_each_field_it_does_not_translate() {
+        let sm = json!({
+            "selector": {}, "bodySizeLimit": "10MB",
+            "endpoints": [{"port": "a"}, {"port": "b", "followRedirects": true, "sigv4": {}}]
+        });
+        assert_eq!(
+            unsupported("ServiceMonitor", &sm),
+            vec!["bodySizeLimit", "endpoints[1].sigv4"]
+        );
+        let sc = json!({"kubernetesSDConfigs": [{"role": "Node"}], "dnsSDConfigs": []});
+        assert_eq!(
+            unsupported("ScrapeConfig", &sc),
+            vec!["dnsSDConfigs", "kubernetesSDConfigs[0].role: Node"]
+        );
+        assert!(unsupported(
+            "PodMonitor",
+            &json!({"podMetricsEndpoints": [{"portNumber": 1}]})
+        )
+        .is_empty());
+    }
+}
