@@ -89,6 +89,7 @@ fn loader_default(key: &str) -> Option<Value> {
         | "track_timestamps_staleness"
         | "honor_labels" => Value::Bool(false),
         "enable_compression" => Value::Bool(true),
+        "metrics_path" => "/metrics".into(),
         "metric_name_validation_scheme" => "utf8".into(),
         "metric_name_escaping_scheme" => "allow-utf-8".into(),
         "scrape_protocols" => serde_json::json!([
@@ -193,6 +194,18 @@ fn our_jobs(case: &Value) -> (Jobs, BTreeMap<String, Vec<String>>) {
             continue;
         }
         let spec = obj["spec"].clone();
+        // Refused by the service (a field it does not translate): the case must say so.
+        let refused = allocator_service::k8s::support::unsupported(kind, &spec);
+        let listed = &input_unsupported(case)[&format!("{kind}/{ns}/{name}")];
+        if !refused.is_empty() || !listed.is_null() {
+            assert!(
+                listed
+                    .as_str()
+                    .is_some_and(|f| refused.iter().any(|r| r == f)),
+                "{kind}/{ns}/{name}: refused for {refused:?}, the case lists {listed}"
+            );
+            continue;
+        }
         let classes = &cr.scrape_classes;
         let mut resource: Vec<JobDef> = Vec::new();
         match kind {
@@ -219,6 +232,7 @@ fn our_jobs(case: &Value) -> (Jobs, BTreeMap<String, Vec<String>>) {
                 name,
                 &serde_json::from_value(spec).unwrap(),
                 classes,
+                case["collector_namespace"].as_str().unwrap(),
             )),
         }
         let rendered: Result<Jobs, String> = resource
@@ -236,6 +250,25 @@ fn our_jobs(case: &Value) -> (Jobs, BTreeMap<String, Vec<String>>) {
         v.sort();
     }
     (defs, selected)
+}
+
+/// The case's resources the service refuses, "Kind/namespace/name" → the field it names.
+fn input_unsupported(case: &Value) -> &Value {
+    static EMPTY: Value = Value::Null;
+    let u = &case["unsupported_by_service"];
+    if u.is_object() {
+        u
+    } else {
+        &EMPTY
+    }
+}
+
+/// The upstream job names of a refused resource (`serviceMonitor/ns/name/0`, `probe/ns/name`, ...).
+fn job_prefix(refused: &str) -> String {
+    let (kind, rest) = refused.split_once('/').unwrap();
+    let mut k = kind.to_owned();
+    k[..1].make_ascii_lowercase();
+    format!("{k}/{rest}")
 }
 
 /// The case's synthetic targets for one of our job's sources.
@@ -305,6 +338,7 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
     let (mut jobs_checked, mut targets_checked, mut kept, mut rules_checked) = (0, 0, 0, 0);
     let mut settings_checked = 0;
     let mut attach_checked = 0;
+    let mut refused_checked = 0;
     // Every difference, reported together.
     let mut failures: Vec<String> = Vec::new();
     for case in v["cases"].as_array().unwrap() {
@@ -315,7 +349,6 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
             .as_object()
             .unwrap()
             .iter()
-            .filter(|(_, v)| !v.as_array().unwrap().is_empty())
             .map(|(k, v)| {
                 (
                     k.clone(),
@@ -323,17 +356,42 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
                         .unwrap()
                         .iter()
                         .map(|s| s.as_str().unwrap().to_owned())
-                        .collect(),
+                        .filter(|r| input_unsupported(input)[format!("{k}/{r}")].is_null())
+                        .collect::<Vec<_>>(),
                 )
             })
+            .filter(|(_, v)| !v.is_empty())
             .collect();
         assert_eq!(selected, want_selected, "{name}: selected objects");
+        // What the service refuses, the operator accepts (else the case shows nothing).
+        let refused: Vec<String> = input_unsupported(input)
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.keys())
+            .map(|r| job_prefix(r))
+            .collect();
+        for r in &refused {
+            assert!(
+                case["jobs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|j| j["job_name"].as_str().unwrap().starts_with(r.as_str())),
+                "{name}: the operator generates no job for {r}, which the service refuses"
+            );
+            refused_checked += 1;
+        }
 
         let upstream: BTreeMap<&str, &Value> = case["jobs"]
             .as_array()
             .unwrap()
             .iter()
             .map(|j| (j["job_name"].as_str().unwrap(), j))
+            .filter(|(n, _)| {
+                !refused
+                    .iter()
+                    .any(|r| n.starts_with(&format!("{r}/")) || n == r)
+            })
             .collect();
         let ours: Vec<&str> = defs.iter().map(|(d, _)| d.name.as_str()).collect();
         let mut ours_sorted = ours.clone();
@@ -477,7 +535,7 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
         failures.join("\n")
     );
     eprintln!(
-        "operator vectors: {jobs_checked} jobs, {rules_checked} relabel rules, {settings_checked} settings, {targets_checked} targets ({kept} kept) equal"
+        "operator vectors: {jobs_checked} jobs, {rules_checked} relabel rules, {settings_checked} settings, {targets_checked} targets ({kept} kept) equal; {refused_checked} resources refused as the cases list"
     );
     assert!(jobs_checked >= 25 && targets_checked >= 60 && kept >= 20 && settings_checked >= 90);
     // The corpus attaches node metadata on some jobs (a ServiceMonitor's own, a scrape class's).

@@ -66,6 +66,10 @@ type Case struct {
 	Secrets            []corev1.Secret    `json:"secrets,omitempty"`
 	ConfigMaps         []corev1.ConfigMap `json:"configmaps,omitempty"`
 	Resources          []json.RawMessage  `json:"resources"`
+	// Resources the Rust service refuses ("Kind/namespace/name" → the field it names), because
+	// it does not translate a field they set. Not read here: the generator's output for them is
+	// recorded like any other, and the Rust test requires the refusal.
+	UnsupportedByService map[string]string `json:"unsupported_by_service,omitempty"`
 	// Synthetic discovered targets per Kubernetes SD role, as Prometheus' discovery would give
 	// them (one label set per target, group labels merged).
 	Targets map[string][]map[string]string `json:"targets"`
@@ -315,7 +319,7 @@ func run(c Case) (Result, error) {
 
 	r := Result{Name: c.Name, Case: c, Selected: selected}
 	for _, sc := range promCfg.ScrapeConfigs {
-		job, err := process(sc, c.Targets)
+		job, err := process(sc, c.Targets, c.CollectorNamespace)
 		if err != nil {
 			return Result{}, fmt.Errorf("job %s: %w", sc.JobName, err)
 		}
@@ -357,10 +361,11 @@ func lister[T metav1.Object](objs []T) prometheus.ListAllByNamespaceFn {
 	}
 }
 
-// process runs the Go allocator's per-target work for one job (target/discovery.go,
+// process runs the Go allocator's per-target work for one job (the allocator running in
+// ownNamespace, which Kubernetes SD's own_namespace means) (target/discovery.go,
 // processTargetGroups with the relabel-config filter): merge, seed the scrape-layer labels the
 // target lacks, apply the job's relabel configs with the sharding rule neutralised.
-func process(sc *promconfig.ScrapeConfig, synthetic map[string][]map[string]string) (Job, error) {
+func process(sc *promconfig.ScrapeConfig, synthetic map[string][]map[string]string, ownNamespace string) (Job, error) {
 	scJSON, err := asJSON(sc)
 	if err != nil {
 		return Job{}, err
@@ -376,7 +381,15 @@ func process(sc *promconfig.ScrapeConfig, synthetic map[string][]map[string]stri
 	for _, sd := range sc.ServiceDiscoveryConfigs {
 		switch d := sd.(type) {
 		case *kubeDiscovery.SDConfig:
-			disc := Discovery{Role: strings.ToLower(string(d.Role)), Namespaces: d.NamespaceDiscovery.Names}
+			namespaces := append([]string{}, d.NamespaceDiscovery.Names...)
+			if d.NamespaceDiscovery.IncludeOwnNamespace {
+				// Prometheus' discovery adds the namespace it runs in: the allocator's.
+				namespaces = append(namespaces, ownNamespace)
+			}
+			if len(namespaces) == 0 {
+				namespaces = nil
+			}
+			disc := Discovery{Role: strings.ToLower(string(d.Role)), Namespaces: namespaces}
 			job.Discovery = append(job.Discovery, disc)
 			for _, t := range synthetic[disc.Role] {
 				ns := t["__meta_kubernetes_namespace"]

@@ -535,7 +535,8 @@ impl Cluster {
         ) {
             let (name, ns) = name_ns(&sc.metadata);
             if let Some(spec) = supported_spec::<ScrapeConfigSpec>("ScrapeConfig", &sc) {
-                let job = monitors::scrape_config_job(ns, name, &spec, classes);
+                let job =
+                    monitors::scrape_config_job(ns, name, &spec, classes, &cfg.collector_namespace);
                 self.accept(&mut defs, "ScrapeConfig", ns, name, vec![job]);
             }
         }
@@ -760,13 +761,18 @@ pub fn finish_job(
             return None;
         }
     };
+    let mut settings = settings;
+    if def.path.as_deref() == Some("") {
+        // An empty `metrics_path` (a Probe without `prober.path`, a ScrapeConfig's
+        // `metricsPath: ""`): the Go allocator seeds no `__metrics_path__` for the targets, and
+        // serves the job without the field (`omitempty`), which a collector loads as `/metrics`.
+        // The served entry's fields are overridden by the settings, so it says so explicitly.
+        settings.insert("metrics_path".into(), "/metrics".into());
+    }
     Some(GeneratedJob {
         interval: prom_duration(interval),
         timeout: prom_duration(timeout),
-        path: def
-            .path
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| "/metrics".into()),
+        path: def.path.unwrap_or_else(|| "/metrics".into()),
         scheme: def
             .scheme
             .filter(|s| !s.is_empty())

@@ -125,7 +125,8 @@ impl ScrapeLimits {
                 self.native_histogram_bucket_limit,
             ),
         ] {
-            if let Some(v) = v {
+            // Prometheus leaves a zero limit out (`omitempty`): zero means no limit.
+            if let Some(v) = v.filter(|v| *v != 0) {
                 out.insert(key.into(), v.into());
             }
         }
@@ -816,7 +817,8 @@ pub fn service_monitor_jobs(
                 name: format!("serviceMonitor/{ns}/{name}/{i}"),
                 interval: ep.interval.clone(),
                 timeout: ep.scrape_timeout.clone(),
-                path: ep.path.clone(),
+                // The generator writes no `metrics_path` for an empty one.
+                path: ep.path.clone().filter(|p| !p.is_empty()),
                 // The CRDs accept `HTTP`/`HTTPS`; the generator lower-cases them (`Scheme.String`).
                 scheme: ep.scheme.as_ref().map(|s| s.to_lowercase()),
                 params: ep.params.clone(),
@@ -898,7 +900,8 @@ pub fn pod_monitor_jobs(
                 name: format!("podMonitor/{ns}/{name}/{i}"),
                 interval: ep.interval.clone(),
                 timeout: ep.scrape_timeout.clone(),
-                path: ep.path.clone(),
+                // The generator writes no `metrics_path` for an empty one.
+                path: ep.path.clone().filter(|p| !p.is_empty()),
                 // The CRDs accept `HTTP`/`HTTPS`; the generator lower-cases them (`Scheme.String`).
                 scheme: ep.scheme.as_ref().map(|s| s.to_lowercase()),
                 params: ep.params.clone(),
@@ -1026,12 +1029,15 @@ pub fn probe_job(
     })
 }
 
-/// The job of a ScrapeConfig (`generateScrapeConfig`, one shard: no `$(SHARD)` rules).
+/// The job of a ScrapeConfig (`generateScrapeConfig`, one shard: no `$(SHARD)` rules), for an
+/// allocator running in `own_namespace` (what `namespaces.ownNamespace` means to Prometheus'
+/// discovery: the namespace of the process that discovers, not the resource's).
 pub fn scrape_config_job(
     ns: &str,
     name: &str,
     spec: &ScrapeConfigSpec,
     classes: &[ScrapeClass],
+    own_namespace: &str,
 ) -> JobDef {
     let class = scrape_class(classes, spec.scrape_class.as_deref());
     let mut r = init_rules();
@@ -1078,7 +1084,7 @@ pub fn scrape_config_job(
             .map(|n| n.names.clone())
             .unwrap_or_default();
         if k.namespaces.as_ref().and_then(|n| n.own_namespace) == Some(true) {
-            namespaces.push(ns.to_owned());
+            namespaces.push(own_namespace.to_owned());
         }
         sources.push(Source::Kubernetes {
             role: k.role.to_lowercase(),
