@@ -657,10 +657,7 @@ fn settings(ns: &str, c: Client<'_>, class: Option<&ScrapeClass>) -> Settings {
         plain,
         proxy_connect_header: c.proxy.proxy_connect_header.clone(),
         namespace: ns.to_owned(),
-        tls_config: c
-            .tls
-            .clone()
-            .or_else(|| class.and_then(|c| c.tls_config.clone())),
+        tls_config: merge_tls(c.tls, class.and_then(|c| c.tls_config.as_ref())),
         authorization: c.authorization.clone(),
         class_authorization: class.and_then(|c| c.authorization.clone()),
         basic_auth: c.basic_auth.clone(),
@@ -668,6 +665,40 @@ fn settings(ns: &str, c: Client<'_>, class: Option<&ScrapeClass>) -> Settings {
         metric_relabelings,
         ..Settings::default()
     }
+}
+
+/// A resource's `tlsConfig` with its scrape class's (`mergeTLSConfigWithScrapeClass`): the
+/// class's when the resource has none (or an empty one); else the resource's, with the class's
+/// CA, certificate and key files for each of them the resource names neither as a file nor
+/// from a Secret/ConfigMap.
+fn merge_tls(own: &Option<Value>, class: Option<&Value>) -> Option<Value> {
+    let own = own
+        .as_ref()
+        .filter(|t| t.as_object().is_none_or(|m| !m.is_empty()));
+    let (Some(own), Some(class)) = (own, class) else {
+        return own.or(class).cloned();
+    };
+    let mut merged = own.clone();
+    if let (Some(m), Some(c)) = (merged.as_object_mut(), class.as_object()) {
+        for (file, asset) in [
+            ("caFile", "ca"),
+            ("certFile", "cert"),
+            ("keyFile", "keySecret"),
+        ] {
+            let named = m
+                .get(file)
+                .and_then(Value::as_str)
+                .is_some_and(|f| !f.is_empty())
+                || m.get(asset)
+                    .is_some_and(|a| a.as_object().is_none_or(|o| !o.is_empty()));
+            if !named {
+                if let Some(f) = c.get(file) {
+                    m.insert(file.into(), f.clone());
+                }
+            }
+        }
+    }
+    Some(merged)
 }
 
 /// The settings of a ServiceMonitor or PodMonitor endpoint.
