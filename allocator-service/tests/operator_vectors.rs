@@ -290,7 +290,8 @@ fn groups(case: &Value, src: &Source) -> Vec<Labels> {
     }
 }
 
-/// A rule with Prometheus' defaults filled, as its config loader prints it.
+/// A rule with Prometheus' defaults filled, as its config loader prints it: an empty
+/// `separator` or `replacement` (which the rule applies as empty) is not printed (`omitempty`).
 fn normalized(r: &RuleSpec) -> Value {
     let action = r.action.clone().unwrap_or_else(|| "replace".into());
     let mut m = serde_json::Map::new();
@@ -298,18 +299,18 @@ fn normalized(r: &RuleSpec) -> Value {
     if !r.source_labels.is_empty() {
         m.insert("source_labels".into(), r.source_labels.clone().into());
     }
-    m.insert(
-        "separator".into(),
-        r.separator.clone().unwrap_or_else(|| ";".into()).into(),
-    );
+    let separator = r.separator.clone().unwrap_or_else(|| ";".into());
+    if !separator.is_empty() {
+        m.insert("separator".into(), separator.into());
+    }
     let regex = r.regex.clone().unwrap_or_else(|| "(.*)".into());
     if regex != "(.*)" {
         m.insert("regex".into(), regex.into());
     }
-    m.insert(
-        "replacement".into(),
-        r.replacement.clone().unwrap_or_else(|| "$1".into()).into(),
-    );
+    let replacement = r.replacement.clone().unwrap_or_else(|| "$1".into());
+    if !replacement.is_empty() {
+        m.insert("replacement".into(), replacement.into());
+    }
     if let Some(t) = &r.target_label {
         m.insert("target_label".into(), t.clone().into());
     }

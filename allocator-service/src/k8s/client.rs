@@ -170,19 +170,38 @@ fn tls_config(r: &Reader<'_>, t: &Value) -> Result<Value, String> {
     Ok(Value::Object(out))
 }
 
-fn authorization(r: &Reader<'_>, a: &Value, with_credentials: bool) -> Result<Value, String> {
-    let kind = str_field(a, "type").unwrap_or("Bearer");
-    let mut out = Map::new();
-    out.insert("type".into(), json!(kind));
-    if with_credentials {
-        if let Some(c) = a.get("credentials") {
-            out.insert(
-                "credentials".into(),
-                json!(r.secret("authorization.credentials", c)?),
-            );
-        }
+/// A resource's own `authorization` (the operator's `SafeAuthorization`), which the operator
+/// refuses without credentials or of type `basic`.
+fn authorization(r: &Reader<'_>, a: &Value) -> Result<Value, String> {
+    let kind = str_field(a, "type").map_or("Bearer", str::trim);
+    if kind.eq_ignore_ascii_case("basic") {
+        return Err(
+            "authorization: type cannot be \"basic\", use basicAuth instead (the operator refuses it)"
+                .into(),
+        );
     }
-    Ok(Value::Object(out))
+    let Some(c) = a.get("credentials") else {
+        return Err("authorization: credentials are required (the operator refuses it)".into());
+    };
+    Ok(json!({
+        "type": kind,
+        "credentials": r.secret("authorization.credentials", c)?,
+    }))
+}
+
+/// A scrape class's `authorization`: its type and `credentialsFile`. prometheus-operator v0.92
+/// does not load the Secret a class's `credentials` name (corpus case `03-client-settings`), so
+/// they are left out as it leaves them out.
+fn class_authorization(a: &Value) -> Value {
+    let mut out = Map::new();
+    out.insert(
+        "type".into(),
+        json!(str_field(a, "type").map_or("Bearer", str::trim)),
+    );
+    if let Some(f) = str_field(a, "credentialsFile") {
+        out.insert("credentials_file".into(), json!(f));
+    }
+    Value::Object(out)
 }
 
 fn basic_auth(r: &Reader<'_>, b: &Value) -> Result<Value, String> {
@@ -211,9 +230,10 @@ fn oauth2(r: &Reader<'_>, o: &Value) -> Result<Value, String> {
             json!(r.secret("oauth2.clientSecret", s)?),
         );
     }
-    if let Some(u) = str_field(o, "tokenUrl") {
-        out.insert("token_url".into(), json!(u));
-    }
+    match str_field(o, "tokenUrl") {
+        Some(u) => out.insert("token_url".into(), json!(u)),
+        None => return Err("oauth2: tokenUrl is required (the operator refuses it)".into()),
+    };
     if let Some(s) = o
         .get("scopes")
         .filter(|s| s.as_array().is_some_and(|a| !a.is_empty()))
@@ -225,6 +245,22 @@ fn oauth2(r: &Reader<'_>, o: &Value) -> Result<Value, String> {
         .filter(|p| p.as_object().is_some_and(|m| !m.is_empty()))
     {
         out.insert("endpoint_params".into(), p.clone());
+    }
+    // Its own proxy and TLS settings (for the token endpoint).
+    for (cr, prom) in [
+        ("proxyUrl", "proxy_url"),
+        ("noProxy", "no_proxy"),
+        ("proxyFromEnvironment", "proxy_from_environment"),
+    ] {
+        if let Some(v) = o.get(cr).filter(|v| !v.is_null()) {
+            out.insert(prom.into(), v.clone());
+        }
+    }
+    if let Some(h) = o.get("proxyConnectHeader") {
+        out.insert("proxy_connect_header".into(), proxy_connect_header(r, h)?);
+    }
+    if let Some(t) = o.get("tlsConfig") {
+        out.insert("tls_config".into(), tls_config(r, t)?);
     }
     Ok(Value::Object(out))
 }
@@ -276,17 +312,33 @@ pub fn render(s: &Settings, assets: &dyn Assets) -> Result<Map<String, Value>, S
     if let Some(t) = &s.tls_config {
         out.insert("tls_config".into(), tls_config(&r, t)?);
     }
+    // The operator refuses a resource that sets more than one way to authenticate.
+    let own: Vec<&str> = [
+        ("authorization", s.authorization.is_some()),
+        ("basicAuth", s.basic_auth.is_some()),
+        ("oauth2", s.oauth2.is_some()),
+        ("bearerTokenSecret", s.bearer_token_secret.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    if own.len() > 1 {
+        return Err(format!(
+            "{} cannot be configured at the same time (the operator refuses it)",
+            own.join(" and ")
+        ));
+    }
     let auth = match (
         &s.authorization,
         &s.bearer_token_secret,
         &s.class_authorization,
     ) {
-        (Some(a), _, _) => Some(authorization(&r, a, true)?),
+        (Some(a), _, _) => Some(authorization(&r, a)?),
         (None, Some(b), _) => Some(json!({
             "type": "Bearer",
             "credentials": r.secret("bearerTokenSecret", b)?,
         })),
-        (None, None, Some(a)) => Some(authorization(&r, a, false)?),
+        (None, None, Some(a)) => Some(class_authorization(a)),
         // Prometheus' loader turns `bearer_token_file` into this.
         (None, None, None) => s
             .bearer_token_file
@@ -301,6 +353,19 @@ pub fn render(s: &Settings, assets: &dyn Assets) -> Result<Map<String, Value>, S
     }
     if let Some(o) = &s.oauth2 {
         out.insert("oauth2".into(), oauth2(&r, o)?);
+    }
+    // Prometheus refuses to load a job with more than one (the operator's output for a class's
+    // authorization with a resource's basic auth or OAuth2 does not load): refused here, as
+    // serving it would make every collector refuse the whole configuration.
+    let ways: Vec<&str> = ["authorization", "basic_auth", "oauth2"]
+        .into_iter()
+        .filter(|k| out.contains_key(*k))
+        .collect();
+    if ways.len() > 1 {
+        return Err(format!(
+            "at most one of basic_auth, oauth2 & authorization may be set; this job has {} (its scrape class's authorization counts)",
+            ways.join(" and ")
+        ));
     }
     out.extend(s.plain.clone());
     if let Some(h) = &s.proxy_connect_header {
@@ -339,7 +404,7 @@ pub fn http_sd_entry(
         out.insert("refresh_interval".into(), json!(i));
     }
     if let Some(a) = &h.authorization {
-        out.insert("authorization".into(), authorization(&r, a, true)?);
+        out.insert("authorization".into(), authorization(&r, a)?);
     }
     if let Some(b) = &h.basic_auth {
         out.insert("basic_auth".into(), basic_auth(&r, b)?);
@@ -392,6 +457,34 @@ mod tests {
             ok["authorization"],
             json!({"type": "Bearer", "credentials": "v"})
         );
+    }
+
+    #[test]
+    fn refuses_what_the_operator_or_prometheus_refuses() {
+        // An authorization without credentials (the operator's validation).
+        let e = render(&settings(json!({"type": "Custom"})), &Fixed).unwrap_err();
+        assert!(e.contains("credentials are required"), "{e}");
+        // Two ways to authenticate on the resource itself.
+        let both = Settings {
+            basic_auth: Some(json!({"username": {"name": "s", "key": "k"}})),
+            ..settings(json!({"credentials": {"name": "s", "key": "k"}}))
+        };
+        let e = render(&both, &Fixed).unwrap_err();
+        assert!(e.starts_with("authorization and basicAuth"), "{e}");
+        // A scrape class's authorization with the resource's OAuth2: the generator writes both,
+        // which Prometheus does not load.
+        let class_and_oauth2 = Settings {
+            namespace: "shop".into(),
+            class_authorization: Some(json!({"credentialsFile": "/t"})),
+            oauth2: Some(json!({
+                "clientId": {"secret": {"name": "s", "key": "k"}},
+                "clientSecret": {"name": "s", "key": "k"},
+                "tokenUrl": "https://t"
+            })),
+            ..Settings::default()
+        };
+        let e = render(&class_and_oauth2, &Fixed).unwrap_err();
+        assert!(e.contains("authorization and oauth2"), "{e}");
     }
 
     #[test]
