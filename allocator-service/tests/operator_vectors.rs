@@ -12,7 +12,7 @@ use allocator_service::discovery::{relabeled, JobSpec};
 use allocator_service::k8s::client::{self, Assets};
 use allocator_service::k8s::meta::Labels;
 use allocator_service::k8s::monitors::{self, JobDef, Source};
-use allocator_service::k8s::{finish_job, resource_selected};
+use allocator_service::k8s::{finish_job, resource_selected, validate};
 use allocator_service::relabel::RuleSpec;
 use allocator_service::state::{job_config, JobConfig};
 use serde_json::{Map, Value};
@@ -207,33 +207,43 @@ fn our_jobs(case: &Value) -> (Jobs, BTreeMap<String, Vec<String>>) {
             continue;
         }
         let classes = &cr.scrape_classes;
+        let interval = cr.scrape_interval.as_deref().unwrap_or("30s");
         let mut resource: Vec<JobDef> = Vec::new();
-        match kind {
-            "ServiceMonitor" => resource.extend(monitors::service_monitor_jobs(
-                ns,
-                name,
-                &serde_json::from_value(spec).unwrap(),
-                classes,
-            )),
-            "PodMonitor" => resource.extend(monitors::pod_monitor_jobs(
-                ns,
-                name,
-                &serde_json::from_value(spec).unwrap(),
-                classes,
-            )),
-            "Probe" => resource.extend(monitors::probe_job(
-                ns,
-                name,
-                &serde_json::from_value(spec).unwrap(),
-                classes,
-            )),
-            _ => resource.push(monitors::scrape_config_job(
-                ns,
-                name,
-                &serde_json::from_value(spec).unwrap(),
-                classes,
-                case["collector_namespace"].as_str().unwrap(),
-            )),
+        // The operator's checks first: a resource that fails one is not selected.
+        let checked = match kind {
+            "ServiceMonitor" => {
+                let spec = serde_json::from_value(spec).unwrap();
+                let checked = validate::service_monitor(&spec, classes, interval);
+                resource.extend(monitors::service_monitor_jobs(ns, name, &spec, classes));
+                checked
+            }
+            "PodMonitor" => {
+                let spec = serde_json::from_value(spec).unwrap();
+                let checked = validate::pod_monitor(&spec, classes, interval);
+                resource.extend(monitors::pod_monitor_jobs(ns, name, &spec, classes));
+                checked
+            }
+            "Probe" => {
+                let spec = serde_json::from_value(spec).unwrap();
+                let checked = validate::probe(&spec, classes, interval);
+                resource.extend(monitors::probe_job(ns, name, &spec, classes));
+                checked
+            }
+            _ => {
+                let spec = serde_json::from_value(spec).unwrap();
+                let checked = validate::scrape_config(&spec, classes, interval);
+                resource.push(monitors::scrape_config_job(
+                    ns,
+                    name,
+                    &spec,
+                    classes,
+                    case["collector_namespace"].as_str().unwrap(),
+                ));
+                checked
+            }
+        };
+        if checked.is_err() {
+            continue;
         }
         let rendered: Result<Jobs, String> = resource
             .into_iter()

@@ -12,6 +12,7 @@ pub mod meta;
 pub mod monitors;
 pub mod selector;
 pub mod support;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -176,6 +177,17 @@ fn supported_spec<T: serde::de::DeserializeOwned>(kind: &str, obj: &DynamicObjec
         return None;
     }
     spec_of(obj)
+}
+
+/// Whether a resource passed the operator's checks (`validate`); a failure is logged.
+fn valid(kind: &str, ns: &str, name: &str, checked: Result<(), String>) -> bool {
+    match checked {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(%kind, object = %format!("{ns}/{name}"), error = %e, "rejected, as prometheus-operator rejects it");
+            false
+        }
+    }
 }
 
 fn name_ns(m: &kube::api::ObjectMeta) -> (&str, &str) {
@@ -486,6 +498,7 @@ impl Cluster {
             return Vec::new();
         };
         let classes = &cr.scrape_classes;
+        let default_interval = cr.scrape_interval.as_deref().unwrap_or("30s");
         let mut defs: Vec<(JobDef, serde_json::Map<String, serde_json::Value>)> = Vec::new();
         for sm in self.selected(
             cr,
@@ -494,7 +507,16 @@ impl Cluster {
             &cr.service_monitor_namespace_selector,
         ) {
             let (name, ns) = name_ns(&sm.metadata);
-            if let Some(spec) = supported_spec::<ServiceMonitorSpec>("ServiceMonitor", &sm) {
+            if let Some(spec) =
+                supported_spec::<ServiceMonitorSpec>("ServiceMonitor", &sm).filter(|spec| {
+                    valid(
+                        "ServiceMonitor",
+                        ns,
+                        name,
+                        validate::service_monitor(spec, classes, default_interval),
+                    )
+                })
+            {
                 let jobs = monitors::service_monitor_jobs(ns, name, &spec, classes);
                 self.accept(&mut defs, "ServiceMonitor", ns, name, jobs);
             }
@@ -506,7 +528,14 @@ impl Cluster {
             &cr.pod_monitor_namespace_selector,
         ) {
             let (name, ns) = name_ns(&pm.metadata);
-            if let Some(spec) = supported_spec::<PodMonitorSpec>("PodMonitor", &pm) {
+            if let Some(spec) = supported_spec::<PodMonitorSpec>("PodMonitor", &pm).filter(|spec| {
+                valid(
+                    "PodMonitor",
+                    ns,
+                    name,
+                    validate::pod_monitor(spec, classes, default_interval),
+                )
+            }) {
                 let jobs = monitors::pod_monitor_jobs(ns, name, &spec, classes);
                 self.accept(&mut defs, "PodMonitor", ns, name, jobs);
             }
@@ -518,7 +547,14 @@ impl Cluster {
             &cr.probe_namespace_selector,
         ) {
             let (name, ns) = name_ns(&probe.metadata);
-            if let Some(spec) = supported_spec::<ProbeSpec>("Probe", &probe) {
+            if let Some(spec) = supported_spec::<ProbeSpec>("Probe", &probe).filter(|spec| {
+                valid(
+                    "Probe",
+                    ns,
+                    name,
+                    validate::probe(spec, classes, default_interval),
+                )
+            }) {
                 match monitors::probe_job(ns, name, &spec, classes) {
                     Some(def) => self.accept(&mut defs, "Probe", ns, name, vec![def]),
                     None => {
@@ -534,13 +570,21 @@ impl Cluster {
             &cr.scrape_config_namespace_selector,
         ) {
             let (name, ns) = name_ns(&sc.metadata);
-            if let Some(spec) = supported_spec::<ScrapeConfigSpec>("ScrapeConfig", &sc) {
+            if let Some(spec) =
+                supported_spec::<ScrapeConfigSpec>("ScrapeConfig", &sc).filter(|spec| {
+                    valid(
+                        "ScrapeConfig",
+                        ns,
+                        name,
+                        validate::scrape_config(spec, classes, default_interval),
+                    )
+                })
+            {
                 let job =
                     monitors::scrape_config_job(ns, name, &spec, classes, &cfg.collector_namespace);
                 self.accept(&mut defs, "ScrapeConfig", ns, name, vec![job]);
             }
         }
-        let default_interval = cr.scrape_interval.as_deref().unwrap_or("30s");
         let mut by_role: BTreeMap<String, Vec<Labels>> = BTreeMap::new();
         let mut http_used = std::collections::BTreeSet::new();
         let jobs = defs
