@@ -204,15 +204,18 @@ fn class_authorization(a: &Value) -> Value {
     Value::Object(out)
 }
 
+/// Both fields are Secret key references the operator reads (a missing one fails as a Secret
+/// that cannot be read).
 fn basic_auth(r: &Reader<'_>, b: &Value) -> Result<Value, String> {
     let mut out = Map::new();
     for field in ["username", "password"] {
-        if let Some(v) = b.get(field) {
-            out.insert(
-                field.into(),
-                json!(r.secret(&format!("basicAuth.{field}"), v)?),
-            );
-        }
+        let v = b
+            .get(field)
+            .ok_or_else(|| format!("basicAuth.{field}: a Secret key reference is required"))?;
+        out.insert(
+            field.into(),
+            json!(r.secret(&format!("basicAuth.{field}"), v)?),
+        );
     }
     Ok(Value::Object(out))
 }
@@ -224,12 +227,13 @@ fn oauth2(r: &Reader<'_>, o: &Value) -> Result<Value, String> {
             out.insert("client_id".into(), json!(id));
         }
     }
-    if let Some(s) = o.get("clientSecret") {
-        out.insert(
-            "client_secret".into(),
-            json!(r.secret("oauth2.clientSecret", s)?),
-        );
-    }
+    let secret = o
+        .get("clientSecret")
+        .ok_or("oauth2.clientSecret: a Secret key reference is required")?;
+    out.insert(
+        "client_secret".into(),
+        json!(r.secret("oauth2.clientSecret", secret)?),
+    );
     match str_field(o, "tokenUrl") {
         Some(u) => out.insert("token_url".into(), json!(u)),
         None => return Err("oauth2: tokenUrl is required (the operator refuses it)".into()),

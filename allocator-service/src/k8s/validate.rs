@@ -5,8 +5,10 @@
 //! would hand collectors a configuration they refuse (a timeout above the interval makes the
 //! receiver refuse the whole configuration).
 
+use serde_json::Value;
+
 use super::monitors::{
-    CrRelabel, Endpoint, PodMonitorSpec, ProbeSpec, ScrapeClass, ScrapeConfigSpec,
+    CrRelabel, Endpoint, PodMonitorSpec, ProbeSpec, Proxy, ScrapeClass, ScrapeConfigSpec,
     ServiceMonitorSpec,
 };
 use crate::relabel::{Rule, RuleSpec};
@@ -128,10 +130,192 @@ pub fn scrape_class(name: Option<&str>, classes: &[ScrapeClass]) -> Result<(), S
     }
 }
 
+/// A `tlsConfig` as `TLSConfig.Validate`/`SafeTLSConfig.Validate` check it (the file fields
+/// exist only where the CRD has them, so one check serves both).
+pub fn tls(t: &Value) -> Result<(), String> {
+    let set = |k: &str| {
+        t.get(k)
+            .is_some_and(|v| v.as_object().is_none_or(|o| !o.is_empty()) && !v.is_null())
+    };
+    let file = |k: &str| {
+        t.get(k)
+            .and_then(Value::as_str)
+            .is_some_and(|f| !f.is_empty())
+    };
+    for k in ["ca", "cert"] {
+        if let Some(r) = t.get(k) {
+            if r.get("secret").is_some_and(|v| !v.is_null())
+                && r.get("configMap").is_some_and(|v| !v.is_null())
+            {
+                return Err(format!(
+                    "tlsConfig.{k}: cannot specify both Secret and ConfigMap"
+                ));
+            }
+        }
+    }
+    if let (Some(max), Some(min)) = (
+        t.get("maxVersion").and_then(Value::as_str),
+        t.get("minVersion").and_then(Value::as_str),
+    ) {
+        if max < min {
+            return Err("tlsConfig: maxVersion must more than or equal to minVersion".into());
+        }
+    }
+    for (asset, f) in [
+        ("ca", "caFile"),
+        ("cert", "certFile"),
+        ("keySecret", "keyFile"),
+    ] {
+        if set(asset) && file(f) {
+            return Err(format!(
+                "tlsConfig: cannot specify both '{f}' and '{asset}'"
+            ));
+        }
+    }
+    let has_cert = set("cert") || file("certFile");
+    let has_key = set("keySecret") || file("keyFile");
+    if has_cert && !has_key {
+        return Err("tlsConfig: cannot specify client cert without client key".into());
+    }
+    if has_key && !has_cert {
+        return Err("tlsConfig: cannot specify client key without client cert".into());
+    }
+    Ok(())
+}
+
+/// A proxy as `ProxyConfig.Validate` checks it.
+pub fn proxy(p: &Proxy) -> Result<(), String> {
+    let from_env = p.proxy_from_environment == Some(true);
+    let url = p.proxy_url.as_deref().is_some_and(|u| !u.is_empty());
+    let no_proxy = p.no_proxy.as_deref().is_some_and(|n| !n.is_empty());
+    let headers = p
+        .proxy_connect_header
+        .as_ref()
+        .and_then(Value::as_object)
+        .filter(|h| !h.is_empty());
+    if headers.is_some() && !from_env && !url {
+        return Err("if proxyConnectHeader is configured, proxyUrl or proxyFromEnvironment must also be configured".into());
+    }
+    if from_env && url {
+        return Err(
+            "if proxyFromEnvironment is configured, proxyUrl must not be configured".into(),
+        );
+    }
+    if from_env && no_proxy {
+        return Err("if proxyFromEnvironment is configured, noProxy must not be configured".into());
+    }
+    if !url && no_proxy {
+        return Err("if noProxy is configured, proxyUrl must also be configured".into());
+    }
+    for (k, v) in headers.into_iter().flatten() {
+        if v.as_array().is_none_or(|a| a.is_empty()) {
+            return Err(format!(
+                "proxyConnetHeader[{k}]: selector must not be empty"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `oauth2` as `OAuth2.Validate` checks it, with its own TLS and proxy.
+fn oauth2(o: &Value) -> Result<(), String> {
+    let empty = |k: &str| {
+        o.get(k)
+            .is_none_or(|v| v.is_null() || v.as_str() == Some(""))
+    };
+    if empty("tokenUrl") {
+        return Err("oauth2: OAuth2 tokenURL must be specified".into());
+    }
+    if o.get("clientId")
+        .is_none_or(|c| c.as_object().is_none_or(|m| m.is_empty()))
+    {
+        return Err("oauth2: OAuth2 'clientID' must be specified".into());
+    }
+    if let Some(t) = o.get("tlsConfig") {
+        tls(t).map_err(|e| format!("oauth2: invalid OAuth2 'tlsConfig': {e}"))?;
+    }
+    let p: Proxy = serde_json::from_value(o.clone()).unwrap_or_default();
+    proxy(&p).map_err(|e| format!("oauth2: invalid OAuth2 proxyConfig: {e}"))
+}
+
+/// The HTTP client settings every kind has: TLS, OAuth2 and proxy.
+fn client(
+    tls_config: &Option<Value>,
+    oauth: &Option<Value>,
+    p: Option<&Proxy>,
+) -> Result<(), String> {
+    if let Some(t) = tls_config {
+        tls(t)?;
+    }
+    if let Some(o) = oauth {
+        oauth2(o)?;
+    }
+    if let Some(p) = p {
+        proxy(p)?;
+    }
+    Ok(())
+}
+
+/// The operator's `validateProberURL`: `host` or `host:port` (a DNS name or an IP).
+pub fn prober_url(url: &str) -> Result<(), String> {
+    let invalid = || {
+        format!("{url:?} url specified in proberSpec is invalid, it should be of the format `hostname` or `hostname:port`")
+    };
+    match split_host_port(url) {
+        Some((host, port)) => {
+            let port_ok = port.parse::<u32>().is_ok_and(|p| (1..65536).contains(&p))
+                && !port.starts_with('+');
+            if !is_host(host) || !port_ok {
+                return Err(invalid());
+            }
+        }
+        None if !is_host(url) => return Err(invalid()),
+        None => {}
+    }
+    Ok(())
+}
+
+/// Go's `net.SplitHostPort`, for the inputs that matter here: None when there is no port.
+fn split_host_port(s: &str) -> Option<(&str, &str)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = after.strip_prefix(':')?;
+        return Some((host, port));
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    // More than one colon without brackets: Go reports "too many colons".
+    if host.contains(':') {
+        return None;
+    }
+    Some((host, port))
+}
+
+/// govalidator's `IsHost`: an IP address or a DNS name.
+fn is_host(s: &str) -> bool {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    if s.is_empty() || s.replace('.', "").len() > 255 {
+        return false;
+    }
+    // ^([a-zA-Z0-9_]{1}[a-zA-Z0-9_-]{0,62}){1}(\.[a-zA-Z0-9_]{1}[a-zA-Z0-9_-]{0,62})*[\._]?$
+    let body = s
+        .strip_suffix('.')
+        .or_else(|| s.strip_suffix('_'))
+        .filter(|b| !b.is_empty())
+        .unwrap_or(s);
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    body.split('.').all(|label| {
+        let mut chars = label.chars();
+        chars.next().is_some_and(word) && label.len() <= 63 && chars.all(|c| word(c) || c == '-')
+    })
+}
+
 /// Endpoints of a ServiceMonitor or PodMonitor.
 fn endpoints(what: &str, eps: &[Endpoint], default_interval: &str) -> Result<(), String> {
     for (i, ep) in eps.iter().enumerate() {
         let at = |e: String| format!("{what}[{i}]: {e}");
+        client(&ep.tls_config, &ep.oauth2, Some(&ep.proxy)).map_err(at)?;
         interval_and_timeout(
             ep.interval.as_deref(),
             ep.scrape_timeout.as_deref(),
@@ -180,7 +364,8 @@ pub fn probe(
     if let Some(i) = &spec.targets.ingress {
         relabelings("targets.ingress.relabelConfigs", &i.relabeling_configs)?;
     }
-    Ok(())
+    proxy(&spec.prober.proxy).map_err(|e| format!("proxy configuration: {e}"))?;
+    prober_url(&spec.prober.url)
 }
 
 pub fn scrape_config(
@@ -190,6 +375,7 @@ pub fn scrape_config(
 ) -> Result<(), String> {
     scrape_class(spec.scrape_class.as_deref(), classes)?;
     relabelings("relabelConfigs", &spec.relabelings)?;
+    client(&spec.tls_config, &spec.oauth2, Some(&spec.proxy))?;
     interval_and_timeout(
         spec.scrape_interval.as_deref(),
         spec.scrape_timeout.as_deref(),
@@ -241,5 +427,21 @@ mod tests {
         assert!(interval_and_timeout(Some("10s"), Some("30s"), "30s").is_err());
         assert!(interval_and_timeout(None, Some("30s"), "30s").is_ok());
         assert!(interval_and_timeout(None, Some("1m"), "30s").is_err());
+        for ok in [
+            "blackbox:9115",
+            "blackbox.observability.svc",
+            "10.0.0.1:80",
+            "[::1]:9115",
+        ] {
+            assert!(prober_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://blackbox:9115",
+            "blackbox:0",
+            "black box",
+            "blackbox:9115/probe",
+        ] {
+            assert!(prober_url(bad).is_err(), "{bad}");
+        }
     }
 }
