@@ -86,6 +86,20 @@ type PromCR struct {
 	ProbeSelector                   *metav1.LabelSelector      `json:"probe_selector,omitempty"`
 	ProbeNamespaceSelector          *metav1.LabelSelector      `json:"probe_namespace_selector,omitempty"`
 	ScrapeClasses                   []monitoringv1.ScrapeClass `json:"scrape_classes,omitempty"`
+	// The allocator's namespace lists: its informers (for the resources and for namespaces)
+	// watch only the allowed namespaces, or every namespace but the denied ones.
+	AllowNamespaces []string `json:"allow_namespaces,omitempty"`
+	DenyNamespaces  []string `json:"deny_namespaces,omitempty"`
+}
+
+// watched restates what the allocator's informers see (config.GetAllowDenyLists with
+// prometheus-operator's informer factories and namespace list-watch): a namespace is watched
+// when allowed (no list: all) and not denied.
+func (p PromCR) watched(ns string) bool {
+	if len(p.AllowNamespaces) > 0 && !contains(p.AllowNamespaces, ns) {
+		return false
+	}
+	return !contains(p.DenyNamespaces, ns)
 }
 
 type Namespace struct {
@@ -189,6 +203,9 @@ func run(c Case) (Result, error) {
 
 	objs := []runtime.Object{}
 	for _, ns := range c.Namespaces {
+		if !c.PrometheusCR.watched(ns.Name) {
+			continue
+		}
 		objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns.Name, Labels: ns.Labels}})
 	}
 	for i := range c.Secrets {
@@ -285,19 +302,20 @@ func run(c Case) (Result, error) {
 	}
 
 	selected := map[string][]string{}
-	smSel, err := selector.SelectServiceMonitors(ctx, lister(sms))
+	watched := c.PrometheusCR.watched
+	smSel, err := selector.SelectServiceMonitors(ctx, lister(sms, watched))
 	if err != nil {
 		return Result{}, err
 	}
-	pmSel, err := selector.SelectPodMonitors(ctx, lister(pms))
+	pmSel, err := selector.SelectPodMonitors(ctx, lister(pms, watched))
 	if err != nil {
 		return Result{}, err
 	}
-	prSel, err := selector.SelectProbes(ctx, lister(probes))
+	prSel, err := selector.SelectProbes(ctx, lister(probes, watched))
 	if err != nil {
 		return Result{}, err
 	}
-	scSel, err := selector.SelectScrapeConfigs(ctx, lister(scs))
+	scSel, err := selector.SelectScrapeConfigs(ctx, lister(scs, watched))
 	if err != nil {
 		return Result{}, err
 	}
@@ -346,11 +364,15 @@ func keys[T any](m map[string]T) []string {
 	return out
 }
 
-// lister serves the corpus objects of one kind the way an informer's ListAllByNamespace does.
-func lister[T metav1.Object](objs []T) prometheus.ListAllByNamespaceFn {
+// lister serves the corpus objects of one kind the way an informer's ListAllByNamespace does,
+// for the namespaces the allocator's informers watch.
+func lister[T metav1.Object](objs []T, watched func(string) bool) prometheus.ListAllByNamespaceFn {
 	return func(namespace string, sel k8slabels.Selector, appendFn cache.AppendFunc) error {
 		for _, o := range objs {
 			if namespace != "" && o.GetNamespace() != namespace {
+				continue
+			}
+			if !watched(o.GetNamespace()) {
 				continue
 			}
 			if sel.Matches(k8slabels.Set(o.GetLabels())) {
