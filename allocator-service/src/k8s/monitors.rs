@@ -190,8 +190,10 @@ impl Proxy {
 /// A scrape class of the allocator's `prometheus_cr.scrape_classes` (the Prometheus CRD's
 /// `scrapeClasses`): relabelings applied after the generated ones, and TLS, authorization and
 /// `attachMetadata` defaults for resources that name it or, for the default class, name none.
+/// Every field of the operator's `ScrapeClass` (v0.92) is read; another one is a configuration
+/// error, not silently ignored.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScrapeClass {
     pub name: String,
     #[serde(default)]
@@ -1197,6 +1199,15 @@ mod tests {
         assert_eq!(scrape_class(&classes, Some("zz")).unwrap().name, "a");
         assert_eq!(scrape_class(&classes, None).unwrap().name, "a");
         assert!(scrape_class(&classes[1..], None).is_none());
+    }
+
+    #[test]
+    fn a_scrape_class_field_this_allocator_does_not_read_is_an_error() {
+        let e = serde_json::from_value::<ScrapeClass>(serde_json::json!(
+            {"name": "a", "sigv4": {}}
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field `sigv4`"), "{e}");
     }
 
     #[test]
