@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 
@@ -39,6 +39,23 @@ fn object_labels(
         out.insert(format!("{prefix}_annotation_{n}"), v.clone());
         out.insert(format!("{prefix}_annotationpresent_{n}"), "true".into());
     }
+}
+
+/// The labels Prometheus' `attach_metadata.node` adds to a pod's or an endpoint's targets for
+/// the node they run on (`addNodeLabels`): its name, labels and annotations.
+pub fn node_labels(node: &Node) -> Labels {
+    let mut l = Labels::new();
+    l.insert(
+        "__meta_kubernetes_node_name".into(),
+        node.metadata.name.clone().unwrap_or_default(),
+    );
+    object_labels(
+        &mut l,
+        "__meta_kubernetes_node",
+        node.metadata.labels.as_ref(),
+        node.metadata.annotations.as_ref(),
+    );
+    l
 }
 
 fn pod_ready(pod: &Pod) -> bool {
@@ -417,6 +434,51 @@ pub fn ingress_targets(ing: &Ingress) -> Vec<Labels> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attach_node_adds_the_nodes_metadata_to_pod_and_endpoint_targets() {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "node-a", "labels": {"topology.kubernetes.io/zone": "eu-1a"},
+                         "annotations": {"note": "x"}}
+        }))
+        .unwrap();
+        let lookup = |n: &str| (n == "node-a").then(|| node_labels(&node));
+        let mut pod = Labels::from([("__meta_kubernetes_pod_node_name".into(), "node-a".into())]);
+        super::super::attach_node("pod", &mut pod, lookup);
+        assert_eq!(pod["__meta_kubernetes_node_name"], "node-a");
+        assert_eq!(
+            pod["__meta_kubernetes_node_label_topology_kubernetes_io_zone"],
+            "eu-1a"
+        );
+        assert_eq!(
+            pod["__meta_kubernetes_node_labelpresent_topology_kubernetes_io_zone"],
+            "true"
+        );
+        assert_eq!(pod["__meta_kubernetes_node_annotation_note"], "x");
+        // An endpoint that targets a node directly names it; otherwise its nodeName does.
+        let mut direct = Labels::from([
+            (
+                "__meta_kubernetes_endpointslice_address_target_kind".into(),
+                "Node".into(),
+            ),
+            (
+                "__meta_kubernetes_endpointslice_address_target_name".into(),
+                "node-a".into(),
+            ),
+            (
+                "__meta_kubernetes_endpointslice_endpoint_node_name".into(),
+                "other".into(),
+            ),
+        ]);
+        super::super::attach_node("endpointslice", &mut direct, lookup);
+        assert_eq!(direct["__meta_kubernetes_node_name"], "node-a");
+        let mut unknown = Labels::from([(
+            "__meta_kubernetes_endpointslice_endpoint_node_name".into(),
+            "gone".into(),
+        )]);
+        super::super::attach_node("endpointslice", &mut unknown, lookup);
+        assert_eq!(unknown.len(), 1);
+    }
 
     fn pod() -> Pod {
         serde_json::from_value(serde_json::json!({

@@ -40,7 +40,8 @@ use k8s_openapi::api::networking::v1::Ingress;
 /// `examples/k8s/01-rbac.yaml` must grant get, list and watch on each (a test checks).
 pub const WATCHED: [(&str, &str); 12] = [
     ("", "pods"),
-    // Their zone labels (read only when `zones` is configured).
+    // Their zone labels (when `zones` is configured) and the node metadata of generated jobs
+    // with `attach_metadata.node` (when `prometheus_cr` is enabled).
     ("", "nodes"),
     // The credentials operator resources name (read only when `prometheus_cr` is enabled).
     ("", "secrets"),
@@ -92,7 +93,8 @@ pub struct Cluster {
     probes: Option<Watched<DynamicObject>>,
     secrets: Option<Watched<Secret>>,
     config_maps: Option<Watched<ConfigMap>>,
-    /// Watched only when zones are on (their labels name the zones).
+    /// Watched when zones are on (their labels name the zones) or the operator's resources are
+    /// (`attachMetadata.node`).
     nodes: Option<Watched<Node>>,
     generation: Arc<AtomicU64>,
     /// ScrapeConfigs' `httpSDConfigs`: one fetcher per entry, named by the job and the entry's
@@ -203,7 +205,8 @@ fn labels_of(m: &kube::api::ObjectMeta) -> BTreeMap<String, String> {
 
 impl Cluster {
     /// Start the watchers (on the current tokio runtime): the operator's resources when
-    /// `cr_enabled`, nodes when `nodes` (zone-aware allocation reads their labels).
+    /// `cr_enabled`, nodes when `nodes` (zone-aware allocation reads their labels) or
+    /// `cr_enabled` (node metadata for `attachMetadata.node`).
     pub fn start(client: Client, cr_enabled: bool, nodes: bool) -> Cluster {
         let generation = Arc::new(AtomicU64::new(0));
         let g = || generation.clone();
@@ -295,7 +298,9 @@ impl Cluster {
         } else {
             (None, None)
         };
-        let nodes = nodes.then(|| {
+        // Nodes: their zone labels, and the node metadata a generated job's
+        // `attach_metadata.node` adds to its targets.
+        let nodes = (nodes || cr_enabled).then(|| {
             spawn_watch(
                 Api::<Node>::all(client.clone()),
                 Default::default(),
@@ -669,7 +674,9 @@ impl Cluster {
     ) -> Vec<Labels> {
         match src {
             Source::Kubernetes {
-                role, namespaces, ..
+                role,
+                namespaces,
+                attach_node,
             } => {
                 let all = by_role
                     .entry(role.clone())
@@ -680,7 +687,13 @@ impl Cluster {
                             || l.get("__meta_kubernetes_namespace")
                                 .is_some_and(|ns| namespaces.contains(ns))
                     })
-                    .cloned()
+                    .map(|l| {
+                        let mut l = l.clone();
+                        if *attach_node {
+                            self::attach_node(role, &mut l, |n| self.node_labels(n));
+                        }
+                        l
+                    })
                     .collect()
             }
             Source::Static(groups) => groups.clone(),
@@ -691,6 +704,13 @@ impl Cluster {
             // Fetched by `http_groups`.
             Source::Http(_) => Vec::new(),
         }
+    }
+
+    /// The node metadata labels of node `name`, when it is known.
+    fn node_labels(&self, name: &str) -> Option<Labels> {
+        let nodes = self.nodes.as_ref()?;
+        let n = nodes.store.get(&ObjectRef::<Node>::new(name))?;
+        Some(meta::node_labels(&n))
     }
 
     /// Every target of a Kubernetes discovery role in the namespaces `in_ns` accepts.
@@ -742,6 +762,29 @@ impl Cluster {
                 Vec::new()
             }
         }
+    }
+}
+
+/// Prometheus' `attach_metadata.node` for one target of `role` (`addNodeLabels`): the labels
+/// of the node a pod runs on, or an endpoint is on (the node an endpoint targets directly, else
+/// its `nodeName`), from `node`; nothing when the node is unknown.
+pub fn attach_node(role: &str, target: &mut Labels, node: impl Fn(&str) -> Option<Labels>) {
+    let name = match role {
+        "pod" => target.get("__meta_kubernetes_pod_node_name"),
+        "endpointslice" => {
+            if target
+                .get("__meta_kubernetes_endpointslice_address_target_kind")
+                .is_some_and(|k| k == "Node")
+            {
+                target.get("__meta_kubernetes_endpointslice_address_target_name")
+            } else {
+                target.get("__meta_kubernetes_endpointslice_endpoint_node_name")
+            }
+        }
+        _ => None,
+    };
+    if let Some(labels) = name.and_then(|n| node(n)) {
+        target.extend(labels);
     }
 }
 
