@@ -333,6 +333,7 @@ pub fn service_monitor(
     classes: &[ScrapeClass],
     default_interval: &str,
 ) -> Result<(), String> {
+    spec.selector.validate()?;
     endpoints("endpoints", &spec.endpoints, default_interval)?;
     scrape_class(spec.scrape_class.as_deref(), classes)
 }
@@ -342,6 +343,9 @@ pub fn pod_monitor(
     classes: &[ScrapeClass],
     default_interval: &str,
 ) -> Result<(), String> {
+    spec.selector
+        .validate()
+        .map_err(|e| format!("failed to parse label selector: {e}"))?;
     endpoints("endpoint", &spec.pod_metrics_endpoints, default_interval)?;
     scrape_class(spec.scrape_class.as_deref(), classes)
 }
