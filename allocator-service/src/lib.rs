@@ -102,9 +102,20 @@ pub async fn serve_with(
     };
     let cluster = match (cfg.kubernetes, kube) {
         (true, Some(client)) => {
-            let cr = cfg.file.prometheus_cr.as_ref().is_some_and(|c| c.enabled);
-            let nodes = cfg.zone_label.is_some();
-            Some(Arc::new(k8s::Cluster::start(client, cr, nodes)))
+            let cr = cfg.file.prometheus_cr.as_ref().filter(|c| c.enabled);
+            let node_use = k8s::NodeUse {
+                zones: cfg.zone_label.is_some(),
+                class_metadata: cr.is_some_and(|c| {
+                    c.scrape_classes.iter().any(|class| {
+                        class.attach_metadata.as_ref().and_then(|a| a.node) == Some(true)
+                    })
+                }),
+            };
+            Some(Arc::new(k8s::Cluster::start(
+                client,
+                cr.is_some(),
+                node_use,
+            )))
         }
         (true, None) => {
             return Err(std::io::Error::other(

@@ -284,9 +284,16 @@ impl Engine {
         );
         self.take_loads(shared);
         let cluster = self.cluster.clone();
-        if cluster.as_ref().is_some_and(|c| !c.synced()) {
-            // Not ready (503) until every watch has listed once.
+        let not_listed = cluster.as_ref().map(|c| c.not_listed()).unwrap_or_default();
+        if !not_listed.is_empty() {
+            // Not ready (503) until every watch an answer reads has listed once, and not ready
+            // again while one of them has not (a resource that starts reading the nodes when
+            // they cannot be listed): the view would be stale or miss labels.
             self.report(shared, true);
+            shared.health.lock().problems.push(format!(
+                "waiting for the first list of {} from the Kubernetes API (see the watch errors in the log)",
+                not_listed.join(", ")
+            ));
             return;
         }
         // Cheap checks first: a stat per watched file, the caches' change counter, and the

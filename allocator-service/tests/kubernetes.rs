@@ -862,3 +862,78 @@ fn zones_configuration_errors_name_the_problem() {
     let err = allocator_service::parse(file_mode, base).err().unwrap();
     assert!(err.contains("zones needs discovery: kubernetes"), "{err}");
 }
+
+/// RBAC without `nodes`: the operator's resources are watched with nodes beside them (for
+/// `attachMetadata.node`), but while nothing asks for node metadata a node watch that cannot
+/// list must not hold readiness back; once a resource asks for it, targets without their node's
+/// labels would be wrong, so the allocator waits (not ready) rather than serve them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_nodes_hold_readiness_only_when_node_metadata_is_asked_for() {
+    let api = MockApi::new();
+    api.forbid("nodes");
+    let collector = json!({"app.kubernetes.io/component": "opentelemetry-collector"});
+    api.apply("namespaces", namespace("shop", json!({"team": "shop"})));
+    api.apply("namespaces", namespace("observability", json!({})));
+    api.apply(
+        "pods",
+        pod(
+            "observability",
+            "otel-0",
+            collector,
+            "10.9.0.1",
+            "node-a",
+            true,
+            None,
+        ),
+    );
+    api.apply("services", service("shop", "api", json!({"app": "api"})));
+    api.apply(
+        "endpointslices",
+        slice("shop", "api-abc", "api", &[("10.1.0.1", "api-0")]),
+    );
+    let sm_spec =
+        json!({"selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]});
+    let sm = |name: &str, spec: Value| {
+        monitor(
+            "ServiceMonitor",
+            "monitoring.coreos.com/v1",
+            "shop",
+            name,
+            json!({}),
+            spec,
+        )
+    };
+    api.apply("servicemonitors", sm("api", sm_spec.clone()));
+    let mock = api.clone().serve().await;
+    let cfg = allocator_service::parse(CONFIG, std::path::Path::new(".")).unwrap();
+    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let addr = service.addr;
+
+    until(addr, "/jobs", "the monitor's job", |v| {
+        v.as_object()
+            .unwrap()
+            .contains_key("serviceMonitor/shop/api/0")
+    })
+    .await;
+
+    let mut with_node = sm_spec;
+    with_node["attachMetadata"] = json!({"node": true});
+    api.apply("servicemonitors", sm("api-nodes", with_node));
+    let mut readiness = (200, String::new());
+    for _ in 0..100 {
+        readiness = get(addr, "/readyz").await;
+        if readiness.0 != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        readiness.0, 503,
+        "node metadata asked for while nodes cannot be listed"
+    );
+    assert!(
+        readiness.1.contains("first list of nodes"),
+        "{}",
+        readiness.1
+    );
+}

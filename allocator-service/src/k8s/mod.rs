@@ -80,6 +80,16 @@ where
     synced: Arc<AtomicBool>,
 }
 
+/// What the nodes are read for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeUse {
+    /// Zone-aware allocation: the zones are node labels.
+    pub zones: bool,
+    /// A scrape class of `prometheus_cr` sets `attachMetadata.node`, so every resource that
+    /// uses it adds node metadata to its targets.
+    pub class_metadata: bool,
+}
+
 /// The caches of every watched resource, and a counter bumped on every change.
 pub struct Cluster {
     pods: Watched<Pod>,
@@ -96,6 +106,8 @@ pub struct Cluster {
     /// Watched when zones are on (their labels name the zones) or the operator's resources are
     /// (`attachMetadata.node`).
     nodes: Option<Watched<Node>>,
+    /// Why nodes are read: readiness waits for their first list only when something uses them.
+    node_use: NodeUse,
     generation: Arc<AtomicU64>,
     /// ScrapeConfigs' `httpSDConfigs`: one fetcher per entry, named by the job and the entry's
     /// rendered settings (a changed entry gets a new fetcher; unused ones are stopped).
@@ -205,9 +217,9 @@ fn labels_of(m: &kube::api::ObjectMeta) -> BTreeMap<String, String> {
 
 impl Cluster {
     /// Start the watchers (on the current tokio runtime): the operator's resources when
-    /// `cr_enabled`, nodes when `nodes` (zone-aware allocation reads their labels) or
-    /// `cr_enabled` (node metadata for `attachMetadata.node`).
-    pub fn start(client: Client, cr_enabled: bool, nodes: bool) -> Cluster {
+    /// `cr_enabled`; nodes when zone-aware allocation reads their labels or `cr_enabled` (node
+    /// metadata for `attachMetadata.node`).
+    pub fn start(client: Client, cr_enabled: bool, node_use: NodeUse) -> Cluster {
         let generation = Arc::new(AtomicU64::new(0));
         let g = || generation.clone();
         let pods = spawn_watch(
@@ -300,7 +312,7 @@ impl Cluster {
         };
         // Nodes: their zone labels, and the node metadata a generated job's
         // `attach_metadata.node` adds to its targets.
-        let nodes = (nodes || cr_enabled).then(|| {
+        let nodes = (node_use.zones || cr_enabled).then(|| {
             spawn_watch(
                 Api::<Node>::all(client.clone()),
                 Default::default(),
@@ -321,6 +333,7 @@ impl Cluster {
             secrets,
             config_maps,
             nodes,
+            node_use,
             generation,
             http: Default::default(),
         }
@@ -334,36 +347,74 @@ impl Cluster {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Every cache has completed its first list.
-    pub fn synced(&self) -> bool {
-        let base = [
-            &self.pods.synced,
-            &self.services.synced,
-            &self.slices.synced,
-            &self.ingresses.synced,
-            &self.namespaces.synced,
-        ];
-        base.iter().all(|f| f.load(Ordering::Acquire))
-            && [
-                &self.service_monitors,
-                &self.pod_monitors,
-                &self.scrape_configs,
-                &self.probes,
-            ]
-            .iter()
-            .all(|w| w.as_ref().is_none_or(|w| w.synced.load(Ordering::Acquire)))
-            && self
-                .secrets
-                .as_ref()
-                .is_none_or(|w| w.synced.load(Ordering::Acquire))
-            && self
-                .config_maps
-                .as_ref()
-                .is_none_or(|w| w.synced.load(Ordering::Acquire))
-            && self
-                .nodes
-                .as_ref()
-                .is_none_or(|w| w.synced.load(Ordering::Acquire))
+    /// The watched resources whose cache has not completed its first list (of those the
+    /// served answers read now): empty when every answer can be computed.
+    pub fn not_listed(&self) -> Vec<&'static str> {
+        fn listed<K: 'static + kube::Resource + Clone>(w: &Watched<K>) -> bool
+        where
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            w.synced.load(Ordering::Acquire)
+        }
+        let mut missing = Vec::new();
+        for (what, ok) in [
+            ("pods", listed(&self.pods)),
+            ("services", listed(&self.services)),
+            ("endpointslices", listed(&self.slices)),
+            ("ingresses", listed(&self.ingresses)),
+            ("namespaces", listed(&self.namespaces)),
+            (
+                "servicemonitors",
+                self.service_monitors.as_ref().is_none_or(listed),
+            ),
+            ("podmonitors", self.pod_monitors.as_ref().is_none_or(listed)),
+            (
+                "scrapeconfigs",
+                self.scrape_configs.as_ref().is_none_or(listed),
+            ),
+            ("probes", self.probes.as_ref().is_none_or(listed)),
+            ("secrets", self.secrets.as_ref().is_none_or(listed)),
+            ("configmaps", self.config_maps.as_ref().is_none_or(listed)),
+        ] {
+            if !ok {
+                missing.push(what);
+            }
+        }
+        if self.nodes_needed() && !self.nodes.as_ref().is_none_or(listed) {
+            missing.push("nodes");
+        }
+        missing
+    }
+
+    /// Whether what is served reads the nodes now: zones, or node metadata that a scrape class
+    /// or a resource asks for. Otherwise a node watch that cannot list (RBAC without `nodes`,
+    /// which the Go allocator needs only in the same cases) does not hold readiness back.
+    fn nodes_needed(&self) -> bool {
+        self.node_use.zones || self.node_use.class_metadata || self.resource_wants_node_metadata()
+    }
+
+    /// Whether a cached ServiceMonitor, PodMonitor or ScrapeConfig sets `attachMetadata.node`.
+    fn resource_wants_node_metadata(&self) -> bool {
+        let node_on = |v: Option<&serde_json::Value>| {
+            v.and_then(|a| a.get("node")).and_then(|n| n.as_bool()) == Some(true)
+        };
+        let monitors = [&self.service_monitors, &self.pod_monitors];
+        let in_monitors = monitors.iter().filter_map(|w| w.as_ref()).any(|w| {
+            w.store
+                .state()
+                .iter()
+                .any(|o| node_on(o.data.get("spec").and_then(|s| s.get("attachMetadata"))))
+        });
+        in_monitors
+            || self.scrape_configs.as_ref().is_some_and(|w| {
+                w.store.state().iter().any(|o| {
+                    o.data
+                        .get("spec")
+                        .and_then(|s| s.get("kubernetesSDConfigs"))
+                        .and_then(|k| k.as_array())
+                        .is_some_and(|sds| sds.iter().any(|sd| node_on(sd.get("attachMetadata"))))
+                })
+            })
     }
 
     /// The node → zone table: every node with a non-empty `label`, as `(node, zone)` sorted by

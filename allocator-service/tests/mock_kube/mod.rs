@@ -51,6 +51,8 @@ struct Kind {
     objects: BTreeMap<(String, String), Value>,
     log: Vec<(u64, &'static str, Value)>,
     gone_next: bool,
+    /// Lists and watches answer 403, as for a service account without RBAC on the resource.
+    forbidden: bool,
 }
 
 struct Inner {
@@ -143,6 +145,12 @@ impl MockApi {
         kind.log.clear();
         drop(g);
         let _ = self.cut.send(plural);
+    }
+
+    /// Answer every list and watch of `plural` with 403 Forbidden (RBAC without it).
+    pub fn forbid(&self, plural: &str) {
+        let plural = plural_of(plural);
+        self.inner.lock().kinds.get_mut(plural).unwrap().forbidden = true;
     }
 
     /// Cut the open watches of `plural` (a network drop); the client reconnects and resumes.
@@ -320,6 +328,13 @@ async fn handle(api: MockApi, plural: String, q: HashMap<String, String>) -> Res
         return (axum::http::StatusCode::NOT_FOUND, "no such resource").into_response();
     }
     let (_, api_version, list_kind) = *KINDS.iter().find(|k| k.0 == plural).unwrap();
+    if api.inner.lock().kinds[plural].forbidden {
+        return status(
+            403,
+            "Forbidden",
+            format!("{plural} is forbidden: User \"system:serviceaccount:observability:ta\" cannot list resource \"{plural}\" at the cluster scope"),
+        );
+    }
     let watching = matches!(q.get("watch").map(String::as_str), Some("true") | Some("1"));
     if !watching {
         let g = api.inner.lock();
