@@ -134,11 +134,34 @@ where
         + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
+    spawn_watch_kept(api, writer, generation, what, |_| {})
+}
+
+/// [`spawn_watch`] keeping of each object only what `keep` leaves of it (the cache holds every
+/// object of the kind, cluster-wide).
+fn spawn_watch_kept<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    generation: Arc<AtomicU64>,
+    what: &'static str,
+    keep: fn(&mut K),
+) -> Watched<K>
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
     let store = writer.as_reader();
     let synced = Arc::new(AtomicBool::new(false));
     let flag = synced.clone();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(keep)
         .reflect(writer);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -313,11 +336,18 @@ impl Cluster {
         // Nodes: their zone labels, and the node metadata a generated job's
         // `attach_metadata.node` adds to its targets.
         let nodes = (node_use.zones || cr_enabled).then(|| {
-            spawn_watch(
+            spawn_watch_kept(
                 Api::<Node>::all(client.clone()),
                 Default::default(),
                 g(),
                 "nodes",
+                // Only a node's name, labels and annotations are read (zones, node metadata);
+                // its spec and status (image lists of tens of KB) would be most of the cache.
+                |n| {
+                    n.spec = None;
+                    n.status = None;
+                    n.metadata.managed_fields = None;
+                },
             )
         });
         Cluster {
