@@ -139,9 +139,61 @@ const OTEL_SCOPE_LABELS: &[&str] = &[
     "otel_scope_schema_url",
 ];
 
-fn compare_metrics(go: &str, ours: &str, errors: &mut Vec<String>) {
-    let go = families(go);
-    let ours = families(ours);
+/// The series of the gauge families: series (name and labels, the exporter's scope labels
+/// left out, sorted) → value.
+fn gauge_values(text: &str) -> BTreeMap<String, String> {
+    let fams = families(text);
+    let mut out = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        if fams.get(name).is_none_or(|f| f.0 != "gauge") {
+            continue;
+        }
+        let mut pairs: Vec<&str> = labels
+            .trim_end_matches('}')
+            .split("\",")
+            .filter(|p| !p.is_empty())
+            .map(|p| p.trim_end_matches('"'))
+            .filter(|p| {
+                !OTEL_SCOPE_LABELS
+                    .iter()
+                    .any(|l| p.starts_with(&format!("{l}=")))
+            })
+            .collect();
+        pairs.sort();
+        out.insert(format!("{name}{{{}}}", pairs.join(",")), value.to_owned());
+    }
+    out
+}
+
+fn compare_metrics(go_text: &str, ours_text: &str, errors: &mut Vec<String>) {
+    // Gauge values (targets per job and per collector, unassigned, collectors): the Go
+    // allocator's series with its values; a series only ours has must be 0.
+    let (gv, ov) = (gauge_values(go_text), gauge_values(ours_text));
+    for (series, value) in gv
+        .iter()
+        .filter(|(s, _)| s.starts_with("opentelemetry_allocator_"))
+    {
+        match ov.get(series) {
+            Some(o) if o == value => {}
+            Some(o) => errors.push(format!("/metrics {series}: Go {value}, ours {o}")),
+            None => errors.push(format!("/metrics {series}: Go {value}, ours absent")),
+        }
+    }
+    for (series, value) in ov.iter().filter(|(s, v)| {
+        s.starts_with("opentelemetry_allocator_") && !gv.contains_key(*s) && v.as_str() != "0"
+    }) {
+        let family = series.split('{').next().unwrap_or_default();
+        if gv.keys().any(|s| s.split('{').next() == Some(family)) {
+            errors.push(format!("/metrics {series}: ours {value}, Go absent"));
+        }
+    }
+    let go = families(go_text);
+    let ours = families(ours_text);
     for (name, (ty, labels, le)) in go
         .iter()
         .filter(|(n, _)| n.starts_with("opentelemetry_allocator_"))

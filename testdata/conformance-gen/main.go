@@ -62,7 +62,9 @@ type Golden struct {
 // ours holds the keys of our service's configuration that the Go loader does not know.
 type ours struct {
 	Collectors []string `yaml:"collectors"`
-	Ring       string   `yaml:"ring"`
+	// CollectorNodes gives collectors the node their pod runs on (per-node allocation).
+	CollectorNodes map[string]string `yaml:"collector_nodes"`
+	Ring           string            `yaml:"ring"`
 }
 
 type noManager struct{}
@@ -147,7 +149,7 @@ func run(caseDir, out, commit, ring string) error {
 	}
 	collectors := map[string]*allocation.Collector{}
 	for _, c := range extra.Collectors {
-		collectors[c] = allocation.NewCollector(c, "")
+		collectors[c] = allocation.NewCollector(c, extra.CollectorNodes[c])
 	}
 	alloc.SetCollectors(collectors)
 	d.UpdateTsets(tsets)
