@@ -49,6 +49,10 @@ pub struct File {
     /// A file with one collector name per line (re-read on change).
     #[serde(default)]
     pub collectors_file: Option<PathBuf>,
+    /// The node each collector runs on (file discovery; per-node allocation places a target on
+    /// the collector of its node). Collectors not named here have no node.
+    #[serde(default)]
+    pub collector_nodes: BTreeMap<String, String>,
     /// bounded-hashing's slack and absolute cap.
     #[serde(default)]
     pub bounded: Option<Bounded>,

@@ -449,7 +449,21 @@ impl Files {
             Some(_) => self.collectors.clone()?,
             None => cfg.file.collectors.clone(),
         };
-        Some(names.into_iter().map(|n| (n, None)).collect())
+        Some(
+            names
+                .into_iter()
+                .map(|n| {
+                    // An empty node is no node, as for a Go collector built with "".
+                    let node = cfg
+                        .file
+                        .collector_nodes
+                        .get(&n)
+                        .filter(|d| !d.is_empty())
+                        .cloned();
+                    (n, node)
+                })
+                .collect(),
+        )
     }
 
     /// The targets discovery holds (after [`Files::refresh`]: of the last read files).
