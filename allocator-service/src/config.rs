@@ -586,6 +586,10 @@ pub struct Loaded {
     pub base: PathBuf,
     /// Kubernetes discovery is on (`discovery: kubernetes`).
     pub kubernetes: bool,
+    /// Targets are relabeled at discovery, and those the rules drop left out
+    /// (`filter_strategy: relabel-config`, the default; the Go allocator filters with nothing
+    /// else, an empty value included).
+    pub filter: bool,
     /// Zones on: the node label that names a node's zone.
     pub zone_label: Option<String>,
     pub collector_namespace: String,
@@ -906,6 +910,10 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         };
         http_sd.push(endpoints);
     }
+    let filter = file
+        .filter_strategy
+        .as_deref()
+        .is_none_or(|s| s == "relabel-config");
     Ok(Loaded {
         file,
         core,
@@ -913,6 +921,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         http_sd,
         base: base.to_path_buf(),
         kubernetes,
+        filter,
         zone_label,
         collector_namespace,
         collector_selector,

@@ -90,9 +90,20 @@ pub struct FileGroup {
     labels: Arc<LabelSet>,
 }
 
-/// A target's identity under `job`'s rules; `None` when they drop it.
-fn relabeled_key(job: &JobSpec<'_>, labels: TargetLabels<'_>) -> Option<allocator_core::TargetKey> {
-    relabeled(job, labels.iter()).map(|b| b.target_key(job.name))
+/// A target's identity under `job`'s rules; `None` when they drop it. Without the relabel
+/// filter (`filter_strategy` other than `relabel-config`) the Go discoverer neither seeds nor
+/// relabels: the identity is the item hash of the discovered labels, and nothing is dropped.
+fn relabeled_key(
+    job: &JobSpec<'_>,
+    labels: TargetLabels<'_>,
+    filter: bool,
+) -> Option<allocator_core::TargetKey> {
+    let b = if filter {
+        relabeled(job, labels.iter())
+    } else {
+        LabelBuilder::new(labels.iter()).ok()
+    };
+    b.map(|b| b.target_key(job.name))
 }
 
 impl FileGroup {
@@ -480,6 +491,7 @@ impl Files {
         mut extra: impl FnMut(&crate::config::ScrapeConfig) -> Vec<BTreeMap<String, String>>,
     ) {
         let global = &cfg.file.config.global;
+        self.current.set_filter(cfg.filter);
         self.current.begin();
         for (n, ((sc, rules), http)) in cfg
             .file

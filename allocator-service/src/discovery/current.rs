@@ -140,12 +140,20 @@ pub struct Current {
     relabeled: usize,
     /// Counts [`Current::replace`] calls (marks the groups each one finds listed).
     round: u32,
+    /// Relabel filtering off (`filter_strategy` other than `relabel-config`).
+    unfiltered: bool,
 }
 
 /// What is served of one target: its address and group labels.
 type Served = (Arc<str>, Arc<LabelSet>);
 
 impl Current {
+    /// Whether targets are relabeled (and dropped) at discovery; fixed for a configuration,
+    /// so set before the first refresh (identities already computed are not redone).
+    pub fn set_filter(&mut self, on: bool) {
+        self.unfiltered = !on;
+    }
+
     /// Start a refresh: sources are then set in discovery order, and [`Current::finish`] says
     /// what changed.
     pub fn begin(&mut self) {
@@ -307,7 +315,9 @@ impl Current {
             let keys = Keys::new(
                 g.targets
                     .iter()
-                    .map(|address| relabeled_key(job, TargetLabels::new(&g.labels, address)))
+                    .map(|address| {
+                        relabeled_key(job, TargetLabels::new(&g.labels, address), !self.unfiltered)
+                    })
                     .collect(),
             );
             let src = &mut self.sources[s as usize];
