@@ -335,6 +335,56 @@ pub struct Global {
     pub evaluation_interval: Option<String>,
     #[serde(default)]
     pub external_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub rule_query_offset: Option<String>,
+    #[serde(default)]
+    pub query_log_file: Option<String>,
+    // The settings below are the defaults of every job (see `scrape_defaults`).
+    #[serde(default)]
+    pub scrape_protocols: Option<Vec<String>>,
+    #[serde(default)]
+    pub scrape_failure_log_file: Option<String>,
+    #[serde(default)]
+    pub body_size_limit: Option<String>,
+    #[serde(default, deserialize_with = "yaml11::opt_u64")]
+    pub sample_limit: Option<u64>,
+    #[serde(default, deserialize_with = "yaml11::opt_u64")]
+    pub target_limit: Option<u64>,
+    #[serde(default, deserialize_with = "yaml11::opt_u64")]
+    pub label_limit: Option<u64>,
+    #[serde(default, deserialize_with = "yaml11::opt_u64")]
+    pub label_name_length_limit: Option<u64>,
+    #[serde(default, deserialize_with = "yaml11::opt_u64")]
+    pub label_value_length_limit: Option<u64>,
+    #[serde(default, deserialize_with = "yaml11::opt_u64")]
+    pub keep_dropped_targets: Option<u64>,
+    #[serde(default)]
+    pub metric_name_validation_scheme: Option<String>,
+    #[serde(default)]
+    pub metric_name_escaping_scheme: Option<String>,
+    #[serde(default, deserialize_with = "yaml11::bool")]
+    pub scrape_native_histograms: bool,
+    #[serde(default, deserialize_with = "yaml11::bool")]
+    pub convert_classic_histograms_to_nhcb: bool,
+    #[serde(default, deserialize_with = "yaml11::bool")]
+    pub always_scrape_classic_histograms: bool,
+    #[serde(default, deserialize_with = "yaml11::bool")]
+    pub extra_scrape_metrics: bool,
+}
+
+impl Global {
+    /// The global value of one of the limits a job inherits when its own is zero.
+    pub fn limit(&self, key: &str) -> Option<u64> {
+        match key {
+            "sample_limit" => self.sample_limit,
+            "target_limit" => self.target_limit,
+            "label_limit" => self.label_limit,
+            "label_name_length_limit" => self.label_name_length_limit,
+            "label_value_length_limit" => self.label_value_length_limit,
+            "keep_dropped_targets" => self.keep_dropped_targets,
+            _ => None,
+        }
+    }
 }
 
 /// Prometheus' default global scrape interval and timeout (`config.DefaultGlobalConfig`).
@@ -700,6 +750,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
     // seeded `__scrape_interval__` / `__scrape_timeout__` labels show these).
     resolve_global(&mut file.config.global)?;
     crate::validate::config(&file)?;
+    crate::scrape_defaults::check_global(&file.config.global)?;
     for (i, sc) in file.config.scrape_configs.iter_mut().enumerate() {
         let (interval, timeout) = resolve_timing(
             sc.scrape_interval.as_deref(),
@@ -710,6 +761,13 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         sc.scrape_interval = Some(interval);
         sc.scrape_timeout = Some(timeout);
         yaml11::retype(&mut sc.rest);
+        let rest: serde_json::Map<String, serde_json::Value> = sc
+            .rest
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), serde_json::to_value(v).ok()?)))
+            .collect();
+        crate::scrape_defaults::check_job(&rest, &file.config.global)
+            .map_err(|e| format!("config.scrape_configs[{i}] (job {:?}).{e}", sc.job_name))?;
     }
     let kubernetes = match file.discovery.as_deref() {
         None | Some("file") => false,
@@ -1179,8 +1237,9 @@ pub mod yaml11 {
 
     /// Boolean and integer fields of Prometheus' scrape and HTTP client configs (the keys are
     /// unique to those types across the scrape config tree).
-    const BOOL_KEYS: [&str; 12] = [
+    const BOOL_KEYS: [&str; 13] = [
         "honor_labels",
+        "extra_scrape_metrics",
         "honor_timestamps",
         "track_timestamps_staleness",
         "enable_compression",

@@ -16,6 +16,7 @@ pub mod plain_get;
 pub mod publish;
 pub mod relabel;
 pub mod replica;
+pub mod scrape_defaults;
 pub mod server;
 pub mod state;
 #[cfg(test)]

@@ -487,6 +487,7 @@ impl Engine {
             });
             if let Value::Object(m) = &mut config {
                 m.extend(job.settings.clone());
+                complete_or_warn(&job.name, m, &self.cfg.file.config.global);
             }
             view.scrape_configs.insert(job.name.clone(), config);
         }
@@ -786,6 +787,14 @@ fn bearer_to_authorization(m: &mut Map<String, Value>) {
     }
 }
 
+/// Complete a job's scrape config as Prometheus' loader does (checked when the configuration
+/// was loaded; a generated job the loader refuses is served as it is, and said).
+fn complete_or_warn(job: &str, m: &mut Map<String, Value>, global: &crate::config::Global) {
+    if let Err(e) = crate::scrape_defaults::complete(m, global) {
+        tracing::warn!(job, error = %e, "scrape config served without Prometheus' defaults");
+    }
+}
+
 /// Job name → scrape config of every configured scrape config.
 pub fn scrape_configs(cfg: &Loaded) -> Map<String, Value> {
     let global = &cfg.file.config.global;
@@ -854,6 +863,7 @@ pub fn scrape_configs(cfg: &Loaded) -> Map<String, Value> {
             }
         }
         bearer_to_authorization(m);
+        complete_or_warn(&sc.job_name, m, global);
         out.insert(sc.job_name.clone(), v);
     }
     out

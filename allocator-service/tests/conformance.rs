@@ -51,24 +51,9 @@ fn groups(v: &Value) -> Vec<String> {
     out
 }
 
-/// The scrape-config keys the Go allocator writes that our answer may leave out because the
-/// receiver's loader fills the same value when the key is absent (checked by
-/// `testdata/conformance-gen/receivercheck`): Prometheus' defaults taken from the global section.
-const DEFAULTED_BY_RECEIVER: &[&str] = &[
-    "scrape_protocols",
-    "scrape_fallback_protocol",
-    "metric_name_validation_scheme",
-    "metric_name_escaping_scheme",
-    "always_scrape_classic_histograms",
-    "convert_classic_histograms_to_nhcb",
-    "enable_compression",
-    "track_timestamps_staleness",
-    "scrape_native_histograms",
-    "extra_scrape_metrics",
-];
-
 /// Compare one job's scrape config: every key the Go allocator writes must be ours with the
-/// same value, unless the receiver defaults it identically.
+/// same value (a key left out would be read by the receiver as its own default, not as the
+/// global setting the Go allocator applied), and ours has no other key.
 fn compare_scrape_config(job: &str, go: &Value, ours: &Value, errors: &mut Vec<String>) {
     let (Some(go), Some(ours)) = (go.as_object(), ours.as_object()) else {
         errors.push(format!("/scrape_configs {job}: not objects"));
@@ -78,7 +63,6 @@ fn compare_scrape_config(job: &str, go: &Value, ours: &Value, errors: &mut Vec<S
         match ours.get(k) {
             Some(ov) if ov == gv => {}
             Some(ov) => errors.push(format!("/scrape_configs {job}.{k}: Go {gv}, ours {ov}")),
-            None if DEFAULTED_BY_RECEIVER.contains(&k.as_str()) => {}
             None => errors.push(format!("/scrape_configs {job}.{k}: Go {gv}, ours absent")),
         }
     }
