@@ -113,8 +113,8 @@ pub fn parse_bytes(s: &str) -> Result<i64, String> {
             if num.is_empty() || num == "." || num.matches('.').count() > 1 {
                 return None;
             }
-            let value: f64 = if num.ends_with('.') {
-                num[..num.len() - 1].parse().ok()?
+            let value: f64 = if let Some(whole) = num.strip_suffix('.') {
+                whole.parse().ok()?
             } else if num.starts_with('.') {
                 format!("0{num}").parse().ok()?
             } else {
@@ -184,9 +184,11 @@ pub fn check_global(g: &Global) -> Result<(), String> {
     }
     match g.metric_name_validation_scheme.as_deref() {
         None | Some("" | "utf8" | "legacy") => {}
-        Some(s) => return Err(format!(
+        Some(s) => {
+            return Err(format!(
             "config.global.metric_name_validation_scheme: {s:?} is neither \"utf8\" nor \"legacy\""
-        )),
+        ))
+        }
     }
     match g.metric_name_escaping_scheme.as_deref() {
         None | Some("") => {}
