@@ -296,6 +296,19 @@ pub struct PrometheusCr {
     pub allow_namespaces: Vec<String>,
     #[serde(default)]
     pub deny_namespaces: Vec<String>,
+    /// The generated configuration's rule evaluation interval: checked and accepted, as the Go
+    /// allocator accepts it; no scrape config reads it.
+    #[serde(default)]
+    pub evaluation_interval: Option<String>,
+    /// The generated jobs' default scrape protocols (the generated global section's; the Go
+    /// allocator's default is Prometheus' own list).
+    #[serde(default)]
+    pub scrape_protocols: Option<Vec<String>>,
+    /// Drop every generated job whose scrapes would read a file of the collector's host
+    /// (`authorization.credentials_file`, `tls_config.ca_file` / `cert_file` / `key_file`), so a
+    /// tenant's monitor cannot make collectors send their service account token.
+    #[serde(default, deserialize_with = "yaml11::bool")]
+    pub deny_fs_access_through_sms: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -642,6 +655,9 @@ pub struct Loaded {
     pub filter: bool,
     /// Zones on: the node label that names a node's zone.
     pub zone_label: Option<String>,
+    /// The global section jobs generated from the operator's resources inherit from: the
+    /// generated configuration's (`prometheus_cr.scrape_protocols`), not `config.global`.
+    pub generated_global: Global,
     pub collector_namespace: String,
     pub collector_selector: LabelSelector,
     pub grace: std::time::Duration,
@@ -818,6 +834,13 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         if let Some(i) = &cr.scrape_interval {
             duration(i).map_err(|e| format!("prometheus_cr.scrape_interval: {e}"))?;
         }
+        if let Some(i) = &cr.evaluation_interval {
+            duration(i).map_err(|e| format!("prometheus_cr.evaluation_interval: {e}"))?;
+        }
+        if let Some(p) = &cr.scrape_protocols {
+            crate::scrape_defaults::check_protocols(p)
+                .map_err(|e| format!("prometheus_cr.scrape_protocols: {e}"))?;
+        }
     }
     let collector_selector = file.collector_selector.clone().unwrap_or_default();
     collector_selector
@@ -972,6 +995,11 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         .filter_strategy
         .as_deref()
         .is_none_or(|s| s == "relabel-config");
+    let generated_global = crate::scrape_defaults::generated_global(
+        file.prometheus_cr
+            .as_ref()
+            .and_then(|c| c.scrape_protocols.clone()),
+    );
     Ok(Loaded {
         file,
         core,
@@ -981,6 +1009,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         kubernetes,
         filter,
         zone_label,
+        generated_global,
         collector_namespace,
         collector_selector,
         grace,

@@ -170,17 +170,45 @@ fn unset(m: &Map<String, Value>, k: &str) -> bool {
     m.get(k).is_none_or(is_zero)
 }
 
+/// A list of scrape protocols as `ScrapeProtocol.Validate` and the loader check it: known
+/// protocols, none twice.
+pub fn check_protocols<S: AsRef<str>>(protocols: &[S]) -> Result<(), String> {
+    let mut seen: Vec<&str> = Vec::new();
+    for p in protocols {
+        let p = p.as_ref();
+        if !PROTOCOLS.contains(&p) {
+            return Err(format!(
+                "unknown scrape protocol {p:?}, supported: {PROTOCOLS:?}"
+            ));
+        }
+        if seen.contains(&p) {
+            return Err(format!("duplicated protocol {p:?}"));
+        }
+        seen.push(p);
+    }
+    Ok(())
+}
+
+/// The global section of the configuration the operator's resources are generated into: the
+/// Go allocator hands prometheus-operator's generator a Prometheus whose only job defaults are
+/// its scrape protocols (`prometheus_cr.scrape_protocols`, else Prometheus' default list), and
+/// loads the generated jobs against that section, not against its own `config.global`.
+pub fn generated_global(protocols: Option<Vec<String>>) -> Global {
+    Global {
+        scrape_protocols: Some(
+            protocols.unwrap_or_else(|| DEFAULT_PROTOCOLS.map(String::from).to_vec()),
+        ),
+        ..Global::default()
+    }
+}
+
 /// The global section's settings a job inherits, checked as Prometheus checks them.
 pub fn check_global(g: &Global) -> Result<(), String> {
     if let Some(b) = &g.body_size_limit {
         parse_bytes(b).map_err(|e| format!("config.global.body_size_limit: {e}"))?;
     }
-    for p in g.scrape_protocols.iter().flatten() {
-        if !PROTOCOLS.contains(&p.as_str()) {
-            return Err(format!(
-                "config.global.scrape_protocols: unknown scrape protocol {p:?}, supported: {PROTOCOLS:?}"
-            ));
-        }
+    if let Some(p) = &g.scrape_protocols {
+        check_protocols(p).map_err(|e| format!("config.global.scrape_protocols: {e}"))?;
     }
     match g.metric_name_validation_scheme.as_deref() {
         None | Some("" | "utf8" | "legacy") => {}
@@ -284,19 +312,13 @@ pub fn complete(m: &mut Map<String, Value>, g: &Global) -> Result<(), String> {
         };
         m.insert("scrape_protocols".into(), json!(protocols));
     }
-    let mut seen = Vec::new();
-    for p in m["scrape_protocols"].as_array().into_iter().flatten() {
-        let p = p.as_str().unwrap_or_default();
-        if !PROTOCOLS.contains(&p) {
-            return Err(format!(
-                "scrape_protocols: unknown scrape protocol {p:?}, supported: {PROTOCOLS:?}"
-            ));
-        }
-        if seen.contains(&p) {
-            return Err(format!("scrape_protocols: duplicated protocol {p:?}"));
-        }
-        seen.push(p);
-    }
+    let protocols: Vec<&str> = m["scrape_protocols"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| p.as_str().unwrap_or_default())
+        .collect();
+    check_protocols(&protocols).map_err(|e| format!("scrape_protocols: {e}"))?;
     if let Some(p) = m.get("fallback_scrape_protocol").and_then(Value::as_str) {
         if !PROTOCOLS.contains(&p) {
             return Err(format!(

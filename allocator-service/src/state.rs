@@ -487,7 +487,7 @@ impl Engine {
             });
             if let Value::Object(m) = &mut config {
                 m.extend(job.settings.clone());
-                complete_or_warn(&job.name, m, &self.cfg.file.config.global);
+                complete_or_warn(&job.name, m, &self.cfg.generated_global);
             }
             view.scrape_configs.insert(job.name.clone(), config);
         }

@@ -670,6 +670,26 @@ fn kubernetes_configuration_errors_name_the_problem() {
         "prometheus_cr: {enabled: true}\nconfig: {}",
         "discovery: kubernetes",
     );
+    let cr = |keys: &str| {
+        format!("discovery: kubernetes\ncollector_namespace: o\nprometheus_cr: {{enabled: true, {keys}}}\nconfig: {{}}")
+    };
+    bad(
+        &cr("scrape_protocols: [PrometheusText0.0.5]"),
+        "prometheus_cr.scrape_protocols: unknown scrape protocol \"PrometheusText0.0.5\"",
+    );
+    bad(
+        &cr("scrape_protocols: [PrometheusProto, PrometheusProto]"),
+        "prometheus_cr.scrape_protocols: duplicated protocol",
+    );
+    bad(
+        &cr("evaluation_interval: 1 minute"),
+        "prometheus_cr.evaluation_interval",
+    );
+    allocator_service::parse(
+        &cr("evaluation_interval: 1m, scrape_protocols: [PrometheusProto], deny_fs_access_through_sms: true"),
+        base,
+    )
+    .unwrap();
     bad(
         "config: {scrape_configs: [{job_name: j, kubernetes_sd_configs: [{role: pod}]}]}",
         "discovery: kubernetes",
@@ -935,5 +955,109 @@ async fn forbidden_nodes_hold_readiness_only_when_node_metadata_is_asked_for() {
         readiness.1.contains("first list of nodes"),
         "{}",
         readiness.1
+    );
+}
+
+/// The Go allocator's `prometheus_cr` keys that shape the generated jobs: they inherit the
+/// generated configuration's global section (its scrape protocols from
+/// `prometheus_cr.scrape_protocols`), not `config.global`; `deny_fs_access_through_sms` drops a
+/// generated job that would read a file of the collector's host; `evaluation_interval` is
+/// accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_cr_protocols_global_and_host_file_jobs() {
+    let api = MockApi::new();
+    let collector = json!({"app.kubernetes.io/component": "opentelemetry-collector"});
+    api.apply("namespaces", namespace("shop", json!({"team": "shop"})));
+    api.apply("namespaces", namespace("observability", json!({})));
+    api.apply(
+        "pods",
+        pod(
+            "observability",
+            "otel-0",
+            collector,
+            "10.9.0.1",
+            "node-a",
+            true,
+            None,
+        ),
+    );
+    let mut annotated = pod(
+        "shop",
+        "web-0",
+        json!({"app": "web"}),
+        "10.1.1.1",
+        "node-a",
+        true,
+        Some(("metrics", 8080)),
+    );
+    annotated["metadata"]["annotations"] = json!({"prometheus.io/scrape": "true"});
+    api.apply("pods", annotated);
+    api.apply("services", service("shop", "api", json!({"app": "api"})));
+    api.apply(
+        "endpointslices",
+        slice("shop", "api-abc", "api", &[("10.1.0.1", "api-0")]),
+    );
+    let sm = |name: &str, endpoint: Value| {
+        let spec = json!({"selector": {"matchLabels": {"app": "api"}}, "endpoints": [endpoint]});
+        monitor(
+            "ServiceMonitor",
+            "monitoring.coreos.com/v1",
+            "shop",
+            name,
+            json!({}),
+            spec,
+        )
+    };
+    api.apply("servicemonitors", sm("plain", json!({"port": "metrics"})));
+    api.apply(
+        "servicemonitors",
+        sm(
+            "token-file",
+            json!({"port": "metrics", "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token"}),
+        ),
+    );
+    api.apply(
+        "servicemonitors",
+        sm(
+            "ca-file",
+            json!({"port": "metrics", "scheme": "https", "tlsConfig": {"caFile": "/etc/ca.pem"}}),
+        ),
+    );
+    let mock = api.clone().serve().await;
+    let config = CONFIG
+        .replace(
+            "  scrape_interval: 15s\n",
+            "  scrape_interval: 15s\n  evaluation_interval: 1m\n  scrape_protocols: [PrometheusText0.0.4]\n  deny_fs_access_through_sms: true\n",
+        )
+        .replace("config:\n", "config:\n  global: {sample_limit: 5}\n");
+    let cfg = allocator_service::parse(&config, std::path::Path::new(".")).unwrap();
+    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let addr = service.addr;
+
+    let jobs = until(addr, "/jobs", "the jobs", |v| {
+        let o = v.as_object().unwrap();
+        o.contains_key("serviceMonitor/shop/plain/0") && o.contains_key("annotated-pods")
+    })
+    .await;
+    let mut names: Vec<&String> = jobs.as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(names, ["annotated-pods", "serviceMonitor/shop/plain/0"]);
+    let configs = json_of(addr, "/scrape_configs").await;
+    let generated = &configs["serviceMonitor/shop/plain/0"];
+    assert_eq!(
+        generated["scrape_protocols"],
+        json!(["PrometheusText0.0.4"])
+    );
+    assert!(generated.get("sample_limit").is_none(), "{generated}");
+    let own = &configs["annotated-pods"];
+    assert_eq!(own["sample_limit"], json!(5));
+    assert_eq!(
+        own["scrape_protocols"],
+        json!([
+            "OpenMetricsText1.0.0",
+            "OpenMetricsText0.0.1",
+            "PrometheusText1.0.0",
+            "PrometheusText0.0.4"
+        ])
     );
 }

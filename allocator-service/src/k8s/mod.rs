@@ -673,6 +673,15 @@ impl Cluster {
         }
         let mut by_role: BTreeMap<String, Vec<Labels>> = BTreeMap::new();
         let mut http_used = std::collections::BTreeSet::new();
+        if cr.deny_fs_access_through_sms {
+            defs.retain(|(def, settings)| match host_file_read(settings) {
+                Some(reason) => {
+                    tracing::warn!(job = %def.name, %reason, "dropped: the job reads a file of the collector's host (deny_fs_access_through_sms)");
+                    false
+                }
+                None => true,
+            });
+        }
         let jobs = defs
             .into_iter()
             .filter_map(|(def, settings)| {
@@ -844,6 +853,24 @@ impl Cluster {
             }
         }
     }
+}
+
+/// The setting by which a generated job's scrapes would read a file of the collector's host
+/// (`authorization.credentials_file`, `tls_config.ca_file`, `cert_file`, `key_file`, in that
+/// order, as the Go allocator checks them), if any.
+fn host_file_read(settings: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let file = |section: &str, key: &str| {
+        settings
+            .get(section)
+            .and_then(|s| s.get(key))
+            .and_then(|v| v.as_str())
+            .filter(|f| !f.is_empty())
+            .map(|f| format!("{section}.{key}: {f}"))
+    };
+    file("authorization", "credentials_file")
+        .or_else(|| file("tls_config", "ca_file"))
+        .or_else(|| file("tls_config", "cert_file"))
+        .or_else(|| file("tls_config", "key_file"))
 }
 
 /// Prometheus' `attach_metadata.node` for one target of `role` (`addNodeLabels`): the labels
