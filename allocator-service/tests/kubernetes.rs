@@ -883,14 +883,18 @@ fn zones_configuration_errors_name_the_problem() {
     assert!(err.contains("zones needs discovery: kubernetes"), "{err}");
 }
 
-/// RBAC without `nodes`: the operator's resources are watched with nodes beside them (for
-/// `attachMetadata.node`), but while nothing asks for node metadata a node watch that cannot
-/// list must not hold readiness back; once a resource asks for it, targets without their node's
-/// labels would be wrong, so the allocator waits (not ready) rather than serve them.
+/// A role like the Operator documentation's minimal one for the Go allocator with
+/// `prometheusCR`: no `nodes` list here, no ScrapeConfigs, Probes, Secrets or ConfigMaps list.
+/// The Go allocator serves what it may read; so must we, rather than stay unready. Nodes are
+/// watched for `attachMetadata.node`: while nothing asks for node metadata their watch must not
+/// hold readiness back; once a resource asks for it, targets without their node's labels would
+/// be wrong, so the allocator waits (not ready) rather than serve them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forbidden_nodes_hold_readiness_only_when_node_metadata_is_asked_for() {
+async fn forbidden_kinds_hold_readiness_only_when_an_answer_needs_them() {
     let api = MockApi::new();
-    api.forbid("nodes");
+    for kind in ["nodes", "scrapeconfigs", "probes", "secrets", "configmaps"] {
+        api.forbid(kind);
+    }
     let collector = json!({"app.kubernetes.io/component": "opentelemetry-collector"});
     api.apply("namespaces", namespace("shop", json!({"team": "shop"})));
     api.apply("namespaces", namespace("observability", json!({})));

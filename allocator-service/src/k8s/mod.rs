@@ -78,6 +78,25 @@ where
 {
     store: Store<K>,
     synced: Arc<AtomicBool>,
+    /// The API server refused to list the kind (403: the role does not grant it).
+    denied: Arc<AtomicBool>,
+}
+
+impl<K: 'static + kube::Resource + Clone> Watched<K>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    /// The first list completed.
+    fn listed(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// The first list completed, or the role does not grant the kind: what the Go allocator
+    /// reads of a kind it may go without (the operator's resources, Secrets, ConfigMaps,
+    /// Ingresses) is then none, where it does not hold its answers back; so do we.
+    fn listed_or_denied(&self) -> bool {
+        self.listed() || self.denied.load(Ordering::Acquire)
+    }
 }
 
 /// What the nodes are read for.
@@ -158,7 +177,8 @@ where
 {
     let store = writer.as_reader();
     let synced = Arc::new(AtomicBool::new(false));
-    let flag = synced.clone();
+    let denied = Arc::new(AtomicBool::new(false));
+    let (flag, refused) = (synced.clone(), denied.clone());
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .modify(keep)
@@ -176,11 +196,31 @@ where
                 Ok(_) => {
                     generation.fetch_add(1, Ordering::AcqRel);
                 }
+                Err(e) if forbidden(&e) => {
+                    if !refused.swap(true, Ordering::AcqRel) {
+                        generation.fetch_add(1, Ordering::AcqRel);
+                        tracing::warn!(resource = what, error = %e, "the role may not list this kind: none of it is read until it may (retrying)");
+                    }
+                }
                 Err(e) => tracing::warn!(resource = what, error = %e, "watch error; retrying"),
             }
         }
     });
-    Watched { store, synced }
+    Watched {
+        store,
+        synced,
+        denied,
+    }
+}
+
+/// Whether a watch failed because the API server refused the service account (403).
+fn forbidden(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.is_forbidden(),
+        _ => false,
+    }
 }
 
 fn spawn_dynamic(
@@ -380,37 +420,41 @@ impl Cluster {
     /// The watched resources whose cache has not completed its first list (of those the
     /// served answers read now): empty when every answer can be computed.
     pub fn not_listed(&self) -> Vec<&'static str> {
-        fn listed<K: 'static + kube::Resource + Clone>(w: &Watched<K>) -> bool
-        where
-            K::DynamicType: Eq + std::hash::Hash + Clone,
-        {
-            w.synced.load(Ordering::Acquire)
-        }
         let mut missing = Vec::new();
+        // Discovery and the collectors need these: without them no answer is right (but
+        // Ingresses, read only by jobs of that role, as the Go allocator reads them).
         for (what, ok) in [
-            ("pods", listed(&self.pods)),
-            ("services", listed(&self.services)),
-            ("endpointslices", listed(&self.slices)),
-            ("ingresses", listed(&self.ingresses)),
-            ("namespaces", listed(&self.namespaces)),
-            (
-                "servicemonitors",
-                self.service_monitors.as_ref().is_none_or(listed),
-            ),
-            ("podmonitors", self.pod_monitors.as_ref().is_none_or(listed)),
-            (
-                "scrapeconfigs",
-                self.scrape_configs.as_ref().is_none_or(listed),
-            ),
-            ("probes", self.probes.as_ref().is_none_or(listed)),
-            ("secrets", self.secrets.as_ref().is_none_or(listed)),
-            ("configmaps", self.config_maps.as_ref().is_none_or(listed)),
+            ("pods", self.pods.listed()),
+            ("services", self.services.listed()),
+            ("endpointslices", self.slices.listed()),
+            ("namespaces", self.namespaces.listed()),
+            ("ingresses", self.ingresses.listed_or_denied()),
         ] {
             if !ok {
                 missing.push(what);
             }
         }
-        if self.nodes_needed() && !self.nodes.as_ref().is_none_or(listed) {
+        for (what, w) in [
+            ("servicemonitors", &self.service_monitors),
+            ("podmonitors", &self.pod_monitors),
+            ("scrapeconfigs", &self.scrape_configs),
+            ("probes", &self.probes),
+        ] {
+            if !w.as_ref().is_none_or(Watched::listed_or_denied) {
+                missing.push(what);
+            }
+        }
+        if !self.secrets.as_ref().is_none_or(Watched::listed_or_denied) {
+            missing.push("secrets");
+        }
+        if !self
+            .config_maps
+            .as_ref()
+            .is_none_or(Watched::listed_or_denied)
+        {
+            missing.push("configmaps");
+        }
+        if self.nodes_needed() && !self.nodes.as_ref().is_none_or(Watched::listed) {
             missing.push("nodes");
         }
         missing
