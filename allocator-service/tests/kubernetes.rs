@@ -883,18 +883,9 @@ fn zones_configuration_errors_name_the_problem() {
     assert!(err.contains("zones needs discovery: kubernetes"), "{err}");
 }
 
-/// A role like the Operator documentation's minimal one for the Go allocator with
-/// `prometheusCR`: no `nodes` list here, no ScrapeConfigs, Probes, Secrets or ConfigMaps list.
-/// The Go allocator serves what it may read; so must we, rather than stay unready. Nodes are
-/// watched for `attachMetadata.node`: while nothing asks for node metadata their watch must not
-/// hold readiness back; once a resource asks for it, targets without their node's labels would
-/// be wrong, so the allocator waits (not ready) rather than serve them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forbidden_kinds_hold_readiness_only_when_an_answer_needs_them() {
-    let api = MockApi::new();
-    for kind in ["nodes", "scrapeconfigs", "probes", "secrets", "configmaps"] {
-        api.forbid(kind);
-    }
+/// Namespaces `shop` (team shop) and `observability`, one ready collector there, and in `shop`
+/// the Service `api` (app=api) with one endpoint.
+fn one_collector_and_the_api_service(api: &MockApi) {
     let collector = json!({"app.kubernetes.io/component": "opentelemetry-collector"});
     api.apply("namespaces", namespace("shop", json!({"team": "shop"})));
     api.apply("namespaces", namespace("observability", json!({})));
@@ -915,6 +906,21 @@ async fn forbidden_kinds_hold_readiness_only_when_an_answer_needs_them() {
         "endpointslices",
         slice("shop", "api-abc", "api", &[("10.1.0.1", "api-0")]),
     );
+}
+
+/// A role like the Operator documentation's minimal one for the Go allocator with
+/// `prometheusCR`: no `nodes` list here, no ScrapeConfigs, Probes, Secrets or ConfigMaps list.
+/// The Go allocator serves what it may read; so must we, rather than stay unready. Nodes are
+/// watched for `attachMetadata.node`: while nothing asks for node metadata their watch must not
+/// hold readiness back; once a resource asks for it, targets without their node's labels would
+/// be wrong, so the allocator waits (not ready) rather than serve them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_kinds_hold_readiness_only_when_an_answer_needs_them() {
+    let api = MockApi::new();
+    for kind in ["nodes", "scrapeconfigs", "probes", "secrets", "configmaps"] {
+        api.forbid(kind);
+    }
+    one_collector_and_the_api_service(&api);
     let sm_spec =
         json!({"selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]});
     let sm = |name: &str, spec: Value| {
@@ -970,21 +976,7 @@ async fn forbidden_kinds_hold_readiness_only_when_an_answer_needs_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_cr_protocols_global_and_host_file_jobs() {
     let api = MockApi::new();
-    let collector = json!({"app.kubernetes.io/component": "opentelemetry-collector"});
-    api.apply("namespaces", namespace("shop", json!({"team": "shop"})));
-    api.apply("namespaces", namespace("observability", json!({})));
-    api.apply(
-        "pods",
-        pod(
-            "observability",
-            "otel-0",
-            collector,
-            "10.9.0.1",
-            "node-a",
-            true,
-            None,
-        ),
-    );
+    one_collector_and_the_api_service(&api);
     let mut annotated = pod(
         "shop",
         "web-0",
@@ -996,11 +988,6 @@ async fn prometheus_cr_protocols_global_and_host_file_jobs() {
     );
     annotated["metadata"]["annotations"] = json!({"prometheus.io/scrape": "true"});
     api.apply("pods", annotated);
-    api.apply("services", service("shop", "api", json!({"app": "api"})));
-    api.apply(
-        "endpointslices",
-        slice("shop", "api-abc", "api", &[("10.1.0.1", "api-0")]),
-    );
     let sm = |name: &str, endpoint: Value| {
         let spec = json!({"selector": {"matchLabels": {"app": "api"}}, "endpoints": [endpoint]});
         monitor(
