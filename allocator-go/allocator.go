@@ -15,6 +15,13 @@ package allocator
 
 // A change and the look at its view in one cgo crossing: the view is read only after the
 // change succeeded, and it is the caller's own, so nothing can come between.
+// The sizes of the public structs as this package's header lays them out, checked against the
+// library it links (a library built from another version reads them at other offsets).
+static ta_result go_check_layout(ta_error *e) {
+	size_t s[] = TA_LAYOUT_SIZES;
+	return ta_check_layout(s, sizeof s / sizeof s[0], e);
+}
+
 static ta_result go_apply(const ta_allocator *ta, const ta_diff *d, ta_view *v, ta_view_data *out, ta_error *e) {
 	ta_result rc = ta_apply(ta, d, v, e);
 	return rc == TA_OK ? ta_view_get(v, out, e) : rc;
@@ -338,6 +345,9 @@ func (s *scratch) failure(rc C.ta_result) error {
 
 // New creates an Allocator.
 func New(cfg Config) (*Allocator, error) {
+	if err := checkLayout(); err != nil {
+		return nil, err
+	}
 	if cfg.HashThreads < 0 {
 		return nil, &Error{Code: InvalidConfig, Message: fmt.Sprintf("HashThreads is %d; 0 (GOMAXPROCS) or more", cfg.HashThreads)}
 	}
@@ -355,6 +365,9 @@ func New(cfg Config) (*Allocator, error) {
 
 // Restore creates an Allocator from Snapshot bytes (HashThreads 0).
 func Restore(snapshot []byte) (*Allocator, error) {
+	if err := checkLayout(); err != nil {
+		return nil, err
+	}
 	s := getScratch()
 	defer putScratch(s)
 	var ptr *C.ta_allocator
@@ -364,6 +377,24 @@ func Restore(snapshot []byte) (*Allocator, error) {
 		return nil, s.failure(rc)
 	}
 	return wrap(ptr), nil
+}
+
+var (
+	layoutOnce sync.Once
+	layoutErr  error
+)
+
+// checkLayout fails when the linked library was built from another version than this package's
+// header (a stale library after an update: rebuild it with build.sh), once per process.
+func checkLayout() error {
+	layoutOnce.Do(func() {
+		s := getScratch()
+		defer putScratch(s)
+		if rc := C.go_check_layout(s.err); rc != C.TA_OK {
+			layoutErr = s.failure(rc)
+		}
+	})
+	return layoutErr
 }
 
 func wrap(ptr *C.ta_allocator) *Allocator {

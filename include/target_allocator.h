@@ -702,6 +702,20 @@ ta_result ta_target_key(const ta_str *names,
                         ta_error *err);
 
 /**
+ * Check that the caller's header describes this library's structs: pass the sizes of
+ * `TA_LAYOUT_SIZES` as the caller's compiler computed them (`size_t s[] = TA_LAYOUT_SIZES;
+ * ta_check_layout(s, sizeof s / sizeof s[0], err);`). `TA_INVALID_ARGUMENT` names the first
+ * struct whose size differs, or a different number of structs (a header of another version):
+ * rebuild the caller against this library's header. Call it once, before any other call.
+ *
+ * # Safety
+ * See the safety contract.
+ */
+ta_result ta_check_layout(const size_t *sizes,
+                          size_t n_sizes,
+                          ta_error *err);
+
+/**
  * Fill `*out` with the Go allocator's defaults: consistent-hashing, ring v0.10.0, 1061
  * partitions, replication factor 5, load factor 1.1, no fallback, unweighted.
  *
@@ -841,3 +855,9 @@ ta_result ta_view_get(const ta_view *view,
 #endif  // __cplusplus
 
 #endif  /* TARGET_ALLOCATOR_H */
+
+/**
+ * The sizes of the public structs as the including program's compiler lays them out, for
+ * ta_check_layout: size_t s[] = TA_LAYOUT_SIZES; ta_check_layout(s, sizeof s / sizeof s[0], err);
+ */
+#define TA_LAYOUT_SIZES { sizeof(ta_str), sizeof(ta_config), sizeof(ta_target_batch), sizeof(ta_label_batch), sizeof(ta_collector), sizeof(ta_node_zone), sizeof(ta_diff), sizeof(ta_move), sizeof(ta_collector_info), sizeof(ta_summary), sizeof(ta_view_data) }

@@ -1225,7 +1225,27 @@ static void test_failed_calls_empty_the_view(void) {
   ta_view_free(v);
 }
 
+/* A program built against another version's header is refused, naming the struct. */
+static void test_layout(void) {
+  ta_error *err = NULL;
+  CHECK_RC(ta_error_new(&err), TA_OK);
+  size_t sizes[] = TA_LAYOUT_SIZES;
+  size_t n = sizeof sizes / sizeof sizes[0];
+  CHECK_RC(ta_check_layout(sizes, n, err), TA_OK);
+  sizes[3] -= sizeof(uint32_t); /* ta_label_batch without its last field */
+  CHECK_RC(ta_check_layout(sizes, n, err), TA_INVALID_ARGUMENT);
+  char buf[512];
+  size_t needed = 0;
+  CHECK_RC(ta_error_message(err, buf, sizeof buf, &needed), TA_OK);
+  CHECK(strstr(buf, "ta_label_batch") != NULL);
+  sizes[3] += sizeof(uint32_t);
+  CHECK_RC(ta_check_layout(sizes, n - 1, err), TA_INVALID_ARGUMENT);
+  CHECK_RC(ta_check_layout(NULL, n, err), TA_NULL_ARGUMENT);
+  ta_error_free(err);
+}
+
 int main(int argc, char **argv) {
+  test_layout();
   test_lifecycle_and_config();
   test_batches();
   test_read_table();
