@@ -90,6 +90,11 @@ impl Targets {
         &mut self.slots[slot as usize]
     }
 
+    /// Every slot's record, live or free, in slot order.
+    pub(crate) fn records(&self) -> &[TargetRecord] {
+        &self.slots
+    }
+
     pub(crate) fn records_mut(&mut self) -> &mut [TargetRecord] {
         &mut self.slots
     }
@@ -131,20 +136,21 @@ impl Targets {
 
     /// Insert rows `0..count` into a pristine table, as [`Targets::find_or_insert`] row by row
     /// would: a key's first row takes the next slot, a repeated key's later rows insert
-    /// nothing. Returns each row's slot (a repeat: its key's); the caller tells a first row by
-    /// its slot being the next one.
+    /// nothing. Returns `None` when no key repeats (row `i` is then slot `i`, the common case),
+    /// else each row's slot (a repeat: its key's); the caller tells a first row by its slot
+    /// being the next one.
     ///
     /// At scale the key index is far larger than the caches and row order is random in it, so
     /// inserting row by row costs a cache miss or two per row, the largest single cost of a full
     /// allocation. Here the index is filled in the order of its own memory instead (rows
-    /// grouped by the high bits of their home bucket, a counting sort), then its values are
-    /// renumbered from rows to slots.
+    /// grouped by the high bits of their home bucket, a counting sort), then, only if a key
+    /// repeats, its values are renumbered from rows to slots.
     pub(crate) fn insert_fresh(
         &mut self,
         count: usize,
         key: impl Fn(usize) -> u64,
         record: impl Fn(usize) -> TargetRecord,
-    ) -> Vec<u32> {
+    ) -> Option<Vec<u32>> {
         debug_assert!(self.is_pristine() && count < NONE as usize);
         let hasher = &self.hasher;
         let hashes: Vec<u64> = (0..count).map(|i| hasher.hash_one(key(i))).collect();
@@ -172,9 +178,9 @@ impl Targets {
         }
         drop((starts, hashes));
         // Rows of one key share a hash, so they meet in row order: the first one is indexed,
-        // the later ones note it (`first`). The index holds rows until renumbered below.
-        let mut first: Vec<u32> = vec![NONE; count];
-        let mut repeats = false;
+        // a later one is noted as (row, first row). Repeats are rare (a listing names a target
+        // once), so they are kept aside rather than in a column of every row.
+        let mut repeats: Vec<(u32, u32)> = Vec::new();
         for &(h, i) in &by_home {
             let entry = self.index.entry(
                 h,
@@ -182,19 +188,24 @@ impl Targets {
                 |&r| hasher.hash_one(key(r as usize)),
             );
             match entry {
-                Entry::Occupied(e) => {
-                    first[i as usize] = *e.get();
-                    repeats = true;
-                }
+                Entry::Occupied(e) => repeats.push((i, *e.get())),
                 Entry::Vacant(v) => {
                     v.insert(i);
                 }
             }
         }
         drop(by_home);
-        // Slots in row order: the first row of each key takes the next one. Without repeats
-        // that is the row itself, and the index holds the slots already.
-        let mut slot_of = first;
+        if repeats.is_empty() {
+            // Every row is its key's first: row `i` takes slot `i`, which the index holds.
+            self.slots.extend((0..count).map(record));
+            self.len = count;
+            return None;
+        }
+        // Slots in row order: the first row of each key takes the next one.
+        let mut slot_of = vec![NONE; count];
+        for &(row, first) in &repeats {
+            slot_of[row as usize] = first;
+        }
         self.slots.reserve(count);
         for i in 0..count {
             slot_of[i] = match slot_of[i] {
@@ -205,13 +216,11 @@ impl Targets {
                 row => slot_of[row as usize],
             };
         }
-        if repeats {
-            for v in self.index.iter_mut() {
-                *v = slot_of[*v as usize];
-            }
+        for v in self.index.iter_mut() {
+            *v = slot_of[*v as usize];
         }
         self.len = self.slots.len();
-        slot_of
+        Some(slot_of)
     }
 
     /// Remove the record in a slot; returns it.
@@ -351,6 +360,11 @@ mod tests {
             let keys = if narrow { keys } else { wide };
             let mut bulk = Targets::default();
             let slots = bulk.insert_fresh(keys.len(), |i| keys[i], |i| record(keys[i], i as u32));
+            // `None`: no key repeats, every row took the slot of its number.
+            let repeats = slots.is_some();
+            let slots = slots.unwrap_or_else(|| (0..keys.len() as u32).collect());
+            let mut seen = std::collections::HashSet::new();
+            prop_assert_eq!(repeats, !keys.iter().all(|k| seen.insert(*k)));
             let mut single = Targets::default();
             let mut next = 0;
             for (i, &key) in keys.iter().enumerate() {

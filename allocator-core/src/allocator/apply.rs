@@ -421,12 +421,6 @@ impl Allocator {
         }
         let row = |i: usize| new.map_or(i, |new| new[i] as usize);
         self.targets.reserve(count);
-        // Each new target's bucket, computed once: it sizes the bucket lists before they fill
-        // (no list grows by doubling during a full allocation) and places the target.
-        let buckets: Vec<u32> = (0..count)
-            .map(|i| self.placer.bucket(&rows.record(row(i))))
-            .collect();
-        self.buckets.reserve(&buckets);
         // Sticky placements depend on the ones before them: they are made in key order. The
         // rows are sorted by (key, position) up front, from the keys themselves (sorting slots
         // by their records' keys reads a record at random per comparison); inserted in that
@@ -451,6 +445,19 @@ impl Allocator {
                 |n| rows.record(at(n)),
             )
         });
+        if matches!(slots, Some(None)) && order.is_none() {
+            // Every key distinct, in batch order, placed independently of each other.
+            return self.place_fresh();
+        }
+        // `None` from the bulk fill: no key repeats, row `n` is slot `n`.
+        let slots: Option<Vec<u32>> =
+            slots.map(|s| s.unwrap_or_else(|| (0..count as u32).collect()));
+        // Each new target's bucket, computed once: it sizes the bucket lists before they fill
+        // (no list grows by doubling during a full allocation) and places the target.
+        let buckets: Vec<u32> = (0..count)
+            .map(|i| self.placer.bucket(&rows.record(row(i))))
+            .collect();
+        self.buckets.reserve(&buckets);
         let mut next_slot = 0;
         let mut fresh: Vec<(u32, u32)> = Vec::with_capacity(count);
         for n in 0..count {
@@ -501,6 +508,54 @@ impl Allocator {
             if let Some(run) = &mut run {
                 run.placed(to, &self.loads);
             }
+        }
+    }
+
+    /// Place a first allocation whose records [`Targets::insert_fresh`] has just written to
+    /// slots `0..n` (every key distinct, row `i` in slot `i`), for a rule that places each
+    /// target independently of the others (no sticky rule, so no key order): what the general
+    /// path of [`Allocator::insert_new`] does for these records, in one pass over them, without
+    /// its per-target list of new slots, its check for a changed repeat or the bookkeeping of a
+    /// move from an earlier collector (none had one).
+    ///
+    /// The bucket lists, loads and moves come out the same, in the same order: a placement reads
+    /// neither the bucket lists nor the loads here (that is what `order_matters` says), so
+    /// interleaving them with the bucket inserts changes no decision.
+    ///
+    /// [`Targets::insert_fresh`]: crate::targets::Targets::insert_fresh
+    fn place_fresh(&mut self) {
+        debug_assert!(!self.placer.order_matters() && self.stale.is_empty());
+        let placer = &self.placer;
+        let buckets: Vec<u32> = self
+            .targets
+            .records()
+            .iter()
+            .map(|r| placer.bucket(r))
+            .collect();
+        self.buckets.reserve(&buckets);
+        self.moves.reserve(buckets.len());
+        for (slot, &bucket) in buckets.iter().enumerate() {
+            let slot = slot as u32;
+            self.buckets
+                .insert(bucket, slot, self.targets.records_mut());
+            self.placer.touch(slot);
+            let t = *self.targets.get(slot);
+            self.loads.job_total[t.job as usize] += 1;
+            let to = self.placer.choose_in(&t, bucket, &self.ctx());
+            if to == NONE {
+                // Left unassigned (no collector for it yet).
+                self.loads.unassigned += 1;
+                continue;
+            }
+            self.targets.get_mut(slot).collector = to;
+            self.loads.add(to, t.job, t.weight);
+            // From no collector: the old pair added nothing to the digest.
+            self.digest ^= self.digest_pair(t.key, to);
+            self.moves.push(Move {
+                key: TargetKey(t.key),
+                from: None,
+                to: Some(CollectorId(to)),
+            });
         }
     }
 

@@ -5,6 +5,8 @@
 //! `spec` (hashing + allocation through `TargetSpec`s, as the `full_allocation` bench), `batch`
 //! (hashing + allocation through the columnar batch, as `full_allocation_batch`), `hash-batch`
 //! and `hash-sorted` (the columnar label hashing alone, of the sets as discovered and sorted),
+//! `apply` (the label sets hashed into columns once, then each round a fresh allocator's
+//! `apply_batch` of them timed alone: the full allocation of pre-hashed targets, issue 15),
 //! `churn` (a 1% churn diff on an allocated state: 1% of the targets removed, as many new ones
 //! added, then undone; the forward diff is timed, as the `strategies_100k` churn bench).
 //!
@@ -68,6 +70,9 @@ fn main() {
     if mode == "churn" {
         return churn(config, &names, &pre, n, rounds);
     }
+    if mode == "apply" {
+        return apply(config, &names, &sets, rounds);
+    }
     let bytes: usize = sets.labels.iter().map(|(a, b)| a.len() + b.len()).sum();
     if let Some(what) = mode.strip_suffix("-vs") {
         return serial_vs_parallel(what, config, &names, &sets, threads, rounds, bytes);
@@ -106,6 +111,47 @@ fn main() {
         per(times[0]),
         bytes as f64 / times[0].as_nanos() as f64,
         per(times[times.len() / 2]),
+    );
+}
+
+/// `apply`: the label sets hashed once; each round a fresh allocator takes them in one
+/// `apply_batch`, which alone is timed (the allocator is dropped outside the timing).
+fn apply(config: Config, names: &[(String, String)], sets: &LabelColumns<'_>, rounds: usize) {
+    let hashed = hash_label_sets(&mut KeyHasher::new(), sets);
+    let n = hashed.keys.len();
+    let add = collector_specs(names);
+    let mut times = Vec::with_capacity(rounds);
+    let mut digest = None;
+    for _ in 0..rounds {
+        let mut alloc = Allocator::new(config).expect("valid config");
+        let start = Instant::now();
+        alloc
+            .apply_batch(&BatchDiff {
+                upsert: hashed.batch(),
+                add_collectors: &add,
+                ..BatchDiff::default()
+            })
+            .expect("valid diff");
+        times.push(start.elapsed());
+        let moves = alloc.last_moves();
+        assert_eq!(moves.len(), n);
+        // The state's digest and the moves in order, folded: every round, and a build of other
+        // code, must print the same.
+        let folded = moves.iter().fold(alloc.digest(), |h, m| {
+            let to = m.to.map_or(u64::MAX, |c| u64::from(c.index()));
+            (h ^ m.key.0 ^ to.rotate_left(32)).wrapping_mul(0x100_0000_01b3)
+        });
+        assert_eq!(*digest.get_or_insert(folded), folded);
+    }
+    times.sort_unstable();
+    let per = |d: Duration| d.as_nanos() as f64 / n as f64;
+    println!(
+        "apply {} {n}/{}: min {:.0} ns/target, median {:.0} ns/target, digest and moves {:016x} ({rounds} rounds)",
+        config.strategy.name(),
+        names.len(),
+        per(times[0]),
+        per(times[times.len() / 2]),
+        digest.unwrap_or(0),
     );
 }
 
