@@ -267,6 +267,9 @@ pub(crate) struct Buckets {
 }
 
 impl Buckets {
+    // Inlined: it is on the placement path of every new target, where the call's own cost was
+    // a third of it (callgrind).
+    #[inline]
     pub(crate) fn insert(&mut self, bucket: u32, slot: u32, records: &mut [TargetRecord]) {
         if bucket == NONE {
             return;
