@@ -233,11 +233,13 @@ pub struct ta_label_batch {
     /// If not NULL, receives the `len` keys the library computed (written only on success).
     pub keys_out: *mut u64,
     /// Threads that hash the label sets, the calling one included: 0 or 1 (a zeroed batch)
-    /// hash them on the calling thread; more cut a batch of at least 8,192 sets into runs of at
-    /// least 4,096, one per thread, started and joined within the call (~10–30 µs each). The
-    /// keys, errors and moves are the same for every value; only the time differs. The first
-    /// such call on a thread gives that thread a handle of the Rust runtime (48 bytes, freed
-    /// when the thread exits).
+    /// hash them on the calling thread; more (at most the cores the process may run on) cut a
+    /// batch of at least 8,192 sets into runs of at least 4,096, one per thread, started and
+    /// joined within the call (~10–30 µs each). The keys, errors and moves are the same for
+    /// every value; only the time differs. The first such call on a thread gives that thread a
+    /// handle of the Rust runtime (48 bytes, freed when the thread exits; on the main thread,
+    /// still held when valgrind checks for leaks at exit, which it reports as "possibly lost":
+    /// call from another thread or suppress it under valgrind).
     pub threads: u32,
 }
 

@@ -645,18 +645,20 @@ impl Allocator {
 
     /// Upsert many label-set targets, a list of (labels mapping, job) pairs; `weights` as in
     /// `upsert_keys`. A label set listed twice is one target with its last row's weight.
-    /// Returns their keys as a uint64 array (in the order given), and the moves. `threads`:
-    /// most threads hashing the label sets, this one included (the GIL is released while they
-    /// hash); a list of fewer than 8,192 sets is hashed on one, a longer one on at most one
-    /// thread per 4,096 sets. The result is the same for every value.
-    #[pyo3(signature = (targets, weights = None, *, threads = 1))]
+    /// Returns their keys as a uint64 array (in the order given), and the moves. `threads`
+    /// (None: 1; an int from 0 to 2³²−1, checked as every integer argument): most threads
+    /// hashing the label sets, this one included, at most the cores the process may run on (the
+    /// GIL is released while they hash); a list of fewer than 8,192 sets is hashed on one, a
+    /// longer one on at most one thread per 4,096 sets. The result is the same for every value.
+    #[pyo3(signature = (targets, weights = None, *, threads = None))]
     fn upsert_labels<'py>(
         &self,
         py: Python<'py>,
         targets: &Bound<'py, PyAny>,
         weights: Option<&Bound<'py, PyAny>>,
-        threads: usize,
+        threads: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<(Bound<'py, PyArray1<u64>>, Moves)> {
+        let threads = threads.map_or(Ok(1), |t| args::u32_scalar(t, "threads"))? as usize;
         let (targets, weights) = label_rows(targets, weights)?;
         let (keys, moves) =
             self.label_change(py, &targets, weights.as_deref(), threads, |a, upsert| {
@@ -673,14 +675,15 @@ impl Allocator {
     /// loop delivers it), arguments as in `upsert_labels`: unlisted targets are removed, new
     /// or changed ones upserted, unchanged ones stay. Returns the keys of the listing and the
     /// moves of the change.
-    #[pyo3(signature = (targets, weights = None, *, threads = 1))]
+    #[pyo3(signature = (targets, weights = None, *, threads = None))]
     fn set_labels<'py>(
         &self,
         py: Python<'py>,
         targets: &Bound<'py, PyAny>,
         weights: Option<&Bound<'py, PyAny>>,
-        threads: usize,
+        threads: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<(Bound<'py, PyArray1<u64>>, Moves)> {
+        let threads = threads.map_or(Ok(1), |t| args::u32_scalar(t, "threads"))? as usize;
         let (targets, weights) = label_rows(targets, weights)?;
         let (keys, moves) =
             self.label_change(py, &targets, weights.as_deref(), threads, |a, listing| {

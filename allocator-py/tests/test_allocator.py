@@ -337,3 +337,19 @@ def test_label_sets_hashed_on_four_threads_give_the_same_keys_moves_and_errors_a
         with pytest.raises(ta.LabelError, match=first):
             a.set_labels(bad, threads=t)
         assert len(a) == before
+
+
+def test_threads_is_checked_as_every_integer_argument():
+    a = ta.Allocator()
+    a.add_collectors(["c0"])
+    sets = [({"__address__": "10.0.0.1:9100"}, "pods")]
+    for bad in (True, 1.0, "2"):
+        with pytest.raises(TypeError, match="threads"):
+            a.upsert_labels(sets, threads=bad)
+    for bad in (-1, 2**32):
+        with pytest.raises(ValueError, match="threads"):
+            a.set_labels(sets, threads=bad)
+    # Any count is allowed (capped at the cores by the library) and gives the same keys.
+    keys, _ = a.upsert_labels(sets, threads=2**32 - 1)
+    assert keys[0] == ta.target_key(*sets[0])
+    assert len(a) == 1

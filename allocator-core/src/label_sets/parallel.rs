@@ -38,6 +38,17 @@ fn threads_for(n: usize, threads: usize, min: usize) -> usize {
     threads.min(n / min.max(1)).max(1)
 }
 
+/// The caller's thread count, at most the cores this process may run on: more would only share
+/// them, each with its own stack and scratch space (a count of `u32::MAX` started hundreds of
+/// threads on a large batch and could exhaust memory). Asked only when more than one thread is
+/// allowed.
+fn at_most_cores(threads: usize) -> usize {
+    if threads <= 1 {
+        return threads;
+    }
+    threads.min(thread::available_parallelism().map_or(1, |c| c.get()))
+}
+
 /// `n` rows cut into `parts` contiguous runs of nearly equal length.
 fn runs(n: usize, parts: usize) -> Vec<Range<usize>> {
     (0..parts)
@@ -53,7 +64,8 @@ impl KeyHasher {
     /// first appear by row — and on a bad set the same error, for the lowest bad row, with
     /// `out.len()` its index.
     ///
-    /// `threads` is the caller's choice (0 and 1 mean this thread alone); a batch of fewer than
+    /// `threads` is the caller's choice (0 and 1 mean this thread alone), capped at the cores
+    /// this process may run on (`std::thread::available_parallelism`); a batch of fewer than
     /// `2 * MIN_LABEL_SETS_PER_THREAD` sets is hashed here, a larger one on at most one thread per
     /// [`MIN_LABEL_SETS_PER_THREAD`] sets. Each extra thread is started and joined within the call
     /// (10–30 µs each) and hashes with its own scratch space and node table; the work is split,
@@ -94,7 +106,7 @@ impl KeyHasher {
         threads: usize,
         out: &mut HashedSets<'a>,
     ) -> Result<(), Error> {
-        self.sets_in_runs(sets, threads, MIN_LABEL_SETS_PER_THREAD, out)
+        self.sets_in_runs(sets, at_most_cores(threads), MIN_LABEL_SETS_PER_THREAD, out)
     }
 
     /// [`KeyHasher::hash_label_sets_on`] with at least `min` sets a thread (tests cut small
@@ -142,7 +154,9 @@ impl KeyHasher {
     /// [`KeyHasher::hash_label_sets_on`]: label set `i` (of `jobs.len()`) is `set(i)`, called
     /// once per set from whichever thread hashes it. Unlike `hash_label_iters`, a set that
     /// fails does not stop the other threads' sets from being produced; only the output and
-    /// error are those of the serial pass.
+    /// error are those of the serial pass. So a `set` that panics on a row after the first bad
+    /// one panics here ("a scoped thread panicked") where the serial pass returns that row's
+    /// error: `set` must not panic.
     pub fn hash_label_iters_on<'a, F, L>(
         &mut self,
         set: F,
@@ -159,7 +173,7 @@ impl KeyHasher {
             set,
             jobs,
             job_names,
-            threads,
+            at_most_cores(threads),
             MIN_LABEL_SETS_PER_THREAD,
             out,
         )
@@ -542,6 +556,10 @@ mod tests {
         assert_eq!(threads_for(100 * m, 8, m), 8);
         assert_eq!(threads_for(100 * m, 0, m), 1);
         assert_eq!(threads_for(100 * m, 1, m), 1);
+        // The caller's count is capped at the cores, asked only for more than one thread.
+        let cores = thread::available_parallelism().map_or(1, |c| c.get());
+        assert_eq!(at_most_cores(usize::MAX), cores);
+        assert_eq!((at_most_cores(0), at_most_cores(1)), (0, 1));
         assert_eq!(threads_for(5, 8, 0), 5);
     }
 

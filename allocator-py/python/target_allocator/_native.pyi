@@ -82,14 +82,14 @@ class Allocator:
         targets: Iterable[tuple[Mapping[str, str], str]],
         weights: _IntColumn | None = None,
         *,
-        threads: int = 1,
+        threads: int | None = None,
     ) -> tuple[npt.NDArray[np.uint64], Moves]: ...
     def set_labels(
         self,
         targets: Iterable[tuple[Mapping[str, str], str]],
         weights: _IntColumn | None = None,
         *,
-        threads: int = 1,
+        threads: int | None = None,
     ) -> tuple[npt.NDArray[np.uint64], Moves]: ...
     def upsert_keys(
         self,
