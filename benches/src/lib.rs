@@ -346,7 +346,16 @@ pub fn allocated_batch(
     names: &[(String, String)],
     sets: &LabelColumns<'_>,
 ) -> Allocator {
-    let hashed = hash_label_sets(&mut KeyHasher::new(), sets);
+    allocated_hashed(config, names, &hash_label_sets(&mut KeyHasher::new(), sets))
+}
+
+/// A fresh allocator holding `hashed` on the named collectors: the allocation step of
+/// [`allocated_batch`], for label sets hashed another way.
+pub fn allocated_hashed(
+    config: Config,
+    names: &[(String, String)],
+    hashed: &HashedSets<'_>,
+) -> Allocator {
     let mut alloc = Allocator::new(config).expect("valid config");
     alloc
         .apply_batch(&BatchDiff {

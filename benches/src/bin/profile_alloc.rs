@@ -23,8 +23,8 @@ use std::time::Instant;
 use std::time::Duration;
 
 use allocator_benches::{
-    allocated, allocated_batch, collector_names, collector_specs, hash_label_sets, specs, targets,
-    LabelColumns,
+    allocated, allocated_batch, allocated_hashed, collector_names, collector_specs,
+    hash_label_sets, specs, targets, LabelColumns,
 };
 use allocator_core::{
     Allocator, BatchDiff, Config, HashedSets, KeyHasher, Strategy, TargetColumns, TargetSpec,
@@ -171,16 +171,7 @@ fn allocated_on(
     sets: &LabelColumns<'_>,
     threads: usize,
 ) -> Allocator {
-    let hashed = hashed_on(sets, threads);
-    let mut alloc = Allocator::new(config).expect("valid config");
-    alloc
-        .apply_batch(&BatchDiff {
-            upsert: hashed.batch(),
-            add_collectors: &collector_specs(names),
-            ..BatchDiff::default()
-        })
-        .expect("valid diff");
-    alloc
+    allocated_hashed(config, names, &hashed_on(sets, threads))
 }
 
 /// CPU time of this process so far, all its threads (user + system, from `/proc/self/stat`, in
