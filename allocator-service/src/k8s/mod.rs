@@ -454,7 +454,8 @@ impl Cluster {
         {
             missing.push("configmaps");
         }
-        if self.nodes_needed() && !self.nodes.as_ref().is_none_or(Watched::listed) {
+        // Listed first: the common case then skips the scan of the resources.
+        if !self.nodes.as_ref().is_none_or(Watched::listed) && self.nodes_needed() {
             missing.push("nodes");
         }
         missing
