@@ -503,6 +503,88 @@ pub fn duration(s: &str) -> Result<std::time::Duration, String> {
     std::time::Duration::try_from_secs_f64(total).map_err(|_| format!("duration {s:?} is too long"))
 }
 
+/// A Go duration, parsed as `time.ParseDuration` does: `0` alone, or a sequence of decimal
+/// numbers, each with an optional fraction and a unit (`ns`, `us`/`µs`/`μs`, `ms`, `s`, `m`,
+/// `h`), e.g. `1.5s`, `1m0s`, `2h45m`. The Go allocator reads `collector_not_ready_grace_period`
+/// into a `time.Duration` this way, and the Operator writes it in that form (`1m0s`). A
+/// negative duration (which Go accepts) is refused: a grace period cannot be negative.
+pub fn go_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {s:?}");
+    let rest = s.strip_prefix('+').unwrap_or(s);
+    if rest.starts_with('-') {
+        return Err(format!("duration {s:?} is negative"));
+    }
+    if rest == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u128 = 0;
+    let mut rest = rest;
+    while !rest.is_empty() {
+        let int_len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (int, after) = rest.split_at(int_len);
+        let (frac, after) = match after.strip_prefix('.') {
+            Some(a) => {
+                let n = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
+                a.split_at(n)
+            }
+            None => ("", after),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return Err(bad());
+        }
+        let unit_len = after
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let nanos: u128 = match &after[..unit_len] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => return Err(format!("duration {s:?} lacks a unit")),
+            u => return Err(format!("duration {s:?}: unknown unit {u:?}")),
+        };
+        let whole: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| bad())?
+        };
+        // The fraction as Go's `leadingFraction` reads it (digits while they fit in an int64,
+        // the rest ignored), then scaled in floating point as Go does: `0.3333333333333333333h`
+        // is exactly 20 minutes there.
+        let (mut f, mut scale) = (0u64, 1f64);
+        for d in frac.bytes() {
+            match f
+                .checked_mul(10)
+                .and_then(|y| y.checked_add(u64::from(d - b'0')))
+            {
+                Some(y) if y <= 1 << 63 => {
+                    f = y;
+                    scale *= 10.0;
+                }
+                _ => break,
+            }
+        }
+        let mut part = whole.checked_mul(nanos).ok_or_else(bad)?;
+        if f > 0 {
+            part += (f as f64 * (nanos as f64 / scale)) as u128;
+        }
+        total = total.checked_add(part).ok_or_else(bad)?;
+        // Go's time.Duration is an int64 of nanoseconds.
+        if total > i64::MAX as u128 {
+            return Err(format!("duration {s:?} is too long"));
+        }
+        rest = &after[unit_len..];
+    }
+    Ok(std::time::Duration::from_nanos(total as u64))
+}
+
 /// A Prometheus duration in milliseconds, parsed exactly as `model.ParseDuration` does
 /// (prometheus/common): `0` alone, or integer-unit pairs in the order y, w, d, h, m, s, ms, each
 /// unit at most once.
@@ -847,7 +929,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         .validate()
         .map_err(|e| format!("collector_selector: {e}"))?;
     let grace = match &file.collector_not_ready_grace_period {
-        Some(g) => duration(g).map_err(|e| format!("collector_not_ready_grace_period: {e}"))?,
+        Some(g) => go_duration(g).map_err(|e| format!("collector_not_ready_grace_period: {e}"))?,
         None => std::time::Duration::from_secs(30),
     };
     let collector_namespace = file
@@ -1335,6 +1417,60 @@ pub mod yaml11 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Cases of Go's `time.ParseDuration` (its documentation and `time_test.go`
+    /// parseDurationTests), negatives excepted (refused here).
+    #[test]
+    fn go_durations_parse_as_time_parse_duration() {
+        let ns = |s: &str| go_duration(s).map(|d| d.as_nanos());
+        for (s, want) in [
+            ("0", 0u128),
+            ("5s", 5_000_000_000),
+            ("30s", 30_000_000_000),
+            ("1478s", 1_478_000_000_000),
+            ("+5s", 5_000_000_000),
+            ("5.0s", 5_000_000_000),
+            ("5.6s", 5_600_000_000),
+            ("5.s", 5_000_000_000),
+            (".5s", 500_000_000),
+            ("1.0s", 1_000_000_000),
+            ("1.004s", 1_004_000_000),
+            ("100.00100s", 100_001_000_000),
+            ("10ns", 10),
+            ("11us", 11_000),
+            ("12µs", 12_000),
+            ("12μs", 12_000),
+            ("13ms", 13_000_000),
+            ("14s", 14_000_000_000),
+            ("15m", 900_000_000_000),
+            ("16h", 57_600_000_000_000),
+            ("3h30m", 12_600_000_000_000),
+            ("10.5s4m", 250_500_000_000),
+            ("1h2m3s4ms5us6ns", 3_723_004_005_006),
+            ("39h9m14.425s", 140_954_425_000_000),
+            ("52763797000ns", 52_763_797_000),
+            ("0.3333333333333333333h", 1_200_000_000_000),
+            ("9223372036854775807ns", 9_223_372_036_854_775_807),
+            ("1m0s", 60_000_000_000),
+        ] {
+            assert_eq!(ns(s), Ok(want), "{s}");
+        }
+        for s in [
+            "",
+            "3",
+            "-",
+            "s",
+            ".",
+            "-.",
+            ".s",
+            "+.s",
+            "1d",
+            "9223372036854775808ns",
+            "-1s",
+        ] {
+            assert!(go_duration(s).is_err(), "{s:?} accepted");
+        }
+    }
 
     /// The positive cases of prometheus/common v0.70.1 `model/time_test.go` TestParseDuration:
     /// (input, milliseconds, `String()`; `None` when it prints back as written).

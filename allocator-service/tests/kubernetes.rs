@@ -697,7 +697,10 @@ fn kubernetes_configuration_errors_name_the_problem() {
     bad("discovery: kubernetes\ncollector_namespace: o\nconfig: {scrape_configs: [{job_name: j, kubernetes_sd_configs: [{role: node}]}]}", "role");
     bad("discovery: kubernetes\ncollector_namespace: o\ncollector_not_ready_grace_period: soon\nconfig: {}", "collector_not_ready_grace_period");
     bad("discovery: cloud\nconfig: {}", "cloud");
-    bad("discovery: kubernetes\ncollector_namespace: o\ncollector_not_ready_grace_period: 99999999999999999999y\nconfig: {}", "too long");
+    // A Go duration (time.ParseDuration), as the Go allocator reads this field: no `y` unit,
+    // at most an int64 of nanoseconds.
+    bad("discovery: kubernetes\ncollector_namespace: o\ncollector_not_ready_grace_period: 2y\nconfig: {}", "unknown unit \"y\"");
+    bad("discovery: kubernetes\ncollector_namespace: o\ncollector_not_ready_grace_period: 9999999999h\nconfig: {}", "too long");
 }
 
 const ZONES_CONFIG: &str = r#"
