@@ -917,7 +917,8 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
             duration(i).map_err(|e| format!("prometheus_cr.scrape_interval: {e}"))?;
         }
         if let Some(i) = &cr.evaluation_interval {
-            duration(i).map_err(|e| format!("prometheus_cr.evaluation_interval: {e}"))?;
+            // A `model.Duration` in the Go allocator: Prometheus' exact grammar.
+            prom_duration_ms(i).map_err(|e| format!("prometheus_cr.evaluation_interval: {e}"))?;
         }
         if let Some(p) = &cr.scrape_protocols {
             crate::scrape_defaults::check_protocols(p)
