@@ -433,6 +433,19 @@ pub struct ScrapeConfig {
     pub rest: BTreeMap<String, serde_yaml::Value>,
 }
 
+impl ScrapeConfig {
+    /// The names this job's relabel rules may write: its `metric_name_validation_scheme`, else
+    /// the global one.
+    pub fn name_scheme(&self, global: &Global) -> crate::relabel::NameScheme {
+        crate::relabel::NameScheme::of_job(
+            self.rest
+                .get("metric_name_validation_scheme")
+                .and_then(serde_yaml::Value::as_str),
+            global.metric_name_validation_scheme.as_deref(),
+        )
+    }
+}
+
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct StaticConfig {
@@ -1042,7 +1055,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
             .iter()
             .enumerate()
             .map(|(r, spec)| {
-                Rule::compile(spec).map_err(|e| {
+                Rule::compile_for(spec, sc.name_scheme(&file.config.global)).map_err(|e| {
                     format!(
                         "config.scrape_configs[{i}] (job {:?}).relabel_configs[{r}]: {e}",
                         sc.job_name

@@ -8,6 +8,7 @@ use allocator_core::LabelBuilder;
 use md5::{Digest, Md5};
 use regex::{Captures, Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 /// Marks the error of a setting that Prometheus accepts but that this allocator cannot run with
 /// the same meaning; such a configuration is refused (service README: relabel regexes).
@@ -64,11 +65,75 @@ pub struct Rule {
     modulus: u64,
     target_label: String,
     replacement: String,
+    /// The names a replace rule may write (Prometheus checks the expanded `target_label`).
+    scheme: NameScheme,
+}
+
+/// How a job checks the label names its relabel rules write: Prometheus' per-job
+/// `metric_name_validation_scheme` (else the global one; UTF-8 unless set).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NameScheme {
+    /// Any non-empty UTF-8 name (Prometheus 3's default).
+    #[default]
+    Utf8,
+    /// `[a-zA-Z_][a-zA-Z0-9_]*`, as before Prometheus 3.
+    Legacy,
+}
+
+impl NameScheme {
+    /// The scheme a job validates with: its own, else the global one. Values other than
+    /// `legacy` and `utf8` are refused when the configuration loads (`scrape_defaults`), so
+    /// they read as UTF-8 here.
+    pub fn of_job(job: Option<&str>, global: Option<&str>) -> NameScheme {
+        let written = job
+            .filter(|s| !s.is_empty())
+            .or(global.filter(|s| !s.is_empty()));
+        match written {
+            Some("legacy") => NameScheme::Legacy,
+            _ => NameScheme::Utf8,
+        }
+    }
+
+    /// `ValidationScheme.IsValidLabelName` of prometheus/common.
+    pub fn valid(self, name: &str) -> bool {
+        match self {
+            // A Rust string is always UTF-8, which leaves emptiness as the only test.
+            NameScheme::Utf8 => !name.is_empty(),
+            NameScheme::Legacy => {
+                !name.is_empty()
+                    && name.bytes().enumerate().all(|(i, b)| {
+                        b.is_ascii_alphabetic() || b == b'_' || (i > 0 && b.is_ascii_digit())
+                    })
+            }
+        }
+    }
+
+    /// A name that may hold `$1` / `${name}` references (a replace rule's `target_label`
+    /// with a `$`, a labelmap `replacement`): under legacy validation Prometheus checks it with
+    /// its `relabelTargetLegacy` pattern (`\w` is ASCII in Go), under UTF-8 as a plain name.
+    pub fn valid_template(self, name: &str) -> bool {
+        static LEGACY_TEMPLATE: LazyLock<regex::Regex> = LazyLock::new(|| {
+            regex::Regex::new(
+                r"^(?:(?:[a-zA-Z_]|\$(?:\{[0-9A-Za-z_]+\}|[0-9A-Za-z_]+))+[0-9A-Za-z_]*)+$",
+            )
+            .expect("a valid pattern")
+        });
+        match self {
+            NameScheme::Utf8 => self.valid(name),
+            NameScheme::Legacy => LEGACY_TEMPLATE.is_match(name),
+        }
+    }
 }
 
 impl Rule {
-    /// Compile a rule with Prometheus' defaults; errors name the field at fault.
+    /// Compile a rule with Prometheus' defaults for a job with UTF-8 name validation; errors
+    /// name the field at fault.
     pub fn compile(spec: &RuleSpec) -> Result<Rule, String> {
+        Rule::compile_for(spec, NameScheme::Utf8)
+    }
+
+    /// [`Rule::compile`] for a job whose `metric_name_validation_scheme` is `scheme`.
+    pub fn compile_for(spec: &RuleSpec, scheme: NameScheme) -> Result<Rule, String> {
         let action = match spec
             .action
             .as_deref()
@@ -149,6 +214,7 @@ impl Rule {
             modulus,
             target_label,
             replacement: spec.replacement.clone().unwrap_or_else(|| "$1".into()),
+            scheme,
         })
     }
 }
@@ -183,7 +249,7 @@ fn apply_one(r: &Rule, b: &mut LabelBuilder) -> bool {
                 expand(&r.target_label, &caps, &r.names, &mut target);
                 let mut out = String::new();
                 expand(&r.replacement, &caps, &r.names, &mut out);
-                if valid_name(&target) {
+                if r.scheme.valid(&target) {
                     if out.is_empty() {
                         b.del(&target);
                     } else {
@@ -439,13 +505,6 @@ mod modulus {
             }
         }
     }
-}
-
-/// A valid label name under Prometheus 3's default UTF-8 validation scheme
-/// (`model.UTF8Validation`): any non-empty UTF-8 string, so `team.name` is valid. A Rust
-/// string is always UTF-8, which leaves emptiness as the only test.
-fn valid_name(n: &str) -> bool {
-    !n.is_empty()
 }
 
 #[cfg(test)]

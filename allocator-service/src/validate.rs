@@ -1,14 +1,15 @@
 //! Checks of a parsed configuration that Prometheus 3 (and the Go allocator) make and serde does
 //! not: durations in Prometheus' grammar, relabel rules as Prometheus validates them (both
-//! `relabel_configs` and `metric_relabel_configs`, which the collector will run), label names
-//! (Prometheus 3 takes any non-empty UTF-8 name), and collector names. Kept apart from the
+//! `relabel_configs` and `metric_relabel_configs`, which the collector will run, with the job's
+//! name validation scheme), label names (Prometheus 3 takes any non-empty UTF-8 name), and
+//! collector names. Kept apart from the
 //! parsing in `config.rs`; `config::parse` calls [`config`].
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::config::File;
-use crate::relabel::{Rule, RuleSpec};
+use crate::relabel::{NameScheme, Rule, RuleSpec};
 
 /// A duration in Prometheus' grammar (`model.ParseDuration`), as [`crate::config::prom_duration_ms`]
 /// parses it.
@@ -25,26 +26,32 @@ pub fn label_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// A relabel rule as Prometheus' `relabel.Config.Validate` checks it (UTF-8 name validation),
-/// after compiling it as the allocator runs it.
-pub fn rule(spec: &RuleSpec) -> Result<Rule, String> {
-    let compiled = Rule::compile(spec)?;
+/// A relabel rule as Prometheus' `relabel.Config.Validate` checks it with the job's name
+/// validation scheme, after compiling it as the allocator runs it.
+pub fn rule(spec: &RuleSpec, scheme: NameScheme) -> Result<Rule, String> {
+    let compiled = Rule::compile_for(spec, scheme)?;
     let action = spec
         .action
         .as_deref()
         .unwrap_or("replace")
         .to_ascii_lowercase();
     for l in &spec.source_labels {
+        // Source names are `model.LabelName`s, which Prometheus 3 reads as UTF-8 whatever the
+        // job's scheme.
         label_name(l).map_err(|e| format!("source_labels: {e}"))?;
     }
-    let target = spec.target_label.as_deref();
-    let named_target = matches!(
-        action.as_str(),
-        "replace" | "hashmod" | "lowercase" | "uppercase" | "keepequal" | "dropequal"
-    );
-    if named_target {
-        if let Some(t) = target {
-            label_name(t).map_err(|e| format!("{e} ('target_label' for {action})"))?;
+    if let Some(t) = spec.target_label.as_deref() {
+        let valid = match action.as_str() {
+            "replace" if t.contains('$') => scheme.valid_template(t),
+            "replace" | "hashmod" | "lowercase" | "uppercase" | "keepequal" | "dropequal" => {
+                scheme.valid(t)
+            }
+            _ => true,
+        };
+        if !valid {
+            return Err(format!(
+                "{t:?} is invalid 'target_label' for {action} action"
+            ));
         }
     }
     let default_replacement = spec.replacement.as_deref().is_none_or(|r| r == "$1");
@@ -55,8 +62,13 @@ pub fn rule(spec: &RuleSpec) -> Result<Rule, String> {
     {
         return Err(format!("'replacement' can not be set for {action} action"));
     }
-    if action == "labelmap" && spec.replacement.as_deref() == Some("") {
-        return Err("\"\" is invalid 'replacement' for labelmap action".into());
+    if action == "labelmap" {
+        let replacement = spec.replacement.as_deref().unwrap_or("$1");
+        if !scheme.valid_template(replacement) {
+            return Err(format!(
+                "{replacement:?} is invalid 'replacement' for labelmap action"
+            ));
+        }
     }
     if matches!(action.as_str(), "keepequal" | "dropequal")
         // Prometheus compares the regex by identity with its default: any written regex counts.
@@ -129,12 +141,13 @@ pub fn config(file: &File) -> Result<(), String> {
                 label_name(name).map_err(|e| format!("{at}.static_configs[{k}].labels: {e}"))?;
             }
         }
+        let scheme = sc.name_scheme(g);
         for (key, rules) in [
             ("relabel_configs", &sc.relabel_configs),
             ("metric_relabel_configs", &sc.metric_relabel_configs),
         ] {
             for (r, spec) in rules.iter().enumerate() {
-                rule(spec).map_err(|e| format!("{at}.{key}[{r}]: {e}"))?;
+                rule(spec, scheme).map_err(|e| format!("{at}.{key}[{r}]: {e}"))?;
             }
         }
     }

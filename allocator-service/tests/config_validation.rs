@@ -77,6 +77,17 @@ fn configurations_prometheus_refuses_are_errors_naming_the_key() {
             "requires only 'source_labels' and 'target_label'",
         ),
         (
+            // The job inherits the global scheme (Prometheus' ScrapeConfig.Validate).
+            "dotted target label under the global legacy scheme",
+            "collectors: [c0]\nconfig:\n  global:\n    metric_name_validation_scheme: legacy\n  scrape_configs:\n    - job_name: j\n      static_configs:\n        - targets: ['a:1']\n      relabel_configs:\n        - source_labels: [a]\n          target_label: team.name\n".into(),
+            "\"team.name\" is invalid 'target_label' for replace action",
+        ),
+        (
+            "metric_relabel labelmap to a dotted name under the job's legacy scheme",
+            job("      metric_name_validation_scheme: legacy\n      metric_relabel_configs:\n        - regex: 'a_(.*)'\n          replacement: 'b.$1'\n          action: labelmap\n"),
+            "metric_relabel_configs[0]: \"b.$1\" is invalid 'replacement' for labelmap action",
+        ),
+        (
             "collector twice",
             "collectors: [c0, c0, c1]\nconfig: {}\n".into(),
             "collectors: collector \"c0\" is listed twice",
@@ -108,6 +119,10 @@ fn what_prometheus_3_accepts_still_loads() {
         "collectors: [c0]\nconfig:\n  scrape_configs:\n    - job_name: j\n      static_configs:\n        - targets: ['a:1']\n          labels: {'service.name': x, 'ünï': y}\n".into(),
         job("      relabel_configs:\n        - source_labels: [a]\n          target_label: b\n          action: dropequal\n"),
         job("      metric_relabel_configs:\n        - source_labels: [__name__]\n          regex: 'go_.*'\n          action: drop\n"),
+        // A job's own utf8 scheme overrides a global legacy one.
+        "collectors: [c0]\nconfig:\n  global:\n    metric_name_validation_scheme: legacy\n    metric_name_escaping_scheme: underscores\n  scrape_configs:\n    - job_name: j\n      metric_name_validation_scheme: utf8\n      static_configs:\n        - targets: ['a:1']\n      relabel_configs:\n        - source_labels: [a]\n          target_label: team.name\n".into(),
+        // Legacy names with $ references pass relabelTargetLegacy.
+        job("      metric_name_validation_scheme: legacy\n      relabel_configs:\n        - source_labels: [a]\n          regex: '(.*)'\n          target_label: 'x_${1}_y'\n"),
     ];
     for yaml in &ok {
         if let Err(e) = parse(yaml) {

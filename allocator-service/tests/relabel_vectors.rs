@@ -70,6 +70,7 @@ fn relabeling_matches_prometheus_relabel_package() {
     let v = vectors();
     let header = &v["header"];
     let template = header["config_template"].as_str().unwrap();
+    let legacy_template = header["legacy_config_template"].as_str().unwrap();
     let job = header["job"].as_str().unwrap();
     let cases = v["cases"].as_array().unwrap();
     assert!(cases.len() >= 1000, "only {} cases", cases.len());
@@ -80,7 +81,11 @@ fn relabeling_matches_prometheus_relabel_package() {
         let id = c["id"].as_u64().unwrap();
         let rules = c["rules"].as_str().unwrap();
         let expected = c["result"].as_str().unwrap();
-        let text = service_config(template, rules);
+        // The -legacy cases load the rules into a job with `metric_name_validation_scheme: legacy`.
+        let text = match c["scheme"].as_str() {
+            Some("legacy") => service_config(legacy_template, rules),
+            _ => service_config(template, rules),
+        };
         let loaded = config::parse(&text, Path::new("."));
         let mut fail = |what: String| failures.push(format!("case {id}: rules {rules}\n  {what}"));
         let loaded = match (expected, loaded) {

@@ -38,17 +38,24 @@ const (
 // fills in the same text, so both sides load the very same YAML.
 const ConfigTemplate = "scrape_configs:\n- job_name: " + job + "\n  relabel_configs: %s\n"
 
+// LegacyTemplate is ConfigTemplate with the job's name validation set to legacy, under which
+// Prometheus checks the names rules write against [a-zA-Z_][a-zA-Z0-9_]* (and its
+// relabelTargetLegacy pattern where they hold $ references). The -legacy cases use it.
+const LegacyTemplate = "scrape_configs:\n- job_name: " + job + "\n  metric_name_validation_scheme: legacy\n  relabel_configs: %s\n"
+
 type Label struct {
 	Name  string `json:"n"`
 	Value string `json:"v"`
 }
 
 type Case struct {
-	ID     int     `json:"id"`
-	Input  []Label `json:"input"`
-	Rules  string  `json:"rules"`
-	Result string  `json:"result"` // "invalid", "dropped" or "kept"
-	Error  string  `json:"error,omitempty"`
+	ID    int     `json:"id"`
+	Input []Label `json:"input"`
+	Rules string  `json:"rules"`
+	// "legacy" when loaded into LegacyTemplate; empty for ConfigTemplate.
+	Scheme string `json:"scheme,omitempty"`
+	Result string `json:"result"` // "invalid", "dropped" or "kept"
+	Error  string `json:"error,omitempty"`
 	// The final labels in the builder's range order (the order the item hash uses).
 	Range []Label `json:"range,omitempty"`
 	// The item hash of Range with the job name (DESIGN.md §6.2), as a decimal string.
@@ -58,6 +65,7 @@ type Case struct {
 func main() {
 	out := flag.String("out", "", "output file (stdout when empty)")
 	n := flag.Int("n", 3000, "cases")
+	legacy := flag.Int("legacy", 1000, "cases after the first n, loaded into LegacyTemplate")
 	seed := flag.Uint64("seed", 20261130, "seed")
 	flag.Parse()
 	checkHash()
@@ -65,26 +73,33 @@ func main() {
 	rng := rand.New(rand.NewPCG(*seed, 0x5eed))
 	var b strings.Builder
 	head, err := json.Marshal(map[string]any{
-		"generator": gen, "job": job, "config_template": ConfigTemplate, "seed": *seed,
+		"generator": gen, "job": job, "config_template": ConfigTemplate,
+		"legacy_config_template": LegacyTemplate, "seed": *seed,
 	})
 	check(err)
 	b.WriteString("{\"header\":")
 	b.Write(head)
 	b.WriteString(",\n\"cases\":[\n")
 	counts := map[string]int{}
-	for i := 0; i < *n; i++ {
-		c := run(i, randomLabels(rng), randomRules(rng))
+	total := *n + *legacy
+	for i := 0; i < total; i++ {
+		template, scheme := ConfigTemplate, ""
+		if i >= *n {
+			template, scheme = LegacyTemplate, "legacy"
+		}
+		c := run(i, randomLabels(rng), randomRules(rng), template)
+		c.Scheme = scheme
 		counts[c.Result]++
 		line, err := json.Marshal(c)
 		check(err)
 		b.Write(line)
-		if i+1 < *n {
+		if i+1 < total {
 			b.WriteString(",")
 		}
 		b.WriteString("\n")
 	}
 	b.WriteString("]}\n")
-	fmt.Fprintf(os.Stderr, "relabel-gen: %d cases: %d kept, %d dropped, %d invalid\n", *n, counts["kept"], counts["dropped"], counts["invalid"])
+	fmt.Fprintf(os.Stderr, "relabel-gen: %d cases: %d kept, %d dropped, %d invalid\n", total, counts["kept"], counts["dropped"], counts["invalid"])
 	if *out == "" {
 		_, err = os.Stdout.WriteString(b.String())
 	} else {
@@ -101,10 +116,10 @@ func check(err error) {
 }
 
 // run loads the rules as the allocator loads its config and applies them to the labels.
-func run(id int, input []Label, rules string) Case {
+func run(id int, input []Label, rules, template string) Case {
 	c := Case{ID: id, Input: input, Rules: rules}
 	cfg := &promconfig.Config{}
-	if err := yaml2.UnmarshalStrict([]byte(fmt.Sprintf(ConfigTemplate, rules)), cfg); err != nil {
+	if err := yaml2.UnmarshalStrict([]byte(fmt.Sprintf(template, rules)), cfg); err != nil {
 		c.Result, c.Error = "invalid", err.Error()
 		return c
 	}
