@@ -386,17 +386,16 @@ pub struct Global {
 }
 
 impl Global {
-    /// The global value of one of the limits a job inherits when its own is zero.
-    pub fn limit(&self, key: &str) -> Option<u64> {
-        match key {
-            "sample_limit" => self.sample_limit,
-            "target_limit" => self.target_limit,
-            "label_limit" => self.label_limit,
-            "label_name_length_limit" => self.label_name_length_limit,
-            "label_value_length_limit" => self.label_value_length_limit,
-            "keep_dropped_targets" => self.keep_dropped_targets,
-            _ => None,
-        }
+    /// The limits a job inherits when its own is zero, by their key, with the global values.
+    pub fn inherited_limits(&self) -> [(&'static str, Option<u64>); 6] {
+        [
+            ("sample_limit", self.sample_limit),
+            ("target_limit", self.target_limit),
+            ("label_limit", self.label_limit),
+            ("label_name_length_limit", self.label_name_length_limit),
+            ("label_value_length_limit", self.label_value_length_limit),
+            ("keep_dropped_targets", self.keep_dropped_targets),
+        ]
     }
 }
 

@@ -32,16 +32,6 @@ const PROTOCOLS: [&str; 5] = PROTO_FIRST_PROTOCOLS;
 /// Escaping schemes Prometheus accepts (`model.AllowUTF8` and the three escapings).
 const ESCAPINGS: [&str; 4] = ["allow-utf-8", "underscores", "dots", "values"];
 
-/// Job fields a zero job value takes from the global section.
-const INHERITED_LIMITS: [&str; 6] = [
-    "sample_limit",
-    "target_limit",
-    "label_limit",
-    "label_name_length_limit",
-    "label_value_length_limit",
-    "keep_dropped_targets",
-];
-
 /// Top-level fields Prometheus writes even when false (no `omitempty`, or a pointer that
 /// `Validate` always sets).
 const ALWAYS_WRITTEN: [&str; 9] = [
@@ -242,9 +232,9 @@ pub fn check_job(m: &Map<String, Value>, g: &Global) -> Result<(), String> {
 pub fn complete(m: &mut Map<String, Value>, g: &Global) -> Result<(), String> {
     // omitempty: zero top-level values are not written (those always written excepted).
     m.retain(|k, v| ALWAYS_WRITTEN.contains(&k.as_str()) || !is_zero(v));
-    for k in INHERITED_LIMITS {
+    for (k, global) in g.inherited_limits() {
         if unset(m, k) {
-            if let Some(v) = g.limit(k).filter(|v| *v != 0) {
+            if let Some(v) = global.filter(|v| *v != 0) {
                 m.insert(k.into(), json!(v));
             }
         }
