@@ -296,6 +296,13 @@ pub struct PrometheusCr {
     pub allow_namespaces: Vec<String>,
     #[serde(default)]
     pub deny_namespaces: Vec<String>,
+    /// Where changed Secrets are watched for (their metadata), when the role may not list
+    /// Secrets cluster-wide and the ones resources name are read by name: a cached Secret there
+    /// is read again as soon as it changes. Default: the collector namespace; `""` is every
+    /// namespace (the Go allocator's meaning, whose role needs `list` and `watch` on Secrets
+    /// there).
+    #[serde(default, deserialize_with = "yaml11::secret_namespaces")]
+    pub secret_namespaces: Vec<String>,
     /// The generated configuration's rule evaluation interval: checked and accepted, as the Go
     /// allocator accepts it; no scrape config reads it.
     #[serde(default)]
@@ -763,6 +770,11 @@ pub struct Loaded {
     pub loads: Option<crate::loads::Settings>,
     /// The checked `replication` block.
     pub replication: Option<crate::replica::Replication>,
+    /// How the Secrets and ConfigMaps the operator's resources name are read by name when the
+    /// role may not list them: `prometheus_cr.secret_namespaces` (default the collector
+    /// namespace) and the read timeout and refresh period (fixed, not configurable; tests
+    /// shorten them).
+    pub by_name: crate::k8s::by_name::Settings,
 }
 
 impl Loaded {
@@ -1095,6 +1107,15 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
             .as_ref()
             .and_then(|c| c.scrape_protocols.clone()),
     );
+    let by_name = crate::k8s::by_name::Settings {
+        secret_namespaces: match file.prometheus_cr.as_ref() {
+            Some(cr) if !cr.secret_namespaces.is_empty() => cr.secret_namespaces.clone(),
+            // The Go allocator's `GetSecretsAllowList`.
+            _ if !collector_namespace.is_empty() => vec![collector_namespace.clone()],
+            _ => Vec::new(),
+        },
+        timing: Default::default(),
+    };
     Ok(Loaded {
         file,
         core,
@@ -1112,6 +1133,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         handover,
         loads,
         replication,
+        by_name,
     })
 }
 
@@ -1316,6 +1338,50 @@ pub mod yaml11 {
             other => Err(serde::de::Error::custom(format!(
                 "expected a boolean, found {other:?}"
             ))),
+        }
+    }
+
+    /// `prometheus_cr.secret_namespaces`: a list of strings the Go allocator decodes into a `[]string`
+    /// with mapstructure (not weakly typed): null is no list; otherwise a sequence is required
+    /// (a scalar or a map is refused), whose elements are strings, or null (an empty string);
+    /// a number or a boolean is refused. (The text as written is checked with YAML 1.2's
+    /// types, so an unquoted `yes` passes as a string where yaml.v2 reads a boolean.)
+    pub fn secret_namespaces<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        go_strings(d, "secret_namespaces")
+    }
+
+    fn go_strings<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Vec<String>, D::Error> {
+        use serde::de::Error;
+        match Option::<Value>::deserialize(d)? {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Sequence(items)) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s),
+                    Value::Null => Ok(String::new()),
+                    other => Err(D::Error::custom(format!(
+                        "{key}[{i}]: expected a string, found {}",
+                        kind_of(&other)
+                    ))),
+                })
+                .collect(),
+            Some(other) => Err(D::Error::custom(format!(
+                "{key}: expected a list of strings, found {}",
+                kind_of(&other)
+            ))),
+        }
+    }
+
+    fn kind_of(v: &Value) -> &'static str {
+        match v {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Sequence(_) => "a list",
+            Value::Mapping(_) => "a map",
+            Value::Tagged(_) => "a tagged value",
         }
     }
 

@@ -116,6 +116,7 @@ pub async fn serve_with(
                 client,
                 cr.is_some(),
                 node_use,
+                cfg.by_name.clone(),
             )))
         }
         (true, None) => {

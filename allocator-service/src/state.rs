@@ -142,6 +142,9 @@ pub struct Engine {
     /// Why the last collector list was refused (the view then keeps the previous collectors and
     /// is not ready).
     collectors_refused: Option<String>,
+    /// The Secrets and ConfigMaps (`Secret ns/name`) whose first read by name the jobs of the
+    /// operator's resources wait for.
+    waiting_reads: Vec<String>,
     /// The published answers, updated from each diff's moves and the listing's changes.
     publisher: Publisher,
     /// Compresses the answers each publish rebuilt.
@@ -188,6 +191,7 @@ impl Engine {
             last_generation: u64::MAX,
             last_collectors: Vec::new(),
             collectors_refused: None,
+            waiting_reads: Vec::new(),
             publisher: Publisher::default(),
             warmer: Warmer::default(),
             replica: None,
@@ -256,6 +260,12 @@ impl Engine {
             problems.push(format!("collector list refused: {e}"));
         }
         problems.extend(self.replica.as_ref().and_then(|r| r.problem()));
+        if !self.waiting_reads.is_empty() && !shared.view().ready {
+            problems.push(format!(
+                "waiting for the first read by name of {} (the role may not list them)",
+                self.waiting_reads.join(", ")
+            ));
+        }
         let mut h = shared.health.lock();
         h.problems = problems;
         h.heartbeat = Instant::now();
@@ -340,10 +350,24 @@ impl Engine {
             self.report(shared, true);
             return;
         }
+        let processing = Instant::now();
+        let generated = match cluster.as_ref().map(|c| c.monitor_jobs(&self.cfg)) {
+            None => Vec::new(),
+            Some(Ok(jobs)) => jobs,
+            Some(Err(waiting)) => {
+                // A resource names a Secret or ConfigMap whose first read by name is in flight
+                // (bounded by its timeout): the last view stays served, as the Go allocator
+                // serves its last configuration while its GET is in flight; before the first
+                // view, not ready, naming what is waited for. The answer bumps the generation.
+                self.waiting_reads = waiting;
+                self.report(shared, true);
+                return;
+            }
+        };
+        self.waiting_reads.clear();
         self.first = false;
         self.last_generation = generation;
         self.last_collectors = collectors.clone();
-        let processing = Instant::now();
         self.files.refresh(&self.cfg, |sc| match &cluster {
             Some(c) => sc
                 .kubernetes_sd_configs
@@ -352,10 +376,6 @@ impl Engine {
                 .collect(),
             None => Vec::new(),
         });
-        let generated = cluster
-            .as_ref()
-            .map(|c| c.monitor_jobs(&self.cfg))
-            .unwrap_or_default();
         let current = self.files.current();
         for job in &generated {
             let spec = crate::discovery::JobSpec {

@@ -130,3 +130,47 @@ fn what_prometheus_3_accepts_still_loads() {
         }
     }
 }
+
+/// `prometheus_cr.secret_namespaces` as the Go allocator reads it: a `[]string` decoded by
+/// mapstructure without weak typing (`internal/config/config.go`), defaulting to the collector
+/// namespace when unset or empty (`GetSecretsAllowList`); a null element is an empty string
+/// (every namespace); a scalar, a map or a non-string element is refused.
+#[test]
+fn secret_namespaces_reads_as_the_go_allocator_reads_it() {
+    let cfg = |value: &str| {
+        format!(
+            "config: {{}}\ndiscovery: kubernetes\ncollector_namespace: observability\nprometheus_cr:\n  enabled: true\n{value}"
+        )
+    };
+    let loads = [
+        ("", vec!["observability"]),
+        ("  secret_namespaces:\n", vec!["observability"]),
+        ("  secret_namespaces: []\n", vec!["observability"]),
+        (
+            "  secret_namespaces: [shop, billing]\n",
+            vec!["shop", "billing"],
+        ),
+        (
+            "  secret_namespaces:\n    - shop\n    - ~\n",
+            vec!["shop", ""],
+        ),
+    ];
+    for (value, want) in loads {
+        match parse(&cfg(value)) {
+            Ok(l) => assert_eq!(l.by_name.secret_namespaces, want, "{value}"),
+            Err(e) => panic!("{value}: refused: {e}"),
+        }
+    }
+    for value in [
+        "  secret_namespaces: shop\n",
+        "  secret_namespaces: {}\n",
+        "  secret_namespaces: [shop, 1]\n",
+        "  secret_namespaces: [true]\n",
+        "  secret_namespaces: [[shop]]\n",
+    ] {
+        match parse(&cfg(value)) {
+            Ok(_) => panic!("{value}: accepted"),
+            Err(e) => assert!(e.contains("secret_namespaces"), "{value}: {e}"),
+        }
+    }
+}

@@ -1055,3 +1055,243 @@ async fn prometheus_cr_protocols_global_and_host_file_jobs() {
         ])
     );
 }
+
+/// A Secret's `data` entry: standard base64 of the text.
+fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn basic_auth_secret(ns: &str, name: &str, user: &str, password: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
+        "data": {"user": b64(user), "password": b64(password)}})
+}
+
+/// A ServiceMonitor of the `api` Service whose endpoint authenticates with the Secret `secret`
+/// of its namespace.
+fn basic_auth_monitor(name: &str, secret: &str) -> Value {
+    monitor(
+        "ServiceMonitor",
+        "monitoring.coreos.com/v1",
+        "shop",
+        name,
+        json!({}),
+        json!({"selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics",
+            "basicAuth": {"username": {"name": secret, "key": "user"},
+                          "password": {"name": secret, "key": "password"}}}]}),
+    )
+}
+
+/// The configuration of the by-name tests: secrets shown on plain HTTP (to compare them),
+/// `extra` under `prometheus_cr`.
+fn by_name_config(extra: &str) -> allocator_service::Loaded {
+    let text = format!(
+        "config: {{}}\ndiscovery: kubernetes\ncollector_namespace: observability\n\
+         allow_insecure_auth_secrets: true\n\
+         collector_selector:\n  matchLabels: {{app.kubernetes.io/component: opentelemetry-collector}}\n\
+         prometheus_cr:\n  enabled: true\n  service_monitor_selector: {{}}\n{extra}"
+    );
+    allocator_service::parse(&text, std::path::Path::new(".")).unwrap()
+}
+
+/// The served `basic_auth` of the first job of ServiceMonitor `shop/name`.
+fn served_basic_auth(sc: &Value, name: &str) -> Value {
+    sc[format!("serviceMonitor/shop/{name}/0")]["basic_auth"].clone()
+}
+
+/// The Operator documentation's RBAC for the Go allocator: `get` on Secrets, `list` and
+/// `watch` only in the collector namespace, nothing on ConfigMaps but `get`. prometheus-
+/// operator's assets store reads a Secret a monitor names with a GET and keeps it; a GET that
+/// fails (403, 404) rejects the monitor, and the next read that succeeds brings it back. So:
+/// served with the Secret's value; a changed Secret is served changed (here within the
+/// periodic re-read, shortened to 300 ms); a Secret that is missing, or that the role may not
+/// get, refuses its monitor only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_read_by_name_when_the_role_may_only_get_them() {
+    let api = MockApi::new();
+    api.forbid("secrets");
+    api.forbid("configmaps");
+    api.allow_in("secrets", "observability");
+    one_collector_and_the_api_service(&api);
+    api.apply(
+        "secrets",
+        basic_auth_secret("shop", "creds", "alice", "pw1"),
+    );
+    api.apply("servicemonitors", basic_auth_monitor("api", "creds"));
+    api.apply("servicemonitors", basic_auth_monitor("orphan", "absent"));
+    let mock = api.clone().serve().await;
+    let mut cfg = by_name_config("");
+    assert_eq!(cfg.by_name.secret_namespaces, ["observability"]);
+    cfg.by_name.timing.refresh = Duration::from_millis(300);
+    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let addr = service.addr;
+
+    let sc = until(
+        addr,
+        "/scrape_configs",
+        "the monitor with its Secret",
+        |v| v.get("serviceMonitor/shop/api/0").is_some(),
+    )
+    .await;
+    assert_eq!(
+        served_basic_auth(&sc, "api"),
+        json!({"username": "alice", "password": "pw1"})
+    );
+    // The Secret that does not exist (404): its monitor is refused, the other served.
+    assert!(sc.get("serviceMonitor/shop/orphan/0").is_none(), "{sc}");
+    assert!(api.get_count("secrets") >= 2);
+
+    api.apply(
+        "secrets",
+        basic_auth_secret("shop", "creds", "alice", "pw2"),
+    );
+    until(addr, "/scrape_configs", "the changed password", |v| {
+        served_basic_auth(v, "api")["password"] == "pw2"
+    })
+    .await;
+
+    // The role loses `get`: the monitor is refused once a re-read is refused.
+    api.forbid_get("secrets", true);
+    until(addr, "/jobs", "the monitor refused", |v| {
+        !v.as_object()
+            .unwrap()
+            .contains_key("serviceMonitor/shop/api/0")
+    })
+    .await;
+    // And served again after a read succeeds; the missing Secret, once created, too.
+    api.forbid_get("secrets", false);
+    api.apply("secrets", basic_auth_secret("shop", "absent", "bob", "pw3"));
+    let sc = until(addr, "/scrape_configs", "both monitors back", |v| {
+        v.get("serviceMonitor/shop/api/0").is_some()
+            && v.get("serviceMonitor/shop/orphan/0").is_some()
+    })
+    .await;
+    assert_eq!(
+        served_basic_auth(&sc, "orphan"),
+        json!({"username": "bob", "password": "pw3"})
+    );
+}
+
+/// `prometheus_cr.secret_namespaces`: the Go allocator watches the Secrets' metadata there and
+/// reads a cached Secret again when it changes. With the periodic re-read far away (10 min),
+/// a change of a Secret in `shop` is served within the test's 10 s only through that watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_namespaces_have_changed_secrets_read_again_at_once() {
+    let api = MockApi::new();
+    api.forbid("secrets");
+    api.forbid("configmaps");
+    api.allow_in("secrets", "shop");
+    one_collector_and_the_api_service(&api);
+    api.apply(
+        "secrets",
+        basic_auth_secret("shop", "creds", "alice", "pw1"),
+    );
+    api.apply("servicemonitors", basic_auth_monitor("api", "creds"));
+    let mock = api.clone().serve().await;
+    let mut cfg = by_name_config("  secret_namespaces: [shop, elsewhere]\n");
+    assert_eq!(cfg.by_name.secret_namespaces, ["shop", "elsewhere"]);
+    cfg.by_name.timing.refresh = Duration::from_secs(600);
+    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let addr = service.addr;
+    until(
+        addr,
+        "/scrape_configs",
+        "the monitor with its Secret",
+        |v| served_basic_auth(v, "api")["password"] == "pw1",
+    )
+    .await;
+    // Let the watch list before the change (a change before its list is read on its list).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    api.apply(
+        "secrets",
+        basic_auth_secret("shop", "creds", "alice", "pw2"),
+    );
+    until(addr, "/scrape_configs", "the changed password", |v| {
+        served_basic_auth(v, "api")["password"] == "pw2"
+    })
+    .await;
+    // Deleted: read again, 404, refused (the Go allocator drops it from its store and its
+    // next GET fails).
+    api.delete("secrets", "shop", "creds");
+    until(addr, "/jobs", "the monitor refused", |v| {
+        !v.as_object()
+            .unwrap()
+            .contains_key("serviceMonitor/shop/api/0")
+    })
+    .await;
+}
+
+/// The first read of a Secret is awaited: not ready (naming it) rather than serving its monitor
+/// as refused; a read that does not answer is given up after the timeout (1 s here), the
+/// monitor refused and the rest served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_first_read_holds_readiness_and_a_hung_one_times_out() {
+    let api = MockApi::new();
+    api.forbid("secrets");
+    api.forbid("configmaps");
+    one_collector_and_the_api_service(&api);
+    api.apply(
+        "secrets",
+        basic_auth_secret("shop", "creds", "alice", "pw1"),
+    );
+    api.apply("servicemonitors", basic_auth_monitor("api", "creds"));
+    api.delay_get("secrets", Some(Duration::from_millis(1500)));
+    let mock = api.clone().serve().await;
+    let service = common::start(by_name_config(""), Some(mock_kube::client(mock))).await;
+    let addr = service.addr;
+    let mut seen = None;
+    for _ in 0..100 {
+        let (code, body) = get(addr, "/readyz").await;
+        assert_ne!(code, 200, "ready before the Secret was read");
+        if body.contains("first read by name of Secret shop/creds") {
+            seen = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(seen.is_some(), "{:?}", get(addr, "/readyz").await);
+    let sc = until(addr, "/scrape_configs", "the monitor", |v| {
+        v.get("serviceMonitor/shop/api/0").is_some()
+    })
+    .await;
+    assert_eq!(served_basic_auth(&sc, "api")["password"], "pw1");
+    drop(service);
+
+    // A GET that hangs: given up after the timeout, the monitor refused, the rest served.
+    api.delay_get("secrets", Some(Duration::from_secs(3600)));
+    api.apply("servicemonitors", basic_auth_monitor("hung", "other"));
+    api.apply(
+        "servicemonitors",
+        monitor(
+            "ServiceMonitor",
+            "monitoring.coreos.com/v1",
+            "shop",
+            "plain",
+            json!({}),
+            json!({"selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]}),
+        ),
+    );
+    api.delete("servicemonitors", "shop", "api");
+    let mock = api.clone().serve().await;
+    let mut cfg = by_name_config("");
+    cfg.by_name.timing.timeout = Duration::from_secs(1);
+    let started = std::time::Instant::now();
+    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let jobs = until(service.addr, "/jobs", "the plain monitor", |v| {
+        v.as_object()
+            .unwrap()
+            .contains_key("serviceMonitor/shop/plain/0")
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "ready before the timeout"
+    );
+    assert!(
+        !jobs
+            .as_object()
+            .unwrap()
+            .contains_key("serviceMonitor/shop/hung/0"),
+        "{jobs}"
+    );
+}

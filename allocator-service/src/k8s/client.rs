@@ -20,6 +20,12 @@ pub trait Assets {
     fn secret(&self, namespace: &str, name: &str, key: &str) -> Option<String>;
     /// The value of `key` in ConfigMap `namespace/name`, if both exist.
     fn config_map(&self, namespace: &str, name: &str, key: &str) -> Option<String>;
+    /// Why the `kind` (`Secret` or `ConfigMap`) `namespace/name` cannot be read now, when
+    /// something else than its absence stands in the way (a read by name that failed or has not
+    /// answered yet): named in the refusal instead of "not found".
+    fn why_unreadable(&self, _kind: &str, _namespace: &str, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 /// A job's scrape settings as the resource (and its scrape class) spell them.
@@ -77,15 +83,20 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// The refusal of a `kind` object that did not give `key`.
+    fn missing(&self, what: &str, kind: &str, name: &str, key: &str) -> String {
+        match self.assets.why_unreadable(kind, self.ns, name) {
+            Some(why) => format!("{what}: {kind} {}/{name} cannot be read: {why}", self.ns),
+            None => format!("{what}: key {key} of {kind} {}/{name} not found", self.ns),
+        }
+    }
+
     fn secret(&self, what: &str, r: &Value) -> Result<String, String> {
         let r: KeyRef = serde_json::from_value(r.clone())
             .map_err(|e| format!("{what}: not a Secret key reference: {e}"))?;
-        self.assets.secret(self.ns, &r.name, &r.key).ok_or_else(|| {
-            format!(
-                "{what}: key {} of Secret {}/{} not found",
-                r.key, self.ns, r.name
-            )
-        })
+        self.assets
+            .secret(self.ns, &r.name, &r.key)
+            .ok_or_else(|| self.missing(what, "Secret", &r.name, &r.key))
     }
 
     fn secret_or_config_map(&self, what: &str, r: &Value) -> Result<Option<String>, String> {
@@ -96,22 +107,12 @@ impl Reader<'_> {
                 .assets
                 .secret(self.ns, &s.name, &s.key)
                 .map(Some)
-                .ok_or_else(|| {
-                    format!(
-                        "{what}: key {} of Secret {}/{} not found",
-                        s.key, self.ns, s.name
-                    )
-                }),
+                .ok_or_else(|| self.missing(what, "Secret", &s.name, &s.key)),
             (None, Some(c)) => self
                 .assets
                 .config_map(self.ns, &c.name, &c.key)
                 .map(Some)
-                .ok_or_else(|| {
-                    format!(
-                        "{what}: key {} of ConfigMap {}/{} not found",
-                        c.key, self.ns, c.name
-                    )
-                }),
+                .ok_or_else(|| self.missing(what, "ConfigMap", &c.name, &c.key)),
             (None, None) => Ok(None),
         }
     }
@@ -460,6 +461,42 @@ mod tests {
         assert_eq!(
             ok["authorization"],
             json!({"type": "Bearer", "credentials": "v"})
+        );
+    }
+
+    /// A Secret read by name whose read failed: the refusal names it and the API server's
+    /// answer, not "not found".
+    #[test]
+    fn an_unreadable_secret_is_named_with_why() {
+        struct Denied;
+        impl Assets for Denied {
+            fn secret(&self, _: &str, _: &str, _: &str) -> Option<String> {
+                None
+            }
+            fn config_map(&self, _: &str, _: &str, _: &str) -> Option<String> {
+                None
+            }
+            fn why_unreadable(&self, kind: &str, ns: &str, name: &str) -> Option<String> {
+                (kind == "Secret" && ns == "shop" && name == "s").then(|| "GET answered 403".into())
+            }
+        }
+        let e = render(
+            &settings(json!({"credentials": {"name": "s", "key": "k"}})),
+            &Denied,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "authorization.credentials: Secret shop/s cannot be read: GET answered 403"
+        );
+        let e = render(
+            &settings(json!({"credentials": {"name": "other", "key": "k"}})),
+            &Denied,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "authorization.credentials: key k of Secret shop/other not found"
         );
     }
 

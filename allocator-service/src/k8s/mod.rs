@@ -5,6 +5,7 @@
 //! full target and collector lists from the caches, and the allocator's listing diff reconciles
 //! them, so nothing is allocated twice or lost.
 
+pub mod by_name;
 pub mod client;
 pub mod files;
 pub mod lease;
@@ -97,6 +98,12 @@ where
     fn listed_or_denied(&self) -> bool {
         self.listed() || self.denied.load(Ordering::Acquire)
     }
+
+    /// The role may not list the kind, and it has not been listed since: objects of it are
+    /// read by name ([`by_name`]).
+    fn read_by_name(&self) -> bool {
+        !self.listed() && self.denied.load(Ordering::Acquire)
+    }
 }
 
 /// What the nodes are read for.
@@ -122,6 +129,8 @@ pub struct Cluster {
     probes: Option<Watched<DynamicObject>>,
     secrets: Option<Watched<Secret>>,
     config_maps: Option<Watched<ConfigMap>>,
+    /// Secrets and ConfigMaps read by name, when the role may not list them.
+    by_name: Option<Arc<by_name::ByName>>,
     /// Watched when zones are on (their labels name the zones) or the operator's resources are
     /// (`attachMetadata.node`).
     nodes: Option<Watched<Node>>,
@@ -280,9 +289,15 @@ fn labels_of(m: &kube::api::ObjectMeta) -> BTreeMap<String, String> {
 
 impl Cluster {
     /// Start the watchers (on the current tokio runtime): the operator's resources when
-    /// `cr_enabled`; nodes when zone-aware allocation reads their labels or `cr_enabled` (node
-    /// metadata for `attachMetadata.node`).
-    pub fn start(client: Client, cr_enabled: bool, node_use: NodeUse) -> Cluster {
+    /// `cr_enabled`, with the reader of the Secrets and ConfigMaps they name (by name, as
+    /// `reads` says, when the role may not list them); nodes when zone-aware allocation reads
+    /// their labels or `cr_enabled` (node metadata for `attachMetadata.node`).
+    pub fn start(
+        client: Client,
+        cr_enabled: bool,
+        node_use: NodeUse,
+        reads: by_name::Settings,
+    ) -> Cluster {
         let generation = Arc::new(AtomicU64::new(0));
         let g = || generation.clone();
         let pods = spawn_watch(
@@ -373,6 +388,14 @@ impl Cluster {
         } else {
             (None, None)
         };
+        let by_name = cr_enabled.then(|| {
+            by_name::ByName::start(
+                client.clone(),
+                reads.secret_namespaces,
+                generation.clone(),
+                reads.timing,
+            )
+        });
         // Nodes: their zone labels, and the node metadata a generated job's
         // `attach_metadata.node` adds to its targets.
         let nodes = (node_use.zones || cr_enabled).then(|| {
@@ -402,6 +425,7 @@ impl Cluster {
             probes,
             secrets,
             config_maps,
+            by_name,
             nodes,
             node_use,
             generation,
@@ -623,11 +647,18 @@ impl Cluster {
 
     /// Jobs generated from the selected Prometheus Operator resources, with their targets:
     /// every object of the job's discovery role in its namespaces, filtered afterwards by the
-    /// generated relabelings (as the Go allocator does).
-    pub fn monitor_jobs(&self, cfg: &Loaded) -> Vec<GeneratedJob> {
+    /// generated relabelings (as the Go allocator does). Err: the Secrets and ConfigMaps
+    /// (`Secret ns/name`) whose first read by name has not answered yet; the jobs are not
+    /// computed then (a resource naming one would be neither served nor refused rightly), and
+    /// the answer that lands bumps the generation.
+    pub fn monitor_jobs(&self, cfg: &Loaded) -> Result<Vec<GeneratedJob>, Vec<String>> {
         let Some(cr) = cfg.file.prometheus_cr.as_ref().filter(|c| c.enabled) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
+        if let Some(b) = &self.by_name {
+            b.begin();
+        }
+        let mut waiting: Vec<by_name::Key> = Vec::new();
         let classes = &cr.scrape_classes;
         let default_interval = cr.scrape_interval.as_deref().unwrap_or("30s");
         let mut defs: Vec<(JobDef, serde_json::Map<String, serde_json::Value>)> = Vec::new();
@@ -649,7 +680,7 @@ impl Cluster {
                 })
             {
                 let jobs = monitors::service_monitor_jobs(ns, name, &spec, classes);
-                self.accept(&mut defs, "ServiceMonitor", ns, name, jobs);
+                self.accept(&mut defs, &mut waiting, "ServiceMonitor", ns, name, jobs);
             }
         }
         for pm in self.selected(
@@ -668,7 +699,7 @@ impl Cluster {
                 )
             }) {
                 let jobs = monitors::pod_monitor_jobs(ns, name, &spec, classes);
-                self.accept(&mut defs, "PodMonitor", ns, name, jobs);
+                self.accept(&mut defs, &mut waiting, "PodMonitor", ns, name, jobs);
             }
         }
         for probe in self.selected(
@@ -687,7 +718,7 @@ impl Cluster {
                 )
             }) {
                 match monitors::probe_job(ns, name, &spec, classes) {
-                    Some(def) => self.accept(&mut defs, "Probe", ns, name, vec![def]),
+                    Some(def) => self.accept(&mut defs, &mut waiting, "Probe", ns, name, vec![def]),
                     None => {
                         tracing::info!(probe = %format!("{ns}/{name}"), "probe without static or ingress targets; skipped")
                     }
@@ -713,8 +744,13 @@ impl Cluster {
             {
                 let job =
                     monitors::scrape_config_job(ns, name, &spec, classes, &cfg.collector_namespace);
-                self.accept(&mut defs, "ScrapeConfig", ns, name, vec![job]);
+                self.accept(&mut defs, &mut waiting, "ScrapeConfig", ns, name, vec![job]);
             }
+        }
+        if !waiting.is_empty() {
+            waiting.sort();
+            waiting.dedup();
+            return Err(waiting.iter().map(ToString::to_string).collect());
         }
         let mut by_role: BTreeMap<String, Vec<Labels>> = BTreeMap::new();
         let mut http_used = std::collections::BTreeSet::new();
@@ -743,7 +779,11 @@ impl Cluster {
             })
             .collect();
         self.http.lock().retain(&http_used);
-        jobs
+        if let Some(b) = &self.by_name {
+            // Every name the resources use was looked up: the others are forgotten.
+            b.end();
+        }
+        Ok(jobs)
     }
 
     /// The last groups an `httpSDConfigs` entry of a job served (starting its fetcher when new).
@@ -767,6 +807,16 @@ impl Cluster {
         });
         let (id, endpoint) = match endpoint {
             Ok(x) => x,
+            Err(e)
+                if self
+                    .by_name
+                    .as_ref()
+                    .is_some_and(|b| !b.take_waited().is_empty()) =>
+            {
+                // A credential's first read by name is in flight; its answer regenerates.
+                tracing::debug!(job = %def.name, url = %h.url, error = %e, "httpSDConfigs entry waits for a read by name");
+                return Vec::new();
+            }
             Err(e) => {
                 tracing::warn!(job = %def.name, url = %h.url, error = %e, "httpSDConfigs entry skipped");
                 return Vec::new();
@@ -779,10 +829,12 @@ impl Cluster {
     }
 
     /// A resource's jobs with their settings rendered, credentials read from the cluster; none
-    /// when any credential cannot be read (the operator rejects such a resource as a whole).
+    /// when any credential cannot be read (the operator rejects such a resource as a whole),
+    /// or when one is still being read by name (added to `waiting`, not refused).
     fn accept(
         &self,
         out: &mut Vec<(JobDef, serde_json::Map<String, serde_json::Value>)>,
+        waiting: &mut Vec<by_name::Key>,
         kind: &str,
         ns: &str,
         name: &str,
@@ -792,8 +844,14 @@ impl Cluster {
             .into_iter()
             .map(|def| client::render(&def.settings, self).map(|s| (def, s)))
             .collect();
+        let pending = self
+            .by_name
+            .as_ref()
+            .map(|b| b.take_waited())
+            .unwrap_or_default();
         match rendered {
             Ok(jobs) => out.extend(jobs),
+            Err(_) if !pending.is_empty() => waiting.extend(pending),
             Err(e) => {
                 tracing::warn!(%kind, object = %format!("{ns}/{name}"), error = %e, "rejected: its credentials cannot be read")
             }
@@ -1026,14 +1084,15 @@ pub fn finish_job(
     })
 }
 
-/// Credentials from the watched Secrets and ConfigMaps.
+/// Credentials from the watched Secrets and ConfigMaps, or read by name when the role may not
+/// list them.
 impl client::Assets for Cluster {
     fn secret(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
-        let s = self
-            .secrets
-            .as_ref()?
-            .store
-            .get(&ObjectRef::new(name).within(namespace))?;
+        let watched = self.secrets.as_ref()?;
+        if watched.read_by_name() {
+            return self.by_name_value(by_name::Kind::Secret, namespace, name, key);
+        }
+        let s = watched.store.get(&ObjectRef::new(name).within(namespace))?;
         if let Some(v) = s.data.as_ref().and_then(|d| d.get(key)) {
             return String::from_utf8(v.0.clone()).ok();
         }
@@ -1041,12 +1100,51 @@ impl client::Assets for Cluster {
     }
 
     fn config_map(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
-        let c = self
-            .config_maps
-            .as_ref()?
-            .store
-            .get(&ObjectRef::new(name).within(namespace))?;
+        let watched = self.config_maps.as_ref()?;
+        if watched.read_by_name() {
+            return self.by_name_value(by_name::Kind::ConfigMap, namespace, name, key);
+        }
+        let c = watched.store.get(&ObjectRef::new(name).within(namespace))?;
         c.data.as_ref()?.get(key).cloned()
+    }
+
+    fn why_unreadable(&self, kind: &str, namespace: &str, name: &str) -> Option<String> {
+        let (kind, by_name) = match kind {
+            "Secret" => (by_name::Kind::Secret, self.secrets.as_ref()?.read_by_name()),
+            "ConfigMap" => (
+                by_name::Kind::ConfigMap,
+                self.config_maps.as_ref()?.read_by_name(),
+            ),
+            _ => return None,
+        };
+        if !by_name {
+            return None;
+        }
+        self.by_name.as_ref()?.why_unreadable(&by_name::Key {
+            kind,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl Cluster {
+    fn by_name_value(
+        &self,
+        kind: by_name::Kind,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Option<String> {
+        let k = by_name::Key {
+            kind,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        match self.by_name.as_ref()?.lookup(k, key) {
+            by_name::Lookup::Read(v) => v,
+            by_name::Lookup::Failed(_) | by_name::Lookup::Pending => None,
+        }
     }
 }
 

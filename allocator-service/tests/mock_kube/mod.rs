@@ -53,6 +53,14 @@ struct Kind {
     gone_next: bool,
     /// Lists and watches answer 403, as for a service account without RBAC on the resource.
     forbidden: bool,
+    /// Namespaces where lists and watches are allowed even when `forbidden` (a Role there).
+    allowed_in: Vec<String>,
+    /// GETs by name answer 403 (the role does not grant `get` either).
+    get_forbidden: bool,
+    /// GETs by name answer only after this long.
+    get_delay: Option<Duration>,
+    /// GETs by name served.
+    gets: usize,
 }
 
 struct Inner {
@@ -153,6 +161,40 @@ impl MockApi {
         self.inner.lock().kinds.get_mut(plural).unwrap().forbidden = true;
     }
 
+    /// Allow lists and watches of `plural` in namespace `ns` even when it is forbidden
+    /// cluster-wide (a Role there).
+    pub fn allow_in(&self, plural: &str, ns: &str) {
+        let plural = plural_of(plural);
+        let mut g = self.inner.lock();
+        g.kinds
+            .get_mut(plural)
+            .unwrap()
+            .allowed_in
+            .push(ns.to_owned());
+    }
+
+    /// Answer GETs by name of `plural` with 403 Forbidden (`true`) or serve them again.
+    pub fn forbid_get(&self, plural: &str, forbidden: bool) {
+        let plural = plural_of(plural);
+        self.inner
+            .lock()
+            .kinds
+            .get_mut(plural)
+            .unwrap()
+            .get_forbidden = forbidden;
+    }
+
+    /// Answer GETs by name of `plural` only after `delay` (None: at once).
+    pub fn delay_get(&self, plural: &str, delay: Option<Duration>) {
+        let plural = plural_of(plural);
+        self.inner.lock().kinds.get_mut(plural).unwrap().get_delay = delay;
+    }
+
+    /// How many GETs by name of `plural` were answered or are being answered.
+    pub fn get_count(&self, plural: &str) -> usize {
+        self.inner.lock().kinds[plural_of(plural)].gets
+    }
+
     /// Cut the open watches of `plural` (a network drop); the client reconnects and resumes.
     pub fn cut(&self, plural: &str) {
         let _ = self.cut.send(plural_of(plural));
@@ -181,6 +223,11 @@ impl MockApi {
             .route("/api/v1/{plural}", get(handle_core))
             .route("/apis/{group}/{version}/{plural}", get(handle_group))
             .route(
+                "/api/v1/namespaces/{ns}/{plural}",
+                get(handle_core_namespaced),
+            )
+            .route("/api/v1/namespaces/{ns}/{plural}/{name}", get(get_core))
+            .route(
                 "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
                 axum::routing::post(create_lease),
             )
@@ -202,6 +249,49 @@ async fn handle_core(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     handle(api, plural, q).await
+}
+
+async fn handle_core_namespaced(
+    State(api): State<MockApi>,
+    Path((ns, plural)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    handle_in(api, plural, Some(ns), q).await
+}
+
+/// A GET by name, as RBAC's `get` verb allows it.
+async fn get_core(
+    State(api): State<MockApi>,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+) -> Response {
+    let plural = plural_of(&plural);
+    if plural == "unknown" {
+        return (axum::http::StatusCode::NOT_FOUND, "no such resource").into_response();
+    }
+    let (forbidden, delay) = {
+        let mut g = api.inner.lock();
+        let kind = g.kinds.get_mut(plural).unwrap();
+        kind.gets += 1;
+        (kind.get_forbidden, kind.get_delay)
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    if forbidden {
+        return status(
+            403,
+            "Forbidden",
+            format!("{plural} \"{name}\" is forbidden: User \"system:serviceaccount:observability:ta\" cannot get resource \"{plural}\" in API group \"\" in the namespace \"{ns}\""),
+        );
+    }
+    let found = api.inner.lock().kinds[plural]
+        .objects
+        .get(&(ns.clone(), name.clone()))
+        .cloned();
+    match found {
+        Some(o) => object(&o),
+        None => status(404, "NotFound", format!("{plural} \"{name}\" not found")),
+    }
 }
 
 async fn handle_group(
@@ -323,12 +413,35 @@ fn line(v: &Value) -> Bytes {
 }
 
 async fn handle(api: MockApi, plural: String, q: HashMap<String, String>) -> Response {
+    handle_in(api, plural, None, q).await
+}
+
+/// A list or watch, of every namespace (`ns` None) or of one.
+async fn handle_in(
+    api: MockApi,
+    plural: String,
+    ns: Option<String>,
+    q: HashMap<String, String>,
+) -> Response {
     let plural = plural_of(&plural);
+    let in_ns = {
+        let ns = ns.clone();
+        move |o: &Value| {
+            ns.as_deref()
+                .is_none_or(|n| o["metadata"]["namespace"].as_str() == Some(n))
+        }
+    };
     if plural == "unknown" {
         return (axum::http::StatusCode::NOT_FOUND, "no such resource").into_response();
     }
     let (_, api_version, list_kind) = *KINDS.iter().find(|k| k.0 == plural).unwrap();
-    if api.inner.lock().kinds[plural].forbidden {
+    let allowed_here = ns.as_ref().is_some_and(|n| {
+        api.inner.lock().kinds[plural]
+            .allowed_in
+            .iter()
+            .any(|a| a == n)
+    });
+    if api.inner.lock().kinds[plural].forbidden && !allowed_here {
         return status(
             403,
             "Forbidden",
@@ -338,7 +451,12 @@ async fn handle(api: MockApi, plural: String, q: HashMap<String, String>) -> Res
     let watching = matches!(q.get("watch").map(String::as_str), Some("true") | Some("1"));
     if !watching {
         let g = api.inner.lock();
-        let items: Vec<Value> = g.kinds[plural].objects.values().cloned().collect();
+        let items: Vec<Value> = g.kinds[plural]
+            .objects
+            .values()
+            .filter(|o| in_ns(o))
+            .cloned()
+            .collect();
         let body = json!({"apiVersion": api_version, "kind": list_kind,
             "metadata": {"resourceVersion": g.rv.to_string()}, "items": items});
         return ([("content-type", "application/json")], body.to_string()).into_response();
@@ -358,7 +476,7 @@ async fn handle(api: MockApi, plural: String, q: HashMap<String, String>) -> Res
         let replay: Vec<Value> = kind
             .log
             .iter()
-            .filter(|(rv, _, _)| *rv > from)
+            .filter(|(rv, _, o)| *rv > from && in_ns(o))
             .map(|(_, ty, o)| json!({"type": ty, "object": o}))
             .collect();
         (replay, gone)
@@ -385,7 +503,7 @@ async fn handle(api: MockApi, plural: String, q: HashMap<String, String>) -> Res
                     if p != plural || rv <= last { continue; }
                     let found = {
                         let g = api.inner.lock();
-                        g.kinds[plural].log.iter().find(|(r, _, _)| *r == rv).map(|(_, ty, o)| json!({"type": ty, "object": o}))
+                        g.kinds[plural].log.iter().find(|(r, _, o)| *r == rv && in_ns(o)).map(|(_, ty, o)| json!({"type": ty, "object": o}))
                     };
                     if let Some(ev) = found {
                         last = rv;
