@@ -33,6 +33,7 @@ fn resource(plural: &str) -> (ApiResource, bool) {
         "podmonitors" => ("monitoring.coreos.com", "v1", "PodMonitor", true),
         "probes" => ("monitoring.coreos.com", "v1", "Probe", true),
         "scrapeconfigs" => ("monitoring.coreos.com", "v1alpha1", "ScrapeConfig", true),
+        "secrets" => ("", "v1", "Secret", true),
         other => panic!("unknown resource {other}"),
     };
     (
@@ -153,6 +154,36 @@ fn count(v: &Value) -> usize {
         .sum()
 }
 
+/// prometheus-operator's CRDs, as users install them (established when this returns).
+async fn install_crds(client: &kube::Client, crd_dir: &str) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for plural in ["servicemonitors", "podmonitors", "probes", "scrapeconfigs"] {
+        let text =
+            std::fs::read_to_string(format!("{crd_dir}/monitoring.coreos.com_{plural}.yaml"))
+                .unwrap();
+        let crd: Value = serde_yaml::from_str(&text).unwrap();
+        let name = crd["metadata"]["name"].as_str().unwrap().to_owned();
+        crds.patch(
+            &name,
+            &PatchParams::apply("allocator-test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("CRD {name}: {e}"));
+        for _ in 0..100 {
+            let c = crds.get(&name).await.unwrap();
+            let established = c.status.and_then(|s| s.conditions).is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
+            if established {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 const CONFIG: &str = r#"
 discovery: kubernetes
 collector_namespace: observability
@@ -183,34 +214,7 @@ async fn real_api_server_changes_flow_through_discovery_into_assignments() {
         .await
         .unwrap();
     let client = kube::Client::try_from(config).unwrap();
-
-    // prometheus-operator's CRDs, as users install them.
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for plural in ["servicemonitors", "podmonitors", "probes", "scrapeconfigs"] {
-        let text =
-            std::fs::read_to_string(format!("{crd_dir}/monitoring.coreos.com_{plural}.yaml"))
-                .unwrap();
-        let crd: Value = serde_yaml::from_str(&text).unwrap();
-        let name = crd["metadata"]["name"].as_str().unwrap().to_owned();
-        crds.patch(
-            &name,
-            &PatchParams::apply("allocator-test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("CRD {name}: {e}"));
-        for _ in 0..100 {
-            let c = crds.get(&name).await.unwrap();
-            let established = c.status.and_then(|s| s.conditions).is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            });
-            if established {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    install_crds(&client, &crd_dir).await;
 
     let collector = json!({"app.kubernetes.io/component": "opentelemetry-collector"});
     apply(
@@ -497,36 +501,51 @@ async fn apply_manifest(client: &kube::Client, path: &str) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let obj: Value = serde::Deserialize::deserialize(doc).unwrap();
-        let (group, version) = match obj["apiVersion"].as_str().unwrap().split_once('/') {
-            Some((g, v)) => (g.to_owned(), v.to_owned()),
-            None => (
-                String::new(),
-                obj["apiVersion"].as_str().unwrap().to_owned(),
-            ),
-        };
-        let gvk = GroupVersionKind::gvk(&group, &version, obj["kind"].as_str().unwrap());
-        let ar = ApiResource::from_gvk(&gvk);
-        let name = obj["metadata"]["name"].as_str().unwrap();
-        let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-            None => Api::all_with(client.clone(), &ar),
-        };
-        api.patch(
-            name,
-            &PatchParams::apply("allocator-test").force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("apply {} {name}: {e}", obj["kind"]));
+        apply_object(client, &obj).await;
     }
+}
+
+/// Server-side apply of one object of any kind.
+async fn apply_object(client: &kube::Client, obj: &Value) {
+    let (group, version) = match obj["apiVersion"].as_str().unwrap().split_once('/') {
+        Some((g, v)) => (g.to_owned(), v.to_owned()),
+        None => (
+            String::new(),
+            obj["apiVersion"].as_str().unwrap().to_owned(),
+        ),
+    };
+    let gvk = GroupVersionKind::gvk(&group, &version, obj["kind"].as_str().unwrap());
+    let ar = ApiResource::from_gvk(&gvk);
+    let name = obj["metadata"]["name"].as_str().unwrap();
+    let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    api.patch(
+        name,
+        &PatchParams::apply("allocator-test").force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply {} {name}: {e}", obj["kind"]));
 }
 
 /// A client authenticated as the service account `observability/ta`, through a token the
 /// TokenRequest API issues.
-async fn ta_client(admin: &kube::Client, mut kubeconfig: Value) -> kube::Client {
+async fn ta_client(admin: &kube::Client, kubeconfig: Value) -> kube::Client {
+    account_client(admin, kubeconfig, "observability", "ta").await
+}
+
+/// A client authenticated as the service account `ns/account`.
+async fn account_client(
+    admin: &kube::Client,
+    mut kubeconfig: Value,
+    ns: &str,
+    account: &str,
+) -> kube::Client {
     use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
     use k8s_openapi::api::core::v1::ServiceAccount;
-    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "observability");
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), ns);
     let request = TokenRequest {
         spec: TokenRequestSpec {
             audiences: vec![],
@@ -536,9 +555,9 @@ async fn ta_client(admin: &kube::Client, mut kubeconfig: Value) -> kube::Client 
         ..Default::default()
     };
     let token = accounts
-        .create_token_request("ta", &Default::default(), &request)
+        .create_token_request(account, &Default::default(), &request)
         .await
-        .unwrap_or_else(|e| panic!("a token for observability/ta: {e}"))
+        .unwrap_or_else(|e| panic!("a token for {ns}/{account}: {e}"))
         .status
         .unwrap()
         .token;
@@ -579,4 +598,142 @@ async fn real_api_server_elects_one_leader_through_a_lease_with_the_manifests_rb
     }
 
     replicas::failover("apiserver-failover", || ta.clone()).await;
+}
+
+/// The Operator's documented RBAC for the Go allocator's mTLS setup: `get` on the Secrets the
+/// monitors name, `list` and `watch` on Secrets only in the collector namespace (the Go
+/// allocator's secrets informer there), nothing on ConfigMaps. The Go allocator GETs the Secret
+/// a ServiceMonitor's `basicAuth` names and serves it inline; so must this allocator, and serve
+/// a changed Secret changed (its periodic re-read, shortened to 1 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real API server: run allocator-service/tests/apiserver.sh"]
+async fn real_api_server_serves_monitors_whose_secrets_the_role_may_only_get() {
+    let crd_dir = std::env::var("CRD_DIR").expect("CRD_DIR (apiserver.sh)");
+    let (admin, kubeconfig) = admin().await;
+    install_crds(&admin, &crd_dir).await;
+    for ns in ["getonly", "billing"] {
+        apply(&admin, "namespaces", namespace(ns, json!({}))).await;
+    }
+    let rules = json!([
+        {"apiGroups": [""], "resources": ["pods", "nodes", "services", "namespaces"],
+         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"],
+         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["monitoring.coreos.com"],
+         "resources": ["servicemonitors", "podmonitors", "probes", "scrapeconfigs"],
+         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+    ]);
+    let subject = json!([{"kind": "ServiceAccount", "name": "ta-get", "namespace": "getonly"}]);
+    for obj in [
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "ta-get", "namespace": "getonly"}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "ta-get"}, "rules": rules}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "ta-get"}, "subjects": subject,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ta-get"}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "ta-get-secrets", "namespace": "getonly"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "ta-get-secrets", "namespace": "getonly"}, "subjects": subject,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ta-get-secrets"}}),
+    ] {
+        apply_object(&admin, &obj).await;
+    }
+    let ta = account_client(&admin, kubeconfig, "getonly", "ta-get").await;
+    // The account may not list Secrets cluster-wide: what follows goes through GETs.
+    let all: Api<k8s_openapi::api::core::v1::Secret> = Api::all(ta.clone());
+    match all.list(&Default::default()).await {
+        Err(kube::Error::Api(s)) if s.is_forbidden() => {}
+        other => panic!("listing Secrets cluster-wide: {other:?}"),
+    }
+
+    let collector = json!({"app.kubernetes.io/component": "opentelemetry-collector"});
+    apply(
+        &admin,
+        "pods",
+        pod("getonly", "otel-g", collector, "10.8.0.1", "node-a", true),
+    )
+    .await;
+    apply(
+        &admin,
+        "pods",
+        pod(
+            "billing",
+            "billing-0",
+            json!({"app": "billing"}),
+            "10.8.1.1",
+            "node-a",
+            true,
+        ),
+    )
+    .await;
+    apply(
+        &admin,
+        "services",
+        service("billing", "billing", json!({"app": "billing"})),
+    )
+    .await;
+    apply(
+        &admin,
+        "endpointslices",
+        slice(
+            "billing",
+            "billing-abc",
+            "billing",
+            &[("10.8.1.1", "billing-0")],
+        ),
+    )
+    .await;
+    let secret = |password: &str| {
+        use base64::Engine as _;
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "billing-auth", "namespace": "billing"},
+            "data": {"user": b64("carol"), "password": b64(password)}})
+    };
+    apply(&admin, "secrets", secret("pw-1")).await;
+    apply(&admin, "servicemonitors", cr("ServiceMonitor", "v1", "billing", "billing", json!({}),
+        json!({"selector": {"matchLabels": {"app": "billing"}}, "endpoints": [{"port": "metrics",
+            "basicAuth": {"username": {"name": "billing-auth", "key": "user"},
+                          "password": {"name": "billing-auth", "key": "password"}}}]}))).await;
+
+    let text = "discovery: kubernetes\ncollector_namespace: getonly\nallow_insecure_auth_secrets: true\n\
+        collector_selector:\n  matchLabels: {app.kubernetes.io/component: opentelemetry-collector}\n\
+        prometheus_cr:\n  enabled: true\n  service_monitor_selector: {}\nconfig:\n  scrape_configs: []\n";
+    let mut cfg = allocator_service::parse(text, std::path::Path::new(".")).unwrap();
+    cfg.by_name.timing.refresh = Duration::from_secs(1);
+    let service = common::start(cfg, Some(ta)).await;
+    let addr = service.addr;
+    let job = "serviceMonitor/billing/billing/0";
+    let sc = until(
+        addr,
+        "/scrape_configs",
+        "the monitor with its Secret",
+        |v| v.get(job).is_some(),
+    )
+    .await;
+    assert_eq!(
+        sc[job]["basic_auth"],
+        json!({"username": "carol", "password": "pw-1"})
+    );
+    let targets = until(
+        addr,
+        &format!("/jobs/{}/targets", job.replace('/', "%2F")),
+        "its target",
+        |v| count(v) == 1,
+    )
+    .await;
+    assert_eq!(count(&targets), 1);
+
+    apply(&admin, "secrets", secret("pw-2")).await;
+    until(addr, "/scrape_configs", "the changed password", |v| {
+        v[job]["basic_auth"]["password"] == "pw-2"
+    })
+    .await;
+    service.stop().await;
 }
