@@ -1235,7 +1235,7 @@ async fn a_slow_first_read_holds_readiness_and_a_hung_one_times_out() {
         basic_auth_secret("shop", "creds", "alice", "pw1"),
     );
     api.apply("servicemonitors", basic_auth_monitor("api", "creds"));
-    api.delay_get("secrets", Some(Duration::from_millis(1500)));
+    api.delay_get("secrets", Some(Duration::from_secs(3)));
     let mock = api.clone().serve().await;
     let service = common::start(by_name_config(""), Some(mock_kube::client(mock))).await;
     let addr = service.addr;
