@@ -145,6 +145,9 @@ pub struct Engine {
     /// The Secrets and ConfigMaps (`Secret ns/name`) whose first read by name the jobs of the
     /// operator's resources wait for.
     waiting_reads: Vec<String>,
+    /// The jobs of the operator's resources as last computed in full: kept while a read by
+    /// name is in flight, so that collectors and other discovery still flow meanwhile.
+    generated: Vec<crate::k8s::GeneratedJob>,
     /// The published answers, updated from each diff's moves and the listing's changes.
     publisher: Publisher,
     /// Compresses the answers each publish rebuilt.
@@ -192,6 +195,7 @@ impl Engine {
             last_collectors: Vec::new(),
             collectors_refused: None,
             waiting_reads: Vec::new(),
+            generated: Vec::new(),
             publisher: Publisher::default(),
             warmer: Warmer::default(),
             replica: None,
@@ -351,20 +355,25 @@ impl Engine {
             return;
         }
         let processing = Instant::now();
-        let generated = match cluster.as_ref().map(|c| c.monitor_jobs(&self.cfg)) {
-            None => Vec::new(),
-            Some(Ok(jobs)) => jobs,
+        match cluster.as_ref().map(|c| c.monitor_jobs(&self.cfg)) {
+            None => self.generated.clear(),
+            Some(Ok(jobs)) => {
+                self.waiting_reads.clear();
+                self.generated = jobs;
+            }
             Some(Err(waiting)) => {
                 // A resource names a Secret or ConfigMap whose first read by name is in flight
-                // (bounded by its timeout): the last view stays served, as the Go allocator
-                // serves its last configuration while its GET is in flight; before the first
-                // view, not ready, naming what is waited for. The answer bumps the generation.
+                // (bounded by its timeout; the answer bumps the generation). Before the first
+                // view: not ready, naming what is waited for. After it, the resources' jobs
+                // as last computed stay (the Go allocator serves its last configuration while
+                // its GET is in flight), and collectors and other discovery still flow.
                 self.waiting_reads = waiting;
-                self.report(shared, true);
-                return;
+                if self.first {
+                    self.report(shared, true);
+                    return;
+                }
             }
-        };
-        self.waiting_reads.clear();
+        }
         self.first = false;
         self.last_generation = generation;
         self.last_collectors = collectors.clone();
@@ -377,7 +386,7 @@ impl Engine {
             None => Vec::new(),
         });
         let current = self.files.current();
-        for job in &generated {
+        for job in &self.generated {
             let spec = crate::discovery::JobSpec {
                 name: &job.name,
                 scrape_interval: &job.interval,
@@ -494,7 +503,7 @@ impl Engine {
         let applied = processing.elapsed().as_secs_f64();
         let (mut view, rebuilt) = self.view();
         let built = processing.elapsed().as_secs_f64();
-        for job in &generated {
+        for job in &self.generated {
             let mut config = job_config(&JobConfig {
                 name: &job.name,
                 interval: &job.interval,

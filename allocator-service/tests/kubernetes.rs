@@ -1295,3 +1295,70 @@ async fn a_slow_first_read_holds_readiness_and_a_hung_one_times_out() {
         "{jobs}"
     );
 }
+
+/// After the first view, a first read in flight holds back only the resources' jobs: they stay
+/// as last computed (the Go allocator serves its last configuration while its GET runs) while
+/// the rest of discovery flows — a collector that joins is counted and given work before the
+/// read answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_read_after_the_first_view_holds_back_only_the_resources_jobs() {
+    let api = MockApi::new();
+    api.forbid("secrets");
+    api.forbid("configmaps");
+    one_collector_and_the_api_service(&api);
+    api.apply(
+        "secrets",
+        basic_auth_secret("shop", "creds", "alice", "pw1"),
+    );
+    api.apply("secrets", basic_auth_secret("shop", "late", "bob", "pw2"));
+    api.apply("servicemonitors", basic_auth_monitor("api", "creds"));
+    let mock = api.clone().serve().await;
+    let service = common::start(by_name_config(""), Some(mock_kube::client(mock))).await;
+    let addr = service.addr;
+    until(addr, "/scrape_configs", "the first monitor", |v| {
+        v.get("serviceMonitor/shop/api/0").is_some()
+    })
+    .await;
+
+    api.delay_get("secrets", Some(Duration::from_secs(6)));
+    api.apply("servicemonitors", basic_auth_monitor("late", "late"));
+    let started = std::time::Instant::now();
+    api.apply(
+        "pods",
+        pod(
+            "observability",
+            "otel-1",
+            json!({"app.kubernetes.io/component": "opentelemetry-collector"}),
+            "10.9.0.2",
+            "node-a",
+            true,
+            None,
+        ),
+    );
+    let mut counted = false;
+    while started.elapsed() < Duration::from_secs(5) {
+        let (_, metrics) = get(addr, "/metrics").await;
+        if metrics
+            .lines()
+            .any(|l| l == "opentelemetry_allocator_collectors_discovered 2")
+        {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(counted, "the new collector waited for the Secret's read");
+    let (code, _) = get(addr, "/readyz").await;
+    assert_eq!(code, 200, "ready with the last configuration");
+    let jobs = json_of(addr, "/jobs").await;
+    assert!(
+        jobs.get("serviceMonitor/shop/api/0").is_some()
+            && jobs.get("serviceMonitor/shop/late/0").is_none(),
+        "{jobs}"
+    );
+    let sc = until(addr, "/scrape_configs", "the late monitor once read", |v| {
+        v.get("serviceMonitor/shop/late/0").is_some()
+    })
+    .await;
+    assert_eq!(served_basic_auth(&sc, "late")["password"], "pw2");
+}
