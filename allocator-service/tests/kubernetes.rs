@@ -1082,6 +1082,20 @@ fn basic_auth_monitor(name: &str, secret: &str) -> Value {
     )
 }
 
+/// The by-name tests' cluster: a role that may not list Secrets or ConfigMaps, one collector,
+/// the `api` Service, and its ServiceMonitor `api` authenticating with the Secret `shop/creds`
+/// (alice, pw1).
+fn by_name_cluster(api: &MockApi) {
+    api.forbid("secrets");
+    api.forbid("configmaps");
+    one_collector_and_the_api_service(api);
+    api.apply(
+        "secrets",
+        basic_auth_secret("shop", "creds", "alice", "pw1"),
+    );
+    api.apply("servicemonitors", basic_auth_monitor("api", "creds"));
+}
+
 /// The configuration of the by-name tests: secrets shown on plain HTTP (to compare them),
 /// `extra` under `prometheus_cr`.
 fn by_name_config(extra: &str) -> allocator_service::Loaded {
@@ -1109,15 +1123,8 @@ fn served_basic_auth(sc: &Value, name: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_read_by_name_when_the_role_may_only_get_them() {
     let api = MockApi::new();
-    api.forbid("secrets");
-    api.forbid("configmaps");
+    by_name_cluster(&api);
     api.allow_in("secrets", "observability");
-    one_collector_and_the_api_service(&api);
-    api.apply(
-        "secrets",
-        basic_auth_secret("shop", "creds", "alice", "pw1"),
-    );
-    api.apply("servicemonitors", basic_auth_monitor("api", "creds"));
     api.apply("servicemonitors", basic_auth_monitor("orphan", "absent"));
     let mock = api.clone().serve().await;
     let mut cfg = by_name_config("");
@@ -1178,15 +1185,8 @@ async fn secrets_are_read_by_name_when_the_role_may_only_get_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_namespaces_have_changed_secrets_read_again_at_once() {
     let api = MockApi::new();
-    api.forbid("secrets");
-    api.forbid("configmaps");
+    by_name_cluster(&api);
     api.allow_in("secrets", "shop");
-    one_collector_and_the_api_service(&api);
-    api.apply(
-        "secrets",
-        basic_auth_secret("shop", "creds", "alice", "pw1"),
-    );
-    api.apply("servicemonitors", basic_auth_monitor("api", "creds"));
     let mock = api.clone().serve().await;
     let mut cfg = by_name_config("  secret_namespaces: [shop, elsewhere]\n");
     assert_eq!(cfg.by_name.secret_namespaces, ["shop", "elsewhere"]);
@@ -1227,14 +1227,7 @@ async fn secret_namespaces_have_changed_secrets_read_again_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_first_read_holds_readiness_and_a_hung_one_times_out() {
     let api = MockApi::new();
-    api.forbid("secrets");
-    api.forbid("configmaps");
-    one_collector_and_the_api_service(&api);
-    api.apply(
-        "secrets",
-        basic_auth_secret("shop", "creds", "alice", "pw1"),
-    );
-    api.apply("servicemonitors", basic_auth_monitor("api", "creds"));
+    by_name_cluster(&api);
     api.delay_get("secrets", Some(Duration::from_secs(3)));
     let mock = api.clone().serve().await;
     let service = common::start(by_name_config(""), Some(mock_kube::client(mock))).await;
@@ -1303,15 +1296,8 @@ async fn a_slow_first_read_holds_readiness_and_a_hung_one_times_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_read_after_the_first_view_holds_back_only_the_resources_jobs() {
     let api = MockApi::new();
-    api.forbid("secrets");
-    api.forbid("configmaps");
-    one_collector_and_the_api_service(&api);
-    api.apply(
-        "secrets",
-        basic_auth_secret("shop", "creds", "alice", "pw1"),
-    );
+    by_name_cluster(&api);
     api.apply("secrets", basic_auth_secret("shop", "late", "bob", "pw2"));
-    api.apply("servicemonitors", basic_auth_monitor("api", "creds"));
     let mock = api.clone().serve().await;
     let service = common::start(by_name_config(""), Some(mock_kube::client(mock))).await;
     let addr = service.addr;
