@@ -305,7 +305,7 @@ impl Engine {
             // they cannot be listed): the view would be stale or miss labels.
             self.report(shared, true);
             shared.health.lock().problems.push(format!(
-                "waiting for the first list of {} from the Kubernetes API (see the watch errors in the log)",
+                "waiting for a complete list of {} from the Kubernetes API (see the watch errors in the log)",
                 not_listed.join(", ")
             ));
             return;

@@ -965,7 +965,7 @@ async fn forbidden_kinds_hold_readiness_only_when_an_answer_needs_them() {
         "node metadata asked for while nodes cannot be listed"
     );
     assert!(
-        readiness.1.contains("first list of nodes"),
+        readiness.1.contains("complete list of nodes"),
         "{}",
         readiness.1
     );
@@ -1347,4 +1347,167 @@ async fn a_first_read_after_the_first_view_holds_back_only_the_resources_jobs() 
     })
     .await;
     assert_eq!(served_basic_auth(&sc, "late")["password"], "pw2");
+}
+
+/// A Probe of two static targets (the CRD defaults `prober.path`; a real API server fills it).
+fn site_probe(name: &str) -> Value {
+    monitor(
+        "Probe",
+        "monitoring.coreos.com/v1",
+        "shop",
+        name,
+        json!({}),
+        json!({"prober": {"url": "blackbox-exporter.observability.svc:9115", "path": "/probe"}, "module": "http_2xx",
+            "targets": {"staticConfig": {"static": ["https://shop.example"]}}}),
+    )
+}
+
+fn has_job(v: &Value, job: &str) -> bool {
+    v.as_object().unwrap().contains_key(job)
+}
+
+/// Many clusters install only some of prometheus-operator's CRDs. The Go allocator skips the
+/// informer of a CRD it does not find and serves the rest; so must we (a 404 on the kind), not
+/// stay unready. A CRD installed later is picked up; one deleted (its objects with it) is read
+/// as none again, while ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_crd_is_read_as_none_and_picked_up_once_installed() {
+    let api = MockApi::new();
+    one_collector_and_the_api_service(&api);
+    api.installed("scrapeconfigs", false);
+    api.installed("probes", false);
+    api.apply(
+        "servicemonitors",
+        monitor(
+            "ServiceMonitor",
+            "monitoring.coreos.com/v1",
+            "shop",
+            "api",
+            json!({}),
+            json!({"selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]}),
+        ),
+    );
+    let mock = api.clone().serve().await;
+    let cfg = allocator_service::parse(CONFIG, std::path::Path::new(".")).unwrap();
+    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let addr = service.addr;
+    until(
+        addr,
+        "/jobs",
+        "the monitor's job without the other CRDs",
+        |v| has_job(v, "serviceMonitor/shop/api/0"),
+    )
+    .await;
+    assert_eq!(get(addr, "/readyz").await.0, 200);
+
+    api.installed("probes", true);
+    api.apply("probes", site_probe("site"));
+    until(addr, "/jobs", "the probe once its CRD is installed", |v| {
+        has_job(v, "probe/shop/site")
+    })
+    .await;
+
+    // The CRD deleted, with its objects; the watch breaks and the kind answers 404.
+    api.installed("probes", false);
+    api.cut("probes");
+    until(addr, "/jobs", "the probe gone with its CRD", |v| {
+        !has_job(v, "probe/shop/site") && has_job(v, "serviceMonitor/shop/api/0")
+    })
+    .await;
+    assert_eq!(get(addr, "/readyz").await.0, 200);
+}
+
+/// The role changes after the first lists. A kind the allocator may go without is then read as
+/// none, as a fresh process with that role reads it (not its last list, served forever), and
+/// comes back when granted again. A kind every answer needs keeps its last list but makes the
+/// allocator not ready, naming it, until it is listed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinds_refused_after_their_list_are_read_as_none_or_reported() {
+    let api = MockApi::new();
+    one_collector_and_the_api_service(&api);
+    api.apply(
+        "servicemonitors",
+        monitor(
+            "ServiceMonitor",
+            "monitoring.coreos.com/v1",
+            "shop",
+            "api",
+            json!({}),
+            json!({"selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]}),
+        ),
+    );
+    let mock = api.clone().serve().await;
+    let cfg = allocator_service::parse(CONFIG, std::path::Path::new(".")).unwrap();
+    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let addr = service.addr;
+    until(addr, "/jobs", "the monitor's job", |v| {
+        has_job(v, "serviceMonitor/shop/api/0")
+    })
+    .await;
+
+    api.forbid("servicemonitors");
+    api.cut("servicemonitors");
+    until(
+        addr,
+        "/jobs",
+        "the monitor gone with the role's grant",
+        |v| !has_job(v, "serviceMonitor/shop/api/0"),
+    )
+    .await;
+    assert_eq!(get(addr, "/readyz").await.0, 200);
+    api.permit("servicemonitors");
+    until(addr, "/jobs", "the monitor back", |v| {
+        has_job(v, "serviceMonitor/shop/api/0")
+    })
+    .await;
+
+    api.forbid("pods");
+    api.cut("pods");
+    let mut readiness = (200, String::new());
+    for _ in 0..200 {
+        readiness = get(addr, "/readyz").await;
+        if readiness.0 != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(readiness.0, 503, "pods refused, still ready");
+    assert!(readiness.1.contains("list of pods"), "{}", readiness.1);
+    // The last state stays served meanwhile.
+    assert!(has_job(
+        &json_of(addr, "/jobs").await,
+        "serviceMonitor/shop/api/0"
+    ));
+    api.permit("pods");
+    for _ in 0..400 {
+        if get(addr, "/readyz").await.0 == 200 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "not ready again after pods were granted: {:?}",
+        get(addr, "/readyz").await
+    );
+}
+
+/// A kind that cannot be listed is retried with a growing pause (client-go's 800 ms doubling
+/// to 30 s), not about once a second forever: over 8 s, at most the lists at 0, 0.8, 2.4 and
+/// 5.6 s (and one more for a slow start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_kind_is_retried_with_a_growing_pause() {
+    let api = MockApi::new();
+    one_collector_and_the_api_service(&api);
+    api.forbid("ingresses");
+    let mock = api.clone().serve().await;
+    let cfg = allocator_service::parse(CONFIG, std::path::Path::new(".")).unwrap();
+    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let started = std::time::Instant::now();
+    until(service.addr, "/jobs", "ready", |_| true).await;
+    tokio::time::sleep(Duration::from_secs(8).saturating_sub(started.elapsed())).await;
+    let lists = api.list_count("ingresses");
+    assert!(
+        (2..=5).contains(&lists),
+        "{lists} lists of a refused kind in 8 s"
+    );
 }

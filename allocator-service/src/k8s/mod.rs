@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Servic
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::watcher;
 use kube::Client;
 
 use self::meta::Labels;
@@ -78,8 +78,12 @@ where
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
     store: Store<K>,
+    /// The cache holds a complete list (the first, or a later one; cleared when an optional
+    /// kind becomes unavailable).
     synced: Arc<AtomicBool>,
-    /// The API server refused to list the kind (403: the role does not grant it).
+    /// The last attempt to list or watch the kind was refused (403: the role does not grant
+    /// it) or the API server does not serve it (404: its CRD is not installed); cleared by the
+    /// next complete list.
     denied: Arc<AtomicBool>,
 }
 
@@ -87,14 +91,22 @@ impl<K: 'static + kube::Resource + Clone> Watched<K>
 where
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    /// The first list completed.
+    /// The cache holds a complete list.
     fn listed(&self) -> bool {
         self.synced.load(Ordering::Acquire)
     }
 
-    /// The first list completed, or the role does not grant the kind: what the Go allocator
-    /// reads of a kind it may go without (the operator's resources, Secrets, ConfigMaps,
-    /// Ingresses) is then none, where it does not hold its answers back; so do we.
+    /// A kind every answer needs (pods, services, ...): listed and not refused since. A
+    /// refusal after a list keeps the cache (the last state stays served, as the Go allocator's
+    /// informers keep theirs) but is reported, since a fresh process could not answer.
+    fn current(&self) -> bool {
+        self.listed() && !self.denied.load(Ordering::Acquire)
+    }
+
+    /// The first list completed, or the kind is unavailable (refused, or its CRD not installed):
+    /// what the Go allocator reads of a kind it may go without (the operator's resources,
+    /// Secrets, ConfigMaps, Ingresses) is then none, where it does not hold its answers back;
+    /// so do we.
     fn listed_or_denied(&self) -> bool {
         self.listed() || self.denied.load(Ordering::Acquire)
     }
@@ -103,6 +115,42 @@ where
     /// read by name ([`by_name`]).
     fn read_by_name(&self) -> bool {
         !self.listed() && self.denied.load(Ordering::Acquire)
+    }
+}
+
+/// What an unavailable kind (403, or 404 for a CRD that is not installed) means for its cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Every answer needs it: keep the last list, report it (readiness).
+    Required,
+    /// Read as none when unavailable, as a fresh process reads it: the cache is emptied.
+    Optional,
+}
+
+/// The pause between failed attempts to list or watch: client-go's reflector backoff (800 ms
+/// doubling to 30 s), reset by progress (a complete list, an object event). kube's own
+/// backoff is reset by the `Init` its watcher reports before every attempt to list, so a kind
+/// that cannot be listed was retried about once a second forever.
+struct Backoff {
+    next: std::time::Duration,
+}
+
+impl Backoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(800);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+    fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    fn step(&mut self) -> std::time::Duration {
+        let now = self.next;
+        self.next = (now * 2).min(Self::MAX);
+        now
     }
 }
 
@@ -151,6 +199,7 @@ fn spawn_watch<K>(
     writer: reflector::store::Writer<K>,
     generation: Arc<AtomicU64>,
     what: &'static str,
+    need: Need,
 ) -> Watched<K>
 where
     K: kube::Resource
@@ -162,7 +211,7 @@ where
         + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
-    spawn_watch_kept(api, writer, generation, what, |_| {})
+    spawn_watch_kept(api, writer, generation, what, need, |_| {})
 }
 
 /// [`spawn_watch`] keeping of each object only what `keep` leaves of it (the cache holds every
@@ -172,6 +221,7 @@ fn spawn_watch_kept<K>(
     writer: reflector::store::Writer<K>,
     generation: Arc<AtomicU64>,
     what: &'static str,
+    need: Need,
     keep: fn(&mut K),
 ) -> Watched<K>
 where
@@ -184,51 +234,114 @@ where
         + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
-    let store = writer.as_reader();
-    let synced = Arc::new(AtomicBool::new(false));
-    let denied = Arc::new(AtomicBool::new(false));
-    let (flag, refused) = (synced.clone(), denied.clone());
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(keep)
-        .reflect(writer);
-    tokio::spawn(async move {
+    let watched = Watched {
+        store: writer.as_reader(),
+        synced: Arc::new(AtomicBool::new(false)),
+        denied: Arc::new(AtomicBool::new(false)),
+    };
+    let flags = (watched.synced.clone(), watched.denied.clone());
+    tokio::spawn(watch(api, writer, flags, generation, what, need, keep));
+    watched
+}
+
+/// Keep `writer`'s cache equal to the kind's objects: list, then watch; after an error, wait
+/// ([`Backoff`]) and resume. A kind that becomes unavailable (403, 404) is listed again from
+/// scratch by a new watcher (kube's would resume its old watch and never list again), and an
+/// optional one's cache is emptied meanwhile.
+async fn watch<K>(
+    api: Api<K>,
+    mut writer: reflector::store::Writer<K>,
+    (synced, denied): (Arc<AtomicBool>, Arc<AtomicBool>),
+    generation: Arc<AtomicU64>,
+    what: &'static str,
+    need: Need,
+    keep: fn(&mut K),
+) where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let mut backoff = Backoff::new();
+    loop {
+        let stream = watcher(api.clone(), watcher::Config::default());
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
-            match event {
-                Ok(watcher::Event::InitDone) => {
-                    flag.store(true, Ordering::Release);
-                    generation.fetch_add(1, Ordering::AcqRel);
-                    tracing::info!(resource = what, "listed");
+            let e = match event {
+                Ok(event) => {
+                    let event = event.modify(keep);
+                    writer.apply_watcher_event(&event);
+                    match event {
+                        watcher::Event::Init => tracing::debug!(resource = what, "listing"),
+                        watcher::Event::InitApply(_) => {}
+                        watcher::Event::InitDone => {
+                            backoff.reset();
+                            synced.store(true, Ordering::Release);
+                            if denied.swap(false, Ordering::AcqRel) {
+                                tracing::info!(resource = what, "may be listed again");
+                            }
+                            generation.fetch_add(1, Ordering::AcqRel);
+                            tracing::info!(resource = what, "listed");
+                        }
+                        watcher::Event::Apply(_) | watcher::Event::Delete(_) => {
+                            backoff.reset();
+                            generation.fetch_add(1, Ordering::AcqRel);
+                        }
+                    }
+                    continue;
                 }
-                Ok(watcher::Event::Init) => tracing::info!(resource = what, "re-listing"),
-                Ok(_) => {
-                    generation.fetch_add(1, Ordering::AcqRel);
-                }
-                Err(e) if forbidden(&e) => {
-                    if !refused.swap(true, Ordering::AcqRel) {
-                        generation.fetch_add(1, Ordering::AcqRel);
-                        tracing::warn!(resource = what, error = %e, "the role may not list this kind: none of it is read until it may (retrying)");
+                Err(e) => e,
+            };
+            let pause = backoff.step();
+            let Some(why) = unavailable(&e) else {
+                tracing::warn!(resource = what, error = %e, retry_in = ?pause, "watch error; retrying");
+                tokio::time::sleep(pause).await;
+                continue;
+            };
+            if !denied.swap(true, Ordering::AcqRel) {
+                generation.fetch_add(1, Ordering::AcqRel);
+                match need {
+                    Need::Optional => {
+                        tracing::warn!(resource = what, error = %e, "{why}: none of it is read until it may be listed (retrying)")
+                    }
+                    Need::Required => {
+                        tracing::warn!(resource = what, error = %e, "{why}: the last list stays, and the allocator is not ready until it may be listed again (retrying)")
                     }
                 }
-                Err(e) => tracing::warn!(resource = what, error = %e, "watch error; retrying"),
             }
+            if need == Need::Optional && synced.swap(false, Ordering::AcqRel) {
+                // What a fresh process would read: none of the kind.
+                writer.apply_watcher_event(&watcher::Event::Init);
+                writer.apply_watcher_event(&watcher::Event::InitDone);
+                generation.fetch_add(1, Ordering::AcqRel);
+            }
+            tokio::time::sleep(pause).await;
+            break;
         }
-    });
-    Watched {
-        store,
-        synced,
-        denied,
     }
 }
 
-/// Whether a watch failed because the API server refused the service account (403).
-fn forbidden(e: &watcher::Error) -> bool {
+/// Why a watch failed, when the kind is unavailable rather than the request failing: the API
+/// server refused the service account (403), or does not serve the kind (404, a CRD that is not
+/// installed; the Go allocator skips the informer of a CRD it does not find).
+fn unavailable(e: &watcher::Error) -> Option<&'static str> {
     match e {
         watcher::Error::InitialListFailed(kube::Error::Api(s))
         | watcher::Error::WatchStartFailed(kube::Error::Api(s))
-        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.is_forbidden(),
-        _ => false,
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => {
+            if s.is_forbidden() {
+                Some("the role may not list this kind")
+            } else if s.code == 404 || s.is_not_found() {
+                Some("the API server does not serve this kind (its CRD is not installed)")
+            } else {
+                None
+            }
+        }
+        _ => None,
     }
 }
 
@@ -239,7 +352,14 @@ fn spawn_dynamic(
     what: &'static str,
 ) -> Watched<DynamicObject> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-    spawn_watch(api, reflector::store::Writer::new(ar), generation, what)
+    // The operator's kinds: a cluster may lack a CRD, or the role a kind.
+    spawn_watch(
+        api,
+        reflector::store::Writer::new(ar),
+        generation,
+        what,
+        Need::Optional,
+    )
 }
 
 /// The `spec` of an operator resource; an unreadable one is logged and skipped.
@@ -305,30 +425,35 @@ impl Cluster {
             Default::default(),
             g(),
             "pods",
+            Need::Required,
         );
         let services = spawn_watch(
             Api::<Service>::all(client.clone()),
             Default::default(),
             g(),
             "services",
+            Need::Required,
         );
         let slices = spawn_watch(
             Api::<EndpointSlice>::all(client.clone()),
             Default::default(),
             g(),
             "endpointslices",
+            Need::Required,
         );
         let ingresses = spawn_watch(
             Api::<Ingress>::all(client.clone()),
             Default::default(),
             g(),
             "ingresses",
+            Need::Optional,
         );
         let namespaces = spawn_watch(
             Api::<Namespace>::all(client.clone()),
             Default::default(),
             g(),
             "namespaces",
+            Need::Required,
         );
         let (service_monitors, pod_monitors, scrape_configs, probes) = if cr_enabled {
             (
@@ -377,12 +502,14 @@ impl Cluster {
                     Default::default(),
                     g(),
                     "secrets",
+                    Need::Optional,
                 )),
                 Some(spawn_watch(
                     Api::<ConfigMap>::all(client.clone()),
                     Default::default(),
                     g(),
                     "configmaps",
+                    Need::Optional,
                 )),
             )
         } else {
@@ -404,6 +531,7 @@ impl Cluster {
                 Default::default(),
                 g(),
                 "nodes",
+                Need::Optional,
                 // Only a node's name, labels and annotations are read (zones, node metadata);
                 // its spec and status (image lists of tens of KB) would be most of the cache.
                 |n| {
@@ -441,17 +569,17 @@ impl Cluster {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// The watched resources whose cache has not completed its first list (of those the
+    /// The watched resources whose cache does not hold a current complete list (of those the
     /// served answers read now): empty when every answer can be computed.
     pub fn not_listed(&self) -> Vec<&'static str> {
         let mut missing = Vec::new();
         // Discovery and the collectors need these: without them no answer is right (but
         // Ingresses, read only by jobs of that role, as the Go allocator reads them).
         for (what, ok) in [
-            ("pods", self.pods.listed()),
-            ("services", self.services.listed()),
-            ("endpointslices", self.slices.listed()),
-            ("namespaces", self.namespaces.listed()),
+            ("pods", self.pods.current()),
+            ("services", self.services.current()),
+            ("endpointslices", self.slices.current()),
+            ("namespaces", self.namespaces.current()),
             ("ingresses", self.ingresses.listed_or_denied()),
         ] {
             if !ok {

@@ -53,6 +53,10 @@ struct Kind {
     gone_next: bool,
     /// Lists and watches answer 403, as for a service account without RBAC on the resource.
     forbidden: bool,
+    /// Lists and watches answer 404, as for a CRD that is not installed.
+    absent: bool,
+    /// Lists served or refused (not watches).
+    lists: usize,
     /// Namespaces where lists and watches are allowed even when `forbidden` (a Role there).
     allowed_in: Vec<String>,
     /// GETs by name answer 403 (the role does not grant `get` either).
@@ -159,6 +163,29 @@ impl MockApi {
     pub fn forbid(&self, plural: &str) {
         let plural = plural_of(plural);
         self.inner.lock().kinds.get_mut(plural).unwrap().forbidden = true;
+    }
+
+    /// Serve lists and watches of `plural` again after [`MockApi::forbid`] (the role granted).
+    pub fn permit(&self, plural: &str) {
+        let plural = plural_of(plural);
+        self.inner.lock().kinds.get_mut(plural).unwrap().forbidden = false;
+    }
+
+    /// Answer lists and watches of `plural` with 404 (`true`: its CRD is not installed, or was
+    /// deleted, with its objects) or serve them again (installed).
+    pub fn installed(&self, plural: &str, installed: bool) {
+        let plural = plural_of(plural);
+        let mut g = self.inner.lock();
+        let kind = g.kinds.get_mut(plural).unwrap();
+        kind.absent = !installed;
+        if !installed {
+            kind.objects.clear();
+        }
+    }
+
+    /// How many lists of `plural` were answered (served or refused).
+    pub fn list_count(&self, plural: &str) -> usize {
+        self.inner.lock().kinds[plural_of(plural)].lists
     }
 
     /// Allow lists and watches of `plural` in namespace `ns` even when it is forbidden
@@ -441,6 +468,14 @@ async fn handle_in(
             .iter()
             .any(|a| a == n)
     });
+    let watching = matches!(q.get("watch").map(String::as_str), Some("true") | Some("1"));
+    if !watching {
+        api.inner.lock().kinds.get_mut(plural).unwrap().lists += 1;
+    }
+    if api.inner.lock().kinds[plural].absent {
+        // What the API server answers for a resource of a group version it does not serve.
+        return (axum::http::StatusCode::NOT_FOUND, "404 page not found").into_response();
+    }
     if api.inner.lock().kinds[plural].forbidden && !allowed_here {
         return status(
             403,
@@ -448,7 +483,6 @@ async fn handle_in(
             format!("{plural} is forbidden: User \"system:serviceaccount:observability:ta\" cannot list resource \"{plural}\" at the cluster scope"),
         );
     }
-    let watching = matches!(q.get("watch").map(String::as_str), Some("true") | Some("1"));
     if !watching {
         let g = api.inner.lock();
         let items: Vec<Value> = g.kinds[plural]
