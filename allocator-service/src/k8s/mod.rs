@@ -407,6 +407,34 @@ fn labels_of(m: &kube::api::ObjectMeta) -> BTreeMap<String, String> {
     m.labels.clone().unwrap_or_default()
 }
 
+/// The Go allocator's collector health check (`isPodUnhealthy`): off when the grace period is
+/// zero; otherwise a pod is dropped when it has not been Running for longer than the grace
+/// period since its `startTime` (none: it counts), or when its Ready condition is not True and
+/// last changed longer ago than that (a condition without a time counts as long ago). A
+/// Running pod without a Ready condition stays.
+fn unhealthy_for_longer(
+    status: Option<&k8s_openapi::api::core::v1::PodStatus>,
+    grace: Duration,
+    now: k8s_openapi::jiff::Timestamp,
+) -> bool {
+    if grace.is_zero() {
+        return false;
+    }
+    let Some(status) = status else {
+        return false;
+    };
+    let longer = |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        t.is_none_or(|t| now.duration_since(t.0).as_secs_f64() > grace.as_secs_f64())
+    };
+    let not_running = status.phase.as_deref() != Some("Running")
+        && status.start_time.is_some()
+        && longer(status.start_time.as_ref());
+    let not_ready = status.conditions.iter().flatten().any(|c| {
+        c.type_ == "Ready" && c.status != "True" && longer(c.last_transition_time.as_ref())
+    });
+    not_running || not_ready
+}
+
 impl Cluster {
     /// Start the watchers (on the current tokio runtime): the operator's resources when
     /// `cr_enabled`, with the reader of the Secrets and ConfigMaps they name (by name, as
@@ -679,27 +707,13 @@ impl Cluster {
             .state()
             .iter()
             .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            // A terminating pod stays a collector until it is gone, as in the Go allocator
+            // (its informer lists it until deleted; it still scrapes while it shuts down).
             .filter(|p| selector.matches(&labels_of(&p.metadata)))
             .filter_map(|p| {
                 let node = p.spec.as_ref()?.node_name.clone()?;
-                let status = p.status.as_ref();
-                let running = status.and_then(|s| s.phase.as_deref()) == Some("Running");
-                let ready = status
-                    .and_then(|s| s.conditions.as_ref())
-                    .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
-                let healthy = running && ready.is_some_and(|c| c.status == "True");
-                if !healthy {
-                    // Unhealthy since the Ready condition last changed (or since creation).
-                    let since = ready
-                        .and_then(|c| c.last_transition_time.as_ref())
-                        .or(p.metadata.creation_timestamp.as_ref())
-                        .map(|t| t.0);
-                    let expired = since
-                        .is_none_or(|t| now.duration_since(t).as_secs_f64() > grace.as_secs_f64());
-                    if expired {
-                        return None;
-                    }
+                if node.is_empty() || unhealthy_for_longer(p.status.as_ref(), grace, now) {
+                    return None;
                 }
                 Some((p.metadata.name.clone()?, Some(node)))
             })
@@ -1297,4 +1311,77 @@ pub async fn client(cfg: &Loaded) -> Result<Client, String> {
             .map_err(|e| format!("kubernetes credentials: {e}"))?,
     };
     Client::try_from(config).map_err(|e| format!("kubernetes client: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+    fn at(now: Timestamp, ago: Duration) -> Time {
+        Time(now - SignedDuration::try_from(ago).unwrap())
+    }
+
+    /// The cases of the Go allocator's `Test_gracePeriodWithNonRunningPodPhase` and
+    /// `Test_gracePeriodWithNonReadyPodCondition` (collector_test.go): pods with a phase and a
+    /// start time only, and pods with a Ready condition only (no phase).
+    #[test]
+    fn collector_health_is_the_go_allocators() {
+        let now = Timestamp::now();
+        let grace = Duration::from_secs(30);
+        let phase = |phase: &str, started: Duration| PodStatus {
+            phase: Some(phase.into()),
+            start_time: Some(at(now, started)),
+            ..Default::default()
+        };
+        let ready = |status: &str, changed: Duration| PodStatus {
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: status.into(),
+                last_transition_time: Some(at(now, changed)),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let cases = [
+            ("running", phase("Running", Duration::ZERO), false),
+            (
+                "unknown within the grace period",
+                phase("Unknown", grace / 2),
+                false,
+            ),
+            (
+                "pending over the grace period",
+                phase("Pending", grace * 3 / 2),
+                true,
+            ),
+            ("ready", ready("True", Duration::ZERO), false),
+            (
+                "not ready within the grace period",
+                ready("False", grace / 2),
+                false,
+            ),
+            (
+                "not ready over the grace period",
+                ready("False", grace * 3 / 2),
+                true,
+            ),
+        ];
+        for (what, status, dropped) in &cases {
+            assert_eq!(
+                unhealthy_for_longer(Some(status), grace, now),
+                *dropped,
+                "{what}"
+            );
+            // "collector healthiness check disabled": a zero grace period keeps every pod.
+            assert!(
+                !unhealthy_for_longer(Some(status), Duration::ZERO, now),
+                "{what}"
+            );
+        }
+        // No status yet (a pod just created): kept.
+        assert!(!unhealthy_for_longer(None, grace, now));
+    }
 }
