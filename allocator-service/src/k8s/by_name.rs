@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, PartialObjectMeta};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::watcher;
 use kube::Client;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -405,9 +405,10 @@ async fn watch_secret_metadata(
     } else {
         Api::namespaced(client, &namespace)
     };
-    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    let stream = watcher(api, watcher::Config::default());
     let mut stream = std::pin::pin!(stream);
     let mut warned = false;
+    let mut backoff = super::backoff::Backoff::new();
     while let Some(event) = stream.next().await {
         let Some(b) = by_name.upgrade() else { return };
         let touched = |m: &PartialObjectMeta<Secret>| {
@@ -419,15 +420,19 @@ async fn watch_secret_metadata(
         };
         match event {
             // A re-list's objects too: changes made while the watch was down.
-            Ok(watcher::Event::Apply(m))
-            | Ok(watcher::Event::Delete(m))
-            | Ok(watcher::Event::InitApply(m)) => touched(&m),
-            Ok(_) => {}
+            Ok(watcher::Event::Apply(m)) | Ok(watcher::Event::Delete(m)) => {
+                backoff.reset();
+                touched(&m);
+            }
+            Ok(watcher::Event::InitApply(m)) => touched(&m),
+            Ok(watcher::Event::InitDone) => backoff.reset(),
+            Ok(watcher::Event::Init) => {}
             Err(e) => {
                 if !warned {
                     warned = true;
                     tracing::warn!(namespace = %namespace, error = %e, "cannot watch the Secrets of a secret_namespaces entry; changed Secrets there are re-read only periodically (retrying)");
                 }
+                tokio::time::sleep(backoff.step()).await;
             }
         }
     }

@@ -5,6 +5,7 @@
 //! full target and collector lists from the caches, and the allocator's listing diff reconciles
 //! them, so nothing is allocated twice or lost.
 
+mod backoff;
 pub mod by_name;
 pub mod client;
 pub mod files;
@@ -26,6 +27,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
+
+use backoff::Backoff;
 use kube::Client;
 
 use self::meta::Labels;
@@ -125,33 +128,6 @@ enum Need {
     Required,
     /// Read as none when unavailable, as a fresh process reads it: the cache is emptied.
     Optional,
-}
-
-/// The pause between failed attempts to list or watch: client-go's reflector backoff (800 ms
-/// doubling to 30 s), reset by progress (a complete list, an object event). kube's own
-/// backoff is reset by the `Init` its watcher reports before every attempt to list, so a kind
-/// that cannot be listed was retried about once a second forever.
-struct Backoff {
-    next: std::time::Duration,
-}
-
-impl Backoff {
-    const FIRST: std::time::Duration = std::time::Duration::from_millis(800);
-    const MAX: std::time::Duration = std::time::Duration::from_secs(30);
-
-    fn new() -> Backoff {
-        Backoff { next: Self::FIRST }
-    }
-
-    fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
-
-    fn step(&mut self) -> std::time::Duration {
-        let now = self.next;
-        self.next = (now * 2).min(Self::MAX);
-        now
-    }
 }
 
 /// What the nodes are read for.
