@@ -10,6 +10,8 @@
 //! `churn` (a 1% churn diff on an allocated state: 1% of the targets removed, as many new ones
 //! added, then undone; the forward diff is timed, as the `strategies_100k` churn bench).
 //!
+//! STRATEGY `least-weighted:weighted` balances weight instead of count (`Config::weighted`).
+//!
 //! On `THREADS` threads (default 2; `KeyHasher::hash_label_sets_on`): `hash-par` and
 //! `batch-par` (`hash-batch` and `batch` with the label sets hashed on them); `hash-vs` and
 //! `batch-vs` time the serial and the parallel form alternately within each round (same
@@ -36,15 +38,18 @@ fn main() {
     let n = num(0, 100_000);
     let k = num(1, 10);
     let mode = args.get(2).map_or("alloc", String::as_str);
-    let strategy: Strategy = args.get(3).map_or(Strategy::ConsistentHashing, |s| {
-        s.parse().expect("a strategy")
-    });
+    // `STRATEGY:weighted`: least-weighted by weight (`Config::weighted`) instead of count.
+    let (strategy, weighted) = match args.get(3).map(|s| s.split_once(':').unwrap_or((s, ""))) {
+        None => (Strategy::ConsistentHashing, false),
+        Some((s, suffix)) => (s.parse().expect("a strategy"), suffix == "weighted"),
+    };
     let rounds = num(4, 1);
     let threads = num(5, 2);
     if mode == "spawn" {
         return spawn(n, threads);
     }
     let mut config = Config::with_strategy(strategy);
+    config.weighted = weighted;
     if strategy == Strategy::PerNode {
         config.fallback = Some(Strategy::ConsistentHashing);
     }
