@@ -151,6 +151,48 @@ impl Targets {
         key: impl Fn(usize) -> u64,
         record: impl Fn(usize) -> TargetRecord,
     ) -> Option<Vec<u32>> {
+        let repeats = self.index_fresh(count, &key);
+        if repeats.is_empty() {
+            // Every row is its key's first: row `i` takes slot `i`, which the index holds.
+            self.slots.extend((0..count).map(record));
+            self.len = count;
+            return None;
+        }
+        // Slots in row order: the first row of each key takes the next one.
+        let mut slot_of = vec![NONE; count];
+        for &(row, first) in &repeats {
+            slot_of[row as usize] = first;
+        }
+        self.slots.reserve(count);
+        for i in 0..count {
+            slot_of[i] = match slot_of[i] {
+                NONE => {
+                    self.slots.push(record(i));
+                    (self.slots.len() - 1) as u32
+                }
+                row => slot_of[row as usize],
+            };
+        }
+        for v in self.index.iter_mut() {
+            *v = slot_of[*v as usize];
+        }
+        self.len = self.slots.len();
+        Some(slot_of)
+    }
+
+    /// [`Targets::insert_fresh`] of records whose keys are all distinct, already in the order
+    /// of their slots: the vector becomes the table's records as it is (no copy).
+    pub(crate) fn insert_fresh_distinct(&mut self, records: Vec<TargetRecord>) {
+        let repeats = self.index_fresh(records.len(), |i| records[i].key);
+        debug_assert!(repeats.is_empty(), "keys are distinct");
+        self.len = records.len();
+        self.slots = records;
+    }
+
+    /// Fill the index of a pristine table with rows `0..count` (row `i` for slot `i`) in the
+    /// index's own memory order; returns the rows whose key an earlier row holds, as (row,
+    /// first row), which the index does not hold.
+    fn index_fresh(&mut self, count: usize, key: impl Fn(usize) -> u64) -> Vec<(u32, u32)> {
         debug_assert!(self.is_pristine() && count < NONE as usize);
         let hasher = &self.hasher;
         let hashes: Vec<u64> = (0..count).map(|i| hasher.hash_one(key(i))).collect();
@@ -194,33 +236,7 @@ impl Targets {
                 }
             }
         }
-        drop(by_home);
-        if repeats.is_empty() {
-            // Every row is its key's first: row `i` takes slot `i`, which the index holds.
-            self.slots.extend((0..count).map(record));
-            self.len = count;
-            return None;
-        }
-        // Slots in row order: the first row of each key takes the next one.
-        let mut slot_of = vec![NONE; count];
-        for &(row, first) in &repeats {
-            slot_of[row as usize] = first;
-        }
-        self.slots.reserve(count);
-        for i in 0..count {
-            slot_of[i] = match slot_of[i] {
-                NONE => {
-                    self.slots.push(record(i));
-                    (self.slots.len() - 1) as u32
-                }
-                row => slot_of[row as usize],
-            };
-        }
-        for v in self.index.iter_mut() {
-            *v = slot_of[*v as usize];
-        }
-        self.len = self.slots.len();
-        Some(slot_of)
+        repeats
     }
 
     /// Remove the record in a slot; returns it.

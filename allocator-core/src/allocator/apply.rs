@@ -55,6 +55,65 @@ impl Rows<'_> {
         self.batch.len()
     }
 
+    /// Every row's record, sorted by key, when no key repeats and the keys spread over their
+    /// range as hashes do; `None` otherwise (the caller then takes the general path).
+    ///
+    /// A counting sort by the key's top bits into buckets of ~8 rows, then an insertion sort of
+    /// each bucket: two sequential passes over the columns and one scattered write of each
+    /// record, where a comparison sort of (key, row) followed by a gather of each row's columns
+    /// in key order costs ~20 comparisons and five random reads a row.
+    fn records_by_key(&self) -> Option<Vec<TargetRecord>> {
+        let keys = self.batch.keys;
+        let n = keys.len();
+        let bits = (n / 8).max(2).next_power_of_two().trailing_zeros().min(24);
+        let shift = 64 - bits;
+        let mut starts = vec![0u32; (1 << bits) + 1];
+        for &k in keys {
+            starts[(k >> shift) as usize + 1] += 1;
+        }
+        // Keys that crowd into a few buckets (not hashes): an insertion sort would be quadratic.
+        if starts.iter().any(|&c| c > 64) {
+            return None;
+        }
+        for b in 1..starts.len() {
+            starts[b] += starts[b - 1];
+        }
+        let empty = TargetRecord {
+            key: 0,
+            placement: 0,
+            job: 0,
+            node: NONE,
+            weight: 0,
+            collector: NONE,
+            bucket_pos: 0,
+        };
+        let mut records = vec![empty; n];
+        for i in 0..n {
+            let r = self.record(i);
+            let at = &mut starts[(r.key >> shift) as usize];
+            records[*at as usize] = r;
+            *at += 1;
+        }
+        // `starts[b]` is now the end of bucket `b`. Keys of different buckets differ in their
+        // top bits, so sorting each bucket sorts all, and a repeat can only meet its key there.
+        let mut begin = 0;
+        for &end in &starts[..1 << bits] {
+            let bucket = &mut records[begin..end as usize];
+            for i in 1..bucket.len() {
+                let mut j = i;
+                while j > 0 && bucket[j - 1].key > bucket[j].key {
+                    bucket.swap(j - 1, j);
+                    j -= 1;
+                }
+                if j > 0 && bucket[j - 1].key == bucket[j].key {
+                    return None;
+                }
+            }
+            begin = end as usize;
+        }
+        Some(records)
+    }
+
     /// The record row `i` describes, not yet assigned.
     #[inline]
     fn record(&self, i: usize) -> TargetRecord {
@@ -351,8 +410,9 @@ impl Allocator {
             let mut run = self.placer.run(&self.ctx(), orphans.len());
             for (_, slot) in orphans {
                 let t = self.targets.get(slot);
+                let job = t.job;
                 let to = match &mut run {
-                    Some(run) if self.placer.least_weighted(t) => run.choose(t.job, &self.loads),
+                    Some(run) if self.placer.least_weighted(t) => run.choose(job, &self.loads),
                     _ => self.placer.choose(t, &self.ctx()),
                 };
                 self.reassign(slot, to);
@@ -427,6 +487,15 @@ impl Allocator {
             return;
         }
         let row = |i: usize| new.map_or(i, |new| new[i] as usize);
+        // A first allocation in key order, every key distinct: the records sorted by key in
+        // bulk, then placed in one pass.
+        if self.placer.order_matters() && self.targets.is_pristine() && count >= BULK_INDEX_FROM {
+            debug_assert!(new.is_none());
+            if let Some(records) = rows.records_by_key() {
+                self.targets.insert_fresh_distinct(records);
+                return self.place_fresh_in_order();
+            }
+        }
         self.targets.reserve(count);
         // Sticky placements depend on the ones before them: they are made in key order. The
         // rows are sorted by (key, position) up front, from the keys themselves (sorting slots
@@ -510,8 +579,9 @@ impl Allocator {
             // A repeat of a new key in this diff may have changed its fields, its bucket too.
             let changed = !self.stale.is_empty() && self.stale.remove(&slot);
             let t = self.targets.get(slot);
+            let job = t.job;
             let to = match &mut run {
-                Some(run) if self.placer.least_weighted(t) => run.choose(t.job, &self.loads),
+                Some(run) if self.placer.least_weighted(t) => run.choose(job, &self.loads),
                 _ if changed => self.placer.choose(t, &self.ctx()),
                 _ => self.placer.choose_in(t, bucket, &self.ctx()),
             };
@@ -567,6 +637,63 @@ impl Allocator {
                 from: None,
                 to: Some(CollectorId(to)),
             });
+        }
+    }
+
+    /// Place a first allocation whose records [`Targets::insert_fresh_distinct`] has just
+    /// written to slots `0..n` in key order (every key distinct), for a rule whose placements
+    /// depend on the ones before them: what the general path of [`Allocator::insert_new`] does
+    /// for these records, in one pass over them instead of a pass of bucket inserts and a
+    /// placement pass over a list of new slots.
+    ///
+    /// The bucket lists, loads, digest and moves come out the same, in the same order: a
+    /// placement reads the collectors' counts, weights and per-job counts, which the bucket
+    /// inserts, the job totals and the count of unassigned targets do not touch.
+    ///
+    /// [`Targets::insert_fresh_distinct`]: crate::targets::Targets::insert_fresh_distinct
+    fn place_fresh_in_order(&mut self) {
+        debug_assert!(self.stale.is_empty());
+        let n = self.targets.records().len();
+        if self.placer.has_buckets() {
+            let placer = &self.placer;
+            let buckets: Vec<u32> = self
+                .targets
+                .records()
+                .iter()
+                .map(|r| placer.bucket(r))
+                .collect();
+            self.buckets.reserve(&buckets);
+        }
+        self.moves.reserve(n);
+        let mut run = self.placer.run(&self.ctx(), n);
+        for slot in 0..n as u32 {
+            let t = *self.targets.get(slot);
+            let bucket = self.placer.bucket(&t);
+            self.buckets
+                .insert(bucket, slot, self.targets.records_mut());
+            self.placer.touch(slot);
+            self.loads.job_total[t.job as usize] += 1;
+            let to = match &mut run {
+                Some(run) if self.placer.least_weighted(&t) => run.choose(t.job, &self.loads),
+                _ => self.placer.choose_in(&t, bucket, &self.ctx()),
+            };
+            if to == NONE {
+                // Left unassigned (no collector for it yet).
+                self.loads.unassigned += 1;
+            } else {
+                self.targets.get_mut(slot).collector = to;
+                self.loads.add(to, t.job, t.weight);
+                // From no collector: the old pair added nothing to the digest.
+                self.digest ^= self.digest_pair(t.key, to);
+                self.moves.push(Move {
+                    key: TargetKey(t.key),
+                    from: None,
+                    to: Some(CollectorId(to)),
+                });
+            }
+            if let Some(run) = &mut run {
+                run.placed(to, &self.loads);
+            }
         }
     }
 
@@ -627,22 +754,89 @@ mod tests {
             .collect()
     }
 
-    /// The one-pass placement of a first allocation (`place_fresh`) leaves exactly the state
-    /// and moves the general path leaves for the same targets: records (slots, buckets,
-    /// collectors), bucket lists, loads, digest, and the moves in order. The general path runs
-    /// in an allocator that held a target before (a used slot, so no bulk fill), whose freed
-    /// slot the first new target takes: both number the slots alike.
-    #[test]
-    fn place_fresh_leaves_the_state_and_moves_of_the_general_path() {
-        let names: Vec<String> = (0..12).map(|i| format!("c{i:02}")).collect();
-        let add: Vec<CollectorSpec<'_>> = names
+    /// A fresh allocator and one that held a target before (a used slot, so no bulk fill and
+    /// no one-pass placement), whose freed slot the first new target takes, so both number the
+    /// slots alike: each takes the collectors, then `upsert` in one diff; the records (slots,
+    /// buckets, collectors), bucket lists, loads, digest and the moves in order must be equal.
+    fn assert_fresh_as_general(
+        config: Config,
+        add: &[CollectorSpec<'_>],
+        upsert: &[TargetSpec<'_>],
+    ) {
+        let mut fresh = Allocator::new(config).unwrap();
+        let mut general = Allocator::new(config).unwrap();
+        general
+            .apply(&Diff {
+                upsert: vec![upsert[0]],
+                ..Diff::default()
+            })
+            .unwrap();
+        general
+            .apply(&Diff {
+                remove: vec![upsert[0].key],
+                ..Diff::default()
+            })
+            .unwrap();
+        let mut moves = Vec::new();
+        for a in [&mut fresh, &mut general] {
+            a.apply(&Diff {
+                add_collectors: add.to_vec(),
+                ..Diff::default()
+            })
+            .unwrap();
+            let diff = Diff {
+                upsert: upsert.to_vec(),
+                ..Diff::default()
+            };
+            moves.push(a.apply(&diff).unwrap().to_vec());
+        }
+        let case = format!(
+            "{:?} {:?} weighted={} {} targets on {}",
+            config.strategy,
+            config.fallback,
+            config.weighted,
+            upsert.len(),
+            add.len()
+        );
+        assert_eq!(moves[0], moves[1], "{case}");
+        assert_eq!(fresh.targets.records(), general.targets.records(), "{case}");
+        for b in 0..fresh.placer.ring().map_or(64, |r| r.partition_count() + 64) {
+            assert_eq!(fresh.buckets.slots(b), general.buckets.slots(b), "{case}");
+        }
+        let (l, m) = (&fresh.loads, &general.loads);
+        assert_eq!(
+            (&l.count, &l.weight, &l.per_job, &l.job_total, l.unassigned),
+            (&m.count, &m.weight, &m.per_job, &m.job_total, m.unassigned),
+            "{case}"
+        );
+        assert_eq!(fresh.digest(), general.digest(), "{case}");
+        assert_eq!(fresh.recompute_digest(), fresh.digest(), "{case}");
+        assert_eq!(fresh.move_totals(), general.move_totals(), "{case}");
+    }
+
+    /// `count` collectors `c0000`, …, every third on a node.
+    fn collector_names(count: usize) -> Vec<String> {
+        (0..count).map(|i| format!("c{i:04}")).collect()
+    }
+
+    fn collectors<'a>(names: &'a [String]) -> Vec<CollectorSpec<'a>> {
+        const NODES: [&str; 4] = ["n0", "n1", "n2", "n4"];
+        names
             .iter()
             .enumerate()
             .map(|(i, n)| CollectorSpec {
                 name: n,
-                node: (i % 3 == 0).then(|| ["n0", "n1", "n2", "n4"][i / 3]),
+                node: (i % 3 == 0).then(|| NODES[(i / 3) % NODES.len()]),
             })
-            .collect();
+            .collect()
+    }
+
+    /// The one-pass placement of a first allocation (`place_fresh`) leaves exactly the state
+    /// and moves the general path leaves for the same targets.
+    #[test]
+    fn place_fresh_leaves_the_state_and_moves_of_the_general_path() {
+        let names = collector_names(12);
+        let add = collectors(&names);
         let cases = [
             (Strategy::ConsistentHashing, None, 5_000),
             (Strategy::ConsistentHashing, None, 70_000),
@@ -654,49 +848,48 @@ mod tests {
         for (strategy, fallback, n) in cases {
             let mut config = Config::with_strategy(strategy);
             config.fallback = fallback;
-            let upsert = targets(n);
-            let mut fresh = Allocator::new(config).unwrap();
-            let mut general = Allocator::new(config).unwrap();
-            general
-                .apply(&Diff {
-                    upsert: vec![upsert[0]],
-                    ..Diff::default()
-                })
-                .unwrap();
-            general
-                .apply(&Diff {
-                    remove: vec![upsert[0].key],
-                    ..Diff::default()
-                })
-                .unwrap();
-            let mut moves = Vec::new();
-            for a in [&mut fresh, &mut general] {
-                a.apply(&Diff {
-                    add_collectors: add.clone(),
-                    ..Diff::default()
-                })
-                .unwrap();
-                let diff = Diff {
-                    upsert: upsert.clone(),
-                    ..Diff::default()
-                };
-                moves.push(a.apply(&diff).unwrap().to_vec());
-            }
-            let case = format!("{strategy:?} {fallback:?} {n}");
-            assert_eq!(moves[0], moves[1], "{case}");
-            assert_eq!(fresh.targets.records(), general.targets.records(), "{case}");
-            for b in 0..fresh.placer.ring().map_or(64, |r| r.partition_count() + 64) {
-                assert_eq!(fresh.buckets.slots(b), general.buckets.slots(b), "{case}");
-            }
-            let (l, m) = (&fresh.loads, &general.loads);
-            assert_eq!(
-                (&l.count, &l.weight, &l.per_job, &l.job_total, l.unassigned),
-                (&m.count, &m.weight, &m.per_job, &m.job_total, m.unassigned),
-                "{case}"
-            );
-            assert_eq!(fresh.digest(), general.digest(), "{case}");
-            assert_eq!(fresh.recompute_digest(), fresh.digest(), "{case}");
-            assert_eq!(fresh.move_totals(), general.move_totals(), "{case}");
+            assert_fresh_as_general(config, &add, &targets(n));
         }
+    }
+
+    /// The same for a first allocation in key order (`records_by_key`, `place_fresh_in_order`):
+    /// least-weighted by count and by weight, on a few collectors (a scan per placement) and on
+    /// many (a run: `Levels`, `Tournament`), per-node with the least-weighted fallback; and for
+    /// the batches that path refuses (a repeated key, keys crowded into a few buckets), which
+    /// the general path places.
+    #[test]
+    fn place_fresh_in_order_leaves_the_state_and_moves_of_the_general_path() {
+        let few = collector_names(12);
+        let many = collector_names(700);
+        let hashed = targets(70_000);
+        let mut repeated = hashed.clone();
+        repeated.push(hashed[12_345].with_weight(99));
+        // Small keys: all share their top bits.
+        let crowded: Vec<TargetSpec<'_>> = hashed
+            .iter()
+            .enumerate()
+            .map(|(i, t)| TargetSpec {
+                key: TargetKey(i as u64 * 3 + 1),
+                ..*t
+            })
+            .collect();
+        for names in [&few, &many] {
+            let add = collectors(names);
+            for (strategy, fallback, weighted) in [
+                (Strategy::LeastWeighted, None, false),
+                (Strategy::LeastWeighted, None, true),
+                (Strategy::PerNode, Some(Strategy::LeastWeighted), false),
+                (Strategy::PerNode, Some(Strategy::LeastWeighted), true),
+            ] {
+                let mut config = Config::with_strategy(strategy);
+                config.fallback = fallback;
+                config.weighted = weighted;
+                assert_fresh_as_general(config, &add, &hashed);
+            }
+        }
+        let add = collectors(&many);
+        let config = Config::with_strategy(Strategy::LeastWeighted);
+        assert_fresh_as_general(config, &add, &repeated);
+        assert_fresh_as_general(config, &add, &crowded);
     }
 }

@@ -109,6 +109,11 @@ impl Placer {
         }
     }
 
+    /// Whether [`Placer::bucket`] can name a bucket (else every target's is NONE).
+    pub(crate) fn has_buckets(&self) -> bool {
+        matches!(self, Placer::Consistent(_) | Placer::PerNode(_))
+    }
+
     #[inline]
     pub(crate) fn sticky(&self, t: &TargetRecord) -> bool {
         match self {
