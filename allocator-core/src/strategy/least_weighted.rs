@@ -69,11 +69,12 @@ impl Run {
         }
     }
 
-    /// `collector` (any collector, or NONE) received a target; `loads` count it already.
+    /// `collector` (any collector, or NONE) received a target of `job`; `loads` count it
+    /// already.
     #[inline]
-    pub(crate) fn placed(&mut self, collector: u32, loads: &Loads) {
+    pub(crate) fn placed(&mut self, collector: u32, job: u32, loads: &Loads) {
         match self {
-            Run::Levels(l) => l.placed(collector, loads),
+            Run::Levels(l) => l.placed(collector, job, loads),
             Run::Tournament(t) => t.refresh(collector, loads),
         }
     }
@@ -119,6 +120,14 @@ pub(crate) struct Levels {
     /// The collector id of each of `level_ranks`.
     level_ids: Vec<u32>,
     level_for: u32,
+    /// Position in `level_ranks` by rank, for the ranks collected at `level_for` (other
+    /// entries are stale and never read: only a rank still at that count is looked up).
+    level_pos: Vec<u32>,
+    /// Bit `p` set while `level_ranks[p]` is still in the lowest level (`level_for`).
+    alive: Vec<u64>,
+    /// Per job, `alive.len()` words: bit `p` set when `level_ranks[p]` left the level with a
+    /// target of that job.
+    left_with: Vec<u64>,
     jobs: Vec<JobOrder>,
     /// Scratch of [`Levels::order_job`]: the job's count per member of `level_ranks`, and the
     /// counting sort's buckets.
@@ -127,10 +136,23 @@ pub(crate) struct Levels {
 }
 
 /// One job's order of the lowest level: ranks by (targets of the job, rank).
+///
+/// Either as groups of bits, one group per count of the job (from the least), each with a bit
+/// per position in `level_ranks` (so, within a group, in rank order): the walk is then a scan
+/// of words ANDed with the members still in the level, a word of 64 members a step; or, when
+/// the job's counts spread too widely for that, as a list of ranks.
 #[derive(Default)]
 struct JobOrder {
-    /// The level `ranks` was ordered at (NONE: never).
+    /// The level the order was made at (NONE: never).
     level: u32,
+    /// Whether the order is `bits` (else `ranks`).
+    by_bits: bool,
+    /// The groups, `words` words each, one after the other.
+    bits: Vec<u64>,
+    /// The next word of `bits` to look at, and its word within the group: words before it
+    /// hold no member still in the level.
+    at: usize,
+    word: usize,
     ranks: Vec<u32>,
     /// Entries before `next` have left the level.
     next: usize,
@@ -143,6 +165,7 @@ impl Levels {
         for (rank, &id) in ids.iter().enumerate() {
             rank_of[id as usize] = rank as u32;
         }
+        let level_pos = vec![NONE; ids.len()];
         let mut l = Levels {
             ids,
             rank_of,
@@ -155,6 +178,9 @@ impl Levels {
             level_ranks: Vec::new(),
             level_ids: Vec::new(),
             level_for: NONE,
+            level_pos,
+            alive: Vec::new(),
+            left_with: Vec::new(),
             jobs: Vec::new(),
             keys: Vec::new(),
             buckets: Vec::new(),
@@ -208,6 +234,21 @@ impl Levels {
             self.order_job(j, loads);
         }
         let order = &mut self.jobs[j];
+        if order.by_bits {
+            // The lowest level is not empty, so a member still in it lies at or after `at`.
+            let words = self.alive.len();
+            loop {
+                let live = order.bits[order.at] & self.alive[order.word];
+                if live != 0 {
+                    return self.level_ids[order.word * 64 + live.trailing_zeros() as usize];
+                }
+                order.at += 1;
+                order.word += 1;
+                if order.word == words {
+                    order.word = 0;
+                }
+            }
+        }
         loop {
             let rank = order.ranks[order.next];
             if self.count[rank as usize] == self.lowest {
@@ -223,6 +264,74 @@ impl Levels {
     fn order_job(&mut self, j: usize, loads: &Loads) {
         let lowest = self.lowest;
         if self.level_for != lowest {
+            self.collect_level();
+            if self.jobs[j].level == lowest {
+                return;
+            }
+        }
+        self.order_job_afresh(j, loads);
+    }
+
+    /// Collect the lowest level's members. When it and the level before it both hold every
+    /// collector (a run that fills the collectors evenly, as a first allocation does), its
+    /// members are the last level's, each with one target more: one of the job it left with.
+    /// So a job's groups by count follow from its last ones by moving the members that left
+    /// with a target of the job up one group, a word of 64 members at a time, instead of
+    /// visiting every member again.
+    fn collect_level(&mut self) {
+        let lowest = self.lowest;
+        let n = self.ids.len();
+        let members = self.first[(lowest + 1 - self.base) as usize] as usize;
+        let words = self.alive.len();
+        if members == n
+            && self.level_ranks.len() == n
+            && self.level_for != NONE
+            && self.level_for + 1 == lowest
+        {
+            let last = self.level_for;
+            for (order, left) in self.jobs.iter_mut().zip(self.left_with.chunks_exact(words)) {
+                if order.level != last || !order.by_bits {
+                    continue;
+                }
+                // Group g now: those of g that did not leave with the job, and those of g - 1
+                // that did; a new top group, then the bottom groups that emptied dropped.
+                let groups = order.bits.len() / words;
+                order.bits.resize((groups + 1) * words, 0);
+                for g in (0..=groups).rev() {
+                    for w in 0..words {
+                        let stay = order.bits[g * words + w] & !left[w];
+                        let rise = if g > 0 {
+                            order.bits[(g - 1) * words + w] & left[w]
+                        } else {
+                            0
+                        };
+                        order.bits[g * words + w] = stay | rise;
+                    }
+                }
+                let empty = |g: &[u64]| g.iter().all(|&w| w == 0);
+                while order.bits.len() > words && empty(&order.bits[order.bits.len() - words..]) {
+                    order.bits.truncate(order.bits.len() - words);
+                }
+                let bottom = order
+                    .bits
+                    .chunks_exact(words)
+                    .take_while(|g| empty(g))
+                    .count();
+                order.bits.drain(..bottom * words);
+                order.at = 0;
+                order.word = 0;
+                // Ordered afresh (by the same rule) if its counts now spread too widely.
+                order.level = if order.bits.len() <= members {
+                    lowest
+                } else {
+                    NONE
+                };
+            }
+            self.alive.fill(u64::MAX);
+            if n % 64 != 0 {
+                *self.alive.last_mut().expect("a level has members") = (1 << (n % 64)) - 1;
+            }
+        } else {
             let members = self.first[(lowest + 1 - self.base) as usize] as usize;
             self.level_ranks.clear();
             if members * 4 >= self.ids.len() {
@@ -238,15 +347,40 @@ impl Levels {
             let ids = &self.ids;
             self.level_ids
                 .extend(self.level_ranks.iter().map(|&r| ids[r as usize]));
-            self.level_for = lowest;
+            for (p, &r) in self.level_ranks.iter().enumerate() {
+                self.level_pos[r as usize] = p as u32;
+            }
+            let len = self.level_ranks.len();
+            self.alive.clear();
+            self.alive.resize(len.div_ceil(64), u64::MAX);
+            if len % 64 != 0 {
+                *self.alive.last_mut().expect("a level has members") = (1 << (len % 64)) - 1;
+            }
         }
+        self.level_for = lowest;
+        self.left_with.clear();
+        self.left_with.resize(self.jobs.len() * self.alive.len(), 0);
+    }
+
+    /// Order the lowest level, collected, for job `j` from the job's counts.
+    fn order_job_afresh(&mut self, j: usize, loads: &Loads) {
+        let lowest = self.lowest;
         // The job's count of each member collected at the level. Members that left the level
-        // since keep their place in the order (their count may have changed): the walk in
-        // `choose` skips them anyway.
+        // since keep their place in the order: the walk in `choose` skips them anyway.
+        // A member that already left the level with a target of the job counts it no more:
+        // the groups describe the level as it began, which the next level's groups are
+        // derived from (`collect_level`).
         let per_job = &loads.per_job[j];
+        let words = self.alive.len();
+        let left = &self.left_with[j * words..(j + 1) * words];
         let keys = &mut self.keys;
         keys.clear();
-        keys.extend(self.level_ids.iter().map(|&id| per_job[id as usize]));
+        keys.extend(
+            self.level_ids
+                .iter()
+                .enumerate()
+                .map(|(p, &id)| per_job[id as usize] - ((left[p / 64] >> (p % 64)) & 1) as u32),
+        );
         let least = keys.iter().copied().min().unwrap_or(0);
         let most = keys.iter().copied().max().unwrap_or(0);
         let order = &mut self.jobs[j];
@@ -254,7 +388,17 @@ impl Levels {
         order.next = 0;
         order.ranks.clear();
         let range = (most - least) as usize;
-        if range == 0 {
+        // Groups of bits when scanning them costs at most a word per member.
+        order.by_bits = (range + 1) * words <= keys.len();
+        if order.by_bits {
+            order.bits.clear();
+            order.bits.resize((range + 1) * words, 0);
+            for (p, &c) in keys.iter().enumerate() {
+                order.bits[(c - least) as usize * words + p / 64] |= 1 << (p % 64);
+            }
+            order.at = 0;
+            order.word = 0;
+        } else if range == 0 {
             order.ranks.extend_from_slice(&self.level_ranks);
         } else if range <= 2 * keys.len() + 64 {
             // Counting sort by the job's count, stable, so ranks stay in order within a count.
@@ -283,9 +427,9 @@ impl Levels {
         }
     }
 
-    /// A target was added to `collector`: its count rises by one.
+    /// A target of `job` was added to `collector`: its count rises by one.
     #[inline]
-    fn placed(&mut self, collector: u32, loads: &Loads) {
+    fn placed(&mut self, collector: u32, job: u32, loads: &Loads) {
         let Some(&rank) = self.rank_of.get(collector as usize) else {
             return;
         };
@@ -302,6 +446,12 @@ impl Levels {
             return;
         }
         let level = self.count[r];
+        if level == self.lowest && self.level_for == level {
+            // It leaves the lowest level, whose members were collected at this count.
+            let p = self.level_pos[r] as usize;
+            self.alive[p / 64] &= !(1 << (p % 64));
+            self.left_with[job as usize * self.alive.len() + p / 64] |= 1 << (p % 64);
+        }
         // The placed rank swaps with the last of its level, which then ends one earlier.
         let up = (level + 1 - self.base) as usize;
         if up + 1 == self.first.len() {
@@ -456,6 +606,34 @@ mod tests {
             start in vec((any::<usize>(), 0u32..4, 1u32..100, 0u32..90), 0..60),
             steps in vec(step(), 1..500),
         ) {
+            run_decides_as_a_scan(collectors, offset, &left, jobs, weighted, &start, &steps)?;
+        }
+
+        /// The same from empty collectors, the start of a first allocation, where every level
+        /// holds every collector until node targets set some apart, and `Levels` derives a
+        /// level's order from the one before; by count only (a run by weight has no levels).
+        #[test]
+        fn a_run_from_empty_collectors_decides_as_a_scan(
+            collectors in 1usize..140,
+            offset in 0usize..10_007,
+            left in vec(prop::bool::weighted(0.1), 140),
+            jobs in 1usize..7,
+            steps in vec(step(), 1..1500),
+        ) {
+            run_decides_as_a_scan(collectors, offset, &left, jobs, false, &[], &steps)?;
+        }
+    }
+
+    fn run_decides_as_a_scan(
+        collectors: usize,
+        offset: usize,
+        left: &[bool],
+        jobs: usize,
+        weighted: bool,
+        start: &[(usize, u32, u32, u32)],
+        steps: &[Step],
+    ) -> Result<(), TestCaseError> {
+        {
             let mut set = Collectors::default();
             let mut ids = Vec::new();
             for i in 0..collectors {
@@ -463,28 +641,39 @@ mod tests {
                 let name = format!("c{:05}", (i * 7919 + offset) % 10_007);
                 ids.push(set.add(&name, NONE).unwrap());
             }
-            for (&id, &gone) in ids.iter().zip(&left) {
+            for (&id, &gone) in ids.iter().zip(left) {
                 if gone {
                     set.retire(id);
                 }
             }
             set.resort();
-            let alive: Vec<u32> = set.sorted().iter().map(|c: &CollectorId| c.index()).collect();
+            let alive: Vec<u32> = set
+                .sorted()
+                .iter()
+                .map(|c: &CollectorId| c.index())
+                .collect();
             let mut loads = Loads::default();
             loads.grow(collectors, jobs);
-            for &(at, job, weight, times) in &start {
+            for &(at, job, weight, times) in start {
                 if let Some(&c) = ids.get(at % collectors.max(1)) {
                     for _ in 0..times {
                         loads.add(c.index(), job % jobs as u32, weight);
                     }
                 }
             }
-            let ctx = Ctx { collectors: &set, loads: &loads, weighted };
+            let ctx = Ctx {
+                collectors: &set,
+                loads: &loads,
+                weighted,
+            };
             let mut run = Run::new(&ctx);
-            for s in &steps {
+            for s in steps {
                 let job = s.job % jobs as u32;
                 let to = if s.node_target {
-                    alive.get(s.to % alive.len().max(1)).copied().unwrap_or(NONE)
+                    alive
+                        .get(s.to % alive.len().max(1))
+                        .copied()
+                        .unwrap_or(NONE)
                 } else {
                     let record = TargetRecord {
                         key: 0,
@@ -495,14 +684,19 @@ mod tests {
                         collector: NONE,
                         bucket_pos: 0,
                     };
-                    let ctx = Ctx { collectors: &set, loads: &loads, weighted };
+                    let ctx = Ctx {
+                        collectors: &set,
+                        loads: &loads,
+                        weighted,
+                    };
                     let scan = choose(&record, &ctx);
                     prop_assert_eq!(run.choose(job, &loads), scan);
                     scan
                 };
                 loads.add(to, job, s.weight);
-                run.placed(to, &loads);
+                run.placed(to, job, &loads);
             }
         }
+        Ok(())
     }
 }
