@@ -35,7 +35,7 @@ pub(crate) fn choose(t: &TargetRecord, ctx: &Ctx<'_>) -> u32 {
 /// target, then tells [`Run::placed`] which collector received it.
 pub(crate) enum Run {
     /// By target count: a bucket queue by count, O(jobs) per placement.
-    Levels(Levels),
+    Levels(Box<Levels>),
     /// By weight, which a placement raises by any amount: O(jobs · log collectors).
     Tournament(Tournament),
 }
@@ -55,7 +55,7 @@ impl Run {
         if ctx.weighted {
             Run::Tournament(Tournament::new(ctx))
         } else {
-            Run::Levels(Levels::new(ctx))
+            Run::Levels(Box::new(Levels::new(ctx)))
         }
     }
 
@@ -298,10 +298,10 @@ impl Levels {
                 let groups = order.bits.len() / words;
                 order.bits.resize((groups + 1) * words, 0);
                 for g in (0..=groups).rev() {
-                    for w in 0..words {
-                        let stay = order.bits[g * words + w] & !left[w];
+                    for (w, &l) in left.iter().enumerate() {
+                        let stay = order.bits[g * words + w] & !l;
                         let rise = if g > 0 {
-                            order.bits[(g - 1) * words + w] & left[w]
+                            order.bits[(g - 1) * words + w] & l
                         } else {
                             0
                         };
