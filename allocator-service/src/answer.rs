@@ -43,6 +43,20 @@ pub struct Part {
     /// separators).
     keep_plain: bool,
     forms: Mutex<Forms>,
+    /// Which targets a chunk of an HTTP SD answer serves (empty for other parts).
+    members: Members,
+}
+
+/// The targets of a chunk's fragments, in their order: the debug pages (`/debug/targets`, …)
+/// read the published view's targets from the answers, and a fragment does not hold the
+/// target's key (the hash of its relabeled labels). 8 bytes a target.
+#[derive(Default)]
+pub struct Members {
+    /// The key of each fragment, in order.
+    pub keys: Box<[u64]>,
+    /// Positions (in `keys`) of fragments served to a second owner during a hand-over: the
+    /// target belongs to the other collector.
+    pub seconds: Box<[u32]>,
 }
 
 /// What a part holds now: at least one of the two.
@@ -54,15 +68,20 @@ struct Forms {
 impl Part {
     /// A part that keeps its plain bytes (a one-buffer answer, a separator).
     pub fn new(plain: Bytes) -> Arc<Part> {
-        Part::make(plain, true)
+        Part::make(plain, true, Members::default())
     }
 
     /// A chunk of a large answer: its plain bytes are dropped once its gzip member is made.
     pub fn chunk(plain: Bytes) -> Arc<Part> {
-        Part::make(plain, false)
+        Part::make(plain, false, Members::default())
     }
 
-    fn make(plain: Bytes, keep_plain: bool) -> Arc<Part> {
+    /// A chunk of an HTTP SD answer: [`Part::chunk`] with the targets its fragments are.
+    pub fn targets_chunk(plain: Bytes, members: Members) -> Arc<Part> {
+        Part::make(plain, false, members)
+    }
+
+    fn make(plain: Bytes, keep_plain: bool, members: Members) -> Arc<Part> {
         Arc::new(Part {
             len: plain.len(),
             keep_plain,
@@ -70,7 +89,13 @@ impl Part {
                 plain: Some(plain),
                 gzip: None,
             }),
+            members,
         })
+    }
+
+    /// The targets of the fragments (empty unless made by [`Part::targets_chunk`]).
+    pub fn members(&self) -> &Members {
+        &self.members
     }
 
     /// Plain bytes in all.

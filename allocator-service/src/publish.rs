@@ -36,11 +36,16 @@ use allocator_core::{Allocator, Move, TargetKey};
 use axum::body::Bytes;
 use serde_json::json;
 
-use crate::answer::{Answer, Part};
+use crate::answer::{Answer, Members, Part};
 use crate::discovery::{LabelSet, Target, TargetLabels};
 
 /// Index meaning "none" in the publisher's dense tables.
 const NONE: u32 = u32::MAX;
+
+/// The collector id of the pairs that hold a job's targets without a collector: not served to
+/// any collector (not in [`Published::sd`]), listed by the debug pages
+/// ([`Published::unassigned`]), as the Go allocator lists its target items.
+const UNASSIGNED: u32 = u32::MAX - 1;
 
 /// The plain size a chunk of an answer is cut at. A change rebuilds and compresses only the
 /// chunks it touches, and each chunk is its own gzip member, which compresses less well the
@@ -58,10 +63,15 @@ pub type Jobs = BTreeMap<String, usize>;
 /// The HTTP SD answer of every (job, collector) pair with targets (what `View::sd` holds).
 pub type Answers = HashMap<(String, String), Arc<Answer>>;
 
+/// The fragments of each job's targets without a collector (what `View::unassigned` holds).
+pub type Unassigned = HashMap<String, Arc<Answer>>;
+
 /// What one publish hands to the view.
 pub struct Published {
     pub jobs: Jobs,
     pub sd: Answers,
+    /// Per job, its held targets without a collector (the debug pages list them).
+    pub unassigned: Unassigned,
     /// The answers this publish rebuilt (the only ones whose gzip form is still to be made).
     pub rebuilt: Vec<Arc<Answer>>,
 }
@@ -132,7 +142,12 @@ pub fn rebuild(targets: Vec<Target>, a: &Allocator) -> Published {
         })
         .collect();
     let rebuilt = sd.values().cloned().collect();
-    Published { jobs, sd, rebuilt }
+    Published {
+        jobs,
+        sd,
+        unassigned: Unassigned::new(),
+        rebuilt,
+    }
 }
 
 /// One target's fragment, as [`rebuild`] writes it: `serde_json::Value` objects keep their keys
@@ -203,8 +218,12 @@ struct Member {
 #[derive(Default)]
 struct Run {
     buf: Vec<u8>,
-    members: Vec<(TargetKey, u32, std::ops::Range<usize>)>,
+    members: Vec<RunMember>,
 }
+
+/// One member of a [`Run`]: key, entry, bytes in the run's buffer, and whether the pair serves
+/// it as a second owner (a hand-over).
+type RunMember = (TargetKey, u32, std::ops::Range<usize>, bool);
 
 impl Run {
     fn clear(&mut self) {
@@ -220,7 +239,7 @@ impl Run {
 
 /// Where the JSON object starting at `at` in `b` ends (one past its `}`). `b` is the bytes of
 /// one of our chunks, `at` a fragment's start: valid JSON that serde_json wrote.
-fn object_end(b: &[u8], at: usize) -> usize {
+pub(crate) fn object_end(b: &[u8], at: usize) -> usize {
     let mut depth = 0usize;
     let mut i = at;
     loop {
@@ -328,6 +347,12 @@ pub struct Publisher {
     also: HashMap<u32, (u32, u32), ahash::RandomState>,
     /// Where chunks are cut (0: [`CHUNK_BYTES`]).
     chunk_bytes: usize,
+    /// The answers of the unassigned pairs, per job.
+    unassigned: Unassigned,
+    /// Entries that may have been left without a collector since the last publish: the next
+    /// publish puts those still held and without one in their job's unassigned pair (deferred,
+    /// so that a new target placed in the same tick never joins it).
+    loose: Vec<u32>,
     /// Mark of [`Publisher::publish_listing`]'s pass: entries listed in it.
     listed: Vec<bool>,
 }
@@ -399,12 +424,15 @@ impl Publisher {
                 if !e.held {
                     e.held = true;
                     self.job_len[e.job as usize] += 1;
+                    if e.owner == NONE {
+                        self.loose.push(i);
+                    }
                 }
                 let e = &self.entries[i as usize];
                 if e.job != job {
                     // The same key under another job: a 64-bit hash collision; it moves job.
                     let owner = e.owner;
-                    self.set_owner(i, NONE);
+                    self.detach(i);
                     self.job_len[self.entries[i as usize].job as usize] -= 1;
                     self.job_len[job as usize] += 1;
                     self.entries[i as usize].job = job;
@@ -436,8 +464,9 @@ impl Publisher {
                 };
                 self.slots.insert(t.key, i);
                 self.job_len[job as usize] += 1;
-                if let Some(owner) = self.pending.remove(&t.key) {
-                    self.set_owner(i, owner);
+                match self.pending.remove(&t.key) {
+                    Some(owner) => self.set_owner(i, owner),
+                    None => self.loose.push(i),
                 }
             }
         }
@@ -449,7 +478,7 @@ impl Publisher {
         let Some(i) = self.slots.remove(&key) else {
             return;
         };
-        self.set_owner(i, NONE);
+        self.detach(i);
         let e = &mut self.entries[i as usize];
         if e.held {
             self.job_len[e.job as usize] -= 1;
@@ -528,6 +557,7 @@ impl Publisher {
         }
         // Moves of targets that were never listed (their listing was refused) serve nothing.
         self.pending.clear();
+        self.settle();
         let rebuilt = self.rebuild_dirty();
         let jobs = self
             .job_len
@@ -539,7 +569,34 @@ impl Publisher {
         Published {
             jobs,
             sd: self.sd.clone(),
+            unassigned: self.unassigned.clone(),
             rebuilt,
+        }
+    }
+
+    /// Put the loose entries still held and without a collector in their job's unassigned pair.
+    fn settle(&mut self) {
+        for i in std::mem::take(&mut self.loose) {
+            let e = &self.entries[i as usize];
+            let live = self.slots.get(&e.key) == Some(&i);
+            if live && e.held && e.owner == NONE && e.group == NONE {
+                let (job, key) = (e.job, e.key);
+                let g = self.group(job, UNASSIGNED);
+                self.join(g, key, i);
+                self.entries[i as usize].group = g;
+            }
+        }
+    }
+
+    /// Take entry `i` out of every pair (it is removed, or changes job).
+    fn detach(&mut self, i: u32) {
+        self.drop_also(i);
+        let e = &mut self.entries[i as usize];
+        let (g, key) = (e.group, e.key);
+        e.group = NONE;
+        e.owner = NONE;
+        if g != NONE {
+            self.leave(g, key);
         }
     }
 
@@ -698,7 +755,16 @@ impl Publisher {
     /// Move entry `i` to the pair of its job and `owner` (`NONE`: out of every pair).
     fn set_owner(&mut self, i: u32, owner: u32) {
         let e = &self.entries[i as usize];
-        if e.owner == owner && (owner == NONE || e.group != NONE) {
+        if owner == NONE && e.owner == NONE {
+            // Already without a collector: in its unassigned pair while held, else in none.
+            match (e.held, e.group != NONE) {
+                (true, false) => self.loose.push(i),
+                (false, true) => self.detach(i),
+                _ => {}
+            }
+            return;
+        }
+        if e.owner == owner && e.group != NONE {
             return;
         }
         self.drop_also(i);
@@ -708,6 +774,9 @@ impl Publisher {
             self.leave(old, key);
         }
         let group = if owner == NONE {
+            if self.entries[i as usize].held {
+                self.loose.push(i);
+            }
             NONE
         } else {
             let g = self.group(job, owner);
@@ -746,10 +815,11 @@ impl Publisher {
     }
 
     fn names(&self, g: &Group) -> (String, String) {
-        (
-            self.jobs.names[g.job as usize].to_string(),
-            self.collectors.names[g.collector as usize].to_string(),
-        )
+        let collector = match g.collector {
+            UNASSIGNED => String::new(),
+            c => self.collectors.names[c as usize].to_string(),
+        };
+        (self.jobs.names[g.job as usize].to_string(), collector)
     }
 
     /// Rebuild the dirty chunks of the dirty pairs; drop the pairs left empty. Returns the new
@@ -767,11 +837,15 @@ impl Publisher {
                 self.group_ids.remove(&key);
                 self.free_groups.push(g);
                 let names = self.names(&self.groups[g as usize]);
-                self.sd.remove(&names);
+                if self.groups[g as usize].collector == UNASSIGNED {
+                    self.unassigned.remove(&names.0);
+                } else {
+                    self.sd.remove(&names);
+                }
                 continue;
             }
             let old = std::mem::take(&mut group.chunks);
-            let chunks = self.recut(old);
+            let chunks = self.recut(old, g);
             debug_assert_eq!(
                 chunks.iter().map(|c| c.members.len()).sum::<usize>(),
                 self.groups[g as usize].len
@@ -783,9 +857,14 @@ impl Publisher {
             );
             let names = self.names(&self.groups[g as usize]);
             let group = &mut self.groups[g as usize];
+            let collector = group.collector;
             group.chunks = chunks;
             group.answer = answer.clone();
-            self.sd.insert(names, answer.clone());
+            if collector == UNASSIGNED {
+                self.unassigned.insert(names.0, answer.clone());
+            } else {
+                self.sd.insert(names, answer.clone());
+            }
             rebuilt.push(answer);
         }
         rebuilt
@@ -796,7 +875,7 @@ impl Publisher {
     /// than half of it takes a small clean neighbour along, so that chunks do not shrink to a
     /// few targets each over many ticks: each chunk costs a gzip member's frame and compresses
     /// worse than a larger one).
-    fn recut(&mut self, old: Vec<Chunk>) -> Vec<Chunk> {
+    fn recut(&mut self, old: Vec<Chunk>, g: u32) -> Vec<Chunk> {
         let target = self.chunk_target();
         let small = |c: &Chunk| c.part.as_ref().is_some_and(|p| p.len() < target / 2);
         let mut out: Vec<Chunk> = Vec::with_capacity(old.len());
@@ -813,17 +892,17 @@ impl Publisher {
                 run.clear();
                 if out.last().is_some_and(|p| !p.dirty && small(p)) {
                     let before = out.pop().expect("checked");
-                    self.take(before, &mut run);
+                    self.take(before, &mut run, g);
                 }
             }
-            self.take(c, &mut run);
+            self.take(c, &mut run, g);
             if old.peek().is_some_and(|n| n.dirty) {
                 continue;
             }
             // The run ends here.
             if run.bytes() < target / 2 && old.peek().is_some_and(&small) {
                 let next = old.next().expect("checked");
-                self.take(next, &mut run);
+                self.take(next, &mut run, g);
             }
             cut(&run, target, &mut out);
             in_run = false;
@@ -833,7 +912,7 @@ impl Publisher {
 
     /// Add chunk `c`'s members, in key order, with their fragments to `run`: copied from the
     /// chunk's bytes where they are there, serialized from their entries otherwise.
-    fn take(&self, mut c: Chunk, run: &mut Run) {
+    fn take(&self, mut c: Chunk, run: &mut Run, g: u32) {
         if !c.sorted {
             c.members.sort_unstable_by_key(|m| m.key);
         }
@@ -850,7 +929,9 @@ impl Publisher {
                 let at = m.at as usize;
                 run.buf.extend_from_slice(&old[at..object_end(&old, at)]);
             }
-            run.members.push((m.key, m.entry, start..run.buf.len()));
+            let second = self.entries[m.entry as usize].group != g;
+            run.members
+                .push((m.key, m.entry, start..run.buf.len(), second));
         }
     }
 }
@@ -864,7 +945,7 @@ fn cut(run: &Run, target: usize, out: &mut Vec<Chunk>) {
     let each = run.bytes().div_ceil(pieces);
     let mut from = 0;
     let mut size = 0;
-    for (n, (_, _, bytes)) in run.members.iter().enumerate() {
+    for (n, (_, _, bytes, _)) in run.members.iter().enumerate() {
         size += bytes.len() + 1;
         if size >= each || n + 1 == run.members.len() {
             out.push(build_chunk(run, &run.members[from..=n]));
@@ -875,13 +956,17 @@ fn cut(run: &Run, target: usize, out: &mut Vec<Chunk>) {
 }
 
 /// A new chunk of `members`' fragments (from `run`) joined by `,`.
-fn build_chunk(run: &Run, members: &[(TargetKey, u32, std::ops::Range<usize>)]) -> Chunk {
+fn build_chunk(run: &Run, members: &[RunMember]) -> Chunk {
     let size: usize = members.iter().map(|m| m.2.len() + 1).sum::<usize>() - 1;
     let mut buf = Vec::with_capacity(size);
     let mut out = Vec::with_capacity(members.len());
-    for (n, (key, entry, bytes)) in members.iter().enumerate() {
+    let mut seconds = Vec::new();
+    for (n, (key, entry, bytes, second)) in members.iter().enumerate() {
         if n > 0 {
             buf.push(b',');
+        }
+        if *second {
+            seconds.push(n as u32);
         }
         out.push(Member {
             key: *key,
@@ -892,10 +977,15 @@ fn build_chunk(run: &Run, members: &[(TargetKey, u32, std::ops::Range<usize>)]) 
         });
         buf.extend_from_slice(&run.buf[bytes.clone()]);
     }
+    let keys = out.iter().map(|m| m.key.0).collect();
+    let served = Members {
+        keys,
+        seconds: seconds.into(),
+    };
     Chunk {
         low: out[0].key,
         members: out,
-        part: Some(Part::chunk(Bytes::from(buf))),
+        part: Some(Part::targets_chunk(Bytes::from(buf), served)),
         dirty: false,
         sorted: true,
     }
@@ -1168,8 +1258,42 @@ mod tests {
             }
             // What this publish rebuilt is what it serves (a stale answer would not be warmed).
             for r in &got.rebuilt {
-                assert!(got.sd.values().any(|a| Arc::ptr_eq(a, r)));
+                assert!(got
+                    .sd
+                    .values()
+                    .chain(got.unassigned.values())
+                    .any(|a| Arc::ptr_eq(a, r)));
             }
+            // The keys each chunk records (the debug pages' targets): per pair, the keys of
+            // the targets the allocator places there, in key order; targets it holds without
+            // a collector in their job's unassigned answer.
+            let mut want: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+            for t in &listing {
+                if let Some(info) = a.target(t.key) {
+                    let c = info.collector.and_then(|c| a.collector_name(c));
+                    let c = c.unwrap_or_default().to_owned();
+                    want.entry((t.job.to_string(), c))
+                        .or_default()
+                        .push(t.key.0);
+                }
+            }
+            want.values_mut().for_each(|v| v.sort_unstable());
+            let keys = |a: &Answer| -> Vec<u64> {
+                let parts = a.parts().iter();
+                parts
+                    .flat_map(|p| p.members().keys.iter().copied())
+                    .collect()
+            };
+            let served = got.sd.iter().map(|(k, a)| (k.clone(), keys(a)));
+            let loose = got
+                .unassigned
+                .iter()
+                .map(|(j, a)| ((j.clone(), String::new()), keys(a)));
+            let have: BTreeMap<(String, String), Vec<u64>> = served.chain(loose).collect();
+            assert_eq!(
+                have, want,
+                "seed {seed} {strategy:?} step {step}: chunk keys"
+            );
         }
     }
 

@@ -37,6 +37,9 @@ pub struct View {
     /// The HTTP SD answer of every (job, collector) with targets, serialized once per view so
     /// that a poll costs a map lookup and a reference-count increment.
     pub sd: HashMap<(String, String), Arc<Answer>>,
+    /// Per job, the fragments of its targets without a collector (served to no collector; the
+    /// debug pages list them, as the Go allocator does).
+    pub unassigned_targets: crate::publish::Unassigned,
     /// The larger answers, serialized once per view on first request.
     pub answers: crate::http::Answers,
 }
@@ -661,7 +664,12 @@ impl Engine {
     /// The view of what the publisher was handed, and the answers its publish rebuilt.
     fn view(&mut self) -> (View, Vec<Arc<Answer>>) {
         let a = &self.alloc;
-        let Published { jobs, sd, rebuilt } = self.publisher.publish(a);
+        let Published {
+            jobs,
+            sd,
+            unassigned: unassigned_targets,
+            rebuilt,
+        } = self.publisher.publish(a);
         let mut collectors: Vec<(String, usize)> = a
             .collectors()
             .map(|c| {
@@ -694,6 +702,7 @@ impl Engine {
         let view = View {
             first,
             sd,
+            unassigned_targets,
             answers: Default::default(),
             ready: true,
             strategy: self.cfg.core.strategy.name().to_owned(),
