@@ -17,6 +17,7 @@ use axum::{Extension, Router};
 use serde_json::{json, Map, Value};
 
 use crate::answer::{accepts_gzip, Answer, Part};
+use crate::debug_pages;
 use crate::state::{Shared, View};
 
 /// Whether a request came over the TLS listener (secrets are shown only there).
@@ -27,6 +28,15 @@ struct Secure(bool);
 pub fn router(shared: Arc<Shared>, secure: bool) -> Router {
     Router::new()
         .route("/", get(dashboard))
+        .route("/debug/collector", get(debug_pages::collector_page))
+        .route("/debug/job", get(debug_pages::job_page))
+        .route("/debug/target", get(debug_pages::target_page))
+        .route("/debug/targets", get(debug_pages::targets_page))
+        .route(
+            "/debug/scrape_configs",
+            get(debug_pages::scrape_configs_page),
+        )
+        .route("/debug/jobs", get(debug_pages::jobs_page))
         .route("/jobs", get(jobs))
         .route("/jobs/{*rest}", get(job_targets))
         .route("/scrape_configs", get(scrape_configs))
@@ -80,9 +90,33 @@ pub fn query_unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn link(job: &str) -> String {
-    let mut s = String::from("/jobs/");
-    for b in job.bytes() {
+/// Go's `url.QueryUnescape`, failing where it fails: a `%` not followed by two hex digits, or
+/// bytes that are not UTF-8 (Go keeps those; a Rust string cannot).
+pub fn query_unescape_strict(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let (h, l) = (hex(*b.get(i + 1)?)?, hex(*b.get(i + 2)?)?);
+                out.push(h << 4 | l);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Go's `url.QueryEscape`: letters, digits and `-_.~` as they are, a space as `+`, every other
+/// byte `%XX`.
+pub fn query_escape(text: &str) -> String {
+    let mut s = String::with_capacity(text.len());
+    for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
             s.push(b as char);
         } else if b == b' ' {
@@ -91,8 +125,11 @@ fn link(job: &str) -> String {
             let _ = write!(s, "%{b:02X}");
         }
     }
-    s.push_str("/targets");
     s
+}
+
+fn link(job: &str) -> String {
+    format!("/jobs/{}/targets", query_escape(job))
 }
 
 /// How long a `POST /loads` body may take to arrive.
@@ -474,7 +511,8 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-fn esc(s: &str) -> String {
+/// Escape text for HTML (element content and double-quoted attribute values).
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -490,7 +528,7 @@ struct Owned<'a> {
 
 /// Server-rendered dashboard: totals, per-collector bar chart (inline SVG), jobs, and each
 /// collector's targets. No JavaScript.
-async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {
+async fn dashboard(State(s): State<Arc<Shared>>) -> Response {
     let v = s.view();
     let targets: usize = v.jobs.values().sum();
     let mut h = String::new();
@@ -510,6 +548,11 @@ async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {
         v.unassigned,
         v.moves_total
     );
+    // The Go allocator's index (its navigation and its two tables), so that every link a Go
+    // user follows from `/` leads where it did.
+    h.push_str("<h2>Debug pages</h2>");
+    debug_pages::nav(&mut h);
+    debug_pages::index_tables(&mut h, &v);
     let max = v.collectors.iter().map(|c| c.1).max().unwrap_or(0).max(1);
     let bar_h = 22;
     let _ = write!(
@@ -584,5 +627,6 @@ async fn dashboard(State(s): State<Arc<Shared>>) -> Html<String> {
         h.push_str("</ul></details>");
     }
     h.push_str("</body></html>");
-    Html(h)
+    // `text/html` without a charset, as the Go allocator's index (the page declares UTF-8).
+    ([(header::CONTENT_TYPE, "text/html")], h).into_response()
 }

@@ -4,6 +4,7 @@
 pub mod answer;
 pub mod budget;
 pub mod config;
+pub mod debug_pages;
 pub mod discovery;
 pub mod explain;
 pub mod handover;
