@@ -13,12 +13,17 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 mod common;
+#[path = "conformance/pages.rs"]
+mod pages;
 
 #[derive(Deserialize)]
 struct Golden {
     operator_commit: String,
     ring: String,
     routes: Vec<Route>,
+    /// The HTML debug pages (`/` and `/debug/...`) as data.
+    #[serde(default)]
+    pages: Vec<pages::Page>,
 }
 
 #[derive(Deserialize)]
@@ -318,6 +323,7 @@ async fn service_answers_as_the_go_allocator_does() {
     assert!(names.len() >= 9, "goldens missing: {names:?}");
     let mut errors = Vec::new();
     let mut compared = 0;
+    let mut compared_pages = 0;
     let mut commits = BTreeSet::new();
     for path in &names {
         let case = path.file_stem().unwrap().to_str().unwrap().to_owned();
@@ -346,11 +352,12 @@ async fn service_answers_as_the_go_allocator_does() {
                 compared += 1;
             }
         }
+        compared_pages += compare_pages(service.addr, &golden, &mut case_errors).await;
         errors.extend(case_errors.into_iter().map(|e| format!("{case}: {e}")));
         service.stop().await;
     }
     eprintln!(
-        "conformance: {} cases, {compared} routes compared, {} mismatches, operator {commits:?}",
+        "conformance: {} cases, {compared} routes and {compared_pages} pages compared, {} mismatches, operator {commits:?}",
         names.len(),
         errors.len()
     );
@@ -373,5 +380,119 @@ async fn compare_counts(addr: std::net::SocketAddr, golden: &Golden, errors: &mu
         if g != o {
             errors.push(format!("{}: Go {g} targets, ours {o}", r.path));
         }
+    }
+}
+
+/// The HTML debug pages: status, content type, `X-Content-Type-Options`, title, headings,
+/// paragraphs, navigation and every table cell (text and link) as the Go pages show them, the
+/// deliberate differences aside: `/` is our dashboard with the Go index's navigation and
+/// tables inside it (only those are compared there); a scrape configuration cell is compared as the YAML
+/// (JSON) it holds, with `compare_scrape_config`, not as text. Returns how many pages were
+/// compared.
+async fn compare_pages(
+    addr: std::net::SocketAddr,
+    golden: &Golden,
+    errors: &mut Vec<String>,
+) -> usize {
+    assert!(
+        !golden.pages.is_empty(),
+        "a golden without pages: regenerate"
+    );
+    let masked = golden.pages.iter().any(|p| !p.masked.is_empty());
+    let mut compared = 0;
+    for go in &golden.pages {
+        let path = go.path.split('?').next().unwrap_or_default().to_owned();
+        let a = common::get(addr, &go.path).await;
+        let mut ours = pages::extract(&a.body);
+        ours.path = go.path.clone();
+        ours.status = a.status;
+        ours.content_type = a.header("content-type").unwrap_or_default();
+        ours.x_content_type_options = a.header("x-content-type-options").unwrap_or_default();
+        if masked {
+            pages::mask(&mut ours);
+        }
+        let what = format!("page {}", go.path);
+        compared += 1;
+        for (field, g, o) in [
+            ("status", go.status.to_string(), ours.status.to_string()),
+            (
+                "content type",
+                go.content_type.clone(),
+                ours.content_type.clone(),
+            ),
+            (
+                "X-Content-Type-Options",
+                go.x_content_type_options.clone(),
+                ours.x_content_type_options.clone(),
+            ),
+        ] {
+            if g != o {
+                errors.push(format!("{what}: {field} Go {g:?}, ours {o:?}"));
+            }
+        }
+        if go.nav != ours.nav {
+            errors.push(format!("{what}: nav Go {:?}, ours {:?}", go.nav, ours.nav));
+        }
+        if path == "/" {
+            for t in &go.tables {
+                match ours.tables.iter().find(|o| o.headers == t.headers) {
+                    Some(o) if o.rows == t.rows => {}
+                    Some(o) => errors.push(format!(
+                        "{what}: table {:?}: Go {:?}, ours {:?}",
+                        t.headers, t.rows, o.rows
+                    )),
+                    None => errors.push(format!("{what}: no table {:?}", t.headers)),
+                }
+            }
+            continue;
+        }
+        for (field, g, o) in [
+            ("title", vec![go.title.clone()], vec![ours.title.clone()]),
+            ("headings", go.headings.clone(), ours.headings.clone()),
+            ("paragraphs", go.paragraphs.clone(), ours.paragraphs.clone()),
+        ] {
+            if g != o {
+                errors.push(format!("{what}: {field} Go {g:?}, ours {o:?}"));
+            }
+        }
+        if path == "/debug/scrape_configs" {
+            compare_scrape_config_tables(&what, &go.tables, &ours.tables, errors);
+        } else if go.tables != ours.tables {
+            errors.push(format!(
+                "{what}: tables Go {:?}, ours {:?}",
+                go.tables, ours.tables
+            ));
+        }
+    }
+    compared
+}
+
+/// `/debug/scrape_configs`: the same headers and job cells; each configuration cell read as
+/// YAML (the Go page writes indented JSON, `<` as `\u003c`) and compared as `/scrape_configs`
+/// is.
+fn compare_scrape_config_tables(
+    what: &str,
+    go: &[pages::Table],
+    ours: &[pages::Table],
+    errors: &mut Vec<String>,
+) {
+    let (Some(g), Some(o), 1, 1) = (go.first(), ours.first(), go.len(), ours.len()) else {
+        errors.push(format!("{what}: tables Go {go:?}, ours {ours:?}"));
+        return;
+    };
+    if g.headers != o.headers || g.rows.len() != o.rows.len() {
+        errors.push(format!("{what}: Go {g:?}, ours {o:?}"));
+        return;
+    }
+    for (gr, or) in g.rows.iter().zip(&o.rows) {
+        if gr[0] != or[0] {
+            errors.push(format!("{what}: job cell Go {:?}, ours {:?}", gr[0], or[0]));
+            continue;
+        }
+        let yaml = |text: &str| -> Value {
+            serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{what}: not YAML ({e}): {text}"))
+        };
+        let job = format!("{what} {}", gr[0].text);
+        compare_scrape_config(&job, &yaml(&gr[1].text), &yaml(&or[1].text), errors);
     }
 }

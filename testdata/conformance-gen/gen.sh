@@ -29,7 +29,7 @@ fi
 
 pkg="$src/cmd/otel-allocator/internal/conformancegen"
 mkdir -p "$pkg" "$golden"
-cp "$here/main.go" "$pkg/main.go"
+cp "$here/main.go" "$here/pages.go" "$pkg/"
 bin="$src/.conformancegen"
 mkdir -p "$bin"
 (cd "$src" && go vet ./cmd/otel-allocator/internal/conformancegen && go build -o "$bin/gen-v1.0.0" ./cmd/otel-allocator/internal/conformancegen)

@@ -57,6 +57,8 @@ type Golden struct {
 	Case           string   `json:"case"`
 	Collectors     []string `json:"collectors"`
 	Routes         []Route  `json:"routes"`
+	// Pages are the HTML debug pages (`/` and `/debug/...`) as the data their tables hold.
+	Pages []Page `json:"pages"`
 }
 
 // ours holds the keys of our service's configuration that the Go loader does not know.
@@ -166,6 +168,12 @@ func run(caseDir, out, commit, ring string) error {
 		}
 		g.Routes = append(g.Routes, got)
 	}
+	// After the routes (and so after /metrics): the routes' golden stays as it was.
+	pages, err := debugPages(addr, scrapeConfigs, extra.Collectors, cfg.AllocationStrategy == "least-weighted")
+	if err != nil {
+		return err
+	}
+	g.Pages = pages
 	b, err := json.MarshalIndent(g, "", " ")
 	if err != nil {
 		return err
