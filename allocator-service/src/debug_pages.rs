@@ -587,6 +587,57 @@ mod tests {
         );
     }
 
+    /// An answer of one chunk per entry: (keys, second-owner positions, fragments).
+    fn answer(chunks: &[(&[u64], &[u32], &str)]) -> Arc<crate::answer::Answer> {
+        let parts = chunks.iter().map(|(keys, seconds, text)| {
+            let members = crate::answer::Members {
+                keys: keys.to_vec().into(),
+                seconds: seconds.to_vec().into(),
+            };
+            crate::answer::Part::targets_chunk(text.as_bytes().to_vec().into(), members)
+        });
+        crate::answer::Answer::list(parts.collect::<Vec<_>>().into_iter())
+    }
+
+    fn frag(address: &str, node: &str) -> String {
+        format!(
+            r#"{{"labels":{{"__address__":"{address}","__meta_kubernetes_pod_node_name":"{node}"}},"targets":["{address}"]}}"#
+        )
+    }
+
+    #[test]
+    fn targets_from_the_view() {
+        let (a, b, c) = (frag("a:1", "n1"), frag("b:1", ""), frag("c:1", "n3"));
+        let mut v = View::default();
+        // c (key 3) is served to col-x too, as a hand-over's second owner: it is col-y's.
+        let x = answer(&[(&[1, 3], &[1], &format!("{a},{c}"))]);
+        let y = answer(&[(&[3], &[], &c)]);
+        v.sd.insert(("j".into(), "col-x".into()), x.clone());
+        v.sd.insert(("j".into(), "col-y".into()), y);
+        v.unassigned_targets
+            .insert("j".into(), answer(&[(&[2], &[], &b)]));
+        v.collectors = vec![("col-x".into(), 1), ("col-y".into(), 1)];
+        let all: Vec<(u64, String, String)> = targets(&v, None)
+            .into_iter()
+            .map(|t| (t.key, t.collector, t.address))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                (1, "col-x".into(), "a:1".into()),
+                (2, String::new(), "b:1".into()),
+                (3, "col-y".into(), "c:1".into())
+            ]
+        );
+        let t = find(&v, 3).expect("key 3");
+        assert_eq!((t.collector.as_str(), node_name(&t)), ("col-y", "n3"));
+        assert!(find(&v, 4).is_none());
+        assert_eq!(job_counts(&v, "j").get("col-x"), Some(&1));
+        // Chunks split the same way give the same targets (a gzip-only chunk is inflated).
+        x.gzip();
+        assert_eq!(targets(&v, Some("col-x")).len(), 1);
+    }
+
     #[test]
     fn cells_are_escaped() {
         let mut h = String::new();
