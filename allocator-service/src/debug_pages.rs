@@ -85,19 +85,20 @@ pub fn nav(h: &mut String) {
 
 /// A table as the Go `properties_table` template writes it: header cells in `<thead>`, rows
 /// striped.
-pub fn table(h: &mut String, headers: &[&str], rows: &[Vec<Cell>]) {
+pub fn table(h: &mut String, headers: &[&str], rows: impl IntoIterator<Item = Vec<Cell>>) {
     h.push_str("<table><thead>");
     for name in headers {
         let _ = write!(h, "<td>{}</td>", esc(name));
     }
     h.push_str("</thead>");
-    for (i, row) in rows.iter().enumerate() {
+    // Rows are made one at a time: `/debug/targets` at a million targets is a million rows.
+    for (i, row) in rows.into_iter().enumerate() {
         h.push_str(if i % 2 == 0 {
             "<tr style=\"background: #eee\">"
         } else {
             "<tr>"
         });
-        for c in row {
+        for c in &row {
             h.push_str("<td style=\"vertical-align: top;\">");
             match (&c.link, c.pre) {
                 (Some(l), _) => {
@@ -190,10 +191,11 @@ struct Fragment {
 
 /// Each fragment of an answer with its key, owners only (a second owner's copy during a
 /// hand-over is the other collector's target): `(key, fragment bytes)`.
-fn fragments(answer: &crate::answer::Answer, mut each: impl FnMut(u64, &[u8])) {
+fn fragments(answer: &crate::answer::Answer, only: Option<u64>, mut each: impl FnMut(u64, &[u8])) {
     for part in answer.parts() {
         let m = part.members();
-        if m.keys.is_empty() {
+        // Looking for one key: only the chunk that holds it is inflated.
+        if m.keys.is_empty() || only.is_some_and(|k| !m.keys.contains(&k)) {
             continue;
         }
         let plain = part.plain();
@@ -238,7 +240,13 @@ fn targets(v: &View, only: Option<&str>) -> Vec<Target> {
         if only.is_some_and(|c| c != collector) {
             continue;
         }
-        fragments(answer, |key, b| out.extend(target(job, collector, key, b)));
+        fragments(answer, None, |key, b| {
+            // A list keeps of the labels only what it shows.
+            out.extend(target(job, collector, key, b).map(|mut t| {
+                t.labels.retain(|(n, _)| n == ENDPOINT_SLICE);
+                t
+            }))
+        });
     }
     out.sort_by_key(|t| t.key);
     out
@@ -275,7 +283,7 @@ pub fn index_tables(h: &mut String, v: &View) {
             text(targets.to_string()),
         ],
     ];
-    table(h, &["Category", "Count"], &rows);
+    table(h, &["Category", "Count"], rows);
     let mut per: BTreeMap<&str, usize> = BTreeMap::new();
     for ((_, c), answer) in &v.sd {
         let owned = answer
@@ -298,7 +306,15 @@ pub fn index_tables(h: &mut String, v: &View) {
             ]
         })
         .collect();
-    table(h, &["Collector", "Job Count", "Target Count"], &rows);
+    table(h, &["Collector", "Job Count", "Target Count"], rows);
+}
+
+/// Free a page's targets and give the heap's free pages back to the system (off this task):
+/// at a million targets the list is hundreds of megabytes of small allocations, which would
+/// otherwise stay resident until the next publish trims.
+fn release(list: Vec<Target>) {
+    drop(list);
+    tokio::task::spawn_blocking(crate::publish::trim);
 }
 
 /// `/debug/targets`: every target with its job, collector and endpoint slice, by key.
@@ -306,22 +322,21 @@ pub async fn targets_page(State(s): State<Arc<Shared>>) -> Response {
     let v = s.view();
     let mut h = String::new();
     header(&mut h, "OpenTelemetry Target Allocator - Targets");
-    let rows: Vec<Vec<Cell>> = targets(&v, None)
-        .iter()
-        .map(|t| {
-            vec![
-                job_link(&t.job),
-                target_link(t),
-                collector_link(&t.collector),
-                text(label(t, ENDPOINT_SLICE)),
-            ]
-        })
-        .collect();
+    let list = targets(&v, None);
+    let rows = list.iter().map(|t| {
+        vec![
+            job_link(&t.job),
+            target_link(t),
+            collector_link(&t.collector),
+            text(label(t, ENDPOINT_SLICE)),
+        ]
+    });
     table(
         &mut h,
         &["Job", "Target", "Collector", "Endpoint Slice"],
-        &rows,
+        rows,
     );
+    release(list);
     footer(&mut h);
     page(StatusCode::OK, h)
 }
@@ -337,7 +352,7 @@ pub async fn jobs_page(State(s): State<Arc<Shared>>) -> Response {
         .filter(|(_, &n)| n > 0)
         .map(|(j, n)| vec![job_link(j), text(n.to_string())])
         .collect();
-    table(&mut h, &["Job", "Target Count"], &rows);
+    table(&mut h, &["Job", "Target Count"], rows);
     footer(&mut h);
     page(StatusCode::OK, h)
 }
@@ -362,7 +377,7 @@ pub async fn job_page(State(s): State<Arc<Shared>>, uri: Uri) -> Response {
             vec![collector_link(c), text(n.to_string())]
         })
         .collect();
-    table(&mut h, &["Collector", "Target Count"], &rows);
+    table(&mut h, &["Collector", "Target Count"], rows);
     footer(&mut h);
     page(StatusCode::OK, h)
 }
@@ -391,17 +406,16 @@ pub async fn collector_page(State(s): State<Arc<Shared>>, uri: Uri) -> Response 
         return page(StatusCode::NOT_FOUND, h);
     }
     header(&mut h, &format!("Collector: {id}"));
-    let rows: Vec<Vec<Cell>> = targets(&v, Some(id))
-        .iter()
-        .map(|t| {
-            vec![
-                job_link(&t.job),
-                target_link(t),
-                text(label(t, ENDPOINT_SLICE)),
-            ]
-        })
-        .collect();
-    table(&mut h, &["Job", "Target", "Endpoint Slice"], &rows);
+    let list = targets(&v, Some(id));
+    let rows = list.iter().map(|t| {
+        vec![
+            job_link(&t.job),
+            target_link(t),
+            text(label(t, ENDPOINT_SLICE)),
+        ]
+    });
+    table(&mut h, &["Job", "Target", "Endpoint Slice"], rows);
+    release(list);
     footer(&mut h);
     page(StatusCode::OK, h)
 }
@@ -436,7 +450,7 @@ fn node_name(t: &Target) -> &str {
 fn find(v: &View, key: u64) -> Option<Target> {
     for (job, collector, answer) in pairs(v) {
         let mut found = None;
-        fragments(answer, |k, b| {
+        fragments(answer, Some(key), |k, b| {
             if k == key && found.is_none() {
                 found = target(job, collector, k, b);
             }
@@ -513,13 +527,13 @@ pub async fn target_page(State(s): State<Arc<Shared>>, uri: Uri) -> Response {
         vec![text("Node Name"), text(node_name(&t))],
         vec![text("Endpoint Slice Name"), text(label(&t, ENDPOINT_SLICE))],
     ];
-    table(&mut h, &["", ""], &rows);
+    table(&mut h, &["", ""], rows);
     let labels: Vec<Vec<Cell>> = t
         .labels
         .iter()
         .map(|(n, v)| vec![text(n.as_str()), text(v.as_str())])
         .collect();
-    table(&mut h, &["Label", "Value"], &labels);
+    table(&mut h, &["Label", "Value"], labels);
     footer(&mut h);
     page(status.unwrap_or(StatusCode::OK), h)
 }
@@ -555,7 +569,7 @@ pub async fn scrape_configs_page(State(s): State<Arc<Shared>>) -> Response {
             vec![job_link(job), cell]
         })
         .collect();
-    table(&mut h, &["Job", "Scrape Config"], &rows);
+    table(&mut h, &["Job", "Scrape Config"], rows);
     footer(&mut h);
     page(StatusCode::OK, h)
 }
@@ -644,7 +658,7 @@ mod tests {
         table(
             &mut h,
             &["<h>"],
-            &[vec![collector_link("a<b>\"&"), text("<script>")]],
+            [vec![collector_link("a<b>\"&"), text("<script>")]],
         );
         assert!(h.contains("<td>&lt;h&gt;</td>"), "{h}");
         assert!(
