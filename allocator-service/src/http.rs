@@ -69,47 +69,43 @@ async fn timed(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
 
 /// Query-unescape (`+` is a space), as Go's `url.QueryUnescape`; invalid escapes stay as written.
 pub fn query_unescape(s: &str) -> String {
+    let bytes = unescape_bytes(s, false).expect("lenient unescaping does not fail");
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Go's `url.QueryUnescape`, failing where it fails: a `%` not followed by two hex digits, or
+/// bytes that are not UTF-8 (Go keeps those; a Rust string cannot).
+pub fn query_unescape_strict(s: &str) -> Option<String> {
+    String::from_utf8(unescape_bytes(s, true)?).ok()
+}
+
+/// `+` as a space and `%XX` as its byte; a `%` without two hex digits after it fails when
+/// `strict`, and is kept as written otherwise.
+fn unescape_bytes(s: &str, strict: bool) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let hex = |i: usize| {
+        b.get(i)
+            .and_then(|&c| (c as char).to_digit(16))
+            .map(|d| d as u8)
+    };
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+            b'%' => match (hex(i + 1), hex(i + 2)) {
                 (Some(h), Some(l)) => {
                     out.push(h << 4 | l);
                     i += 2;
                 }
+                _ if strict => return None,
                 _ => out.push(b'%'),
             },
             c => out.push(c),
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Go's `url.QueryUnescape`, failing where it fails: a `%` not followed by two hex digits, or
-/// bytes that are not UTF-8 (Go keeps those; a Rust string cannot).
-pub fn query_unescape_strict(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let (h, l) = (hex(*b.get(i + 1)?)?, hex(*b.get(i + 2)?)?);
-                out.push(h << 4 | l);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+    Some(out)
 }
 
 /// Go's `url.QueryEscape`: letters, digits and `-_.~` as they are, a space as `+`, every other
