@@ -623,6 +623,20 @@ impl Allocator {
         }
     }
 
+    /// The bucket of every record of a fresh table, with room reserved for them in the bucket
+    /// lists (one pass to count, so the lists are sized once).
+    fn reserve_fresh_buckets(&mut self) -> Vec<u32> {
+        let placer = &self.placer;
+        let buckets: Vec<u32> = self
+            .targets
+            .records()
+            .iter()
+            .map(|r| placer.bucket(r))
+            .collect();
+        self.buckets.reserve(&buckets);
+        buckets
+    }
+
     /// Place a first allocation whose records [`Targets::insert_fresh`] has just written to
     /// slots `0..n` (every key distinct, row `i` in slot `i`), for a rule that places each
     /// target independently of the others (no sticky rule, so no key order): what the general
@@ -637,14 +651,7 @@ impl Allocator {
     /// [`Targets::insert_fresh`]: crate::targets::Targets::insert_fresh
     fn place_fresh(&mut self) {
         debug_assert!(!self.placer.order_matters() && self.stale.is_empty());
-        let placer = &self.placer;
-        let buckets: Vec<u32> = self
-            .targets
-            .records()
-            .iter()
-            .map(|r| placer.bucket(r))
-            .collect();
-        self.buckets.reserve(&buckets);
+        let buckets = self.reserve_fresh_buckets();
         self.moves.reserve(buckets.len());
         for (slot, &bucket) in buckets.iter().enumerate() {
             let slot = slot as u32;
@@ -686,14 +693,7 @@ impl Allocator {
         debug_assert!(self.stale.is_empty());
         let n = self.targets.records().len();
         if self.placer.has_buckets() {
-            let placer = &self.placer;
-            let buckets: Vec<u32> = self
-                .targets
-                .records()
-                .iter()
-                .map(|r| placer.bucket(r))
-                .collect();
-            self.buckets.reserve(&buckets);
+            self.reserve_fresh_buckets();
         }
         self.moves.reserve(n);
         let mut run = self.placer.run(&self.ctx(), n);
