@@ -27,7 +27,19 @@ async fn until(
     what: &str,
     ok: impl Fn(&Value) -> bool,
 ) -> Value {
-    for _ in 0..200 {
+    until_within(addr, path, what, Duration::from_secs(10), ok).await
+}
+
+/// [`until`] for at most `limit`.
+async fn until_within(
+    addr: std::net::SocketAddr,
+    path: &str,
+    what: &str,
+    limit: Duration,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
         if get(addr, "/readyz").await.0 == 200 {
             let v = json_of(addr, path).await;
             if ok(&v) {
@@ -1410,9 +1422,14 @@ async fn a_missing_crd_is_read_as_none_and_picked_up_once_installed() {
     // The CRD deleted, with its objects; the watch breaks and the kind answers 404.
     api.installed("probes", false);
     api.cut("probes");
-    until(addr, "/jobs", "the probe gone with its CRD", |v| {
-        !has_job(v, "probe/shop/site") && has_job(v, "serviceMonitor/shop/api/0")
-    })
+    // Taken as gone once the 404 has lasted 10 s (then at the next attempt, ~12 s).
+    until_within(
+        addr,
+        "/jobs",
+        "the probe gone with its CRD",
+        Duration::from_secs(30),
+        |v| !has_job(v, "probe/shop/site") && has_job(v, "serviceMonitor/shop/api/0"),
+    )
     .await;
     assert_eq!(get(addr, "/readyz").await.0, 200);
 }
@@ -1420,7 +1437,8 @@ async fn a_missing_crd_is_read_as_none_and_picked_up_once_installed() {
 /// The role changes after the first lists. A kind the allocator may go without is then read as
 /// none, as a fresh process with that role reads it (not its last list, served forever), and
 /// comes back when granted again. A kind every answer needs keeps its last list but makes the
-/// allocator not ready, naming it, until it is listed again.
+/// allocator not ready, naming it, until it is listed again. Both once the refusal has lasted
+/// 10 s; a shorter one changes nothing (see the next test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kinds_refused_after_their_list_are_read_as_none_or_reported() {
     let api = MockApi::new();
@@ -1447,24 +1465,33 @@ async fn kinds_refused_after_their_list_are_read_as_none_or_reported() {
 
     api.forbid("servicemonitors");
     api.cut("servicemonitors");
-    until(
+    // Taken as refused once the 403 has lasted 10 s (then at the next attempt, ~12 s).
+    until_within(
         addr,
         "/jobs",
         "the monitor gone with the role's grant",
+        Duration::from_secs(30),
         |v| !has_job(v, "serviceMonitor/shop/api/0"),
     )
     .await;
     assert_eq!(get(addr, "/readyz").await.0, 200);
+    // Retried with a pause doubling to 30 s while refused: back at the next attempt.
     api.permit("servicemonitors");
-    until(addr, "/jobs", "the monitor back", |v| {
-        has_job(v, "serviceMonitor/shop/api/0")
-    })
+    until_within(
+        addr,
+        "/jobs",
+        "the monitor back",
+        Duration::from_secs(40),
+        |v| has_job(v, "serviceMonitor/shop/api/0"),
+    )
     .await;
 
     api.forbid("pods");
     api.cut("pods");
+    // Taken as lost once the refusal has lasted 10 s (a restarting API server refuses for a
+    // moment), then reported.
     let mut readiness = (200, String::new());
-    for _ in 0..200 {
+    for _ in 0..1000 {
         readiness = get(addr, "/readyz").await;
         if readiness.0 != 200 {
             break;
@@ -1479,7 +1506,7 @@ async fn kinds_refused_after_their_list_are_read_as_none_or_reported() {
         "serviceMonitor/shop/api/0"
     ));
     api.permit("pods");
-    for _ in 0..400 {
+    for _ in 0..1600 {
         if get(addr, "/readyz").await.0 == 200 {
             return;
         }
@@ -1510,4 +1537,52 @@ async fn a_refused_kind_is_retried_with_a_growing_pause() {
         (2..=5).contains(&lists),
         "{lists} lists of a refused kind in 8 s"
     );
+}
+
+/// An API server that has just restarted refuses lists for a moment (its authorizer not yet
+/// synced). A refusal that short must not read a listed kind as none (every job of it gone
+/// while ready) nor make the allocator not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brief_refusal_after_the_list_changes_nothing() {
+    let api = MockApi::new();
+    one_collector_and_the_api_service(&api);
+    api.apply(
+        "servicemonitors",
+        monitor(
+            "ServiceMonitor",
+            "monitoring.coreos.com/v1",
+            "shop",
+            "api",
+            json!({}),
+            json!({"selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]}),
+        ),
+    );
+    let mock = api.clone().serve().await;
+    let cfg = allocator_service::parse(CONFIG, std::path::Path::new(".")).unwrap();
+    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let addr = service.addr;
+    until(addr, "/jobs", "the monitor's job", |v| {
+        has_job(v, "serviceMonitor/shop/api/0")
+    })
+    .await;
+    for kind in ["servicemonitors", "pods"] {
+        api.forbid(kind);
+        api.cut(kind);
+    }
+    let started = std::time::Instant::now();
+    let mut permitted = false;
+    while started.elapsed() < Duration::from_secs(5) {
+        if !permitted && started.elapsed() >= Duration::from_secs(2) {
+            api.permit("servicemonitors");
+            api.permit("pods");
+            permitted = true;
+        }
+        let (code, body) = get(addr, "/readyz").await;
+        assert_eq!(code, 200, "not ready after a brief refusal: {body}");
+        assert!(
+            has_job(&json_of(addr, "/jobs").await, "serviceMonitor/shop/api/0"),
+            "the monitor's job gone after a brief refusal"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -66,6 +66,18 @@ pub enum State {
     Failed(String),
 }
 
+/// What one read by name gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The object's data.
+    Read(BTreeMap<String, Vec<u8>>),
+    /// The API server answered with an error (403, 404, ...): the object cannot be read.
+    Refused(String),
+    /// No answer: the API server unreachable, or no answer in time. A value read before is
+    /// kept (the Go allocator's assets store keeps what it has read); a first read fails.
+    Unreachable(String),
+}
+
 /// What a lookup finds.
 #[derive(Debug, PartialEq)]
 pub enum Lookup {
@@ -75,11 +87,13 @@ pub enum Lookup {
     Pending,
 }
 
-/// How long a read may take, and how often cached names are read again.
+/// How long a read may take, how often cached names are read again, and how soon a name whose
+/// last read failed is tried again.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub timeout: Duration,
     pub refresh: Duration,
+    pub retry: Duration,
 }
 
 impl Default for Timing {
@@ -87,6 +101,7 @@ impl Default for Timing {
         Timing {
             timeout: Duration::from_secs(10),
             refresh: Duration::from_secs(60),
+            retry: Duration::from_secs(5),
         }
     }
 }
@@ -106,6 +121,9 @@ struct Entry {
     used: u64,
     /// When the last read was started (None: never, or a re-read is asked for now).
     read: Option<Instant>,
+    /// The last read failed (refused, or unreachable): read again after [`Timing::retry`],
+    /// not the full refresh period.
+    failed: bool,
 }
 
 /// The names read so far, and which are waited for during one computation of the jobs.
@@ -129,6 +147,7 @@ impl Cache {
                 state: State::Pending,
                 used: 0,
                 read: Some(now),
+                failed: false,
             }
         });
         e.used = self.pass;
@@ -162,14 +181,23 @@ impl Cache {
     }
 
     /// Record a read's outcome; whether what lookups find changed.
-    pub fn landed(&mut self, k: &Key, state: State) -> bool {
-        match self.entries.get_mut(k) {
-            Some(e) if e.state != state => {
-                e.state = state;
-                true
-            }
-            _ => false,
+    pub fn landed(&mut self, k: &Key, outcome: Outcome) -> bool {
+        let Some(e) = self.entries.get_mut(k) else {
+            return false;
+        };
+        e.failed = !matches!(outcome, Outcome::Read(_));
+        let state = match outcome {
+            Outcome::Read(data) => State::Read(data),
+            Outcome::Refused(why) => State::Failed(why),
+            // A transport failure keeps what was read (the object did not change for it).
+            Outcome::Unreachable(_) if matches!(e.state, State::Read(_)) => return false,
+            Outcome::Unreachable(why) => State::Failed(why),
+        };
+        if e.state == state {
+            return false;
         }
+        e.state = state;
+        true
     }
 
     /// Ask for `k` to be read again now (its object changed), if it is cached.
@@ -195,13 +223,19 @@ impl Cache {
         self.entries.retain(|_, e| e.used == pass);
     }
 
-    /// The names due for a read at `now` (marked as being read).
-    pub fn due(&mut self, now: Instant, refresh: Duration) -> Vec<Key> {
+    /// The names due for a read at `now` (marked as being read): every `refresh`, or every
+    /// `retry` while the last read failed.
+    pub fn due(&mut self, now: Instant, refresh: Duration, retry: Duration) -> Vec<Key> {
         let mut due = Vec::new();
         for (k, e) in &mut self.entries {
+            let every = if e.failed {
+                retry.min(refresh)
+            } else {
+                refresh
+            };
             let is_due = e
                 .read
-                .is_none_or(|r| now.saturating_duration_since(r) >= refresh);
+                .is_none_or(|r| now.saturating_duration_since(r) >= every);
             if is_due {
                 e.read = Some(now);
                 due.push(k.clone());
@@ -294,7 +328,8 @@ async fn reader(
     mut secret_namespaces: Vec<String>,
 ) {
     let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL_READS));
-    let mut tick = tokio::time::interval(timing.refresh.min(Duration::from_secs(5)));
+    let mut tick =
+        tokio::time::interval(timing.refresh.min(timing.retry).min(Duration::from_secs(5)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let keys = tokio::select! {
@@ -309,7 +344,10 @@ async fn reader(
             },
             _ = tick.tick() => {
                 let Some(b) = by_name.upgrade() else { return };
-                let due = b.cache.lock().due(Instant::now(), timing.refresh);
+                let due = b
+                    .cache
+                    .lock()
+                    .due(Instant::now(), timing.refresh, timing.retry);
                 due
             }
         };
@@ -320,19 +358,19 @@ async fn reader(
             let (by_name, client, generation) =
                 (by_name.clone(), client.clone(), generation.clone());
             tokio::spawn(async move {
-                let state = read(&client, &k, timing.timeout).await;
+                let outcome = read(&client, &k, timing.timeout).await;
                 drop(permit);
                 let Some(b) = by_name.upgrade() else { return };
-                if let State::Failed(why) = &state {
+                if let Outcome::Refused(why) | Outcome::Unreachable(why) = &outcome {
                     tracing::debug!(object = %k, error = %why, "by-name read failed");
                 }
-                let changed = b.cache.lock().landed(&k, state.clone());
+                let changed = b.cache.lock().landed(&k, outcome.clone());
                 if changed {
-                    match &state {
-                        State::Failed(why) => {
+                    match &outcome {
+                        Outcome::Refused(why) | Outcome::Unreachable(why) => {
                             tracing::warn!(object = %k, error = %why, "cannot read it by name; the resources naming it are refused until a read succeeds")
                         }
-                        _ => tracing::info!(object = %k, "read by name"),
+                        Outcome::Read(_) => tracing::info!(object = %k, "read by name"),
                     }
                     generation.fetch_add(1, Ordering::AcqRel);
                 }
@@ -342,7 +380,7 @@ async fn reader(
 }
 
 /// One GET, bounded by `timeout`.
-async fn read(client: &Client, k: &Key, timeout: Duration) -> State {
+async fn read(client: &Client, k: &Key, timeout: Duration) -> Outcome {
     let answer = match k.kind {
         Kind::Secret => {
             let api: Api<Secret> = Api::namespaced(client.clone(), &k.namespace);
@@ -358,13 +396,13 @@ async fn read(client: &Client, k: &Key, timeout: Duration) -> State {
         }
     };
     match answer {
-        Ok(Ok(data)) => State::Read(data),
-        Ok(Err(kube::Error::Api(s))) => State::Failed(format!(
+        Ok(Ok(data)) => Outcome::Read(data),
+        Ok(Err(kube::Error::Api(s))) => Outcome::Refused(format!(
             "GET answered {} {}: {}",
             s.code, s.reason, s.message
         )),
-        Ok(Err(e)) => State::Failed(format!("GET failed: {e}")),
-        Err(_) => State::Failed(format!("GET did not answer within {timeout:?}")),
+        Ok(Err(e)) => Outcome::Unreachable(format!("GET failed: {e}")),
+        Err(_) => Outcome::Unreachable(format!("GET did not answer within {timeout:?}")),
     }
 }
 
@@ -460,40 +498,56 @@ mod tests {
         assert_eq!(c.take_waited(), vec![key("s")]);
         assert!(c.take_waited().is_empty());
         let data = BTreeMap::from([("k".to_owned(), b"v".to_vec())]);
-        assert!(c.landed(&key("s"), State::Read(data.clone())));
+        assert!(c.landed(&key("s"), Outcome::Read(data.clone())));
         // The same answer again changes nothing (no regeneration).
-        assert!(!c.landed(&key("s"), State::Read(data)));
+        assert!(!c.landed(&key("s"), Outcome::Read(data)));
         assert_eq!(
             c.lookup(&key("s"), "k", t).0,
             Lookup::Read(Some("v".into()))
         );
         assert_eq!(c.lookup(&key("s"), "other", t).0, Lookup::Read(None));
         assert!(c.take_waited().is_empty());
-        assert!(c.landed(&key("s"), State::Failed("403".into())));
+        // The API server unreachable: what was read stays.
+        assert!(!c.landed(&key("s"), Outcome::Unreachable("connect".into())));
+        assert_eq!(
+            c.lookup(&key("s"), "k", t).0,
+            Lookup::Read(Some("v".into()))
+        );
+        assert!(c.landed(&key("s"), Outcome::Refused("403".into())));
         assert_eq!(c.lookup(&key("s"), "k", t).0, Lookup::Failed("403".into()));
+        // A first read that cannot reach the API server fails (as the Go allocator's GET).
+        c.lookup(&key("t"), "k", t);
+        assert!(c.landed(&key("t"), Outcome::Unreachable("connect".into())));
+        assert_eq!(
+            c.lookup(&key("t"), "k", t).0,
+            Lookup::Failed("connect".into())
+        );
     }
 
     #[test]
     fn names_are_read_again_each_period_and_forgotten_when_unused() {
         let mut c = Cache::default();
         let refresh = Duration::from_secs(60);
+        let retry = Duration::from_secs(5);
         let t0 = Instant::now();
         c.begin();
         c.lookup(&key("a"), "k", t0);
         c.end();
         // Its first read was just started (by the lookup): not due again yet.
-        assert!(c.due(t0, refresh).is_empty());
-        assert!(c.due(t0 + Duration::from_secs(59), refresh).is_empty());
+        assert!(c.due(t0, refresh, retry).is_empty());
+        assert!(c
+            .due(t0 + Duration::from_secs(59), refresh, retry)
+            .is_empty());
         let t1 = t0 + Duration::from_secs(60);
-        assert_eq!(c.due(t1, refresh), vec![key("a")]);
-        assert!(c.due(t1, refresh).is_empty());
+        assert_eq!(c.due(t1, refresh, retry), vec![key("a")]);
+        assert!(c.due(t1, refresh, retry).is_empty());
         // A change reported by the metadata watch: due at once.
         assert!(c.stale(&key("a")));
         assert!(!c.stale(&key("b")));
-        assert_eq!(c.due(t1, refresh), vec![key("a")]);
+        assert_eq!(c.due(t1, refresh, retry), vec![key("a")]);
         // Kept while no computation completes, however long (the jobs are not recomputed
         // while nothing changes).
-        assert_eq!(c.due(t1 + 10 * refresh, refresh), vec![key("a")]);
+        assert_eq!(c.due(t1 + 10 * refresh, refresh, retry), vec![key("a")]);
         // A computation that names it keeps it; one that completes without it forgets it.
         c.begin();
         c.lookup(&key("a"), "k", t1);
@@ -505,5 +559,26 @@ mod tests {
         assert!(!c.stale(&key("a")));
         assert!(c.stale(&key("b")));
         assert_eq!(c.lookup(&key("a"), "k", t1), (Lookup::Pending, true));
+    }
+
+    #[test]
+    fn a_name_whose_read_failed_is_tried_again_sooner() {
+        let mut c = Cache::default();
+        let (refresh, retry) = (Duration::from_secs(60), Duration::from_secs(5));
+        let t0 = Instant::now();
+        c.lookup(&key("a"), "k", t0);
+        c.landed(&key("a"), Outcome::Unreachable("connect".into()));
+        assert!(c
+            .due(t0 + Duration::from_secs(4), refresh, retry)
+            .is_empty());
+        let t1 = t0 + retry;
+        assert_eq!(c.due(t1, refresh, retry), vec![key("a")]);
+        c.landed(
+            &key("a"),
+            Outcome::Read(BTreeMap::from([("k".to_owned(), b"v".to_vec())])),
+        );
+        // Read: back to the refresh period.
+        assert!(c.due(t1 + retry, refresh, retry).is_empty());
+        assert_eq!(c.due(t1 + refresh, refresh, retry), vec![key("a")]);
     }
 }

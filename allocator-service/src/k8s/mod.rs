@@ -243,6 +243,8 @@ async fn watch<K>(
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let mut backoff = Backoff::new();
+    // When the current streak of refusals started (None: the last attempt was not refused).
+    let mut refused_since: Option<std::time::Instant> = None;
     loop {
         let stream = watcher(api.clone(), watcher::Config::default());
         let mut stream = std::pin::pin!(stream);
@@ -256,6 +258,7 @@ async fn watch<K>(
                         watcher::Event::InitApply(_) => {}
                         watcher::Event::InitDone => {
                             backoff.reset();
+                            refused_since = None;
                             synced.store(true, Ordering::Release);
                             if denied.swap(false, Ordering::AcqRel) {
                                 tracing::info!(resource = what, "may be listed again");
@@ -265,6 +268,7 @@ async fn watch<K>(
                         }
                         watcher::Event::Apply(_) | watcher::Event::Delete(_) => {
                             backoff.reset();
+                            refused_since = None;
                             generation.fetch_add(1, Ordering::AcqRel);
                         }
                     }
@@ -272,12 +276,26 @@ async fn watch<K>(
                 }
                 Err(e) => e,
             };
-            let pause = backoff.step();
             let Some(why) = unavailable(&e) else {
+                // The API server unreachable, restarting or expiring the watch: what was
+                // listed stays, and the next attempt comes soon (at most 5 s apart), so a
+                // restarted API server is read again within seconds.
+                let pause = backoff.step().min(UNREACHABLE_PAUSE);
                 tracing::warn!(resource = what, error = %e, retry_in = ?pause, "watch error; retrying");
                 tokio::time::sleep(pause).await;
                 continue;
             };
+            let pause = backoff.step();
+            let since = *refused_since.get_or_insert_with(std::time::Instant::now);
+            // A kind listed before counts as unavailable only once the refusal persists: an
+            // API server that has just started answers 403 for a moment, before its
+            // authorizer has synced, and emptying the kind then would serve every job of it
+            // as gone while ready.
+            if synced.load(Ordering::Acquire) && since.elapsed() < REFUSAL_PERSISTS {
+                tracing::debug!(resource = what, error = %e, retry_in = ?pause, "{why}; retrying before taking it as unavailable");
+                tokio::time::sleep(pause).await;
+                break;
+            }
             if !denied.swap(true, Ordering::AcqRel) {
                 generation.fetch_add(1, Ordering::AcqRel);
                 match need {
@@ -300,6 +318,12 @@ async fn watch<K>(
         }
     }
 }
+
+/// How long a listed kind must stay refused (403, 404) before it is taken as unavailable.
+const REFUSAL_PERSISTS: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The longest pause after a failure that is not a refusal (the API server unreachable).
+const UNREACHABLE_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why a watch failed, when the kind is unavailable rather than the request failing: the API
 /// server refused the service account (403), or does not serve the kind (404, a CRD that is not
