@@ -124,6 +124,9 @@ struct Entry {
     /// The last read failed (refused, or unreachable): read again after [`Timing::retry`],
     /// not the full refresh period.
     failed: bool,
+    /// The number of the latest read started ([`Cache::start_read`]): an answer to an
+    /// earlier one that lands after it is stale.
+    reading: u64,
 }
 
 /// The names read so far, and which are waited for during one computation of the jobs.
@@ -148,6 +151,7 @@ impl Cache {
                 used: 0,
                 read: Some(now),
                 failed: false,
+                reading: 0,
             }
         });
         e.used = self.pass;
@@ -180,9 +184,18 @@ impl Cache {
         std::mem::take(&mut self.waited)
     }
 
-    /// Record a read's outcome; whether what lookups find changed.
-    pub fn landed(&mut self, k: &Key, outcome: Outcome) -> bool {
-        let Some(e) = self.entries.get_mut(k) else {
+    /// A read of `k` starts: its number, for [`Cache::landed`] (None: `k` is forgotten).
+    pub fn start_read(&mut self, k: &Key) -> Option<u64> {
+        let e = self.entries.get_mut(k)?;
+        e.reading += 1;
+        Some(e.reading)
+    }
+
+    /// Record the outcome of read number `read`; whether what lookups find changed. The
+    /// answer to a read older than the latest started is dropped (a re-read asked for while
+    /// one was in flight may answer first).
+    pub fn landed(&mut self, k: &Key, read: u64, outcome: Outcome) -> bool {
+        let Some(e) = self.entries.get_mut(k).filter(|e| e.reading == read) else {
             return false;
         };
         e.failed = !matches!(outcome, Outcome::Read(_));
@@ -355,6 +368,11 @@ async fn reader(
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
+            let Some(b) = by_name.upgrade() else { return };
+            let Some(number) = b.cache.lock().start_read(&k) else {
+                continue;
+            };
+            drop(b);
             let (by_name, client, generation) =
                 (by_name.clone(), client.clone(), generation.clone());
             tokio::spawn(async move {
@@ -364,7 +382,7 @@ async fn reader(
                 if let Outcome::Refused(why) | Outcome::Unreachable(why) = &outcome {
                     tracing::debug!(object = %k, error = %why, "by-name read failed");
                 }
-                let changed = b.cache.lock().landed(&k, outcome.clone());
+                let changed = b.cache.lock().landed(&k, number, outcome.clone());
                 if changed {
                     match &outcome {
                         Outcome::Refused(why) | Outcome::Unreachable(why) => {
@@ -480,6 +498,12 @@ async fn watch_secret_metadata(
 mod tests {
     use super::*;
 
+    /// A read started and answered at once.
+    fn land(c: &mut Cache, k: &Key, outcome: Outcome) -> bool {
+        let read = c.start_read(k).expect("a cached name");
+        c.landed(k, read, outcome)
+    }
+
     fn key(name: &str) -> Key {
         Key {
             kind: Kind::Secret,
@@ -498,9 +522,9 @@ mod tests {
         assert_eq!(c.take_waited(), vec![key("s")]);
         assert!(c.take_waited().is_empty());
         let data = BTreeMap::from([("k".to_owned(), b"v".to_vec())]);
-        assert!(c.landed(&key("s"), Outcome::Read(data.clone())));
+        assert!(land(&mut c, &key("s"), Outcome::Read(data.clone())));
         // The same answer again changes nothing (no regeneration).
-        assert!(!c.landed(&key("s"), Outcome::Read(data)));
+        assert!(!land(&mut c, &key("s"), Outcome::Read(data)));
         assert_eq!(
             c.lookup(&key("s"), "k", t).0,
             Lookup::Read(Some("v".into()))
@@ -508,16 +532,24 @@ mod tests {
         assert_eq!(c.lookup(&key("s"), "other", t).0, Lookup::Read(None));
         assert!(c.take_waited().is_empty());
         // The API server unreachable: what was read stays.
-        assert!(!c.landed(&key("s"), Outcome::Unreachable("connect".into())));
+        assert!(!land(
+            &mut c,
+            &key("s"),
+            Outcome::Unreachable("connect".into())
+        ));
         assert_eq!(
             c.lookup(&key("s"), "k", t).0,
             Lookup::Read(Some("v".into()))
         );
-        assert!(c.landed(&key("s"), Outcome::Refused("403".into())));
+        assert!(land(&mut c, &key("s"), Outcome::Refused("403".into())));
         assert_eq!(c.lookup(&key("s"), "k", t).0, Lookup::Failed("403".into()));
         // A first read that cannot reach the API server fails (as the Go allocator's GET).
         c.lookup(&key("t"), "k", t);
-        assert!(c.landed(&key("t"), Outcome::Unreachable("connect".into())));
+        assert!(land(
+            &mut c,
+            &key("t"),
+            Outcome::Unreachable("connect".into())
+        ));
         assert_eq!(
             c.lookup(&key("t"), "k", t).0,
             Lookup::Failed("connect".into())
@@ -567,18 +599,36 @@ mod tests {
         let (refresh, retry) = (Duration::from_secs(60), Duration::from_secs(5));
         let t0 = Instant::now();
         c.lookup(&key("a"), "k", t0);
-        c.landed(&key("a"), Outcome::Unreachable("connect".into()));
+        land(&mut c, &key("a"), Outcome::Unreachable("connect".into()));
         assert!(c
             .due(t0 + Duration::from_secs(4), refresh, retry)
             .is_empty());
         let t1 = t0 + retry;
         assert_eq!(c.due(t1, refresh, retry), vec![key("a")]);
-        c.landed(
+        land(
+            &mut c,
             &key("a"),
             Outcome::Read(BTreeMap::from([("k".to_owned(), b"v".to_vec())])),
         );
         // Read: back to the refresh period.
         assert!(c.due(t1 + retry, refresh, retry).is_empty());
         assert_eq!(c.due(t1 + refresh, refresh, retry), vec![key("a")]);
+    }
+
+    #[test]
+    fn an_answer_to_an_older_read_that_lands_last_is_dropped() {
+        let mut c = Cache::default();
+        let t = Instant::now();
+        c.lookup(&key("s"), "k", t);
+        let value =
+            |v: &str| Outcome::Read(BTreeMap::from([("k".to_owned(), v.as_bytes().to_vec())]));
+        let first = c.start_read(&key("s")).unwrap();
+        let second = c.start_read(&key("s")).unwrap();
+        assert!(c.landed(&key("s"), second, value("new")));
+        assert!(!c.landed(&key("s"), first, value("old")));
+        assert_eq!(
+            c.lookup(&key("s"), "k", t).0,
+            Lookup::Read(Some("new".into()))
+        );
     }
 }
