@@ -661,21 +661,27 @@ impl Allocator {
             let t = *self.targets.get(slot);
             self.loads.job_total[t.job as usize] += 1;
             let to = self.placer.choose_in(&t, bucket, &self.ctx());
-            if to == NONE {
-                // Left unassigned (no collector for it yet).
-                self.loads.unassigned += 1;
-                continue;
-            }
-            self.targets.get_mut(slot).collector = to;
-            self.loads.add(to, t.job, t.weight);
-            // From no collector: the old pair added nothing to the digest.
-            self.digest ^= self.digest_pair(t.key, to);
-            self.moves.push(Move {
-                key: TargetKey(t.key),
-                from: None,
-                to: Some(CollectorId(to)),
-            });
+            self.place_first(slot, &t, to);
         }
+    }
+
+    /// A fresh record's first placement: on collector `to`, or left unassigned (`NONE`: no
+    /// collector for it yet).
+    #[inline]
+    fn place_first(&mut self, slot: u32, t: &TargetRecord, to: u32) {
+        if to == NONE {
+            self.loads.unassigned += 1;
+            return;
+        }
+        self.targets.get_mut(slot).collector = to;
+        self.loads.add(to, t.job, t.weight);
+        // From no collector: the old pair added nothing to the digest.
+        self.digest ^= self.digest_pair(t.key, to);
+        self.moves.push(Move {
+            key: TargetKey(t.key),
+            from: None,
+            to: Some(CollectorId(to)),
+        });
     }
 
     /// Place a first allocation whose records [`Targets::insert_fresh_distinct`] has just
@@ -708,20 +714,7 @@ impl Allocator {
                 Some(run) if self.placer.least_weighted(&t) => run.choose(t.job, &self.loads),
                 _ => self.placer.choose_in(&t, bucket, &self.ctx()),
             };
-            if to == NONE {
-                // Left unassigned (no collector for it yet).
-                self.loads.unassigned += 1;
-            } else {
-                self.targets.get_mut(slot).collector = to;
-                self.loads.add(to, t.job, t.weight);
-                // From no collector: the old pair added nothing to the digest.
-                self.digest ^= self.digest_pair(t.key, to);
-                self.moves.push(Move {
-                    key: TargetKey(t.key),
-                    from: None,
-                    to: Some(CollectorId(to)),
-                });
-            }
+            self.place_first(slot, &t, to);
             if let Some(run) = &mut run {
                 run.placed(to, t.job, &self.loads);
             }
