@@ -313,9 +313,7 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
                     "labels": {"env": "prod"}}}}),
         ),
     );
-    let mock = api.clone().serve().await;
-    let cfg = allocator_service::parse(CONFIG, std::path::Path::new(".")).unwrap();
-    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let service = start_on(&api).await;
     let addr = service.addr;
 
     // Jobs: the selected resources and the kubernetes_sd job; not the unselected ones.
@@ -949,9 +947,7 @@ async fn forbidden_kinds_hold_readiness_only_when_an_answer_needs_them() {
         )
     };
     api.apply("servicemonitors", sm("api", sm_spec.clone()));
-    let mock = api.clone().serve().await;
-    let cfg = allocator_service::parse(CONFIG, std::path::Path::new(".")).unwrap();
-    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let service = start_on(&api).await;
     let addr = service.addr;
 
     until(addr, "/jobs", "the monitor's job", |v| {
@@ -1374,6 +1370,25 @@ fn site_probe(name: &str) -> Value {
     )
 }
 
+/// The service with [`CONFIG`] on the mock API server `api` (served from now on).
+async fn start_on(api: &MockApi) -> common::Running {
+    let mock = api.clone().serve().await;
+    let cfg = allocator_service::parse(CONFIG, std::path::Path::new(".")).unwrap();
+    common::start(cfg, Some(mock_kube::client(mock))).await
+}
+
+/// The ServiceMonitor `shop/api` of the `api` Service's `metrics` port.
+fn api_monitor() -> Value {
+    monitor(
+        "ServiceMonitor",
+        "monitoring.coreos.com/v1",
+        "shop",
+        "api",
+        json!({}),
+        json!({"selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]}),
+    )
+}
+
 fn has_job(v: &Value, job: &str) -> bool {
     v.as_object().unwrap().contains_key(job)
 }
@@ -1388,20 +1403,8 @@ async fn a_missing_crd_is_read_as_none_and_picked_up_once_installed() {
     one_collector_and_the_api_service(&api);
     api.installed("scrapeconfigs", false);
     api.installed("probes", false);
-    api.apply(
-        "servicemonitors",
-        monitor(
-            "ServiceMonitor",
-            "monitoring.coreos.com/v1",
-            "shop",
-            "api",
-            json!({}),
-            json!({"selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]}),
-        ),
-    );
-    let mock = api.clone().serve().await;
-    let cfg = allocator_service::parse(CONFIG, std::path::Path::new(".")).unwrap();
-    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    api.apply("servicemonitors", api_monitor());
+    let service = start_on(&api).await;
     let addr = service.addr;
     until(
         addr,
@@ -1443,20 +1446,8 @@ async fn a_missing_crd_is_read_as_none_and_picked_up_once_installed() {
 async fn kinds_refused_after_their_list_are_read_as_none_or_reported() {
     let api = MockApi::new();
     one_collector_and_the_api_service(&api);
-    api.apply(
-        "servicemonitors",
-        monitor(
-            "ServiceMonitor",
-            "monitoring.coreos.com/v1",
-            "shop",
-            "api",
-            json!({}),
-            json!({"selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]}),
-        ),
-    );
-    let mock = api.clone().serve().await;
-    let cfg = allocator_service::parse(CONFIG, std::path::Path::new(".")).unwrap();
-    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    api.apply("servicemonitors", api_monitor());
+    let service = start_on(&api).await;
     let addr = service.addr;
     until(addr, "/jobs", "the monitor's job", |v| {
         has_job(v, "serviceMonitor/shop/api/0")
@@ -1526,9 +1517,7 @@ async fn a_refused_kind_is_retried_with_a_growing_pause() {
     let api = MockApi::new();
     one_collector_and_the_api_service(&api);
     api.forbid("ingresses");
-    let mock = api.clone().serve().await;
-    let cfg = allocator_service::parse(CONFIG, std::path::Path::new(".")).unwrap();
-    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let service = start_on(&api).await;
     let started = std::time::Instant::now();
     until(service.addr, "/jobs", "ready", |_| true).await;
     tokio::time::sleep(Duration::from_secs(8).saturating_sub(started.elapsed())).await;
@@ -1546,20 +1535,8 @@ async fn a_refused_kind_is_retried_with_a_growing_pause() {
 async fn a_brief_refusal_after_the_list_changes_nothing() {
     let api = MockApi::new();
     one_collector_and_the_api_service(&api);
-    api.apply(
-        "servicemonitors",
-        monitor(
-            "ServiceMonitor",
-            "monitoring.coreos.com/v1",
-            "shop",
-            "api",
-            json!({}),
-            json!({"selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]}),
-        ),
-    );
-    let mock = api.clone().serve().await;
-    let cfg = allocator_service::parse(CONFIG, std::path::Path::new(".")).unwrap();
-    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    api.apply("servicemonitors", api_monitor());
+    let service = start_on(&api).await;
     let addr = service.addr;
     until(addr, "/jobs", "the monitor's job", |v| {
         has_job(v, "serviceMonitor/shop/api/0")
