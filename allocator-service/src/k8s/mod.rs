@@ -243,8 +243,9 @@ async fn watch<K>(
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let mut backoff = Backoff::new();
-    // When the current streak of refusals started (None: the last attempt was not refused).
-    let mut refused_since: Option<std::time::Instant> = None;
+    // When the current streak of refusals started, and how many attempts it holds (None: the
+    // last attempt was not refused).
+    let mut refused_since: Option<(std::time::Instant, u32)> = None;
     loop {
         let stream = watcher(api.clone(), watcher::Config::default());
         let mut stream = std::pin::pin!(stream);
@@ -277,21 +278,32 @@ async fn watch<K>(
                 Err(e) => e,
             };
             let Some(why) = unavailable(&e) else {
-                // The API server unreachable, restarting or expiring the watch: what was
-                // listed stays, and the next attempt comes soon (at most 5 s apart), so a
-                // restarted API server is read again within seconds.
-                let pause = backoff.step().min(UNREACHABLE_PAUSE);
+                // The API server unreachable or restarting: what was listed stays, and the next
+                // attempt comes soon (at most 5 s apart), so a restarted API server is read
+                // again within seconds; a watch that expired (410) lists again at once, as
+                // client-go's reflector does.
+                let cap = if expired(&e) {
+                    EXPIRED_PAUSE
+                } else {
+                    UNREACHABLE_PAUSE
+                };
+                let pause = backoff.step().min(cap);
                 tracing::warn!(resource = what, error = %e, retry_in = ?pause, "watch error; retrying");
                 tokio::time::sleep(pause).await;
                 continue;
             };
             let pause = backoff.step();
-            let since = *refused_since.get_or_insert_with(std::time::Instant::now);
-            // A kind listed before counts as unavailable only once the refusal persists: an
-            // API server that has just started answers 403 for a moment, before its
-            // authorizer has synced, and emptying the kind then would serve every job of it
-            // as gone while ready.
-            if synced.load(Ordering::Acquire) && since.elapsed() < REFUSAL_PERSISTS {
+            let (since, attempts) = refused_since.get_or_insert((std::time::Instant::now(), 0));
+            *attempts += 1;
+            // A kind listed before counts as unavailable only once the refusal persists, over
+            // several attempts at most 2 s apart: an API server that has just started answers
+            // 403 for a moment, before its authorizer has synced, and emptying the kind then
+            // would serve every job of it as gone while ready. (Attempts far apart could meet
+            // two such moments of two restarts.)
+            if synced.load(Ordering::Acquire)
+                && (since.elapsed() < REFUSAL_PERSISTS || *attempts < REFUSALS_TO_PERSIST)
+            {
+                let pause = pause.min(BRIEF_REFUSAL_PAUSE);
                 tracing::debug!(resource = what, error = %e, retry_in = ?pause, "{why}; retrying before taking it as unavailable");
                 tokio::time::sleep(pause).await;
                 break;
@@ -319,11 +331,27 @@ async fn watch<K>(
     }
 }
 
-/// How long a listed kind must stay refused (403, 404) before it is taken as unavailable.
+/// How long a listed kind must stay refused (403, 404), over how many attempts at most
+/// [`BRIEF_REFUSAL_PAUSE`] apart, before it is taken as unavailable.
 const REFUSAL_PERSISTS: std::time::Duration = std::time::Duration::from_secs(10);
+const REFUSALS_TO_PERSIST: u32 = 5;
+const BRIEF_REFUSAL_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The pause before listing again after a watch expired (410 Gone): at once, nearly.
+const EXPIRED_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The longest pause after a failure that is not a refusal (the API server unreachable).
 const UNREACHABLE_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether the watch's resource version expired (410 Gone): the watcher lists again.
+fn expired(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::WatchError(s) => s.code == 410,
+        watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 410,
+        _ => false,
+    }
+}
 
 /// Why a watch failed, when the kind is unavailable rather than the request failing: the API
 /// server refused the service account (403), or does not serve the kind (404, a CRD that is not
