@@ -19,10 +19,10 @@ pub fn prom_duration(s: &str) -> Result<Duration, String> {
 
 /// Prometheus 3 label names (UTF-8 validation): any non-empty string.
 pub fn label_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        Err("\"\" is not a valid label name".into())
-    } else {
+    if NameScheme::Utf8.valid(name) {
         Ok(())
+    } else {
+        Err(format!("{name:?} is not a valid label name"))
     }
 }
 
