@@ -75,7 +75,53 @@ pub struct File {
     /// Several replicas with a leader elected through a Lease (history-dependent strategies).
     #[serde(default)]
     pub replication: Option<crate::replica::ReplicationFile>,
+    /// The Go allocator's self-telemetry (OTLP push of its own metrics). Accepted when it
+    /// configures no reader, as the Go allocator then does nothing with it; a reader is refused
+    /// by name (`check_telemetry`): this service's metrics are scraped from `/metrics`.
+    #[serde(default)]
+    pub telemetry: Option<serde_yaml::Value>,
     pub config: PromConfig,
+}
+
+/// Refuse a `telemetry` section that asks for a metric reader: pushing the allocator's own
+/// metrics over OTLP is not built, and accepting it would drop them silently.
+fn check_telemetry(telemetry: Option<&serde_yaml::Value>) -> Result<(), String> {
+    let Some(t) = telemetry.filter(|t| !t.is_null()) else {
+        return Ok(());
+    };
+    let Some(t) = t.as_mapping() else {
+        return Err("telemetry: expected a mapping".into());
+    };
+    let metrics = t.get("metrics").filter(|m| !m.is_null());
+    if let Some(other) = t.keys().find(|k| k.as_str() != Some("metrics")) {
+        return Err(format!(
+            "telemetry: unknown key {other:?}; expected metrics"
+        ));
+    }
+    let readers = match metrics {
+        None => return Ok(()),
+        Some(m) => match m.as_mapping() {
+            Some(m) => m.get("readers").filter(|r| !r.is_null()),
+            None => return Err("telemetry.metrics: expected a mapping".into()),
+        },
+    };
+    let readers = match readers.map(|r| r.as_sequence()) {
+        None => return Ok(()),
+        Some(Some(r)) => r,
+        Some(None) => return Err("telemetry.metrics.readers: expected a list".into()),
+    };
+    // The Go allocator skips a reader without `periodic`, its only kind.
+    let pushes = readers
+        .iter()
+        .any(|r| r.get("periodic").is_some_and(|p| !p.is_null()));
+    if pushes {
+        Err("telemetry.metrics.readers: pushing the allocator's own metrics over \
+             OTLP is not supported by this service; scrape its /metrics endpoint instead and remove \
+             the readers"
+            .into())
+    } else {
+        Ok(())
+    }
 }
 
 /// `observed_load`: see [`crate::loads`].
@@ -871,6 +917,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
     // Durations as Prometheus' loader resolves and writes them (`/scrape_configs` and the
     // seeded `__scrape_interval__` / `__scrape_timeout__` labels show these).
     resolve_global(&mut file.config.global)?;
+    check_telemetry(file.telemetry.as_ref())?;
     crate::validate::config(&file)?;
     crate::scrape_defaults::check_global(&file.config.global)?;
     for (i, sc) in file.config.scrape_configs.iter_mut().enumerate() {
@@ -1496,6 +1543,36 @@ pub mod yaml11 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The Go allocator's `telemetry` section: no reader (or a reader without `periodic`, which
+    /// it skips) loads; a push reader is refused naming the key, not as an unknown field.
+    #[test]
+    fn telemetry_without_a_push_reader_loads_and_with_one_is_refused_by_name() {
+        let with = |t: &str| {
+            parse(
+                &format!("{t}\nconfig:\n  scrape_configs: []\n"),
+                Path::new("."),
+            )
+        };
+        for ok in [
+            "telemetry: {}",
+            "telemetry:",
+            "telemetry:\n  metrics: {}",
+            "telemetry:\n  metrics:\n    readers: []",
+            "telemetry:\n  metrics:\n    readers:\n      - {}",
+        ] {
+            assert!(with(ok).is_ok(), "{ok}: {:?}", with(ok).err());
+        }
+        let push = "telemetry:\n  metrics:\n    readers:\n      - periodic:\n          interval: 60000\n          exporter:\n            otlp_http:\n              endpoint: http://c:4318";
+        let e = with(push).err().expect("refused");
+        assert!(e.starts_with("telemetry.metrics.readers: pushing"), "{e}");
+        let e = with("telemetry:\n  traces: {}").err().expect("refused");
+        assert!(e.contains("telemetry: unknown key"), "{e}");
+        let e = with("telemetry:\n  metrics:\n    readers: 3")
+            .err()
+            .expect("refused");
+        assert!(e.contains("expected a list"), "{e}");
+    }
 
     /// Cases of Go's `time.ParseDuration` (its documentation and `time_test.go`
     /// parseDurationTests), negatives excepted (refused here).
