@@ -3,10 +3,12 @@
 //!
 //! Conventions: heavy calls copy their inputs out of Python objects, then release the GIL while
 //! the core works; the `Allocator` class is frozen with an internal read/write lock, so one
-//! instance can be shared between threads; errors are subclasses of `AllocatorError` carrying
+//! instance can be shared between threads (and a forked child never waits on a lock a thread
+//! of its parent held, see `shared`); errors are subclasses of `AllocatorError` carrying
 //! the core's message.
 
 mod args;
+mod shared;
 
 use std::collections::HashMap;
 
@@ -16,11 +18,11 @@ use allocator_core::{
     TargetSpec,
 };
 use numpy::PyArray1;
-use parking_lot::RwLock;
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
+use shared::{Inherited, Shared};
 use target_allocator::ta_result as ResultCode;
 
 create_exception!(
@@ -97,6 +99,41 @@ fn err(e: core::Error) -> PyErr {
 
 fn config_err(e: core::ConfigError) -> PyErr {
     err(core::Error::Config(e))
+}
+
+/// A lock inherited through fork, held by a thread that does not exist in this process: a
+/// `RuntimeError` (a misuse of the process, not a code of the core's table).
+impl From<Inherited> for PyErr {
+    fn from(e: Inherited) -> PyErr {
+        PyRuntimeError::new_err(e.to_string())
+    }
+}
+
+/// Why a call made with the GIL released failed; turned into the exception after it.
+enum Failed {
+    Core(core::Error),
+    Inherited(Inherited),
+}
+
+impl From<core::Error> for Failed {
+    fn from(e: core::Error) -> Failed {
+        Failed::Core(e)
+    }
+}
+
+impl From<Inherited> for Failed {
+    fn from(e: Inherited) -> Failed {
+        Failed::Inherited(e)
+    }
+}
+
+impl From<Failed> for PyErr {
+    fn from(e: Failed) -> PyErr {
+        match e {
+            Failed::Core(e) => err(e),
+            Failed::Inherited(e) => e.into(),
+        }
+    }
 }
 
 /// Owned target columns, collected from Python before the GIL is released, handed to the
@@ -352,6 +389,9 @@ fn parse_strategy(s: &str) -> PyResult<Strategy> {
     s.parse().map_err(config_err)
 }
 
+/// `loads()`: targets and weight per collector.
+type Loads<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>);
+
 /// Assigns Prometheus targets to collectors with the OpenTelemetry Target Allocator's
 /// strategies (bit-compatible with its `consistent-hashing`).
 ///
@@ -364,7 +404,7 @@ fn parse_strategy(s: &str) -> PyResult<Strategy> {
 /// `Allocator.restore` them.
 #[pyclass(frozen, module = "target_allocator._native")]
 struct Allocator {
-    inner: RwLock<core::Allocator>,
+    inner: Shared,
 }
 
 impl Allocator {
@@ -374,13 +414,11 @@ impl Allocator {
         py: Python<'_>,
         f: impl FnOnce(&mut core::Allocator) -> Result<R, core::Error> + Send,
     ) -> PyResult<(R, Moves)> {
-        let (out, raw) = py
-            .detach(|| {
-                let mut a = self.inner.write();
-                let out = f(&mut a)?;
-                Ok((out, RawMoves::of(&a)))
-            })
-            .map_err(err)?;
+        let (out, raw) = py.detach(|| -> Result<_, Failed> {
+            let mut a = self.inner.write()?;
+            let out = f(&mut a)?;
+            Ok((out, RawMoves::of(&a)))
+        })?;
         Ok((out, raw.into_py()))
     }
 
@@ -404,17 +442,15 @@ impl Allocator {
         threads: usize,
         f: impl FnOnce(&mut core::Allocator, &TargetBatch<'_>) -> Result<(), core::Error> + Send,
     ) -> PyResult<(Vec<u64>, Moves)> {
-        let (keys, raw) = py
-            .detach(|| {
-                let columns = LabelColumns::of(rows, weights);
-                let mut hashed = HashedSets::default();
-                KeyHasher::new().hash_label_sets_on(&columns.sets(), threads, &mut hashed)?;
-                let mut a = self.inner.write();
-                f(&mut a, &hashed.batch())?;
-                let raw = RawMoves::of(&a);
-                Ok((std::mem::take(&mut hashed.keys), raw))
-            })
-            .map_err(err)?;
+        let (keys, raw) = py.detach(|| -> Result<_, Failed> {
+            let columns = LabelColumns::of(rows, weights);
+            let mut hashed = HashedSets::default();
+            KeyHasher::new().hash_label_sets_on(&columns.sets(), threads, &mut hashed)?;
+            let mut a = self.inner.write()?;
+            f(&mut a, &hashed.batch())?;
+            let raw = RawMoves::of(&a);
+            Ok((std::mem::take(&mut hashed.keys), raw))
+        })?;
         Ok((keys, raw.into_py()))
     }
 
@@ -531,14 +567,14 @@ impl Allocator {
             zone_skew,
         };
         Ok(Allocator {
-            inner: RwLock::new(core::Allocator::new(config).map_err(err)?),
+            inner: Shared::new(core::Allocator::new(config).map_err(err)?),
         })
     }
 
     /// The configuration as a dict.
     #[getter]
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let c = *self.inner.read().config();
+        let c = *self.inner.read()?.config();
         let d = PyDict::new(py);
         d.set_item("strategy", c.strategy.name())?;
         d.set_item("fallback", c.fallback.map(|s| s.name()))?;
@@ -601,19 +637,19 @@ impl Allocator {
 
     /// The node → zone table as (node, zone) pairs sorted by node (nodes with a zone only).
     #[getter]
-    fn node_zones(&self) -> Vec<(String, String)> {
-        let a = self.inner.read();
-        a.node_zones()
+    fn node_zones(&self) -> PyResult<Vec<(String, String)>> {
+        let a = self.inner.read()?;
+        Ok(a.node_zones()
             .into_iter()
             .map(|(n, z)| (n.to_owned(), z.to_owned()))
-            .collect()
+            .collect())
     }
 
     /// Alive collectors, sorted by name (the order of `stats` and `loads`). For indexes that
     /// must agree with this list under concurrent changes, use the list `lookup_many` returns.
     #[getter]
-    fn collectors(&self) -> Vec<String> {
-        Self::collector_names(&self.inner.read())
+    fn collectors(&self) -> PyResult<Vec<String>> {
+        Ok(Self::collector_names(&*self.inner.read()?))
     }
 
     /// Upsert one target from its discovered labels (any mapping of str to str); returns its
@@ -758,7 +794,7 @@ impl Allocator {
     /// The collector of one target (None: unknown or unassigned).
     fn lookup(&self, key: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
         let key = args::u64_scalar(key, "key")?;
-        let a = self.inner.read();
+        let a = self.inner.read()?;
         Ok(a.collector_of(TargetKey(key))
             .and_then(|c| a.collector_name(c))
             .map(str::to_owned))
@@ -773,8 +809,8 @@ impl Allocator {
         keys: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyArray1<i32>>, Vec<String>)> {
         let keys = args::u64_column(keys, "keys")?;
-        let (out, names) = py.detach(|| {
-            let a = self.inner.read();
+        let (out, names) = py.detach(|| -> Result<_, Inherited> {
+            let a = self.inner.read()?;
             let mut position: HashMap<u32, i32> = HashMap::new();
             let mut names = Vec::new();
             for (i, c) in a.collectors().enumerate() {
@@ -788,8 +824,8 @@ impl Allocator {
                         .map_or(-1, |c| position[&c.index()])
                 })
                 .collect::<Vec<i32>>();
-            (out, names)
-        });
+            Ok((out, names))
+        })?;
         Ok((PyArray1::from_vec(py, out), names))
     }
 
@@ -801,7 +837,7 @@ impl Allocator {
         collector: &str,
         job: Option<&str>,
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
-        let a = self.inner.read();
+        let a = self.inner.read()?;
         let id = a
             .collector_id(collector)
             .ok_or_else(|| err(core::Error::UnknownCollector(collector.to_owned())))?;
@@ -810,18 +846,19 @@ impl Allocator {
     }
 
     /// Jobs with their target counts.
-    fn jobs(&self) -> Vec<(String, u32)> {
-        self.inner
-            .read()
+    fn jobs(&self) -> PyResult<Vec<(String, u32)>> {
+        Ok(self
+            .inner
+            .read()?
             .jobs()
             .into_iter()
             .map(|(j, n)| (j.to_owned(), n))
-            .collect()
+            .collect())
     }
 
     /// Per-collector targets and weight, keyed by collector name.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let a = self.inner.read();
+        let a = self.inner.read()?;
         let d = PyDict::new(py);
         for c in a.collectors() {
             let row = PyDict::new(py);
@@ -834,18 +871,15 @@ impl Allocator {
     }
 
     /// Per-collector target counts and weights as arrays, in `collectors` order.
-    fn loads<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>) {
-        let a = self.inner.read();
+    fn loads<'py>(&self, py: Python<'py>) -> PyResult<Loads<'py>> {
+        let a = self.inner.read()?;
         let (t, w): (Vec<u32>, Vec<u64>) = a.collectors().map(|c| (c.targets, c.weight)).unzip();
-        (PyArray1::from_vec(py, t), PyArray1::from_vec(py, w))
+        Ok((PyArray1::from_vec(py, t), PyArray1::from_vec(py, w)))
     }
 
     /// Totals, balance and move counters.
     fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let a = self.inner.read();
+        let a = self.inner.read()?;
         let s = a.summary();
         let m = a.move_totals();
         let d = PyDict::new(py);
@@ -865,9 +899,9 @@ impl Allocator {
     }
 
     /// The whole state as bytes.
-    fn snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let bytes = py.detach(|| self.inner.read().snapshot());
-        PyBytes::new(py, &bytes)
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = py.detach(|| self.inner.read().map(|a| a.snapshot()))?;
+        Ok(PyBytes::new(py, &bytes))
     }
 
     /// An allocator from `snapshot()` bytes.
@@ -876,22 +910,22 @@ impl Allocator {
         let data = data.to_vec();
         let a = py.detach(|| core::Allocator::restore(&data)).map_err(err)?;
         Ok(Allocator {
-            inner: RwLock::new(a),
+            inner: Shared::new(a),
         })
     }
 
-    fn __len__(&self) -> usize {
-        self.inner.read().len()
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self.inner.read()?.len())
     }
 
-    fn __repr__(&self) -> String {
-        let a = self.inner.read();
-        format!(
+    fn __repr__(&self) -> PyResult<String> {
+        let a = self.inner.read()?;
+        Ok(format!(
             "Allocator(strategy={:?}, collectors={}, targets={})",
             a.config().strategy.name(),
             a.collector_count(),
             a.len()
-        )
+        ))
     }
 }
 
