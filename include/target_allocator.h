@@ -3,7 +3,9 @@
  *
  * Every function returns a ta_result (see the list below; codes are never reused) unless it
  * frees or returns a static string. Failures write a detailed message to the optional, caller-
- * owned ta_error passed last. Strings are ta_str (pointer + length, UTF-8). Arrays are pointer +
+ * owned ta_error passed last. Strings are ta_str (pointer + length): names the library keeps
+ * (collectors, jobs, nodes, zones) must be UTF-8; what it only hashes (label names and values,
+ * addresses) is taken as bytes, as the Go allocator hashes Go strings. Arrays are pointer +
  * length and may be NULL when the length is 0. The library never keeps a caller's pointer after
  * a call.
  *
@@ -282,7 +284,7 @@ typedef struct {
    */
   const uint8_t *data;
   /**
-   * Bytes in `data`.
+   * Bytes in `data`: the end of the last label set (0 when `len` is 0).
    */
   size_t data_len;
   /**
@@ -680,7 +682,8 @@ ta_result ta_error_message(const ta_error *err,
                            size_t *needed);
 
 /**
- * The placement hash of a raw `__address__` (XXH64, as the Go allocator's ring).
+ * The placement hash of a raw `__address__` (XXH64 of its bytes, as the Go allocator's ring;
+ * any bytes, as a Go string may hold).
  *
  * # Safety
  * See the safety contract (top of the header).

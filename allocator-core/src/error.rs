@@ -38,8 +38,9 @@ pub enum ConfigError {
     /// `per-node` falls back to `consistent-hashing` or `least-weighted` only.
     #[error("per-node can fall back to consistent-hashing or least-weighted, not to {0}")]
     PerNodeFallback(crate::config::Strategy),
-    /// The `bounded-hashing` slack must be a finite number in range.
-    #[error("bounded-hashing epsilon must be a finite number in [0, {max}], got {0}", max = crate::config::MAX_EPSILON)]
+    /// The slack of `bounded-hashing` and `rebalancing` must be a finite number in range (it is
+    /// checked whatever the strategy, as every option is).
+    #[error("epsilon (the balance slack of bounded-hashing and rebalancing) must be a finite number in [0, {max}], got {0}", max = crate::config::MAX_EPSILON)]
     Epsilon(f64),
     /// The zone skew must be a finite number in range.
     #[error("zone_skew must be a finite number in [0, {max}], got {0}", max = crate::config::MAX_EPSILON)]

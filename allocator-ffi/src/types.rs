@@ -217,7 +217,7 @@ pub struct ta_label_batch {
     pub len: usize,
     /// The encoded label sets, back to back.
     pub data: *const u8,
-    /// Bytes in `data`.
+    /// Bytes in `data`: the end of the last label set (0 when `len` is 0).
     pub data_len: usize,
     /// End offset in `data` of each label set (`len` entries, non-decreasing).
     pub ends: *const u64,

@@ -257,6 +257,16 @@ impl<'a> Targets<'a> {
                 ));
             }
         }
+        // Bytes after the last set belong to no set: most likely a count off by one.
+        if start != data.len() {
+            return Err(FfiError::new(
+                ta_result::TA_INVALID_ARGUMENT,
+                format!(
+                    "{what}.data_len is {} but the last label set ends at {start}: the bytes after it belong to no label set (is len {n} right?)",
+                    data.len()
+                ),
+            ));
+        }
         // Each set is decoded as the core's hash pass reads it (no array of pairs in between),
         // on `threads` threads for a large batch. A set that is not in the labels encoding
         // ends its labels early and is noted in `fault`; the fault is reported instead of

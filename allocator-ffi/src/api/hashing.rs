@@ -9,7 +9,8 @@ use crate::types::ta_str;
 
 use super::convert::labels;
 
-/// The placement hash of a raw `__address__` (XXH64, as the Go allocator's ring).
+/// The placement hash of a raw `__address__` (XXH64 of its bytes, as the Go allocator's ring;
+/// any bytes, as a Go string may hold).
 ///
 /// # Safety
 /// See the safety contract (top of the header).
@@ -21,9 +22,9 @@ pub unsafe extern "C" fn ta_placement_hash(
 ) -> ta_result {
     call(err, || {
         // SAFETY: forwarded contract.
-        let address = unsafe { handle::string(address, "address") }?;
+        let address = unsafe { handle::slice(address.ptr, address.len, "address") }?;
         // SAFETY: forwarded contract.
-        *unsafe { handle::out(out, "out") }? = PlacementHash::of_address(address).0;
+        *unsafe { handle::out(out, "out") }? = PlacementHash::of_bytes(address).0;
         Ok(())
     })
 }

@@ -594,6 +594,20 @@ static void test_labels_and_snapshot(void) {
   CHECK_RC(ta_apply(ta, &d, NULL, err), TA_INVALID_UTF8);
   error_contains(err, "node name");
 
+  /* Addresses are hashed as bytes too: XXH64 of "\xff:1" (cespare/xxhash v2.3.0 Sum64String). */
+  uint64_t odd = 0;
+  CHECK_RC(ta_placement_hash((ta_str){(const uint8_t *)"\xff:1", 3}, &odd, err), TA_OK);
+  CHECK(odd == 12368082110706171017ULL);
+
+  /* Bytes after the last label set are refused (a count off by one), naming data_len. */
+  blen = enc_label(bad, "__address__", "10.9.9.7:80");
+  bend = blen;
+  d.upsert_labels.data = bad;
+  d.upsert_labels.data_len = blen + 3;
+  d.upsert_labels.ends = &bend;
+  CHECK_RC(ta_apply(ta, &d, NULL, err), TA_INVALID_ARGUMENT);
+  error_contains(err, "data_len");
+
   /* Snapshot round trip, then corrupt bytes. */
   size_t needed;
   CHECK_RC(ta_snapshot(ta, NULL, 0, &needed, err), TA_BUFFER_TOO_SMALL);
