@@ -6,13 +6,68 @@
 use numpy::{PyArrayDescrMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyMapping, PyMappingMethods, PyString};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyMapping, PyMappingMethods, PyString,
+};
 
 /// The Python type name of `obj`, for messages.
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+}
+
+/// A str as UTF-8: a lone surrogate (which `str` allows and UTF-8 cannot hold) is a ValueError
+/// naming the argument, not a bare UnicodeEncodeError.
+fn text(s: &Bound<'_, PyString>, what: &str) -> PyResult<String> {
+    s.to_cow().map(|c| c.into_owned()).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{what}: {} is not valid Unicode text (a lone surrogate cannot be encoded as UTF-8)",
+            s.repr().map_or_else(|_| "?".to_owned(), |r| r.to_string())
+        ))
+    })
+}
+
+/// A real number (int or float, numpy scalars included; not a bool), for the options that
+/// take one.
+pub fn real(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<f64> {
+    let numeric = obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>();
+    if obj.is_instance_of::<PyBool>() || !(numeric || obj.hasattr("__float__")?) {
+        return Err(PyTypeError::new_err(format!(
+            "{what}: expected a number, got {}",
+            type_name(obj)
+        )));
+    }
+    obj.extract::<f64>().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{what}: expected a number representable as a float, got {}",
+            obj.repr()
+                .map_or_else(|_| "?".to_owned(), |r| r.to_string())
+        ))
+    })
+}
+
+/// An optional argument: its default when absent or None, else `check` of it.
+pub fn option<T>(
+    obj: Option<&Bound<'_, PyAny>>,
+    default: T,
+    check: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<T>,
+) -> PyResult<T> {
+    match obj {
+        Some(o) if !o.is_none() => check(o),
+        _ => Ok(default),
+    }
+}
+
+/// A flag: True or False only (an int or other truthy object is a TypeError naming it).
+pub fn flag(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<bool> {
+    match obj.cast::<PyBool>() {
+        Ok(b) => Ok(b.is_true()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{what}: expected True or False, got {}",
+            type_name(obj)
+        ))),
+    }
 }
 
 /// Refuse a bare str or bytes where a list is expected: iterating it would silently make one
@@ -67,9 +122,13 @@ pub fn collectors(items: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<(String,
     for (i, item) in iter.enumerate() {
         let item = item?;
         if let Ok(name) = item.cast::<PyString>() {
-            out.push((name.to_cow()?.into_owned(), None));
-        } else if let Ok((name, node)) = item.extract::<(String, Option<String>)>() {
-            out.push((name, node));
+            out.push((text(name, &format!("{what}[{i}]"))?, None));
+        } else if let Ok((name, node)) =
+            item.extract::<(Bound<'_, PyString>, Option<Bound<'_, PyString>>)>()
+        {
+            let at = format!("{what}[{i}]");
+            let node = node.map(|n| text(&n, &at)).transpose()?;
+            out.push((text(&name, &at)?, node));
         } else {
             return Err(PyTypeError::new_err(format!(
                 "{what}[{i}]: expected a collector name (str) or a (name, node) tuple, got {}",
@@ -88,7 +147,7 @@ pub fn names(items: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<String>> {
         .map(|(i, item)| {
             let item = item?;
             match item.cast::<PyString>() {
-                Ok(s) => Ok(s.to_cow()?.into_owned()),
+                Ok(s) => text(s, &format!("{what}[{i}]")),
                 Err(_) => Err(PyTypeError::new_err(format!(
                     "{what}[{i}]: expected a str, got {}",
                     type_name(&item)
@@ -123,7 +182,7 @@ pub fn labels(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Labels> {
                 type_name(&value)
             ))
         })?;
-        out.push((name.to_cow()?.into_owned(), value.to_cow()?.into_owned()));
+        out.push((text(name, what)?, text(value, what)?));
     }
     Ok(out)
 }
@@ -153,10 +212,8 @@ pub fn label_targets(items: &Bound<'_, PyAny>, what: &str) -> PyResult<LabelRows
                     type_name(&job)
                 ))
             })?;
-            Ok((
-                labels(&l, &format!("{what}[{i}]"))?,
-                job.to_cow()?.into_owned(),
-            ))
+            let at = format!("{what}[{i}]");
+            Ok((labels(&l, &at)?, text(job, &at)?))
         })
         .collect()
 }

@@ -537,19 +537,43 @@ impl Allocator {
     #[new]
     // One parameter per Python keyword argument: the signature is the Python API.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (strategy = "consistent-hashing", *, fallback = None, ring = "v0.10.0", partition_count = 1061, replication_factor = 5, load_factor = 1.1, weighted = false, epsilon = 0.05, max_weight = 0, zone_skew = None))]
+    // The options arrive as Python objects and are checked by `args` (a bool is not a count,
+    // a negative count is a ValueError naming it); the text signature shows the defaults.
+    #[pyo3(
+        signature = (strategy = "consistent-hashing", *, fallback = None, ring = "v0.10.0", partition_count = None, replication_factor = None, load_factor = None, weighted = None, epsilon = None, max_weight = None, zone_skew = None),
+        text_signature = "(strategy='consistent-hashing', *, fallback=None, ring='v0.10.0', partition_count=1061, replication_factor=5, load_factor=1.1, weighted=False, epsilon=0.05, max_weight=0, zone_skew=None)"
+    )]
     fn new(
         strategy: &str,
         fallback: Option<&str>,
         ring: &str,
-        partition_count: u32,
-        replication_factor: u32,
-        load_factor: f64,
-        weighted: bool,
-        epsilon: f64,
-        max_weight: u64,
-        zone_skew: Option<f64>,
+        partition_count: Option<&Bound<'_, PyAny>>,
+        replication_factor: Option<&Bound<'_, PyAny>>,
+        load_factor: Option<&Bound<'_, PyAny>>,
+        weighted: Option<&Bound<'_, PyAny>>,
+        epsilon: Option<&Bound<'_, PyAny>>,
+        max_weight: Option<&Bound<'_, PyAny>>,
+        zone_skew: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let defaults = Config::default();
+        let partition_count = args::option(partition_count, defaults.ring.partition_count, |o| {
+            args::u32_scalar(o, "partition_count")
+        })?;
+        let replication_factor =
+            args::option(replication_factor, defaults.ring.replication_factor, |o| {
+                args::u32_scalar(o, "replication_factor")
+            })?;
+        let load_factor = args::option(load_factor, defaults.ring.load_factor, |o| {
+            args::real(o, "load_factor")
+        })?;
+        let weighted = args::option(weighted, defaults.weighted, |o| args::flag(o, "weighted"))?;
+        let epsilon = args::option(epsilon, defaults.bounded.epsilon, |o| {
+            args::real(o, "epsilon")
+        })?;
+        let max_weight = args::option(max_weight, defaults.bounded.max_weight, |o| {
+            args::u64_scalar(o, "max_weight")
+        })?;
+        let zone_skew = args::option(zone_skew, None, |o| args::real(o, "zone_skew").map(Some))?;
         let config = Config {
             strategy: parse_strategy(strategy)?,
             fallback: fallback.map(parse_strategy).transpose()?,

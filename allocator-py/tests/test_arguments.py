@@ -146,3 +146,52 @@ def test_label_sets_are_any_mapping(wrap):
     assert keys.tolist() == [expect]
     keys, _ = a.set_labels([(wrap(LABELS), "j")])
     assert keys.tolist() == [expect] and len(a) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "needle"),
+    [
+        ({"partition_count": True}, TypeError, "partition_count: expected a non-negative integer"),
+        ({"partition_count": -1}, ValueError, "partition_count: expected an integer from 0"),
+        ({"partition_count": 2**32}, ValueError, "partition_count: expected an integer from 0"),
+        ({"partition_count": 7.0}, TypeError, "partition_count"),
+        ({"replication_factor": False}, TypeError, "replication_factor"),
+        ({"max_weight": -1}, ValueError, "max_weight: expected an integer from 0"),
+        ({"max_weight": 2**64}, ValueError, "max_weight: expected an integer from 0"),
+        ({"weighted": 1}, TypeError, "weighted: expected True or False, got int"),
+        ({"weighted": "yes"}, TypeError, "weighted: expected True or False, got str"),
+        ({"epsilon": True}, TypeError, "epsilon: expected a number, got bool"),
+        ({"epsilon": "0.1"}, TypeError, "epsilon: expected a number, got str"),
+        ({"load_factor": 10**400}, ValueError, "load_factor: expected a number representable"),
+        ({"zone_skew": False}, TypeError, "zone_skew: expected a number, got bool"),
+    ],
+)
+def test_constructor_options_are_checked_naming_them(kwargs, error, needle):
+    with pytest.raises(error, match=needle):
+        ta.Allocator("rebalancing", **kwargs)
+
+
+def test_constructor_options_keep_their_values_and_defaults():
+    c = ta.Allocator(
+        "bounded-hashing",
+        partition_count=np.uint16(271),
+        replication_factor=7,
+        load_factor=2,
+        epsilon=np.float32(0.25),
+        max_weight=np.uint64(2**40),
+    ).config
+    assert (c["partition_count"], c["replication_factor"], c["load_factor"]) == (271, 7, 2.0)
+    assert (c["epsilon"], c["max_weight"]) == (0.25, 2**40)
+    d = ta.Allocator().config
+    assert (d["partition_count"], d["replication_factor"], d["load_factor"]) == (1061, 5, 1.1)
+    assert (d["weighted"], d["epsilon"], d["max_weight"], d["zone_skew"]) == (False, 0.05, 0, None)
+    assert ta.Allocator("least-weighted", weighted=True).config["weighted"] is True
+
+
+def test_a_lone_surrogate_is_a_value_error_naming_the_argument():
+    a = _a()
+    with pytest.raises(ValueError, match=r"collectors\[1\]: .* lone surrogate"):
+        a.set_collectors(["ok", "bad\udc80"])
+    with pytest.raises(ValueError, match=r"targets\[0\]: .* lone surrogate"):
+        a.upsert_labels([({"__address__": "x:1", "n\udc80": "v"}, "job")])
+    assert a.collectors == ["c0", "c1"], "nothing changed"
