@@ -128,6 +128,26 @@ fn pem(what: &str, text: String) -> Result<String, String> {
     }
 }
 
+/// A CA as the operator's asset store checks it (`addTLSAssets`): its first PEM block must be
+/// a certificate that parses (the resource is rejected otherwise, and the collector would fail
+/// to build the scrape pool). Parsed as a trust anchor, which accepts what a CA file holds
+/// (version 1 certificates included) and refuses malformed DER.
+fn ca_certificate(what: &str, text: String) -> Result<String, String> {
+    use rustls_pki_types::pem::{self, SectionKind};
+    // As Go's `pem.Decode`: text before the first block is skipped.
+    match pem::from_buf(&mut text.as_bytes()) {
+        Ok(Some((SectionKind::Certificate, der))) => {
+            let der = rustls_pki_types::CertificateDer::from(der);
+            tokio_rustls::rustls::RootCertStore::empty()
+                .add(der)
+                .map_err(|e| format!("{what}: failed to parse certificate: {e}"))?;
+            Ok(text)
+        }
+        Ok(Some(_)) => Err(format!("{what}: the first PEM block is not a certificate")),
+        Ok(None) | Err(_) => Err(format!("{what}: failed to decode PEM block")),
+    }
+}
+
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
@@ -136,8 +156,13 @@ fn tls_config(r: &Reader<'_>, t: &Value) -> Result<Value, String> {
     let mut out = Map::new();
     for (cr, prom) in [("ca", "ca"), ("cert", "cert")] {
         if let Some(v) = t.get(cr) {
-            if let Some(text) = r.secret_or_config_map(&format!("tlsConfig.{cr}"), v)? {
-                out.insert(prom.into(), json!(pem(&format!("tlsConfig.{cr}"), text)?));
+            let what = format!("tlsConfig.{cr}");
+            if let Some(text) = r.secret_or_config_map(&what, v)? {
+                let text = match cr {
+                    "ca" => ca_certificate(&what, text)?,
+                    _ => pem(&what, text)?,
+                };
+                out.insert(prom.into(), json!(text));
             }
         }
     }
@@ -423,6 +448,28 @@ pub fn http_sd_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The CA check of the operator's asset store: a certificate (here one rcgen made) passes;
+    /// PEM armour around bytes that are no certificate, or a key first, rejects the resource.
+    #[test]
+    fn a_ca_must_be_a_certificate_that_parses() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["ca.test".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let good = format!("# the cluster CA\n{}", cert.pem());
+        assert_eq!(ca_certificate("tlsConfig.ca", good.clone()), Ok(good));
+        let fake = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
+        let e = ca_certificate("tlsConfig.ca", fake.into()).unwrap_err();
+        assert!(e.starts_with("tlsConfig.ca: "), "{e}");
+        let e = ca_certificate("tlsConfig.ca", key.serialize_pem()).unwrap_err();
+        assert_eq!(e, "tlsConfig.ca: the first PEM block is not a certificate");
+        assert_eq!(
+            ca_certificate("tlsConfig.ca", "not pem".into()).unwrap_err(),
+            "tlsConfig.ca: failed to decode PEM block"
+        );
+    }
 
     struct Fixed;
     impl Assets for Fixed {

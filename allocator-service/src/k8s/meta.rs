@@ -3,9 +3,10 @@
 //! `discovery/kubernetes`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{Container, ContainerPort, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::api::networking::v1::Ingress;
 
 pub type Labels = BTreeMap<String, String>;
@@ -58,23 +59,31 @@ pub fn node_labels(node: &Node) -> Labels {
     l
 }
 
-fn pod_ready(pod: &Pod) -> bool {
+/// `__meta_kubernetes_pod_ready`: the status of the pod's `Ready` condition in lower case,
+/// `unknown` without one (Prometheus' `podReady`).
+fn pod_ready(pod: &Pod) -> String {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .map_or_else(|| "unknown".into(), |c| c.status.to_lowercase())
+}
+
+/// `host:port` as Go's `net.JoinHostPort` writes it: an IPv6 address in brackets.
+fn join_host_port(host: &str, port: impl std::fmt::Display) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// The pod-level labels (shared by every target of the pod, and added to endpointslice targets
-/// that point at a pod).
+/// that point at a pod): Prometheus' `podLabels` (the namespace is the target group's).
 pub fn pod_labels(pod: &Pod) -> Labels {
     let mut l = Labels::new();
     let m = &pod.metadata;
     let p = "__meta_kubernetes_pod";
-    l.insert(
-        "__meta_kubernetes_namespace".into(),
-        m.namespace.clone().unwrap_or_default(),
-    );
     l.insert(format!("{p}_name"), m.name.clone().unwrap_or_default());
     object_labels(&mut l, p, m.labels.as_ref(), m.annotations.as_ref());
     let status = pod.status.as_ref();
@@ -82,7 +91,7 @@ pub fn pod_labels(pod: &Pod) -> Labels {
         format!("{p}_ip"),
         status.and_then(|s| s.pod_ip.clone()).unwrap_or_default(),
     );
-    l.insert(format!("{p}_ready"), pod_ready(pod).to_string());
+    l.insert(format!("{p}_ready"), pod_ready(pod));
     l.insert(
         format!("{p}_phase"),
         status.and_then(|s| s.phase.clone()).unwrap_or_default(),
@@ -105,16 +114,82 @@ pub fn pod_labels(pod: &Pod) -> Labels {
         .flatten()
         .find(|o| o.controller == Some(true))
     {
-        l.insert(format!("{p}_controller_kind"), owner.kind.clone());
-        l.insert(format!("{p}_controller_name"), owner.name.clone());
+        // Each only when set, as Prometheus writes them.
+        if !owner.kind.is_empty() {
+            l.insert(format!("{p}_controller_kind"), owner.kind.clone());
+        }
+        if !owner.name.is_empty() {
+            l.insert(format!("{p}_controller_name"), owner.name.clone());
+        }
     }
     l
 }
 
-/// Role `pod`: one target per declared container port, or one per pod (address = pod IP) when
-/// no container declares a port.
+/// A pod's containers then its init containers (native sidecars included), each with whether it
+/// is an init container: the order in which Prometheus visits them.
+fn containers(pod: &Pod) -> impl Iterator<Item = (&Container, bool)> {
+    let spec = pod.spec.as_ref();
+    let main = spec.map(|s| s.containers.as_slice()).unwrap_or_default();
+    let init = spec
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default();
+    main.iter()
+        .map(|c| (c, false))
+        .chain(init.iter().map(|c| (c, true)))
+}
+
+/// The labels of one container port of a pod's target.
+fn container_port_labels(l: &mut Labels, c: &Container, init: bool, port: &ContainerPort) {
+    l.insert(
+        "__meta_kubernetes_pod_container_name".into(),
+        c.name.clone(),
+    );
+    l.insert(
+        "__meta_kubernetes_pod_container_image".into(),
+        c.image.clone().unwrap_or_default(),
+    );
+    l.insert(
+        "__meta_kubernetes_pod_container_port_name".into(),
+        port.name.clone().unwrap_or_default(),
+    );
+    l.insert(
+        "__meta_kubernetes_pod_container_port_number".into(),
+        port.container_port.to_string(),
+    );
+    l.insert(
+        "__meta_kubernetes_pod_container_port_protocol".into(),
+        port.protocol.clone().unwrap_or_default(),
+    );
+    l.insert(
+        "__meta_kubernetes_pod_container_init".into(),
+        init.to_string(),
+    );
+}
+
+/// The id of a container from the pod's (init) container statuses, empty when it has none.
+fn container_id(pod: &Pod, name: &str, init: bool) -> String {
+    let status = pod.status.as_ref();
+    let statuses = if init {
+        status.and_then(|s| s.init_container_statuses.as_deref())
+    } else {
+        status.and_then(|s| s.container_statuses.as_deref())
+    };
+    statuses
+        .unwrap_or_default()
+        .iter()
+        .find(|s| s.name == name)
+        .and_then(|s| s.container_id.clone())
+        .unwrap_or_default()
+}
+
+/// Role `pod` (Prometheus' `buildPod`): for each container and init container, one target per
+/// declared port, or one at the pod IP when it declares none; no target without a pod IP.
 pub fn pod_targets(pod: &Pod) -> Vec<Labels> {
-    let base = pod_labels(pod);
+    let mut base = pod_labels(pod);
+    base.insert(
+        "__meta_kubernetes_namespace".into(),
+        pod.metadata.namespace.clone().unwrap_or_default(),
+    );
     let ip = base
         .get("__meta_kubernetes_pod_ip")
         .cloned()
@@ -123,54 +198,63 @@ pub fn pod_targets(pod: &Pod) -> Vec<Labels> {
         return Vec::new();
     }
     let mut out = Vec::new();
-    let containers = pod
-        .spec
-        .as_ref()
-        .map(|s| s.containers.as_slice())
-        .unwrap_or_default();
-    for c in containers {
-        for port in c.ports.iter().flatten() {
+    for (c, init) in containers(pod) {
+        let id = container_id(pod, &c.name, init);
+        let ports = c.ports.as_deref().unwrap_or_default();
+        if ports.is_empty() {
             let mut l = base.clone();
-            l.insert(
-                "__address__".into(),
-                format!("{ip}:{}", port.container_port),
-            );
+            l.insert("__address__".into(), ip.clone());
             l.insert(
                 "__meta_kubernetes_pod_container_name".into(),
                 c.name.clone(),
             );
+            l.insert("__meta_kubernetes_pod_container_id".into(), id);
             l.insert(
                 "__meta_kubernetes_pod_container_image".into(),
                 c.image.clone().unwrap_or_default(),
             );
             l.insert(
                 "__meta_kubernetes_pod_container_init".into(),
-                "false".into(),
-            );
-            l.insert(
-                "__meta_kubernetes_pod_container_port_name".into(),
-                port.name.clone().unwrap_or_default(),
-            );
-            l.insert(
-                "__meta_kubernetes_pod_container_port_number".into(),
-                port.container_port.to_string(),
-            );
-            l.insert(
-                "__meta_kubernetes_pod_container_port_protocol".into(),
-                port.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                init.to_string(),
             );
             out.push(l);
+            continue;
         }
-    }
-    if out.is_empty() {
-        let mut l = base;
-        l.insert("__address__".into(), ip);
-        out.push(l);
+        for port in ports {
+            let mut l = base.clone();
+            l.insert(
+                "__address__".into(),
+                join_host_port(&ip, port.container_port),
+            );
+            container_port_labels(&mut l, c, init, port);
+            l.insert("__meta_kubernetes_pod_container_id".into(), id.clone());
+            out.push(l);
+        }
     }
     out
 }
 
-/// The service-level labels.
+/// Role `pod` with `attach_metadata.node`: the pod's targets with its node's labels (`node`
+/// answers `node_labels` of a known node), none when its node is unknown (Prometheus drops
+/// pods on nodes missing from its node store).
+pub fn pod_targets_on_nodes(pod: &Pod, node: impl Fn(&str) -> Option<Labels>) -> Vec<Labels> {
+    let name = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .unwrap_or_default();
+    let Some(labels) = node(name) else {
+        return Vec::new();
+    };
+    let mut out = pod_targets(pod);
+    for t in &mut out {
+        t.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    out
+}
+
+/// The service-level labels an EndpointSlice's targets share (Prometheus' `serviceLabels`):
+/// namespace, name, labels and annotations.
 pub fn service_labels(svc: &Service) -> Labels {
     let mut l = Labels::new();
     let m = &svc.metadata;
@@ -188,33 +272,30 @@ pub fn service_labels(svc: &Service) -> Labels {
         m.labels.as_ref(),
         m.annotations.as_ref(),
     );
-    let spec = svc.spec.as_ref();
-    l.insert(
-        "__meta_kubernetes_service_type".into(),
-        spec.and_then(|s| s.type_.clone())
-            .unwrap_or_else(|| "ClusterIP".into()),
-    );
-    if let Some(ip) = spec.and_then(|s| s.cluster_ip.clone()) {
-        l.insert("__meta_kubernetes_service_cluster_ip".into(), ip);
-    }
     l
 }
 
-/// Role `service`: one target per service port, at the service's DNS name.
+/// Role `service` (Prometheus' `buildService`): one target per service port, at the service's
+/// DNS name, with its type and cluster IP (the external name of an `ExternalName` service; the
+/// load balancer IP of a `LoadBalancer` one).
 pub fn service_targets(svc: &Service) -> Vec<Labels> {
     let base = service_labels(svc);
     let (ns, name) = (
         svc.metadata.namespace.clone().unwrap_or_default(),
         svc.metadata.name.clone().unwrap_or_default(),
     );
-    svc.spec
+    let Some(spec) = svc.spec.as_ref() else {
+        return Vec::new();
+    };
+    let kind = spec.type_.clone().unwrap_or_default();
+    spec.ports
         .iter()
-        .flat_map(|s| s.ports.iter().flatten())
+        .flatten()
         .map(|port| {
             let mut l = base.clone();
             l.insert(
                 "__address__".into(),
-                format!("{name}.{ns}.svc:{}", port.port),
+                join_host_port(&format!("{name}.{ns}.svc"), port.port),
             );
             l.insert(
                 "__meta_kubernetes_service_port_name".into(),
@@ -226,8 +307,26 @@ pub fn service_targets(svc: &Service) -> Vec<Labels> {
             );
             l.insert(
                 "__meta_kubernetes_service_port_protocol".into(),
-                port.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                port.protocol.clone().unwrap_or_default(),
             );
+            l.insert("__meta_kubernetes_service_type".into(), kind.clone());
+            if kind == "ExternalName" {
+                l.insert(
+                    "__meta_kubernetes_service_external_name".into(),
+                    spec.external_name.clone().unwrap_or_default(),
+                );
+            } else {
+                l.insert(
+                    "__meta_kubernetes_service_cluster_ip".into(),
+                    spec.cluster_ip.clone().unwrap_or_default(),
+                );
+            }
+            if kind == "LoadBalancer" {
+                l.insert(
+                    "__meta_kubernetes_service_loadbalancer_ip".into(),
+                    spec.load_balancer_ip.clone().unwrap_or_default(),
+                );
+            }
             l
         })
         .collect()
@@ -243,17 +342,77 @@ pub fn slice_service(slice: &EndpointSlice) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// Role `endpointslice`: one target per endpoint address and port, with the slice's, the
-/// service's (when known) and the target pod's (when known) labels.
+/// Whether a slice is the secondary slice of a dual-stack service (its address type is not the
+/// service's first IP family): Prometheus gives it no targets, which would repeat the primary's.
+fn secondary_family(slice: &EndpointSlice, service: Option<&Service>) -> bool {
+    let Some(spec) = service.and_then(|s| s.spec.as_ref()) else {
+        return false;
+    };
+    let dual = matches!(
+        spec.ip_family_policy.as_deref(),
+        Some("PreferDualStack" | "RequireDualStack")
+    );
+    match spec.ip_families.as_deref() {
+        Some([first, ..]) if dual => *first != slice.address_type,
+        _ => false,
+    }
+}
+
+/// The labels of one endpoint of a slice, shared by its addresses and ports.
+fn endpoint_labels(ep: &Endpoint) -> Labels {
+    let mut l = Labels::new();
+    let cond = ep.conditions.as_ref();
+    let p = "__meta_kubernetes_endpointslice";
+    for (name, v) in [
+        ("ready", cond.and_then(|c| c.ready)),
+        ("serving", cond.and_then(|c| c.serving)),
+        ("terminating", cond.and_then(|c| c.terminating)),
+    ] {
+        if let Some(v) = v {
+            l.insert(format!("{p}_endpoint_conditions_{name}"), v.to_string());
+        }
+    }
+    if let Some(h) = &ep.hostname {
+        l.insert(format!("{p}_endpoint_hostname"), h.clone());
+    }
+    if let Some(t) = &ep.target_ref {
+        l.insert(
+            format!("{p}_address_target_kind"),
+            t.kind.clone().unwrap_or_default(),
+        );
+        l.insert(
+            format!("{p}_address_target_name"),
+            t.name.clone().unwrap_or_default(),
+        );
+    }
+    if let Some(n) = &ep.node_name {
+        l.insert(format!("{p}_endpoint_node_name"), n.clone());
+    }
+    if let Some(z) = &ep.zone {
+        l.insert(format!("{p}_endpoint_zone"), z.clone());
+    }
+    for (k, v) in ep.deprecated_topology.iter().flatten() {
+        let n = sanitize(k);
+        l.insert(format!("{p}_endpoint_topology_{n}"), v.clone());
+        l.insert(format!("{p}_endpoint_topology_present_{n}"), "true".into());
+    }
+    l
+}
+
+/// Role `endpointslice` (Prometheus' `buildEndpointSlice`): one target per endpoint, port and
+/// address, with the slice's, the service's (when known) and the target pod's (when known)
+/// labels, and the labels of the pod's container port the endpoint port matches; then, for each
+/// pod met, one target per container port no endpoint port covered. `pod_of(namespace, name)`
+/// finds a pod.
 pub fn endpointslice_targets(
     slice: &EndpointSlice,
     service: Option<&Service>,
-    pod_of: impl Fn(&str, &str) -> Option<Labels>,
+    pod_of: impl Fn(&str, &str) -> Option<Arc<Pod>>,
 ) -> Vec<Labels> {
     let mut base = Labels::new();
     let m = &slice.metadata;
     let ns = m.namespace.clone().unwrap_or_default();
-    base.insert("__meta_kubernetes_namespace".into(), ns.clone());
+    base.insert("__meta_kubernetes_namespace".into(), ns);
     base.insert(
         "__meta_kubernetes_endpointslice_name".into(),
         m.name.clone().unwrap_or_default(),
@@ -271,82 +430,93 @@ pub fn endpointslice_targets(
     if let Some(svc) = service {
         base.extend(service_labels(svc));
     }
+    if secondary_family(slice, service) {
+        return Vec::new();
+    }
+    // The pods met, in the order first met, with the endpoint ports that reached them.
+    let mut seen: Vec<(Arc<Pod>, Vec<i32>)> = Vec::new();
     let mut out = Vec::new();
+    let ports = slice.ports.as_deref().unwrap_or_default();
     for ep in &slice.endpoints {
-        let mut el = base.clone();
-        let cond = ep.conditions.as_ref();
-        let flag = |v: Option<bool>| v.map(|b| b.to_string());
-        if let Some(v) = flag(cond.and_then(|c| c.ready)) {
-            el.insert(
-                "__meta_kubernetes_endpointslice_endpoint_conditions_ready".into(),
-                v,
-            );
-        }
-        if let Some(v) = flag(cond.and_then(|c| c.serving)) {
-            el.insert(
-                "__meta_kubernetes_endpointslice_endpoint_conditions_serving".into(),
-                v,
-            );
-        }
-        if let Some(v) = flag(cond.and_then(|c| c.terminating)) {
-            el.insert(
-                "__meta_kubernetes_endpointslice_endpoint_conditions_terminating".into(),
-                v,
-            );
-        }
-        if let Some(h) = &ep.hostname {
-            el.insert(
-                "__meta_kubernetes_endpointslice_endpoint_hostname".into(),
-                h.clone(),
-            );
-        }
-        if let Some(n) = &ep.node_name {
-            el.insert(
-                "__meta_kubernetes_endpointslice_endpoint_node_name".into(),
-                n.clone(),
-            );
-        }
-        if let Some(z) = &ep.zone {
-            el.insert(
-                "__meta_kubernetes_endpointslice_endpoint_zone".into(),
-                z.clone(),
-            );
-        }
-        if let Some(t) = &ep.target_ref {
-            el.insert(
-                "__meta_kubernetes_endpointslice_address_target_kind".into(),
-                t.kind.clone().unwrap_or_default(),
-            );
-            el.insert(
-                "__meta_kubernetes_endpointslice_address_target_name".into(),
-                t.name.clone().unwrap_or_default(),
-            );
-            if t.kind.as_deref() == Some("Pod") {
-                if let Some(pl) = pod_of(
-                    t.namespace.as_deref().unwrap_or(&ns),
+        let el = endpoint_labels(ep);
+        // Prometheus finds the pod by the reference's own namespace and name.
+        let pod = ep
+            .target_ref
+            .as_ref()
+            .filter(|t| t.kind.as_deref() == Some("Pod"))
+            .and_then(|t| {
+                pod_of(
+                    t.namespace.as_deref().unwrap_or_default(),
                     t.name.as_deref().unwrap_or_default(),
-                ) {
-                    el.extend(pl);
+                )
+            });
+        for port in ports {
+            for addr in &ep.addresses {
+                let mut l = base.clone();
+                l.extend(el.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let address = match port.port {
+                    Some(n) => join_host_port(addr, n),
+                    None => addr.clone(),
+                };
+                l.insert("__address__".into(), address);
+                let p = "__meta_kubernetes_endpointslice_port";
+                if let Some(name) = &port.name {
+                    l.insert(format!("{p}_name"), name.clone());
                 }
+                if let Some(protocol) = &port.protocol {
+                    l.insert(format!("{p}_protocol"), protocol.clone());
+                }
+                if let Some(n) = port.port {
+                    l.insert(p.into(), n.to_string());
+                }
+                if let Some(app) = &port.app_protocol {
+                    l.insert(format!("{p}_app_protocol"), app.clone());
+                }
+                if let Some(pod) = &pod {
+                    l.extend(pod_labels(pod));
+                    if let Some(n) = port.port {
+                        let matching = containers(pod).find_map(|(c, init)| {
+                            let cp = c.ports.iter().flatten().find(|cp| cp.container_port == n);
+                            cp.map(|cp| (c, init, cp))
+                        });
+                        if let Some((c, init, cp)) = matching {
+                            container_port_labels(&mut l, c, init, cp);
+                        }
+                    }
+                    let key = |p: &Pod| (p.metadata.namespace.clone(), p.metadata.name.clone());
+                    let at = match seen.iter().position(|(p, _)| key(p) == key(pod)) {
+                        Some(i) => i,
+                        None => {
+                            seen.push((pod.clone(), Vec::new()));
+                            seen.len() - 1
+                        }
+                    };
+                    if let Some(n) = port.port {
+                        seen[at].1.push(n);
+                    }
+                }
+                out.push(l);
             }
         }
-        for addr in &ep.addresses {
-            for port in slice.ports.iter().flatten() {
-                let Some(number) = port.port else { continue };
-                let mut l = el.clone();
-                l.insert("__address__".into(), format!("{addr}:{number}"));
-                l.insert(
-                    "__meta_kubernetes_endpointslice_port".into(),
-                    number.to_string(),
-                );
-                l.insert(
-                    "__meta_kubernetes_endpointslice_port_name".into(),
-                    port.name.clone().unwrap_or_default(),
-                );
-                l.insert(
-                    "__meta_kubernetes_endpointslice_port_protocol".into(),
-                    port.protocol.clone().unwrap_or_else(|| "TCP".into()),
-                );
+    }
+    for (pod, covered) in &seen {
+        let ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .unwrap_or_default();
+        if ip.is_empty() {
+            continue;
+        }
+        for (c, init) in containers(pod) {
+            for cp in c.ports.iter().flatten() {
+                if covered.contains(&cp.container_port) {
+                    continue;
+                }
+                let mut l = base.clone();
+                l.extend(pod_labels(pod));
+                l.insert("__address__".into(), join_host_port(ip, cp.container_port));
+                container_port_labels(&mut l, c, init, cp);
                 out.push(l);
             }
         }
@@ -486,7 +656,7 @@ mod tests {
                 "labels": {"app.kubernetes.io/name": "api"}, "annotations": {"prometheus.io/scrape": "true"},
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-rs", "uid": "r", "controller": true}]},
             "spec": {"nodeName": "node-a", "containers": [
-                {"name": "server", "image": "api:1", "ports": [{"name": "metrics", "containerPort": 9090}, {"containerPort": 8080, "protocol": "TCP"}]},
+                {"name": "server", "image": "api:1", "ports": [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}, {"containerPort": 8080, "protocol": "TCP"}]},
                 {"name": "sidecar", "image": "proxy:2"}]},
             "status": {"phase": "Running", "podIP": "10.0.0.7", "hostIP": "192.168.0.3",
                 "conditions": [{"type": "Ready", "status": "True"}]}
@@ -495,9 +665,9 @@ mod tests {
     }
 
     #[test]
-    fn pod_role_has_one_target_per_container_port_with_prometheus_names() {
+    fn pod_role_has_one_target_per_container_port_or_port_less_container() {
         let ts = pod_targets(&pod());
-        assert_eq!(ts.len(), 2);
+        assert_eq!(ts.len(), 3);
         let t = &ts[0];
         for (k, v) in [
             ("__address__", "10.0.0.7:9090"),
@@ -527,6 +697,10 @@ mod tests {
             assert_eq!(t.get(k).map(String::as_str), Some(v), "{k}");
         }
         assert_eq!(ts[1]["__address__"], "10.0.0.7:8080");
+        // The port-less sidecar: one target at the pod IP, without port labels.
+        assert_eq!(ts[2]["__address__"], "10.0.0.7");
+        assert_eq!(ts[2]["__meta_kubernetes_pod_container_name"], "sidecar");
+        assert!(!ts[2].contains_key("__meta_kubernetes_pod_container_port_number"));
     }
 
     #[test]
@@ -552,11 +726,14 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(slice_service(&slice), Some("api"));
-        let p = pod();
+        let p = Arc::new(pod());
         let ts = endpointslice_targets(&slice, Some(&svc), |ns, name| {
-            (ns == "shop" && name == "api-7d9f").then(|| pod_labels(&p))
+            (ns == "shop" && name == "api-7d9f").then(|| p.clone())
         });
-        assert_eq!(ts.len(), 1);
+        // The endpoint port, then the pod's container port 8080 no endpoint port covers.
+        assert_eq!(ts.len(), 2);
+        assert_eq!(ts[1]["__address__"], "10.0.0.7:8080");
+        assert_eq!(ts[1]["__meta_kubernetes_pod_container_name"], "server");
         let t = &ts[0];
         for (k, v) in [
             ("__address__", "10.0.0.7:9090"),
@@ -580,6 +757,9 @@ mod tests {
             ("__meta_kubernetes_service_name", "api"),
             ("__meta_kubernetes_pod_name", "api-7d9f"),
             ("__meta_kubernetes_pod_node_name", "node-a"),
+            ("__meta_kubernetes_pod_container_name", "server"),
+            ("__meta_kubernetes_pod_container_port_name", "metrics"),
+            ("__meta_kubernetes_pod_container_init", "false"),
         ] {
             assert_eq!(t.get(k).map(String::as_str), Some(v), "{k}");
         }

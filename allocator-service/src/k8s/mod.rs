@@ -752,9 +752,8 @@ impl Cluster {
 
     // Lookups by name go through the reflector's own index (a hash map), not a scan: they run
     // once per endpoint and once per EndpointSlice.
-    fn pod_labels_of(&self, ns: &str, name: &str) -> Option<Labels> {
-        let key = ObjectRef::<Pod>::new(name).within(ns);
-        self.pods.store.get(&key).map(|p| meta::pod_labels(&p))
+    fn pod(&self, ns: &str, name: &str) -> Option<Arc<Pod>> {
+        self.pods.store.get(&ObjectRef::<Pod>::new(name).within(ns))
     }
 
     fn service(&self, ns: &str, name: &str) -> Option<Arc<Service>> {
@@ -772,7 +771,7 @@ impl Cluster {
             "pod" | "service" | "ingress" => sd.role.as_str(),
             _ => "endpointslice",
         };
-        self.role_targets(role, &in_ns)
+        self.role_targets(role, false, &in_ns)
     }
 
     fn selected(
@@ -922,7 +921,7 @@ impl Cluster {
             waiting.dedup();
             return Err(waiting.iter().map(ToString::to_string).collect());
         }
-        let mut by_role: BTreeMap<String, Vec<Labels>> = BTreeMap::new();
+        let mut by_role: BTreeMap<(String, bool), Vec<Labels>> = BTreeMap::new();
         let mut http_used = std::collections::BTreeSet::new();
         if cr.deny_fs_access_through_sms {
             defs.retain(|(def, settings)| match host_file_read(settings) {
@@ -1033,7 +1032,7 @@ impl Cluster {
         &self,
         cfg: &Loaded,
         src: &Source,
-        by_role: &mut BTreeMap<String, Vec<Labels>>,
+        by_role: &mut BTreeMap<(String, bool), Vec<Labels>>,
     ) -> Vec<Labels> {
         match src {
             Source::Kubernetes {
@@ -1042,21 +1041,15 @@ impl Cluster {
                 attach_node,
             } => {
                 let all = by_role
-                    .entry(role.clone())
-                    .or_insert_with(|| self.role_targets(role, &|_| true));
+                    .entry((role.clone(), *attach_node))
+                    .or_insert_with(|| self.role_targets(role, *attach_node, &|_| true));
                 all.iter()
                     .filter(|l| {
                         namespaces.is_empty()
                             || l.get("__meta_kubernetes_namespace")
                                 .is_some_and(|ns| namespaces.contains(ns))
                     })
-                    .map(|l| {
-                        let mut l = l.clone();
-                        if *attach_node {
-                            self::attach_node(role, &mut l, |n| self.node_labels(n));
-                        }
-                        l
-                    })
+                    .cloned()
                     .collect()
             }
             Source::Static(groups) => groups.clone(),
@@ -1076,8 +1069,15 @@ impl Cluster {
         Some(meta::node_labels(&n))
     }
 
-    /// Every target of a Kubernetes discovery role in the namespaces `in_ns` accepts.
-    fn role_targets(&self, role: &str, in_ns: &dyn Fn(&str) -> bool) -> Vec<Labels> {
+    /// Every target of a Kubernetes discovery role in the namespaces `in_ns` accepts, with
+    /// `attach_metadata.node` when `attach_node` (and the nodes are watched).
+    fn role_targets(
+        &self,
+        role: &str,
+        attach_node: bool,
+        in_ns: &dyn Fn(&str) -> bool,
+    ) -> Vec<Labels> {
+        let attach_node = attach_node && self.nodes.is_some();
         match role {
             "pod" => self
                 .pods
@@ -1085,7 +1085,10 @@ impl Cluster {
                 .state()
                 .iter()
                 .filter(|p| in_ns(name_ns(&p.metadata).1))
-                .flat_map(|p| meta::pod_targets(p))
+                .flat_map(|p| match attach_node {
+                    true => meta::pod_targets_on_nodes(p, |n| self.node_labels(n)),
+                    false => meta::pod_targets(p),
+                })
                 .collect(),
             "service" => self
                 .services
@@ -1112,9 +1115,16 @@ impl Cluster {
                 .flat_map(|slice| {
                     let ns = name_ns(&slice.metadata).1;
                     let svc = meta::slice_service(slice).and_then(|n| self.service(ns, n));
-                    meta::endpointslice_targets(slice, svc.as_deref(), |ns, name| {
-                        self.pod_labels_of(ns, name)
-                    })
+                    let mut targets =
+                        meta::endpointslice_targets(slice, svc.as_deref(), |ns, name| {
+                            self.pod(ns, name)
+                        });
+                    if attach_node {
+                        for t in &mut targets {
+                            self::attach_node("endpointslice", t, |n| self.node_labels(n));
+                        }
+                    }
+                    targets
                 })
                 .collect(),
             other => {
