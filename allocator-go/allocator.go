@@ -356,7 +356,13 @@ func New(cfg Config) (*Allocator, error) {
 	defer putScratch(s)
 	var ptr *C.ta_allocator
 	if rc := C.ta_allocator_new(&c, &ptr, s.err); rc != C.TA_OK {
-		return nil, s.failure(rc)
+		err := s.failure(rc)
+		// A Config literal leaves the ring at zero and Fallback at ConsistentHashing (the
+		// zero Strategy); say where a working one starts instead of only what is wrong.
+		if e, ok := err.(*Error); ok && cfg.PartitionCount == 0 && cfg.ReplicationFactor == 0 && cfg.LoadFactor == 0 {
+			e.Message += "; a Config literal is not a configuration: start from DefaultConfig() and change the fields you need (Fallback: NoStrategy for none)"
+		}
+		return nil, err
 	}
 	a := wrap(ptr)
 	a.hashThreads = cfg.HashThreads

@@ -25,6 +25,18 @@ func newOrFail(t testing.TB, cfg Config) *Allocator {
 	return a
 }
 
+func TestAConfigLiteralIsRefusedPointingAtDefaultConfig(t *testing.T) {
+	_, err := New(Config{Strategy: LeastWeighted})
+	if !errors.Is(err, &Error{Code: InvalidConfig}) || !strings.Contains(err.Error(), "start from DefaultConfig()") {
+		t.Fatalf("want InvalidConfig pointing at DefaultConfig, got %v", err)
+	}
+	cfg := DefaultConfig()
+	cfg.PartitionCount = 0
+	if _, err := New(cfg); err == nil || strings.Contains(err.Error(), "DefaultConfig") {
+		t.Fatalf("a default with one bad field names only that field, got %v", err)
+	}
+}
+
 func TestDefaultConfigIsTheGoAllocators(t *testing.T) {
 	c := DefaultConfig()
 	if c.Strategy != ConsistentHashing || c.Ring != RingV0_10_0 || c.PartitionCount != 1061 ||

@@ -134,7 +134,11 @@ def simulate(
     ``nodes`` and ``weights``. The fleet starts with ``collectors`` collectors; collector ``i``
     runs on ``collector_nodes[i % len(collector_nodes)]`` when given (needed for ``per-node``).
     Extra keyword arguments configure the :class:`Allocator` (``fallback``, ``ring``, ...).
-    The first row describes the initial allocation; then one row per event.
+    The first row describes the initial allocation; then one row per event. ``moved`` counts
+    targets that went from one collector to another; a target left without a collector (and
+    placed again later) counts in ``unassigned`` instead. A node → zone table cannot be given
+    here: with ``zone_skew`` the allocator balances as usual but keeps no target in its zone
+    (build an :class:`Allocator` and call ``set_node_zones`` for that).
     """
     collectors = _count("collectors", collectors)
     seed = _count("seed", seed)
