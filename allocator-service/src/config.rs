@@ -1095,9 +1095,12 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
                     sc.job_name
                 ));
             }
-            if !matches!(sd.role.as_str(), "pod" | "service" | "endpointslice") {
+            if !matches!(
+                sd.role.as_str(),
+                "pod" | "service" | "endpointslice" | "node"
+            ) {
                 return Err(format!(
-                    "config.scrape_configs[{i}] (job {:?}).kubernetes_sd_configs[{k}].role: {:?} is not supported; use pod, service or endpointslice",
+                    "config.scrape_configs[{i}] (job {:?}).kubernetes_sd_configs[{k}].role: {:?} is not supported; use pod, service, endpointslice or node",
                     sc.job_name, sd.role
                 ));
             }

@@ -112,6 +112,12 @@ pub async fn serve_with(
                         class.attach_metadata.as_ref().and_then(|a| a.node) == Some(true)
                     })
                 }),
+                role: cfg
+                    .file
+                    .config
+                    .scrape_configs
+                    .iter()
+                    .any(|sc| sc.kubernetes_sd_configs.iter().any(|sd| sd.role == "node")),
             };
             Some(Arc::new(k8s::Cluster::start(
                 client,

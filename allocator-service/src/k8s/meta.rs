@@ -78,6 +78,71 @@ fn join_host_port(host: &str, port: impl std::fmt::Display) -> String {
     }
 }
 
+/// Role `node` (Prometheus' `buildNode`): one target per node at its preferred address
+/// (InternalIP, InternalDNS, ExternalIP, ExternalDNS, LegacyHostIP, Hostname: the first of the
+/// first type present) and the kubelet's port, `instance` set to the node's name, the first
+/// address of each type, the provider id and every condition; none without an address.
+pub fn node_targets(node: &Node) -> Vec<Labels> {
+    let status = node.status.as_ref();
+    let addresses = status
+        .and_then(|s| s.addresses.as_deref())
+        .unwrap_or_default();
+    let first_of = |ty: &str| addresses.iter().find(|a| a.type_ == ty);
+    let preferred = [
+        "InternalIP",
+        "InternalDNS",
+        "ExternalIP",
+        "ExternalDNS",
+        "LegacyHostIP",
+        "Hostname",
+    ]
+    .into_iter()
+    .find_map(first_of);
+    let Some(preferred) = preferred else {
+        return Vec::new();
+    };
+    let mut l = node_labels(node);
+    l.insert(
+        "__meta_kubernetes_node_provider_id".into(),
+        node.spec
+            .as_ref()
+            .and_then(|s| s.provider_id.clone())
+            .unwrap_or_default(),
+    );
+    for c in status
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default()
+    {
+        l.insert(
+            format!(
+                "__meta_kubernetes_node_condition_{}",
+                sanitize(&c.type_.to_lowercase())
+            ),
+            c.status.to_lowercase(),
+        );
+    }
+    let port = status
+        .and_then(|s| s.daemon_endpoints.as_ref())
+        .and_then(|d| d.kubelet_endpoint.as_ref())
+        .map_or(0, |k| k.port);
+    l.insert(
+        "__address__".into(),
+        join_host_port(&preferred.address, port),
+    );
+    l.insert(
+        "instance".into(),
+        node.metadata.name.clone().unwrap_or_default(),
+    );
+    for a in addresses {
+        l.entry(sanitize(&format!(
+            "__meta_kubernetes_node_address_{}",
+            a.type_
+        )))
+        .or_insert_with(|| a.address.clone());
+    }
+    vec![l]
+}
+
 /// The pod-level labels (shared by every target of the pod, and added to endpointslice targets
 /// that point at a pod): Prometheus' `podLabels` (the namespace is the target group's).
 pub fn pod_labels(pod: &Pod) -> Labels {
@@ -648,6 +713,42 @@ mod tests {
         )]);
         super::super::attach_node("endpointslice", &mut unknown, lookup);
         assert_eq!(unknown.len(), 1);
+    }
+
+    /// Prometheus' `buildNode`: InternalIP first whatever the order, the first of each type,
+    /// conditions in lower case; a node without an address gives no target.
+    #[test]
+    fn node_role_targets_the_kubelet_at_the_preferred_address() {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "node-a", "labels": {"kubernetes.io/os": "linux"}},
+            "spec": {"providerID": "aws:///eu-1a/i-1"},
+            "status": {
+                "addresses": [{"type": "Hostname", "address": "h1"}, {"type": "InternalIP", "address": "10.0.0.1"},
+                              {"type": "InternalIP", "address": "10.0.0.2"}, {"type": "ExternalIP", "address": "1.2.3.4"}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                "conditions": [{"type": "Ready", "status": "True"}, {"type": "MemoryPressure", "status": "False"}]
+            }
+        }))
+        .unwrap();
+        let ts = node_targets(&node);
+        assert_eq!(ts.len(), 1);
+        for (k, v) in [
+            ("__address__", "10.0.0.1:10250"),
+            ("instance", "node-a"),
+            ("__meta_kubernetes_node_name", "node-a"),
+            ("__meta_kubernetes_node_label_kubernetes_io_os", "linux"),
+            ("__meta_kubernetes_node_provider_id", "aws:///eu-1a/i-1"),
+            ("__meta_kubernetes_node_address_InternalIP", "10.0.0.1"),
+            ("__meta_kubernetes_node_address_Hostname", "h1"),
+            ("__meta_kubernetes_node_address_ExternalIP", "1.2.3.4"),
+            ("__meta_kubernetes_node_condition_ready", "true"),
+            ("__meta_kubernetes_node_condition_memorypressure", "false"),
+        ] {
+            assert_eq!(ts[0].get(k).map(String::as_str), Some(v), "{k}");
+        }
+        let bare: Node =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "n"}})).unwrap();
+        assert!(node_targets(&bare).is_empty());
     }
 
     fn pod() -> Pod {

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, Node, NodeCondition, NodeSpec, NodeStatus, Pod, Secret, Service,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -138,6 +140,8 @@ pub struct NodeUse {
     /// A scrape class of `prometheus_cr` sets `attachMetadata.node`, so every resource that
     /// uses it adds node metadata to its targets.
     pub class_metadata: bool,
+    /// A `kubernetes_sd_configs` entry of the configuration has role `node`.
+    pub role: bool,
 }
 
 /// The caches of every watched resource, and a counter bumped on every change.
@@ -581,18 +585,37 @@ impl Cluster {
         });
         // Nodes: their zone labels, and the node metadata a generated job's
         // `attach_metadata.node` adds to its targets.
-        let nodes = (node_use.zones || cr_enabled).then(|| {
+        let nodes = (node_use.zones || node_use.role || cr_enabled).then(|| {
             spawn_watch_kept(
                 Api::<Node>::all(client.clone()),
                 Default::default(),
                 g(),
                 "nodes",
                 Need::Optional,
-                // Only a node's name, labels and annotations are read (zones, node metadata);
-                // its spec and status (image lists of tens of KB) would be most of the cache.
+                // Only what the zones, node metadata and the `node` role read is kept: name,
+                // labels, annotations, provider id, addresses, conditions and the kubelet's
+                // port; the rest of the spec and status (image lists of tens of KB) would be
+                // most of the cache.
                 |n| {
-                    n.spec = None;
-                    n.status = None;
+                    let provider_id = n.spec.take().and_then(|s| s.provider_id);
+                    n.spec = provider_id.map(|p| NodeSpec {
+                        provider_id: Some(p),
+                        ..Default::default()
+                    });
+                    n.status = n.status.take().map(|s| NodeStatus {
+                        addresses: s.addresses,
+                        conditions: s.conditions.map(|cs| {
+                            cs.into_iter()
+                                .map(|c| NodeCondition {
+                                    type_: c.type_,
+                                    status: c.status,
+                                    ..Default::default()
+                                })
+                                .collect()
+                        }),
+                        daemon_endpoints: s.daemon_endpoints,
+                        ..Default::default()
+                    });
                     n.metadata.managed_fields = None;
                 },
             )
@@ -673,10 +696,14 @@ impl Cluster {
     /// or a resource asks for. Otherwise a node watch that cannot list (RBAC without `nodes`,
     /// which the Go allocator needs only in the same cases) does not hold readiness back.
     fn nodes_needed(&self) -> bool {
-        self.node_use.zones || self.node_use.class_metadata || self.resource_wants_node_metadata()
+        self.node_use.zones
+            || self.node_use.class_metadata
+            || self.node_use.role
+            || self.resource_wants_node_metadata()
     }
 
-    /// Whether a cached ServiceMonitor, PodMonitor or ScrapeConfig sets `attachMetadata.node`.
+    /// Whether a cached ServiceMonitor, PodMonitor or ScrapeConfig sets `attachMetadata.node`,
+    /// or a ScrapeConfig discovers role `Node`.
     fn resource_wants_node_metadata(&self) -> bool {
         let node_on = |v: Option<&serde_json::Value>| {
             v.and_then(|a| a.get("node")).and_then(|n| n.as_bool()) == Some(true)
@@ -695,7 +722,15 @@ impl Cluster {
                         .get("spec")
                         .and_then(|s| s.get("kubernetesSDConfigs"))
                         .and_then(|k| k.as_array())
-                        .is_some_and(|sds| sds.iter().any(|sd| node_on(sd.get("attachMetadata"))))
+                        .is_some_and(|sds| {
+                            sds.iter().any(|sd| {
+                                node_on(sd.get("attachMetadata"))
+                                    || sd
+                                        .get("role")
+                                        .and_then(|r| r.as_str())
+                                        .is_some_and(|r| r.eq_ignore_ascii_case("node"))
+                            })
+                        })
                 })
             })
     }
@@ -768,7 +803,7 @@ impl Cluster {
                 .is_none_or(|n| n.names.is_empty() || n.names.iter().any(|x| x == ns))
         };
         let role = match sd.role.as_str() {
-            "pod" | "service" | "ingress" => sd.role.as_str(),
+            "pod" | "service" | "ingress" | "node" => sd.role.as_str(),
             _ => "endpointslice",
         };
         self.role_targets(role, false, &in_ns)
@@ -1045,7 +1080,9 @@ impl Cluster {
                     .or_insert_with(|| self.role_targets(role, *attach_node, &|_| true));
                 all.iter()
                     .filter(|l| {
+                        // Nodes belong to no namespace: Prometheus ignores the list for them.
                         namespaces.is_empty()
+                            || role == "node"
                             || l.get("__meta_kubernetes_namespace")
                                 .is_some_and(|ns| namespaces.contains(ns))
                     })
@@ -1097,6 +1134,12 @@ impl Cluster {
                 .iter()
                 .filter(|s| in_ns(name_ns(&s.metadata).1))
                 .flat_map(|s| meta::service_targets(s))
+                .collect(),
+            "node" => self
+                .nodes
+                .iter()
+                .flat_map(|w| w.store.state())
+                .flat_map(|n| meta::node_targets(&n))
                 .collect(),
             "ingress" => self
                 .ingresses

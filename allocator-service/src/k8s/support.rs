@@ -184,7 +184,7 @@ pub fn unsupported(kind: &str, spec: &Value) -> Vec<String> {
                     &mut out,
                 );
                 let role = k.get("role").and_then(Value::as_str).unwrap_or_default();
-                if !["pod", "service", "ingress", "endpointslice"]
+                if !["pod", "service", "ingress", "endpointslice", "node"]
                     .contains(&role.to_ascii_lowercase().as_str())
                 {
                     out.push(format!("{path}role: {role}"));
@@ -233,10 +233,10 @@ mod tests {
             unsupported("ServiceMonitor", &sm),
             vec!["bodySizeLimit", "endpoints[1].sigv4"]
         );
-        let sc = json!({"kubernetesSDConfigs": [{"role": "Node"}], "dnsSDConfigs": []});
+        let sc = json!({"kubernetesSDConfigs": [{"role": "Node"}, {"role": "Endpoints"}], "dnsSDConfigs": []});
         assert_eq!(
             unsupported("ScrapeConfig", &sc),
-            vec!["dnsSDConfigs", "kubernetesSDConfigs[0].role: Node"]
+            vec!["dnsSDConfigs", "kubernetesSDConfigs[1].role: Endpoints"]
         );
         assert!(unsupported(
             "PodMonitor",
