@@ -238,7 +238,9 @@ type Diff struct {
 	RemoveCollectors []string
 }
 
-// Move is a change of one target's collector; "" on a side means none.
+// Move is a change of one target's collector; "" on a side means none. A change gives the
+// same set of moves in every process; their order is the same for the same history of changes,
+// but an Allocator restored from a snapshot may list them in another order.
 type Move struct {
 	Key      uint64
 	From, To string
