@@ -922,6 +922,13 @@ impl Allocator {
         Ok(d)
     }
 
+    /// The assignment digest: a 64-bit value equal for equal assignments (every assigned
+    /// target's key with its collector's name) whatever changes built them, in every binding and
+    /// on every platform (the C ABI's `ta_digest`), so replicas can compare one number. O(1).
+    fn digest(&self) -> PyResult<u64> {
+        Ok(self.inner.read()?.digest())
+    }
+
     /// The whole state as bytes.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let bytes = py.detach(|| self.inner.read().map(|a| a.snapshot()))?;

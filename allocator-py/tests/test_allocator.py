@@ -353,3 +353,19 @@ def test_threads_is_checked_as_every_integer_argument():
     keys, _ = a.upsert_labels(sets, threads=2**32 - 1)
     assert keys[0] == ta.target_key(*sets[0])
     assert len(a) == 1
+
+
+def test_digest_is_equal_for_equal_assignments_whatever_built_them():
+    keys = np.arange(1, 2001, dtype=np.uint64)
+    a = ta.Allocator("consistent-hashing")
+    a.set_collectors(["c0", "c1", "c2"])
+    a.upsert_keys(keys, jobs="j")
+    b = ta.Allocator("consistent-hashing")
+    b.upsert_keys(keys[::-1], jobs="j")
+    b.add_collectors(["c2"])
+    b.add_collectors(["c0", "c1"])
+    assert a.digest() == b.digest() != 0
+    assert ta.Allocator.restore(a.snapshot()).digest() == a.digest()
+    moves = b.remove_collectors(["c2"])
+    assert len(moves) > 0 and b.digest() != a.digest()
+    assert ta.Allocator().digest() == 0
