@@ -111,6 +111,9 @@ relabel-check:
 relabel-vectors:
 	scripts/relabel-vectors.sh
 
+k8s-sd-vectors:
+	cd testdata/k8s-sd-gen && GOFLAGS=-mod=readonly nice go run .
+
 # Kubernetes discovery against a real kube-apiserver + etcd (opt-in: the first run builds
 # kube-apiserver from the module proxy, ~40 min on 2 busy cores; cached outside the repository).
 apiserver-test:

@@ -1,0 +1,284 @@
+//! Our Kubernetes discovery labels (`allocator_service::k8s::meta`) against Prometheus' own
+//! discovery code at the version the Go allocator links: `testdata/k8s-sd-gen/vectors.json` is
+//! what `discovery/kubernetes`' pod, service and endpointslice discoverers (the last two also with
+//! node metadata attached) produce for the objects in `testdata/k8s-sd-gen/corpus.yaml`
+//! (testdata/k8s-sd-gen/README.md). We build the targets of the same objects and require the
+//! same targets: each one its group's labels merged with its own, the lists sorted by address,
+//! then by the whole label set.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use allocator_service::k8s::attach_node;
+use allocator_service::k8s::meta::{self, Labels};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::Deserialize;
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/k8s-sd-gen");
+
+/// The role variants the generator writes.
+const VARIANTS: [&str; 5] = [
+    "pod",
+    "pod+node",
+    "service",
+    "endpointslice",
+    "endpointslice+node",
+];
+
+#[derive(Default)]
+struct Corpus {
+    nodes: BTreeMap<String, Node>,
+    pods: Vec<Arc<Pod>>,
+    services: Vec<Service>,
+    slices: Vec<EndpointSlice>,
+}
+
+impl Corpus {
+    fn load() -> Self {
+        let path = format!("{DIR}/corpus.yaml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut c = Corpus::default();
+        for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+            let v = serde_yaml::Value::deserialize(doc)
+                .unwrap_or_else(|e| panic!("corpus.yaml document {i}: {e}"));
+            if v.is_null() {
+                continue;
+            }
+            let kind = v["kind"].as_str().unwrap_or_default().to_owned();
+            let typed = |what: &str| format!("corpus.yaml document {i} as {what}");
+            match kind.as_str() {
+                "Node" => {
+                    let n: Node = serde_yaml::from_value(v)
+                        .unwrap_or_else(|e| panic!("{}: {e}", typed("Node")));
+                    let name = n.metadata.name.clone().expect("a node has a name");
+                    c.nodes.insert(name, n);
+                }
+                "Pod" => c.pods.push(Arc::new(
+                    serde_yaml::from_value(v).unwrap_or_else(|e| panic!("{}: {e}", typed("Pod"))),
+                )),
+                "Service" => c.services.push(
+                    serde_yaml::from_value(v)
+                        .unwrap_or_else(|e| panic!("{}: {e}", typed("Service"))),
+                ),
+                "EndpointSlice" => c.slices.push(
+                    serde_yaml::from_value(v)
+                        .unwrap_or_else(|e| panic!("{}: {e}", typed("EndpointSlice"))),
+                ),
+                other => panic!("corpus.yaml document {i}: unexpected kind {other:?}"),
+            }
+        }
+        c
+    }
+
+    /// `attach_metadata.node`'s view of a node: its metadata labels when the node is known.
+    fn node(&self, name: &str) -> Option<Labels> {
+        self.nodes.get(name).map(meta::node_labels)
+    }
+
+    fn pod(&self, ns: &str, name: &str) -> Option<Arc<Pod>> {
+        self.pods
+            .iter()
+            .find(|p| {
+                p.metadata.namespace.as_deref() == Some(ns)
+                    && p.metadata.name.as_deref() == Some(name)
+            })
+            .cloned()
+    }
+
+    fn service(&self, ns: &str, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| {
+            s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(name)
+        })
+    }
+
+    /// Our targets for one role variant, sorted as the generator sorts Prometheus' targets.
+    fn targets(&self, variant: &str) -> Vec<Labels> {
+        let mut out: Vec<Labels> = match variant {
+            "pod" => self
+                .pods
+                .iter()
+                .flat_map(|p| meta::pod_targets(p))
+                .collect(),
+            "pod+node" => self
+                .pods
+                .iter()
+                .flat_map(|p| meta::pod_targets_on_nodes(p, |n| self.node(n)))
+                .collect(),
+            "service" => self
+                .services
+                .iter()
+                .flat_map(meta::service_targets)
+                .collect(),
+            "endpointslice" | "endpointslice+node" => {
+                let mut all = Vec::new();
+                for slice in &self.slices {
+                    let ns = slice.metadata.namespace.as_deref().unwrap_or_default();
+                    let svc = meta::slice_service(slice).and_then(|name| self.service(ns, name));
+                    all.extend(meta::endpointslice_targets(slice, svc, |ns, name| {
+                        self.pod(ns, name)
+                    }));
+                }
+                if variant == "endpointslice+node" {
+                    for t in &mut all {
+                        attach_node("endpointslice", t, |n| self.node(n));
+                    }
+                }
+                all
+            }
+            other => panic!("unknown role variant {other}"),
+        };
+        out.sort_by(|a, b| address(a).cmp(address(b)).then_with(|| a.cmp(b)));
+        out
+    }
+}
+
+fn has(l: &Labels, name: &str, value: &str) -> bool {
+    l.get(name).is_some_and(|v| v == value)
+}
+
+fn address(l: &Labels) -> &str {
+    l.get("__address__").map(String::as_str).unwrap_or_default()
+}
+
+/// Prometheus' targets per role variant, from vectors.json.
+fn vectors() -> BTreeMap<String, Vec<Labels>> {
+    #[derive(Deserialize)]
+    struct Vectors {
+        prometheus: String,
+        roles: BTreeMap<String, Vec<Labels>>,
+    }
+    let path = format!("{DIR}/vectors.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let v: Vectors = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(
+        v.prometheus, "v0.314.0",
+        "vectors.json from another version"
+    );
+    let variants: Vec<&str> = v.roles.keys().map(String::as_str).collect();
+    let mut want = VARIANTS.to_vec();
+    want.sort_unstable();
+    assert_eq!(variants, want, "vectors.json's role variants");
+    v.roles
+}
+
+/// The first target where ours and Prometheus' lists differ, as a label diff (`-` Prometheus
+/// only, `+` ours only, `~` both with different values).
+fn first_difference(ours: &[Labels], theirs: &[Labels]) -> Option<String> {
+    let i = (0..ours.len().max(theirs.len())).find(|&i| ours.get(i) != theirs.get(i))?;
+    let differing = (0..ours.len().max(theirs.len()))
+        .filter(|&i| ours.get(i) != theirs.get(i))
+        .count();
+    let mut out = format!(
+        "{} targets from us, {} from Prometheus, {differing} positions differ, the first is #{i}",
+        ours.len(),
+        theirs.len()
+    );
+    let empty = Labels::new();
+    let (o, t) = (
+        ours.get(i).unwrap_or(&empty),
+        theirs.get(i).unwrap_or(&empty),
+    );
+    out.push_str(&format!(
+        " (ours {:?}, Prometheus' {:?}):\n",
+        ours.get(i).map(address),
+        theirs.get(i).map(address)
+    ));
+    for (k, v) in t {
+        match o.get(k) {
+            None => out.push_str(&format!("  - {k}={v:?}\n")),
+            Some(ov) if ov != v => {
+                out.push_str(&format!("  ~ {k}: ours {ov:?}, Prometheus {v:?}\n"))
+            }
+            Some(_) => {}
+        }
+    }
+    for (k, v) in o {
+        if !t.contains_key(k) {
+            out.push_str(&format!("  + {k}={v:?}\n"));
+        }
+    }
+    Some(out)
+}
+
+fn check(variant: &str) {
+    let corpus = Corpus::load();
+    let want = vectors().remove(variant).expect("variant in vectors.json");
+    let got = corpus.targets(variant);
+    if let Some(diff) = first_difference(&got, &want) {
+        panic!("role {variant}: our targets differ from Prometheus v0.314.0's: {diff}");
+    }
+}
+
+#[test]
+fn pod_role_matches_prometheus() {
+    check("pod");
+}
+
+#[test]
+fn pod_role_with_node_metadata_matches_prometheus() {
+    check("pod+node");
+}
+
+#[test]
+fn service_role_matches_prometheus() {
+    check("service");
+}
+
+#[test]
+fn endpointslice_role_matches_prometheus() {
+    check("endpointslice");
+}
+
+#[test]
+fn endpointslice_role_with_node_metadata_matches_prometheus() {
+    check("endpointslice+node");
+}
+
+/// The corpus reaches the shapes the vectors are for: a vector file of a corpus that lost them
+/// would pass while checking little.
+#[test]
+fn corpus_covers_the_listed_shapes() {
+    let c = Corpus::load();
+    let v = vectors();
+    for variant in VARIANTS {
+        assert!(!v[variant].is_empty(), "{variant}: no targets");
+    }
+    let any = |variant: &str, f: &dyn Fn(&Labels) -> bool| v[variant].iter().any(f);
+    assert!(any("pod", &|l| has(
+        l,
+        "__meta_kubernetes_pod_container_init",
+        "true"
+    )));
+    assert!(any("pod", &|l| has(
+        l,
+        "__meta_kubernetes_pod_ready",
+        "unknown"
+    )));
+    assert!(any("pod", &|l| address(l).starts_with('[')));
+    assert!(any("endpointslice", &|l| address(l).starts_with('[')));
+    // A slice port without a number: the bare address.
+    assert!(any("endpointslice", &|l| address(l)
+        .parse::<std::net::IpAddr>()
+        .is_ok()));
+    assert!(any("endpointslice", &|l| l.contains_key(
+        "__meta_kubernetes_endpointslice_port_app_protocol"
+    )));
+    assert!(any("endpointslice", &|l| l.keys().any(|k| k.starts_with(
+        "__meta_kubernetes_endpointslice_endpoint_topology_present_"
+    ))));
+    // Targets for container ports no slice port covers (no endpoint labels, pod labels).
+    assert!(any("endpointslice", &|l| l
+        .contains_key("__meta_kubernetes_pod_name")
+        && !l.contains_key("__meta_kubernetes_endpointslice_port")));
+    assert!(any("endpointslice+node", &|l| l
+        .contains_key("__meta_kubernetes_node_name")));
+    // A pod whose node has no Node object, so attach_metadata drops its targets.
+    assert!(v["pod+node"].len() < v["pod"].len());
+    assert!(c.pods.iter().any(|p| p
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| !c.nodes.contains_key(n))));
+    assert!(!c.services.is_empty() && !c.slices.is_empty());
+}
