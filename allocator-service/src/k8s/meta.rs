@@ -540,10 +540,14 @@ pub fn endpointslice_targets(
                 if let Some(pod) = &pod {
                     l.extend(pod_labels(pod));
                     if let Some(n) = port.port {
-                        let matching = containers(pod).find_map(|(c, init)| {
-                            let cp = c.ports.iter().flatten().find(|cp| cp.container_port == n);
-                            cp.map(|cp| (c, init, cp))
-                        });
+                        // Each container's first port of that number, and the last container
+                        // that has one wins (Prometheus overwrites container by container).
+                        let matching = containers(pod)
+                            .filter_map(|(c, init)| {
+                                let cp = c.ports.iter().flatten().find(|cp| cp.container_port == n);
+                                cp.map(|cp| (c, init, cp))
+                            })
+                            .last();
                         if let Some((c, init, cp)) = matching {
                             container_port_labels(&mut l, c, init, cp);
                         }
