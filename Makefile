@@ -1,10 +1,10 @@
 # One entry point for every check. `make test` is what CI runs (.ci/run).
 SHELL := /bin/bash
-GO_MODULES := allocator-go examples/go-collector testdata/parity-gen/common testdata/parity-gen/v0.10.0 testdata/parity-gen/v1.0.0 testdata/conformance-gen/receivercheck testdata/operator-gen testdata/relabel-gen
+GO_MODULES := allocator-go examples/go-collector testdata/parity-gen/common testdata/parity-gen/v0.10.0 testdata/parity-gen/v1.0.0 testdata/conformance-gen/receivercheck testdata/operator-gen testdata/relabel-gen testdata/k8s-sd-gen
 
-.PHONY: scale operator-check operator-vectors relabel-check relabel-vectors apiserver-test image-test conformance receiver-check real-client-test e2e-collector dist service-test loadtest test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
+.PHONY: scale operator-check operator-vectors relabel-check relabel-vectors k8s-sd-check k8s-sd-vectors apiserver-test image-test conformance receiver-check real-client-test e2e-collector dist service-test loadtest test setup lint rust-test fuzz-corpus ffi-test c-example go-test go-bench py-test parity-check parity run header bench bench-smoke fuzz
 
-test: setup lint rust-test fuzz-corpus ffi-test c-example go-test py-test service-test receiver-check real-client-test bench-smoke parity-check operator-check relabel-check
+test: setup lint rust-test fuzz-corpus ffi-test c-example go-test py-test service-test receiver-check real-client-test bench-smoke parity-check operator-check relabel-check k8s-sd-check
 
 # Tools the checks need that a fresh machine of this kind may lack.
 setup:
@@ -111,8 +111,11 @@ relabel-check:
 relabel-vectors:
 	scripts/relabel-vectors.sh
 
+k8s-sd-check:
+	scripts/k8s-sd-vectors.sh --check
+
 k8s-sd-vectors:
-	cd testdata/k8s-sd-gen && GOFLAGS=-mod=readonly nice go run .
+	scripts/k8s-sd-vectors.sh
 
 # Kubernetes discovery against a real kube-apiserver + etcd (opt-in: the first run builds
 # kube-apiserver from the module proxy, ~40 min on 2 busy cores; cached outside the repository).

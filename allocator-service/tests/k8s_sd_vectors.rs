@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use allocator_service::k8s::attach_node;
 use allocator_service::k8s::meta::{self, Labels};
+use allocator_service::k8s::{attach_node, trim_node};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::Deserialize;
@@ -18,12 +18,13 @@ use serde::Deserialize;
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/k8s-sd-gen");
 
 /// The role variants the generator writes.
-const VARIANTS: [&str; 5] = [
+const VARIANTS: [&str; 6] = [
     "pod",
     "pod+node",
     "service",
     "endpointslice",
     "endpointslice+node",
+    "node",
 ];
 
 #[derive(Default)]
@@ -126,6 +127,16 @@ impl Corpus {
                 }
                 all
             }
+            // From the nodes as the service's node cache keeps them.
+            "node" => self
+                .nodes
+                .values()
+                .flat_map(|n| {
+                    let mut n = n.clone();
+                    trim_node(&mut n);
+                    meta::node_targets(&n)
+                })
+                .collect(),
             other => panic!("unknown role variant {other}"),
         };
         out.sort_by(|a, b| address(a).cmp(address(b)).then_with(|| a.cmp(b)));
@@ -233,6 +244,11 @@ fn endpointslice_role_matches_prometheus() {
 #[test]
 fn endpointslice_role_with_node_metadata_matches_prometheus() {
     check("endpointslice+node");
+}
+
+#[test]
+fn node_role_matches_prometheus() {
+    check("node");
 }
 
 /// The corpus reaches the shapes the vectors are for: a vector file of a corpus that lost them

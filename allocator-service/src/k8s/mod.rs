@@ -592,32 +592,7 @@ impl Cluster {
                 g(),
                 "nodes",
                 Need::Optional,
-                // Only what the zones, node metadata and the `node` role read is kept: name,
-                // labels, annotations, provider id, addresses, conditions and the kubelet's
-                // port; the rest of the spec and status (image lists of tens of KB) would be
-                // most of the cache.
-                |n| {
-                    let provider_id = n.spec.take().and_then(|s| s.provider_id);
-                    n.spec = provider_id.map(|p| NodeSpec {
-                        provider_id: Some(p),
-                        ..Default::default()
-                    });
-                    n.status = n.status.take().map(|s| NodeStatus {
-                        addresses: s.addresses,
-                        conditions: s.conditions.map(|cs| {
-                            cs.into_iter()
-                                .map(|c| NodeCondition {
-                                    type_: c.type_,
-                                    status: c.status,
-                                    ..Default::default()
-                                })
-                                .collect()
-                        }),
-                        daemon_endpoints: s.daemon_endpoints,
-                        ..Default::default()
-                    });
-                    n.metadata.managed_fields = None;
-                },
+                trim_node,
             )
         });
         Cluster {
@@ -1197,6 +1172,33 @@ fn host_file_read(settings: &serde_json::Map<String, serde_json::Value>) -> Opti
         .or_else(|| file("tls_config", "ca_file"))
         .or_else(|| file("tls_config", "cert_file"))
         .or_else(|| file("tls_config", "key_file"))
+}
+
+/// What the node cache keeps of a node: what the zones, node metadata and the `node` role read
+/// (name, labels, annotations, provider id, addresses, conditions' type and status, the
+/// kubelet's port). The rest of the spec and status (image lists of tens of KB) would be most of
+/// the cache.
+pub fn trim_node(n: &mut Node) {
+    let provider_id = n.spec.take().and_then(|s| s.provider_id);
+    n.spec = provider_id.map(|p| NodeSpec {
+        provider_id: Some(p),
+        ..Default::default()
+    });
+    n.status = n.status.take().map(|s| NodeStatus {
+        addresses: s.addresses,
+        conditions: s.conditions.map(|cs| {
+            cs.into_iter()
+                .map(|c| NodeCondition {
+                    type_: c.type_,
+                    status: c.status,
+                    ..Default::default()
+                })
+                .collect()
+        }),
+        daemon_endpoints: s.daemon_endpoints,
+        ..Default::default()
+    });
+    n.metadata.managed_fields = None;
 }
 
 /// Prometheus' `attach_metadata.node` for one target of `role` (`addNodeLabels`): the labels
