@@ -582,6 +582,9 @@ mod tests {
             tls_config: Some(json!({"ca": {"secret": {"name": "s", "key": "k"}}})),
             ..Settings::default()
         };
-        assert_eq!(render(&s, &Fixed).unwrap_err(), "tlsConfig.ca: not PEM");
+        assert_eq!(
+            render(&s, &Fixed).unwrap_err(),
+            "tlsConfig.ca: failed to decode PEM block"
+        );
     }
 }
