@@ -97,25 +97,25 @@ parity:
 # The operator vectors must be exactly what prometheus-operator's ConfigGenerator writes today
 # (testdata/operator-gen/README.md); the Rust side is tests/operator_vectors.rs in rust-test.
 operator-check:
-	scripts/operator-vectors.sh --check
+	scripts/vectors.sh testdata/operator-gen --check -- -corpus corpus
 
 operator-vectors:
-	scripts/operator-vectors.sh
+	scripts/vectors.sh testdata/operator-gen -- -corpus corpus
 
 # The relabel vectors must be exactly what Prometheus' model/relabel package (the version the Go
 # allocator pins) gives today (testdata/relabel-gen/README.md); the Rust side is
 # tests/relabel_vectors.rs in rust-test. About 15 s with a cold build cache, under 1 s warm.
 relabel-check:
-	scripts/relabel-vectors.sh --check
+	scripts/vectors.sh testdata/relabel-gen --check
 
 relabel-vectors:
-	scripts/relabel-vectors.sh
+	scripts/vectors.sh testdata/relabel-gen
 
 k8s-sd-check:
-	scripts/k8s-sd-vectors.sh --check
+	scripts/vectors.sh testdata/k8s-sd-gen --check
 
 k8s-sd-vectors:
-	scripts/k8s-sd-vectors.sh
+	scripts/vectors.sh testdata/k8s-sd-gen
 
 # Kubernetes discovery against a real kube-apiserver + etcd (opt-in: the first run builds
 # kube-apiserver from the module proxy, ~40 min on 2 busy cores; cached outside the repository).

@@ -1,7 +1,7 @@
 //! The service's jobs for Prometheus Operator resources against what prometheus-operator's own
 //! `ConfigGenerator` (the version the Go allocator pins) generates for the same objects, and what
 //! the Go allocator's filtering gives for the same discovered targets:
-//! `testdata/operator-gen/vectors.json`, written by `scripts/operator-vectors.sh` from the upstream
+//! `testdata/operator-gen/vectors.json`, written by `make operator-vectors` from the upstream
 //! Go modules. Selection, job names, scrape settings, every relabel rule, and the final label set
 //! of every synthetic target (or that it is dropped) must be equal.
 

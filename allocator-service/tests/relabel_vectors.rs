@@ -1,5 +1,5 @@
 //! Our relabeling against Prometheus' own `model/relabel` package at the version the Go
-//! allocator pins: `testdata/relabel-gen/vectors.json`, written by `scripts/relabel-vectors.sh`
+//! allocator pins: `testdata/relabel-gen/vectors.json`, written by `make relabel-vectors`
 //! from the upstream Go module (testdata/relabel-gen/README.md). Every case's rules are loaded
 //! through the service's configuration loader from the same YAML text Prometheus' loader read, and
 //! applied to the same labels: a config Prometheus refuses must be refused; one it accepts must be
