@@ -704,7 +704,7 @@ fn kubernetes_configuration_errors_name_the_problem() {
         "config: {scrape_configs: [{job_name: j, kubernetes_sd_configs: [{role: pod}]}]}",
         "discovery: kubernetes",
     );
-    bad("discovery: kubernetes\ncollector_namespace: o\nconfig: {scrape_configs: [{job_name: j, kubernetes_sd_configs: [{role: node}]}]}", "role");
+    bad("discovery: kubernetes\ncollector_namespace: o\nconfig: {scrape_configs: [{job_name: j, kubernetes_sd_configs: [{role: endpoints}]}]}", "role: \"endpoints\" is not supported");
     bad("discovery: kubernetes\ncollector_namespace: o\ncollector_not_ready_grace_period: soon\nconfig: {}", "collector_not_ready_grace_period");
     bad("discovery: cloud\nconfig: {}", "cloud");
     // A Go duration (time.ParseDuration), as the Go allocator reads this field: no `y` unit,

@@ -203,8 +203,8 @@ fn containers(pod: &Pod) -> impl Iterator<Item = (&Container, bool)> {
         .chain(init.iter().map(|c| (c, true)))
 }
 
-/// The labels of one container port of a pod's target.
-fn container_port_labels(l: &mut Labels, c: &Container, init: bool, port: &ContainerPort) {
+/// The labels of the container of a pod's target.
+fn container_labels(l: &mut Labels, c: &Container, init: bool) {
     l.insert(
         "__meta_kubernetes_pod_container_name".into(),
         c.name.clone(),
@@ -213,6 +213,15 @@ fn container_port_labels(l: &mut Labels, c: &Container, init: bool, port: &Conta
         "__meta_kubernetes_pod_container_image".into(),
         c.image.clone().unwrap_or_default(),
     );
+    l.insert(
+        "__meta_kubernetes_pod_container_init".into(),
+        init.to_string(),
+    );
+}
+
+/// The labels of one container port of a pod's target, its container's included.
+fn container_port_labels(l: &mut Labels, c: &Container, init: bool, port: &ContainerPort) {
+    container_labels(l, c, init);
     l.insert(
         "__meta_kubernetes_pod_container_port_name".into(),
         port.name.clone().unwrap_or_default(),
@@ -224,10 +233,6 @@ fn container_port_labels(l: &mut Labels, c: &Container, init: bool, port: &Conta
     l.insert(
         "__meta_kubernetes_pod_container_port_protocol".into(),
         port.protocol.clone().unwrap_or_default(),
-    );
-    l.insert(
-        "__meta_kubernetes_pod_container_init".into(),
-        init.to_string(),
     );
 }
 
@@ -269,19 +274,8 @@ pub fn pod_targets(pod: &Pod) -> Vec<Labels> {
         if ports.is_empty() {
             let mut l = base.clone();
             l.insert("__address__".into(), ip.clone());
-            l.insert(
-                "__meta_kubernetes_pod_container_name".into(),
-                c.name.clone(),
-            );
+            container_labels(&mut l, c, init);
             l.insert("__meta_kubernetes_pod_container_id".into(), id);
-            l.insert(
-                "__meta_kubernetes_pod_container_image".into(),
-                c.image.clone().unwrap_or_default(),
-            );
-            l.insert(
-                "__meta_kubernetes_pod_container_init".into(),
-                init.to_string(),
-            );
             out.push(l);
             continue;
         }
