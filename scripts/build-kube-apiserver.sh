@@ -10,7 +10,10 @@ set -euo pipefail
 version=${KUBE_VERSION:-v1.33.13}
 cache=${KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/allocator-kube}
 dir="$cache/kube-apiserver-$version"
-bin="$dir/kube-apiserver"
+# Named for the version it reports: built without the version ldflags, the server said
+# "v0.0.0-master+$Format:%H$", which clients that parse it (prometheus-operator's, in the Go
+# allocator) refuse.
+bin="$dir/kube-apiserver-versioned"
 if [ -x "$bin" ]; then
   echo "$bin"
   exit 0
@@ -43,7 +46,12 @@ echo "kube-apiserver: resolving modules for $version (staging $staging_version)"
 GOFLAGS=-mod=mod go mod tidy >&2 2>&1 || GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kube-apiserver@$version" >&2
 echo "kube-apiserver: building (long on 2 cores)" >&2
 start=$(date +%s)
-CGO_ENABLED=0 GOFLAGS=-mod=mod nice go build -trimpath -o "$bin.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
+minor=${version#v1.}
+minor=${minor%%.*}
+pkg=k8s.io/component-base/version
+CGO_ENABLED=0 GOFLAGS=-mod=mod nice go build -trimpath \
+  -ldflags "-X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean" \
+  -o "$bin.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
 mv "$bin.tmp" "$bin"
 echo "kube-apiserver: built in $(($(date +%s) - start)) s" >&2
 echo "$bin"
