@@ -7,7 +7,14 @@ fn main() {
     // ELF platforms only: macOS uses an install name and Windows an import library instead.
     if !matches!(
         target_os.as_str(),
-        "linux" | "android" | "freebsd" | "netbsd" | "openbsd" | "dragonfly" | "illumos" | "solaris"
+        "linux"
+            | "android"
+            | "freebsd"
+            | "netbsd"
+            | "openbsd"
+            | "dragonfly"
+            | "illumos"
+            | "solaris"
     ) {
         return;
     }
