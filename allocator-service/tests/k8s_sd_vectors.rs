@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use allocator_service::k8s::meta::{self, Labels};
+use allocator_service::k8s::selector::{RoleSelectors, SelectorEntry};
 use allocator_service::k8s::{attach_node, trim_node};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -18,13 +19,17 @@ use serde::Deserialize;
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/k8s-sd-gen");
 
 /// The role variants the generator writes.
-const VARIANTS: [&str; 6] = [
+const VARIANTS: [&str; 10] = [
     "pod",
     "pod+node",
     "service",
     "endpointslice",
     "endpointslice+node",
     "node",
+    "pod+selectors",
+    "service+selectors",
+    "endpointslice+selectors",
+    "node+selectors",
 ];
 
 #[derive(Default)]
@@ -72,65 +77,80 @@ impl Corpus {
         c
     }
 
-    /// `attach_metadata.node`'s view of a node: its metadata labels when the node is known.
-    fn node(&self, name: &str) -> Option<Labels> {
-        self.nodes.get(name).map(meta::node_labels)
+    /// `attach_metadata.node`'s view of a node: its metadata labels when the node is known
+    /// (and selected).
+    fn node(&self, name: &str, sel: &RoleSelectors) -> Option<Labels> {
+        self.nodes
+            .get(name)
+            .filter(|n| RoleSelectors::selects(&sel.node, n.metadata.labels.as_ref()))
+            .map(meta::node_labels)
     }
 
-    fn pod(&self, ns: &str, name: &str) -> Option<Arc<Pod>> {
+    fn pod(&self, ns: &str, name: &str, sel: &RoleSelectors) -> Option<Arc<Pod>> {
         self.pods
             .iter()
             .find(|p| {
                 p.metadata.namespace.as_deref() == Some(ns)
                     && p.metadata.name.as_deref() == Some(name)
+                    && RoleSelectors::selects(&sel.pod, p.metadata.labels.as_ref())
             })
             .cloned()
     }
 
-    fn service(&self, ns: &str, name: &str) -> Option<&Service> {
+    fn service(&self, ns: &str, name: &str, sel: &RoleSelectors) -> Option<&Service> {
         self.services.iter().find(|s| {
-            s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(name)
+            s.metadata.namespace.as_deref() == Some(ns)
+                && s.metadata.name.as_deref() == Some(name)
+                && RoleSelectors::selects(&sel.service, s.metadata.labels.as_ref())
         })
     }
 
-    /// Our targets for one role variant, sorted as the generator sorts Prometheus' targets.
-    fn targets(&self, variant: &str) -> Vec<Labels> {
+    /// Our targets for one role variant, sorted as the generator sorts Prometheus' targets:
+    /// the objects the selectors select, as the service's caches are filtered
+    /// (`Cluster::role_targets`).
+    fn targets(&self, variant: &str, sel: &RoleSelectors) -> Vec<Labels> {
+        let pods = || {
+            self.pods
+                .iter()
+                .filter(|p| RoleSelectors::selects(&sel.pod, p.metadata.labels.as_ref()))
+        };
         let mut out: Vec<Labels> = match variant {
-            "pod" => self
-                .pods
-                .iter()
-                .flat_map(|p| meta::pod_targets(p))
+            "pod" => pods().flat_map(|p| meta::pod_targets(p)).collect(),
+            // The generator's pod selector variant attaches node metadata too.
+            "pod+node" | "pod+selectors" => pods()
+                .flat_map(|p| meta::pod_targets_on_nodes(p, |n| self.node(n, sel)))
                 .collect(),
-            "pod+node" => self
-                .pods
-                .iter()
-                .flat_map(|p| meta::pod_targets_on_nodes(p, |n| self.node(n)))
-                .collect(),
-            "service" => self
+            "service" | "service+selectors" => self
                 .services
                 .iter()
+                .filter(|s| RoleSelectors::selects(&sel.service, s.metadata.labels.as_ref()))
                 .flat_map(meta::service_targets)
                 .collect(),
-            "endpointslice" | "endpointslice+node" => {
+            "endpointslice" | "endpointslice+node" | "endpointslice+selectors" => {
                 let mut all = Vec::new();
-                for slice in &self.slices {
+                let slices = self.slices.iter().filter(|s| {
+                    RoleSelectors::selects(&sel.endpointslice, s.metadata.labels.as_ref())
+                });
+                for slice in slices {
                     let ns = slice.metadata.namespace.as_deref().unwrap_or_default();
-                    let svc = meta::slice_service(slice).and_then(|name| self.service(ns, name));
+                    let svc =
+                        meta::slice_service(slice).and_then(|name| self.service(ns, name, sel));
                     all.extend(meta::endpointslice_targets(slice, svc, |ns, name| {
-                        self.pod(ns, name)
+                        self.pod(ns, name, sel)
                     }));
                 }
                 if variant == "endpointslice+node" {
                     for t in &mut all {
-                        attach_node("endpointslice", t, |n| self.node(n));
+                        attach_node("endpointslice", t, |n| self.node(n, sel));
                     }
                 }
                 all
             }
             // From the nodes as the service's node cache keeps them.
-            "node" => self
+            "node" | "node+selectors" => self
                 .nodes
                 .values()
+                .filter(|n| RoleSelectors::selects(&sel.node, n.metadata.labels.as_ref()))
                 .flat_map(|n| {
                     let mut n = n.clone();
                     trim_node(&mut n);
@@ -152,13 +172,16 @@ fn address(l: &Labels) -> &str {
     l.get("__address__").map(String::as_str).unwrap_or_default()
 }
 
-/// Prometheus' targets per role variant, from vectors.json.
-fn vectors() -> BTreeMap<String, Vec<Labels>> {
-    #[derive(Deserialize)]
-    struct Vectors {
-        prometheus: String,
-        roles: BTreeMap<String, Vec<Labels>>,
-    }
+/// Prometheus' targets per role variant, from vectors.json, with the variants' label
+/// selectors by kind.
+#[derive(Deserialize)]
+struct Vectors {
+    prometheus: String,
+    roles: BTreeMap<String, Vec<Labels>>,
+    selectors: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+fn vectors() -> Vectors {
     let path = format!("{DIR}/vectors.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let v: Vectors = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -170,7 +193,26 @@ fn vectors() -> BTreeMap<String, Vec<Labels>> {
     let mut want = VARIANTS.to_vec();
     want.sort_unstable();
     assert_eq!(variants, want, "vectors.json's role variants");
-    v.roles
+    v
+}
+
+/// A variant's selectors, parsed by the service's parser from the strings the generator gave
+/// the (fake) API server.
+fn role_selectors(v: &Vectors, variant: &str) -> RoleSelectors {
+    let Some(by_kind) = v.selectors.get(variant) else {
+        return RoleSelectors::default();
+    };
+    let sd_role = variant.split('+').next().unwrap_or_default();
+    let entries: Vec<SelectorEntry<'_>> = by_kind
+        .iter()
+        .map(|(kind, label)| SelectorEntry {
+            role: kind,
+            label,
+            field: "",
+        })
+        .collect();
+    RoleSelectors::parse(sd_role, &entries)
+        .unwrap_or_else(|(i, e)| panic!("{variant}: selector {i}: {e}"))
 }
 
 /// The first target where ours and Prometheus' lists differ, as a label diff (`-` Prometheus
@@ -214,8 +256,10 @@ fn first_difference(ours: &[Labels], theirs: &[Labels]) -> Option<String> {
 
 fn check(variant: &str) {
     let corpus = Corpus::load();
-    let want = vectors().remove(variant).expect("variant in vectors.json");
-    let got = corpus.targets(variant);
+    let mut v = vectors();
+    let sel = role_selectors(&v, variant);
+    let want = v.roles.remove(variant).expect("variant in vectors.json");
+    let got = corpus.targets(variant, &sel);
     if let Some(diff) = first_difference(&got, &want) {
         panic!("role {variant}: our targets differ from Prometheus v0.314.0's: {diff}");
     }
@@ -251,14 +295,42 @@ fn node_role_matches_prometheus() {
     check("node");
 }
 
+/// Prometheus' Kubernetes SD `selectors` (label selectors, as a ScrapeConfig's
+/// `kubernetesSDConfigs[].selectors` carries them): set-based and equality requirements, node
+/// selectors on attached metadata, service and pod selectors of the endpointslice role.
+#[test]
+fn selectors_select_as_prometheus_lists() {
+    for variant in [
+        "pod+selectors",
+        "service+selectors",
+        "endpointslice+selectors",
+        "node+selectors",
+    ] {
+        check(variant);
+    }
+}
+
 /// The corpus reaches the shapes the vectors are for: a vector file of a corpus that lost them
 /// would pass while checking little.
 #[test]
 fn corpus_covers_the_listed_shapes() {
     let c = Corpus::load();
-    let v = vectors();
+    let vectors = vectors();
+    let v = &vectors.roles;
     for variant in VARIANTS {
         assert!(!v[variant].is_empty(), "{variant}: no targets");
+    }
+    // Each selector variant selects some of its role's targets, not all or none.
+    for (variant, all) in [
+        ("pod+selectors", "pod+node"),
+        ("service+selectors", "service"),
+        ("endpointslice+selectors", "endpointslice"),
+        ("node+selectors", "node"),
+    ] {
+        assert!(
+            v[variant].len() < v[all].len(),
+            "{variant} selects every target"
+        );
     }
     let any = |variant: &str, f: &dyn Fn(&Labels) -> bool| v[variant].iter().any(f);
     assert!(any("pod", &|l| has(

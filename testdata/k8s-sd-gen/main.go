@@ -51,10 +51,30 @@ const (
 	serviceIndex = "service"
 )
 
+// selectors are the label selectors of a Kubernetes SD `selectors` list, one per kind of
+// object; empty selects everything.
+type selectors struct{ pod, service, endpointslice, node string }
+
+// The selector variants, in the string form Prometheus passes to the API server. The Rust test
+// reads the same strings from vectors.json.
+var (
+	podSelectors     = selectors{pod: "app.kubernetes.io/name in (web, db, node-exporter),pod-template-hash!=x,!statefulset.kubernetes.io/pod-name", node: "topology.kubernetes.io/zone in (eu-west-1a)"}
+	serviceSelectors = selectors{service: "app.kubernetes.io/name"}
+	sliceSelectors   = selectors{
+		endpointslice: "kubernetes.io/service-name,endpointslice.kubernetes.io/managed-by!=prometheus-operator",
+		service:       "!app.kubernetes.io/part-of",
+		pod:           "app.kubernetes.io/name notin (db)",
+	}
+	nodeSelectors = selectors{node: "kubernetes.io/hostname,  example.com/gpu-type == a100"}
+)
+
 type vectors struct {
 	Prometheus string                         `json:"prometheus"`
 	Corpus     string                         `json:"corpus"`
 	Roles      map[string][]map[string]string `json:"roles"`
+	// The label selectors of each variant that has any, by kind (pod, service, endpointslice,
+	// node).
+	Selectors map[string]map[string]string `json:"selectors"`
 }
 
 func main() {
@@ -81,24 +101,42 @@ func main() {
 		}
 	}
 
-	v := vectors{Prometheus: prometheusVersion, Corpus: "corpus.yaml", Roles: map[string][]map[string]string{}}
+	v := vectors{Prometheus: prometheusVersion, Corpus: "corpus.yaml", Roles: map[string][]map[string]string{}, Selectors: map[string]map[string]string{}}
 	for _, role := range []struct {
 		name     string
 		kind     string
 		withNode bool
+		sel      selectors
 	}{
-		{"pod", "pod", false},
-		{"pod+node", "pod", true},
-		{"service", "service", false},
-		{"endpointslice", "endpointslice", false},
-		{"endpointslice+node", "endpointslice", true},
-		{"node", "node", false},
+		{"pod", "pod", false, selectors{}},
+		{"pod+node", "pod", true, selectors{}},
+		{"service", "service", false, selectors{}},
+		{"endpointslice", "endpointslice", false, selectors{}},
+		{"endpointslice+node", "endpointslice", true, selectors{}},
+		{"node", "node", false, selectors{}},
+		{"pod+selectors", "pod", true, podSelectors},
+		{"service+selectors", "service", false, serviceSelectors},
+		{"endpointslice+selectors", "endpointslice", false, sliceSelectors},
+		{"node+selectors", "node", false, nodeSelectors},
 	} {
-		targets, err := discover(client, role.kind, role.withNode, count[role.kind])
+		want := count[role.kind]
+		if role.sel != (selectors{}) {
+			want = -1 // fewer objects listed: read until quiet after the informers synced
+		}
+		targets, err := discover(client, role.kind, role.withNode, want, role.sel)
 		if err != nil {
 			log.Fatalf("k8s-sd-gen: role %s: %v", role.name, err)
 		}
 		v.Roles[role.name] = targets
+		if role.sel != (selectors{}) {
+			m := map[string]string{}
+			for kind, label := range map[string]string{"pod": role.sel.pod, "service": role.sel.service, "endpointslice": role.sel.endpointslice, "node": role.sel.node} {
+				if label != "" {
+					m[kind] = label
+				}
+			}
+			v.Selectors[role.name] = m
+		}
 	}
 
 	data, err := json.MarshalIndent(v, "", " ")
@@ -108,7 +146,12 @@ func main() {
 	if err := os.WriteFile(*out, append(data, '\n'), 0o644); err != nil {
 		log.Fatalf("k8s-sd-gen: %v", err)
 	}
-	for _, r := range []string{"pod", "pod+node", "service", "endpointslice", "endpointslice+node"} {
+	names := make([]string, 0, len(v.Roles))
+	for r := range v.Roles {
+		names = append(names, r)
+	}
+	slices.Sort(names)
+	for _, r := range names {
 		fmt.Printf("%s: %d targets\n", r, len(v.Roles[r]))
 	}
 }
@@ -158,42 +201,56 @@ func listWatch(client kubernetes.Interface, list func(context.Context, metav1.Li
 // discover runs one role's discoverer until it has sent a group for each of the `want` objects
 // of its kind and then nothing new for a while, and returns every target of the last group per
 // source, each merged with its group's labels (the target's win), sorted.
-func discover(client kubernetes.Interface, kind string, withNode bool, want int) ([]map[string]string, error) {
+// want < 0: the selectors list fewer objects than the corpus holds; read until every informer
+// synced and nothing new came for a while.
+func discover(client kubernetes.Interface, kind string, withNode bool, want int, sel selectors) ([]map[string]string, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	core := client.CoreV1()
+	// Each informer's list and watch carry its kind's label selector, as Prometheus' Discovery
+	// sets ListOptions.LabelSelector; the fake clientset filters the list by it.
 	pods := listWatch(client,
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = sel.pod
 			return core.Pods("").List(ctx, o)
 		},
 		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = sel.pod
 			return core.Pods("").Watch(ctx, o)
 		})
 	services := listWatch(client,
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = sel.service
 			return core.Services("").List(ctx, o)
 		},
 		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = sel.service
 			return core.Services("").Watch(ctx, o)
 		})
 	slicesLW := listWatch(client,
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = sel.endpointslice
 			return client.DiscoveryV1().EndpointSlices("").List(ctx, o)
 		},
 		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = sel.endpointslice
 			return client.DiscoveryV1().EndpointSlices("").Watch(ctx, o)
 		})
+	var synced []cache.InformerSynced
 	var nodeInf cache.SharedInformer
 	if withNode || kind == "node" {
 		nodeInf = cache.NewSharedInformer(listWatch(client,
 			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				o.LabelSelector = sel.node
 				return core.Nodes().List(ctx, o)
 			},
 			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				o.LabelSelector = sel.node
 				return core.Nodes().Watch(ctx, o)
 			}),
 			&apiv1.Node{}, 0)
 		go nodeInf.Run(ctx.Done())
+		synced = append(synced, nodeInf.HasSynced)
 	}
 	events := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "events"}, []string{"role", "event"})
 
@@ -210,11 +267,13 @@ func discover(client kubernetes.Interface, kind string, withNode bool, want int)
 		inf := cache.NewSharedIndexInformer(pods, &apiv1.Pod{}, 0, indexers)
 		d := prom.NewPod(nil, inf, nodeInf, nil, nil, nil, false, false, false, events)
 		go inf.Run(ctx.Done())
+		synced = append(synced, inf.HasSynced)
 		run = d.Run
 	case "service":
 		inf := cache.NewSharedIndexInformer(services, &apiv1.Service{}, 0, cache.Indexers{})
 		d := prom.NewService(nil, inf, nil, events)
 		go inf.Run(ctx.Done())
+		synced = append(synced, inf.HasSynced)
 		run = d.Run
 	case "endpointslice":
 		indexers := cache.Indexers{
@@ -250,6 +309,7 @@ func discover(client kubernetes.Interface, kind string, withNode bool, want int)
 		go inf.Run(ctx.Done())
 		go svcInf.Run(ctx.Done())
 		go podInf.Run(ctx.Done())
+		synced = append(synced, inf.HasSynced, svcInf.HasSynced, podInf.HasSynced)
 		run = d.Run
 	case "node":
 		d := prom.NewNode(nil, nodeInf, events)
@@ -275,12 +335,17 @@ func discover(client kubernetes.Interface, kind string, withNode bool, want int)
 			return nil, fmt.Errorf("%d of %d groups after 60 s", len(groups), want)
 		}
 		// A node without an address gives no group at all (buildNode returns nil), so the node
-		// role is read until quiet after its informer synced instead of to a count.
-		if len(groups) >= want || (kind == "node" && nodeInf.HasSynced()) {
+		// role, like a run with selectors, is read until quiet after its informers synced
+		// instead of to a count.
+		allSynced := true
+		for _, s := range synced {
+			allSynced = allSynced && s()
+		}
+		if (want >= 0 && len(groups) >= want) || ((want < 0 || kind == "node") && allSynced) {
 			break
 		}
 	}
-	if kind != "node" && len(groups) != want {
+	if want >= 0 && kind != "node" && len(groups) != want {
 		return nil, fmt.Errorf("%d groups for %d objects", len(groups), want)
 	}
 

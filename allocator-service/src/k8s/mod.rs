@@ -37,7 +37,7 @@ use self::meta::Labels;
 use self::monitors::{
     JobDef, PodMonitorSpec, ProbeSpec, ScrapeConfigSpec, ServiceMonitorSpec, Source,
 };
-use self::selector::LabelSelector;
+use self::selector::{LabelSelector, RoleSelectors};
 use crate::config::{KubernetesSdConfig, Loaded, PrometheusCr};
 use crate::relabel::{Rule, RuleSpec};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -781,7 +781,7 @@ impl Cluster {
             "pod" | "service" | "ingress" | "node" => sd.role.as_str(),
             _ => "endpointslice",
         };
-        self.role_targets(role, false, &in_ns)
+        self.role_targets(role, false, &RoleSelectors::default(), &in_ns)
     }
 
     fn selected(
@@ -931,7 +931,7 @@ impl Cluster {
             waiting.dedup();
             return Err(waiting.iter().map(ToString::to_string).collect());
         }
-        let mut by_role: BTreeMap<(String, bool), Vec<Labels>> = BTreeMap::new();
+        let mut by_role: BTreeMap<RoleKey, Vec<Labels>> = BTreeMap::new();
         let mut http_used = std::collections::BTreeSet::new();
         if cr.deny_fs_access_through_sms {
             defs.retain(|(def, settings)| match host_file_read(settings) {
@@ -1042,17 +1042,18 @@ impl Cluster {
         &self,
         cfg: &Loaded,
         src: &Source,
-        by_role: &mut BTreeMap<(String, bool), Vec<Labels>>,
+        by_role: &mut BTreeMap<RoleKey, Vec<Labels>>,
     ) -> Vec<Labels> {
         match src {
             Source::Kubernetes {
                 role,
                 namespaces,
                 attach_node,
+                selectors,
             } => {
                 let all = by_role
-                    .entry((role.clone(), *attach_node))
-                    .or_insert_with(|| self.role_targets(role, *attach_node, &|_| true));
+                    .entry((role.clone(), *attach_node, format!("{selectors:?}")))
+                    .or_insert_with(|| self.role_targets(role, *attach_node, selectors, &|_| true));
                 all.iter()
                     .filter(|l| {
                         // Nodes belong to no namespace: Prometheus ignores the list for them.
@@ -1074,31 +1075,35 @@ impl Cluster {
         }
     }
 
-    /// The node metadata labels of node `name`, when it is known.
-    fn node_labels(&self, name: &str) -> Option<Labels> {
-        let nodes = self.nodes.as_ref()?;
-        let n = nodes.store.get(&ObjectRef::<Node>::new(name))?;
-        Some(meta::node_labels(&n))
-    }
-
     /// Every target of a Kubernetes discovery role in the namespaces `in_ns` accepts, with
     /// `attach_metadata.node` when `attach_node` (and the nodes are watched).
     fn role_targets(
         &self,
         role: &str,
         attach_node: bool,
+        sel: &RoleSelectors,
         in_ns: &dyn Fn(&str) -> bool,
     ) -> Vec<Labels> {
         let attach_node = attach_node && self.nodes.is_some();
+        let selects = |s: &Option<LabelSelector>, m: &kube::api::ObjectMeta| {
+            RoleSelectors::selects(s, m.labels.as_ref())
+        };
+        // The node metadata of a node the node selector selects (Prometheus' node informer
+        // lists only those).
+        let node_labels = |n: &str| {
+            let nodes = self.nodes.as_ref()?;
+            let node = nodes.store.get(&ObjectRef::<Node>::new(n))?;
+            selects(&sel.node, &node.metadata).then(|| meta::node_labels(&node))
+        };
         match role {
             "pod" => self
                 .pods
                 .store
                 .state()
                 .iter()
-                .filter(|p| in_ns(name_ns(&p.metadata).1))
+                .filter(|p| in_ns(name_ns(&p.metadata).1) && selects(&sel.pod, &p.metadata))
                 .flat_map(|p| match attach_node {
-                    true => meta::pod_targets_on_nodes(p, |n| self.node_labels(n)),
+                    true => meta::pod_targets_on_nodes(p, node_labels),
                     false => meta::pod_targets(p),
                 })
                 .collect(),
@@ -1107,13 +1112,14 @@ impl Cluster {
                 .store
                 .state()
                 .iter()
-                .filter(|s| in_ns(name_ns(&s.metadata).1))
+                .filter(|s| in_ns(name_ns(&s.metadata).1) && selects(&sel.service, &s.metadata))
                 .flat_map(|s| meta::service_targets(s))
                 .collect(),
             "node" => self
                 .nodes
                 .iter()
                 .flat_map(|w| w.store.state())
+                .filter(|n| selects(&sel.node, &n.metadata))
                 .flat_map(|n| meta::node_targets(&n))
                 .collect(),
             "ingress" => self
@@ -1129,17 +1135,22 @@ impl Cluster {
                 .store
                 .state()
                 .iter()
-                .filter(|s| in_ns(name_ns(&s.metadata).1))
+                .filter(|s| {
+                    in_ns(name_ns(&s.metadata).1) && selects(&sel.endpointslice, &s.metadata)
+                })
                 .flat_map(|slice| {
                     let ns = name_ns(&slice.metadata).1;
-                    let svc = meta::slice_service(slice).and_then(|n| self.service(ns, n));
+                    let svc = meta::slice_service(slice)
+                        .and_then(|n| self.service(ns, n))
+                        .filter(|s| selects(&sel.service, &s.metadata));
                     let mut targets =
                         meta::endpointslice_targets(slice, svc.as_deref(), |ns, name| {
                             self.pod(ns, name)
+                                .filter(|p| selects(&sel.pod, &p.metadata))
                         });
                     if attach_node {
                         for t in &mut targets {
-                            self::attach_node("endpointslice", t, |n| self.node_labels(n));
+                            self::attach_node("endpointslice", t, node_labels);
                         }
                     }
                     targets
@@ -1173,6 +1184,10 @@ fn host_file_read(settings: &serde_json::Map<String, serde_json::Value>) -> Opti
         .or_else(|| file("tls_config", "cert_file"))
         .or_else(|| file("tls_config", "key_file"))
 }
+
+/// The targets of one discovery, kept for every job that uses the same (role, node metadata,
+/// selectors).
+type RoleKey = (String, bool, String);
 
 /// What the node cache keeps of a node: what the zones, node metadata and the `node` role read
 /// (name, labels, annotations, provider id, addresses, conditions' type and status, the

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::client::Settings;
 use super::meta::{sanitize, Labels};
-use super::selector::LabelSelector;
+use super::selector::{LabelSelector, RoleSelectors, SelectorEntry};
 use crate::relabel::RuleSpec;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -359,6 +359,36 @@ pub struct CrKubernetesSd {
     pub api_server: Option<String>,
 }
 
+impl CrKubernetesSd {
+    /// Its `selectors`, checked and parsed; an error names the entry and what is wrong.
+    pub fn role_selectors(&self) -> Result<RoleSelectors, String> {
+        role_selectors(&self.role, &self.selectors)
+    }
+}
+
+/// The `selectors` of a ScrapeConfig's Kubernetes SD entry of `role` (as JSON), checked and
+/// parsed; an error names the entry (`selectors[i].<field>: ...`).
+pub fn role_selectors(
+    role: &str,
+    selectors: &[serde_json::Value],
+) -> Result<RoleSelectors, String> {
+    let text = |v: &serde_json::Value, key: &str| {
+        v.get(key)
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let owned: Vec<(String, String, String)> = selectors
+        .iter()
+        .map(|v| (text(v, "role"), text(v, "label"), text(v, "field")))
+        .collect();
+    let entries: Vec<SelectorEntry<'_>> = owned
+        .iter()
+        .map(|(role, label, field)| SelectorEntry { role, label, field })
+        .collect();
+    RoleSelectors::parse(role, &entries).map_err(|(i, e)| format!("selectors[{i}].{e}"))
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CrSdNamespaces {
@@ -492,6 +522,8 @@ pub enum Source {
         role: String,
         namespaces: Vec<String>,
         attach_node: bool,
+        /// A ScrapeConfig's `selectors` (the operator's other resources have none).
+        selectors: RoleSelectors,
     },
     /// Fixed groups (`static_configs`), `__address__` merged into each.
     Static(Vec<Labels>),
@@ -860,6 +892,7 @@ pub fn service_monitor_jobs(
                     role: role.into(),
                     namespaces: spec.namespace_selector.names(ns),
                     attach_node: attach_node(&spec.attach_metadata, class),
+                    selectors: RoleSelectors::default(),
                 }],
                 settings: endpoint_settings(ns, ep, &spec.limits, class),
             }
@@ -943,6 +976,7 @@ pub fn pod_monitor_jobs(
                     role: "pod".into(),
                     namespaces: spec.namespace_selector.names(ns),
                     attach_node: attach_node(&spec.attach_metadata, class),
+                    selectors: RoleSelectors::default(),
                 }],
                 settings: endpoint_settings(ns, ep, &spec.limits, class),
             }
@@ -1027,6 +1061,7 @@ pub fn probe_job(
             role: "ingress".into(),
             namespaces: ing.namespace_selector.names(ns),
             attach_node: false,
+            selectors: RoleSelectors::default(),
         }]
     } else {
         return None;
@@ -1123,6 +1158,8 @@ pub fn scrape_config_job(
             role: k.role.to_lowercase(),
             namespaces,
             attach_node: k.attach_metadata.as_ref().and_then(|a| a.node) == Some(true),
+            // Bad selectors were refused with the resource (`support::unsupported`).
+            selectors: k.role_selectors().unwrap_or_default(),
         });
     }
     JobDef {

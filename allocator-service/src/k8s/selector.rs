@@ -73,6 +73,211 @@ impl LabelSelector {
     }
 }
 
+impl LabelSelector {
+    /// A selector in the string form of Kubernetes' `labels.Parse` (what a list or watch takes
+    /// as `labelSelector`, and Prometheus' Kubernetes SD `selectors[].label`): requirements
+    /// separated by commas, each `key`, `!key`, `key=value`, `key==value`, `key!=value`,
+    /// `key in (a,b)` or `key notin (a,b)`; the empty string selects everything. The numeric
+    /// `key>n` / `key<n` are refused (no selector of ours needs them).
+    pub fn parse(text: &str) -> Result<LabelSelector, String> {
+        let mut out = LabelSelector::default();
+        let mut rest = text.trim();
+        while !rest.is_empty() {
+            let (requirement, after) = split_requirement(rest)?;
+            out.match_expressions.push(requirement);
+            rest = after.trim_start();
+            if let Some(r) = rest.strip_prefix(',') {
+                rest = r.trim_start();
+                if rest.is_empty() {
+                    return Err(format!(
+                        "{text:?}: a requirement is missing after the last comma"
+                    ));
+                }
+            } else if !rest.is_empty() {
+                return Err(format!("{text:?}: expected a comma before {rest:?}"));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Prometheus' Kubernetes SD `selectors`: a label selector for each kind of object the
+/// discovery of a role lists (Prometheus passes them to the API server's list and watch; the
+/// allocator, which lists every object once, applies them to its caches). None selects all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoleSelectors {
+    pub pod: Option<LabelSelector>,
+    pub service: Option<LabelSelector>,
+    pub endpointslice: Option<LabelSelector>,
+    pub node: Option<LabelSelector>,
+}
+
+/// One `selectors` entry: its role, label selector and field selector, as written.
+pub struct SelectorEntry<'a> {
+    pub role: &'a str,
+    pub label: &'a str,
+    pub field: &'a str,
+}
+
+impl RoleSelectors {
+    /// The selectors of a discovery of `sd_role`, checked as Prometheus checks them (each role
+    /// once, only the roles that discovery lists) and parsed; field selectors are not
+    /// supported. Errors say what is wrong with which entry (by index).
+    pub fn parse(sd_role: &str, entries: &[SelectorEntry<'_>]) -> Result<Self, (usize, String)> {
+        let allowed: &[&str] = match sd_role.to_ascii_lowercase().as_str() {
+            "pod" => &["pod", "node"],
+            "service" => &["service"],
+            "endpointslice" => &["pod", "service", "endpointslice"],
+            "node" => &["node"],
+            _ => &[],
+        };
+        let mut out = RoleSelectors::default();
+        for (i, e) in entries.iter().enumerate() {
+            let role = e.role.to_ascii_lowercase();
+            if !allowed.contains(&role.as_str()) {
+                return Err((
+                    i,
+                    format!(
+                        "role: {}: not a selector this allocator applies to {sd_role} discovery",
+                        e.role
+                    ),
+                ));
+            }
+            if !e.field.is_empty() {
+                return Err((i, "field: field selectors are not supported".into()));
+            }
+            let slot = match role.as_str() {
+                "pod" => &mut out.pod,
+                "service" => &mut out.service,
+                "endpointslice" => &mut out.endpointslice,
+                _ => &mut out.node,
+            };
+            if slot.is_some() {
+                return Err((i, format!("role: {}: given twice", e.role)));
+            }
+            *slot = Some(LabelSelector::parse(e.label).map_err(|m| (i, format!("label: {m}")))?);
+        }
+        Ok(out)
+    }
+
+    /// Whether `selector` (one of the fields) selects an object with `labels`.
+    pub fn selects(
+        selector: &Option<LabelSelector>,
+        labels: Option<&BTreeMap<String, String>>,
+    ) -> bool {
+        let none = BTreeMap::new();
+        selector
+            .as_ref()
+            .is_none_or(|s| s.matches(labels.unwrap_or(&none)))
+    }
+}
+
+/// A label key as the API server checks it: an optional DNS subdomain prefix and `/`, then a
+/// name of at most 63 characters of `[A-Za-z0-9._-]` starting and ending alphanumeric.
+fn valid_key(key: &str) -> bool {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+            })
+    });
+    prefix_ok && !name.is_empty() && valid_value(name)
+}
+
+/// A label value as the API server checks it: empty, or at most 63 characters of
+/// `[A-Za-z0-9._-]` starting and ending alphanumeric.
+fn valid_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            && v.as_bytes()[0].is_ascii_alphanumeric()
+            && v.as_bytes()[v.len() - 1].is_ascii_alphanumeric())
+}
+
+/// One requirement at the start of `text`, and what follows it.
+fn split_requirement(text: &str) -> Result<(Requirement, &str), String> {
+    let word_end = |s: &str| {
+        s.find(|c: char| c.is_whitespace() || matches!(c, ',' | '=' | '!' | '(' | ')' | '<' | '>'))
+            .unwrap_or(s.len())
+    };
+    let requirement = |key: &str, operator: &str, values: Vec<String>| {
+        if !valid_key(key) {
+            return Err(format!("{key:?} is not a valid label key"));
+        }
+        if let Some(v) = values.iter().find(|v| !valid_value(v)) {
+            return Err(format!("{v:?} is not a valid label value (key {key:?})"));
+        }
+        Ok(Requirement {
+            key: key.to_owned(),
+            operator: operator.to_owned(),
+            values,
+        })
+    };
+    if let Some(r) = text.strip_prefix('!') {
+        let r = r.trim_start();
+        let end = word_end(r);
+        return Ok((requirement(&r[..end], "DoesNotExist", vec![])?, &r[end..]));
+    }
+    let end = word_end(text);
+    let key = &text[..end];
+    let rest = text[end..].trim_start();
+    let (operator, rest, set) = if let Some(r) = rest.strip_prefix("==") {
+        ("In", r, false)
+    } else if let Some(r) = rest.strip_prefix("!=") {
+        ("NotIn", r, false)
+    } else if let Some(r) = rest.strip_prefix('=') {
+        ("In", r, false)
+    } else if rest.starts_with('<') || rest.starts_with('>') {
+        return Err(format!(
+            "{key:?}: the numeric operators < and > are not supported"
+        ));
+    } else if let Some(r) = rest
+        .strip_prefix("notin")
+        .filter(|r| r.trim_start().starts_with('('))
+    {
+        ("NotIn", r, true)
+    } else if let Some(r) = rest
+        .strip_prefix("in")
+        .filter(|r| r.trim_start().starts_with('('))
+    {
+        ("In", r, true)
+    } else {
+        // A bare key: it exists.
+        return Ok((requirement(key, "Exists", vec![])?, rest));
+    };
+    let rest = rest.trim_start();
+    if !set {
+        let end = word_end(rest);
+        return Ok((
+            requirement(key, operator, vec![rest[..end].to_owned()])?,
+            &rest[end..],
+        ));
+    }
+    let inner = &rest[1..];
+    let close = inner
+        .find(')')
+        .ok_or_else(|| format!("{key:?}: the value set has no closing parenthesis"))?;
+    let values: Vec<String> = inner[..close]
+        .split(',')
+        .map(|v| v.trim().to_owned())
+        .collect();
+    if values == [""] {
+        return Err(format!("{key:?}: the value set is empty"));
+    }
+    Ok((requirement(key, operator, values)?, &inner[close + 1..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +316,65 @@ mod tests {
             !sel("{matchLabels: {app: api}, matchExpressions: [{key: x, operator: Exists}]}")
                 .matches(&l)
         );
+    }
+
+    /// The string form's syntax errors, as Kubernetes' `labels.Parse` refuses them; what it
+    /// accepts is checked against Prometheus' listing in `tests/k8s_sd_vectors.rs`.
+    #[test]
+    fn a_selector_string_that_does_not_parse_names_the_problem() {
+        assert_eq!(LabelSelector::parse("").unwrap(), LabelSelector::default());
+        assert_eq!(
+            LabelSelector::parse("  a = b ")
+                .unwrap()
+                .match_expressions
+                .len(),
+            1
+        );
+        for (text, needle) in [
+            ("a,", "after the last comma"),
+            ("a b", "expected a comma"),
+            ("a in ()", "value set is empty"),
+            ("a in (b", "no closing parenthesis"),
+            ("a>1", "numeric operators"),
+            ("-a=b", "not a valid label key"),
+            ("a=b c", "expected a comma"),
+            ("a=-b", "not a valid label value"),
+            ("Example.com/a=b", "not a valid label key"),
+        ] {
+            let e = LabelSelector::parse(text).unwrap_err();
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+        let s = LabelSelector::parse("a in (x, y),!b,c,d!=e").unwrap();
+        assert!(s.matches(&labels(&[("a", "y"), ("c", "")])));
+        assert!(!s.matches(&labels(&[("a", "y"), ("c", ""), ("d", "e")])));
+        assert!(!s.matches(&labels(&[("a", "y"), ("b", "1"), ("c", "")])));
+    }
+
+    /// Prometheus' rules for which selectors a discovery takes; fields are not supported here.
+    #[test]
+    fn role_selectors_are_checked_as_prometheus_checks_them() {
+        let e = |role, label, field| SelectorEntry { role, label, field };
+        let ok = RoleSelectors::parse("pod", &[e("Pod", "a=b", ""), e("node", "c", "")]).unwrap();
+        assert!(ok.pod.is_some() && ok.node.is_some() && ok.service.is_none());
+        for (sd, entries, needle) in [
+            ("service", vec![e("pod", "a", "")], "role: pod"),
+            (
+                "pod",
+                vec![e("pod", "a", ""), e("Pod", "b", "")],
+                "given twice",
+            ),
+            (
+                "pod",
+                vec![e("pod", "", "spec.nodeName=x")],
+                "field selectors",
+            ),
+            ("ingress", vec![e("ingress", "a", "")], "role: ingress"),
+            ("endpointslice", vec![e("node", "a", "")], "role: node"),
+            ("pod", vec![e("pod", "a in ()", "")], "label: "),
+        ] {
+            let (_, msg) = RoleSelectors::parse(sd, &entries).unwrap_err();
+            assert!(msg.contains(needle), "{sd}: {msg}");
+        }
     }
 
     #[test]

@@ -180,10 +180,18 @@ pub fn unsupported(kind: &str, spec: &Value) -> Vec<String> {
                 unknown(
                     k,
                     &path,
-                    &[&["role", "namespaces", "attachMetadata"]],
+                    &[&["role", "namespaces", "attachMetadata", "selectors"]],
                     &mut out,
                 );
                 let role = k.get("role").and_then(Value::as_str).unwrap_or_default();
+                let selectors = k
+                    .get("selectors")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                if let Err(e) = super::monitors::role_selectors(role, selectors) {
+                    out.push(format!("{path}{e}"));
+                }
                 if !["pod", "service", "ingress", "endpointslice", "node"]
                     .contains(&role.to_ascii_lowercase().as_str())
                 {
@@ -237,6 +245,15 @@ mod tests {
         assert_eq!(
             unsupported("ScrapeConfig", &sc),
             vec!["dnsSDConfigs", "kubernetesSDConfigs[1].role: Endpoints"]
+        );
+        // Label selectors are applied; a field selector is not.
+        let sel = json!({"kubernetesSDConfigs": [
+            {"role": "Pod", "selectors": [{"role": "Pod", "label": "app=web"}]},
+            {"role": "Pod", "selectors": [{"role": "Pod", "field": "spec.nodeName=a"}]}
+        ]});
+        assert_eq!(
+            unsupported("ScrapeConfig", &sel),
+            vec!["kubernetesSDConfigs[1].selectors[0].field: field selectors are not supported"]
         );
         assert!(unsupported(
             "PodMonitor",
