@@ -404,7 +404,7 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
                 "authorization": {"credentials": {"name": "scrape-token", "key": "token"}}}),
         ),
     );
-    // Kubernetes SD with selectors is not read here: skipped rather than over-served.
+    // Kubernetes SD with a field selector is not read here: skipped rather than over-served.
     api.apply(
         "scrapeconfigs",
         monitor(
@@ -413,7 +413,7 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
             "shop",
             "selective",
             json!({}),
-            json!({"kubernetesSDConfigs": [{"role": "Pod", "selectors": [{"role": "Pod", "label": "app=api"}]}]}),
+            json!({"kubernetesSDConfigs": [{"role": "Pod", "selectors": [{"role": "Pod", "field": "spec.nodeName=node-a"}]}]}),
         ),
     );
     api.apply(
