@@ -497,7 +497,6 @@ pub fn endpointslice_targets(
     let mut out = Vec::new();
     let ports = slice.ports.as_deref().unwrap_or_default();
     for ep in &slice.endpoints {
-        let el = endpoint_labels(ep);
         // Prometheus finds the pod by the reference's own namespace and name.
         let pod = ep
             .target_ref
@@ -509,10 +508,16 @@ pub fn endpointslice_targets(
                     t.name.as_deref().unwrap_or_default(),
                 )
             });
+        // The labels every target of this endpoint shares: the slice's, the endpoint's and its
+        // pod's (their names do not overlap, so their order does not matter).
+        let mut shared = base.clone();
+        shared.extend(endpoint_labels(ep));
+        if let Some(pod) = &pod {
+            shared.extend(pod_labels(pod));
+        }
         for port in ports {
             for addr in &ep.addresses {
-                let mut l = base.clone();
-                l.extend(el.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let mut l = shared.clone();
                 let address = match port.port {
                     Some(n) => join_host_port(addr, n),
                     None => addr.clone(),
@@ -532,7 +537,6 @@ pub fn endpointslice_targets(
                     l.insert(format!("{p}_app_protocol"), app.clone());
                 }
                 if let Some(pod) = &pod {
-                    l.extend(pod_labels(pod));
                     if let Some(n) = port.port {
                         // Each container's first port of that number, and the last container
                         // that has one wins (Prometheus overwrites container by container).
@@ -546,8 +550,11 @@ pub fn endpointslice_targets(
                             container_port_labels(&mut l, c, init, cp);
                         }
                     }
-                    let key = |p: &Pod| (p.metadata.namespace.clone(), p.metadata.name.clone());
-                    let at = match seen.iter().position(|(p, _)| key(p) == key(pod)) {
+                    let same = |p: &Pod| {
+                        p.metadata.namespace == pod.metadata.namespace
+                            && p.metadata.name == pod.metadata.name
+                    };
+                    let at = match seen.iter().position(|(p, _)| same(p)) {
                         Some(i) => i,
                         None => {
                             seen.push((pod.clone(), Vec::new()));
@@ -571,13 +578,14 @@ pub fn endpointslice_targets(
         if ip.is_empty() {
             continue;
         }
+        let mut shared = base.clone();
+        shared.extend(pod_labels(pod));
         for (c, init) in containers(pod) {
             for cp in c.ports.iter().flatten() {
                 if covered.contains(&cp.container_port) {
                     continue;
                 }
-                let mut l = base.clone();
-                l.extend(pod_labels(pod));
+                let mut l = shared.clone();
                 l.insert("__address__".into(), join_host_port(ip, cp.container_port));
                 container_port_labels(&mut l, c, init, cp);
                 out.push(l);
