@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use allocator_service::k8s::meta::{self, Labels};
 use allocator_service::k8s::selector::{RoleSelectors, SelectorEntry};
-use allocator_service::k8s::{attach_node, trim_node};
+use allocator_service::k8s::{attach_endpoint_node, trim_node};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::Deserialize;
@@ -141,7 +141,7 @@ impl Corpus {
                 }
                 if variant == "endpointslice+node" {
                     for t in &mut all {
-                        attach_node("endpointslice", t, |n| self.node(n, sel));
+                        attach_endpoint_node(t, |n| self.node(n, sel));
                     }
                 }
                 all

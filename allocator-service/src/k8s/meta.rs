@@ -684,8 +684,9 @@ mod tests {
         }))
         .unwrap();
         let lookup = |n: &str| (n == "node-a").then(|| node_labels(&node));
-        let mut pod = Labels::from([("__meta_kubernetes_pod_node_name".into(), "node-a".into())]);
-        super::super::attach_node("pod", &mut pod, lookup);
+        let targets = pod_targets_on_nodes(&pod(), lookup);
+        assert_eq!(targets.len(), pod_targets(&pod()).len());
+        let pod = &targets[0];
         assert_eq!(pod["__meta_kubernetes_node_name"], "node-a");
         assert_eq!(
             pod["__meta_kubernetes_node_label_topology_kubernetes_io_zone"],
@@ -711,13 +712,13 @@ mod tests {
                 "other".into(),
             ),
         ]);
-        super::super::attach_node("endpointslice", &mut direct, lookup);
+        super::super::attach_endpoint_node(&mut direct, lookup);
         assert_eq!(direct["__meta_kubernetes_node_name"], "node-a");
         let mut unknown = Labels::from([(
             "__meta_kubernetes_endpointslice_endpoint_node_name".into(),
             "gone".into(),
         )]);
-        super::super::attach_node("endpointslice", &mut unknown, lookup);
+        super::super::attach_endpoint_node(&mut unknown, lookup);
         assert_eq!(unknown.len(), 1);
     }
 

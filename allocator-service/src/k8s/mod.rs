@@ -1150,7 +1150,7 @@ impl Cluster {
                         });
                     if attach_node {
                         for t in &mut targets {
-                            self::attach_node("endpointslice", t, node_labels);
+                            attach_endpoint_node(t, node_labels);
                         }
                     }
                     targets
@@ -1216,23 +1216,18 @@ pub fn trim_node(n: &mut Node) {
     n.metadata.managed_fields = None;
 }
 
-/// Prometheus' `attach_metadata.node` for one target of `role` (`addNodeLabels`): the labels
-/// of the node a pod runs on, or an endpoint is on (the node an endpoint targets directly, else
-/// its `nodeName`), from `node`; nothing when the node is unknown.
-pub fn attach_node(role: &str, target: &mut Labels, node: impl Fn(&str) -> Option<Labels>) {
-    let name = match role {
-        "pod" => target.get("__meta_kubernetes_pod_node_name"),
-        "endpointslice" => {
-            if target
-                .get("__meta_kubernetes_endpointslice_address_target_kind")
-                .is_some_and(|k| k == "Node")
-            {
-                target.get("__meta_kubernetes_endpointslice_address_target_name")
-            } else {
-                target.get("__meta_kubernetes_endpointslice_endpoint_node_name")
-            }
-        }
-        _ => None,
+/// Prometheus' `attach_metadata.node` for one target of the endpointslice role
+/// (`addNodeLabels`): the labels of the node the endpoint is on (the node it targets directly,
+/// else its `nodeName`), from `node`; nothing when the node is unknown. (The pod role's is
+/// `meta::pod_targets_on_nodes`, which also drops pods on unknown nodes.)
+pub fn attach_endpoint_node(target: &mut Labels, node: impl Fn(&str) -> Option<Labels>) {
+    let name = if target
+        .get("__meta_kubernetes_endpointslice_address_target_kind")
+        .is_some_and(|k| k == "Node")
+    {
+        target.get("__meta_kubernetes_endpointslice_address_target_name")
+    } else {
+        target.get("__meta_kubernetes_endpointslice_endpoint_node_name")
     };
     if let Some(labels) = name.and_then(|n| node(n)) {
         target.extend(labels);
