@@ -17,9 +17,6 @@ use crate::labels::NodeFinder;
 const SEP: u8 = 0xFF;
 const META_PREFIX: &str = "__meta_";
 
-/// Hashed labels of one set noted on the stack; a set with more spills to the heap.
-const LOCAL_LABELS: usize = 8;
-
 /// Bytes of hashed text laid out without bounds growth; a longer text takes the `Vec` path.
 const BUF_BYTES: usize = 512;
 
@@ -28,8 +25,16 @@ type Label<'a> = (&'a [u8], &'a [u8]);
 /// Whether a label takes part in the item hash.
 #[inline]
 pub(crate) fn is_hashed(name: &[u8]) -> bool {
-    !name.starts_with(META_PREFIX.as_bytes())
+    // A `__meta_` name is longer than the prefix (but may be the prefix alone): its first 8
+    // bytes, masked to 7, are compared as one word.
+    match name.first_chunk::<8>() {
+        Some(head) => u64::from_le_bytes(*head) & 0x00FF_FFFF_FFFF_FFFF != META_WORD,
+        None => name != META_PREFIX.as_bytes(),
+    }
 }
+
+/// `__meta_` as a little-endian word, its eighth byte zero.
+const META_WORD: u64 = u64::from_le_bytes(*b"__meta_\0");
 
 /// Bytewise order of label names, deciding on the first 8 bytes as one word when it can (label
 /// names mostly differ there) instead of calling `memcmp`.
@@ -73,6 +78,8 @@ pub struct KeyHasher {
     long: Vec<u8>,
     /// Fingerprints of the `__meta_` names seen, to detect a repeated name.
     fingerprints: Vec<u64>,
+    /// The hashed labels of one label set (empty between sets; its buffer is reused).
+    hashed: Vec<Label<'static>>,
 }
 
 impl Default for KeyHasher {
@@ -81,8 +88,18 @@ impl Default for KeyHasher {
             buf: vec![0; BUF_BYTES],
             long: Vec::new(),
             fingerprints: Vec::new(),
+            hashed: Vec::new(),
         }
     }
+}
+
+/// An empty vector of labels of another lifetime on the same buffer: the hashed labels of each
+/// label set borrow that set, so the buffer kept between sets must forget them. Collecting the
+/// emptied vector's iterator reuses its allocation (the standard library collects a vector's
+/// own iterator in place), so no label set allocates once the buffer has grown.
+fn recycle<'b>(mut labels: Vec<Label<'_>>) -> Vec<Label<'b>> {
+    labels.clear();
+    labels.into_iter().map(|_| (&[][..], &[][..])).collect()
 }
 
 /// Copy `src` into `dst` at `at` by 8-byte words, the last one overlapping the one before
@@ -111,9 +128,12 @@ fn put(dst: &mut [u8], at: usize, src: &[u8]) {
 
 /// A fingerprint of a `__meta_` label name (at least 7 bytes): equal names have equal
 /// fingerprints, so distinct fingerprints prove distinct names without comparing them. Reads
-/// three 8-byte words (after the common prefix, the middle, the end) and the length.
+/// two 8-byte words (the end and, from 16 bytes on, the middle) and the length: up to 15 bytes
+/// they cover every byte after the common prefix; in a longer name what they skip is mostly
+/// the source's own prefix (`kubernetes_pod_`), shared by the names of one label set. One
+/// multiplication spreads them into the top bits, which pick the name's bit in the scan.
 #[inline]
-fn fingerprint(name: &[u8]) -> u64 {
+pub(crate) fn fingerprint(name: &[u8]) -> u64 {
     let n = name.len();
     let word = |at: usize| -> u64 {
         match name.get(at..at + 8) {
@@ -122,12 +142,8 @@ fn fingerprint(name: &[u8]) -> u64 {
         }
     };
     let tail = if n >= 8 { word(n - 8) } else { 0 };
-    let head = word(META_PREFIX.len());
     let middle = if n >= 16 { word(n / 2 - 4) } else { 0 };
-    (tail.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ head.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
-        ^ middle.wrapping_mul(0x1656_67B1_9E37_79F9))
-    .wrapping_add(n as u64)
+    ((tail ^ middle.rotate_left(29)).wrapping_add(n as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// The item hash of hashed labels in the order given, then the job.
@@ -203,38 +219,43 @@ impl KeyHasher {
     /// Only the labels that are hashed (names not starting with `__meta_`) need sorted order;
     /// the `__meta_` ones, most of a Kubernetes label set, are skipped by the hash, so their
     /// order never matters and they are only checked for a repeated name, by fingerprint. The
-    /// hashed labels are noted as they come (where they lie, not copied); out of order, only
-    /// they are sorted.
+    /// pass over the labels only sorts them into those two kinds; the few hashed labels,
+    /// noted as they come (where they lie, not copied), are then checked on their own (the
+    /// address, empty values, order), which keeps the loop over the many `__meta_` labels to
+    /// a handful of registers. Out of order, only the hashed labels are sorted.
     pub(crate) fn scan<'a, I>(&mut self, labels: I, job: &str) -> Result<Scanned<'a>, Error>
     where
         I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
     {
         let restart = labels.clone();
-        self.fingerprints.clear();
-        let mut local: [Label<'a>; LOCAL_LABELS] = [(&[], &[]); LOCAL_LABELS];
-        let mut spill: Vec<Label<'a>> = Vec::new();
-        let mut any_empty = false;
-        let mut hashed = 0usize;
-        let mut prev: &[u8] = &[];
-        let mut in_order = true;
+        let mut set: Vec<Label<'a>> = recycle(std::mem::take(&mut self.hashed));
+        let fingerprints = &mut self.fingerprints;
+        fingerprints.clear();
         let mut repeated_meta = false;
         let mut seen = 0u64;
-        let mut address = None;
         let mut node = NodeFinder::default();
         for (name, value) in labels {
-            if !is_hashed(name) {
-                node.observe(name, value);
-                let fp = fingerprint(name);
-                // One bit per fingerprint: a name whose bit is new cannot be a repeat, so the
-                // list is searched only on a shared bit (~1 name in 10 in a Kubernetes set).
-                let bit = 1u64 << (fp >> 58);
-                if seen & bit != 0 {
-                    repeated_meta |= self.fingerprints.contains(&fp);
-                }
-                seen |= bit;
-                self.fingerprints.push(fp);
+            if is_hashed(name) {
+                set.push((name, value));
                 continue;
             }
+            node.observe(name, value);
+            let fp = fingerprint(name);
+            // One bit per fingerprint: a name whose bit is new cannot be a repeat, so the list
+            // is searched only on a shared bit (~1 name in 10 in a Kubernetes set).
+            let bit = 1u64 << (fp >> 58);
+            if seen & bit != 0 {
+                repeated_meta |= fingerprints.contains(&fp);
+            }
+            seen |= bit;
+            fingerprints.push(fp);
+        }
+        let mut address = None;
+        let mut any_empty = false;
+        let mut in_order = true;
+        let mut kept = 0;
+        for i in 0..set.len() {
+            let (name, value) = set[i];
             if name == b"__address__" {
                 address = Some(value);
             }
@@ -245,28 +266,16 @@ impl KeyHasher {
                 any_empty = true;
                 continue;
             }
-            in_order &= hashed == 0 || cmp_names(prev, name) == Ordering::Less;
-            prev = name;
-            if hashed < LOCAL_LABELS {
-                local[hashed] = (name, value);
-            } else {
-                if hashed == LOCAL_LABELS {
-                    spill.extend_from_slice(&local);
-                }
-                spill.push((name, value));
-            }
-            hashed += 1;
+            in_order &= kept == 0 || cmp_names(set[kept - 1].0, name) == Ordering::Less;
+            set[kept] = (name, value);
+            kept += 1;
         }
+        set.truncate(kept);
         if repeated_meta || any_empty {
             // Two equal fingerprints (maybe a repeated name, maybe a rare coincidence), or a
             // label left out for its empty value that may repeat a name.
             check_unique(restart.clone())?;
         }
-        let set = if hashed <= LOCAL_LABELS {
-            &mut local[..hashed]
-        } else {
-            &mut spill[..]
-        };
         if !in_order {
             set.sort_unstable_by(|a, b| cmp_names(a.0, b.0));
             if let Some(w) = set.windows(2).find(|w| w[0].0 == w[1].0) {
@@ -276,7 +285,8 @@ impl KeyHasher {
                 return Err(Error::DuplicateLabel(name));
             }
         }
-        let key = digest(&mut self.buf, &mut self.long, set, job.as_bytes());
+        let key = digest(&mut self.buf, &mut self.long, &set, job.as_bytes());
+        self.hashed = recycle(set);
         Ok(Scanned {
             key: TargetKey(key),
             address,

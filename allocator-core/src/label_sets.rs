@@ -418,6 +418,24 @@ mod tests {
         )
         .is_ok());
         assert!(dup(&mut h, &[(long_b, "1"), (long_a, "2"), (long_b, "3")]).is_err());
+        // Names that differ only where the fingerprint does not look (after the prefix, before
+        // the middle word): equal fingerprints, so the exact check decides.
+        let skipped_a = "__meta_aaaaaa_mmmmmmmmmmmmmmmmmmmmmm";
+        let skipped_b = "__meta_bbbbbb_mmmmmmmmmmmmmmmmmmmmmm";
+        assert_eq!(
+            crate::hashing::fingerprint(skipped_a.as_bytes()),
+            crate::hashing::fingerprint(skipped_b.as_bytes())
+        );
+        assert!(dup(
+            &mut h,
+            &[(skipped_a, "1"), (skipped_b, "2"), ("__address__", "a")]
+        )
+        .is_ok());
+        assert!(dup(
+            &mut h,
+            &[(skipped_b, "1"), (skipped_a, "2"), (skipped_b, "3")]
+        )
+        .is_err());
         // The `__meta_` name alone, shorter than a word.
         assert!(dup(&mut h, &[("__meta_", "1"), ("__meta_", "2")]).is_err());
         assert!(dup(&mut h, &[("__meta_", "1"), ("__meta_a", "2")]).is_ok());
