@@ -1,7 +1,7 @@
 //! Our Kubernetes discovery labels (`allocator_service::k8s::meta`) against Prometheus' own
 //! discovery code at the version the Go allocator links: `testdata/k8s-sd-gen/vectors.json` is
-//! what `discovery/kubernetes`' pod, service and endpointslice discoverers (the last two also with
-//! node metadata attached) produce for the objects in `testdata/k8s-sd-gen/corpus.yaml`
+//! what `discovery/kubernetes`' pod, service, endpointslice, endpoints and node discoverers (pod
+//! and the endpoint roles also with node metadata attached, and each with label selectors) produce for the objects in `testdata/k8s-sd-gen/corpus.yaml`
 //! (testdata/k8s-sd-gen/README.md). We build the targets of the same objects and require the
 //! same targets: each one its group's labels merged with its own, the lists sorted by address,
 //! then by the whole label set.
@@ -12,14 +12,14 @@ use std::sync::Arc;
 use allocator_service::k8s::meta::{self, Labels};
 use allocator_service::k8s::selector::{RoleSelectors, SelectorEntry};
 use allocator_service::k8s::{attach_endpoint_node, trim_node};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::Deserialize;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/k8s-sd-gen");
 
 /// The role variants the generator writes.
-const VARIANTS: [&str; 10] = [
+const VARIANTS: [&str; 13] = [
     "pod",
     "pod+node",
     "service",
@@ -30,6 +30,9 @@ const VARIANTS: [&str; 10] = [
     "service+selectors",
     "endpointslice+selectors",
     "node+selectors",
+    "endpoints",
+    "endpoints+node",
+    "endpoints+selectors",
 ];
 
 #[derive(Default)]
@@ -38,6 +41,7 @@ struct Corpus {
     pods: Vec<Arc<Pod>>,
     services: Vec<Service>,
     slices: Vec<EndpointSlice>,
+    endpoints: Vec<Endpoints>,
 }
 
 impl Corpus {
@@ -70,6 +74,10 @@ impl Corpus {
                 "EndpointSlice" => c.slices.push(
                     serde_yaml::from_value(v)
                         .unwrap_or_else(|e| panic!("{}: {e}", typed("EndpointSlice"))),
+                ),
+                "Endpoints" => c.endpoints.push(
+                    serde_yaml::from_value(v)
+                        .unwrap_or_else(|e| panic!("{}: {e}", typed("Endpoints"))),
                 ),
                 other => panic!("corpus.yaml document {i}: unexpected kind {other:?}"),
             }
@@ -140,6 +148,27 @@ impl Corpus {
                     }));
                 }
                 if variant == "endpointslice+node" {
+                    for t in &mut all {
+                        attach_endpoint_node(t, |n| self.node(n, sel));
+                    }
+                }
+                all
+            }
+            "endpoints" | "endpoints+node" | "endpoints+selectors" => {
+                let mut all = Vec::new();
+                let selected = self.endpoints.iter().filter(|e| {
+                    RoleSelectors::selects(&sel.endpoints, e.metadata.labels.as_ref())
+                });
+                for eps in selected {
+                    let ns = eps.metadata.namespace.as_deref().unwrap_or_default();
+                    let name = eps.metadata.name.as_deref().unwrap_or_default();
+                    // The service of the same name.
+                    let svc = self.service(ns, name, sel);
+                    all.extend(meta::endpoints_targets(eps, svc, |ns, name| {
+                        self.pod(ns, name, sel)
+                    }));
+                }
+                if variant == "endpoints+node" {
                     for t in &mut all {
                         attach_endpoint_node(t, |n| self.node(n, sel));
                     }
@@ -291,6 +320,16 @@ fn endpointslice_role_with_node_metadata_matches_prometheus() {
 }
 
 #[test]
+fn endpoints_role_matches_prometheus() {
+    check("endpoints");
+}
+
+#[test]
+fn endpoints_role_with_node_metadata_matches_prometheus() {
+    check("endpoints+node");
+}
+
+#[test]
 fn node_role_matches_prometheus() {
     check("node");
 }
@@ -305,6 +344,7 @@ fn selectors_select_as_prometheus_lists() {
         "service+selectors",
         "endpointslice+selectors",
         "node+selectors",
+        "endpoints+selectors",
     ] {
         check(variant);
     }
@@ -326,6 +366,7 @@ fn corpus_covers_the_listed_shapes() {
         ("service+selectors", "service"),
         ("endpointslice+selectors", "endpointslice"),
         ("node+selectors", "node"),
+        ("endpoints+selectors", "endpoints"),
     ] {
         assert!(
             v[variant].len() < v[all].len(),
@@ -361,6 +402,55 @@ fn corpus_covers_the_listed_shapes() {
         && !l.contains_key("__meta_kubernetes_endpointslice_port")));
     assert!(any("endpointslice+node", &|l| l
         .contains_key("__meta_kubernetes_node_name")));
+    // The endpoints role: ready and not-ready addresses, IPv6, a hostname, targets of pods'
+    // uncovered container ports, a matched container port labelled with the endpoint port's
+    // protocol where the container's differs, a port without name or protocol (empty labels),
+    // node metadata by nodeName over a targeted Node, and a service without Endpoints.
+    for ready in ["true", "false"] {
+        assert!(any("endpoints", &|l| has(
+            l,
+            "__meta_kubernetes_endpoint_ready",
+            ready
+        )));
+    }
+    assert!(any("endpoints", &|l| address(l).starts_with('[')));
+    assert!(any("endpoints", &|l| l
+        .contains_key("__meta_kubernetes_endpoint_hostname")));
+    assert!(any("endpoints", &|l| l
+        .contains_key("__meta_kubernetes_pod_name")
+        && !l.contains_key("__meta_kubernetes_endpoint_ready")));
+    assert!(any("endpoints", &|l| has(
+        l,
+        "__meta_kubernetes_pod_container_port_name",
+        "dns-tcp"
+    ) && has(
+        l,
+        "__meta_kubernetes_pod_container_port_protocol",
+        "UDP"
+    )));
+    assert!(any("endpoints", &|l| has(
+        l,
+        "__meta_kubernetes_endpoint_port_name",
+        ""
+    ) && has(
+        l,
+        "__meta_kubernetes_endpoint_port_protocol",
+        ""
+    )));
+    assert!(any("endpoints+node", &|l| has(
+        l,
+        "__meta_kubernetes_endpoint_address_target_name",
+        "node-b"
+    ) && has(
+        l,
+        "__meta_kubernetes_node_name",
+        "node-a"
+    )));
+    assert!(c.services.iter().any(|s| !c
+        .endpoints
+        .iter()
+        .any(|e| e.metadata.namespace == s.metadata.namespace
+            && e.metadata.name == s.metadata.name)));
     // A pod whose node has no Node object, so attach_metadata drops its targets.
     assert!(v["pod+node"].len() < v["pod"].len());
     assert!(c.pods.iter().any(|p| p

@@ -48,12 +48,13 @@ const prometheusVersion = "v0.314.0"
 // registers indexers under these names; the role constructors take the informers ready-made).
 const (
 	nodeIndex    = "node"
+	podIndex     = "pod"
 	serviceIndex = "service"
 )
 
 // selectors are the label selectors of a Kubernetes SD `selectors` list, one per kind of
 // object; empty selects everything.
-type selectors struct{ pod, service, endpointslice, node string }
+type selectors struct{ pod, service, endpointslice, endpoints, node string }
 
 // The selector variants, in the string form Prometheus passes to the API server. The Rust test
 // reads the same strings from vectors.json.
@@ -65,7 +66,12 @@ var (
 		service:       "!app.kubernetes.io/part-of",
 		pod:           "app.kubernetes.io/name notin (db)",
 	}
-	nodeSelectors = selectors{node: "kubernetes.io/hostname,  example.com/gpu-type == a100"}
+	nodeSelectors      = selectors{node: "kubernetes.io/hostname,  example.com/gpu-type == a100"}
+	endpointsSelectors = selectors{
+		endpoints: "app.kubernetes.io/name,app.kubernetes.io/name notin (api)",
+		service:   "!app.kubernetes.io/part-of",
+		pod:       "app.kubernetes.io/name notin (db)",
+	}
 )
 
 type vectors struct {
@@ -73,7 +79,7 @@ type vectors struct {
 	Corpus     string                         `json:"corpus"`
 	Roles      map[string][]map[string]string `json:"roles"`
 	// The label selectors of each variant that has any, by kind (pod, service, endpointslice,
-	// node).
+	// endpoints, node).
 	Selectors map[string]map[string]string `json:"selectors"`
 }
 
@@ -96,6 +102,8 @@ func main() {
 			count["service"]++
 		case *disv1.EndpointSlice:
 			count["endpointslice"]++
+		case *apiv1.Endpoints:
+			count["endpoints"]++
 		case *apiv1.Node:
 			count["node"]++
 		}
@@ -118,6 +126,9 @@ func main() {
 		{"service+selectors", "service", false, serviceSelectors},
 		{"endpointslice+selectors", "endpointslice", false, sliceSelectors},
 		{"node+selectors", "node", false, nodeSelectors},
+		{"endpoints", "endpoints", false, selectors{}},
+		{"endpoints+node", "endpoints", true, selectors{}},
+		{"endpoints+selectors", "endpoints", false, endpointsSelectors},
 	} {
 		want := count[role.kind]
 		if role.sel != (selectors{}) {
@@ -130,7 +141,7 @@ func main() {
 		v.Roles[role.name] = targets
 		if role.sel != (selectors{}) {
 			m := map[string]string{}
-			for kind, label := range map[string]string{"pod": role.sel.pod, "service": role.sel.service, "endpointslice": role.sel.endpointslice, "node": role.sel.node} {
+			for kind, label := range map[string]string{"pod": role.sel.pod, "service": role.sel.service, "endpointslice": role.sel.endpointslice, "endpoints": role.sel.endpoints, "node": role.sel.node} {
 				if label != "" {
 					m[kind] = label
 				}
@@ -182,7 +193,7 @@ func load(path string) ([]runtime.Object, error) {
 			return nil, fmt.Errorf("document %d: %w", i, err)
 		}
 		switch obj.(type) {
-		case *apiv1.Node, *apiv1.Pod, *apiv1.Service, *disv1.EndpointSlice:
+		case *apiv1.Node, *apiv1.Pod, *apiv1.Service, *disv1.EndpointSlice, *apiv1.Endpoints:
 		default:
 			return nil, fmt.Errorf("document %d: unexpected kind %T", i, obj)
 		}
@@ -235,6 +246,15 @@ func discover(client kubernetes.Interface, kind string, withNode bool, want int,
 		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.LabelSelector = sel.endpointslice
 			return client.DiscoveryV1().EndpointSlices("").Watch(ctx, o)
+		})
+	endpointsLW := listWatch(client,
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = sel.endpoints
+			return core.Endpoints("").List(ctx, o)
+		},
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = sel.endpoints
+			return core.Endpoints("").Watch(ctx, o)
 		})
 	var synced []cache.InformerSynced
 	var nodeInf cache.SharedInformer
@@ -306,6 +326,48 @@ func discover(client kubernetes.Interface, kind string, withNode bool, want int,
 		svcInf := cache.NewSharedInformer(services, &apiv1.Service{}, 0)
 		podInf := cache.NewSharedInformer(pods, &apiv1.Pod{}, 0)
 		d := prom.NewEndpointSlice(nil, inf, svcInf, podInf, nodeInf, nil, nil, nil, false, false, false, events)
+		go inf.Run(ctx.Done())
+		go svcInf.Run(ctx.Done())
+		go podInf.Run(ctx.Done())
+		synced = append(synced, inf.HasSynced, svcInf.HasSynced, podInf.HasSynced)
+		run = d.Run
+	case "endpoints":
+		indexers := cache.Indexers{
+			// The pods an Endpoints object's ready addresses target, so pod phase changes
+			// re-enqueue it.
+			podIndex: func(obj any) ([]string, error) {
+				var pods []string
+				for _, ss := range obj.(*apiv1.Endpoints).Subsets {
+					for _, a := range ss.Addresses {
+						if a.TargetRef != nil && a.TargetRef.Kind == "Pod" {
+							pods = append(pods, a.TargetRef.Namespace+"/"+a.TargetRef.Name)
+						}
+					}
+				}
+				return pods, nil
+			},
+		}
+		if withNode {
+			// The nodes its ready addresses are on, so node events re-enqueue it.
+			indexers[nodeIndex] = func(obj any) ([]string, error) {
+				var nodes []string
+				for _, ss := range obj.(*apiv1.Endpoints).Subsets {
+					for _, a := range ss.Addresses {
+						switch {
+						case a.TargetRef != nil && a.TargetRef.Kind == "Pod" && a.NodeName != nil:
+							nodes = append(nodes, *a.NodeName)
+						case a.TargetRef != nil && a.TargetRef.Kind == "Node":
+							nodes = append(nodes, a.TargetRef.Name)
+						}
+					}
+				}
+				return nodes, nil
+			}
+		}
+		inf := cache.NewSharedIndexInformer(endpointsLW, &apiv1.Endpoints{}, 0, indexers)
+		svcInf := cache.NewSharedInformer(services, &apiv1.Service{}, 0)
+		podInf := cache.NewSharedInformer(pods, &apiv1.Pod{}, 0)
+		d := prom.NewEndpoints(nil, inf, svcInf, podInf, nodeInf, nil, nil, nil, false, false, false, events)
 		go inf.Run(ctx.Done())
 		go svcInf.Run(ctx.Done())
 		go podInf.Run(ctx.Done())

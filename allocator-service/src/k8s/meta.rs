@@ -1,11 +1,14 @@
 //! The `__meta_kubernetes_*` labels Prometheus' Kubernetes discovery produces, for the roles the
-//! allocator uses: `pod`, `service`, `endpointslice` and `ingress` (names from Prometheus'
-//! `discovery/kubernetes`).
+//! allocator uses: `pod`, `service`, `endpoints`, `endpointslice`, `node` and `ingress` (names
+//! from Prometheus' `discovery/kubernetes`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Container, ContainerPort, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EndpointAddress, EndpointPort as CoreEndpointPort, Endpoints, Node,
+    Pod, Service,
+};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::api::networking::v1::Ingress;
 
@@ -492,8 +495,7 @@ pub fn endpointslice_targets(
     if secondary_family(slice, service) {
         return Vec::new();
     }
-    // The pods met, in the order first met, with the endpoint ports that reached them.
-    let mut seen: Vec<(Arc<Pod>, Vec<i32>)> = Vec::new();
+    let mut pods = PodsMet::default();
     let mut out = Vec::new();
     let ports = slice.ports.as_deref().unwrap_or_default();
     for ep in &slice.endpoints {
@@ -537,62 +539,192 @@ pub fn endpointslice_targets(
                     l.insert(format!("{p}_app_protocol"), app.clone());
                 }
                 if let Some(pod) = &pod {
-                    if let Some(n) = port.port {
-                        // Each container's first port of that number, and the last container
-                        // that has one wins (Prometheus overwrites container by container).
-                        let matching = containers(pod)
-                            .filter_map(|(c, init)| {
-                                let cp = c.ports.iter().flatten().find(|cp| cp.container_port == n);
-                                cp.map(|cp| (c, init, cp))
-                            })
-                            .last();
-                        if let Some((c, init, cp)) = matching {
-                            container_port_labels(&mut l, c, init, cp);
-                        }
+                    if let Some((c, init, cp)) = port.port.and_then(|n| matching_port(pod, n)) {
+                        container_port_labels(&mut l, c, init, cp);
                     }
-                    let same = |p: &Pod| {
-                        p.metadata.namespace == pod.metadata.namespace
-                            && p.metadata.name == pod.metadata.name
-                    };
-                    let at = match seen.iter().position(|(p, _)| same(p)) {
-                        Some(i) => i,
-                        None => {
-                            seen.push((pod.clone(), Vec::new()));
-                            seen.len() - 1
-                        }
-                    };
-                    if let Some(n) = port.port {
-                        seen[at].1.push(n);
-                    }
+                    pods.met(pod, port.port);
                 }
                 out.push(l);
             }
         }
     }
-    for (pod, covered) in &seen {
-        let ip = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.as_deref())
-            .unwrap_or_default();
-        if ip.is_empty() {
-            continue;
-        }
-        let mut shared = base.clone();
-        shared.extend(pod_labels(pod));
-        for (c, init) in containers(pod) {
-            for cp in c.ports.iter().flatten() {
-                if covered.contains(&cp.container_port) {
-                    continue;
-                }
-                let mut l = shared.clone();
-                l.insert("__address__".into(), join_host_port(ip, cp.container_port));
-                container_port_labels(&mut l, c, init, cp);
-                out.push(l);
-            }
-        }
-    }
+    pods.uncovered_targets(&base, &mut out);
     out
+}
+
+/// The pods an endpoint-based role's targets pointed at, in the order first met, with the
+/// endpoint port numbers that reached each (`seenPods` in Prometheus' `buildEndpoints` and
+/// `buildEndpointSlice`).
+#[derive(Default)]
+struct PodsMet(Vec<(Arc<Pod>, Vec<i32>)>);
+
+impl PodsMet {
+    /// A target of `pod` on endpoint port `port` (None: a slice port without a number, which
+    /// covers no container port).
+    fn met(&mut self, pod: &Arc<Pod>, port: Option<i32>) {
+        let same = |p: &Pod| {
+            p.metadata.namespace == pod.metadata.namespace && p.metadata.name == pod.metadata.name
+        };
+        let at = match self.0.iter().position(|(p, _)| same(p)) {
+            Some(i) => i,
+            None => {
+                self.0.push((pod.clone(), Vec::new()));
+                self.0.len() - 1
+            }
+        };
+        if let Some(n) = port {
+            self.0[at].1.push(n);
+        }
+    }
+
+    /// For each pod met that has an IP, one target per container port no endpoint port
+    /// covered: `base` (the object's shared labels), the pod's labels and its container port's.
+    fn uncovered_targets(&self, base: &Labels, out: &mut Vec<Labels>) {
+        for (pod, covered) in &self.0 {
+            let ip = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.as_deref())
+                .unwrap_or_default();
+            if ip.is_empty() {
+                continue;
+            }
+            let mut shared = base.clone();
+            shared.extend(pod_labels(pod));
+            for (c, init) in containers(pod) {
+                for cp in c.ports.iter().flatten() {
+                    if covered.contains(&cp.container_port) {
+                        continue;
+                    }
+                    let mut l = shared.clone();
+                    l.insert("__address__".into(), join_host_port(ip, cp.container_port));
+                    container_port_labels(&mut l, c, init, cp);
+                    out.push(l);
+                }
+            }
+        }
+    }
+}
+
+/// The container port an endpoint port `n` matches: each container's first port of that
+/// number, and of the containers that have one the last (Prometheus overwrites container by
+/// container, main containers then init containers).
+fn matching_port(pod: &Pod, n: i32) -> Option<(&Container, bool, &ContainerPort)> {
+    containers(pod)
+        .filter_map(|(c, init)| {
+            let cp = c.ports.iter().flatten().find(|cp| cp.container_port == n)?;
+            Some((c, init, cp))
+        })
+        .last()
+}
+
+/// Role `endpoints` (Prometheus' `buildEndpoints`): one target per subset port and address,
+/// ready addresses then not-ready ones (`__meta_kubernetes_endpoint_ready` true or false), with
+/// the Endpoints object's, the service's of the same name (when known) and the target pod's
+/// (when known) labels, and the labels of the pod's container port the endpoint port matches;
+/// then, for each pod met, one target per container port no endpoint port covered.
+/// `pod_of(namespace, name)` finds a pod.
+pub fn endpoints_targets(
+    eps: &Endpoints,
+    service: Option<&Service>,
+    pod_of: impl Fn(&str, &str) -> Option<Arc<Pod>>,
+) -> Vec<Labels> {
+    let m = &eps.metadata;
+    let mut base = Labels::new();
+    if let Some(svc) = service {
+        base.extend(service_labels(svc));
+    }
+    base.insert(
+        "__meta_kubernetes_namespace".into(),
+        m.namespace.clone().unwrap_or_default(),
+    );
+    base.insert(
+        "__meta_kubernetes_endpoints_name".into(),
+        m.name.clone().unwrap_or_default(),
+    );
+    object_labels(
+        &mut base,
+        "__meta_kubernetes_endpoints",
+        m.labels.as_ref(),
+        m.annotations.as_ref(),
+    );
+    let mut pods = PodsMet::default();
+    let mut out = Vec::new();
+    for subset in eps.subsets.iter().flatten() {
+        let ready = subset.addresses.iter().flatten().map(|a| (a, "true"));
+        let not_ready = subset
+            .not_ready_addresses
+            .iter()
+            .flatten()
+            .map(|a| (a, "false"));
+        let addresses: Vec<(&EndpointAddress, &str)> = ready.chain(not_ready).collect();
+        for port in subset.ports.iter().flatten() {
+            for &(addr, ready) in &addresses {
+                let mut l = base.clone();
+                l.extend(endpoint_address_labels(addr, port, ready));
+                let pod = addr
+                    .target_ref
+                    .as_ref()
+                    .filter(|t| t.kind.as_deref() == Some("Pod"))
+                    .and_then(|t| {
+                        pod_of(
+                            t.namespace.as_deref().unwrap_or_default(),
+                            t.name.as_deref().unwrap_or_default(),
+                        )
+                    });
+                if let Some(pod) = &pod {
+                    l.extend(pod_labels(pod));
+                    if let Some((c, init, cp)) = matching_port(pod, port.port) {
+                        container_port_labels(&mut l, c, init, cp);
+                        // This role names the endpoint port's protocol, not the container's.
+                        l.insert(
+                            "__meta_kubernetes_pod_container_port_protocol".into(),
+                            port.protocol.clone().unwrap_or_default(),
+                        );
+                    }
+                    pods.met(pod, Some(port.port));
+                }
+                out.push(l);
+            }
+        }
+    }
+    pods.uncovered_targets(&base, &mut out);
+    out
+}
+
+/// The labels of one address and port of an Endpoints subset: port name and protocol and the
+/// readiness always (empty when unset), target, node name and hostname when set.
+fn endpoint_address_labels(addr: &EndpointAddress, port: &CoreEndpointPort, ready: &str) -> Labels {
+    let p = "__meta_kubernetes_endpoint";
+    let mut l = Labels::from([
+        ("__address__".into(), join_host_port(&addr.ip, port.port)),
+        (
+            format!("{p}_port_name"),
+            port.name.clone().unwrap_or_default(),
+        ),
+        (
+            format!("{p}_port_protocol"),
+            port.protocol.clone().unwrap_or_default(),
+        ),
+        (format!("{p}_ready"), ready.to_owned()),
+    ]);
+    if let Some(t) = &addr.target_ref {
+        l.insert(
+            format!("{p}_address_target_kind"),
+            t.kind.clone().unwrap_or_default(),
+        );
+        l.insert(
+            format!("{p}_address_target_name"),
+            t.name.clone().unwrap_or_default(),
+        );
+    }
+    if let Some(n) = &addr.node_name {
+        l.insert(format!("{p}_node_name"), n.clone());
+    }
+    if let Some(h) = addr.hostname.as_ref().filter(|h| !h.is_empty()) {
+        l.insert(format!("{p}_hostname"), h.clone());
+    }
+    l
 }
 
 /// Whether `host` is one of the TLS hosts (a `*.` entry matches one leading label), as

@@ -109,6 +109,7 @@ pub struct RoleSelectors {
     pub pod: Option<LabelSelector>,
     pub service: Option<LabelSelector>,
     pub endpointslice: Option<LabelSelector>,
+    pub endpoints: Option<LabelSelector>,
     pub node: Option<LabelSelector>,
 }
 
@@ -128,6 +129,7 @@ impl RoleSelectors {
             "pod" => &["pod", "node"],
             "service" => &["service"],
             "endpointslice" => &["pod", "service", "endpointslice"],
+            "endpoints" => &["pod", "service", "endpoints"],
             "node" => &["node"],
             _ => &[],
         };
@@ -150,6 +152,7 @@ impl RoleSelectors {
                 "pod" => &mut out.pod,
                 "service" => &mut out.service,
                 "endpointslice" => &mut out.endpointslice,
+                "endpoints" => &mut out.endpoints,
                 _ => &mut out.node,
             };
             if slot.is_some() {
@@ -356,6 +359,12 @@ mod tests {
         let e = |role, label, field| SelectorEntry { role, label, field };
         let ok = RoleSelectors::parse("pod", &[e("Pod", "a=b", ""), e("node", "c", "")]).unwrap();
         assert!(ok.pod.is_some() && ok.node.is_some() && ok.service.is_none());
+        let ok = RoleSelectors::parse(
+            "endpoints",
+            &[e("endpoints", "a", ""), e("Service", "b", ""), e("pod", "c", "")],
+        )
+        .unwrap();
+        assert!(ok.endpoints.is_some() && ok.service.is_some() && ok.pod.is_some());
         for (sd, entries, needle) in [
             ("service", vec![e("pod", "a", "")], "role: pod"),
             (
@@ -370,6 +379,7 @@ mod tests {
             ),
             ("ingress", vec![e("ingress", "a", "")], "role: ingress"),
             ("endpointslice", vec![e("node", "a", "")], "role: node"),
+            ("endpoints", vec![e("endpointslice", "a", "")], "role: endpointslice"),
             ("pod", vec![e("pod", "a in ()", "")], "label: "),
         ] {
             let (_, msg) = RoleSelectors::parse(sd, &entries).unwrap_err();
