@@ -1097,10 +1097,10 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
             }
             if !matches!(
                 sd.role.as_str(),
-                "pod" | "service" | "endpointslice" | "node"
+                "pod" | "service" | "endpoints" | "endpointslice" | "node"
             ) {
                 return Err(format!(
-                    "config.scrape_configs[{i}] (job {:?}).kubernetes_sd_configs[{k}].role: {:?} is not supported; use pod, service, endpointslice or node",
+                    "config.scrape_configs[{i}] (job {:?}).kubernetes_sd_configs[{k}].role: {:?} is not supported; use pod, service, endpoints, endpointslice or node",
                     sc.job_name, sd.role
                 ));
             }

@@ -119,10 +119,16 @@ pub async fn serve_with(
                     .iter()
                     .any(|sc| sc.kubernetes_sd_configs.iter().any(|sd| sd.role == "node")),
             };
+            let endpoints_role = cfg.file.config.scrape_configs.iter().any(|sc| {
+                sc.kubernetes_sd_configs
+                    .iter()
+                    .any(|sd| sd.role == "endpoints")
+            });
             Some(Arc::new(k8s::Cluster::start(
                 client,
                 cr.is_some(),
                 node_use,
+                endpoints_role,
                 cfg.by_name.clone(),
             )))
         }

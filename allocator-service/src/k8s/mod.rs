@@ -1,5 +1,5 @@
 //! Kubernetes discovery: kube-rs watchers and reflectors on pods, services, EndpointSlices,
-//! namespaces and the Prometheus Operator resources, read into caches the allocation loop turns
+//! namespaces, the Prometheus Operator resources, and Endpoints while a job uses that role, read into caches the allocation loop turns
 //! into collectors and targets. A watch that falls behind or restarts re-lists (the watcher does
 //! this on `410 Gone` and on reconnects) and its cache is replaced at once; the loop rebuilds the
 //! full target and collector lists from the caches, and the allocator's listing diff reconciles
@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, Node, NodeCondition, NodeSpec, NodeStatus, Pod, Secret, Service,
+    ConfigMap, Endpoints, Namespace, Node, NodeCondition, NodeSpec, NodeStatus, Pod, Secret,
+    Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
@@ -44,7 +45,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 
 /// Every resource the watchers read, as (API group, resource): the RBAC rules of
 /// `examples/k8s/01-rbac.yaml` must grant get, list and watch on each (a test checks).
-pub const WATCHED: [(&str, &str); 12] = [
+pub const WATCHED: [(&str, &str); 13] = [
     ("", "pods"),
     // Their zone labels (when `zones` is configured) and the node metadata of generated jobs
     // with `attach_metadata.node` (when `prometheus_cr` is enabled).
@@ -56,6 +57,9 @@ pub const WATCHED: [(&str, &str); 12] = [
     ("", "services"),
     ("", "namespaces"),
     ("discovery.k8s.io", "endpointslices"),
+    // Only while a job discovers role `endpoints` (a `kubernetes_sd_configs` entry, a
+    // ServiceMonitor's `serviceDiscoveryRole: Endpoints`, a ScrapeConfig's Kubernetes SD).
+    ("", "endpoints"),
     ("monitoring.coreos.com", "servicemonitors"),
     ("monitoring.coreos.com", "podmonitors"),
     ("monitoring.coreos.com", "scrapeconfigs"),
@@ -144,6 +148,20 @@ pub struct NodeUse {
     pub role: bool,
 }
 
+/// The Endpoints watch, started only while a job discovers role `endpoints`: a cluster-wide
+/// cache of a deprecated kind that mostly repeats the EndpointSlices, which most roles (and
+/// RBAC rules) have no use for.
+struct EndpointsWatch {
+    /// A `kubernetes_sd_configs` entry of the configuration has role `endpoints`.
+    role: bool,
+    client: Client,
+    runtime: tokio::runtime::Handle,
+    /// The running watch and its task (aborted when no job uses the role any more).
+    running: parking_lot::Mutex<Option<(Watched<Endpoints>, tokio::task::JoinHandle<()>)>>,
+    /// Whether a cached operator resource asks for the role, as of a cache generation.
+    asked: parking_lot::Mutex<Option<(u64, bool)>>,
+}
+
 /// The caches of every watched resource, and a counter bumped on every change.
 pub struct Cluster {
     pods: Watched<Pod>,
@@ -164,6 +182,7 @@ pub struct Cluster {
     nodes: Option<Watched<Node>>,
     /// Why nodes are read: readiness waits for their first list only when something uses them.
     node_use: NodeUse,
+    endpoints: EndpointsWatch,
     generation: Arc<AtomicU64>,
     /// ScrapeConfigs' `httpSDConfigs`: one fetcher per entry, named by the job and the entry's
     /// rendered settings (a changed entry gets a new fetcher; unused ones are stopped).
@@ -214,14 +233,38 @@ where
         + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
+    let runtime = tokio::runtime::Handle::current();
+    start_watch(&runtime, api, writer, generation, what, need, keep).0
+}
+
+/// [`spawn_watch_kept`] on `runtime`, with the handle of the watch's task.
+fn start_watch<K>(
+    runtime: &tokio::runtime::Handle,
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    generation: Arc<AtomicU64>,
+    what: &'static str,
+    need: Need,
+    keep: fn(&mut K),
+) -> (Watched<K>, tokio::task::JoinHandle<()>)
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
     let watched = Watched {
         store: writer.as_reader(),
         synced: Arc::new(AtomicBool::new(false)),
         denied: Arc::new(AtomicBool::new(false)),
     };
     let flags = (watched.synced.clone(), watched.denied.clone());
-    tokio::spawn(watch(api, writer, flags, generation, what, need, keep));
-    watched
+    let task = runtime.spawn(watch(api, writer, flags, generation, what, need, keep));
+    (watched, task)
 }
 
 /// Keep `writer`'s cache equal to the kind's objects: list, then watch; after an error, wait
@@ -471,11 +514,13 @@ impl Cluster {
     /// Start the watchers (on the current tokio runtime): the operator's resources when
     /// `cr_enabled`, with the reader of the Secrets and ConfigMaps they name (by name, as
     /// `reads` says, when the role may not list them); nodes when zone-aware allocation reads
-    /// their labels or `cr_enabled` (node metadata for `attachMetadata.node`).
+    /// their labels or `cr_enabled` (node metadata for `attachMetadata.node`); Endpoints while
+    /// a job discovers that role (`endpoints_role`: a `kubernetes_sd_configs` entry does).
     pub fn start(
         client: Client,
         cr_enabled: bool,
         node_use: NodeUse,
+        endpoints_role: bool,
         reads: by_name::Settings,
     ) -> Cluster {
         let generation = Arc::new(AtomicU64::new(0));
@@ -595,7 +640,15 @@ impl Cluster {
                 trim_node,
             )
         });
+        let endpoints = EndpointsWatch {
+            role: endpoints_role,
+            client: client.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            running: Default::default(),
+            asked: Default::default(),
+        };
         Cluster {
+            endpoints,
             pods,
             services,
             slices,
@@ -624,9 +677,13 @@ impl Cluster {
     }
 
     /// The watched resources whose cache does not hold a current complete list (of those the
-    /// served answers read now): empty when every answer can be computed.
+    /// served answers read now): empty when every answer can be computed. Starts the Endpoints
+    /// watch when a job has come to use that role, and stops it when none does any more.
     pub fn not_listed(&self) -> Vec<&'static str> {
         let mut missing = Vec::new();
+        if self.follow_endpoints_use() == Some(false) {
+            missing.push("endpoints");
+        }
         // Discovery and the collectors need these: without them no answer is right (but
         // Ingresses, read only by jobs of that role, as the Go allocator reads them).
         for (what, ok) in [
@@ -665,6 +722,78 @@ impl Cluster {
             missing.push("nodes");
         }
         missing
+    }
+
+    /// Start or stop the Endpoints watch as jobs use the role (`endpoints_wanted`). None: not
+    /// watched; else whether its cache holds a current complete list (as a kind every answer
+    /// needs: a refusal before the first list, or after one, keeps the allocator not ready).
+    fn follow_endpoints_use(&self) -> Option<bool> {
+        let wanted = self.endpoints_wanted();
+        let e = &self.endpoints;
+        let mut running = e.running.lock();
+        match (wanted, running.is_some()) {
+            (true, false) => {
+                tracing::info!("a job discovers role endpoints: watching Endpoints");
+                *running = Some(start_watch(
+                    &e.runtime,
+                    Api::<Endpoints>::all(e.client.clone()),
+                    Default::default(),
+                    self.generation.clone(),
+                    "endpoints",
+                    Need::Required,
+                    trim_endpoints,
+                ));
+            }
+            (false, true) => {
+                tracing::info!("no job discovers role endpoints any more: Endpoints no longer watched");
+                if let Some((_, task)) = running.take() {
+                    task.abort();
+                }
+                self.generation.fetch_add(1, Ordering::AcqRel);
+            }
+            _ => {}
+        }
+        running.as_ref().map(|(w, _)| w.current())
+    }
+
+    /// Whether a job discovers role `endpoints`: a `kubernetes_sd_configs` entry, or a cached
+    /// ServiceMonitor with `serviceDiscoveryRole: Endpoints` or ScrapeConfig with a Kubernetes
+    /// SD entry of that role (selected or not, as for the node metadata: a resource that comes
+    /// to be selected then finds the watch listed). Rescanned only when a cache changed.
+    fn endpoints_wanted(&self) -> bool {
+        if self.endpoints.role {
+            return true;
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut asked = self.endpoints.asked.lock();
+        if let Some((g, yes)) = *asked {
+            if g == generation {
+                return yes;
+            }
+        }
+        let spec = |o: &DynamicObject| o.data.get("spec").cloned().unwrap_or_default();
+        let cached = |w: &Option<Watched<DynamicObject>>| {
+            w.as_ref().map(|w| w.store.state()).unwrap_or_default()
+        };
+        let monitors = cached(&self.service_monitors).iter().any(|o| {
+            spec(o).get("serviceDiscoveryRole").and_then(|r| r.as_str())
+                == Some(monitors::ENDPOINTS_ROLE)
+        });
+        let yes = monitors
+            || cached(&self.scrape_configs).iter().any(|o| {
+                spec(o)
+                    .get("kubernetesSDConfigs")
+                    .and_then(|k| k.as_array())
+                    .is_some_and(|sds| {
+                        sds.iter().any(|sd| {
+                            sd.get("role")
+                                .and_then(|r| r.as_str())
+                                .is_some_and(|r| r.eq_ignore_ascii_case("endpoints"))
+                        })
+                    })
+            });
+        *asked = Some((generation, yes));
+        yes
     }
 
     /// Whether what is served reads the nodes now: zones, or node metadata that a scrape class
@@ -777,11 +906,7 @@ impl Cluster {
                 .as_ref()
                 .is_none_or(|n| n.names.is_empty() || n.names.iter().any(|x| x == ns))
         };
-        let role = match sd.role.as_str() {
-            "pod" | "service" | "ingress" | "node" => sd.role.as_str(),
-            _ => "endpointslice",
-        };
-        self.role_targets(role, false, &RoleSelectors::default(), &in_ns)
+        self.role_targets(&sd.role, false, &RoleSelectors::default(), &in_ns)
     }
 
     fn selected(
@@ -1130,7 +1255,40 @@ impl Cluster {
                 .filter(|i| in_ns(name_ns(&i.metadata).1))
                 .flat_map(|i| meta::ingress_targets(i))
                 .collect(),
-            "endpointslice" | "endpoints" => self
+            "endpoints" => {
+                // Not watched yet: `not_listed` starts the watch and holds readiness back until
+                // it has listed.
+                let Some(store) = self.endpoints.running.lock().as_ref().map(|(w, _)| w.store.clone())
+                else {
+                    return Vec::new();
+                };
+                store
+                    .state()
+                    .iter()
+                    .filter(|e| {
+                        in_ns(name_ns(&e.metadata).1) && selects(&sel.endpoints, &e.metadata)
+                    })
+                    .flat_map(|eps| {
+                        // The service of the same name.
+                        let (name, ns) = name_ns(&eps.metadata);
+                        let svc = self
+                            .service(ns, name)
+                            .filter(|s| selects(&sel.service, &s.metadata));
+                        let mut targets =
+                            meta::endpoints_targets(eps, svc.as_deref(), |ns, name| {
+                                self.pod(ns, name)
+                                    .filter(|p| selects(&sel.pod, &p.metadata))
+                            });
+                        if attach_node {
+                            for t in &mut targets {
+                                attach_endpoint_node(t, node_labels);
+                            }
+                        }
+                        targets
+                    })
+                    .collect()
+            }
+            "endpointslice" => self
                 .slices
                 .store
                 .state()
@@ -1216,18 +1374,34 @@ pub fn trim_node(n: &mut Node) {
     n.metadata.managed_fields = None;
 }
 
-/// Prometheus' `attach_metadata.node` for one target of the endpointslice role
-/// (`addNodeLabels`): the labels of the node the endpoint is on (the node it targets directly,
-/// else its `nodeName`), from `node`; nothing when the node is unknown. (The pod role's is
-/// `meta::pod_targets_on_nodes`, which also drops pods on unknown nodes.)
+/// What the Endpoints cache keeps of an object: all but its managed fields.
+fn trim_endpoints(e: &mut Endpoints) {
+    e.metadata.managed_fields = None;
+}
+
+/// Prometheus' `attach_metadata.node` for one target of the endpointslice or endpoints role
+/// (`addNodeLabels`): the labels of the node the endpoint is on, from `node`; nothing when the
+/// node is unknown. The roles name it in opposite orders: an EndpointSlice endpoint the node it
+/// targets directly, else its `nodeName`; an Endpoints address its `nodeName` when set, else
+/// the node it targets directly. (The pod role's is `meta::pod_targets_on_nodes`, which also
+/// drops pods on unknown nodes.)
 pub fn attach_endpoint_node(target: &mut Labels, node: impl Fn(&str) -> Option<Labels>) {
-    let name = if target
-        .get("__meta_kubernetes_endpointslice_address_target_kind")
-        .is_some_and(|k| k == "Node")
-    {
-        target.get("__meta_kubernetes_endpointslice_address_target_name")
+    let targets_node = |p: &str| {
+        target
+            .get(&format!("{p}_address_target_kind"))
+            .is_some_and(|k| k == "Node")
+            .then(|| target.get(&format!("{p}_address_target_name")))
+            .flatten()
+    };
+    // Only an Endpoints target has `__meta_kubernetes_endpoint_ready`.
+    let name = if target.contains_key("__meta_kubernetes_endpoint_ready") {
+        let p = "__meta_kubernetes_endpoint";
+        target
+            .get(&format!("{p}_node_name"))
+            .or_else(|| targets_node(p))
     } else {
-        target.get("__meta_kubernetes_endpointslice_endpoint_node_name")
+        let p = "__meta_kubernetes_endpointslice";
+        targets_node(p).or_else(|| target.get(&format!("{p}_endpoint_node_name")))
     };
     if let Some(labels) = name.and_then(|n| node(n)) {
         target.extend(labels);

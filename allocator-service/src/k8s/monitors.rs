@@ -774,6 +774,10 @@ fn attach_node(own: &Option<AttachMetadata>, class: Option<&ScrapeClass>) -> boo
         .unwrap_or(false)
 }
 
+/// The `serviceDiscoveryRole` of a ServiceMonitor that discovers with role `endpoints` (any
+/// other value, or none, discovers with `endpointslice`, as the Go allocator's generator runs).
+pub const ENDPOINTS_ROLE: &str = "Endpoints";
+
 /// The jobs of a ServiceMonitor, one per endpoint (`generateServiceMonitorConfig`).
 pub fn service_monitor_jobs(
     ns: &str,
@@ -783,7 +787,7 @@ pub fn service_monitor_jobs(
 ) -> Vec<JobDef> {
     let class = scrape_class(classes, spec.scrape_class.as_deref());
     let role = match spec.service_discovery_role.as_deref() {
-        Some("Endpoints") => "endpoints",
+        Some(ENDPOINTS_ROLE) => "endpoints",
         _ => "endpointslice",
     };
     let slice = role == "endpointslice";

@@ -1,6 +1,6 @@
 //! Which fields of the Prometheus Operator resources this allocator translates. A resource
-//! that sets any other field (or a value the service cannot discover for, such as the
-//! `Endpoints` role) is refused with the field named, rather than served as a job that differs
+//! that sets any other field (or a value the service cannot discover for, such as a field
+//! selector) is refused with the field named, rather than served as a job that differs
 //! from the one prometheus-operator's generator writes (the Go allocator serves that one).
 
 use serde_json::Value;
@@ -116,12 +116,6 @@ fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = (usize, &'a Value)
         .enumerate()
 }
 
-fn is(v: &Value, key: &str, value: &str) -> bool {
-    v.get(key)
-        .and_then(Value::as_str)
-        .is_some_and(|s| s.eq_ignore_ascii_case(value))
-}
-
 /// The fields of a resource's `spec` this allocator does not translate (empty: supported).
 pub fn unsupported(kind: &str, spec: &Value) -> Vec<String> {
     let mut out = Vec::new();
@@ -137,9 +131,6 @@ pub fn unsupported(kind: &str, spec: &Value) -> Vec<String> {
                 ],
                 &mut out,
             );
-            if is(spec, "serviceDiscoveryRole", "Endpoints") {
-                out.push("serviceDiscoveryRole: Endpoints".into());
-            }
             for (i, ep) in items(spec, "endpoints") {
                 let path = format!("endpoints[{i}].");
                 unknown(
@@ -192,7 +183,7 @@ pub fn unsupported(kind: &str, spec: &Value) -> Vec<String> {
                 if let Err(e) = super::monitors::role_selectors(role, selectors) {
                     out.push(format!("{path}{e}"));
                 }
-                if !["pod", "service", "ingress", "endpointslice", "node"]
+                if !["pod", "service", "ingress", "endpoints", "endpointslice", "node"]
                     .contains(&role.to_ascii_lowercase().as_str())
                 {
                     out.push(format!("{path}role: {role}"));
@@ -241,10 +232,27 @@ mod tests {
             unsupported("ServiceMonitor", &sm),
             vec!["bodySizeLimit", "endpoints[1].sigv4"]
         );
-        let sc = json!({"kubernetesSDConfigs": [{"role": "Node"}, {"role": "Endpoints"}], "dnsSDConfigs": []});
+        let sc = json!({"kubernetesSDConfigs": [{"role": "Node"}, {"role": "Endpoints"}, {"role": "Dns"}], "dnsSDConfigs": []});
         assert_eq!(
             unsupported("ScrapeConfig", &sc),
-            vec!["dnsSDConfigs", "kubernetesSDConfigs[1].role: Endpoints"]
+            vec![
+                "dnsSDConfigs",
+                "kubernetesSDConfigs[2].role: Dns"
+            ]
+        );
+        // Both endpoint roles of a ServiceMonitor are served.
+        for role in ["Endpoints", "EndpointSlice"] {
+            let sm = json!({"serviceDiscoveryRole": role, "selector": {}, "endpoints": [{"port": "a"}]});
+            assert!(unsupported("ServiceMonitor", &sm).is_empty(), "{role}");
+        }
+        // The endpoints role takes endpoints, service and pod selectors, not endpointslice ones.
+        let sel = json!({"kubernetesSDConfigs": [
+            {"role": "Endpoints", "selectors": [{"role": "Endpoints", "label": "a"}, {"role": "Pod", "label": "b"}]},
+            {"role": "Endpoints", "selectors": [{"role": "EndpointSlice", "label": "a"}]}
+        ]});
+        assert_eq!(
+            unsupported("ScrapeConfig", &sel),
+            vec!["kubernetesSDConfigs[1].selectors[0].role: EndpointSlice: not a selector this allocator applies to Endpoints discovery"]
         );
         // Label selectors are applied; a field selector is not.
         let sel = json!({"kubernetesSDConfigs": [
