@@ -704,7 +704,13 @@ fn kubernetes_configuration_errors_name_the_problem() {
         "config: {scrape_configs: [{job_name: j, kubernetes_sd_configs: [{role: pod}]}]}",
         "discovery: kubernetes",
     );
-    bad("discovery: kubernetes\ncollector_namespace: o\nconfig: {scrape_configs: [{job_name: j, kubernetes_sd_configs: [{role: endpoints}]}]}", "role: \"endpoints\" is not supported");
+    bad("discovery: kubernetes\ncollector_namespace: o\nconfig: {scrape_configs: [{job_name: j, kubernetes_sd_configs: [{role: dns}]}]}", "role: \"dns\" is not supported");
+    // Prometheus' endpoints role loads (its discovery is tested against the mock API server).
+    allocator_service::parse(
+        "discovery: kubernetes\ncollector_namespace: o\nconfig: {scrape_configs: [{job_name: j, kubernetes_sd_configs: [{role: endpoints, namespaces: {names: [a]}}]}]}",
+        base,
+    )
+    .unwrap();
     bad("discovery: kubernetes\ncollector_namespace: o\ncollector_not_ready_grace_period: soon\nconfig: {}", "collector_not_ready_grace_period");
     bad("discovery: cloud\nconfig: {}", "cloud");
     // A Go duration (time.ParseDuration), as the Go allocator reads this field: no `y` unit,
@@ -1562,4 +1568,209 @@ async fn a_brief_refusal_after_the_list_changes_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A v1 Endpoints object `ns/name` with one subset: `ready` and `not_ready` addresses (IP, pod
+/// name), ports `metrics` 9090 and `web` 8080.
+fn endpoints(ns: &str, name: &str, ready: &[(&str, &str)], not_ready: &[(&str, &str)]) -> Value {
+    let addresses = |list: &[(&str, &str)]| -> Vec<Value> {
+        list.iter()
+            .map(|(ip, pod)| {
+                json!({"ip": ip, "nodeName": "node-a",
+                    "targetRef": {"kind": "Pod", "name": pod, "namespace": ns}})
+            })
+            .collect()
+    };
+    json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": ns},
+        "subsets": [{"addresses": addresses(ready), "notReadyAddresses": addresses(not_ready),
+            "ports": [{"name": "metrics", "port": 9090, "protocol": "TCP"}, {"name": "web", "port": 8080}]}]})
+}
+
+/// Every (address, labels) a job's `/targets` answer serves, sorted by address.
+fn served_targets(v: &Value) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = v
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|c| c["targets"].as_array().unwrap().clone())
+        .flat_map(|g| {
+            let labels = g["labels"].clone();
+            g["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| (a.as_str().unwrap().to_owned(), labels.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The api Service's pods `api-0` (ready) and `api-1` (not ready) behind its Endpoints.
+fn api_endpoints(api: &MockApi) {
+    for (name, ip, ready) in [("api-0", "10.1.0.1", true), ("api-1", "10.1.0.2", false)] {
+        let p = pod("shop", name, json!({"app": "api"}), ip, "node-a", ready, Some(("metrics", 9090)));
+        api.apply("pods", p);
+    }
+    api.apply(
+        "endpoints",
+        endpoints("shop", "api", &[("10.1.0.1", "api-0")], &[("10.1.0.2", "api-1")]),
+    );
+}
+
+/// Readiness after at most 5 s of polling for a change from 200.
+async fn readiness_turns_bad(addr: std::net::SocketAddr) -> (u16, String) {
+    let mut readiness = (200, String::new());
+    for _ in 0..100 {
+        readiness = get(addr, "/readyz").await;
+        if readiness.0 != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    readiness
+}
+
+/// A `kubernetes_sd_configs` job of role `endpoints`: the Endpoints watch starts with the
+/// service, readiness waits for its list (a role without `endpoints` keeps it unready), and
+/// the targets carry Prometheus' endpoints-role labels: one per address and port, ready and
+/// not-ready addresses, the service's and the pod's labels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_sd_job_of_role_endpoints() {
+    let api = MockApi::new();
+    api.forbid("endpoints");
+    one_collector_and_the_api_service(&api);
+    api_endpoints(&api);
+    let config = r#"
+discovery: kubernetes
+collector_namespace: observability
+collector_selector:
+  matchLabels: {app.kubernetes.io/component: opentelemetry-collector}
+config:
+  scrape_configs:
+    - job_name: eps
+      kubernetes_sd_configs: [{role: endpoints, namespaces: {names: [shop]}}]
+"#;
+    let mock = api.clone().serve().await;
+    let cfg = allocator_service::parse(config, std::path::Path::new(".")).unwrap();
+    let service = common::start(cfg, Some(mock_kube::client(mock))).await;
+    let addr = service.addr;
+    let mut readiness = (0, String::new());
+    for _ in 0..100 {
+        readiness = get(addr, "/readyz").await;
+        if readiness.1.contains("endpoints") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(readiness.0, 503, "{}", readiness.1);
+    assert!(readiness.1.contains("complete list of endpoints"), "{}", readiness.1);
+
+    api.permit("endpoints");
+    let v = until_within(
+        addr,
+        "/jobs/eps/targets",
+        "the Endpoints' targets",
+        Duration::from_secs(30),
+        |v| count(v) == 4,
+    )
+    .await;
+    let targets = served_targets(&v);
+    let addresses: Vec<&str> = targets.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        addresses,
+        ["10.1.0.1:8080", "10.1.0.1:9090", "10.1.0.2:8080", "10.1.0.2:9090"]
+    );
+    let (_, metrics) = &targets[1];
+    for (k, v) in [
+        ("__meta_kubernetes_namespace", "shop"),
+        ("__meta_kubernetes_endpoints_name", "api"),
+        ("__meta_kubernetes_service_name", "api"),
+        ("__meta_kubernetes_service_label_app", "api"),
+        ("__meta_kubernetes_endpoint_port_name", "metrics"),
+        ("__meta_kubernetes_endpoint_port_protocol", "TCP"),
+        ("__meta_kubernetes_endpoint_ready", "true"),
+        ("__meta_kubernetes_endpoint_node_name", "node-a"),
+        ("__meta_kubernetes_endpoint_address_target_kind", "Pod"),
+        ("__meta_kubernetes_endpoint_address_target_name", "api-0"),
+        ("__meta_kubernetes_pod_name", "api-0"),
+        ("__meta_kubernetes_pod_container_port_name", "metrics"),
+    ] {
+        assert_eq!(metrics[k], v, "{k}: {metrics}");
+    }
+    assert_eq!(targets[3].1["__meta_kubernetes_endpoint_ready"], "false");
+    assert_eq!(targets[3].1["__meta_kubernetes_pod_name"], "api-1");
+    // The port without a protocol: its label is there, empty.
+    assert_eq!(targets[0].1["__meta_kubernetes_endpoint_port_protocol"], "");
+}
+
+/// A ServiceMonitor with `serviceDiscoveryRole: Endpoints` is served as prometheus-operator
+/// generates it (its port kept by `__meta_kubernetes_endpoint_port_name`, its pod from the
+/// address's target). The Endpoints are watched only while such a job exists: not before, and
+/// not after it is gone (an expired watch would list again); while they cannot be listed, the
+/// allocator is not ready rather than serve the job without targets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_are_watched_only_while_a_service_monitor_uses_the_role() {
+    let api = MockApi::new();
+    one_collector_and_the_api_service(&api);
+    api_endpoints(&api);
+    api.apply("servicemonitors", api_monitor());
+    let service = start_on(&api).await;
+    let addr = service.addr;
+    until(addr, "/jobs", "the EndpointSlice monitor's job", |v| {
+        has_job(v, "serviceMonitor/shop/api/0")
+    })
+    .await;
+    assert_eq!(api.list_count("endpoints"), 0, "listed while no job uses the role");
+
+    let eps_monitor = monitor(
+        "ServiceMonitor",
+        "monitoring.coreos.com/v1",
+        "shop",
+        "api-eps",
+        json!({}),
+        json!({"serviceDiscoveryRole": "Endpoints", "selector": {"matchLabels": {"app": "api"}},
+            "endpoints": [{"port": "metrics"}]}),
+    );
+    api.apply("servicemonitors", eps_monitor.clone());
+    let path = "/jobs/serviceMonitor%2Fshop%2Fapi-eps%2F0/targets";
+    until(addr, "/jobs", "the Endpoints monitor's job", |v| {
+        has_job(v, "serviceMonitor/shop/api-eps/0")
+    })
+    .await;
+    let v = until(addr, path, "its targets", |v| count(v) == 2).await;
+    let targets = served_targets(&v);
+    assert_eq!(targets[0].0, "10.1.0.1:9090");
+    assert_eq!(targets[1].0, "10.1.0.2:9090");
+    for (t, pod) in targets.iter().zip(["api-0", "api-1"]) {
+        assert_eq!(t.1["__meta_kubernetes_endpoint_port_name"], "metrics");
+        assert_eq!(t.1["__meta_kubernetes_pod_name"], pod);
+    }
+    assert!(api.list_count("endpoints") >= 1);
+
+    // No job of the role any more: the watch ends, so an expired watch lists nothing again.
+    api.delete("servicemonitors", "shop", "api-eps");
+    until(addr, "/jobs", "the Endpoints monitor's job gone", |v| {
+        !has_job(v, "serviceMonitor/shop/api-eps/0")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lists = api.list_count("endpoints");
+    api.expire("endpoints");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(api.list_count("endpoints"), lists, "the Endpoints watch still runs");
+
+    // Asked for again while the role may not list them: not ready, then served once it may.
+    api.forbid("endpoints");
+    api.apply("servicemonitors", eps_monitor);
+    let readiness = readiness_turns_bad(addr).await;
+    assert_eq!(readiness.0, 503, "a job of role endpoints without its list");
+    assert!(readiness.1.contains("complete list of endpoints"), "{}", readiness.1);
+    api.permit("endpoints");
+    until_within(addr, "/jobs", "the job again", Duration::from_secs(30), |v| {
+        has_job(v, "serviceMonitor/shop/api-eps/0")
+    })
+    .await;
+    until(addr, path, "its targets again", |v| count(v) == 2).await;
 }

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 /// (plural, apiVersion, list kind)
-const KINDS: [(&str, &str, &str); 12] = [
+const KINDS: [(&str, &str, &str); 13] = [
     ("pods", "v1", "PodList"),
     ("nodes", "v1", "NodeList"),
     ("secrets", "v1", "SecretList"),
@@ -32,6 +32,7 @@ const KINDS: [(&str, &str, &str); 12] = [
     ("services", "v1", "ServiceList"),
     ("namespaces", "v1", "NamespaceList"),
     ("endpointslices", "discovery.k8s.io/v1", "EndpointSliceList"),
+    ("endpoints", "v1", "EndpointsList"),
     (
         "servicemonitors",
         "monitoring.coreos.com/v1",
