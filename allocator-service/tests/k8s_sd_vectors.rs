@@ -156,9 +156,10 @@ impl Corpus {
             }
             "endpoints" | "endpoints+node" | "endpoints+selectors" => {
                 let mut all = Vec::new();
-                let selected = self.endpoints.iter().filter(|e| {
-                    RoleSelectors::selects(&sel.endpoints, e.metadata.labels.as_ref())
-                });
+                let selected = self
+                    .endpoints
+                    .iter()
+                    .filter(|e| RoleSelectors::selects(&sel.endpoints, e.metadata.labels.as_ref()));
                 for eps in selected {
                     let ns = eps.metadata.namespace.as_deref().unwrap_or_default();
                     let name = eps.metadata.name.as_deref().unwrap_or_default();
@@ -446,11 +447,14 @@ fn corpus_covers_the_listed_shapes() {
         "__meta_kubernetes_node_name",
         "node-a"
     )));
-    assert!(c.services.iter().any(|s| !c
-        .endpoints
+    assert!(c
+        .services
         .iter()
-        .any(|e| e.metadata.namespace == s.metadata.namespace
-            && e.metadata.name == s.metadata.name)));
+        .any(|s| !c
+            .endpoints
+            .iter()
+            .any(|e| e.metadata.namespace == s.metadata.namespace
+                && e.metadata.name == s.metadata.name)));
     // A pod whose node has no Node object, so attach_metadata drops its targets.
     assert!(v["pod+node"].len() < v["pod"].len());
     assert!(c.pods.iter().any(|p| p

@@ -1610,12 +1610,25 @@ fn served_targets(v: &Value) -> Vec<(String, Value)> {
 /// The api Service's pods `api-0` (ready) and `api-1` (not ready) behind its Endpoints.
 fn api_endpoints(api: &MockApi) {
     for (name, ip, ready) in [("api-0", "10.1.0.1", true), ("api-1", "10.1.0.2", false)] {
-        let p = pod("shop", name, json!({"app": "api"}), ip, "node-a", ready, Some(("metrics", 9090)));
+        let p = pod(
+            "shop",
+            name,
+            json!({"app": "api"}),
+            ip,
+            "node-a",
+            ready,
+            Some(("metrics", 9090)),
+        );
         api.apply("pods", p);
     }
     api.apply(
         "endpoints",
-        endpoints("shop", "api", &[("10.1.0.1", "api-0")], &[("10.1.0.2", "api-1")]),
+        endpoints(
+            "shop",
+            "api",
+            &[("10.1.0.1", "api-0")],
+            &[("10.1.0.2", "api-1")],
+        ),
     );
 }
 
@@ -1665,7 +1678,11 @@ config:
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(readiness.0, 503, "{}", readiness.1);
-    assert!(readiness.1.contains("complete list of endpoints"), "{}", readiness.1);
+    assert!(
+        readiness.1.contains("complete list of endpoints"),
+        "{}",
+        readiness.1
+    );
 
     api.permit("endpoints");
     let v = until_within(
@@ -1680,7 +1697,12 @@ config:
     let addresses: Vec<&str> = targets.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(
         addresses,
-        ["10.1.0.1:8080", "10.1.0.1:9090", "10.1.0.2:8080", "10.1.0.2:9090"]
+        [
+            "10.1.0.1:8080",
+            "10.1.0.1:9090",
+            "10.1.0.2:8080",
+            "10.1.0.2:9090"
+        ]
     );
     let (_, metrics) = &targets[1];
     for (k, v) in [
@@ -1722,7 +1744,11 @@ async fn endpoints_are_watched_only_while_a_service_monitor_uses_the_role() {
         has_job(v, "serviceMonitor/shop/api/0")
     })
     .await;
-    assert_eq!(api.list_count("endpoints"), 0, "listed while no job uses the role");
+    assert_eq!(
+        api.list_count("endpoints"),
+        0,
+        "listed while no job uses the role"
+    );
 
     let eps_monitor = monitor(
         "ServiceMonitor",
@@ -1759,18 +1785,30 @@ async fn endpoints_are_watched_only_while_a_service_monitor_uses_the_role() {
     let lists = api.list_count("endpoints");
     api.expire("endpoints");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(api.list_count("endpoints"), lists, "the Endpoints watch still runs");
+    assert_eq!(
+        api.list_count("endpoints"),
+        lists,
+        "the Endpoints watch still runs"
+    );
 
     // Asked for again while the role may not list them: not ready, then served once it may.
     api.forbid("endpoints");
     api.apply("servicemonitors", eps_monitor);
     let readiness = readiness_turns_bad(addr).await;
     assert_eq!(readiness.0, 503, "a job of role endpoints without its list");
-    assert!(readiness.1.contains("complete list of endpoints"), "{}", readiness.1);
+    assert!(
+        readiness.1.contains("complete list of endpoints"),
+        "{}",
+        readiness.1
+    );
     api.permit("endpoints");
-    until_within(addr, "/jobs", "the job again", Duration::from_secs(30), |v| {
-        has_job(v, "serviceMonitor/shop/api-eps/0")
-    })
+    until_within(
+        addr,
+        "/jobs",
+        "the job again",
+        Duration::from_secs(30),
+        |v| has_job(v, "serviceMonitor/shop/api-eps/0"),
+    )
     .await;
     until(addr, path, "its targets again", |v| count(v) == 2).await;
 }

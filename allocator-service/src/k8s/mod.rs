@@ -745,7 +745,9 @@ impl Cluster {
                 ));
             }
             (false, true) => {
-                tracing::info!("no job discovers role endpoints any more: Endpoints no longer watched");
+                tracing::info!(
+                    "no job discovers role endpoints any more: Endpoints no longer watched"
+                );
                 if let Some((_, task)) = running.take() {
                     task.abort();
                 }
@@ -1258,7 +1260,12 @@ impl Cluster {
             "endpoints" => {
                 // Not watched yet: `not_listed` starts the watch and holds readiness back until
                 // it has listed.
-                let Some(store) = self.endpoints.running.lock().as_ref().map(|(w, _)| w.store.clone())
+                let Some(store) = self
+                    .endpoints
+                    .running
+                    .lock()
+                    .as_ref()
+                    .map(|(w, _)| w.store.clone())
                 else {
                     return Vec::new();
                 };

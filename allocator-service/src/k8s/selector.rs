@@ -361,7 +361,11 @@ mod tests {
         assert!(ok.pod.is_some() && ok.node.is_some() && ok.service.is_none());
         let ok = RoleSelectors::parse(
             "endpoints",
-            &[e("endpoints", "a", ""), e("Service", "b", ""), e("pod", "c", "")],
+            &[
+                e("endpoints", "a", ""),
+                e("Service", "b", ""),
+                e("pod", "c", ""),
+            ],
         )
         .unwrap();
         assert!(ok.endpoints.is_some() && ok.service.is_some() && ok.pod.is_some());
@@ -379,7 +383,11 @@ mod tests {
             ),
             ("ingress", vec![e("ingress", "a", "")], "role: ingress"),
             ("endpointslice", vec![e("node", "a", "")], "role: node"),
-            ("endpoints", vec![e("endpointslice", "a", "")], "role: endpointslice"),
+            (
+                "endpoints",
+                vec![e("endpointslice", "a", "")],
+                "role: endpointslice",
+            ),
             ("pod", vec![e("pod", "a in ()", "")], "label: "),
         ] {
             let (_, msg) = RoleSelectors::parse(sd, &entries).unwrap_err();

@@ -183,8 +183,15 @@ pub fn unsupported(kind: &str, spec: &Value) -> Vec<String> {
                 if let Err(e) = super::monitors::role_selectors(role, selectors) {
                     out.push(format!("{path}{e}"));
                 }
-                if !["pod", "service", "ingress", "endpoints", "endpointslice", "node"]
-                    .contains(&role.to_ascii_lowercase().as_str())
+                if ![
+                    "pod",
+                    "service",
+                    "ingress",
+                    "endpoints",
+                    "endpointslice",
+                    "node",
+                ]
+                .contains(&role.to_ascii_lowercase().as_str())
                 {
                     out.push(format!("{path}role: {role}"));
                 }
@@ -235,14 +242,12 @@ mod tests {
         let sc = json!({"kubernetesSDConfigs": [{"role": "Node"}, {"role": "Endpoints"}, {"role": "Dns"}], "dnsSDConfigs": []});
         assert_eq!(
             unsupported("ScrapeConfig", &sc),
-            vec![
-                "dnsSDConfigs",
-                "kubernetesSDConfigs[2].role: Dns"
-            ]
+            vec!["dnsSDConfigs", "kubernetesSDConfigs[2].role: Dns"]
         );
         // Both endpoint roles of a ServiceMonitor are served.
         for role in ["Endpoints", "EndpointSlice"] {
-            let sm = json!({"serviceDiscoveryRole": role, "selector": {}, "endpoints": [{"port": "a"}]});
+            let sm =
+                json!({"serviceDiscoveryRole": role, "selector": {}, "endpoints": [{"port": "a"}]});
             assert!(unsupported("ServiceMonitor", &sm).is_empty(), "{role}");
         }
         // The endpoints role takes endpoints, service and pod selectors, not endpointslice ones.
