@@ -1729,11 +1729,12 @@ config:
 
 /// A ServiceMonitor with `serviceDiscoveryRole: Endpoints` is served as prometheus-operator
 /// generates it (its port kept by `__meta_kubernetes_endpoint_port_name`, its pod from the
-/// address's target). The Endpoints are watched only while such a job exists: not before, and
-/// not after it is gone (an expired watch would list again); while they cannot be listed, the
-/// allocator is not ready rather than serve the job without targets.
+/// address's target). The Endpoints are watched only while such a job exists (the
+/// ServiceMonitor's, a ScrapeConfig's of role Endpoints): not before, and not after the last is
+/// gone (an expired watch would list again); while they cannot be listed, the allocator is not
+/// ready rather than serve the job without targets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn endpoints_are_watched_only_while_a_service_monitor_uses_the_role() {
+async fn endpoints_are_watched_only_while_a_resource_uses_the_role() {
     let api = MockApi::new();
     one_collector_and_the_api_service(&api);
     api_endpoints(&api);
@@ -1811,4 +1812,41 @@ async fn endpoints_are_watched_only_while_a_service_monitor_uses_the_role() {
     )
     .await;
     until(addr, path, "its targets again", |v| count(v) == 2).await;
+
+    // A ScrapeConfig of role Endpoints keeps the watch when the ServiceMonitor goes.
+    let sc = monitor(
+        "ScrapeConfig",
+        "monitoring.coreos.com/v1alpha1",
+        "shop",
+        "eps",
+        json!({}),
+        json!({"kubernetesSDConfigs": [{"role": "Endpoints"}]}),
+    );
+    api.apply("scrapeconfigs", sc);
+    until(
+        addr,
+        "/jobs/scrapeConfig%2Fshop%2Feps/targets",
+        "the ScrapeConfig's targets",
+        |v| count(v) == 4,
+    )
+    .await;
+    api.delete("servicemonitors", "shop", "api-eps");
+    until(
+        addr,
+        "/jobs",
+        "the Endpoints monitor's job gone again",
+        |v| !has_job(v, "serviceMonitor/shop/api-eps/0"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lists = api.list_count("endpoints");
+    api.expire("endpoints");
+    let started = std::time::Instant::now();
+    while api.list_count("endpoints") == lists && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        api.list_count("endpoints") > lists,
+        "the ScrapeConfig's watch ended with the ServiceMonitor"
+    );
 }
