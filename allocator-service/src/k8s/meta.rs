@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EndpointAddress, EndpointPort as CoreEndpointPort, Endpoints, Node,
-    Pod, Service,
+    Container, ContainerPort, EndpointAddress, Endpoints, Node, Pod, Service,
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -651,17 +650,23 @@ pub fn endpoints_targets(
     let mut pods = PodsMet::default();
     let mut out = Vec::new();
     for subset in eps.subsets.iter().flatten() {
+        let ports = subset.ports.as_deref().unwrap_or_default();
+        if ports.is_empty() {
+            // No targets, and no pod met.
+            continue;
+        }
         let ready = subset.addresses.iter().flatten().map(|a| (a, "true"));
         let not_ready = subset
             .not_ready_addresses
             .iter()
             .flatten()
             .map(|a| (a, "false"));
-        let addresses: Vec<(&EndpointAddress, &str)> = ready.chain(not_ready).collect();
-        for port in subset.ports.iter().flatten() {
-            for &(addr, ready) in &addresses {
-                let mut l = base.clone();
-                l.extend(endpoint_address_labels(addr, port, ready));
+        // Each address with its pod and the labels its targets share (the object's, the
+        // address's and the pod's: their names do not overlap), built once for all its ports.
+        let addresses: Vec<(&EndpointAddress, Option<Arc<Pod>>, Labels)> = ready
+            .chain(not_ready)
+            .map(|(addr, ready)| {
+                // Prometheus finds the pod by the reference's own namespace and name.
                 let pod = addr
                     .target_ref
                     .as_ref()
@@ -672,8 +677,26 @@ pub fn endpoints_targets(
                             t.name.as_deref().unwrap_or_default(),
                         )
                     });
+                let mut shared = base.clone();
+                shared.extend(endpoint_address_labels(addr, ready));
                 if let Some(pod) = &pod {
-                    l.extend(pod_labels(pod));
+                    shared.extend(pod_labels(pod));
+                }
+                (addr, pod, shared)
+            })
+            .collect();
+        // Ports outer, addresses inner, ready before not-ready: Prometheus' order.
+        for port in ports {
+            for (addr, pod, shared) in &addresses {
+                let mut l = shared.clone();
+                l.insert("__address__".into(), join_host_port(&addr.ip, port.port));
+                let p = "__meta_kubernetes_endpoint_port";
+                l.insert(format!("{p}_name"), port.name.clone().unwrap_or_default());
+                l.insert(
+                    format!("{p}_protocol"),
+                    port.protocol.clone().unwrap_or_default(),
+                );
+                if let Some(pod) = pod {
                     if let Some((c, init, cp)) = matching_port(pod, port.port) {
                         container_port_labels(&mut l, c, init, cp);
                         // This role names the endpoint port's protocol, not the container's.
@@ -692,22 +715,11 @@ pub fn endpoints_targets(
     out
 }
 
-/// The labels of one address and port of an Endpoints subset: port name and protocol and the
-/// readiness always (empty when unset), target, node name and hostname when set.
-fn endpoint_address_labels(addr: &EndpointAddress, port: &CoreEndpointPort, ready: &str) -> Labels {
+/// The labels of one address of an Endpoints subset, shared by its ports: its readiness
+/// always, its target, node name and hostname when set.
+fn endpoint_address_labels(addr: &EndpointAddress, ready: &str) -> Labels {
     let p = "__meta_kubernetes_endpoint";
-    let mut l = Labels::from([
-        ("__address__".into(), join_host_port(&addr.ip, port.port)),
-        (
-            format!("{p}_port_name"),
-            port.name.clone().unwrap_or_default(),
-        ),
-        (
-            format!("{p}_port_protocol"),
-            port.protocol.clone().unwrap_or_default(),
-        ),
-        (format!("{p}_ready"), ready.to_owned()),
-    ]);
+    let mut l = Labels::from([(format!("{p}_ready"), ready.to_owned())]);
     if let Some(t) = &addr.target_ref {
         l.insert(
             format!("{p}_address_target_kind"),

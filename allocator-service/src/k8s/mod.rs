@@ -1,6 +1,6 @@
 //! Kubernetes discovery: kube-rs watchers and reflectors on pods, services, EndpointSlices,
-//! namespaces, the Prometheus Operator resources, and Endpoints while a job uses that role, read into caches the allocation loop turns
-//! into collectors and targets. A watch that falls behind or restarts re-lists (the watcher does
+//! namespaces, the Prometheus Operator resources, and Endpoints while a job uses that role, read
+//! into caches the allocation loop turns into collectors and targets. A watch that falls behind or restarts re-lists (the watcher does
 //! this on `410 Gone` and on reconnects) and its cache is replaced at once; the loop rebuilds the
 //! full target and collector lists from the caches, and the allocator's listing diff reconciles
 //! them, so nothing is allocated twice or lost.
@@ -773,18 +773,19 @@ impl Cluster {
                 return yes;
             }
         }
-        let spec = |o: &DynamicObject| o.data.get("spec").cloned().unwrap_or_default();
+        fn spec_field<'a>(o: &'a DynamicObject, field: &str) -> Option<&'a serde_json::Value> {
+            o.data.get("spec")?.get(field)
+        }
         let cached = |w: &Option<Watched<DynamicObject>>| {
             w.as_ref().map(|w| w.store.state()).unwrap_or_default()
         };
         let monitors = cached(&self.service_monitors).iter().any(|o| {
-            spec(o).get("serviceDiscoveryRole").and_then(|r| r.as_str())
+            spec_field(o, "serviceDiscoveryRole").and_then(|r| r.as_str())
                 == Some(monitors::ENDPOINTS_ROLE)
         });
         let yes = monitors
             || cached(&self.scrape_configs).iter().any(|o| {
-                spec(o)
-                    .get("kubernetesSDConfigs")
+                spec_field(o, "kubernetesSDConfigs")
                     .and_then(|k| k.as_array())
                     .is_some_and(|sds| {
                         sds.iter().any(|sd| {
@@ -1393,22 +1394,31 @@ fn trim_endpoints(e: &mut Endpoints) {
 /// the node it targets directly. (The pod role's is `meta::pod_targets_on_nodes`, which also
 /// drops pods on unknown nodes.)
 pub fn attach_endpoint_node(target: &mut Labels, node: impl Fn(&str) -> Option<Labels>) {
-    let targets_node = |p: &str| {
-        target
-            .get(&format!("{p}_address_target_kind"))
-            .is_some_and(|k| k == "Node")
-            .then(|| target.get(&format!("{p}_address_target_name")))
-            .flatten()
-    };
     // Only an Endpoints target has `__meta_kubernetes_endpoint_ready`.
-    let name = if target.contains_key("__meta_kubernetes_endpoint_ready") {
-        let p = "__meta_kubernetes_endpoint";
-        target
-            .get(&format!("{p}_node_name"))
-            .or_else(|| targets_node(p))
+    let endpoints = target.contains_key("__meta_kubernetes_endpoint_ready");
+    let [kind, name, node_name] = if endpoints {
+        [
+            "__meta_kubernetes_endpoint_address_target_kind",
+            "__meta_kubernetes_endpoint_address_target_name",
+            "__meta_kubernetes_endpoint_node_name",
+        ]
     } else {
-        let p = "__meta_kubernetes_endpointslice";
-        targets_node(p).or_else(|| target.get(&format!("{p}_endpoint_node_name")))
+        [
+            "__meta_kubernetes_endpointslice_address_target_kind",
+            "__meta_kubernetes_endpointslice_address_target_name",
+            "__meta_kubernetes_endpointslice_endpoint_node_name",
+        ]
+    };
+    let direct = target
+        .get(kind)
+        .is_some_and(|k| k == "Node")
+        .then(|| target.get(name))
+        .flatten();
+    let by_node_name = target.get(node_name);
+    let name = if endpoints {
+        by_node_name.or(direct)
+    } else {
+        direct.or(by_node_name)
     };
     if let Some(labels) = name.and_then(|n| node(n)) {
         target.extend(labels);
