@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use allocator_core::{BoundedConfig, Config, Strategy};
 use serde::{Deserialize, Serialize};
 
+use crate::flags::Overrides;
 use crate::k8s::selector::LabelSelector;
 use crate::relabel::{Rule, RuleSpec};
 
@@ -40,7 +41,9 @@ pub struct File {
     pub prometheus_cr: Option<PrometheusCr>,
     #[serde(default)]
     pub https: Option<Https>,
-    /// `file` (default). Kubernetes discovery is not part of this build.
+    /// `kubernetes` or `file`. Unset: `kubernetes` when the file has a `collector_selector`,
+    /// enables `prometheus_cr` or has a Kubernetes SD, and names no collectors itself
+    /// (`collectors`, `collectors_file`, `collector_nodes`); else `file`.
     #[serde(default)]
     pub discovery: Option<String>,
     /// Collectors, by name (file discovery).
@@ -364,7 +367,7 @@ pub struct PrometheusCr {
     pub deny_fs_access_through_sms: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Https {
     #[serde(default, deserialize_with = "yaml11::bool")]
@@ -853,24 +856,40 @@ impl Loaded {
 
 /// Read and validate a configuration file.
 pub fn load(path: &Path) -> Result<Loaded, String> {
+    load_with(path, &Overrides::default())
+}
+
+/// [`load`] with the Go allocator's command-line flags applied over the file.
+pub fn load_with(path: &Path, flags: &Overrides) -> Result<Loaded, String> {
     let limit = crate::limits::MAX_CONFIG_BYTES;
     if std::fs::metadata(path).is_ok_and(|m| m.len() > limit) {
         return Err(format!("{}: larger than {limit} bytes", path.display()));
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    parse(&text, path.parent().unwrap_or(Path::new(".")))
-        .map_err(|e| format!("{}: {e}", path.display()))
+    parse_with(
+        text.as_str(),
+        path.parent().unwrap_or(Path::new(".")),
+        flags,
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Parse and validate configuration text; relative paths resolve against `base`.
 pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
+    parse_with(text, base, &Overrides::default())
+}
+
+/// [`parse`] with the environment and the Go allocator's flags applied over the text, in the
+/// Go allocator's order (file, environment, flags).
+pub fn parse_with(text: &str, base: &Path, flags: &Overrides) -> Result<Loaded, String> {
     crate::limits::check_nesting(text)?;
     // First as written, for errors that name the line; then from the scalars as the Go
     // allocator's loader sees them (see `yaml11::canonical`).
     let _: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     let mut file: File = serde_yaml::from_value(yaml11::canonical(text)?)
         .map_err(|e| format!("after YAML 1.1 resolution: {e}"))?;
+    flags.apply(&mut file);
     let strategy: Strategy = file
         .allocation_strategy
         .parse()
@@ -939,7 +958,24 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
             .map_err(|e| format!("config.scrape_configs[{i}] (job {:?}).{e}", sc.job_name))?;
     }
     let kubernetes = match file.discovery.as_deref() {
-        None | Some("file") => false,
+        // Unset: Kubernetes when the file asks for something only it provides - collectors
+        // by `collector_selector` (the configuration the Operator generates always has one,
+        // and no `discovery` key: the Go allocator always discovers in the cluster),
+        // Operator resources or a Kubernetes SD - and names no collectors itself.
+        None => {
+            let named = !file.collectors.is_empty()
+                || file.collectors_file.is_some()
+                || !file.collector_nodes.is_empty();
+            let cluster = file.collector_selector.is_some()
+                || file.prometheus_cr.as_ref().is_some_and(|p| p.enabled)
+                || file
+                    .config
+                    .scrape_configs
+                    .iter()
+                    .any(|sc| !sc.kubernetes_sd_configs.is_empty());
+            cluster && !named
+        }
+        Some("file") => false,
         Some("kubernetes") => true,
         Some(other) => {
             return Err(format!(
@@ -1011,7 +1047,9 @@ pub fn parse(text: &str, base: &Path) -> Result<Loaded, String> {
         .unwrap_or_default();
     if kubernetes && collector_namespace.is_empty() {
         return Err(
-            "collector_namespace (or env OTELCOL_NAMESPACE) is required with discovery: kubernetes"
+            "collector_namespace (or env OTELCOL_NAMESPACE) is required with discovery: kubernetes \
+             (the default when a collector_selector, prometheus_cr or a Kubernetes SD is set and \
+             no collectors are listed)"
                 .into(),
         );
     }

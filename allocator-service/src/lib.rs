@@ -7,6 +7,7 @@ pub mod config;
 pub mod debug_pages;
 pub mod discovery;
 pub mod explain;
+pub mod flags;
 pub mod handover;
 pub mod http;
 pub mod k8s;
@@ -29,7 +30,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{load, parse, Loaded};
+pub use config::{load, load_with, parse, parse_with, Loaded};
 use state::{Engine, Shared};
 
 /// How often watched files are checked for changes.

@@ -1,33 +1,61 @@
-//! `target-allocator --config-file FILE [--listen-addr HOST:PORT] [--shutdown-grace DUR]
-//! [--header-read-timeout DUR] [--write-stall-timeout DUR] [--max-connections N]`
+//! `target-allocator [--config-file FILE] [--listen-addr HOST:PORT] [--shutdown-grace DUR]
+//! [--header-read-timeout DUR] [--write-stall-timeout DUR] [--max-connections N]`, and the Go
+//! allocator's flags (`allocator_service::flags`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use allocator_service::flags::{self, Takes};
+
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: target-allocator --config-file FILE [--listen-addr HOST:PORT] \
-         [--shutdown-grace DUR (10s)] [--header-read-timeout DUR (10s)] \
-         [--write-stall-timeout DUR (15s)] [--max-connections N (1024, capped by ulimit -n)]"
+        "usage: target-allocator [--config-file FILE (/conf/targetallocator.yaml)] \
+         [--listen-addr HOST:PORT] [--shutdown-grace DUR (10s)] \
+         [--header-read-timeout DUR (10s)] [--write-stall-timeout DUR (15s)] \
+         [--max-connections N (1024, capped by ulimit -n)]\n\
+         the Go allocator's flags are taken too: --enable-prometheus-cr-watcher, \
+         --kubeconfig-path, --enable-https-server, --listen-addr-https, --https-ca-file, \
+         --https-tls-cert-file, --https-tls-key-file, --allow-insecure-auth-secrets, \
+         --zap-log-level (the log level unless RUST_LOG is set), --zap-devel, --zap-encoder, \
+         --zap-stacktrace-level, --zap-time-encoding (accepted, no effect)"
     );
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let mut args = std::env::args().skip(1);
     let (mut file, mut listen) = (None, None);
+    let mut go_flags = flags::Overrides::default();
+    let mut log_level = "info";
     let mut limits = allocator_service::server::Limits::default();
     while let Some(a) = args.next() {
         let (flag, inline) = match a.split_once('=') {
             Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
             None => (a.clone(), None),
         };
+        if let Some(takes) = flag.strip_prefix("--").and_then(flags::go_flag) {
+            let name = &flag[2..];
+            // pflag: a boolean flag alone means true (its value only inline); others take
+            // the next argument when not inline.
+            let v = match takes {
+                Takes::Bool => inline.unwrap_or_else(|| "true".into()),
+                Takes::Value => match inline.or_else(|| args.next()) {
+                    Some(v) => v,
+                    None => {
+                        eprintln!("target-allocator: {flag}: needs a value");
+                        return usage();
+                    }
+                },
+            };
+            if let Err(e) = go_flags.set(name, &v) {
+                eprintln!("target-allocator: {e}");
+                return usage();
+            }
+            if name == "zap-log-level" {
+                log_level = flags::zap_level(&v).unwrap_or("info");
+            }
+            continue;
+        }
         let mut value = || inline.clone().or_else(|| args.next());
         match flag.as_str() {
             "--config-file" => file = value().map(PathBuf::from),
@@ -67,8 +95,16 @@ fn main() -> ExitCode {
             }
         }
     }
-    let Some(file) = file else { return usage() };
-    let cfg = match allocator_service::load(&file) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_level)),
+        )
+        .init();
+    // The Go allocator's default, where the Operator mounts the generated configuration (its
+    // `spec.args` replace the image's command line, so they may not name the file).
+    let file = file.unwrap_or_else(|| PathBuf::from(flags::DEFAULT_CONFIG_FILE));
+    let cfg = match allocator_service::load_with(&file, &go_flags) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("target-allocator: {e}");
