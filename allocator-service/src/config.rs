@@ -339,7 +339,7 @@ pub struct PrometheusCr {
     #[serde(default)]
     pub probe_namespace_selector: Option<LabelSelector>,
     /// The Prometheus CRD's `scrapeClasses` (k8s/monitors.rs applies them).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "yaml11::scrape_classes")]
     pub scrape_classes: Vec<crate::k8s::monitors::ScrapeClass>,
     #[serde(default)]
     pub allow_namespaces: Vec<String>,
@@ -1471,6 +1471,47 @@ pub mod yaml11 {
             Value::Mapping(_) => "a map",
             Value::Tagged(_) => "a tagged value",
         }
+    }
+
+    /// `prometheus_cr.scrape_classes`: the Prometheus CRD's own types, which the Go allocator
+    /// reads through a YAML-to-JSON pass (its scalars typed), not as the loader's text. The
+    /// canonical text of the typed fields (`default`, `attachMetadata.node`,
+    /// `tlsConfig.insecureSkipVerify`, a relabeling's `modulus`) is typed back before the
+    /// classes are read: `default: true` used to be refused as a string, and an
+    /// `insecureSkipVerify: true` read as false.
+    pub fn scrape_classes<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<crate::k8s::monitors::ScrapeClass>, D::Error> {
+        fn typed(key: &str, v: &mut Value) {
+            match v {
+                Value::String(s) if matches!(key, "default" | "node" | "insecureSkipVerify") => {
+                    if let Some(b) = bool_word(s) {
+                        *v = Value::Bool(b);
+                    }
+                }
+                Value::String(s) if key == "modulus" => {
+                    if let Some(i) = int_word(s) {
+                        *v = Value::Number(i.into());
+                    }
+                }
+                Value::Mapping(m) => {
+                    for (k, x) in m.iter_mut() {
+                        if let Some(k) = k.as_str() {
+                            let k = k.to_owned();
+                            typed(&k, x);
+                        }
+                    }
+                }
+                Value::Sequence(items) => items.iter_mut().for_each(|x| typed(key, x)),
+                _ => {}
+            }
+        }
+        let mut v = Value::deserialize(d)?;
+        if v.is_null() {
+            return Ok(Vec::new());
+        }
+        typed("", &mut v);
+        serde_yaml::from_value(v).map_err(serde::de::Error::custom)
     }
 
     /// `deserialize_with` for an optional unsigned integer read as yaml.v2 reads it.
