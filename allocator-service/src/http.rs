@@ -223,7 +223,12 @@ async fn jobs(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
         );
     }
     h.push_str("</table></body></html>");
-    Html(h).into_response()
+    html_page(h)
+}
+
+/// An HTML answer, with `nosniff` as the Go allocator's HTML handlers send it.
+fn html_page(h: String) -> Response {
+    ([(header::X_CONTENT_TYPE_OPTIONS, "nosniff")], Html(h)).into_response()
 }
 
 async fn job_targets(
@@ -422,13 +427,18 @@ async fn scrape_configs(
         body
     };
     if wants_html(&headers) {
-        let pretty = serde_json::to_string_pretty(&body()).expect("plain data");
-        return Html(format!(
+        // Redacted whatever the connection, as the Go allocator's HTML page is: a page is for
+        // a browser, the collector reads the JSON.
+        let mut redacted = Value::Object(v.scrape_configs.clone());
+        for job in redacted.as_object_mut().expect("an object").values_mut() {
+            redact_scrape_config(job);
+        }
+        let pretty = serde_json::to_string_pretty(&redacted).expect("plain data");
+        return html_page(format!(
             "<!doctype html><html><head><meta charset=utf-8><title>Scrape configs</title></head>\
              <body><h1>Scrape configs</h1><pre>{}</pre></body></html>",
             esc(&pretty)
-        ))
-        .into_response();
+        ));
     }
     v.answers
         .scrape_configs(secrets_shown, || {

@@ -65,12 +65,23 @@ async fn get_tls(
     connector: &TlsConnector,
     path: &str,
 ) -> std::io::Result<String> {
+    get_tls_with(addr, connector, path, "").await
+}
+
+/// [`get_tls`] with extra request header lines (each ending in CRLF).
+async fn get_tls_with(
+    addr: std::net::SocketAddr,
+    connector: &TlsConnector,
+    path: &str,
+    headers: &str,
+) -> std::io::Result<String> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let mut s = connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await?;
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n")
+            .as_bytes(),
     )
     .await?;
     let mut buf = Vec::new();
@@ -136,6 +147,25 @@ config:
     assert!(
         served.contains("hunter2"),
         "secrets are shown over TLS: {served}"
+    );
+    // The HTML page is redacted even over TLS, as the Go allocator's page is.
+    let page = get_tls_with(
+        tls_addr,
+        &client(&good, Some(&collector)),
+        "/scrape_configs",
+        "Accept: text/html\r\n",
+    )
+    .await
+    .unwrap();
+    assert!(page.contains("text/html"), "{page}");
+    assert!(
+        page.to_ascii_lowercase()
+            .contains("x-content-type-options: nosniff"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&lt;secret&gt;") && !page.contains("hunter2"),
+        "{page}"
     );
     let jobs = get_tls(tls_addr, &client(&good, Some(&collector)), "/jobs")
         .await
