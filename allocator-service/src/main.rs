@@ -11,7 +11,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: target-allocator [--config-file FILE (/conf/targetallocator.yaml)] \
          [--listen-addr HOST:PORT] [--shutdown-grace DUR (10s)] \
-         [--header-read-timeout DUR (10s)] [--write-stall-timeout DUR (15s)] \
+         [--header-read-timeout DUR (90s)] [--write-stall-timeout DUR (15s)] \
          [--max-connections N (1024, capped by ulimit -n)]\n\
          the Go allocator's flags are taken too: --enable-prometheus-cr-watcher, \
          --kubeconfig-path, --enable-https-server, --listen-addr-https, --https-ca-file, \

@@ -43,7 +43,12 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            header_read_timeout: Duration::from_secs(10),
+            // The Go allocator's `ReadHeaderTimeout`. It also bounds keep-alive idleness here,
+            // so it must outlast a collector's 30 s poll: with 10 s every poll reconnected (a
+            // full mTLS handshake each time), and a client that reused a connection as it was
+            // being closed saw it drop. Connections stuck in a request head are still evicted,
+            // longest-idle first, at the connection limit.
+            header_read_timeout: Duration::from_secs(90),
             write_stall_timeout: Duration::from_secs(15),
             max_connections: descriptor_budget(1024),
             shutdown_grace: Duration::from_secs(10),
