@@ -38,10 +38,22 @@ impl TlsFiles {
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
-        for c in read_certs(&self.ca)? {
-            roots
-                .add(c)
-                .map_err(|e| format!("{}: {e}", self.ca.display()))?;
+        // As Go's `CertPool.AppendCertsFromPEM`, which the Go allocator's CA reloader uses: a
+        // block that does not parse as a certificate is skipped; only a file without any
+        // certificate is refused.
+        let (added, skipped) = roots.add_parsable_certificates(read_certs(&self.ca)?);
+        if added == 0 {
+            return Err(format!(
+                "{}: no CA certificate parses ({skipped} PEM certificate blocks)",
+                self.ca.display()
+            ));
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                file = %self.ca.display(),
+                skipped,
+                "CA bundle: certificate blocks that do not parse are skipped, as the Go allocator skips them"
+            );
         }
         let verifier =
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())

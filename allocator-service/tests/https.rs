@@ -204,3 +204,32 @@ fn a_missing_certificate_file_is_an_error_naming_it() {
     let err = files.server_config().unwrap_err();
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");
 }
+
+/// A CA bundle with a certificate block that does not parse: the others are used, as Go's
+/// `AppendCertsFromPEM` (the Go allocator's CA reloader) skips such a block; a bundle of only
+/// such blocks is refused, naming the file.
+#[test]
+fn a_ca_bundle_keeps_the_certificates_that_parse() {
+    let dir = std::env::temp_dir().join(format!("ta-https-bundle-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = ca("allocator ca");
+    let (cert, key) = leaf(&good, &["localhost"], ExtendedKeyUsagePurpose::ServerAuth);
+    std::fs::write(dir.join("tls.crt"), &cert).unwrap();
+    std::fs::write(dir.join("tls.key"), &key).unwrap();
+    // "garbage!" in base64: a CERTIFICATE block whose DER is not a certificate.
+    let bad = "-----BEGIN CERTIFICATE-----\nZ2FyYmFnZSE=\n-----END CERTIFICATE-----\n";
+    let files = allocator_service::tls::TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("tls.crt"),
+        key: dir.join("tls.key"),
+    };
+    std::fs::write(&files.ca, format!("{}{bad}", good.cert.pem())).unwrap();
+    files.server_config().expect("the parsable CA is used");
+    std::fs::write(&files.ca, bad).unwrap();
+    let err = files.server_config().unwrap_err();
+    assert!(
+        err.contains("ca.pem") && err.contains("no CA certificate"),
+        "{err}"
+    );
+}
