@@ -505,16 +505,12 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     }
 }
 
-async fn metrics(State(s): State<Arc<Shared>>) -> Response {
-    let body = s.metrics.encode();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8; escaping=underscores",
-        )],
-        body,
+async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    // Compressed when the client accepts it, as the Go allocator's promhttp handler does.
+    Answer::new(Bytes::from(s.metrics.encode())).respond(
+        accepts_gzip(&headers),
+        "text/plain; version=0.0.4; charset=utf-8; escaping=underscores",
     )
-        .into_response()
 }
 
 /// Escape text for HTML (element content and double-quoted attribute values).

@@ -125,6 +125,21 @@ async fn gzip_is_served_to_clients_that_accept_it_and_decompresses_to_the_plain_
     )
     .await;
     assert!(has(&head, "content-encoding: gzip"));
+    // `/metrics` too, as the Go allocator's promhttp handler (its counters move between two
+    // requests, so the two bodies are compared by their metric names).
+    let (_, head, plain) = get(addr, "/metrics", "").await;
+    assert!(!head.contains("content-encoding"), "{head}");
+    let (_, head, packed) = get(addr, "/metrics", "Accept-Encoding: gzip\r\n").await;
+    assert!(has(&head, "content-encoding: gzip"), "{head}");
+    let names = |b: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(b)
+            .lines()
+            .filter(|l| l.starts_with("# TYPE"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(!names(&plain).is_empty());
+    assert_eq!(names(&gunzip(&packed)), names(&plain));
     service.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
