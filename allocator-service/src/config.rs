@@ -518,20 +518,196 @@ pub struct FileSdConfig {
     pub refresh_interval: Option<String>,
 }
 
-/// `kubernetes_sd_configs` entry: the roles the allocator discovers itself.
+/// `kubernetes_sd_configs` entry: the roles the allocator discovers itself, from its own
+/// caches of the in-cluster API server. Keys it does not take are kept in `other` and refused
+/// by [`KubernetesSdConfig::check`] with an error naming them.
 #[derive(Debug, Deserialize, Serialize, Clone)]
-#[serde(deny_unknown_fields)]
 pub struct KubernetesSdConfig {
     pub role: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<SdNamespaces>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selectors: Vec<SdSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach_metadata: Option<SdAttachMetadata>,
+    #[serde(flatten, skip_serializing)]
+    pub other: BTreeMap<String, serde_yaml::Value>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SdNamespaces {
+    #[serde(
+        default,
+        deserialize_with = "yaml11::bool",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub own_namespace: bool,
     #[serde(default)]
     pub names: Vec<String>,
+}
+
+/// A `selectors` entry: Prometheus passes them to the API server's list and watch; the
+/// allocator applies them to its caches (`k8s::selector::RoleSelectors`).
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SdSelector {
+    #[serde(default)]
+    pub role: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub label: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub field: String,
+}
+
+/// `attach_metadata`: the node's labels on the pod, endpoints and endpointslice roles' targets.
+/// Prometheus' other kinds of metadata (namespace, deployment, job, cronjob) are refused when
+/// set (taken when false, as Prometheus writes them back).
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SdAttachMetadata {
+    #[serde(default, deserialize_with = "yaml11::bool")]
+    pub node: bool,
+    #[serde(default, deserialize_with = "yaml11::bool", skip_serializing)]
+    pub namespace: bool,
+    #[serde(default, deserialize_with = "yaml11::bool", skip_serializing)]
+    pub deployment: bool,
+    #[serde(default, deserialize_with = "yaml11::bool", skip_serializing)]
+    pub job: bool,
+    #[serde(default, deserialize_with = "yaml11::bool", skip_serializing)]
+    pub cronjob: bool,
+}
+
+/// Prometheus' HTTP client settings of a Kubernetes SD entry (`config.HTTPClientConfig`,
+/// inlined), which it takes only with `api_server`.
+const SD_HTTP_CLIENT_KEYS: [&str; 13] = [
+    "basic_auth",
+    "authorization",
+    "oauth2",
+    "bearer_token",
+    "bearer_token_file",
+    "tls_config",
+    "follow_redirects",
+    "enable_http2",
+    "proxy_url",
+    "no_proxy",
+    "proxy_from_environment",
+    "proxy_connect_header",
+    "http_headers",
+];
+
+impl KubernetesSdConfig {
+    /// Everything the allocator does not serve is refused, naming the key: another API server
+    /// (`api_server`, `kubeconfig_file`) and HTTP client settings (which Prometheus takes only
+    /// with `api_server`); the defaults Prometheus writes back (`kubeconfig_file: ""`,
+    /// `follow_redirects: true`, `enable_http2: true`) are taken. Then the role and the
+    /// selectors as Prometheus checks them (`RoleSelectors::parse`).
+    pub fn check(&self) -> Result<(), String> {
+        if !matches!(
+            self.role.as_str(),
+            "pod" | "service" | "endpoints" | "endpointslice" | "node"
+        ) {
+            return Err(format!(
+                "role: {:?} is not supported; use pod, service, endpoints, endpointslice or node",
+                self.role
+            ));
+        }
+        for (key, value) in &self.other {
+            let default = match key.as_str() {
+                "kubeconfig_file" => value.as_str() == Some("") || value.is_null(),
+                "follow_redirects" | "enable_http2" => {
+                    value
+                        .as_bool()
+                        .or_else(|| value.as_str().and_then(yaml11::bool_word))
+                        == Some(true)
+                }
+                _ => false,
+            };
+            if default {
+                continue;
+            }
+            if key == "api_server" || key == "kubeconfig_file" {
+                return Err(format!(
+                    "{key}: only the in-cluster API server is supported (the allocator \
+                     discovers from its own client's caches); remove it"
+                ));
+            }
+            if SD_HTTP_CLIENT_KEYS.contains(&key.as_str()) {
+                return Err(format!(
+                    "{key}: HTTP client settings are not supported: only the in-cluster API \
+                     server is (Prometheus takes them only with api_server, which is not \
+                     supported either)"
+                ));
+            }
+            return Err(format!("unknown field {key:?}"));
+        }
+        if let Some(a) = &self.attach_metadata {
+            for (key, on) in [
+                ("namespace", a.namespace),
+                ("deployment", a.deployment),
+                ("job", a.job),
+                ("cronjob", a.cronjob),
+            ] {
+                if on {
+                    return Err(format!(
+                        "attach_metadata.{key}: not supported (attach_metadata.node is)"
+                    ));
+                }
+            }
+        }
+        for (j, sel) in self.selectors.iter().enumerate() {
+            // Prometheus' roles are lowercase (a ScrapeConfig's are converted by
+            // prometheus-operator; a configuration's are not).
+            if !matches!(
+                sel.role.as_str(),
+                "pod" | "service" | "endpoints" | "endpointslice" | "node"
+            ) {
+                return Err(format!(
+                    "selectors[{j}].role: {:?} is not a role (pod, service, endpoints, \
+                     endpointslice or node)",
+                    sel.role
+                ));
+            }
+        }
+        self.role_selectors().map(|_| ())
+    }
+
+    /// Its `selectors`, parsed for its role (errors name the entry: `selectors[j].<key>`).
+    pub fn role_selectors(&self) -> Result<crate::k8s::selector::RoleSelectors, String> {
+        use crate::k8s::selector::{RoleSelectors, SelectorEntry};
+        let entries: Vec<SelectorEntry<'_>> = self
+            .selectors
+            .iter()
+            .map(|s| SelectorEntry {
+                role: &s.role,
+                label: &s.label,
+                field: &s.field,
+            })
+            .collect();
+        RoleSelectors::parse(&self.role, &entries).map_err(|(j, e)| format!("selectors[{j}].{e}"))
+    }
+
+    /// `attach_metadata.node`.
+    pub fn attach_node(&self) -> bool {
+        self.attach_metadata.as_ref().is_some_and(|a| a.node)
+    }
+
+    /// Whether its discovery reads the nodes (role node, or node metadata).
+    pub fn reads_nodes(&self) -> bool {
+        self.role == "node" || (self.attach_node() && self.role != "service")
+    }
+
+    /// The namespaces it discovers in, None for all: `names`, and with `own_namespace` the
+    /// allocator's (`own`, the collector namespace, as for a ScrapeConfig's); all when neither
+    /// is given.
+    pub fn namespaces(&self, own: &str) -> Option<Vec<String>> {
+        let n = self.namespaces.as_ref()?;
+        let mut out = n.names.clone();
+        if n.own_namespace {
+            out.push(own.to_owned());
+        }
+        (!out.is_empty()).then_some(out)
+    }
 }
 
 /// A Prometheus duration (`30s`, `1m30s`, `2h`, `500ms`).
@@ -1133,14 +1309,25 @@ pub fn parse_with(text: &str, base: &Path, flags: &Overrides) -> Result<Loaded, 
                     sc.job_name
                 ));
             }
-            if !matches!(
-                sd.role.as_str(),
-                "pod" | "service" | "endpoints" | "endpointslice" | "node"
-            ) {
-                return Err(format!(
-                    "config.scrape_configs[{i}] (job {:?}).kubernetes_sd_configs[{k}].role: {:?} is not supported; use pod, service, endpoints, endpointslice or node",
-                    sc.job_name, sd.role
-                ));
+            sd.check().map_err(|e| {
+                format!(
+                    "config.scrape_configs[{i}] (job {:?}).kubernetes_sd_configs[{k}].{e}",
+                    sc.job_name
+                )
+            })?;
+            // Loads, as Prometheus' does; its discovery then finds nothing (the API server
+            // refuses the list).
+            if let Some(e) = sd
+                .role_selectors()
+                .ok()
+                .and_then(|s| s.refused(&sd.role, sd.attach_node()))
+            {
+                tracing::warn!(
+                    job = %sc.job_name,
+                    entry = k,
+                    error = %e,
+                    "kubernetes_sd_configs: the API server refuses this selector; the discovery finds no targets"
+                );
             }
         }
         if !seen.insert(sc.job_name.as_str()) {

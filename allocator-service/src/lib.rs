@@ -113,12 +113,12 @@ pub async fn serve_with(
                         class.attach_metadata.as_ref().and_then(|a| a.node) == Some(true)
                     })
                 }),
-                role: cfg
+                sd_configs: cfg
                     .file
                     .config
                     .scrape_configs
                     .iter()
-                    .any(|sc| sc.kubernetes_sd_configs.iter().any(|sd| sd.role == "node")),
+                    .any(|sc| sc.kubernetes_sd_configs.iter().any(|sd| sd.reads_nodes())),
             };
             let endpoints_role = cfg.file.config.scrape_configs.iter().any(|sc| {
                 sc.kubernetes_sd_configs

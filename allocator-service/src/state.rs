@@ -380,11 +380,12 @@ impl Engine {
         self.first = false;
         self.last_generation = generation;
         self.last_collectors = collectors.clone();
+        let own_namespace = &self.cfg.collector_namespace;
         self.files.refresh(&self.cfg, |sc| match &cluster {
             Some(c) => sc
                 .kubernetes_sd_configs
                 .iter()
-                .flat_map(|sd| c.sd_groups(sd))
+                .flat_map(|sd| c.sd_groups(sd, own_namespace))
                 .collect(),
             None => Vec::new(),
         });

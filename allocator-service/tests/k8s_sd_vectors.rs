@@ -4,11 +4,14 @@
 //! and the endpoint roles also with node metadata attached, and each with label selectors) produce for the objects in `testdata/k8s-sd-gen/corpus.yaml`
 //! (testdata/k8s-sd-gen/README.md). We build the targets of the same objects and require the
 //! same targets: each one its group's labels merged with its own, the lists sorted by address,
-//! then by the whole label set.
+//! then by the whole label set. Each variant is reached twice: with the selectors as a
+//! ScrapeConfig's are parsed, and as a `kubernetes_sd_configs` entry of the configuration file
+//! (role, `attach_metadata`, `selectors`) parses and checks them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use allocator_service::config::KubernetesSdConfig;
 use allocator_service::k8s::meta::{self, Labels};
 use allocator_service::k8s::selector::{RoleSelectors, SelectorEntry};
 use allocator_service::k8s::{attach_endpoint_node, trim_node};
@@ -90,7 +93,7 @@ impl Corpus {
     fn node(&self, name: &str, sel: &RoleSelectors) -> Option<Labels> {
         self.nodes
             .get(name)
-            .filter(|n| RoleSelectors::selects(&sel.node, n.metadata.labels.as_ref()))
+            .filter(|n| RoleSelectors::selects(&sel.node, *n))
             .map(meta::node_labels)
     }
 
@@ -100,7 +103,7 @@ impl Corpus {
             .find(|p| {
                 p.metadata.namespace.as_deref() == Some(ns)
                     && p.metadata.name.as_deref() == Some(name)
-                    && RoleSelectors::selects(&sel.pod, p.metadata.labels.as_ref())
+                    && RoleSelectors::selects(&sel.pod, *p)
             })
             .cloned()
     }
@@ -109,36 +112,37 @@ impl Corpus {
         self.services.iter().find(|s| {
             s.metadata.namespace.as_deref() == Some(ns)
                 && s.metadata.name.as_deref() == Some(name)
-                && RoleSelectors::selects(&sel.service, s.metadata.labels.as_ref())
+                && RoleSelectors::selects(&sel.service, *s)
         })
     }
 
     /// Our targets for one role variant, sorted as the generator sorts Prometheus' targets:
     /// the objects the selectors select, as the service's caches are filtered
-    /// (`Cluster::role_targets`).
-    fn targets(&self, variant: &str, sel: &RoleSelectors) -> Vec<Labels> {
+    /// (`Cluster::role_targets`), with node metadata when `attach_node`.
+    fn targets(&self, variant: &str, sel: &RoleSelectors, attach_node: bool) -> Vec<Labels> {
         let pods = || {
             self.pods
                 .iter()
-                .filter(|p| RoleSelectors::selects(&sel.pod, p.metadata.labels.as_ref()))
+                .filter(|p| RoleSelectors::selects(&sel.pod, *p))
         };
-        let mut out: Vec<Labels> = match variant {
-            "pod" => pods().flat_map(|p| meta::pod_targets(p)).collect(),
-            // The generator's pod selector variant attaches node metadata too.
-            "pod+node" | "pod+selectors" => pods()
+        let role = variant.split('+').next().unwrap_or_default();
+        let mut out: Vec<Labels> = match role {
+            "pod" if !attach_node => pods().flat_map(|p| meta::pod_targets(p)).collect(),
+            "pod" => pods()
                 .flat_map(|p| meta::pod_targets_on_nodes(p, |n| self.node(n, sel)))
                 .collect(),
-            "service" | "service+selectors" => self
+            "service" => self
                 .services
                 .iter()
-                .filter(|s| RoleSelectors::selects(&sel.service, s.metadata.labels.as_ref()))
+                .filter(|s| RoleSelectors::selects(&sel.service, *s))
                 .flat_map(meta::service_targets)
                 .collect(),
-            "endpointslice" | "endpointslice+node" | "endpointslice+selectors" => {
+            "endpointslice" => {
                 let mut all = Vec::new();
-                let slices = self.slices.iter().filter(|s| {
-                    RoleSelectors::selects(&sel.endpointslice, s.metadata.labels.as_ref())
-                });
+                let slices = self
+                    .slices
+                    .iter()
+                    .filter(|s| RoleSelectors::selects(&sel.endpointslice, *s));
                 for slice in slices {
                     let ns = slice.metadata.namespace.as_deref().unwrap_or_default();
                     let svc =
@@ -147,19 +151,19 @@ impl Corpus {
                         self.pod(ns, name, sel)
                     }));
                 }
-                if variant == "endpointslice+node" {
+                if attach_node {
                     for t in &mut all {
                         attach_endpoint_node(t, |n| self.node(n, sel));
                     }
                 }
                 all
             }
-            "endpoints" | "endpoints+node" | "endpoints+selectors" => {
+            "endpoints" => {
                 let mut all = Vec::new();
                 let selected = self
                     .endpoints
                     .iter()
-                    .filter(|e| RoleSelectors::selects(&sel.endpoints, e.metadata.labels.as_ref()));
+                    .filter(|e| RoleSelectors::selects(&sel.endpoints, *e));
                 for eps in selected {
                     let ns = eps.metadata.namespace.as_deref().unwrap_or_default();
                     let name = eps.metadata.name.as_deref().unwrap_or_default();
@@ -169,7 +173,7 @@ impl Corpus {
                         self.pod(ns, name, sel)
                     }));
                 }
-                if variant == "endpoints+node" {
+                if attach_node {
                     for t in &mut all {
                         attach_endpoint_node(t, |n| self.node(n, sel));
                     }
@@ -177,10 +181,10 @@ impl Corpus {
                 all
             }
             // From the nodes as the service's node cache keeps them.
-            "node" | "node+selectors" => self
+            "node" => self
                 .nodes
                 .values()
-                .filter(|n| RoleSelectors::selects(&sel.node, n.metadata.labels.as_ref()))
+                .filter(|n| RoleSelectors::selects(&sel.node, *n))
                 .flat_map(|n| {
                     let mut n = n.clone();
                     trim_node(&mut n);
@@ -284,14 +288,58 @@ fn first_difference(ours: &[Labels], theirs: &[Labels]) -> Option<String> {
     Some(out)
 }
 
+/// Whether the generator's discoverer of a variant attaches node metadata (its selector variant
+/// of the pod role does).
+fn attaches_node(variant: &str) -> bool {
+    variant.ends_with("+node") || variant == "pod+selectors"
+}
+
+/// The variant as a `kubernetes_sd_configs` entry of the service's configuration file (role,
+/// `attach_metadata`, the generator's selectors), as the configuration parses and checks it.
+fn file_config_entry(v: &Vectors, variant: &str) -> KubernetesSdConfig {
+    let role = variant.split('+').next().unwrap_or_default();
+    let mut entry = serde_json::json!({ "role": role });
+    if attaches_node(variant) {
+        entry["attach_metadata"] = serde_json::json!({"node": true});
+    }
+    if let Some(by_kind) = v.selectors.get(variant) {
+        entry["selectors"] = by_kind
+            .iter()
+            .map(|(kind, label)| serde_json::json!({"role": kind, "label": label}))
+            .collect();
+    }
+    let yaml = serde_yaml::to_string(&entry).unwrap();
+    let sd: KubernetesSdConfig =
+        serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{variant}: the entry {yaml}: {e}"));
+    sd.check()
+        .unwrap_or_else(|e| panic!("{variant}: the entry {yaml} is refused: {e}"));
+    sd
+}
+
 fn check(variant: &str) {
     let corpus = Corpus::load();
     let mut v = vectors();
     let sel = role_selectors(&v, variant);
+    let sd = file_config_entry(&v, variant);
     let want = v.roles.remove(variant).expect("variant in vectors.json");
-    let got = corpus.targets(variant, &sel);
+    let got = corpus.targets(variant, &sel, attaches_node(variant));
     if let Some(diff) = first_difference(&got, &want) {
         panic!("role {variant}: our targets differ from Prometheus v0.314.0's: {diff}");
+    }
+    // The same discovery reached from the configuration file.
+    let file_sel = sd.role_selectors().expect("checked");
+    assert_eq!(file_sel, sel, "{variant}: the configuration's selectors");
+    assert_eq!(
+        file_sel.refused(&sd.role, sd.attach_node()),
+        None,
+        "{variant}"
+    );
+    let got = corpus.targets(variant, &file_sel, sd.attach_node());
+    if let Some(diff) = first_difference(&got, &want) {
+        panic!(
+            "role {variant} from a kubernetes_sd_configs entry: our targets differ from \
+             Prometheus v0.314.0's: {diff}"
+        );
     }
 }
 

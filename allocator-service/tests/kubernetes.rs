@@ -404,18 +404,31 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
                 "authorization": {"credentials": {"name": "scrape-token", "key": "token"}}}),
         ),
     );
-    // Kubernetes SD with a field selector is not read here: skipped rather than over-served.
-    api.apply(
-        "scrapeconfigs",
-        monitor(
-            "ScrapeConfig",
-            "monitoring.coreos.com/v1alpha1",
-            "shop",
+    // Kubernetes SD with a field selector: the pods the API server would list with it (one
+    // here: worker-0 on node-b in namespace other). A field the API server does not serve for
+    // pods makes it refuse the list: Prometheus' discovery then finds nothing, and so does
+    // ours (the job is served, without targets). A field selector that does not parse is
+    // refused with the resource, as prometheus-operator refuses it.
+    for (name, field) in [
+        (
             "selective",
-            json!({}),
-            json!({"kubernetesSDConfigs": [{"role": "Pod", "selectors": [{"role": "Pod", "field": "spec.nodeName=node-a"}]}]}),
+            "spec.nodeName=node-b,metadata.namespace==other",
         ),
-    );
+        ("unservable", "status.hostIP=10.0.0.1"),
+        ("unparsable", "spec.nodeName"),
+    ] {
+        api.apply(
+            "scrapeconfigs",
+            monitor(
+                "ScrapeConfig",
+                "monitoring.coreos.com/v1alpha1",
+                "shop",
+                name,
+                json!({}),
+                json!({"kubernetesSDConfigs": [{"role": "Pod", "selectors": [{"role": "Pod", "field": field}]}]}),
+            ),
+        );
+    }
     api.apply(
         "scrapeconfigs",
         monitor(
@@ -432,7 +445,27 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
     })
     .await;
     assert!(sc.get("scrapeConfig/shop/secured").is_none(), "{sc}");
-    assert!(sc.get("scrapeConfig/shop/selective").is_none(), "{sc}");
+    assert!(sc.get("scrapeConfig/shop/unparsable").is_none(), "{sc}");
+    let selective = until(
+        addr,
+        "/jobs/scrapeConfig%2Fshop%2Fselective/targets",
+        "the field-selected pod",
+        |v| count(v) == 1,
+    )
+    .await;
+    let group = selective
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|c| c["targets"].as_array().unwrap().clone())
+        .next()
+        .unwrap();
+    assert_eq!(group["labels"]["__meta_kubernetes_pod_name"], "worker-0");
+    assert!(sc.get("scrapeConfig/shop/unservable").is_some(), "{sc}");
+    assert_eq!(
+        count(&json_of(addr, "/jobs/scrapeConfig%2Fshop%2Funservable/targets").await),
+        0
+    );
     api.apply(
         "secrets",
         json!({"apiVersion": "v1", "kind": "Secret",
@@ -705,6 +738,60 @@ fn kubernetes_configuration_errors_name_the_problem() {
         "discovery: kubernetes",
     );
     bad("discovery: kubernetes\ncollector_namespace: o\nconfig: {scrape_configs: [{job_name: j, kubernetes_sd_configs: [{role: dns}]}]}", "role: \"dns\" is not supported");
+    // Only the in-cluster API server: another one, and HTTP client settings (which Prometheus
+    // takes only with api_server), are refused naming the key; the defaults Prometheus writes
+    // back load.
+    let sd = |entry: &str| {
+        format!("discovery: kubernetes\ncollector_namespace: o\nconfig: {{scrape_configs: [{{job_name: j, kubernetes_sd_configs: [{entry}]}}]}}")
+    };
+    for (entry, key) in [
+        ("{role: pod, api_server: 'https://k8s:6443'}", "api_server"),
+        ("{role: pod, kubeconfig_file: /k}", "kubeconfig_file"),
+        (
+            "{role: pod, tls_config: {insecure_skip_verify: true}}",
+            "tls_config",
+        ),
+        ("{role: pod, bearer_token_file: /t}", "bearer_token_file"),
+        ("{role: pod, follow_redirects: false}", "follow_redirects"),
+    ] {
+        let err = allocator_service::parse(&sd(entry), base)
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {entry}"));
+        assert!(
+            err.contains(&format!("kubernetes_sd_configs[0].{key}: "))
+                && err.contains("in-cluster API server"),
+            "{entry}: {err}"
+        );
+    }
+    bad(
+        &sd("{role: pod, attach_metadata: {namespace: true}}"),
+        "attach_metadata.namespace",
+    );
+    bad(
+        &sd("{role: pod, scrape_everything: true}"),
+        "unknown field \"scrape_everything\"",
+    );
+    bad(
+        &sd("{role: pod, selectors: [{role: Pod, label: a}]}"),
+        "selectors[0].role",
+    );
+    bad(
+        &sd("{role: service, selectors: [{role: pod, label: a}]}"),
+        "selectors[0].role",
+    );
+    bad(
+        &sd("{role: pod, selectors: [{role: pod, field: 'spec.nodeName=a=b'}]}"),
+        "selectors[0].field",
+    );
+    // Selectors (label and field), node metadata and the own namespace load; so does a field
+    // the API server refuses for the kind (the discovery finds nothing, as Prometheus').
+    allocator_service::parse(
+        &sd("{role: endpointslice, kubeconfig_file: '', follow_redirects: true, enable_http2: true, \
+             namespaces: {own_namespace: true, names: [a]}, attach_metadata: {node: true, namespace: false}, \
+             selectors: [{role: pod, label: 'app in (a,b)', field: 'spec.nodeName!=n\\,1'}, {role: service, field: 'spec.foo=x'}]}"),
+        base,
+    )
+    .unwrap();
     // Prometheus' endpoints role loads (its discovery is tested against the mock API server).
     allocator_service::parse(
         "discovery: kubernetes\ncollector_namespace: o\nconfig: {scrape_configs: [{job_name: j, kubernetes_sd_configs: [{role: endpoints, namespaces: {names: [a]}}]}]}",

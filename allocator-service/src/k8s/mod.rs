@@ -8,6 +8,7 @@
 mod backoff;
 pub mod by_name;
 pub mod client;
+pub mod field_selector;
 pub mod files;
 pub mod lease;
 pub mod meta;
@@ -34,11 +35,12 @@ use kube::runtime::watcher;
 use backoff::Backoff;
 use kube::Client;
 
+use self::field_selector::Selectable;
 use self::meta::Labels;
 use self::monitors::{
     JobDef, PodMonitorSpec, ProbeSpec, ScrapeConfigSpec, ServiceMonitorSpec, Source,
 };
-use self::selector::{LabelSelector, RoleSelectors};
+use self::selector::{LabelSelector, ObjectSelector, RoleSelectors};
 use crate::config::{KubernetesSdConfig, Loaded, PrometheusCr};
 use crate::relabel::{Rule, RuleSpec};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -144,8 +146,9 @@ pub struct NodeUse {
     /// A scrape class of `prometheus_cr` sets `attachMetadata.node`, so every resource that
     /// uses it adds node metadata to its targets.
     pub class_metadata: bool,
-    /// A `kubernetes_sd_configs` entry of the configuration has role `node`.
-    pub role: bool,
+    /// A `kubernetes_sd_configs` entry of the configuration has role `node` or attaches node
+    /// metadata.
+    pub sd_configs: bool,
 }
 
 /// The Endpoints watch, started only while a job discovers role `endpoints`: a cluster-wide
@@ -630,7 +633,7 @@ impl Cluster {
         });
         // Nodes: their zone labels, and the node metadata a generated job's
         // `attach_metadata.node` adds to its targets.
-        let nodes = (node_use.zones || node_use.role || cr_enabled).then(|| {
+        let nodes = (node_use.zones || node_use.sd_configs || cr_enabled).then(|| {
             spawn_watch_kept(
                 Api::<Node>::all(client.clone()),
                 Default::default(),
@@ -805,7 +808,7 @@ impl Cluster {
     fn nodes_needed(&self) -> bool {
         self.node_use.zones
             || self.node_use.class_metadata
-            || self.node_use.role
+            || self.node_use.sd_configs
             || self.resource_wants_node_metadata()
     }
 
@@ -902,14 +905,21 @@ impl Cluster {
         self.services.store.get(&ObjectRef::new(name).within(ns))
     }
 
-    /// Target groups of a `kubernetes_sd_configs` entry.
-    pub fn sd_groups(&self, sd: &KubernetesSdConfig) -> Vec<Labels> {
-        let in_ns = |ns: &str| {
-            sd.namespaces
-                .as_ref()
-                .is_none_or(|n| n.names.is_empty() || n.names.iter().any(|x| x == ns))
+    /// Target groups of a `kubernetes_sd_configs` entry, for an allocator whose own namespace
+    /// (`namespaces.own_namespace`) is `own_namespace`: the same discovery as a ScrapeConfig's
+    /// Kubernetes SD (`role_targets`).
+    pub fn sd_groups(&self, sd: &KubernetesSdConfig, own_namespace: &str) -> Vec<Labels> {
+        // Checked when the configuration loaded.
+        let Ok(selectors) = sd.role_selectors() else {
+            return Vec::new();
         };
-        self.role_targets(&sd.role, false, &RoleSelectors::default(), &in_ns)
+        let namespaces = sd.namespaces(own_namespace);
+        let in_ns = |ns: &str| {
+            namespaces
+                .as_ref()
+                .is_none_or(|n| n.iter().any(|x| x == ns))
+        };
+        self.role_targets(&sd.role, sd.attach_node(), &selectors, &in_ns)
     }
 
     fn selected(
@@ -1212,16 +1222,25 @@ impl Cluster {
         sel: &RoleSelectors,
         in_ns: &dyn Fn(&str) -> bool,
     ) -> Vec<Labels> {
+        if let Some(e) = sel.refused(role, attach_node) {
+            tracing::warn!(
+                role,
+                error = %e,
+                "a Kubernetes discovery's selector is one the API server refuses: no targets, as \
+                 Prometheus' discovery (whose list fails) finds none"
+            );
+            return Vec::new();
+        }
         let attach_node = attach_node && self.nodes.is_some();
-        let selects = |s: &Option<LabelSelector>, m: &kube::api::ObjectMeta| {
-            RoleSelectors::selects(s, m.labels.as_ref())
-        };
+        fn selects<O: Selectable>(s: &Option<ObjectSelector>, o: &O) -> bool {
+            RoleSelectors::selects(s, o)
+        }
         // The node metadata of a node the node selector selects (Prometheus' node informer
         // lists only those).
         let node_labels = |n: &str| {
             let nodes = self.nodes.as_ref()?;
             let node = nodes.store.get(&ObjectRef::<Node>::new(n))?;
-            selects(&sel.node, &node.metadata).then(|| meta::node_labels(&node))
+            selects(&sel.node, &*node).then(|| meta::node_labels(&node))
         };
         match role {
             "pod" => self
@@ -1229,7 +1248,7 @@ impl Cluster {
                 .store
                 .state()
                 .iter()
-                .filter(|p| in_ns(name_ns(&p.metadata).1) && selects(&sel.pod, &p.metadata))
+                .filter(|p| in_ns(name_ns(&p.metadata).1) && selects(&sel.pod, &**p))
                 .flat_map(|p| match attach_node {
                     true => meta::pod_targets_on_nodes(p, node_labels),
                     false => meta::pod_targets(p),
@@ -1240,14 +1259,14 @@ impl Cluster {
                 .store
                 .state()
                 .iter()
-                .filter(|s| in_ns(name_ns(&s.metadata).1) && selects(&sel.service, &s.metadata))
+                .filter(|s| in_ns(name_ns(&s.metadata).1) && selects(&sel.service, &**s))
                 .flat_map(|s| meta::service_targets(s))
                 .collect(),
             "node" => self
                 .nodes
                 .iter()
                 .flat_map(|w| w.store.state())
-                .filter(|n| selects(&sel.node, &n.metadata))
+                .filter(|n| selects(&sel.node, &**n))
                 .flat_map(|n| meta::node_targets(&n))
                 .collect(),
             "ingress" => self
@@ -1273,19 +1292,16 @@ impl Cluster {
                 store
                     .state()
                     .iter()
-                    .filter(|e| {
-                        in_ns(name_ns(&e.metadata).1) && selects(&sel.endpoints, &e.metadata)
-                    })
+                    .filter(|e| in_ns(name_ns(&e.metadata).1) && selects(&sel.endpoints, &**e))
                     .flat_map(|eps| {
                         // The service of the same name.
                         let (name, ns) = name_ns(&eps.metadata);
                         let svc = self
                             .service(ns, name)
-                            .filter(|s| selects(&sel.service, &s.metadata));
+                            .filter(|s| selects(&sel.service, &**s));
                         let mut targets =
                             meta::endpoints_targets(eps, svc.as_deref(), |ns, name| {
-                                self.pod(ns, name)
-                                    .filter(|p| selects(&sel.pod, &p.metadata))
+                                self.pod(ns, name).filter(|p| selects(&sel.pod, &**p))
                             });
                         if attach_node {
                             for t in &mut targets {
@@ -1301,18 +1317,15 @@ impl Cluster {
                 .store
                 .state()
                 .iter()
-                .filter(|s| {
-                    in_ns(name_ns(&s.metadata).1) && selects(&sel.endpointslice, &s.metadata)
-                })
+                .filter(|s| in_ns(name_ns(&s.metadata).1) && selects(&sel.endpointslice, &**s))
                 .flat_map(|slice| {
                     let ns = name_ns(&slice.metadata).1;
                     let svc = meta::slice_service(slice)
                         .and_then(|n| self.service(ns, n))
-                        .filter(|s| selects(&sel.service, &s.metadata));
+                        .filter(|s| selects(&sel.service, &**s));
                     let mut targets =
                         meta::endpointslice_targets(slice, svc.as_deref(), |ns, name| {
-                            self.pod(ns, name)
-                                .filter(|p| selects(&sel.pod, &p.metadata))
+                            self.pod(ns, name).filter(|p| selects(&sel.pod, &**p))
                         });
                     if attach_node {
                         for t in &mut targets {
@@ -1355,15 +1368,18 @@ fn host_file_read(settings: &serde_json::Map<String, serde_json::Value>) -> Opti
 /// selectors).
 type RoleKey = (String, bool, String);
 
-/// What the node cache keeps of a node: what the zones, node metadata and the `node` role read
-/// (name, labels, annotations, provider id, addresses, conditions' type and status, the
-/// kubelet's port). The rest of the spec and status (image lists of tens of KB) would be most of
+/// What the node cache keeps of a node: what the zones, node metadata, the `node` role and
+/// field selectors read (name, labels, annotations, provider id, unschedulable, addresses,
+/// conditions' type and status, the kubelet's port). The rest of the spec and status (image lists of tens of KB) would be most of
 /// the cache.
 pub fn trim_node(n: &mut Node) {
-    let provider_id = n.spec.take().and_then(|s| s.provider_id);
-    n.spec = provider_id.map(|p| NodeSpec {
-        provider_id: Some(p),
-        ..Default::default()
+    // `unschedulable`: a field selector of the node role or of node metadata may read it.
+    n.spec = n.spec.take().and_then(|s| {
+        (s.provider_id.is_some() || s.unschedulable.is_some()).then(|| NodeSpec {
+            provider_id: s.provider_id,
+            unschedulable: s.unschedulable,
+            ..Default::default()
+        })
     });
     n.status = n.status.take().map(|s| NodeStatus {
         addresses: s.addresses,

@@ -522,8 +522,9 @@ pub enum Source {
         role: String,
         namespaces: Vec<String>,
         attach_node: bool,
-        /// A ScrapeConfig's `selectors` (the operator's other resources have none).
-        selectors: RoleSelectors,
+        /// A ScrapeConfig's `selectors` (the operator's other resources have none); boxed, as
+        /// the largest of the variants by far.
+        selectors: Box<RoleSelectors>,
     },
     /// Fixed groups (`static_configs`), `__address__` merged into each.
     Static(Vec<Labels>),
@@ -896,7 +897,7 @@ pub fn service_monitor_jobs(
                     role: role.into(),
                     namespaces: spec.namespace_selector.names(ns),
                     attach_node: attach_node(&spec.attach_metadata, class),
-                    selectors: RoleSelectors::default(),
+                    selectors: Box::default(),
                 }],
                 settings: endpoint_settings(ns, ep, &spec.limits, class),
             }
@@ -980,7 +981,7 @@ pub fn pod_monitor_jobs(
                     role: "pod".into(),
                     namespaces: spec.namespace_selector.names(ns),
                     attach_node: attach_node(&spec.attach_metadata, class),
-                    selectors: RoleSelectors::default(),
+                    selectors: Box::default(),
                 }],
                 settings: endpoint_settings(ns, ep, &spec.limits, class),
             }
@@ -1065,7 +1066,7 @@ pub fn probe_job(
             role: "ingress".into(),
             namespaces: ing.namespace_selector.names(ns),
             attach_node: false,
-            selectors: RoleSelectors::default(),
+            selectors: Box::default(),
         }]
     } else {
         return None;
@@ -1163,7 +1164,7 @@ pub fn scrape_config_job(
             namespaces,
             attach_node: k.attach_metadata.as_ref().and_then(|a| a.node) == Some(true),
             // Bad selectors were refused with the resource (`support::unsupported`).
-            selectors: k.role_selectors().unwrap_or_default(),
+            selectors: Box::new(k.role_selectors().unwrap_or_default()),
         });
     }
     JobDef {

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::field_selector::{FieldSelector, Kind, Selectable};
+
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LabelSelector {
@@ -101,16 +103,25 @@ impl LabelSelector {
     }
 }
 
-/// Prometheus' Kubernetes SD `selectors`: a label selector for each kind of object the
-/// discovery of a role lists (Prometheus passes them to the API server's list and watch; the
-/// allocator, which lists every object once, applies them to its caches). None selects all.
+/// The selector Prometheus' Kubernetes SD lists one kind with: a label and a field selector,
+/// both of which must select an object.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectSelector {
+    pub label: LabelSelector,
+    pub field: FieldSelector,
+}
+
+/// Prometheus' Kubernetes SD `selectors`: a selector for each kind of object the discovery of a
+/// role lists (Prometheus passes them to the API server's list and watch; the allocator, which
+/// lists every object once, applies them to its caches as the API server would). None selects
+/// all.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RoleSelectors {
-    pub pod: Option<LabelSelector>,
-    pub service: Option<LabelSelector>,
-    pub endpointslice: Option<LabelSelector>,
-    pub endpoints: Option<LabelSelector>,
-    pub node: Option<LabelSelector>,
+    pub pod: Option<ObjectSelector>,
+    pub service: Option<ObjectSelector>,
+    pub endpointslice: Option<ObjectSelector>,
+    pub endpoints: Option<ObjectSelector>,
+    pub node: Option<ObjectSelector>,
 }
 
 /// One `selectors` entry: its role, label selector and field selector, as written.
@@ -122,8 +133,10 @@ pub struct SelectorEntry<'a> {
 
 impl RoleSelectors {
     /// The selectors of a discovery of `sd_role`, checked as Prometheus checks them (each role
-    /// once, only the roles that discovery lists) and parsed; field selectors are not
-    /// supported. Errors say what is wrong with which entry (by index).
+    /// once, only the roles that discovery lists, label and field selectors that parse) and
+    /// parsed. A field the API server does not serve for the kind is not an error here (the
+    /// configuration loads; see [`RoleSelectors::refused`]). Errors say what is wrong with
+    /// which entry (by index).
     pub fn parse(sd_role: &str, entries: &[SelectorEntry<'_>]) -> Result<Self, (usize, String)> {
         let allowed: &[&str] = match sd_role.to_ascii_lowercase().as_str() {
             "pod" => &["pod", "node"],
@@ -145,9 +158,6 @@ impl RoleSelectors {
                     ),
                 ));
             }
-            if !e.field.is_empty() {
-                return Err((i, "field: field selectors are not supported".into()));
-            }
             let slot = match role.as_str() {
                 "pod" => &mut out.pod,
                 "service" => &mut out.service,
@@ -158,20 +168,66 @@ impl RoleSelectors {
             if slot.is_some() {
                 return Err((i, format!("role: {}: given twice", e.role)));
             }
-            *slot = Some(LabelSelector::parse(e.label).map_err(|m| (i, format!("label: {m}")))?);
+            let field = FieldSelector::parse(e.field)
+                .map_err(|m| (i, format!("field: {:?}: {m}", e.field)))?;
+            let label = LabelSelector::parse(e.label).map_err(|m| (i, format!("label: {m}")))?;
+            *slot = Some(ObjectSelector { label, field });
         }
         Ok(out)
     }
 
-    /// Whether `selector` (one of the fields) selects an object with `labels`.
-    pub fn selects(
-        selector: &Option<LabelSelector>,
-        labels: Option<&BTreeMap<String, String>>,
-    ) -> bool {
+    /// Whether `selector` (one of the fields) selects `object`. A field selector naming a field
+    /// the API server does not serve for the kind selects nothing (the API server lists nothing
+    /// with it).
+    pub fn selects<O: Selectable>(selector: &Option<ObjectSelector>, object: &O) -> bool {
+        let Some(s) = selector else {
+            return true;
+        };
         let none = BTreeMap::new();
-        selector
-            .as_ref()
-            .is_none_or(|s| s.matches(labels.unwrap_or(&none)))
+        s.field.check(O::KIND).is_ok()
+            && s.field.matches(object)
+            && s.label
+                .matches(object.meta().labels.as_ref().unwrap_or(&none))
+    }
+
+    /// Why the API server refuses to list a kind the discovery of `sd_role` (with node
+    /// metadata when `attach_node`) lists, if it does: a field selector naming a field the
+    /// kind does not serve (400 Bad Request). Prometheus' informer for that kind then never
+    /// syncs, and its discoverer, which waits for all of its informers, sends no target: the
+    /// discovery finds nothing (the allocator serves it so, never the role's every object).
+    pub fn refused(&self, sd_role: &str, attach_node: bool) -> Option<String> {
+        let node = attach_node.then_some((&self.node, Kind::Node));
+        let lists: Vec<(&Option<ObjectSelector>, Kind)> = match sd_role {
+            "pod" => [Some((&self.pod, Kind::Pod)), node]
+                .into_iter()
+                .flatten()
+                .collect(),
+            "service" => vec![(&self.service, Kind::Service)],
+            "endpointslice" => [
+                Some((&self.endpointslice, Kind::EndpointSlice)),
+                Some((&self.service, Kind::Service)),
+                Some((&self.pod, Kind::Pod)),
+                node,
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            "endpoints" => [
+                Some((&self.endpoints, Kind::Endpoints)),
+                Some((&self.service, Kind::Service)),
+                Some((&self.pod, Kind::Pod)),
+                node,
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            "node" => vec![(&self.node, Kind::Node)],
+            _ => Vec::new(),
+        };
+        lists.into_iter().find_map(|(s, kind)| {
+            let e = s.as_ref()?.field.check(kind).err()?;
+            Some(format!("the {kind} selector's field: {e}"))
+        })
     }
 }
 
@@ -353,7 +409,8 @@ mod tests {
         assert!(!s.matches(&labels(&[("a", "y"), ("b", "1"), ("c", "")])));
     }
 
-    /// Prometheus' rules for which selectors a discovery takes; fields are not supported here.
+    /// Prometheus' rules for which selectors a discovery takes (which field selectors the API
+    /// server takes is checked against a real one in `tests/apiserver.rs`).
     #[test]
     fn role_selectors_are_checked_as_prometheus_checks_them() {
         let e = |role, label, field| SelectorEntry { role, label, field };
@@ -378,8 +435,8 @@ mod tests {
             ),
             (
                 "pod",
-                vec![e("pod", "", "spec.nodeName=x")],
-                "field selectors",
+                vec![e("pod", "", "spec.nodeName")],
+                "field: \"spec.nodeName\": ",
             ),
             ("ingress", vec![e("ingress", "a", "")], "role: ingress"),
             ("endpointslice", vec![e("node", "a", "")], "role: node"),

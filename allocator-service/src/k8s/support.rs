@@ -259,14 +259,21 @@ mod tests {
             unsupported("ScrapeConfig", &sel),
             vec!["kubernetesSDConfigs[1].selectors[0].role: EndpointSlice: not a selector this allocator applies to Endpoints discovery"]
         );
-        // Label selectors are applied; a field selector is not.
+        // Label and field selectors are applied; a field selector that does not parse is
+        // refused (prometheus-operator refuses it); one the API server refuses for the kind is
+        // not (the discovery finds nothing, as Prometheus').
         let sel = json!({"kubernetesSDConfigs": [
             {"role": "Pod", "selectors": [{"role": "Pod", "label": "app=web"}]},
-            {"role": "Pod", "selectors": [{"role": "Pod", "field": "spec.nodeName=a"}]}
+            {"role": "Pod", "selectors": [{"role": "Pod", "field": "spec.nodeName=a"}]},
+            {"role": "Pod", "selectors": [{"role": "Pod", "field": "spec.nodeName"}]},
+            {"role": "Pod", "selectors": [{"role": "Pod", "field": "status.hostIP=b"}]}
         ]});
-        assert_eq!(
-            unsupported("ScrapeConfig", &sel),
-            vec!["kubernetesSDConfigs[1].selectors[0].field: field selectors are not supported"]
+        let refused = unsupported("ScrapeConfig", &sel);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0]
+                .starts_with("kubernetesSDConfigs[2].selectors[0].field: \"spec.nodeName\": "),
+            "{refused:?}"
         );
         assert!(unsupported(
             "PodMonitor",
