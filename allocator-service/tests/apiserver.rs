@@ -6,6 +6,9 @@
 //! selectors and namespace selectors (a namespace relabelled); EndpointSlice changes. Every check
 //! reads the service's HTTP API.
 //!
+//! Field selectors with the API server as the oracle (`field_selectors`): what it lists with
+//! each, what it refuses, and the service's `kubernetes_sd_configs` jobs using them.
+//!
 //! And leader election of replicas on a real Lease, with the credentials of the `ta` service
 //! account bound by `examples/k8s/01-rbac.yaml` (`RBAC_MANIFEST`): the Lease protocol (races,
 //! renewals, take-over after expiry and not before, release), the replicas' scenario of
@@ -13,6 +16,7 @@
 //! with the assignment kept), and that the account can do nothing else with Leases.
 
 mod common;
+mod field_selectors;
 mod replicas;
 
 use std::time::Duration;
@@ -27,6 +31,8 @@ fn resource(plural: &str) -> (ApiResource, bool) {
     let (g, v, k, namespaced) = match plural {
         "namespaces" => ("", "v1", "Namespace", false),
         "pods" => ("", "v1", "Pod", true),
+        "nodes" => ("", "v1", "Node", false),
+        "endpoints" => ("", "v1", "Endpoints", true),
         "services" => ("", "v1", "Service", true),
         "endpointslices" => ("discovery.k8s.io", "v1", "EndpointSlice", true),
         "servicemonitors" => ("monitoring.coreos.com", "v1", "ServiceMonitor", true),
@@ -736,4 +742,10 @@ async fn real_api_server_serves_monitors_whose_secrets_the_role_may_only_get() {
     })
     .await;
     service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real API server: run allocator-service/tests/apiserver.sh"]
+async fn real_api_server_field_selectors_select_what_it_lists() {
+    field_selectors::field_selectors_select_what_the_api_server_lists().await;
 }

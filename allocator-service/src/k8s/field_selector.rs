@@ -250,7 +250,7 @@ fn unescape(raw: &str) -> Result<String, FieldSelectorError> {
 /// serves, as the API server computes it from the stored object.
 pub trait Selectable {
     const KIND: Kind;
-    fn meta(&self) -> &ObjectMeta;
+    fn object_meta(&self) -> &ObjectMeta;
     /// The value of `field` (one of `KIND.fields()`); empty for any other.
     fn field(&self, field: &str) -> Cow<'_, str>;
 }
@@ -270,7 +270,7 @@ fn meta_field<'a>(m: &'a ObjectMeta, field: &str, namespaced: bool) -> Cow<'a, s
 
 impl Selectable for Pod {
     const KIND: Kind = Kind::Pod;
-    fn meta(&self) -> &ObjectMeta {
+    fn object_meta(&self) -> &ObjectMeta {
         &self.metadata
     }
     fn field(&self, field: &str) -> Cow<'_, str> {
@@ -306,7 +306,7 @@ impl Selectable for Pod {
 
 impl Selectable for Service {
     const KIND: Kind = Kind::Service;
-    fn meta(&self) -> &ObjectMeta {
+    fn object_meta(&self) -> &ObjectMeta {
         &self.metadata
     }
     fn field(&self, field: &str) -> Cow<'_, str> {
@@ -321,7 +321,7 @@ impl Selectable for Service {
 
 impl Selectable for Endpoints {
     const KIND: Kind = Kind::Endpoints;
-    fn meta(&self) -> &ObjectMeta {
+    fn object_meta(&self) -> &ObjectMeta {
         &self.metadata
     }
     fn field(&self, field: &str) -> Cow<'_, str> {
@@ -331,7 +331,7 @@ impl Selectable for Endpoints {
 
 impl Selectable for EndpointSlice {
     const KIND: Kind = Kind::EndpointSlice;
-    fn meta(&self) -> &ObjectMeta {
+    fn object_meta(&self) -> &ObjectMeta {
         &self.metadata
     }
     fn field(&self, field: &str) -> Cow<'_, str> {
@@ -341,7 +341,7 @@ impl Selectable for EndpointSlice {
 
 impl Selectable for Node {
     const KIND: Kind = Kind::Node;
-    fn meta(&self) -> &ObjectMeta {
+    fn object_meta(&self) -> &ObjectMeta {
         &self.metadata
     }
     fn field(&self, field: &str) -> Cow<'_, str> {
@@ -362,8 +362,8 @@ impl Selectable for Node {
 /// The caches hold shared objects.
 impl<T: Selectable> Selectable for std::sync::Arc<T> {
     const KIND: Kind = T::KIND;
-    fn meta(&self) -> &ObjectMeta {
-        (**self).meta()
+    fn object_meta(&self) -> &ObjectMeta {
+        (**self).object_meta()
     }
     fn field(&self, field: &str) -> Cow<'_, str> {
         (**self).field(field)

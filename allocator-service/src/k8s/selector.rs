@@ -187,7 +187,7 @@ impl RoleSelectors {
         s.field.check(O::KIND).is_ok()
             && s.field.matches(object)
             && s.label
-                .matches(object.meta().labels.as_ref().unwrap_or(&none))
+                .matches(object.object_meta().labels.as_ref().unwrap_or(&none))
     }
 
     /// Why the API server refuses to list a kind the discovery of `sd_role` (with node
