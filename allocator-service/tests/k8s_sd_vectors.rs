@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use allocator_service::config::KubernetesSdConfig;
+use allocator_service::k8s::field_selector::FieldSelector;
 use allocator_service::k8s::meta::{self, Labels};
 use allocator_service::k8s::selector::{RoleSelectors, SelectorEntry};
 use allocator_service::k8s::{attach_endpoint_node, trim_node};
@@ -213,6 +214,21 @@ struct Vectors {
     prometheus: String,
     roles: BTreeMap<String, Vec<Labels>>,
     selectors: BTreeMap<String, BTreeMap<String, String>>,
+    configs: Vec<ConfigVector>,
+}
+
+/// Prometheus' verdict on a Kubernetes SD entry of `testdata/k8s-sd-gen/sd-configs.txt`, and
+/// the allocator's expected one from the same line (`same`, or `refuses`: a setting it does not
+/// serve).
+#[derive(Deserialize)]
+struct ConfigVector {
+    entry: String,
+    allocator: String,
+    error: String,
+    /// When Prometheus loads it: the terms `fields.ParseSelector` makes of each selector's
+    /// field selector, as [field, operator, value].
+    #[serde(default)]
+    fields: Vec<Vec<[String; 3]>>,
 }
 
 fn vectors() -> Vectors {
@@ -511,4 +527,47 @@ fn corpus_covers_the_listed_shapes() {
         .and_then(|s| s.node_name.as_deref())
         .is_some_and(|n| !c.nodes.contains_key(n))));
     assert!(!c.services.is_empty() && !c.slices.is_empty());
+}
+
+/// A `kubernetes_sd_configs` entry of the configuration file loads exactly when Prometheus'
+/// SDConfig does (roles, selectors and their label and field selectors, namespaces, node
+/// metadata, the HTTP client settings it takes only with `api_server`, unknown keys), but for
+/// the settings the allocator does not serve, which it refuses; and each field selector parses
+/// into the terms Kubernetes' `fields.ParseSelector` makes of it (operators, empty terms,
+/// escapes, spaces, sorting).
+#[test]
+fn kubernetes_sd_entries_load_as_prometheus_loads_them() {
+    let v = vectors();
+    assert!(v.configs.len() >= 60, "{} entries", v.configs.len());
+    let mut loaded_with_fields = 0;
+    for c in &v.configs {
+        let text = format!(
+            "discovery: kubernetes\ncollector_namespace: o\nconfig:\n  scrape_configs:\n    \
+             - job_name: j\n      kubernetes_sd_configs:\n        - {}\n",
+            c.entry
+        );
+        let ours = allocator_service::parse(&text, std::path::Path::new("."));
+        let (entry, theirs) = (&c.entry, &c.error);
+        match (c.allocator.as_str(), &ours, theirs.is_empty()) {
+            ("refuses", Err(_), _) | ("same", Err(_), false) => {}
+            ("refuses", Ok(_), _) => panic!("{entry}: loaded, but the allocator does not serve it"),
+            ("same", Ok(_), false) => panic!("{entry}: loaded; Prometheus refuses it: {theirs}"),
+            ("same", Err(e), true) => panic!("{entry}: refused ({e}); Prometheus loads it"),
+            ("same", Ok(cfg), true) => {
+                let sd = &cfg.file.config.scrape_configs[0].kubernetes_sd_configs[0];
+                assert_eq!(sd.selectors.len(), c.fields.len(), "{entry}");
+                for (s, want) in sd.selectors.iter().zip(&c.fields) {
+                    let got: Vec<[String; 3]> = FieldSelector::parse(&s.field)
+                        .unwrap_or_else(|e| panic!("{entry}: {e}"))
+                        .terms()
+                        .map(|(f, op, v)| [f.to_owned(), op.to_owned(), v.to_owned()])
+                        .collect();
+                    assert_eq!(&got, want, "{entry}: the terms of {:?}", s.field);
+                    loaded_with_fields += usize::from(!want.is_empty());
+                }
+            }
+            (other, ..) => panic!("{entry}: unknown verdict {other:?}"),
+        }
+    }
+    assert!(loaded_with_fields >= 20, "{loaded_with_fields}");
 }

@@ -81,11 +81,14 @@ type vectors struct {
 	// The label selectors of each variant that has any, by kind (pod, service, endpointslice,
 	// endpoints, node).
 	Selectors map[string]map[string]string `json:"selectors"`
+	// Prometheus' verdict on each Kubernetes SD entry of sd-configs.txt (configs.go).
+	Configs []configVector `json:"configs"`
 }
 
 func main() {
 	corpus := flag.String("corpus", "corpus.yaml", "Kubernetes objects (multi-document YAML)")
 	out := flag.String("out", "vectors.json", "where to write the targets")
+	configs := flag.String("configs", "sd-configs.txt", "Kubernetes SD entries (configs.go)")
 	flag.Parse()
 
 	objs, err := load(*corpus)
@@ -148,6 +151,10 @@ func main() {
 			}
 			v.Selectors[role.name] = m
 		}
+	}
+
+	if v.Configs, err = configVectors(*configs); err != nil {
+		log.Fatalf("k8s-sd-gen: %v", err)
 	}
 
 	data, err := json.MarshalIndent(v, "", " ")

@@ -166,6 +166,15 @@ impl FieldSelector {
         }
     }
 
+    /// The terms as (field, operator, value), the operator `=` (for `=` and `==`) or `!=`, in
+    /// the order of their text (as `fields.Selector`'s `Requirements`).
+    pub fn terms(&self) -> impl Iterator<Item = (&str, &'static str, &str)> {
+        self.terms.iter().map(|t| {
+            let op = if t.equal { "=" } else { "!=" };
+            (t.field.as_str(), op, t.value.as_str())
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.terms.is_empty()
     }
