@@ -1370,8 +1370,8 @@ type RoleKey = (String, bool, String);
 
 /// What the node cache keeps of a node: what the zones, node metadata, the `node` role and
 /// field selectors read (name, labels, annotations, provider id, unschedulable, addresses,
-/// conditions' type and status, the kubelet's port). The rest of the spec and status (image lists of tens of KB) would be most of
-/// the cache.
+/// conditions' type and status, the kubelet's port). The rest of the spec and status (image
+/// lists of tens of KB) would be most of the cache.
 pub fn trim_node(n: &mut Node) {
     // `unschedulable`: a field selector of the node role or of node metadata may read it.
     n.spec = n.spec.take().and_then(|s| {

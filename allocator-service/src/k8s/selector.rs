@@ -452,6 +452,40 @@ mod tests {
         }
     }
 
+    /// Which kinds' lists a discovery waits for (Prometheus' discoverers wait for all of their
+    /// informers): a field the API server does not serve for one of them leaves the discovery
+    /// without targets; a selector of a kind it does not list (the node one without node
+    /// metadata) changes nothing.
+    #[test]
+    fn a_refused_field_blanks_the_discoveries_that_list_its_kind() {
+        let e = |role, field| SelectorEntry {
+            role,
+            label: "",
+            field,
+        };
+        let pod_bad = [e("pod", "status.hostIP=a")];
+        let node_bad = [e("node", "metadata.namespace=a")];
+        let service_bad = [e("service", "spec.selector=a")];
+        let refused = |sd: &str, entries: &[SelectorEntry<'_>], node: bool| {
+            RoleSelectors::parse(sd, entries).unwrap().refused(sd, node)
+        };
+        for sd in ["pod", "endpointslice", "endpoints"] {
+            let e = refused(sd, &pod_bad, false).unwrap();
+            assert!(
+                e.contains("pods") && e.contains("status.hostIP"),
+                "{sd}: {e}"
+            );
+        }
+        for sd in ["endpointslice", "endpoints", "service"] {
+            assert!(refused(sd, &service_bad, false).is_some(), "{sd}");
+        }
+        assert!(refused("pod", &node_bad, false).is_none());
+        assert!(refused("pod", &node_bad, true).is_some());
+        assert!(refused("node", &node_bad, false).is_some());
+        let fine = [e("pod", "spec.host=n,status.podIPs=")];
+        assert!(refused("pod", &fine, true).is_none());
+    }
+
     #[test]
     fn invalid_requirements_are_errors_and_select_nothing() {
         let s = sel("{matchExpressions: [{key: app, operator: Like, values: [a]}]}");
