@@ -1242,6 +1242,15 @@ impl Cluster {
             let node = nodes.store.get(&ObjectRef::<Node>::new(n))?;
             selects(&sel.node, &*node).then(|| meta::node_labels(&node))
         };
+        // The endpoints and endpointslice roles' targets with their node's metadata, when asked.
+        let with_nodes = |mut targets: Vec<Labels>| {
+            if attach_node {
+                for t in &mut targets {
+                    attach_endpoint_node(t, node_labels);
+                }
+            }
+            targets
+        };
         match role {
             "pod" => self
                 .pods
@@ -1299,16 +1308,9 @@ impl Cluster {
                         let svc = self
                             .service(ns, name)
                             .filter(|s| selects(&sel.service, &**s));
-                        let mut targets =
-                            meta::endpoints_targets(eps, svc.as_deref(), |ns, name| {
-                                self.pod(ns, name).filter(|p| selects(&sel.pod, &**p))
-                            });
-                        if attach_node {
-                            for t in &mut targets {
-                                attach_endpoint_node(t, node_labels);
-                            }
-                        }
-                        targets
+                        with_nodes(meta::endpoints_targets(eps, svc.as_deref(), |ns, name| {
+                            self.pod(ns, name).filter(|p| selects(&sel.pod, &**p))
+                        }))
                     })
                     .collect()
             }
@@ -1323,16 +1325,11 @@ impl Cluster {
                     let svc = meta::slice_service(slice)
                         .and_then(|n| self.service(ns, n))
                         .filter(|s| selects(&sel.service, &**s));
-                    let mut targets =
-                        meta::endpointslice_targets(slice, svc.as_deref(), |ns, name| {
-                            self.pod(ns, name).filter(|p| selects(&sel.pod, &**p))
-                        });
-                    if attach_node {
-                        for t in &mut targets {
-                            attach_endpoint_node(t, node_labels);
-                        }
-                    }
-                    targets
+                    with_nodes(meta::endpointslice_targets(
+                        slice,
+                        svc.as_deref(),
+                        |ns, name| self.pod(ns, name).filter(|p| selects(&sel.pod, &**p)),
+                    ))
                 })
                 .collect(),
             other => {

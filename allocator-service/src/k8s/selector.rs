@@ -203,24 +203,22 @@ impl RoleSelectors {
                 .flatten()
                 .collect(),
             "service" => vec![(&self.service, Kind::Service)],
-            "endpointslice" => [
-                Some((&self.endpointslice, Kind::EndpointSlice)),
-                Some((&self.service, Kind::Service)),
-                Some((&self.pod, Kind::Pod)),
-                node,
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-            "endpoints" => [
-                Some((&self.endpoints, Kind::Endpoints)),
-                Some((&self.service, Kind::Service)),
-                Some((&self.pod, Kind::Pod)),
-                node,
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
+            "endpointslice" | "endpoints" => {
+                let own = if sd_role == "endpoints" {
+                    (&self.endpoints, Kind::Endpoints)
+                } else {
+                    (&self.endpointslice, Kind::EndpointSlice)
+                };
+                [
+                    Some(own),
+                    Some((&self.service, Kind::Service)),
+                    Some((&self.pod, Kind::Pod)),
+                    node,
+                ]
+                .into_iter()
+                .flatten()
+                .collect()
+            }
             "node" => vec![(&self.node, Kind::Node)],
             _ => Vec::new(),
         };
