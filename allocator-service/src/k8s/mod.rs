@@ -1473,22 +1473,40 @@ pub fn finish_job(
     groups: Vec<Labels>,
     settings: serde_json::Map<String, serde_json::Value>,
 ) -> Option<GeneratedJob> {
-    let interval = def.interval.as_deref().unwrap_or(default_interval);
-    let interval = match crate::config::duration(interval) {
-        Ok(d) => d,
+    // As Prometheus' loader resolves the generated job (`ScrapeConfig.Validate`), the Go
+    // allocator serves it and seeds `__scrape_interval__`/`__scrape_timeout__`: an unset or zero
+    // interval ("0s", "0m", "0ms", "0") is the global one (the operator writes
+    // `prometheus_cr.scrape_interval` there and no global timeout, so that is min(10s, global
+    // interval)); an unset or zero timeout is min(global timeout, interval).
+    let global_ms = match crate::config::duration(default_interval) {
+        // Zero there too is unset: `GlobalConfig` makes it 1m.
+        Ok(d) if d.is_zero() => 60_000,
+        Ok(d) => d.as_millis() as u64,
         Err(e) => {
-            tracing::warn!(job = %def.name, error = %e, "skipping a job with an invalid interval");
+            tracing::warn!(job = %def.name, error = %e, "skipping a job: invalid prometheus_cr.scrape_interval");
             return None;
         }
     };
-    let timeout = match def.timeout.as_deref().map(crate::config::duration) {
-        Some(Ok(t)) => t,
+    let parse = |what: &str, v: Option<&str>| match v.map(crate::config::prom_duration_ms) {
+        None => Some(0),
+        Some(Ok(ms)) => Some(ms),
         Some(Err(e)) => {
-            tracing::warn!(job = %def.name, error = %e, "skipping a job with an invalid timeout");
-            return None;
+            tracing::warn!(job = %def.name, error = %e, "skipping a job with an invalid {what}");
+            None
         }
-        None => interval.min(Duration::from_secs(10)),
     };
+    let mut interval_ms = parse("interval", def.interval.as_deref())?;
+    if interval_ms == 0 {
+        interval_ms = global_ms;
+    }
+    let mut timeout_ms = parse("timeout", def.timeout.as_deref())?;
+    if timeout_ms > interval_ms {
+        tracing::warn!(job = %def.name, "skipping a job whose scrape timeout is greater than its interval");
+        return None;
+    }
+    if timeout_ms == 0 {
+        timeout_ms = global_ms.min(10_000).min(interval_ms);
+    }
     let wrapped = monitors::without_sharding(&def.rules);
     let rules: Result<Vec<Rule>, String> = wrapped.iter().map(Rule::compile).collect();
     let rules = match rules {
@@ -1507,8 +1525,8 @@ pub fn finish_job(
         settings.insert("metrics_path".into(), "/metrics".into());
     }
     Some(GeneratedJob {
-        interval: prom_duration(interval),
-        timeout: prom_duration(timeout),
+        interval: crate::config::format_duration_ms(interval_ms),
+        timeout: crate::config::format_duration_ms(timeout_ms),
         path: def.path.unwrap_or_else(|| "/metrics".into()),
         scheme: def
             .scheme
@@ -1585,11 +1603,6 @@ impl Cluster {
             by_name::Lookup::Failed(_) | by_name::Lookup::Pending => None,
         }
     }
-}
-
-/// A duration as Prometheus prints it (`model.Duration.String`): `1m`, `1m30s`, `0s`.
-pub fn prom_duration(d: Duration) -> String {
-    crate::config::format_duration_ms(d.as_millis() as u64)
 }
 
 /// A client for the cluster: the configured kubeconfig, else in-cluster, else the usual

@@ -108,9 +108,10 @@ pub fn interval_and_timeout(
     let interval = interval
         .filter(|i| !i.is_empty())
         .unwrap_or(default_interval);
-    let si = crate::config::duration(interval)
+    // `model.ParseDuration`, as the operator parses them: "0" without a unit is zero.
+    let si = crate::config::prom_duration_ms(interval)
         .map_err(|e| format!("invalid scrapeInterval {interval:?}: {e}"))?;
-    let st = crate::config::duration(timeout)
+    let st = crate::config::prom_duration_ms(timeout)
         .map_err(|e| format!("invalid scrapeTimeout: {timeout:?}: {e}"))?;
     if st > si {
         return Err(format!(
