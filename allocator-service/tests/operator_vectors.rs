@@ -497,6 +497,16 @@ fn generated_jobs_equal_prometheus_operators_for_the_same_objects_and_targets() 
                 metric_relabel: &[],
             });
             served.as_object_mut().unwrap().extend(g.settings.clone());
+            // Completed as `state` completes every generated job before serving it: Prometheus'
+            // loader's reshaping (body size units, the escaping that follows the validation).
+            let protocols =
+                serde_json::from_value(input["prometheus_cr"]["scrape_protocols"].clone())
+                    .unwrap_or(None);
+            allocator_service::scrape_defaults::complete(
+                served.as_object_mut().unwrap(),
+                &allocator_service::scrape_defaults::generated_global(protocols),
+            )
+            .unwrap_or_else(|e| failures.push(format!("{ctx}: served config not completed: {e}")));
             let (diffs, compared) = config_diff(&served, &job["scrape_config_secrets"]);
             failures.extend(
                 diffs

@@ -13,6 +13,7 @@ pub mod files;
 pub mod lease;
 pub mod meta;
 pub mod monitors;
+pub mod quantity;
 pub mod selector;
 pub mod support;
 pub mod validate;

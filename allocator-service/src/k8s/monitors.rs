@@ -106,6 +106,11 @@ pub struct ScrapeLimits {
     pub native_histogram_bucket_limit: Option<u64>,
     #[serde(rename = "convertClassicHistogramsToNHCB")]
     pub convert_classic_histograms_to_nhcb: Option<bool>,
+    /// A `ByteSize` (`10MB`, `1.5GiB`); Prometheus' loader prints it in its own form when the
+    /// served config is completed. ServiceMonitors, PodMonitors and ScrapeConfigs only.
+    pub body_size_limit: Option<String>,
+    /// A `resource.Quantity`, written as the float the generator makes of it.
+    pub native_histogram_min_bucket_factor: Option<Value>,
 }
 
 impl ScrapeLimits {
@@ -157,6 +162,23 @@ impl ScrapeLimits {
             if let Some(v) = v {
                 out.insert(key.into(), v.into());
             }
+        }
+        if let Some(b) = self.body_size_limit.as_ref().filter(|b| !b.is_empty()) {
+            out.insert("body_size_limit".into(), b.clone().into());
+        }
+        // A value that does not convert was refused with the resource (`support::unsupported`).
+        let factor = self
+            .native_histogram_min_bucket_factor
+            .as_ref()
+            .and_then(|q| super::quantity::approximate_f64(q).ok());
+        if let Some(f) = factor.filter(|f| *f != 0.0) {
+            // A whole number is served as one (`2`, as Go's encoders print it, not `2.0`).
+            let v = if f.fract() == 0.0 && f.abs() < 9e15 {
+                (f as i64).into()
+            } else {
+                f.into()
+            };
+            out.insert("native_histogram_min_bucket_factor".into(), v);
         }
     }
 }
@@ -435,6 +457,10 @@ pub struct ScrapeConfigSpec {
     pub authorization: Option<serde_json::Value>,
     pub basic_auth: Option<serde_json::Value>,
     pub oauth2: Option<serde_json::Value>,
+    /// `UTF8` or `Legacy`, written lower-cased.
+    pub name_validation_scheme: Option<String>,
+    /// `AllowUTF8`, `Underscores`, `Dots` or `Values`.
+    pub name_escaping_scheme: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -1200,6 +1226,24 @@ pub fn scrape_config_job(
                 if let Some(v) = v {
                     s.plain.insert(key.into(), v.into());
                 }
+            }
+            // `appendNameValidationScheme` / `appendNameEscapingScheme`.
+            if let Some(v) = &spec.name_validation_scheme {
+                s.plain.insert(
+                    "metric_name_validation_scheme".into(),
+                    v.to_lowercase().into(),
+                );
+            }
+            let escaping = match spec.name_escaping_scheme.as_deref() {
+                Some("AllowUTF8") => Some("allow-utf-8"),
+                Some("Underscores") => Some("underscores"),
+                Some("Dots") => Some("dots"),
+                Some("Values") => Some("values"),
+                _ => None,
+            };
+            if let Some(e) = escaping {
+                s.plain
+                    .insert("metric_name_escaping_scheme".into(), e.into());
             }
             Settings {
                 honor_labels: spec.honor_labels,

@@ -18,6 +18,7 @@ const LIMITS: &[&str] = &[
     "scrapeNativeHistograms",
     "scrapeClassicHistograms",
     "nativeHistogramBucketLimit",
+    "nativeHistogramMinBucketFactor",
     "convertClassicHistogramsToNHCB",
 ];
 
@@ -97,6 +98,9 @@ const SCRAPE_CONFIG: &[&str] = &[
     "enableHTTP2",
     "metricRelabelings",
     "scrapeClass",
+    "bodySizeLimit",
+    "nameValidationScheme",
+    "nameEscapingScheme",
 ];
 
 /// The `path` of every key of object `v` not in any of `allowed`.
@@ -118,7 +122,7 @@ fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = (usize, &'a Value)
 
 /// The fields of a resource's `spec` this allocator does not translate (empty: supported).
 pub fn unsupported(kind: &str, spec: &Value) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = values(spec);
     match kind {
         "ServiceMonitor" => {
             unknown(
@@ -127,7 +131,12 @@ pub fn unsupported(kind: &str, spec: &Value) -> Vec<String> {
                 &[
                     MONITOR,
                     LIMITS,
-                    &["targetLabels", "endpoints", "serviceDiscoveryRole"],
+                    &[
+                        "targetLabels",
+                        "endpoints",
+                        "serviceDiscoveryRole",
+                        "bodySizeLimit",
+                    ],
                 ],
                 &mut out,
             );
@@ -145,7 +154,7 @@ pub fn unsupported(kind: &str, spec: &Value) -> Vec<String> {
             unknown(
                 spec,
                 "",
-                &[MONITOR, LIMITS, &["podMetricsEndpoints"]],
+                &[MONITOR, LIMITS, &["podMetricsEndpoints", "bodySizeLimit"]],
                 &mut out,
             );
             for (i, ep) in items(spec, "podMetricsEndpoints") {
@@ -224,6 +233,34 @@ pub fn unsupported(kind: &str, spec: &Value) -> Vec<String> {
     out
 }
 
+/// Values of translated fields the service cannot write as the generator and Prometheus'
+/// loader would: a byte size or quantity it cannot convert exactly, and a ScrapeConfig's UTF-8
+/// escaping with legacy validation (which the loader refuses, taking every generated job away
+/// in the Go allocator; here only this resource is refused).
+fn values(spec: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(b) = spec.get("bodySizeLimit") {
+        let ok = b
+            .as_str()
+            .is_some_and(|b| b.is_empty() || crate::scrape_defaults::parse_bytes(b).is_ok());
+        if !ok {
+            out.push(format!("bodySizeLimit: {b}"));
+        }
+    }
+    if let Some(q) = spec.get("nativeHistogramMinBucketFactor") {
+        if let Err(e) = super::quantity::approximate_f64(q) {
+            out.push(format!("nativeHistogramMinBucketFactor: {e}"));
+        }
+    }
+    let field = |k: &str| spec.get(k).and_then(Value::as_str);
+    if field("nameValidationScheme") == Some("Legacy")
+        && field("nameEscapingScheme") == Some("AllowUTF8")
+    {
+        out.push("nameEscapingScheme: AllowUTF8 with nameValidationScheme: Legacy".into());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,13 +269,17 @@ mod tests {
     #[test]
     fn names_each_field_it_does_not_translate() {
         let sm = json!({
-            "selector": {}, "bodySizeLimit": "10MB",
+            "selector": {}, "bodySizeLimit": "10MB", "fallbackScrapeProtocol2": 1,
             "endpoints": [{"port": "a"}, {"port": "b", "followRedirects": true, "sigv4": {}}]
         });
         assert_eq!(
             unsupported("ServiceMonitor", &sm),
-            vec!["bodySizeLimit", "endpoints[1].sigv4"]
+            vec!["fallbackScrapeProtocol2", "endpoints[1].sigv4"]
         );
+        // Values that cannot be written as the loader would.
+        let sc = json!({"bodySizeLimit": "10kB", "nativeHistogramMinBucketFactor": "1.5Ki",
+            "nameValidationScheme": "Legacy", "nameEscapingScheme": "AllowUTF8"});
+        assert_eq!(unsupported("ScrapeConfig", &sc).len(), 3);
         let sc = json!({"kubernetesSDConfigs": [{"role": "Node"}, {"role": "Endpoints"}, {"role": "Dns"}], "dnsSDConfigs": []});
         assert_eq!(
             unsupported("ScrapeConfig", &sc),
