@@ -148,6 +148,122 @@ fn ca_certificate(what: &str, text: String) -> Result<String, String> {
     }
 }
 
+/// A client certificate and key as the operator's asset store checks them (`addTLSAssets` runs
+/// `tls.X509KeyPair` and rejects the resource on error): the certificate input must hold a
+/// certificate, the key input a private key, and the key must be the first certificate's.
+///
+/// The key is loaded by rustls' ring provider, which gives its public key to compare with the
+/// certificate's. A key type the provider does not load (RSA under 2048 bits, P-521) gets no
+/// more than the PEM check, since refusing it would refuse what the Go allocator serves: a
+/// mismatched pair of those types is served here and refused by the operator.
+fn key_pair(cert: &str, key: &str) -> Result<(), String> {
+    use rustls_pki_types::pem::{self, SectionKind};
+    use tokio_rustls::rustls;
+    // Go's `pem.Decode` loop: blocks of other types are skipped.
+    let sections = |text: &str| {
+        let mut rd = text.as_bytes();
+        std::iter::from_fn(move || pem::from_buf(&mut rd).ok().flatten()).collect::<Vec<_>>()
+    };
+    let cert_sections = sections(cert);
+    let Some(leaf) = cert_sections
+        .iter()
+        .find(|(kind, _)| *kind == SectionKind::Certificate)
+    else {
+        let switched = cert_sections.iter().any(|(kind, _)| {
+            matches!(
+                kind,
+                SectionKind::PrivateKey | SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey
+            )
+        });
+        return Err(if switched {
+            "tls: failed to find certificate PEM data in certificate input, but did find a private key; PEM inputs may have been switched"
+        } else {
+            "tls: failed to find certificate PEM data in certificate input"
+        }
+        .into());
+    };
+    let key_der = sections(key)
+        .into_iter()
+        .find_map(|(kind, der)| match kind {
+            SectionKind::PrivateKey => Some(rustls_pki_types::PrivateKeyDer::Pkcs8(der.into())),
+            SectionKind::RsaPrivateKey => Some(rustls_pki_types::PrivateKeyDer::Pkcs1(der.into())),
+            SectionKind::EcPrivateKey => Some(rustls_pki_types::PrivateKeyDer::Sec1(der.into())),
+            _ => None,
+        });
+    let Some(key_der) = key_der else {
+        return Err(if sections(key)
+            .iter()
+            .any(|(kind, _)| *kind == SectionKind::Certificate)
+        {
+            "tls: found a certificate rather than a key in the PEM for the private key"
+        } else {
+            "tls: failed to find PEM block with type ending in \"PRIVATE KEY\" in key input"
+        }
+        .into());
+    };
+    let provider = rustls::crypto::ring::default_provider();
+    let Ok(signing) = provider.key_provider.load_private_key(key_der) else {
+        return Ok(());
+    };
+    // The certificate's SubjectPublicKeyInfo read from its DER directly, not through webpki,
+    // which refuses version 1 certificates (`openssl x509 -req` makes them; Go takes them).
+    let (Some(key_spki), Some(cert_spki)) = (signing.public_key(), certificate_spki(&leaf.1))
+    else {
+        return Ok(());
+    };
+    if key_spki.as_ref() == cert_spki {
+        Ok(())
+    } else {
+        Err("tls: private key does not match public key".into())
+    }
+}
+
+/// The DER element at the start of `d`: its tag, its contents, the whole element and what
+/// follows it (`None` when malformed or longer than the input).
+fn der_element(d: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+    let tag = *d.first()?;
+    let first = *d.get(1)?;
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for b in d.get(2..2 + n)? {
+            len = len.checked_mul(256)?.checked_add(usize::from(*b))?;
+        }
+        (len, 2 + n)
+    };
+    let end = header.checked_add(len)?;
+    Some((tag, d.get(header..end)?, d.get(..end)?, d.get(end..)?))
+}
+
+/// The `subjectPublicKeyInfo` element of an X.509 certificate: the seventh field of its
+/// `tbsCertificate` (the sixth in a version 1 certificate, which has no version field).
+fn certificate_spki(cert: &[u8]) -> Option<&[u8]> {
+    const SEQUENCE: u8 = 0x30;
+    const VERSION: u8 = 0xa0;
+    let (SEQUENCE, cert, _, _) = der_element(cert)? else {
+        return None;
+    };
+    let (SEQUENCE, mut tbs, _, _) = der_element(cert)? else {
+        return None;
+    };
+    if tbs.first() == Some(&VERSION) {
+        tbs = der_element(tbs)?.3;
+    }
+    // serialNumber, signature, issuer, validity, subject.
+    for _ in 0..5 {
+        tbs = der_element(tbs)?.3;
+    }
+    match der_element(tbs)? {
+        (SEQUENCE, _, spki, _) => Some(spki),
+        _ => None,
+    }
+}
+
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
@@ -174,6 +290,9 @@ fn tls_config(r: &Reader<'_>, t: &Value) -> Result<Value, String> {
                 r.secret("tlsConfig.keySecret", k)?
             )?),
         );
+    }
+    if let (Some(Value::String(c)), Some(Value::String(k))) = (out.get("cert"), out.get("key")) {
+        key_pair(c, k).map_err(|e| format!("tlsConfig.cert and tlsConfig.keySecret: {e}"))?;
     }
     for (cr, prom) in [
         ("caFile", "ca_file"),
@@ -469,6 +588,27 @@ mod tests {
             ca_certificate("tlsConfig.ca", "not pem".into()).unwrap_err(),
             "tlsConfig.ca: failed to decode PEM block"
         );
+    }
+
+    /// `tls.X509KeyPair`'s refusals the operator makes: a key that is not the certificate's, and
+    /// the inputs switched. The corpus case `08-rejected` holds the operator's own verdicts,
+    /// including the key types checked only as PEM here.
+    #[test]
+    fn a_client_key_must_be_the_certificates() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let other = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["client.test".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+        assert_eq!(key_pair(&cert, &key.serialize_pem()), Ok(()));
+        assert_eq!(
+            key_pair(&cert, &other.serialize_pem()).unwrap_err(),
+            "tls: private key does not match public key"
+        );
+        let e = key_pair(&key.serialize_pem(), &cert).unwrap_err();
+        assert!(e.contains("PEM inputs may have been switched"), "{e}");
     }
 
     struct Fixed;
