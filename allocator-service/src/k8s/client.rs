@@ -218,9 +218,16 @@ fn key_pair(cert: &str, key: &str) -> Result<(), String> {
     }
 }
 
-/// The DER element at the start of `d`: its tag, its contents, the whole element and what
-/// follows it (`None` when malformed or longer than the input).
-fn der_element(d: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// A DER element: its tag, its contents, the whole element, and what follows it.
+struct Der<'a> {
+    tag: u8,
+    contents: &'a [u8],
+    element: &'a [u8],
+    rest: &'a [u8],
+}
+
+/// The DER element at the start of `d` (`None` when malformed or longer than the input).
+fn der_element(d: &[u8]) -> Option<Der<'_>> {
     let tag = *d.first()?;
     let first = *d.get(1)?;
     let (len, header) = if first < 0x80 {
@@ -237,7 +244,12 @@ fn der_element(d: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
         (len, 2 + n)
     };
     let end = header.checked_add(len)?;
-    Some((tag, d.get(header..end)?, d.get(..end)?, d.get(end..)?))
+    Some(Der {
+        tag,
+        contents: d.get(header..end)?,
+        element: d.get(..end)?,
+        rest: d.get(end..)?,
+    })
 }
 
 /// The `subjectPublicKeyInfo` element of an X.509 certificate: the seventh field of its
@@ -245,23 +257,16 @@ fn der_element(d: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
 fn certificate_spki(cert: &[u8]) -> Option<&[u8]> {
     const SEQUENCE: u8 = 0x30;
     const VERSION: u8 = 0xa0;
-    let (SEQUENCE, cert, _, _) = der_element(cert)? else {
-        return None;
-    };
-    let (SEQUENCE, mut tbs, _, _) = der_element(cert)? else {
-        return None;
-    };
+    let sequence = |d| der_element(d).filter(|e| e.tag == SEQUENCE);
+    let mut tbs = sequence(sequence(cert)?.contents)?.contents;
     if tbs.first() == Some(&VERSION) {
-        tbs = der_element(tbs)?.3;
+        tbs = der_element(tbs)?.rest;
     }
     // serialNumber, signature, issuer, validity, subject.
     for _ in 0..5 {
-        tbs = der_element(tbs)?.3;
+        tbs = der_element(tbs)?.rest;
     }
-    match der_element(tbs)? {
-        (SEQUENCE, _, spki, _) => Some(spki),
-        _ => None,
-    }
+    sequence(tbs).map(|e| e.element)
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
