@@ -729,8 +729,8 @@ impl Cluster {
     }
 
     /// Start or stop the Endpoints watch as jobs use the role (`endpoints_wanted`). None: not
-    /// watched; else whether its cache holds a current complete list (as a kind every answer
-    /// needs: a refusal before the first list, or after one, keeps the allocator not ready).
+    /// watched; else whether it has listed once or is refused (then read as none: the role's
+    /// jobs have no targets, as in the Go allocator, and the others are served).
     fn follow_endpoints_use(&self) -> Option<bool> {
         let wanted = self.endpoints_wanted();
         let e = &self.endpoints;
@@ -744,7 +744,10 @@ impl Cluster {
                     Default::default(),
                     self.generation.clone(),
                     "endpoints",
-                    Need::Required,
+                    // As Ingresses: read only by the jobs of the role, which go without targets
+                    // when the role may not list them, as the Go allocator's discovery does
+                    // (its other jobs are served, ready).
+                    Need::Optional,
                     trim_endpoints,
                 ));
             }
@@ -759,7 +762,7 @@ impl Cluster {
             }
             _ => {}
         }
-        running.as_ref().map(|(w, _)| w.current())
+        running.as_ref().map(|(w, _)| w.listed_or_denied())
     }
 
     /// Whether a job discovers role `endpoints`: a `kubernetes_sd_configs` entry, or a cached
