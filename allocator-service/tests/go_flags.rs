@@ -83,40 +83,32 @@ fn the_operators_generated_configuration_discovers_in_the_cluster() {
     // `prometheus_cr` for want of a `discovery` key).
     let dir = scratch("operator-config");
     let config = dir.join("targetallocator.yaml");
-    std::fs::write(
-        &config,
+    let kubeconfig = dir.join("no-such-kubeconfig");
+    // Started on `text` in a process with the Operator's environment and no cluster: it must
+    // fail for want of Kubernetes credentials, the cluster being what it discovers in.
+    let reaches_for_the_cluster = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        let (code, err) = run(
+            &["--config-file", config.to_str().unwrap()],
+            &[
+                ("OTELCOL_NAMESPACE", "observability"),
+                ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ],
+        );
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("kubernetes credentials"), "{err}");
+    };
+    reaches_for_the_cluster(
         "allocation_strategy: consistent-hashing\n\
          collector_selector:\n  matchLabels:\n    app.kubernetes.io/component: opentelemetry-collector\n\
          filter_strategy: relabel-config\n\
          prometheus_cr:\n  enabled: true\n  scrape_interval: 30s\n  service_monitor_selector: {}\n\
          config:\n  scrape_configs: []\n",
-    )
-    .unwrap();
-    let kubeconfig = dir.join("no-such-kubeconfig");
-    let (code, err) = run(
-        &["--config-file", config.to_str().unwrap()],
-        &[
-            ("OTELCOL_NAMESPACE", "observability"),
-            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
-        ],
     );
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("kubernetes credentials"), "{err}");
     // The same selector with prometheus_cr off: still the cluster (the review found it loaded
     // as file discovery, ready, with no collectors).
-    std::fs::write(
-        &config,
+    reaches_for_the_cluster(
         "collector_selector:\n  matchLabels:\n    app: c\n\
          config:\n  scrape_configs:\n    - job_name: j\n      static_configs: [{targets: ['a:1']}]\n",
-    )
-    .unwrap();
-    let (code, err) = run(
-        &["--config-file", config.to_str().unwrap()],
-        &[
-            ("OTELCOL_NAMESPACE", "observability"),
-            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
-        ],
     );
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("kubernetes credentials"), "{err}");
 }

@@ -1719,12 +1719,12 @@ fn api_endpoints(api: &MockApi) {
     );
 }
 
-/// Readiness after at most 5 s of polling for a change from 200.
-async fn readiness_turns_bad(addr: std::net::SocketAddr) -> (u16, String) {
-    let mut readiness = (200, String::new());
-    for _ in 0..100 {
+/// Readiness after at most 10 s of polling for 200.
+async fn readiness_turns_good(addr: std::net::SocketAddr) -> (u16, String) {
+    let mut readiness = (0, String::new());
+    for _ in 0..200 {
         readiness = get(addr, "/readyz").await;
-        if readiness.0 != 200 {
+        if readiness.0 == 200 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1757,14 +1757,7 @@ config:
     let cfg = allocator_service::parse(config, std::path::Path::new(".")).unwrap();
     let service = common::start(cfg, Some(mock_kube::client(mock))).await;
     let addr = service.addr;
-    let mut readiness = (0, String::new());
-    for _ in 0..200 {
-        readiness = get(addr, "/readyz").await;
-        if readiness.0 == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let readiness = readiness_turns_good(addr).await;
     assert_eq!(readiness.0, 200, "{}", readiness.1);
     assert!(
         api.list_count("endpoints") >= 1,
@@ -1903,14 +1896,7 @@ async fn endpoints_are_watched_only_while_a_resource_uses_the_role() {
         !none.contains("10.1.0."),
         "targets without the list: {none}"
     );
-    let mut readiness = get(addr, "/readyz").await;
-    for _ in 0..100 {
-        if readiness.0 == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        readiness = get(addr, "/readyz").await;
-    }
+    let readiness = readiness_turns_good(addr).await;
     assert_eq!(readiness.0, 200, "{}", readiness.1);
     api.permit("endpoints");
     until_within(

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -42,6 +43,17 @@ fn object_labels(
         out.insert(format!("{prefix}_annotation_{n}"), v.clone());
         out.insert(format!("{prefix}_annotationpresent_{n}"), "true".into());
     }
+}
+
+/// A namespaced object's own labels under `prefix` (`__meta_kubernetes_service`, ...): its
+/// namespace, `<prefix>_name`, and its labels and annotations.
+fn namespaced_object(out: &mut Labels, prefix: &str, m: &ObjectMeta) {
+    out.insert(
+        "__meta_kubernetes_namespace".into(),
+        m.namespace.clone().unwrap_or_default(),
+    );
+    out.insert(format!("{prefix}_name"), m.name.clone().unwrap_or_default());
+    object_labels(out, prefix, m.labels.as_ref(), m.annotations.as_ref());
 }
 
 /// The labels Prometheus' `attach_metadata.node` adds to a pod's or an endpoint's targets for
@@ -318,21 +330,7 @@ pub fn pod_targets_on_nodes(pod: &Pod, node: impl Fn(&str) -> Option<Labels>) ->
 /// namespace, name, labels and annotations.
 pub fn service_labels(svc: &Service) -> Labels {
     let mut l = Labels::new();
-    let m = &svc.metadata;
-    l.insert(
-        "__meta_kubernetes_namespace".into(),
-        m.namespace.clone().unwrap_or_default(),
-    );
-    l.insert(
-        "__meta_kubernetes_service_name".into(),
-        m.name.clone().unwrap_or_default(),
-    );
-    object_labels(
-        &mut l,
-        "__meta_kubernetes_service",
-        m.labels.as_ref(),
-        m.annotations.as_ref(),
-    );
+    namespaced_object(&mut l, "__meta_kubernetes_service", &svc.metadata);
     l
 }
 
@@ -633,20 +631,7 @@ pub fn endpoints_targets(
     if let Some(svc) = service {
         base.extend(service_labels(svc));
     }
-    base.insert(
-        "__meta_kubernetes_namespace".into(),
-        m.namespace.clone().unwrap_or_default(),
-    );
-    base.insert(
-        "__meta_kubernetes_endpoints_name".into(),
-        m.name.clone().unwrap_or_default(),
-    );
-    object_labels(
-        &mut base,
-        "__meta_kubernetes_endpoints",
-        m.labels.as_ref(),
-        m.annotations.as_ref(),
-    );
+    namespaced_object(&mut base, "__meta_kubernetes_endpoints", m);
     let mut pods = PodsMet::default();
     let mut out = Vec::new();
     for subset in eps.subsets.iter().flatten() {
@@ -756,21 +741,7 @@ fn tls_host(patterns: &[String], host: &str) -> bool {
 /// empty), scheme `https` when the host is covered by the Ingress's TLS section.
 pub fn ingress_targets(ing: &Ingress) -> Vec<Labels> {
     let mut base = Labels::new();
-    let m = &ing.metadata;
-    base.insert(
-        "__meta_kubernetes_namespace".into(),
-        m.namespace.clone().unwrap_or_default(),
-    );
-    base.insert(
-        "__meta_kubernetes_ingress_name".into(),
-        m.name.clone().unwrap_or_default(),
-    );
-    object_labels(
-        &mut base,
-        "__meta_kubernetes_ingress",
-        m.labels.as_ref(),
-        m.annotations.as_ref(),
-    );
+    namespaced_object(&mut base, "__meta_kubernetes_ingress", &ing.metadata);
     let Some(spec) = &ing.spec else {
         return Vec::new();
     };
