@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EndpointAddress, Endpoints, Node, Pod, Service,
+    Container, ContainerPort, EndpointAddress, Endpoints, Node, ObjectReference, Pod, Service,
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -266,6 +266,32 @@ fn container_id(pod: &Pod, name: &str, init: bool) -> String {
         .unwrap_or_default()
 }
 
+/// The pod an endpoint address refers to, and the labels every target of that address shares:
+/// the object's (`base`), the address's own and the pod's (their names do not overlap, so
+/// their order does not matter). Prometheus finds the pod by the reference's own namespace and
+/// name. Shared by the endpointslice and endpoints roles.
+fn address_labels(
+    base: &Labels,
+    own: Labels,
+    target: Option<&ObjectReference>,
+    pod_of: &impl Fn(&str, &str) -> Option<Arc<Pod>>,
+) -> (Option<Arc<Pod>>, Labels) {
+    let pod = target
+        .filter(|t| t.kind.as_deref() == Some("Pod"))
+        .and_then(|t| {
+            pod_of(
+                t.namespace.as_deref().unwrap_or_default(),
+                t.name.as_deref().unwrap_or_default(),
+            )
+        });
+    let mut shared = base.clone();
+    shared.extend(own);
+    if let Some(pod) = &pod {
+        shared.extend(pod_labels(pod));
+    }
+    (pod, shared)
+}
+
 /// Role `pod` (Prometheus' `buildPod`): for each container and init container, one target per
 /// declared port, or one at the pod IP when it declares none; no target without a pod IP.
 pub fn pod_targets(pod: &Pod) -> Vec<Labels> {
@@ -496,24 +522,8 @@ pub fn endpointslice_targets(
     let mut out = Vec::new();
     let ports = slice.ports.as_deref().unwrap_or_default();
     for ep in &slice.endpoints {
-        // Prometheus finds the pod by the reference's own namespace and name.
-        let pod = ep
-            .target_ref
-            .as_ref()
-            .filter(|t| t.kind.as_deref() == Some("Pod"))
-            .and_then(|t| {
-                pod_of(
-                    t.namespace.as_deref().unwrap_or_default(),
-                    t.name.as_deref().unwrap_or_default(),
-                )
-            });
-        // The labels every target of this endpoint shares: the slice's, the endpoint's and its
-        // pod's (their names do not overlap, so their order does not matter).
-        let mut shared = base.clone();
-        shared.extend(endpoint_labels(ep));
-        if let Some(pod) = &pod {
-            shared.extend(pod_labels(pod));
-        }
+        let (pod, shared) =
+            address_labels(&base, endpoint_labels(ep), ep.target_ref.as_ref(), &pod_of);
         for port in ports {
             for addr in &ep.addresses {
                 let mut l = shared.clone();
@@ -651,22 +661,12 @@ pub fn endpoints_targets(
         let addresses: Vec<(&EndpointAddress, Option<Arc<Pod>>, Labels)> = ready
             .chain(not_ready)
             .map(|(addr, ready)| {
-                // Prometheus finds the pod by the reference's own namespace and name.
-                let pod = addr
-                    .target_ref
-                    .as_ref()
-                    .filter(|t| t.kind.as_deref() == Some("Pod"))
-                    .and_then(|t| {
-                        pod_of(
-                            t.namespace.as_deref().unwrap_or_default(),
-                            t.name.as_deref().unwrap_or_default(),
-                        )
-                    });
-                let mut shared = base.clone();
-                shared.extend(endpoint_address_labels(addr, ready));
-                if let Some(pod) = &pod {
-                    shared.extend(pod_labels(pod));
-                }
+                let (pod, shared) = address_labels(
+                    &base,
+                    endpoint_address_labels(addr, ready),
+                    addr.target_ref.as_ref(),
+                    &pod_of,
+                );
                 (addr, pod, shared)
             })
             .collect();
