@@ -453,14 +453,8 @@ async fn cluster_changes_flow_through_discovery_into_assignments() {
         |v| count(v) == 1,
     )
     .await;
-    let group = selective
-        .as_object()
-        .unwrap()
-        .values()
-        .flat_map(|c| c["targets"].as_array().unwrap().clone())
-        .next()
-        .unwrap();
-    assert_eq!(group["labels"]["__meta_kubernetes_pod_name"], "worker-0");
+    let targets = served_targets(&selective);
+    assert_eq!(targets[0].1["__meta_kubernetes_pod_name"], "worker-0");
     assert!(sc.get("scrapeConfig/shop/unservable").is_some(), "{sc}");
     assert_eq!(
         count(&json_of(addr, "/jobs/scrapeConfig%2Fshop%2Funservable/targets").await),
